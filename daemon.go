@@ -1,0 +1,728 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// shutdownGrace bounds what a stopping daemon still does: finish the request
+// in flight and give back its claims. It is well under stop's default grace,
+// so a graceful stop does not end in a hard kill.
+const shutdownGrace = 5 * time.Second
+
+// readyTimeout bounds how long 'run --detach' waits for the daemon to be ready.
+const readyTimeout = 30 * time.Second
+
+// detachedEnv marks the child that 'run --detach' starts: it reports
+// readiness on standard output, then moves its output to daemon.log.
+const detachedEnv = "DIFFLORE_DETACHED"
+
+const runUsage = `
+Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
+
+Runs the delivery daemon of this data home: it drains the outbox in batches
+to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
+daemon runs per data home; a second exits 1. With no endpoint the daemon runs
+and keeps events queued.
+
+Examples:
+  difflore run --endpoint https://ingest.example.com/v1/events
+  difflore run --detach --endpoint file:///tmp/events.jsonl
+`
+
+// runOptions are the daemon's settings after flags and environment.
+type runOptions struct {
+	endpoint      string
+	token         string
+	batch         int
+	tick          time.Duration
+	allowInsecure bool
+}
+
+func cmdRun(ctx context.Context, cfg config, args []string) error {
+	fl := newFlagSet(cfg, "run", runUsage)
+	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready")
+	opts := runOptions{token: cfg.token}
+	fl.StringVar(&opts.endpoint, "endpoint", cfg.endpoint, "ingest `URL` (http, https or file:); default $DIFFLORE_CLOUD_URL")
+	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
+	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events (`DUR`, 10ms to 10s)")
+	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("run takes no arguments, got %q", fl.Arg(0))
+	}
+	if opts.batch < 1 || opts.batch > 10000 {
+		return usageError("--batch %d: want 1 to 10000", opts.batch)
+	}
+	if opts.tick < 10*time.Millisecond || opts.tick > 10*time.Second {
+		return usageError("--tick %s: want 10ms to 10s", opts.tick)
+	}
+	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
+	if err != nil {
+		return err
+	}
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		return err
+	}
+	if *detach {
+		return startDetached(ctx, cfg, h, withoutFlag(args, "detach"))
+	}
+	return runDaemon(ctx, cfg, h, s, opts)
+}
+
+// withoutFlag drops -name / --name (and -name=…) from args.
+func withoutFlag(args []string, name string) []string {
+	var out []string
+	for _, a := range args {
+		n := strings.TrimLeft(a, "-")
+		if n == name || strings.HasPrefix(n, name+"=") {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// runDaemon is the daemon: take the lock, publish the PID file, drain until
+// stopped, then clean up in the reverse order. Every exit path goes through
+// the deferred cleanup, so the lock is released last.
+func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions) error {
+	detached := cfg.getenv(detachedEnv) == "1"
+	var logOut io.Writer = cfg.stderr
+	var logFile *rotatingFile
+	if detached {
+		f, err := openRotatingFile(h.path(logFileName), defaultLogMax, defaultLogKeep)
+		if err != nil {
+			return fmt.Errorf("open log: %w", err)
+		}
+		defer f.Close()
+		logFile, logOut = f, f
+	}
+	log := newLogger(logOut, detached)
+
+	lock := newLock(h)
+	ok, err := lock.TryLock()
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Path(), err)
+	}
+	if !ok {
+		return alreadyRunning(h)
+	}
+	defer lock.Unlock()
+
+	exe, _ := os.Executable()
+	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion()}
+	if s != nil {
+		info.Endpoint = s.String()
+	}
+	pidPath := h.path(pidFileName)
+	if fi, err := os.Lstat(pidPath); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("pid file %q is not a regular file; refusing to replace it", pidPath)
+	}
+	if err := writeFileAtomic(pidPath, formatPIDFile(info)); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	defer os.Remove(pidPath)
+
+	ob, err := openOutbox(h, 5*time.Second, time.Now)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	if err := ob.resetInflight(); err != nil {
+		return err
+	}
+	endpoint := "(none)"
+	if s != nil {
+		endpoint = s.String()
+	}
+	if err := ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"}); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+
+	ctx, stop, err := stopContext(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "home", h.dir)
+	if s == nil {
+		log.Warn("no endpoint: events stay queued", "hint", "set DIFFLORE_CLOUD_URL or --endpoint")
+	}
+	if detached {
+		// Tell 'run --detach' we are ready, then stop writing to its pipe:
+		// it exits now, and a write to a broken pipe would kill us.
+		fmt.Fprintf(cfg.stdout, "ready %d\n", info.PID)
+		if err := redirectStdio(logFile.f); err != nil {
+			log.Warn("redirect output to log", "error", err)
+		}
+	}
+
+	d := newDrainer(ob, s, opts.batch, log, time.Now)
+	err = drainLoop(ctx, h, ob, d, opts.tick, log)
+	log.Info("daemon stopped", "pid", info.PID)
+	return err
+}
+
+// alreadyRunning is the error of a daemon that lost the lock.
+func alreadyRunning(h home) error {
+	if info, err := readPIDFile(h.path(pidFileName)); err == nil {
+		return fmt.Errorf("already running (pid %d)", info.PID)
+	}
+	return errors.New("already running (the lock is held)")
+}
+
+// drainLoop delivers until ctx is done. When there is nothing to send it
+// sleeps until the earliest of: a commit by another process (PRAGMA
+// data_version, polled every tick: microseconds each), the next event's
+// available_at, or the end of a pause or open breaker.
+func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Duration, log *slog.Logger) error {
+	// Requests get their own context: on shutdown the one in flight has
+	// shutdownGrace to finish before it is cancelled.
+	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReq()
+	stopAfter := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(shutdownGrace, cancelReq)
+		context.AfterFunc(reqCtx, func() { t.Stop() })
+	})
+	defer stopAfter()
+
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	lastVersion, err := ob.dataVersion()
+	if err != nil {
+		return fmt.Errorf("read outbox: %w", err)
+	}
+	var lastSpill time.Time
+	dbErrors := 0
+	sentSinceVacuum := false
+	for ctx.Err() == nil {
+		if now := time.Now(); now.Sub(lastSpill) >= time.Second {
+			lastSpill = now
+			if n, err := replaySpill(h, ob); err != nil {
+				log.Error("replay spilled events", "error", err)
+			} else if n > 0 {
+				log.Info("replayed spilled events", "events", n)
+			}
+		}
+		sent, err := d.step(reqCtx)
+		if err != nil {
+			dbErrors++
+			log.Error("outbox", "error", err)
+			if !sleepCtx(ctx, min(time.Duration(dbErrors)*time.Second, 30*time.Second)) {
+				break
+			}
+			continue
+		}
+		dbErrors = 0
+		if sent {
+			sentSinceVacuum = true
+			continue
+		}
+		if sentSinceVacuum {
+			sentSinceVacuum = false
+			if err := ob.vacuum(4096); err != nil {
+				log.Warn("vacuum", "error", err)
+			}
+		}
+		var wake <-chan time.Time
+		var timer *time.Timer
+		if d.sink != nil {
+			at, ok, err := ob.nextAvailable()
+			if err != nil {
+				log.Error("outbox", "error", err)
+			}
+			if hold := d.holdUntil(); ok && hold.After(at) {
+				at = hold
+			}
+			if ok {
+				timer = time.NewTimer(time.Until(at))
+				wake = timer.C
+			}
+		}
+	idle:
+		for {
+			select {
+			case <-ctx.Done():
+				break idle
+			case <-wake:
+				break idle
+			case <-ticker.C:
+				v, err := ob.dataVersion()
+				if err != nil || v != lastVersion {
+					lastVersion = v
+					break idle
+				}
+				if time.Since(lastSpill) >= 5*time.Second {
+					break idle
+				}
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+	// Shutting down: claims of a request cut short were given back by
+	// deliver; nothing else is in flight.
+	return nil
+}
+
+// sleepCtx sleeps for d or until ctx is done, and reports whether it slept
+// the whole time.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// startDetached starts 'difflore run' as a detached background process and
+// waits until it reports ready, or until it exits and says why.
+func startDetached(ctx context.Context, cfg config, h home, args []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
+	cmd := exec.Command(exe, append([]string{"run"}, args...)...)
+	cmd.Env = append(os.Environ(), detachedEnv+"=1", "DIFFLORE_HOME="+h.dir)
+	cmd.Dir = h.dir
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = detachAttrs()
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	pw.Close()
+
+	type line struct {
+		text string
+		err  error
+	}
+	lines := make(chan line, 1)
+	var out bytes.Buffer
+	go func() {
+		r := bufio.NewReader(pr)
+		for {
+			s, err := r.ReadString('\n')
+			if strings.HasPrefix(s, "ready ") {
+				lines <- line{text: s}
+				return
+			}
+			out.WriteString(s)
+			if err != nil {
+				lines <- line{err: err}
+				return
+			}
+		}
+	}()
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case l := <-lines:
+		if l.err == nil {
+			pid, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(l.text, "ready ")))
+			cmd.Process.Release()
+			fmt.Fprintf(cfg.stdout, "started (pid %d)\n", pid)
+			return nil
+		}
+		// The child exited before it was ready; its output says why.
+		werr := cmd.Wait()
+		cfg.stderr.Write(out.Bytes())
+		code := cmd.ProcessState.ExitCode()
+		if code <= 0 {
+			return fmt.Errorf("daemon exited before it was ready: %v", werr)
+		}
+		return withCode(code, errSilent)
+	case <-timer.C:
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("daemon not ready after %s; killed it (see %s)", readyTimeout, h.path(logFileName))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+const stopUsage = `
+Usage: difflore stop [--grace DUR]
+
+Stops the daemon of this data home: asks it to stop, waits for it to exit,
+and kills it after the grace period. It signals a process only when the lock
+is held and the process is the one the PID file describes. Prints one of
+'stopped (pid N)', 'killed (pid N) after DUR', 'not running' or
+'removed stale pid file (pid N)'.
+
+Example:
+  difflore stop --grace 30s
+`
+
+func cmdStop(ctx context.Context, cfg config, args []string) error {
+	fl := newFlagSet(cfg, "stop", stopUsage)
+	grace := fl.Duration("grace", 10*time.Second, "how long to wait for a graceful exit before killing (`DUR`)")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("stop takes no arguments, got %q", fl.Arg(0))
+	}
+	if *grace < 0 {
+		return usageError("--grace must not be negative")
+	}
+	h, err := openHome(cfg.home, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(cfg.stdout, "not running")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if msg, done, err := clearIfStale(h); done || err != nil {
+		if msg != "" {
+			fmt.Fprintln(cfg.stdout, msg)
+		}
+		return err
+	}
+
+	// The lock is held: a daemon runs. Find out which, and make sure.
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("a daemon holds the lock, but its pid file cannot be used (%v); not signalling anyone", err),
+			hint: "the daemon may have just started; try again"}
+	}
+	p, err := openProc(info.PID)
+	if err != nil {
+		if msg, done, serr := clearIfStale(h); done || serr != nil {
+			fmt.Fprintln(cfg.stdout, msg)
+			return serr
+		}
+		return fmt.Errorf("pid file names pid %d, which cannot be opened (%v); not signalling it", info.PID, err)
+	}
+	defer p.close()
+	// The handle is opened before the check, so what is checked is what
+	// gets signalled, even if the PID is reused in between.
+	if err := verifyProcess(info.PID, info); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("not signalling: %w", err),
+			hint: "the pid file does not describe the process that holds the lock; stop that daemon by hand"}
+	}
+	if err := p.requestStop(h); err != nil {
+		return fmt.Errorf("ask pid %d to stop: %w", info.PID, err)
+	}
+	exited, err := waitExit(ctx, h, p, *grace)
+	if err != nil {
+		return fmt.Errorf("wait for pid %d: %w", info.PID, err)
+	}
+	if exited {
+		fmt.Fprintf(cfg.stdout, "stopped (pid %d)\n", info.PID)
+		return nil
+	}
+	if err := p.kill(); err != nil {
+		return fmt.Errorf("kill pid %d: %w", info.PID, err)
+	}
+	if exited, err := waitExit(ctx, h, p, 10*time.Second); err != nil || !exited {
+		return fmt.Errorf("pid %d did not exit after kill: %v", info.PID, err)
+	}
+	// A killed daemon leaves its PID file behind; the lock is free now.
+	clearIfStale(h)
+	fmt.Fprintf(cfg.stdout, "killed (pid %d) after %s\n", info.PID, *grace)
+	return nil
+}
+
+// clearIfStale takes the lock if it is free, and while holding it (so no
+// daemon can start and write a new PID file in between) removes a PID file
+// left by a daemon that died. done reports that the lock was free: no daemon
+// runs, and msg says what was found.
+func clearIfStale(h home) (msg string, done bool, err error) {
+	lock := newLock(h)
+	ok, err := lock.TryLock()
+	if err != nil {
+		return "", false, fmt.Errorf("probe lock: %w", err)
+	}
+	if !ok {
+		return "", false, nil
+	}
+	defer lock.Unlock()
+	pidPath := h.path(pidFileName)
+	if _, err := os.Lstat(pidPath); errors.Is(err, fs.ErrNotExist) {
+		return "not running", true, nil
+	}
+	who := "unreadable"
+	if info, err := parsePIDFileAt(pidPath); err == nil {
+		who = "pid " + strconv.Itoa(info.PID)
+	}
+	if err := os.Remove(pidPath); err != nil {
+		return "", true, fmt.Errorf("remove stale pid file: %w", err)
+	}
+	return fmt.Sprintf("removed stale pid file (%s)", who), true, nil
+}
+
+// parsePIDFileAt reads a PID file for a message only: unlike readPIDFile it
+// does not mind whose it is, since nothing is signalled on its strength.
+func parsePIDFileAt(path string) (pidInfo, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return pidInfo{}, err
+	}
+	return parsePIDFile(data)
+}
+
+// waitExit waits up to timeout for the process to exit: through the OS's
+// exit notification where there is one, else by waiting for the lock, which
+// the daemon releases last.
+func waitExit(ctx context.Context, h home, p *proc, timeout time.Duration) (bool, error) {
+	exited, err := p.wait(timeout)
+	if !errors.Is(err, errNoExitWatch) {
+		return exited, err
+	}
+	return waitUnlocked(ctx, h, timeout)
+}
+
+// waitUnlocked blocks on the lock until it is free or timeout passes. A
+// blocking flock cannot be cancelled; when the timeout wins, the goroutine
+// ends with the process.
+func waitUnlocked(ctx context.Context, h home, timeout time.Duration) (bool, error) {
+	done := make(chan error, 1)
+	go func() {
+		l := newLock(h)
+		err := l.Lock()
+		if err == nil {
+			l.Unlock()
+		}
+		done <- err
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err == nil, err
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+const statusUsage = `
+Usage: difflore status [--json]
+
+Shows whether the daemon of this data home runs, the outbox counts, the
+endpoint and the last delivery. Exit code: 0 running, 1 stale PID file,
+3 not running, 4 unknown (the lock is held but the PID file cannot be used).
+
+Example:
+  difflore status --json | jq .outbox.pending
+`
+
+// statusReport is what 'status --json' prints.
+type statusReport struct {
+	Daemon struct {
+		State         string `json:"state"`
+		PID           int    `json:"pid,omitempty"`
+		StartedAt     string `json:"started_at,omitempty"`
+		UptimeSeconds int64  `json:"uptime_seconds,omitempty"`
+		Version       string `json:"version,omitempty"`
+		Reason        string `json:"reason,omitempty"`
+	} `json:"daemon"`
+	Outbox struct {
+		counts
+		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+	} `json:"outbox"`
+	Endpoint string `json:"endpoint"`
+	Delivery struct {
+		LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
+		LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
+		LastAttemptAt     string `json:"last_attempt_at,omitempty"`
+		LastError         string `json:"last_error,omitempty"`
+		Breaker           string `json:"breaker,omitempty"`
+		PausedReason      string `json:"paused_reason,omitempty"`
+		PausedSince       string `json:"paused_since,omitempty"`
+	} `json:"delivery"`
+}
+
+// daemonState is what the lock and the PID file say together.
+type daemonState struct {
+	state  string // running, stale, not_running or unknown
+	info   pidInfo
+	reason string
+}
+
+// inspect decides whether a daemon runs: the lock says whether one does, the
+// PID file says which. It never signals anything.
+func inspect(h home) (daemonState, error) {
+	held, err := lockHeld(h)
+	if err != nil {
+		return daemonState{}, err
+	}
+	info, perr := readPIDFile(h.path(pidFileName))
+	if !held {
+		if errors.Is(perr, fs.ErrNotExist) {
+			return daemonState{state: "not_running"}, nil
+		}
+		return daemonState{state: "stale", info: info}, nil
+	}
+	if perr != nil {
+		return daemonState{state: "unknown", reason: perr.Error()}, nil
+	}
+	if err := verifyProcess(info.PID, info); err != nil {
+		return daemonState{state: "unknown", info: info, reason: err.Error()}, nil
+	}
+	return daemonState{state: "running", info: info}, nil
+}
+
+func cmdStatus(ctx context.Context, cfg config, args []string) error {
+	fl := newFlagSet(cfg, "status", statusUsage)
+	asJSON := fl.Bool("json", false, "print one JSON object")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("status takes no arguments, got %q", fl.Arg(0))
+	}
+	var rep statusReport
+	rep.Daemon.State = "not_running"
+	rep.Endpoint = redactURL(cfg.endpoint)
+	if cfg.endpoint == "" {
+		rep.Endpoint = "(none)"
+	}
+	h, err := openHome(cfg.home, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err == nil {
+		st, err := inspect(h)
+		if err != nil {
+			return err
+		}
+		rep.Daemon.State, rep.Daemon.PID, rep.Daemon.Reason = st.state, st.info.PID, st.reason
+		if st.state == "running" {
+			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
+			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
+			rep.Daemon.Version = st.info.Version
+		}
+		if err := fillOutboxStatus(h, &rep); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(cfg.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printStatus(cfg.stdout, &rep)
+	}
+	switch rep.Daemon.State {
+	case "running":
+		return nil
+	case "stale":
+		return withCode(1, errSilent)
+	case "unknown":
+		return withCode(4, errSilent)
+	}
+	return withCode(3, errSilent)
+}
+
+// fillOutboxStatus adds the counts and the delivery state, when the outbox
+// exists; status never creates one.
+func fillOutboxStatus(h home, rep *statusReport) error {
+	if _, err := os.Stat(h.path(dbFileName)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	ob, err := openOutbox(h, 2*time.Second, time.Now)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	c, err := ob.counts()
+	if err != nil {
+		return err
+	}
+	rep.Outbox.counts = c
+	if c.Pending > 0 {
+		rep.Outbox.OldestPendingAgeSeconds = time.Since(c.OldestPending).Round(time.Millisecond).Seconds()
+	}
+	m, err := ob.meta()
+	if err != nil {
+		return fmt.Errorf("read delivery state: %w", err)
+	}
+	if rep.Daemon.State == "running" && m["endpoint"] != "" {
+		rep.Endpoint = m["endpoint"]
+	}
+	dl := &rep.Delivery
+	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
+	dl.LastDeliveryCount, _ = strconv.Atoi(m["last_delivery_count"])
+	if rep.Daemon.State == "running" {
+		dl.Breaker, dl.PausedReason, dl.PausedSince = m["breaker"], m["paused_reason"], m["paused_since"]
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, rep *statusReport) {
+	d := rep.Daemon
+	switch d.State {
+	case "running":
+		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
+		fmt.Fprintf(w, "running (pid %d, up %s, version %s)\n", d.PID, up, d.Version)
+	case "stale":
+		fmt.Fprintf(w, "stale pid file (pid %d); not running\n", d.PID)
+	case "unknown":
+		fmt.Fprintf(w, "lock held by an unidentified process: %s\n", d.Reason)
+	default:
+		fmt.Fprintln(w, "not running")
+	}
+	o := rep.Outbox
+	fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	if o.Pending > 0 {
+		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "endpoint: %s\n", rep.Endpoint)
+	dl := rep.Delivery
+	switch {
+	case dl.LastAttemptAt == "":
+		fmt.Fprintln(w, "delivery: nothing sent yet")
+	case dl.LastError == "":
+		fmt.Fprintf(w, "delivery: last %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+	default:
+		fmt.Fprintf(w, "delivery: last attempt at %s failed: %s\n", dl.LastAttemptAt, firstLine(dl.LastError))
+		if dl.LastDeliveryAt != "" {
+			fmt.Fprintf(w, "          last success: %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+		}
+	}
+	if dl.PausedReason != "" {
+		fmt.Fprintf(w, "paused:   since %s: %s\n", dl.PausedSince, firstLine(dl.PausedReason))
+	}
+	if strings.HasPrefix(dl.Breaker, "open") {
+		fmt.Fprintf(w, "breaker:  %s\n", dl.Breaker)
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// Delivery policy; DESIGN.md's answer table says what each answer means.
+const (
+	defaultBatch      = 100
+	maxBatchBytes     = 512 << 10 // uncompressed payload bytes in one batch
+	claimLease        = 10 * time.Minute
+	backoffBase       = time.Second
+	backoffCap        = 5 * time.Minute
+	maxRetryAfter     = time.Hour
+	retryAfter429     = 60 * time.Second
+	pauseRetry        = 30 * time.Second
+	breakerThreshold  = 5
+	breakerFirstProbe = 5 * time.Second
+	breakerMaxProbe   = 5 * time.Minute
+)
+
+// drainer claims batches from the outbox, sends them to the sink and settles
+// each event by the answer. Everything a retry depends on is stored per
+// event (attempts, available_at); the breaker and the pause live in memory
+// and are mirrored into the meta table for status.
+type drainer struct {
+	ob     *outbox
+	sink   sink
+	batch  int
+	log    *slog.Logger
+	now    func() time.Time
+	jitter func(time.Duration) time.Duration // uniform in [0, d]
+
+	failures     int           // consecutive retryable failures
+	breakerDelay time.Duration // 0 while the breaker is closed
+	breakerUntil time.Time     // no sending before this while open
+	pausedUntil  time.Time
+	pausedSince  time.Time
+}
+
+func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
+	return &drainer{
+		ob: ob, sink: s, batch: batch, log: log, now: now,
+		jitter: func(d time.Duration) time.Duration {
+			if d <= 0 {
+				return 0
+			}
+			return rand.N(d + 1)
+		},
+	}
+}
+
+// holdUntil is when sending may resume after a pause or an open breaker; the
+// zero time when nothing holds delivery back.
+func (d *drainer) holdUntil() time.Time {
+	if d.pausedUntil.After(d.breakerUntil) {
+		return d.pausedUntil
+	}
+	return d.breakerUntil
+}
+
+// step claims one batch and delivers it. It reports whether it sent
+// anything: when it did not, the caller waits for new events, the next
+// available_at or holdUntil.
+func (d *drainer) step(ctx context.Context) (bool, error) {
+	if d.sink == nil || d.now().Before(d.holdUntil()) {
+		return false, nil
+	}
+	limit := d.batch
+	probing := d.breakerDelay > 0
+	if probing {
+		limit = 1 // a probe risks one event, not a batch
+	}
+	token, events, err := d.ob.claim(limit, maxBatchBytes, claimLease)
+	if err != nil || len(events) == 0 {
+		return false, err
+	}
+	return true, d.deliver(ctx, token, events, probing)
+}
+
+// deliver sends events and settles them by the answer. A 400, 413 or 422
+// answer splits the batch in halves until the event at fault stands alone.
+func (d *drainer) deliver(ctx context.Context, token string, events []event, probing bool) error {
+	r := d.sink.send(ctx, events)
+	now := d.now()
+	if ctx.Err() != nil && r.verdict != delivered {
+		// Shutting down: the answer (likely a cancelled request) says
+		// nothing about the events. Give them back untouched.
+		return d.ob.release(token, events, now, false, "")
+	}
+	meta := map[string]string{
+		"last_attempt_at": now.UTC().Format(time.RFC3339Nano),
+		"last_status":     strconv.Itoa(r.status),
+		"last_count":      strconv.Itoa(len(events)),
+		"last_error":      r.err,
+	}
+	var settle func() error
+	switch r.verdict {
+	case delivered:
+		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
+		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
+		ok, retry, dead := splitRejected(events, r.rejected)
+		meta["last_delivery_at"] = meta["last_attempt_at"]
+		meta["last_delivery_count"] = strconv.Itoa(len(ok))
+		settle = func() error {
+			if err := d.ob.ack(token, ok); err != nil {
+				return err
+			}
+			for _, rj := range retry {
+				if err := d.ob.release(token, rj.events, now.Add(d.backoff(rj.events[0].Attempt, 0)), true, rj.err); err != nil {
+					return err
+				}
+			}
+			for _, rj := range dead {
+				if err := d.ob.bury(token, rj.events, rj.err); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		d.log.Info("delivered", "events", len(ok), "rejected", len(events)-len(ok))
+	case badBatch:
+		if len(events) > 1 {
+			half := len(events) / 2
+			if err := d.deliver(ctx, token, events[:half], probing); err != nil {
+				return err
+			}
+			return d.deliver(ctx, token, events[half:], probing)
+		}
+		d.log.Warn("dead-lettered", "id", events[0].ID, "error", r.err)
+		settle = func() error { return d.ob.bury(token, events, r.err) }
+	case paused:
+		if d.pausedSince.IsZero() {
+			d.pausedSince = now
+		}
+		d.pausedUntil = now.Add(pauseRetry)
+		meta["paused_reason"] = r.err
+		meta["paused_since"] = d.pausedSince.UTC().Format(time.RFC3339)
+		d.log.Warn("delivery paused", "error", r.err, "retry_in", pauseRetry)
+		settle = func() error { return d.ob.release(token, events, now, false, r.err) }
+	case retryLater:
+		d.failures++
+		counted := !probing
+		if probing || d.failures >= breakerThreshold {
+			d.openBreaker(now)
+		}
+		wait := r.retryAfter
+		if r.status == 429 && wait == 0 {
+			wait = retryAfter429
+		}
+		d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
+		settle = func() error {
+			for _, e := range events {
+				at := now
+				if counted {
+					at = now.Add(d.backoff(e.Attempt, wait))
+				}
+				if err := d.ob.release(token, []event{e}, at, counted, r.err); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	if !d.pausedUntil.After(now) {
+		meta["paused_reason"], meta["paused_since"] = "", ""
+	}
+	meta["breaker"] = "closed"
+	if d.breakerDelay > 0 {
+		meta["breaker"] = "open until " + d.breakerUntil.UTC().Format(time.RFC3339)
+	}
+	return d.ob.immediate(func() error {
+		if err := settle(); err != nil {
+			return err
+		}
+		return d.ob.setMeta(meta)
+	})
+}
+
+// openBreaker stops sending after repeated failures, or doubles the wait
+// after a failed probe: 5 s, then twice as long each time up to 5 min, with
+// jitter so that many daemons do not probe in step.
+func (d *drainer) openBreaker(now time.Time) {
+	if d.breakerDelay == 0 {
+		d.breakerDelay = breakerFirstProbe
+	} else {
+		d.breakerDelay = min(2*d.breakerDelay, breakerMaxProbe)
+	}
+	d.breakerUntil = now.Add(d.breakerDelay/2 + d.jitter(d.breakerDelay/2))
+}
+
+// backoff is the wait before attempt+1: exponential with full jitter (base
+// 1 s, doubling, capped at 5 min), but never less than what the endpoint
+// asked for with Retry-After.
+func (d *drainer) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	ceiling := backoffCap
+	if attempt < 20 {
+		ceiling = min(backoffBase<<(max(attempt, 1)-1), backoffCap)
+	}
+	return max(d.jitter(ceiling), min(retryAfter, maxRetryAfter))
+}
+
+// rejectedGroup is a set of rejected events with the error to record.
+type rejectedGroup struct {
+	events []event
+	err    string
+}
+
+// splitRejected divides a delivered batch by a 2xx answer's rejected list:
+// the delivered events, the ones to retry and the ones to dead-letter.
+func splitRejected(events []event, rejected []rejection) (ok []event, retry, dead []rejectedGroup) {
+	if len(rejected) == 0 {
+		return events, nil, nil
+	}
+	byID := make(map[string]rejection, len(rejected))
+	for _, r := range rejected {
+		byID[r.ID] = r
+	}
+	for _, e := range events {
+		r, found := byID[e.ID]
+		if !found {
+			ok = append(ok, e)
+			continue
+		}
+		g := rejectedGroup{events: []event{e}, err: fmt.Sprintf("rejected: %s", r.Error)}
+		if r.Retryable {
+			retry = append(retry, g)
+		} else {
+			dead = append(dead, g)
+		}
+	}
+	return ok, retry, dead
+}

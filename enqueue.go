@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// maxPayload is the largest event payload enqueue accepts.
+const maxPayload = 1 << 20
+
+// enqueueBusy is how long enqueue waits for a locked database before it
+// spills the event to a file instead.
+const enqueueBusy = 2 * time.Second
+
+const enqueueUsage = `
+Usage: difflore enqueue [--kind KIND] [--id ID] [JSON]
+
+Queues one event for delivery and returns at once. The payload is the
+argument, or standard input when there is none; it must be one JSON value of
+at most 1 MiB. When the outbox cannot be written in time, the event is saved
+in the spill folder instead and the daemon picks it up later.
+
+Example:
+  echo '{"tool":"Bash"}' | difflore enqueue --kind claude.PostToolUse
+`
+
+func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
+	fs := newFlagSet(cfg, "enqueue", enqueueUsage)
+	kind := fs.String("kind", "event", "the event's `kind`, e.g. claude.PostToolUse")
+	id := fs.String("id", "", "the event's `id` (default: a new time-ordered id); a repeated id is stored once")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkName("kind", *kind, false); err != nil {
+		return err
+	}
+	if err := checkName("id", *id, true); err != nil {
+		return err
+	}
+	var payload []byte
+	switch fs.NArg() {
+	case 0:
+		b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxPayload+1))
+		if err != nil {
+			return withCode(2, fmt.Errorf("read standard input: %w", err))
+		}
+		payload = b
+	case 1:
+		payload = []byte(fs.Arg(0))
+	default:
+		return usageError("enqueue takes one JSON argument, got %d", fs.NArg())
+	}
+	payload, err := checkPayload(payload)
+	if err != nil {
+		return err
+	}
+	if *id == "" {
+		*id = newEventID(time.Now())
+	}
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	dbErr := enqueueDB(h.path(dbFileName), enqueueBusy, *id, *kind, payload, now)
+	if dbErr == nil {
+		return nil
+	}
+	// The database could not take the event: keep it in a file rather than
+	// fail the hook that called us.
+	path, err := spillEvent(h, spilled{ID: *id, Kind: *kind, CreatedAt: now, Payload: string(payload)})
+	if err != nil {
+		return fmt.Errorf("event not saved: outbox: %v; spill: %w", dbErr, err)
+	}
+	fmt.Fprintf(cfg.stderr, "difflore: warning: outbox not writable (%v); event %s saved to %s\n", dbErr, *id, path)
+	return nil
+}
+
+// checkPayload accepts exactly one JSON value of at most maxPayload bytes,
+// returned without the white space around it.
+func checkPayload(p []byte) ([]byte, error) {
+	if len(p) > maxPayload {
+		return nil, usageError("payload is larger than 1 MiB")
+	}
+	p = bytes.TrimSpace(p)
+	if len(p) == 0 {
+		return nil, &exitError{code: 2, err: errors.New("empty payload: give one JSON value as the argument or on standard input"),
+			hint: `difflore enqueue '{"hello":"world"}'`}
+	}
+	if !json.Valid(p) {
+		var v any
+		err := json.Unmarshal(p, &v)
+		if err == nil { // json.Valid and Unmarshal disagree only on trailing data.
+			err = errors.New("more than one value")
+		}
+		return nil, usageError("payload is not one valid JSON value: %v", err)
+	}
+	return p, nil
+}
+
+// checkName validates an event id or kind: short, and made of characters
+// that are safe in a file name and a log line.
+func checkName(what, s string, emptyOK bool) error {
+	if s == "" {
+		if emptyOK {
+			return nil
+		}
+		return usageError("--%s must not be empty", what)
+	}
+	if len(s) > 128 {
+		return usageError("--%s is longer than 128 characters", what)
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:-", r)
+		if !ok {
+			return usageError("--%s %q: use only letters, digits, '.', '_', ':' and '-'", what, s)
+		}
+	}
+	if s[0] == '.' || s[0] == '-' {
+		return usageError("--%s %q must start with a letter or digit", what, s)
+	}
+	return nil
+}
+
+// newEventID returns a UUIDv7: 48 bits of Unix milliseconds then random
+// bits, so ids sort by creation time and never collide in practice.
+func newEventID(t time.Time) string {
+	var b [16]byte
+	rand.Read(b[6:])
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16|uint64(binary.BigEndian.Uint16(b[6:8])))
+	b[6] = 0x70 | b[6]&0x0f
+	b[8] = 0x80 | b[8]&0x3f
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+// spilled is an event saved in the spill folder.
+type spilled struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	CreatedAt time.Time `json:"created_at"`
+	Payload   string    `json:"payload"` // a string, so the bytes survive exactly
+}
+
+// spillEvent saves an event as spill/<id>.json, atomically and synced, so
+// that a crash leaves either the whole file or none.
+func spillEvent(h home, ev spilled) (string, error) {
+	dir := h.path(spillDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, ev.ID+".json")
+	return path, writeFileAtomic(path, data)
+}
+
+// replaySpill moves spilled events into the outbox. Insertion is by event id,
+// so a file replayed twice (a crash between insert and remove) is stored
+// once. A file that cannot be parsed is renamed to .bad and kept for a person.
+func replaySpill(h home, o *outbox) (moved int, err error) {
+	dir := h.path(spillDirName)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("read spill folder: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return moved, fmt.Errorf("read spilled event: %w", err)
+		}
+		var ev spilled
+		if err := json.Unmarshal(data, &ev); err != nil || checkName("id", ev.ID, false) != nil ||
+			checkName("kind", ev.Kind, false) != nil || !json.Valid([]byte(ev.Payload)) {
+			if err := os.Rename(path, path+".bad"); err != nil {
+				return moved, fmt.Errorf("set aside bad spill file: %w", err)
+			}
+			continue
+		}
+		if err := o.insert(ev.ID, ev.Kind, []byte(ev.Payload), ev.CreatedAt); err != nil {
+			return moved, fmt.Errorf("replay spilled event %s: %w", ev.ID, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return moved, fmt.Errorf("remove replayed spill file: %w", err)
+		}
+		moved++
+	}
+	return moved, nil
+}

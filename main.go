@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, errSilent) {
+		fmt.Fprintf(os.Stderr, "difflore: %v\n", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// exitError carries the exit code an error should end the program with, and
+// optionally a hint line.
+type exitError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *exitError) Error() string {
+	if e.hint != "" {
+		return e.err.Error() + "\nhint: " + e.hint
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// errSilent ends the program with its exit code and prints nothing more:
+// the command has already said what it had to.
+var errSilent = errors.New("silent")
+
+// usageError is bad usage or bad input: exit code 2.
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// withCode gives err an exit code.
+func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
+
+// config is what every command learns from the environment.
+type config struct {
+	home     string
+	endpoint string
+	token    string
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	getenv   func(string) string
+}
+
+func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {
+	dir := getenv("DIFFLORE_HOME")
+	if dir == "" {
+		if h, err := os.UserHomeDir(); err == nil {
+			dir = filepath.Join(h, ".difflore")
+		}
+	}
+	return config{
+		home:     dir,
+		endpoint: getenv("DIFFLORE_CLOUD_URL"),
+		token:    getenv("DIFFLORE_CLOUD_TOKEN"),
+		stdin:    stdin,
+		stdout:   stdout,
+		stderr:   stderr,
+		getenv:   getenv,
+	}
+}
+
+const mainUsage = `difflore keeps agent hooks fast and lossless: hooks enqueue events into a
+local SQLite outbox and a background daemon delivers them to an HTTP endpoint.
+
+Usage:
+  difflore <command> [flags]
+
+Commands:
+  enqueue   queue one event (the hook fast path)
+  run       run the delivery daemon (--detach to start it in the background)
+  stop      stop the daemon of this data home
+  status    show the daemon and the outbox
+  outbox    inspect the queue: list, retry and purge dead letters
+  version   print the version
+
+Environment:
+  DIFFLORE_HOME          data home (default ~/.difflore)
+  DIFFLORE_CLOUD_URL     ingest endpoint (http(s):// or file:)
+  DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint
+
+Run 'difflore <command> -h' for a command's flags.
+`
+
+// run is the whole program but for the exit: main only maps its error to a
+// message and an exit code, so deferred cleanup always runs.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mainUsage)
+		return withCode(2, errSilent)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "enqueue":
+		return cmdEnqueue(ctx, cfg, rest)
+	case "run":
+		return cmdRun(ctx, cfg, rest)
+	case "stop":
+		return cmdStop(ctx, cfg, rest)
+	case "status":
+		return cmdStatus(ctx, cfg, rest)
+	case "outbox":
+		return cmdOutbox(ctx, cfg, rest)
+	case "version":
+		return cmdVersion(cfg, rest)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, mainUsage)
+		return nil
+	}
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd), hint: "run 'difflore -h' for the list of commands"}
+}
+
+// newFlagSet returns a flag set whose -h prints usage, the flags and an
+// example to stdout.
+func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("difflore "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprint(cfg.stdout, strings.TrimLeft(usage, "\n"))
+		fmt.Fprintln(cfg.stdout, "\nFlags:")
+		fs.SetOutput(cfg.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args, turning -h into a clean exit and any other flag
+// error into exit code 2.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return errHelp
+		}
+		return &exitError{code: 2, err: err, hint: fmt.Sprintf("run '%s -h' for usage", fs.Name())}
+	}
+	return nil
+}
+
+// errHelp means -h was given and usage printed: the command is done.
+var errHelp = &exitError{code: 0, err: errSilent}
+
+func cmdVersion(cfg config, args []string) error {
+	fs := newFlagSet(cfg, "version", "Usage: difflore version\n\nPrints the version of difflore.\n")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("version takes no arguments")
+	}
+	fmt.Fprintf(cfg.stdout, "difflore %s\n", buildVersion())
+	return nil
+}
+
+// buildVersion is the module version when installed with 'go install
+// …@version', else the VCS revision, else "devel".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
+		}
+	}
+	return "devel"
+}

@@ -1,0 +1,542 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// schemaVersion is stored in PRAGMA user_version. enqueue compares it and
+// does no migration work when it matches.
+const schemaVersion = 1
+
+// Event states.
+const (
+	statePending  = 0
+	stateInflight = 1
+	stateDead     = 2
+)
+
+// maxAttempts is how many counted delivery attempts an event gets before it
+// becomes a dead letter.
+const maxAttempts = 20
+
+// schemaSQL creates the outbox. auto_vacuum must be set before the first
+// table exists, so that deleted rows can be given back to the file system
+// with PRAGMA incremental_vacuum. available_at means "not before" for a
+// pending event and "lease ends" for an inflight one, so one index serves
+// claiming, reclaiming and the next wake-up time.
+const schemaSQL = `
+PRAGMA auto_vacuum = INCREMENTAL;
+CREATE TABLE IF NOT EXISTS events (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT    NOT NULL UNIQUE,
+	kind         TEXT    NOT NULL,
+	payload      BLOB    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	state        INTEGER NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	available_at INTEGER NOT NULL,
+	claim        TEXT,
+	last_error   TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS events_by_state ON events (state, available_at, seq);
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+PRAGMA user_version = 1;
+`
+
+const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at)
+VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
+
+// claimSQL marks the next ready events inflight in one statement. The inner
+// query walks events_by_state in order and stops at the count limit; the
+// window sum then cuts the batch at the byte budget, always keeping the first
+// event so that one large event still goes out alone.
+const claimSQL = `
+UPDATE events
+SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
+WHERE seq IN (
+	SELECT seq FROM (
+		SELECT seq, length(payload) AS len,
+			sum(length(payload)) OVER (ORDER BY available_at, seq) AS total
+		FROM (
+			SELECT seq, payload, available_at FROM events
+			WHERE state = 0 AND available_at <= :now
+			ORDER BY available_at, seq LIMIT :limit
+		)
+	)
+	WHERE total <= :budget OR total = len
+)
+RETURNING seq, id, kind, payload, created_at, attempts`
+
+const reclaimSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now
+WHERE state = 1 AND available_at <= :now`
+
+const resetInflightSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now WHERE state = 1`
+
+const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
+
+// releaseSQL returns a claimed event to pending. An uncounted release gives
+// the attempt back; a counted one dead-letters the event once it has had
+// maxAttempts.
+const releaseSQL = `UPDATE events SET
+	state = CASE WHEN :counted AND attempts >= :max THEN 2 ELSE 0 END,
+	attempts = attempts - (1 - :counted),
+	available_at = :at,
+	claim = NULL,
+	last_error = coalesce(:error, last_error)
+WHERE seq = :seq AND claim = :claim`
+
+const deadSQL = `UPDATE events SET state = 2, claim = NULL, last_error = :error
+WHERE seq = :seq AND claim = :claim`
+
+const countsSQL = `SELECT state, count(*), min(created_at) FROM events GROUP BY state`
+
+const nextAvailableSQL = `SELECT min(available_at) FROM events WHERE state = 0`
+
+// event is one queued event.
+type event struct {
+	Seq       int64
+	ID        string
+	Kind      string
+	Payload   []byte
+	CreatedAt time.Time
+	Attempt   int // the number of this delivery attempt, from 1
+}
+
+// outbox is an open connection to the queue. It is not safe for concurrent
+// use: the daemon owns one for its whole life.
+type outbox struct {
+	conn *sqlite.Conn
+	now  func() time.Time
+}
+
+// createDBFile makes the database file 0600 before SQLite opens it: SQLite
+// gives the -wal and -shm files the mode of the database file.
+func createDBFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// openConn opens one connection with the settings every user of the outbox
+// needs. synchronous=NORMAL is set explicitly: in WAL mode it keeps every
+// commit safe from a process crash and costs no fsync per commit.
+func openConn(path string, busy time.Duration) (*sqlite.Conn, error) {
+	if err := createDBFile(path); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenNoMutex)
+	if err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	conn.SetBusyTimeout(busy)
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA synchronous = NORMAL", nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	return conn, nil
+}
+
+// userVersion reads the schema version of an open database.
+func userVersion(conn *sqlite.Conn) (int, error) {
+	var v int
+	err := sqlitex.ExecuteTransient(conn, "PRAGMA user_version", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt(0); return nil },
+	})
+	return v, err
+}
+
+// migrate brings the schema to schemaVersion. WAL mode is persistent in the
+// file, so it is set here once rather than on every open.
+func migrate(conn *sqlite.Conn) error {
+	v, err := userVersion(conn)
+	if err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	if v == schemaVersion {
+		return nil
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
+	}
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil); err != nil {
+		return fmt.Errorf("migrate outbox: wal: %w", err)
+	}
+	if err := sqlitex.ExecuteScript(conn, schemaSQL, nil); err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	return nil
+}
+
+// openOutbox opens the outbox for the daemon and the inspection commands,
+// creating or migrating it as needed.
+func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, error) {
+	conn, err := openConn(h.path(dbFileName), busy)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &outbox{conn: conn, now: now}, nil
+}
+
+func (o *outbox) Close() error { return o.conn.Close() }
+
+// immediate runs fn in one write transaction, taken at once, so that the
+// settlement of a batch (acks, retries, dead letters, the status it leaves)
+// commits together or not at all.
+func (o *outbox) immediate(fn func() error) (err error) {
+	end, err := sqlitex.ImmediateTransaction(o.conn)
+	if err != nil {
+		return err
+	}
+	defer end(&err)
+	return fn()
+}
+
+// insertEvent stores one event unless its id is already queued. It is the
+// whole of enqueue's database work when the schema is current.
+func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created time.Time) error {
+	stmt, err := conn.Prepare(insertSQL)
+	if err != nil {
+		return err
+	}
+	stmt.BindText(1, id)
+	stmt.BindText(2, kind)
+	stmt.BindBytes(3, payload)
+	stmt.BindInt64(4, created.UnixMilli())
+	_, err = stmt.Step()
+	if rerr := stmt.Reset(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// enqueueDB is enqueue's fast path: one connection, one version check, one
+// insert, no pool and no migration work when the schema is current.
+func enqueueDB(path string, busy time.Duration, id, kind string, payload []byte, created time.Time) error {
+	conn, err := openConn(path, busy)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	v, err := userVersion(conn)
+	if err != nil {
+		return err
+	}
+	if v != schemaVersion {
+		if err := migrate(conn); err != nil {
+			return err
+		}
+	}
+	return insertEvent(conn, id, kind, payload, created)
+}
+
+func (o *outbox) insert(id, kind string, payload []byte, created time.Time) error {
+	return insertEvent(o.conn, id, kind, payload, created)
+}
+
+// newToken returns a random claim token.
+func newToken() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// claim marks up to limit ready events (at most budget payload bytes, but at
+// least one) inflight under a new claim token, with a lease that ends after
+// lease. Events come back in queue order.
+func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, events []event, err error) {
+	now := o.now()
+	token = newToken()
+	end, err := sqlitex.ImmediateTransaction(o.conn)
+	if err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	defer end(&err)
+	err = sqlitex.Execute(o.conn, reclaimSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":now": now.UnixMilli()},
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("reclaim: %w", err)
+	}
+	err = sqlitex.Execute(o.conn, claimSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{
+			":claim":  token,
+			":lease":  now.Add(lease).UnixMilli(),
+			":now":    now.UnixMilli(),
+			":limit":  limit,
+			":budget": budget,
+		},
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			p := make([]byte, stmt.ColumnLen(3))
+			stmt.ColumnBytes(3, p)
+			events = append(events, event{
+				Seq:       stmt.ColumnInt64(0),
+				ID:        stmt.ColumnText(1),
+				Kind:      stmt.ColumnText(2),
+				Payload:   p,
+				CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
+				Attempt:   stmt.ColumnInt(5),
+			})
+			return nil
+		},
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
+	return token, events, nil
+}
+
+// forEachSeq runs query once per event in one savepoint, binding
+// :seq and :claim and whatever named arguments args holds.
+func (o *outbox) forEachSeq(query, token string, events []event, args map[string]any) (err error) {
+	if len(events) == 0 {
+		return nil
+	}
+	defer sqlitex.Save(o.conn)(&err)
+	named := map[string]any{":claim": token}
+	for k, v := range args {
+		named[k] = v
+	}
+	for _, e := range events {
+		named[":seq"] = e.Seq
+		if err := sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{Named: named}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ack deletes delivered events. The claim token guards against a late ack
+// from an expired claim deleting a row that was claimed again.
+func (o *outbox) ack(token string, events []event) error {
+	if err := o.forEachSeq(ackSQL, token, events, nil); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// release returns claimed events to pending, available again at at. A
+// counted release keeps the attempt and dead-letters events that have had
+// maxAttempts; an uncounted one (the endpoint was never really tried, or
+// refused us for a reason that is not the events') gives it back. An empty
+// errMsg keeps the previous error.
+func (o *outbox) release(token string, events []event, at time.Time, counted bool, errMsg string) error {
+	args := map[string]any{
+		":counted": counted,
+		":max":     maxAttempts,
+		":at":      at.UnixMilli(),
+		":error":   nil,
+	}
+	if errMsg != "" {
+		args[":error"] = errMsg
+	}
+	if err := o.forEachSeq(releaseSQL, token, events, args); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
+}
+
+// bury dead-letters claimed events with errMsg as their last error.
+func (o *outbox) bury(token string, events []event, errMsg string) error {
+	if err := o.forEachSeq(deadSQL, token, events, map[string]any{":error": errMsg}); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	return nil
+}
+
+// resetInflight returns every inflight event to pending. The daemon calls it
+// at start, holding the lock: whatever a previous instance had in flight was
+// never acknowledged and must be sent again.
+func (o *outbox) resetInflight() error {
+	err := sqlitex.Execute(o.conn, resetInflightSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":now": o.now().UnixMilli()},
+	})
+	if err != nil {
+		return fmt.Errorf("reset inflight events: %w", err)
+	}
+	return nil
+}
+
+// nextAvailable is the earliest time a pending event becomes ready, and
+// false when nothing is pending.
+func (o *outbox) nextAvailable() (time.Time, bool, error) {
+	var at time.Time
+	var ok bool
+	err := sqlitex.Execute(o.conn, nextAvailableSQL, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			if !stmt.ColumnIsNull(0) {
+				at, ok = time.UnixMilli(stmt.ColumnInt64(0)), true
+			}
+			return nil
+		},
+	})
+	return at, ok, err
+}
+
+// dataVersion changes whenever another connection commits to the database.
+// Reading it costs microseconds, so the daemon polls it to notice new events.
+func (o *outbox) dataVersion() (int64, error) {
+	var v int64
+	err := sqlitex.ExecuteTransient(o.conn, "PRAGMA data_version", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt64(0); return nil },
+	})
+	return v, err
+}
+
+// counts is how many events the outbox holds in each state.
+type counts struct {
+	Pending       int64     `json:"pending"`
+	Inflight      int64     `json:"inflight"`
+	Dead          int64     `json:"dead"`
+	OldestPending time.Time `json:"-"`
+}
+
+func (o *outbox) counts() (counts, error) {
+	var c counts
+	err := sqlitex.Execute(o.conn, countsSQL, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			n := stmt.ColumnInt64(1)
+			switch stmt.ColumnInt(0) {
+			case statePending:
+				c.Pending = n
+				c.OldestPending = time.UnixMilli(stmt.ColumnInt64(2))
+			case stateInflight:
+				c.Inflight = n
+			case stateDead:
+				c.Dead = n
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return counts{}, fmt.Errorf("count events: %w", err)
+	}
+	return c, nil
+}
+
+// setMeta stores daemon state that other commands show (the last delivery,
+// the breaker, a pause) in the database, where status can read it.
+func (o *outbox) setMeta(kv map[string]string) (err error) {
+	defer sqlitex.Save(o.conn)(&err)
+	for k, v := range kv {
+		err := sqlitex.Execute(o.conn, `INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, &sqlitex.ExecOptions{Args: []any{k, v}})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *outbox) meta() (map[string]string, error) {
+	m := map[string]string{}
+	err := sqlitex.Execute(o.conn, `SELECT key, value FROM meta`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { m[stmt.ColumnText(0)] = stmt.ColumnText(1); return nil },
+	})
+	return m, err
+}
+
+// vacuum gives free pages back to the file system, a bounded number at a
+// time, so that a drained outbox does not keep its peak size for ever.
+func (o *outbox) vacuum(pages int) error {
+	return sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil)
+}
+
+// deadLetter is a dead event as 'outbox list' shows it.
+type deadLetter struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+const deadLettersSQL = `SELECT id, kind, attempts, coalesce(last_error, ''), created_at
+FROM events WHERE state = 2 ORDER BY seq LIMIT :limit`
+
+func (o *outbox) deadLetters(limit int) ([]deadLetter, error) {
+	var out []deadLetter
+	err := sqlitex.Execute(o.conn, deadLettersSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":limit": limit},
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			out = append(out, deadLetter{
+				ID: stmt.ColumnText(0), Kind: stmt.ColumnText(1), Attempts: stmt.ColumnInt(2),
+				LastError: stmt.ColumnText(3), CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
+			})
+			return nil
+		},
+	})
+	return out, err
+}
+
+const kindCountsSQL = `SELECT kind, state, count(*) FROM events GROUP BY kind, state ORDER BY kind, state`
+
+// kindCounts is how many events of each kind are in each state.
+func (o *outbox) kindCounts() (map[string]*counts, error) {
+	out := map[string]*counts{}
+	err := sqlitex.Execute(o.conn, kindCountsSQL, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			c := out[stmt.ColumnText(0)]
+			if c == nil {
+				c = &counts{}
+				out[stmt.ColumnText(0)] = c
+			}
+			switch stmt.ColumnInt(1) {
+			case statePending:
+				c.Pending = stmt.ColumnInt64(2)
+			case stateInflight:
+				c.Inflight = stmt.ColumnInt64(2)
+			case stateDead:
+				c.Dead = stmt.ColumnInt64(2)
+			}
+			return nil
+		},
+	})
+	return out, err
+}
+
+const retryDeadSQL = `UPDATE events SET state = 0, attempts = 0, available_at = :now
+WHERE state = 2 AND (:all OR id = :id)`
+
+// retryDead returns dead letters to pending with their attempts reset: all
+// of them, or those with the given ids. It reports how many it moved.
+func (o *outbox) retryDead(all bool, ids []string) (n int, err error) {
+	defer sqlitex.Save(o.conn)(&err)
+	if all {
+		ids = []string{""}
+	}
+	for _, id := range ids {
+		err := sqlitex.Execute(o.conn, retryDeadSQL, &sqlitex.ExecOptions{
+			Named: map[string]any{":now": o.now().UnixMilli(), ":all": all, ":id": id},
+		})
+		if err != nil {
+			return 0, err
+		}
+		n += o.conn.Changes()
+	}
+	return n, nil
+}
+
+// purgeDead deletes every dead letter and reports how many.
+func (o *outbox) purgeDead() (n int, err error) {
+	err = sqlitex.Execute(o.conn, `DELETE FROM events WHERE state = 2`, nil)
+	return o.conn.Changes(), err
+}

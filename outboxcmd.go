@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+const outboxUsage = `
+Usage:
+  difflore outbox [list] [--json] [--limit N]
+  difflore outbox retry (--all | ID...)
+  difflore outbox purge --dead --yes
+
+Inspects the queue. 'list' shows the counts by state and kind and the dead
+letters with their last error; 'retry' puts dead letters back in the queue
+with their attempts reset; 'purge' deletes the dead letters for good.
+
+Examples:
+  difflore outbox list
+  difflore outbox retry --all
+  difflore outbox purge --dead --yes
+`
+
+func cmdOutbox(ctx context.Context, cfg config, args []string) error {
+	sub := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "list":
+		return outboxList(cfg, args)
+	case "retry":
+		return outboxRetry(cfg, args)
+	case "purge":
+		return outboxPurge(cfg, args)
+	}
+	return &exitError{code: 2, err: fmt.Errorf("unknown outbox command %q", sub), hint: "run 'difflore outbox -h'"}
+}
+
+// openExistingOutbox opens the outbox of the data home, creating both if
+// needed: the inspection commands show an empty queue rather than fail.
+func openExistingOutbox(cfg config) (*outbox, error) {
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		return nil, err
+	}
+	return openOutbox(h, 5*time.Second, time.Now)
+}
+
+func outboxList(cfg config, args []string) error {
+	fl := newFlagSet(cfg, "outbox list", outboxUsage)
+	asJSON := fl.Bool("json", false, "print one JSON object")
+	limit := fl.Int("limit", 100, "show at most `N` dead letters")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("outbox list takes no arguments, got %q", fl.Arg(0))
+	}
+	if *limit < 0 {
+		return usageError("--limit must not be negative")
+	}
+	ob, err := openExistingOutbox(cfg)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	total, err := ob.counts()
+	if err != nil {
+		return err
+	}
+	byKind, err := ob.kindCounts()
+	if err != nil {
+		return err
+	}
+	dead, err := ob.deadLetters(*limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := struct {
+			Counts      counts             `json:"counts"`
+			Kinds       map[string]*counts `json:"kinds"`
+			DeadLetters []deadLetter       `json:"dead_letters"`
+		}{total, byKind, dead}
+		if out.DeadLetters == nil {
+			out.DeadLetters = []deadLetter{}
+		}
+		enc := json.NewEncoder(cfg.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(cfg.stdout, "%d pending, %d inflight, %d dead\n", total.Pending, total.Inflight, total.Dead)
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		c := byKind[k]
+		fmt.Fprintf(cfg.stdout, "  %-32s %6d pending %6d inflight %6d dead\n", k, c.Pending, c.Inflight, c.Dead)
+	}
+	if len(dead) > 0 {
+		fmt.Fprintln(cfg.stdout, "dead letters:")
+		for _, d := range dead {
+			age := time.Since(d.CreatedAt).Round(time.Second)
+			fmt.Fprintf(cfg.stdout, "  %s  %s  %d attempts  %s old  %s\n", d.ID, d.Kind, d.Attempts, age, firstLine(d.LastError))
+		}
+	}
+	return nil
+}
+
+func outboxRetry(cfg config, args []string) error {
+	fl := newFlagSet(cfg, "outbox retry", outboxUsage)
+	all := fl.Bool("all", false, "retry every dead letter")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if *all == (fl.NArg() > 0) {
+		return usageError("outbox retry wants --all or dead letter ids, not both or neither")
+	}
+	for _, id := range fl.Args() {
+		if err := checkName("id", id, false); err != nil {
+			return err
+		}
+	}
+	ob, err := openExistingOutbox(cfg)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	n, err := ob.retryDead(*all, fl.Args())
+	if err != nil {
+		return fmt.Errorf("retry dead letters: %w", err)
+	}
+	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue\n", n)
+	return nil
+}
+
+func outboxPurge(cfg config, args []string) error {
+	fl := newFlagSet(cfg, "outbox purge", outboxUsage)
+	dead := fl.Bool("dead", false, "purge the dead letters (the only kind of purge)")
+	yes := fl.Bool("yes", false, "confirm: the dead letters are deleted for good")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("outbox purge takes no arguments, got %q", fl.Arg(0))
+	}
+	if !*dead || !*yes {
+		return &exitError{code: 2, err: fmt.Errorf("outbox purge needs --dead and --yes"),
+			hint: "this deletes dead letters for good; 'difflore outbox list' shows them first"}
+	}
+	ob, err := openExistingOutbox(cfg)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	n, err := ob.purgeDead()
+	if err != nil {
+		return fmt.Errorf("purge dead letters: %w", err)
+	}
+	fmt.Fprintf(cfg.stdout, "purged %d dead letters\n", n)
+	return nil
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+// The names of the files in the data home; DESIGN.md describes each.
+const (
+	pidFileName  = "daemon.pid"
+	lockFileName = "daemon.pid.lock"
+	dbFileName   = "outbox.db"
+	logFileName  = "daemon.log"
+	spillDirName = "spill"
+)
+
+// startTolerance is how far a process's create time may be from the
+// started_at its PID file records and still count as the same process. Linux
+// derives create times from the boot time, which drifts, so exact equality
+// would reject a genuine daemon.
+const startTolerance = 3 * time.Second
+
+var (
+	errNotRunning  = errors.New("not running")
+	errNoPID       = errors.New("no pid")
+	errNoExitWatch = errors.New("no exit notification on this system")
+)
+
+// home is the data home: the folder that holds the outbox, the PID file, its
+// lock, the log and the spill folder.
+type home struct {
+	dir string
+}
+
+func (h home) path(name string) string { return filepath.Join(h.dir, name) }
+
+// openHome checks the data home and, when create is set, makes it. A home
+// that is a symlink or belongs to another user is refused: difflore writes
+// PID files and signals processes on the strength of what it finds there.
+func openHome(dir string, create bool) (home, error) {
+	if dir == "" {
+		return home{}, errors.New("no data home: set DIFFLORE_HOME or HOME")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return home{}, fmt.Errorf("data home %q: %w", dir, err)
+	}
+	fi, err := os.Lstat(abs)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return home{}, fmt.Errorf("create data home: %w", err)
+		}
+		fi, err = os.Lstat(abs)
+	}
+	if err != nil {
+		return home{}, fmt.Errorf("data home: %w", err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return home{}, fmt.Errorf("data home %q is a symlink; refusing to use it", abs)
+	}
+	if !fi.IsDir() {
+		return home{}, fmt.Errorf("data home %q is not a directory", abs)
+	}
+	if err := checkOwner(fi); err != nil {
+		return home{}, fmt.Errorf("data home %q: %w", abs, err)
+	}
+	if create && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return home{}, fmt.Errorf("data home: %w", err)
+		}
+	}
+	return home{dir: abs}, nil
+}
+
+// pidInfo is what the PID file says about the daemon that wrote it.
+type pidInfo struct {
+	PID       int       `json:"-"`
+	StartedAt time.Time `json:"started_at"`
+	Exe       string    `json:"exe"`
+	Version   string    `json:"version"`
+	Endpoint  string    `json:"endpoint,omitempty"`
+}
+
+// parsePIDFile reads a PID file: line 1 the PID alone, line 2 (optional, as
+// older versions wrote none) a JSON object. Anything that is not a decimal PID
+// above 1 is an error, so that no caller can be talked into signalling
+// process 0, 1, a negative PID (a process group) or garbage.
+func parsePIDFile(data []byte) (pidInfo, error) {
+	line, rest, _ := bytes.Cut(data, []byte("\n"))
+	s := strings.TrimSpace(string(line))
+	if s == "" {
+		return pidInfo{}, fmt.Errorf("pid file is empty: %w", errNoPID)
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return pidInfo{}, fmt.Errorf("pid file line 1 is %.20q, not a pid", s)
+		}
+	}
+	pid, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || pid <= 1 {
+		return pidInfo{}, fmt.Errorf("pid file holds %.20q, not a usable pid", s)
+	}
+	info := pidInfo{PID: int(pid)}
+	if meta := bytes.TrimSpace(rest); len(meta) > 0 {
+		if err := json.Unmarshal(meta, &info); err != nil {
+			return pidInfo{}, fmt.Errorf("pid file line 2: %w", err)
+		}
+	}
+	return info, nil
+}
+
+// formatPIDFile is the inverse of parsePIDFile.
+func formatPIDFile(info pidInfo) []byte {
+	meta, _ := json.Marshal(info)
+	return fmt.Appendf(nil, "%d\n%s\n", info.PID, meta)
+}
+
+// readPIDFile reads and parses the PID file, refusing a symlink or a file of
+// another user.
+func readPIDFile(path string) (pidInfo, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return pidInfo{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return pidInfo{}, fmt.Errorf("pid file %q is not a regular file; refusing it", path)
+	}
+	if err := checkOwner(fi); err != nil {
+		return pidInfo{}, fmt.Errorf("pid file %q: %w", path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return pidInfo{}, err
+	}
+	return parsePIDFile(data)
+}
+
+// writeFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path. Renaming replaces a symlink at path rather than
+// writing through it.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // Fails harmlessly once the rename has happened.
+	if err := f.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// newLock returns the single-instance lock of a home. The lock file is never
+// deleted: deleting it would let a second daemon lock a new file of the same
+// name while the first still holds the old one.
+func newLock(h home) *flock.Flock {
+	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+}
+
+// lockHeld reports whether some process holds the home's lock. It takes the
+// lock for an instant when it is free, so it must not be called by the holder.
+func lockHeld(h home) (bool, error) {
+	if _, err := os.Stat(h.path(lockFileName)); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	l := newLock(h)
+	ok, err := l.TryLock()
+	if err != nil {
+		return false, fmt.Errorf("probe lock: %w", err)
+	}
+	if ok {
+		l.Unlock()
+	}
+	return !ok, nil
+}
+
+// verifyProcess checks that pid is the process that info describes: alive,
+// created when info says (within startTolerance), and running an executable
+// of the same name. A PID file without a start time cannot be verified.
+func verifyProcess(pid int, info pidInfo) error {
+	if pid <= 1 || pid == os.Getpid() {
+		return fmt.Errorf("pid %d is not one difflore may signal", pid)
+	}
+	if info.StartedAt.IsZero() || info.Exe == "" {
+		return fmt.Errorf("pid file names pid %d but records no start time or executable, so it cannot be verified", pid)
+	}
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", pid, errNotRunning)
+	}
+	ms, err := p.CreateTime()
+	if err != nil {
+		return fmt.Errorf("pid %d: start time: %w", pid, err)
+	}
+	created := time.UnixMilli(ms)
+	if d := created.Sub(info.StartedAt).Abs(); d > startTolerance {
+		return fmt.Errorf("pid %d started at %s, not at %s as the pid file says: it is another process",
+			pid, created.UTC().Format(time.RFC3339), info.StartedAt.UTC().Format(time.RFC3339))
+	}
+	name, err := p.Name()
+	if err != nil {
+		return fmt.Errorf("pid %d: name: %w", pid, err)
+	}
+	if !sameExeName(name, filepath.Base(info.Exe)) {
+		return fmt.Errorf("pid %d runs %q, not %q: it is another process", pid, name, filepath.Base(info.Exe))
+	}
+	return nil
+}
+
+// sameExeName compares a process name with an executable's base name. Linux
+// truncates process names to 15 bytes, and Windows names keep ".exe".
+func sameExeName(name, exe string) bool {
+	name = strings.TrimSuffix(strings.ToLower(name), ".exe")
+	exe = strings.TrimSuffix(strings.ToLower(exe), ".exe")
+	return name == exe || (len(name) == 15 && strings.HasPrefix(exe, name))
+}
+
+// selfStartTime is this process's create time as the OS reports it, so that
+// the PID file's started_at compares like with like in verifyProcess.
+func selfStartTime() time.Time {
+	if p, err := process.NewProcess(int32(os.Getpid())); err == nil {
+		if ms, err := p.CreateTime(); err == nil {
+			return time.UnixMilli(ms).UTC()
+		}
+	}
+	return time.Now().UTC()
+}

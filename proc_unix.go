@@ -1,0 +1,57 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// stopContext is cancelled when the daemon is asked to stop: SIGTERM (what
+// 'difflore stop', systemd and launchd send), SIGINT (Ctrl-C) or SIGHUP (its
+// terminal went away).
+func stopContext(ctx context.Context, _ home) (context.Context, context.CancelFunc, error) {
+	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return ctx, cancel, nil
+}
+
+// requestStop asks the daemon to stop gracefully.
+func (p *proc) requestStop(home) error { return p.signal(unix.SIGTERM) }
+
+// kill ends the process at once.
+func (p *proc) kill() error { return p.signal(unix.SIGKILL) }
+
+// detachAttrs puts the detached daemon in a session of its own, so that it
+// outlives the terminal and the shell that started it.
+func detachAttrs() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true}
+}
+
+// redirectStdio points standard output and error at f, so that the detached
+// daemon stops writing to the pipe of the process that started it.
+func redirectStdio(f *os.File) error {
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup2(int(f.Fd()), fd); err != nil {
+			return fmt.Errorf("dup2: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkOwner refuses a file or folder owned by another user.
+func checkOwner(fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("owned by uid %d, not by you (uid %d); refusing it", st.Uid, uid)
+	}
+	return nil
+}
