@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestScripts runs the end-to-end scripts in testdata/script: the CLI as a
+// user drives it, with real processes.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("DIFFLORE_HOME", env.WorkDir+string(os.PathSeparator)+"home")
+			env.Setenv("DIFFLORE_CLOUD_URL", "")
+			env.Setenv("DIFFLORE_CLOUD_TOKEN", "")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitlines": cmdWaitLines,
+			"exitcode":  cmdExitCode,
+		},
+	})
+}
+
+// cmdWaitLines: waitlines FILE N — waits (at most 20 s) until FILE has at
+// least N lines.
+func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: waitlines FILE N")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("waitlines: %v", err)
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if got := strings.Count(string(data), "\n"); got >= n {
+			return
+		} else if time.Now().After(deadline) {
+			ts.Fatalf("waitlines: %s has %d lines after 20s, want %d", args[0], got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdExitCode: exitcode N ARGS… — runs difflore ARGS… and checks that it
+// exits with code N; its output becomes the script's stdout and stderr.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || neg {
+		ts.Fatalf("usage: exitcode N [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args[1:]...)
+	cmd.Dir = ts.Getenv("WORK")
+	cmd.Env = append(os.Environ(), asMainEnv+"=1",
+		"DIFFLORE_HOME="+ts.Getenv("DIFFLORE_HOME"),
+		"DIFFLORE_CLOUD_URL="+ts.Getenv("DIFFLORE_CLOUD_URL"),
+		"DIFFLORE_CLOUD_TOKEN="+ts.Getenv("DIFFLORE_CLOUD_TOKEN"))
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	ts.Logf("[stdout]\n%s[stderr]\n%s", out.String(), errOut.String())
+	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stdout"), []byte(out.String()), 0o600))
+	if got != want {
+		ts.Fatalf("difflore %s: exit %d, want %d", strings.Join(args[1:], " "), got, want)
+	}
+}
