@@ -125,6 +125,17 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer lock.Unlock()
 
+	// Listen for stop requests before the PID file names us: 'stop' acts on
+	// the PID file, and a request sent before we listen would be lost (the
+	// Windows stop event would not exist yet) or kill us without cleanup
+	// (SIGTERM's default action on Unix). The deferred stop runs after the
+	// PID file is removed, so we listen for as long as it names us.
+	ctx, stop, err := stopContext(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
 	exe, _ := os.Executable()
 	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion()}
 	if s != nil {
@@ -154,12 +165,6 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"}); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
-
-	ctx, stop, err := stopContext(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer stop()
 
 	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "home", h.dir)
 	if s == nil {

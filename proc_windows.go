@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -33,54 +30,74 @@ func openProc(pid int) (*proc, error) {
 		}
 		return nil, fmt.Errorf("open process %d: %w", pid, err)
 	}
+	// A process that has exited keeps its PID, and can be opened, for as
+	// long as anyone holds a handle to it; it is not running all the same.
+	if r, _ := windows.WaitForSingleObject(h, 0); r == windows.WAIT_OBJECT_0 {
+		windows.CloseHandle(h)
+		return nil, fmt.Errorf("pid %d has exited: %w", pid, errNotRunning)
+	}
 	return &proc{pid: pid, h: h}, nil
 }
 
-// stopEventName names the event a daemon waits on for a stop request. It is
-// derived from the data home, so each home's daemon has its own. Windows has
-// no SIGTERM: os.Process.Signal can only kill, and GenerateConsoleCtrlEvent
-// cannot reach a detached process that has no console.
-func stopEventName(h home) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(filepath.Clean(h.dir))))
-	return `Local\difflore-stop-` + hex.EncodeToString(sum[:8])
+// stopEventName names the event a daemon waits on for a stop request.
+// Windows has no SIGTERM: os.Process.Signal can only kill, and
+// GenerateConsoleCtrlEvent cannot reach a detached process that has no
+// console. The name is derived from the daemon's PID, which 'stop' has read
+// from the PID file and verified: like a signal, the request reaches the
+// process that was checked, and no two spellings of one data home (8.3 short
+// names, a junction, a mapped drive) can name two different events.
+func stopEventName(pid int) string {
+	return `Local\difflore-stop-` + strconv.Itoa(pid)
 }
 
-// requestStop sets the daemon's stop event.
-func (p *proc) requestStop(h home) error {
-	name, err := windows.UTF16PtrFromString(stopEventName(h))
+// requestStop sets the daemon's stop event. The daemon creates the event
+// before it writes its PID file, so a daemon that 'stop' can find is one
+// that listens.
+func (p *proc) requestStop(home) error {
+	name, err := windows.UTF16PtrFromString(stopEventName(p.pid))
 	if err != nil {
 		return err
 	}
 	ev, err := windows.OpenEvent(windows.EVENT_MODIFY_STATE, false, name)
 	if err != nil {
-		return fmt.Errorf("open stop event: %w", err)
+		return fmt.Errorf("open stop event %s: %w", stopEventName(p.pid), err)
 	}
 	defer windows.CloseHandle(ev)
-	return windows.SetEvent(ev)
+	if err := windows.SetEvent(ev); err != nil {
+		return fmt.Errorf("set stop event: %w", err)
+	}
+	return nil
 }
 
-// wait blocks until the process exits or timeout passes.
+// wait blocks until the process exits or timeout passes. A negative timeout
+// checks without waiting.
 func (p *proc) wait(timeout time.Duration) (bool, error) {
-	ms := uint32(min(timeout.Milliseconds(), int64(windows.INFINITE-1)))
-	r, err := windows.WaitForSingleObject(p.h, max(ms, 0))
+	ms := uint32(min(max(timeout.Milliseconds(), 0), int64(windows.INFINITE-1)))
+	r, err := windows.WaitForSingleObject(p.h, ms)
 	switch r {
 	case windows.WAIT_OBJECT_0:
 		return true, nil
 	case uint32(windows.WAIT_TIMEOUT):
 		return false, nil
 	}
-	return false, fmt.Errorf("wait for process: %w", err)
+	return false, fmt.Errorf("wait for process %d: %w", p.pid, err)
 }
 
-// kill ends the process at once.
-func (p *proc) kill() error { return windows.TerminateProcess(p.h, 1) }
+// kill ends the process at once, through the handle that was verified.
+func (p *proc) kill() error {
+	if err := windows.TerminateProcess(p.h, 1); err != nil {
+		return fmt.Errorf("terminate process %d: %w", p.pid, err)
+	}
+	return nil
+}
 
 func (p *proc) close() { windows.CloseHandle(p.h) }
 
-// stopContext is cancelled by Ctrl-C or by the home's stop event, which
-// 'difflore stop' sets.
-func stopContext(ctx context.Context, h home) (context.Context, context.CancelFunc, error) {
-	name, err := windows.UTF16PtrFromString(stopEventName(h))
+// stopContext is cancelled by the stop event, which 'difflore stop' sets, by
+// Ctrl-C or Ctrl-Break (os.Interrupt), and by the console closing, the user
+// logging off or the system shutting down (which Go reports as SIGTERM).
+func stopContext(ctx context.Context, _ home) (context.Context, context.CancelFunc, error) {
+	name, err := windows.UTF16PtrFromString(stopEventName(os.Getpid()))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -88,14 +105,16 @@ func stopContext(ctx context.Context, h home) (context.Context, context.CancelFu
 	if err != nil && !errors.Is(err, windows.ERROR_ALREADY_EXISTS) {
 		return nil, nil, fmt.Errorf("create stop event: %w", err)
 	}
-	// An event left set by an earlier stop request must not stop us.
+	// An event that already exists was made for an earlier process with
+	// this PID and is still held open by someone; a request left set in it
+	// was not meant for us.
 	windows.ResetEvent(ev)
 	quit, err := windows.CreateEvent(nil, 1, 0, nil)
 	if err != nil {
 		windows.CloseHandle(ev)
 		return nil, nil, fmt.Errorf("create event: %w", err)
 	}
-	ctx, cancelSignals := signal.NotifyContext(ctx, os.Interrupt)
+	ctx, cancelSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -124,13 +143,50 @@ func detachAttrs() *syscall.SysProcAttr {
 	}
 }
 
-// redirectStdio points the standard handles at f, so that the detached
-// daemon stops writing to the pipe of the process that started it.
+// redirectStdio does for the detached daemon what dup2 does on Unix: the
+// standard output and error handles, and os.Stdout and os.Stderr, become
+// duplicates of f's handle, and the pipe to the process that started the
+// daemon is closed. Setting the std handles alone would not do: os.Stderr
+// would still write to the pipe, so the error main prints when the daemon
+// fails would be lost instead of landing in daemon.log. Duplicates, not f
+// itself, so that they outlive f when the log rotates or is closed.
 func redirectStdio(f *os.File) error {
-	for _, std := range []uint32{windows.STD_OUTPUT_HANDLE, windows.STD_ERROR_HANDLE} {
-		if err := windows.SetStdHandle(std, windows.Handle(f.Fd())); err != nil {
-			return err
+	self := windows.CurrentProcess()
+	dup := func() (windows.Handle, error) {
+		var h windows.Handle
+		err := windows.DuplicateHandle(self, windows.Handle(f.Fd()), self, &h, 0, false, windows.DUPLICATE_SAME_ACCESS)
+		if err != nil {
+			return 0, fmt.Errorf("duplicate log handle: %w", err)
 		}
+		return h, nil
+	}
+	out, err := dup()
+	if err != nil {
+		return err
+	}
+	errh, err := dup()
+	if err != nil {
+		windows.CloseHandle(out)
+		return err
+	}
+	if err := windows.SetStdHandle(windows.STD_OUTPUT_HANDLE, out); err != nil {
+		windows.CloseHandle(out)
+		windows.CloseHandle(errh)
+		return fmt.Errorf("set standard output: %w", err)
+	}
+	if err := windows.SetStdHandle(windows.STD_ERROR_HANDLE, errh); err != nil {
+		windows.CloseHandle(errh)
+		return fmt.Errorf("set standard error: %w", err)
+	}
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout = os.NewFile(uintptr(out), "/dev/stdout")
+	os.Stderr = os.NewFile(uintptr(errh), "/dev/stderr")
+	// Close each old handle once: closing a handle value twice could close
+	// whatever handle was given that value in between.
+	same := oldOut.Fd() == oldErr.Fd()
+	oldOut.Close()
+	if !same {
+		oldErr.Close()
 	}
 	return nil
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// These tests drive the OS primitives of whichever system runs them: the
+// pidfd on Linux, kqueue on the BSDs and macOS, process handles and the stop
+// event on Windows (run them there under Wine with ../shared/tools/wine-go-test).
+
+// TestProcWait checks that wait times out on a live process, reports a
+// negative timeout as no wait at all, and returns as soon as the process
+// exits.
+func TestProcWait(t *testing.T) {
+	s := startSleeper(t)
+	p, err := openProc(s.pid())
+	if err != nil {
+		t.Fatalf("openProc(%d): %v", s.pid(), err)
+	}
+	defer p.close()
+
+	start := time.Now()
+	exited, err := p.wait(300 * time.Millisecond)
+	if errors.Is(err, errNoExitWatch) {
+		t.Skip("no exit notification on this system; waitExit waits on the lock instead")
+	}
+	if err != nil {
+		t.Fatalf("wait on a live process: %v", err)
+	}
+	if exited {
+		t.Fatal("wait reported a live process as exited")
+	}
+	// Windows timers tick every 15.6 ms, so allow for one tick early.
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("wait(300ms) returned after %s: it did not wait", d)
+	}
+
+	start = time.Now()
+	if exited, err := p.wait(-time.Second); err != nil || exited {
+		t.Fatalf("wait(-1s) on a live process = %v, %v; want false, nil", exited, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("wait(-1s) blocked for %s; a negative timeout must not wait", d)
+	}
+
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	exited, err = p.wait(20 * time.Second)
+	if err != nil || !exited {
+		t.Fatalf("wait after the process was killed = %v, %v; want true, nil", exited, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("wait noticed the exit only after %s", d)
+	}
+}
+
+// TestProcKill checks that kill ends the process through the handle and that
+// a process that is gone cannot be opened.
+func TestProcKill(t *testing.T) {
+	s := startSleeper(t)
+	p, err := openProc(s.pid())
+	if err != nil {
+		t.Fatalf("openProc(%d): %v", s.pid(), err)
+	}
+	defer p.close()
+	if err := p.kill(); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("process still running 20s after kill")
+	}
+	if s.cmd.ProcessState.Success() {
+		t.Errorf("killed process exited successfully (%v); want a failure exit", s.cmd.ProcessState)
+	}
+	if exited, err := p.wait(10 * time.Second); !errors.Is(err, errNoExitWatch) && (err != nil || !exited) {
+		t.Errorf("wait on a killed process = %v, %v; want true, nil", exited, err)
+	}
+
+	// The sleeper has been waited for, so its PID names no process now
+	// (unless the OS reused it at once, which no supported OS does).
+	if q, err := openProc(s.pid()); !errors.Is(err, errNotRunning) {
+		if q != nil {
+			q.close()
+		}
+		t.Errorf("openProc of an exited pid: err = %v, want errNotRunning", err)
+	}
+}
+
+// TestProcRequestStopSleeper sends a stop request to a process that is not a
+// daemon. On Unix the request is SIGTERM, whose default action ends it. On
+// Windows it is the daemon's stop event, which a process that never listened
+// does not have: the request fails and leaves the process alone.
+func TestProcRequestStopSleeper(t *testing.T) {
+	h, err := openHome(testHome(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSleeper(t)
+	p, err := openProc(s.pid())
+	if err != nil {
+		t.Fatalf("openProc(%d): %v", s.pid(), err)
+	}
+	defer p.close()
+	err = p.requestStop(h)
+	if runtime.GOOS == "windows" {
+		if err == nil {
+			t.Fatal("requestStop to a process without a stop event succeeded")
+		}
+		select {
+		case <-s.exited:
+			t.Fatal("a failed stop request ended the process")
+		case <-time.After(300 * time.Millisecond):
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("requestStop: %v", err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("process still running 20s after the stop request")
+	}
+}
+
+// TestProcRequestStopDaemon checks that the stop request reaches a running
+// daemon and that it stops gracefully: exit code 0, PID file removed, lock
+// released.
+func TestProcRequestStopDaemon(t *testing.T) {
+	dir := testHome(t)
+	d := startDaemon(t)
+	h, err := openHome(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		t.Fatalf("read pid file of a running daemon: %v", err)
+	}
+	if info.PID != d.cmd.Process.Pid {
+		t.Fatalf("pid file names pid %d, the daemon is pid %d", info.PID, d.cmd.Process.Pid)
+	}
+	p, err := openProc(info.PID)
+	if err != nil {
+		t.Fatalf("openProc(%d): %v", info.PID, err)
+	}
+	defer p.close()
+	if err := p.requestStop(h); err != nil {
+		t.Fatalf("requestStop: %v", err)
+	}
+	if exited, err := waitExit(t.Context(), h, p, 20*time.Second); err != nil || !exited {
+		t.Fatalf("daemon did not exit within 20s of the stop request (%v)\n%s", err, d.log)
+	}
+	if err := d.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("daemon exit: %v, want exit code 0\n%s", err, d.log)
+	}
+	if _, err := os.Stat(h.path(pidFileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("pid file after a graceful stop: %v, want it removed", err)
+	}
+	if held, err := lockHeld(h); err != nil || held {
+		t.Errorf("lock after a graceful stop: held=%v err=%v, want released", held, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, lockFileName)); err != nil {
+		t.Errorf("lock file: %v; it must never be deleted", err)
+	}
+}
