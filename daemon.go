@@ -409,6 +409,16 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 
 	// The lock is held: a daemon runs. Find out which, and make sure.
 	info, err := readPIDFile(h.path(pidFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A daemon holds the lock without a PID file only for an instant:
+		// just after taking the lock, or just before releasing it. Give
+		// the moment time to pass, waiting on the lock itself.
+		if free, _ := waitUnlocked(ctx, h, time.Second); free {
+			fmt.Fprintln(cfg.stdout, "not running")
+			return nil
+		}
+		info, err = readPIDFile(h.path(pidFileName))
+	}
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("a daemon holds the lock, but its pid file cannot be used (%v); not signalling anyone", err),
 			hint: "the daemon may have just started; try again"}
