@@ -25,8 +25,11 @@ const shutdownGrace = 5 * time.Second
 // readyTimeout bounds how long 'run --detach' waits for the daemon to be ready.
 const readyTimeout = 30 * time.Second
 
-// detachedEnv marks the child that 'run --detach' starts: it reports
-// readiness on standard output, then moves its output to daemon.log.
+// detachedEnv marks a daemon started in the background: it logs JSON to
+// daemon.log. With the value "1" ('run --detach'), it also reports readiness
+// on standard output and then moves its output to daemon.log; with "quiet"
+// ('enqueue --ensure-daemon', which does not wait), its output is the log
+// already.
 const detachedEnv = "DIFFLORE_DETACHED"
 
 const runUsage = `
@@ -49,6 +52,7 @@ type runOptions struct {
 	batch         int
 	tick          time.Duration
 	allowInsecure bool
+	logLevel      slog.Level
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
@@ -59,6 +63,7 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
 	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events (`DUR`, 10ms to 10s)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
+	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -67,6 +72,9 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	}
 	if opts.batch < 1 || opts.batch > 10000 {
 		return usageError("--batch %d: want 1 to 10000", opts.batch)
+	}
+	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	if opts.tick < 10*time.Millisecond || opts.tick > 10*time.Second {
 		return usageError("--tick %s: want 10ms to 10s", opts.tick)
@@ -102,7 +110,7 @@ func withoutFlag(args []string, name string) []string {
 // stopped, then clean up in the reverse order. Every exit path goes through
 // the deferred cleanup, so the lock is released last.
 func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions) error {
-	detached := cfg.getenv(detachedEnv) == "1"
+	detached := cfg.getenv(detachedEnv) != ""
 	var logOut io.Writer = cfg.stderr
 	var logFile *rotatingFile
 	if detached {
@@ -113,7 +121,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		defer f.Close()
 		logFile, logOut = f, f
 	}
-	log := newLogger(logOut, detached)
+	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
 	ok, err := lock.TryLock()
@@ -170,7 +178,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if s == nil {
 		log.Warn("no endpoint: events stay queued", "hint", "set DIFFLORE_CLOUD_URL or --endpoint")
 	}
-	if detached {
+	if cfg.getenv(detachedEnv) == "1" {
 		// Tell 'run --detach' we are ready, then stop writing to its pipe:
 		// it exits now, and a write to a broken pipe would kill us.
 		fmt.Fprintf(cfg.stdout, "ready %d\n", info.PID)
@@ -372,6 +380,34 @@ func startDetached(ctx context.Context, cfg config, h home, args []string) error
 	}
 }
 
+// ensureDaemon starts a daemon in the background when none holds the lock,
+// without waiting for it: enqueue calls it on the hook's fast path. When
+// several hooks race here, the lock lets one daemon run and the others exit.
+func ensureDaemon(cfg config, h home) error {
+	held, err := lockHeld(h)
+	if err != nil || held {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	logf, err := os.OpenFile(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "run")
+	cmd.Env = append(os.Environ(), detachedEnv+"=quiet", "DIFFLORE_HOME="+h.dir)
+	cmd.Dir = h.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = detachAttrs()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	return cmd.Process.Release()
+}
+
 const stopUsage = `
 Usage: difflore stop [--grace DUR]
 
@@ -414,6 +450,16 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 
 	// The lock is held: a daemon runs. Find out which, and make sure.
 	info, err := readPIDFile(h.path(pidFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A daemon holds the lock without a PID file only for an instant:
+		// just after taking the lock, or just before releasing it. Give
+		// the moment time to pass, waiting on the lock itself.
+		if free, _ := waitUnlocked(ctx, h, time.Second); free {
+			fmt.Fprintln(cfg.stdout, "not running")
+			return nil
+		}
+		info, err = readPIDFile(h.path(pidFileName))
+	}
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("a daemon holds the lock, but its pid file cannot be used (%v); not signalling anyone", err),
 			hint: "the daemon may have just started; try again"}
@@ -636,7 +682,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 	} else {
-		printStatus(cfg.stdout, &rep)
+		printStatus(cfg.stdout, &rep, useColor(cfg, cfg.stdout))
 	}
 	switch rep.Daemon.State {
 	case "running":
@@ -684,18 +730,32 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	return nil
 }
 
-func printStatus(w io.Writer, rep *statusReport) {
+// ANSI colours for the state line of status, on a terminal only.
+const (
+	green  = "\033[32m"
+	yellow = "\033[33m"
+	red    = "\033[31m"
+	reset  = "\033[0m"
+)
+
+func printStatus(w io.Writer, rep *statusReport, color bool) {
+	paint := func(c, s string) string {
+		if !color {
+			return s
+		}
+		return c + s + reset
+	}
 	d := rep.Daemon
 	switch d.State {
 	case "running":
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
-		fmt.Fprintf(w, "running (pid %d, up %s, version %s)\n", d.PID, up, d.Version)
+		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, d.Version)
 	case "stale":
-		fmt.Fprintf(w, "stale pid file (pid %d); not running\n", d.PID)
+		fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
 	case "unknown":
-		fmt.Fprintf(w, "lock held by an unidentified process: %s\n", d.Reason)
+		fmt.Fprintf(w, "%s: %s\n", paint(red, "lock held by an unidentified process"), d.Reason)
 	default:
-		fmt.Fprintln(w, "not running")
+		fmt.Fprintln(w, paint(yellow, "not running"))
 	}
 	o := rep.Outbox
 	fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
@@ -711,7 +771,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 	case dl.LastError == "":
 		fmt.Fprintf(w, "delivery: last %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
 	default:
-		fmt.Fprintf(w, "delivery: last attempt at %s failed: %s\n", dl.LastAttemptAt, firstLine(dl.LastError))
+		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", dl.LastAttemptAt, paint(red, "failed"), firstLine(dl.LastError))
 		if dl.LastDeliveryAt != "" {
 			fmt.Fprintf(w, "          last success: %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
 		}

@@ -36,6 +36,7 @@ type drainer struct {
 	now    func() time.Time
 	jitter func(time.Duration) time.Duration // uniform in [0, d]
 
+	delivered    int64         // events acknowledged so far, for drain's progress
 	failures     int           // consecutive retryable failures
 	breakerDelay time.Duration // 0 while the breaker is closed
 	breakerUntil time.Time     // no sending before this while open
@@ -123,6 +124,7 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 			}
 			return nil
 		}
+		d.delivered += int64(len(ok))
 		d.log.Info("delivered", "events", len(ok), "rejected", len(events)-len(ok))
 	case badBatch:
 		if len(events) > 1 {

@@ -24,12 +24,14 @@ const maxPayload = 1 << 20
 const enqueueBusy = 2 * time.Second
 
 const enqueueUsage = `
-Usage: difflore enqueue [--kind KIND] [--id ID] [JSON]
+Usage: difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [JSON]
 
 Queues one event for delivery and returns at once. The payload is the
 argument, or standard input when there is none; it must be one JSON value of
 at most 1 MiB. When the outbox cannot be written in time, the event is saved
-in the spill folder instead and the daemon picks it up later.
+in the spill folder instead and the daemon picks it up later. With
+--ensure-daemon (or DIFFLORE_AUTOSTART=1), a daemon is started in the
+background when none runs, at the cost of one lock probe.
 
 Example:
   echo '{"tool":"Bash"}' | difflore enqueue --kind claude.PostToolUse
@@ -39,6 +41,7 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	fs := newFlagSet(cfg, "enqueue", enqueueUsage)
 	kind := fs.String("kind", "event", "the event's `kind`, e.g. claude.PostToolUse")
 	id := fs.String("id", "", "the event's `id` (default: a new time-ordered id); a repeated id is stored once")
+	ensure := fs.Bool("ensure-daemon", cfg.getenv("DIFFLORE_AUTOSTART") == "1", "start the daemon in the background if none runs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +74,15 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	h, err := openHome(cfg.home, true)
 	if err != nil {
 		return err
+	}
+	if *ensure {
+		// After the event is safe, whatever happens here; a failure to
+		// start the daemon must not fail the hook.
+		defer func() {
+			if err := ensureDaemon(cfg, h); err != nil {
+				fmt.Fprintf(cfg.stderr, "difflore: warning: could not start the daemon: %v\n", err)
+			}
+		}()
 	}
 	now := time.Now().UTC()
 	dbErr := enqueueDB(h.path(dbFileName), enqueueBusy, *id, *kind, payload, now)

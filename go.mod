@@ -7,6 +7,7 @@ require (
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/shirou/gopsutil/v4 v4.26.10
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 	zombiezen.com/go/sqlite v1.4.2
 )
 

@@ -96,17 +96,24 @@ Usage:
   difflore <command> [flags]
 
 Commands:
-  enqueue   queue one event (the hook fast path)
-  run       run the delivery daemon (--detach to start it in the background)
-  stop      stop the daemon of this data home
-  status    show the daemon and the outbox
-  outbox    inspect the queue: list, retry and purge dead letters
-  version   print the version
+  enqueue      queue one event (the hook fast path)
+  run          run the delivery daemon (--detach to start it in the background)
+  stop         stop the daemon of this data home
+  status       show the daemon and the outbox
+  outbox       inspect the queue: list, retry and purge dead letters
+  drain        deliver everything now, in the foreground
+  logs         print or follow the daemon's log
+  hooks        print the hook configuration for an agent
+  service      print a systemd, launchd or Windows service definition
+  completion   print a shell completion script
+  version      print the version
 
 Environment:
   DIFFLORE_HOME          data home (default ~/.difflore)
   DIFFLORE_CLOUD_URL     ingest endpoint (http(s):// or file:)
   DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint
+  DIFFLORE_AUTOSTART     set to 1: enqueue starts the daemon when none runs
+  NO_COLOR               set: no colours in status
 
 Run 'difflore <command> -h' for a command's flags.
 `
@@ -131,6 +138,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdStatus(ctx, cfg, rest)
 	case "outbox":
 		return cmdOutbox(ctx, cfg, rest)
+	case "drain":
+		return cmdDrain(ctx, cfg, rest)
+	case "logs":
+		return cmdLogs(ctx, cfg, rest)
+	case "hooks":
+		return cmdHooks(cfg, rest)
+	case "service":
+		return cmdService(cfg, rest)
+	case "completion":
+		return cmdCompletion(cfg, rest)
 	case "version":
 		return cmdVersion(cfg, rest)
 	case "-h", "-help", "--help", "help":

@@ -34,7 +34,6 @@ const maxAttempts = 20
 // pending event and "lease ends" for an inflight one, so one index serves
 // claiming, reclaiming and the next wake-up time.
 const schemaSQL = `
-PRAGMA auto_vacuum = INCREMENTAL;
 CREATE TABLE IF NOT EXISTS events (
 	seq          INTEGER PRIMARY KEY,
 	id           TEXT    NOT NULL UNIQUE,
@@ -161,7 +160,7 @@ func userVersion(conn *sqlite.Conn) (int, error) {
 
 // migrate brings the schema to schemaVersion. WAL mode is persistent in the
 // file, so it is set here once rather than on every open.
-func migrate(conn *sqlite.Conn) error {
+func migrate(conn *sqlite.Conn) (err error) {
 	v, err := userVersion(conn)
 	if err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
@@ -172,10 +171,22 @@ func migrate(conn *sqlite.Conn) error {
 	if v > schemaVersion {
 		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
 	}
-	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil); err != nil {
-		return fmt.Errorf("migrate outbox: wal: %w", err)
+	for _, pragma := range []string{"PRAGMA journal_mode = WAL", "PRAGMA auto_vacuum = INCREMENTAL"} {
+		if err := sqlitex.ExecuteTransient(conn, pragma, nil); err != nil {
+			return fmt.Errorf("migrate outbox: %s: %w", pragma, err)
+		}
 	}
-	if err := sqlitex.ExecuteScript(conn, schemaSQL, nil); err != nil {
+	// Concurrent first enqueues may all get here: the immediate transaction
+	// lets one create the schema, and the others find it done.
+	end, err := sqlitex.ImmediateTransaction(conn)
+	if err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	defer end(&err)
+	if v, err = userVersion(conn); err != nil || v == schemaVersion {
+		return err
+	}
+	if err = sqlitex.ExecuteScript(conn, schemaSQL, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
 	}
 	return nil

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+func TestParsePIDFile(t *testing.T) {
+	started := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		in      string
+		wantPID int
+		wantErr bool
+	}{
+		{"bare", "4242\n", 4242, false},
+		{"bare without newline", "4242", 4242, false},
+		{"spaces", "  4242  \n", 4242, false},
+		{"with json", "4242\n{\"started_at\":\"2026-11-25T18:00:00Z\",\"exe\":\"/usr/bin/difflore\",\"version\":\"v1\"}\n", 4242, false},
+		{"crlf", "4242\r\n", 4242, false},
+		{"empty", "", 0, true},
+		{"blank", "\n\n", 0, true},
+		{"negative", "-1\n", 0, true},
+		{"zero", "0\n", 0, true},
+		{"init", "1\n", 0, true},
+		{"garbage", "garbage\n", 0, true},
+		{"plus sign", "+42\n", 0, true},
+		{"hex", "0x10\n", 0, true},
+		{"huge", "99999999999999999999\n", 0, true},
+		{"above int32", "4294967296\n", 0, true},
+		{"two numbers", "42 43\n", 0, true},
+		{"bad json", "4242\n{not json\n", 0, true},
+		{"json first", "{\"pid\":4242}\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, err := parsePIDFile([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parsePIDFile(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if info.PID != tt.wantPID {
+				t.Errorf("parsePIDFile(%q) pid = %d, want %d", tt.in, info.PID, tt.wantPID)
+			}
+			if tt.name == "with json" && (!info.StartedAt.Equal(started) || info.Exe != "/usr/bin/difflore" || info.Version != "v1") {
+				t.Errorf("parsePIDFile(%q) = %+v, want the JSON fields", tt.in, info)
+			}
+		})
+	}
+	// What difflore writes, it reads back.
+	in := pidInfo{PID: 77, StartedAt: started, Exe: "/x/difflore", Version: "v2"}
+	out, err := parsePIDFile(formatPIDFile(in))
+	if err != nil || out != in {
+		t.Errorf("round trip: got %+v, %v; want %+v", out, err, in)
+	}
+	// Line 1 is the PID alone, for systemd's PIDFile= and pkill -F.
+	if first, _, _ := strings.Cut(string(formatPIDFile(in)), "\n"); first != "77" {
+		t.Errorf("line 1 = %q, want %q", first, "77")
+	}
+}
+
+func TestEnqueueRejectsBadInput(t *testing.T) {
+	big := `{"x":"` + strings.Repeat("a", maxPayload) + `"}`
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+	}{
+		{"not json", "", []string{"enqueue", "hello"}},
+		{"two values", "", []string{"enqueue", `{"a":1} {"b":2}`}},
+		{"truncated", `{"a": [1, 2`, []string{"enqueue"}},
+		{"over 1 MiB", big, []string{"enqueue"}},
+		{"over 1 MiB as argument", "", []string{"enqueue", big}},
+		{"empty stdin", "", []string{"enqueue"}},
+		{"white space only", " \n\t", []string{"enqueue"}},
+		{"two arguments", "", []string{"enqueue", "1", "2"}},
+		{"bad id", "", []string{"enqueue", "--id", "../../etc/passwd", "{}"}},
+		{"empty kind", "", []string{"enqueue", "--kind", "", "{}"}},
+		{"unknown flag", "", []string{"enqueue", "--nope", "{}"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := testHome(t)
+			_, stderr, code := cli(t, tt.stdin, tt.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr)
+			}
+			if !strings.HasPrefix(stderr, "difflore: ") {
+				t.Errorf("stderr = %q, want a 'difflore: ' message", stderr)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("bad input created the data home (stat: %v)", err)
+			}
+		})
+	}
+	// With an existing outbox, bad input leaves it unchanged.
+	testHome(t)
+	mustCLI(t, "enqueue", `{"ok":1}`)
+	if _, _, code := cli(t, `{"a":`, "enqueue"); code != 2 {
+		t.Fatalf("truncated payload: exit %d, want 2", code)
+	}
+	if c := outboxCounts(t); c.Pending != 1 {
+		t.Errorf("pending = %d after one good and one bad enqueue, want 1", c.Pending)
+	}
+}
+
+func TestEnqueueStoresRepeatedIDOnce(t *testing.T) {
+	testHome(t)
+	mustCLI(t, "enqueue", "--id", "same", `{"n":1}`)
+	mustCLI(t, "enqueue", "--id", "same", `{"n":2}`)
+	mustCLI(t, "enqueue", `{"n":3}`)
+	if c := outboxCounts(t); c.Pending != 2 {
+		t.Errorf("pending = %d, want 2", c.Pending)
+	}
+}
+
+// outboxCounts opens the test's outbox and counts its events.
+func outboxCounts(t *testing.T) counts {
+	t.Helper()
+	h, err := openHome(os.Getenv("DIFFLORE_HOME"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := openOutbox(h, time.Second, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// statusOf runs status --json and returns the state it reports and its code.
+func statusOf(t *testing.T) (state string, pid, code int) {
+	t.Helper()
+	out, stderr, code := cli(t, "", "status", "--json")
+	var rep struct {
+		Daemon struct {
+			State string `json:"state"`
+			PID   int    `json:"pid"`
+		} `json:"daemon"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\nstdout: %s\nstderr: %s", err, out, stderr)
+	}
+	return rep.Daemon.State, rep.Daemon.PID, code
+}
+
+// startedAt is a process's start time as difflore would record it.
+func startedAt(t *testing.T, pid int) time.Time {
+	t.Helper()
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := p.CreateTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// TestStopNeverSignalsUnverified writes every kind of wrong PID file and
+// checks that neither stop nor status takes it for a running daemon: with the
+// lock free (no daemon), and with the lock held by a process that the PID
+// file does not describe.
+func TestStopNeverSignalsUnverified(t *testing.T) {
+	victim := startSleeper(t)
+	exe, _ := os.Executable()
+	vStart := startedAt(t, victim.pid())
+	asJSON := func(pid int, started time.Time, exe string) string {
+		return string(formatPIDFile(pidInfo{PID: pid, StartedAt: started, Exe: exe, Version: "test"}))
+	}
+	files := map[string]string{
+		"minus one":          "-1\n",
+		"zero":               "0\n",
+		"one":                "1\n",
+		"garbage":            "garbage\n",
+		"empty":              "",
+		"huge":               "99999999999999999999\n",
+		"our own pid":        strconv.Itoa(os.Getpid()) + "\n",
+		"own pid as json":    asJSON(os.Getpid(), startedAt(t, os.Getpid()), exe),
+		"victim bare":        strconv.Itoa(victim.pid()) + "\n",
+		"victim json":        asJSON(victim.pid(), vStart, "difflore"),
+		"victim wrong start": asJSON(victim.pid(), vStart.Add(-time.Hour), victim.cmd.Path),
+	}
+	for _, lockHeldByTest := range []bool{false, true} {
+		for name, content := range files {
+			t.Run(fmt.Sprintf("%s/locked=%v", name, lockHeldByTest), func(t *testing.T) {
+				dir := testHome(t)
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				h, err := openHome(dir, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lockHeldByTest {
+					// Holding the lock makes the files look like a
+					// daemon's: only the identity check stands between
+					// them and a signal.
+					l := newLock(h)
+					if ok, err := l.TryLock(); !ok || err != nil {
+						t.Fatalf("lock: %v %v", ok, err)
+					}
+					defer l.Unlock()
+				}
+				pidPath := h.path(pidFileName)
+				if err := os.WriteFile(pidPath, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if state, _, _ := statusOf(t); state == "running" {
+					t.Errorf("status says running for a pid file holding %q", content)
+				}
+				out, stderr, code := cli(t, "", "stop", "--grace", "1s")
+				if lockHeldByTest {
+					if code != 1 || !strings.Contains(stderr, "not signalling") && !strings.Contains(stderr, "cannot be used") {
+						t.Errorf("stop with lock held: exit %d, stdout %q, stderr %q; want exit 1 and a refusal", code, out, stderr)
+					}
+					if _, err := os.Stat(pidPath); err != nil {
+						t.Errorf("stop removed the pid file of a held lock: %v", err)
+					}
+				} else {
+					if code != 0 || !strings.HasPrefix(out, "removed stale pid file") {
+						t.Errorf("stop with lock free: exit %d, stdout %q, stderr %q; want 'removed stale pid file'", code, out, stderr)
+					}
+					if _, err := os.Stat(pidPath); !os.IsNotExist(err) {
+						t.Errorf("stale pid file still there: %v", err)
+					}
+				}
+				if !victim.alive() {
+					t.Fatalf("the unrelated process was killed")
+				}
+			})
+		}
+	}
+}
+
+// TestKilledDaemonLosesNothing kills a daemon hard and checks that status
+// calls its PID file stale and that the next daemon delivers every event.
+func TestKilledDaemonLosesNothing(t *testing.T) {
+	dir := testHome(t)
+	const n = 50
+	for i := range n {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%02d", i), fmt.Sprintf(`{"i":%d}`, i))
+	}
+	d := startDaemon(t) // No endpoint: the events stay queued.
+	if state, pid, code := statusOf(t); state != "running" || pid != d.cmd.Process.Pid || code != 0 {
+		t.Fatalf("status = %s pid %d exit %d, want running pid %d exit 0", state, pid, code, d.cmd.Process.Pid)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	d.wait(t, 10*time.Second)
+	if state, pid, code := statusOf(t); state != "stale" || pid != d.cmd.Process.Pid || code != 1 {
+		t.Fatalf("after kill: status = %s pid %d exit %d, want stale pid %d exit 1", state, pid, code, d.cmd.Process.Pid)
+	}
+
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	d2 := startDaemon(t, "--endpoint", fileURL(out))
+	waitFor(t, 20*time.Second, "every event delivered", func() bool { return len(readLines(t, out)) >= n })
+	seen := map[string]bool{}
+	for _, l := range readLines(t, out) {
+		var e struct{ ID string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("bad line %q: %v", l, err)
+		}
+		seen[e.ID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("delivered %d distinct events, want %d", len(seen), n)
+	}
+	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d2.cmd.Process.Pid) {
+		t.Errorf("stop said %q", got)
+	}
+	if err := d2.wait(t, 10*time.Second); err != nil {
+		t.Errorf("daemon exit after stop: %v\n%s", err, d2.log)
+	}
+	if _, err := os.Stat(filepath.Join(dir, pidFileName)); !os.IsNotExist(err) {
+		t.Errorf("pid file left after a graceful stop: %v", err)
+	}
+}
+
+// TestStopRefusesRewrittenPIDFile rewrites a running daemon's PID file to
+// name an unrelated live process: stop must signal nobody and say why.
+func TestStopRefusesRewrittenPIDFile(t *testing.T) {
+	dir := testHome(t)
+	d := startDaemon(t)
+	victim := startSleeper(t)
+	pidPath := filepath.Join(dir, pidFileName)
+	orig, err := os.ReadFile(pidPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := parsePIDFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrites := map[string]string{
+		"bare pid":        fmt.Sprintf("%d\n", victim.pid()),
+		"daemon's record": string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: info.StartedAt, Exe: info.Exe, Version: info.Version})),
+		"victim's start":  string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: startedAt(t, victim.pid()), Exe: info.Exe, Version: info.Version})),
+	}
+	for name, content := range rewrites {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(pidPath, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := cli(t, "", "stop", "--grace", "1s")
+			if code != 1 || !strings.Contains(stderr, "not signalling") {
+				t.Errorf("stop: exit %d, stderr %q; want exit 1 and 'not signalling'", code, stderr)
+			}
+			if state, _, _ := statusOf(t); state == "running" {
+				t.Errorf("status says running with a pid file naming another process")
+			}
+			if !victim.alive() {
+				t.Fatal("the unrelated process was signalled")
+			}
+			if !d.alive() {
+				t.Fatal("the daemon was signalled through a pid file that does not describe it")
+			}
+		})
+	}
+	if err := os.WriteFile(pidPath, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "stop")
+	d.wait(t, 10*time.Second)
+}
+
+// TestTenConcurrentRuns starts ten daemons for one home at once: the lock
+// lets exactly one run, and the others exit 1 saying so.
+func TestTenConcurrentRuns(t *testing.T) {
+	testHome(t)
+	type outcome struct {
+		d     *daemonProc
+		ready bool
+	}
+	results := make([]outcome, 10)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			d, ready := spawnDaemon(t)
+			select {
+			case <-ready:
+				results[i] = outcome{d, true}
+			case <-d.done:
+				results[i] = outcome{d, false}
+			case <-time.After(30 * time.Second):
+				t.Errorf("daemon %d neither ready nor exited after 30s", i)
+			}
+		})
+	}
+	wg.Wait()
+	var winners int
+	for i, r := range results {
+		switch {
+		case r.d == nil:
+		case r.ready:
+			winners++
+		default:
+			if code := r.d.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.d.log.String(), "already running") {
+				t.Errorf("daemon %d: exit %d, log %q; want exit 1 'already running'", i, code, r.d.log)
+			}
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d daemons running, want exactly 1", winners)
+	}
+	mustCLI(t, "stop")
+}

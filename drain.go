@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+const drainUsage = `
+Usage: difflore drain [--endpoint URL] [--batch N] [--json]
+
+Delivers everything deliverable now, in the foreground, and exits with a
+summary: for a last flush before a laptop sleeps, or in CI. It refuses while
+a daemon runs for this data home (the daemon already delivers). Events that
+fail stay queued with their retry time; dead letters stay dead.
+
+Example:
+  difflore drain --endpoint https://ingest.example.com/v1/events
+`
+
+// drainSummary is what 'drain --json' prints.
+type drainSummary struct {
+	Delivered int64   `json:"delivered"`
+	Seconds   float64 `json:"seconds"`
+	Pending   int64   `json:"pending"`
+	Dead      int64   `json:"dead"`
+	LastError string  `json:"last_error,omitempty"`
+}
+
+func cmdDrain(ctx context.Context, cfg config, args []string) error {
+	fl := newFlagSet(cfg, "drain", drainUsage)
+	endpoint := fl.String("endpoint", cfg.endpoint, "ingest `URL`; default $DIFFLORE_CLOUD_URL")
+	batch := fl.Int("batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
+	allowInsecure := fl.Bool("allow-insecure", false, "allow plain http to a host that is not loopback")
+	asJSON := fl.Bool("json", false, "print the summary as one JSON object")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("drain takes no arguments, got %q", fl.Arg(0))
+	}
+	if *batch < 1 || *batch > 10000 {
+		return usageError("--batch %d: want 1 to 10000", *batch)
+	}
+	s, err := parseEndpoint(*endpoint, cfg.token, buildVersion(), *allowInsecure)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return &exitError{code: 2, err: fmt.Errorf("no endpoint to drain to"), hint: "set DIFFLORE_CLOUD_URL or pass --endpoint"}
+	}
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		return err
+	}
+	// Holding the lock keeps a daemon from starting and draining the same
+	// events at the same time.
+	lock := newLock(h)
+	ok, err := lock.TryLock()
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if !ok {
+		err := alreadyRunning(h)
+		return &exitError{code: 1, err: fmt.Errorf("a daemon is delivering for this data home: %v", err),
+			hint: "it delivers already; 'difflore status' shows its progress"}
+	}
+	defer lock.Unlock()
+	ob, err := openOutbox(h, 5*time.Second, time.Now)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	if err := ob.resetInflight(); err != nil {
+		return err
+	}
+	if _, err := replaySpill(h, ob); err != nil {
+		return err
+	}
+	before, err := ob.counts()
+	if err != nil {
+		return err
+	}
+	ctx, stop, err := stopContext(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	d := newDrainer(ob, s, *batch, slog.New(slog.DiscardHandler), time.Now)
+	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !*asJSON, before.Pending)
+	start := time.Now()
+	for ctx.Err() == nil {
+		sent, err := d.step(ctx)
+		if err != nil {
+			return err
+		}
+		if !sent {
+			break
+		}
+		p.update(d.delivered)
+	}
+	after, err := ob.counts()
+	if err != nil {
+		return err
+	}
+	m, _ := ob.meta()
+	sum := drainSummary{
+		Delivered: d.delivered,
+		Seconds:   time.Since(start).Seconds(),
+		Pending:   after.Pending,
+		Dead:      after.Dead,
+	}
+	if after.Pending > 0 {
+		sum.LastError = m["last_error"]
+	}
+	p.finish()
+	if *asJSON {
+		return json.NewEncoder(cfg.stdout).Encode(sum)
+	}
+	fmt.Fprintf(cfg.stdout, "delivered %d events in %s", sum.Delivered, time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond))
+	if sum.Seconds > 0 && sum.Delivered > 0 {
+		fmt.Fprintf(cfg.stdout, " (%.0f/s)", float64(sum.Delivered)/sum.Seconds)
+	}
+	fmt.Fprintf(cfg.stdout, "; %d pending, %d dead\n", sum.Pending, sum.Dead)
+	if sum.LastError != "" {
+		fmt.Fprintf(cfg.stdout, "last error: %s\n", firstLine(sum.LastError))
+	}
+	if ctx.Err() != nil {
+		return withCode(1, fmt.Errorf("interrupted"))
+	}
+	return nil
+}
+
+// progress shows how far a drain has come: a bar redrawn in place on a
+// terminal, a plain line a second otherwise.
+type progress struct {
+	w       io.Writer
+	tty     bool
+	total   int64
+	start   time.Time
+	last    time.Time
+	printed bool
+}
+
+func newProgress(w io.Writer, tty bool, total int64) *progress {
+	return &progress{w: w, tty: tty, total: total, start: time.Now()}
+}
+
+func (p *progress) update(done int64) {
+	now := time.Now()
+	every := time.Second
+	if p.tty {
+		every = 100 * time.Millisecond
+	}
+	if now.Sub(p.last) < every || p.total == 0 {
+		return
+	}
+	p.last = now
+	rate := float64(done) / max(now.Sub(p.start).Seconds(), 1e-3)
+	eta := "?"
+	if rate > 0 {
+		eta = (time.Duration(float64(p.total-done)/rate) * time.Second).Round(time.Second).String()
+	}
+	if !p.tty {
+		fmt.Fprintf(p.w, "delivered %d/%d events, %.0f/s, eta %s\n", done, p.total, rate, eta)
+		return
+	}
+	const width = 30
+	filled := int(min(width, width*done/max(p.total, 1)))
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d events  %.0f/s  eta %-6s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, p.total, rate, eta)
+	p.printed = true
+}
+
+func (p *progress) finish() {
+	if p.tty && p.printed {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+)
+
+const serviceUsage = `
+Usage: difflore service print systemd|launchd|windows
+
+Prints what makes the daemon start at log-in and restart when it fails: a
+systemd user unit, a launchd LaunchAgent, or a Windows Task Scheduler
+command. The service runs 'difflore run' in the foreground, logging to
+stderr (journald, or the log file launchd writes).
+
+Examples:
+  difflore service print systemd > ~/.config/systemd/user/difflore.service
+  systemctl --user daemon-reload && systemctl --user enable --now difflore
+
+  difflore service print launchd > ~/Library/LaunchAgents/dev.difflore.daemon.plist
+  launchctl bootstrap gui/$(id -u) ~/Library/LaunchAgents/dev.difflore.daemon.plist
+`
+
+// serviceData is what the service templates fill in. The endpoint and the
+// token are not written into the files: the token is a secret, and both are
+// read from an environment file the user keeps.
+type serviceData struct {
+	Exe  string
+	Home string
+}
+
+var serviceTemplates = map[string]string{
+	"systemd": `[Unit]
+Description=difflore: deliver queued agent-hook events
+Documentation=https://github.com/difflore/difflore
+
+[Service]
+Type=simple
+ExecStart={{.Exe}} run
+Environment=DIFFLORE_HOME={{.Home}}
+# DIFFLORE_CLOUD_URL=... and DIFFLORE_CLOUD_TOKEN=... go in this file (mode 0600).
+EnvironmentFile=-%h/.config/difflore/env
+Restart=on-failure
+RestartSec=5
+KillSignal=SIGTERM
+TimeoutStopSec=15
+
+[Install]
+WantedBy=default.target
+`,
+	"launchd": `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+	<key>Label</key>
+	<string>dev.difflore.daemon</string>
+	<key>ProgramArguments</key>
+	<array>
+		<string>{{.Exe}}</string>
+		<string>run</string>
+	</array>
+	<key>EnvironmentVariables</key>
+	<dict>
+		<key>DIFFLORE_HOME</key>
+		<string>{{.Home}}</string>
+		<!-- Add DIFFLORE_CLOUD_URL and DIFFLORE_CLOUD_TOKEN here; keep this file 0600. -->
+	</dict>
+	<key>RunAtLoad</key>
+	<true/>
+	<key>KeepAlive</key>
+	<dict>
+		<key>SuccessfulExit</key>
+		<false/>
+	</dict>
+	<key>ExitTimeOut</key>
+	<integer>15</integer>
+	<key>StandardErrorPath</key>
+	<string>{{.Home}}/daemon.stderr.log</string>
+</dict>
+</plist>
+`,
+	"windows": `REM Start the difflore daemon at log-on, in the background (run in cmd.exe):
+schtasks /Create /F /SC ONLOGON /TN difflore /TR "\"{{.Exe}}\" run --detach"
+REM Set the endpoint and token for your user once:
+REM   setx DIFFLORE_CLOUD_URL https://...
+REM   setx DIFFLORE_CLOUD_TOKEN ...
+REM Start it now without logging off:
+schtasks /Run /TN difflore
+`,
+}
+
+func cmdService(cfg config, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(cfg.stdout, strings.TrimLeft(serviceUsage, "\n"))
+		return nil
+	}
+	if len(args) != 2 || args[0] != "print" {
+		return &exitError{code: 2, err: fmt.Errorf("usage: difflore service print systemd|launchd|windows")}
+	}
+	text, ok := serviceTemplates[args[1]]
+	if !ok {
+		return &exitError{code: 2, err: fmt.Errorf("unknown service manager %q", args[1]), hint: "use systemd, launchd or windows"}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	home, err := filepath.Abs(cfg.home)
+	if err != nil {
+		return err
+	}
+	data := serviceData{Exe: exe, Home: home}
+	if args[1] == "launchd" {
+		data = serviceData{Exe: html.EscapeString(exe), Home: html.EscapeString(home)}
+	}
+	return template.Must(template.New(args[1]).Parse(text)).Execute(cfg.stdout, data)
+}

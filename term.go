@@ -1,0 +1,21 @@
+package main
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// isTerminal reports whether w is a terminal, for output meant for a person
+// (a progress bar, colours) rather than for a pipe or a file.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// useColor reports whether to colour output for w: only on a terminal, and
+// never when NO_COLOR is set (https://no-color.org).
+func useColor(cfg config, w io.Writer) bool {
+	return cfg.getenv("NO_COLOR") == "" && cfg.getenv("TERM") != "dumb" && isTerminal(w)
+}
