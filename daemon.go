@@ -392,7 +392,7 @@ func ensureDaemon(cfg config, h home) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	logf, err := os.OpenFile(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logf, err := openShared(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
@@ -533,7 +533,7 @@ func clearIfStale(h home) (msg string, done bool, err error) {
 // parsePIDFileAt reads a PID file for a message only: unlike readPIDFile it
 // does not mind whose it is, since nothing is signalled on its strength.
 func parsePIDFileAt(path string) (pidInfo, error) {
-	data, err := os.ReadFile(path)
+	data, err := readShared(path)
 	if err != nil {
 		return pidInfo{}, err
 	}

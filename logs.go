@@ -50,7 +50,7 @@ func openRotatingFile(path string, max int64, keep int) (*rotatingFile, error) {
 }
 
 func (r *rotatingFile) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := openShared(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -67,8 +67,9 @@ func (r *rotatingFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.size+int64(len(p)) > r.max && r.size > 0 {
-		// A failed rotation (Windows refuses to rename a file another
-		// handle holds open) keeps logging to the current file.
+		// A failed rotation keeps logging to the current file. (Windows
+		// refuses to rename a file that another program holds open
+		// without sharing delete access; difflore's own opens share it.)
 		if err := r.rotate(); err != nil {
 			fmt.Fprintf(r.f, "{\"level\":\"WARN\",\"msg\":\"log rotation failed\",\"error\":%q}\n", err.Error())
 			r.size = 0
@@ -135,7 +136,7 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	path := h.path(logFileName)
-	f, err := os.Open(path)
+	f, err := openShared(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) && !*follow {
 		fmt.Fprintf(cfg.stderr, "difflore: no log yet at %s (only a detached daemon writes one)\n", path)
 		return nil
@@ -174,7 +175,7 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		if fi.Size() == offset {
 			continue
 		}
-		f, err := os.Open(path)
+		f, err := openShared(path, os.O_RDONLY, 0)
 		if err != nil {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -139,11 +140,23 @@ func readPIDFile(path string) (pidInfo, error) {
 	if err := checkOwner(fi); err != nil {
 		return pidInfo{}, fmt.Errorf("pid file %q: %w", path, err)
 	}
-	data, err := os.ReadFile(path)
+	data, err := readShared(path)
 	if err != nil {
 		return pidInfo{}, err
 	}
 	return parsePIDFile(data)
+}
+
+// readShared reads a whole file without keeping anyone from replacing or
+// removing it meanwhile: on Windows a plain os.ReadFile of the PID file, by
+// 'status' say, would make the daemon's rename or removal of it fail.
+func readShared(path string) ([]byte, error) {
+	f, err := openShared(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // writeFileAtomic writes data to a temporary file beside path, syncs it and

@@ -44,6 +44,12 @@ func redirectStdio(f *os.File) error {
 	return nil
 }
 
+// openShared is os.OpenFile: on Unix an open file may always be renamed or
+// removed. (Windows needs a share mode for that.)
+func openShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	return os.OpenFile(path, flag, perm)
+}
+
 // checkOwner refuses a file or folder owned by another user.
 func checkOwner(fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)

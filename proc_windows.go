@@ -191,6 +191,42 @@ func redirectStdio(f *os.File) error {
 	return nil
 }
 
+// openShared opens a file as os.OpenFile does, for reading (os.O_RDONLY) or
+// appending (os.O_WRONLY|os.O_APPEND|os.O_CREATE), and lets other processes
+// rename and delete it while it is open, as Unix does. os.OpenFile does not
+// share delete access, so a log held open by the daemon, by 'logs -f' or by
+// a detached daemon's standard output could never be rotated, and a PID file
+// being read could not be replaced or removed.
+func openShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	var access, disposition uint32
+	switch flag {
+	case os.O_RDONLY:
+		access, disposition = windows.GENERIC_READ, windows.OPEN_EXISTING
+	case os.O_WRONLY | os.O_APPEND | os.O_CREATE:
+		// Append data without write data: every write goes to the end,
+		// as O_APPEND does.
+		access = windows.FILE_APPEND_DATA | windows.FILE_WRITE_ATTRIBUTES | windows.FILE_WRITE_EA |
+			windows.FILE_READ_ATTRIBUTES | windows.STANDARD_RIGHTS_WRITE | windows.SYNCHRONIZE
+		disposition = windows.OPEN_ALWAYS
+	default:
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("flags %#x: %w", flag, errors.ErrUnsupported)}
+	}
+	name, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	attrs := uint32(windows.FILE_ATTRIBUTE_NORMAL)
+	if perm&0o200 == 0 && disposition == windows.OPEN_ALWAYS {
+		attrs = windows.FILE_ATTRIBUTE_READONLY
+	}
+	const share = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
+	h, err := windows.CreateFile(name, access, share, nil, disposition, attrs, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(h), path), nil
+}
+
 // checkOwner is a no-op on Windows, where the profile folder's ACL already
 // keeps other users out.
 func checkOwner(fs.FileInfo) error { return nil }
