@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -233,5 +235,95 @@ func TestOpenShared(t *testing.T) {
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 			t.Errorf("new file has mode %v, want no access for others", perm)
 		}
+	}
+}
+
+// redirectChildEnv makes TestRedirectStdio's child of the test binary, which
+// redirects its output to the file the variable names.
+const redirectChildEnv = "DIFFLORE_TEST_REDIRECT_STDIO"
+
+// TestRedirectStdio checks what the detached daemon relies on after it
+// reports ready: redirectStdio closes the pipe to the process that started
+// it, so that process sees the end of its output while the daemon runs, and
+// everything written to standard output and error afterwards, even after
+// the log file itself is closed (as main prints the daemon's last error),
+// lands in the log.
+func TestRedirectStdio(t *testing.T) {
+	if path := os.Getenv(redirectChildEnv); path != "" {
+		fmt.Println("before")
+		f, err := openShared(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		if err := redirectStdio(f); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("to stdout")
+		fmt.Fprintln(os.Stderr, "to stderr")
+		f.Close()
+		fmt.Fprintln(os.Stderr, "after close")
+		io.Copy(io.Discard, os.Stdin) // Until the parent has checked the pipe.
+		os.Exit(0)
+	}
+
+	logPath := filepath.Join(t.TempDir(), "daemon.log")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestRedirectStdio$")
+	cmd.Env = append(os.Environ(), redirectChildEnv+"="+logPath)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		<-exited
+	})
+
+	piped := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(pr); piped <- b }()
+	select {
+	case out := <-piped:
+		if string(out) != "before\n" {
+			t.Errorf("the pipe got %q, want only %q", out, "before\n")
+		}
+	case <-exited:
+		t.Fatalf("child exited (%v) before its pipe was closed", waitErr)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pipe is still open 30s after the child started: redirectStdio did not close it")
+	}
+	stdin.Close()
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("child: %v", waitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("child still running 30s after its stdin was closed")
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "to stdout\nto stderr\nafter close\n"; string(data) != want {
+		t.Errorf("log holds %q, want %q", data, want)
 	}
 }
