@@ -126,6 +126,12 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		}
 		d.delivered += int64(len(ok))
 		d.log.Info("delivered", "events", len(ok), "rejected", len(events)-len(ok))
+		if r.err != "" {
+			// An OTLP partial success: the endpoint took the batch but
+			// refused records it did not name, so there is no event to
+			// retry or bury; the warning and status are all there is.
+			d.log.Warn("endpoint reported a partial success", "events", len(events), "rejected_unnamed", r.unidentified, "error", r.err)
+		}
 	case badBatch:
 		if len(events) > 1 {
 			half := len(events) / 2

@@ -53,7 +53,10 @@ type result struct {
 	status     int           // HTTP status, 0 for a network error or a file sink
 	retryAfter time.Duration // from Retry-After, 0 when absent
 	rejected   []rejection
-	err        string // why it failed, scrubbed of the token and bounded
+	// unidentified counts records a 2xx answer refused without naming
+	// them (OTLP's partialSuccess); they are not retried, and err says so.
+	unidentified int
+	err          string // why it failed, scrubbed of the token and bounded
 }
 
 // sink delivers batches: an HTTP endpoint, or a file for local pipelines.
@@ -103,8 +106,17 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 			client:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			timeout: requestTimeout,
 		}, nil
+	case "otlp+http", "otlp+https":
+		if u.Host == "" {
+			return nil, usageError("endpoint %q has no host", redactURL(raw))
+		}
+		if u.Scheme == "otlp+http" && !allowInsecure && !isLoopback(u.Hostname()) {
+			return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", redactURL(raw)),
+				hint: "use otlp+https, or pass --allow-insecure if the network is trusted"}
+		}
+		return newOTLPSink(u, raw, token, version), nil
 	}
-	return nil, usageError("endpoint %q: scheme must be http, https or file", redactURL(raw))
+	return nil, usageError("endpoint %q: scheme must be http, https, otlp+http, otlp+https or file", redactURL(raw))
 }
 
 func isLoopback(host string) bool {
