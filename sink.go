@@ -314,14 +314,10 @@ func bound(s string) string {
 	if len(s) <= maxErrorText {
 		return s
 	}
-	s = s[:maxErrorText-len("…")]
-	for len(s) > 0 && !isRuneStart(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
+	// The cut may split a rune; dropping invalid bytes removes its
+	// leading part too, which trimming continuation bytes alone did not.
+	return strings.ToValidUTF8(s[:maxErrorText-len("…")], "") + "…"
 }
-
-func isRuneStart(b byte) bool { return b < 0x80 || b >= 0xC0 }
 
 // fileSink appends events as JSON lines to a file and syncs it before they
 // count as delivered.
