@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -771,8 +772,14 @@ func TestInstantWakeUp(t *testing.T) {
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
 	inProcessDaemon(t, "--endpoint", ep.URL)
+	ob, err := openOutbox(mustOpenHome(t, os.Getenv("DIFFLORE_HOME")), time.Second, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
 	var lat []time.Duration
 	for i := range 5 {
+		waitIdle(t, ob)
 		id := fmt.Sprintf("wake-%d", i)
 		start := time.Now()
 		mustCLI(t, "enqueue", "--id", id, `{"i":1}`)
@@ -787,6 +794,23 @@ func TestInstantWakeUp(t *testing.T) {
 	}
 }
 
+// waitIdle waits until the daemon has settled everything it was sent, so
+// that the next event finds it idle rather than still in its drain loop.
+func waitIdle(tb testing.TB, ob *outbox) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := ob.counts()
+		if err == nil && c.Pending+c.Inflight == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("outbox not empty after 10s: %+v %v", c, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // BenchmarkEnqueueToEndpoint measures how long an event takes from the
 // start of 'enqueue' to the endpoint, on an idle daemon with the default
 // tick. Events arrive at random moments, as hooks do.
@@ -798,10 +822,16 @@ func BenchmarkEnqueueToEndpoint(b *testing.B) {
 	arr := newArrivals()
 	ep := newEndpoint(b, arr.script(200))
 	inProcessDaemon(b, "--endpoint", ep.URL)
+	ob, err := openOutbox(mustOpenHome(b, dir), time.Second, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ob.Close()
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
+		waitIdle(b, ob)
 		time.Sleep(rand.N(100 * time.Millisecond)) // a random phase of the daemon's tick
 		b.StartTimer()
 		id := fmt.Sprintf("bench-%d", i)
@@ -904,7 +934,8 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 	t.Setenv("DIFFLORE_CLOUD_TOKEN", "tok-very-secret")
 	mustCLI(t, "enqueue", "--id", "s-0", `{}`)
 	mustCLI(t, "enqueue", "--id", "s-1", `{}`)
-	inProcessDaemon(t, "--endpoint", ep.URL)
+	// A child process: status will not vouch for its own process.
+	startDaemon(t, "--endpoint", ep.URL)
 	arr.await(t, "s-1", 10*time.Second)
 	status2 := func() statusReport {
 		var rep statusReport
