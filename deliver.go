@@ -99,11 +99,14 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		"last_count":      strconv.Itoa(len(events)),
 		"last_error":      r.err,
 	}
+	if r.verdict != paused {
+		// Any other answer ends a pause: a later one starts a new "since".
+		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
+	}
 	var settle func() error
 	switch r.verdict {
 	case delivered:
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
-		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
 		ok, retry, dead := splitRejected(events, r.rejected)
 		meta["last_delivery_at"] = meta["last_attempt_at"]
 		meta["last_delivery_count"] = strconv.Itoa(len(ok))

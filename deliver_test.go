@@ -461,6 +461,16 @@ func TestDeliverPauseOn401(t *testing.T) {
 	if got := r.ep.requests(); got[len(got)-1].batch.Events[0].Attempt != 1 {
 		t.Errorf("first real attempt carries attempt %d, want 1", got[len(got)-1].batch.Events[0].Attempt)
 	}
+	// A later 401 is a new pause, with a new "since".
+	mu.Lock()
+	status = 403
+	mu.Unlock()
+	r.clk.advance(time.Hour)
+	r.add("f", 1, `{}`)
+	r.step()
+	if m := r.meta(); m["paused_since"] != r.clk.now().Format(time.RFC3339) || !strings.Contains(m["paused_reason"], "403") {
+		t.Errorf("second pause: since %q reason %q, want since %s", m["paused_since"], m["paused_reason"], r.clk.now().Format(time.RFC3339))
+	}
 }
 
 func TestDeliverDeadAfterMaxAttempts(t *testing.T) {
