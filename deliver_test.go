@@ -985,3 +985,23 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 		}
 	}
 }
+
+func TestDeliverPauseEndsOnOtherAnswers(t *testing.T) {
+	answers := []int{401, 503, 401}
+	r := newRig(t, func(n int, _ recorded) answer { return answer{status: answers[min(n, len(answers)-1)]} })
+	r.add("e", 1, `{}`)
+	r.step() // 401: paused
+	r.clk.advance(pauseRetry)
+	r.step() // 503: the pause is over, a backoff starts
+	if m := r.meta(); m["paused_reason"] != "" {
+		t.Errorf("pause still shown after a 503: %q", m["paused_reason"])
+	}
+	r.clk.advance(time.Hour)
+	r.step() // 401 again: a new pause since now
+	if m := r.meta(); m["paused_since"] != r.clk.now().Format(time.RFC3339) {
+		t.Errorf("second pause since %q, want %s", m["paused_since"], r.clk.now().Format(time.RFC3339))
+	}
+	if got := r.row("e-00"); got.attempts != 1 {
+		t.Errorf("%d attempts, want 1: only the 503 counts", got.attempts)
+	}
+}
