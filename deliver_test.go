@@ -1005,3 +1005,71 @@ func TestDeliverPauseEndsOnOtherAnswers(t *testing.T) {
 		t.Errorf("%d attempts, want 1: only the 503 counts", got.attempts)
 	}
 }
+
+// openBreakerWith503s fails breakerThreshold batches in a row.
+func (r *rig) openBreakerWith503s() {
+	r.t.Helper()
+	for range breakerThreshold {
+		at, _, _ := r.ob.nextAvailable()
+		if at.After(r.clk.now()) {
+			r.clk.set(at)
+		}
+		r.step()
+	}
+	if r.d.breakerDelay == 0 {
+		r.t.Fatal("breaker not open")
+	}
+	at, _, _ := r.ob.nextAvailable()
+	r.clk.set(at)
+}
+
+func TestBreakerProbeHonoursRetryAfter(t *testing.T) {
+	r := newRig(t, func(n int, _ recorded) answer {
+		if n < breakerThreshold {
+			return answer{status: 503}
+		}
+		return answer{status: 503, header: map[string]string{"Retry-After": "600"}}
+	})
+	r.add("e", 2, `{}`)
+	r.openBreakerWith503s()
+	if !r.step() {
+		t.Fatal("no probe")
+	}
+	probed := r.clk.now()
+	r.clk.set(probed.Add(599 * time.Second))
+	if r.step() {
+		t.Error("probed again before the Retry-After of the last probe")
+	}
+	r.clk.set(probed.Add(600 * time.Second))
+	if !r.step() {
+		t.Error("no probe after the Retry-After")
+	}
+}
+
+func TestBreakerClosesOnAnAnswer(t *testing.T) {
+	// A 400 to the probe proves the endpoint is up: the breaker closes and
+	// the rest goes out as a batch again.
+	r := newRig(t, func(n int, _ recorded) answer {
+		switch {
+		case n < breakerThreshold:
+			return answer{status: 503}
+		case n == breakerThreshold:
+			return answer{status: 400, body: "bad event"}
+		}
+		return answer{status: 200}
+	})
+	r.add("e", 4, `{}`)
+	r.openBreakerWith503s()
+	r.step() // the probe: 400, its event dead-lettered
+	if r.d.breakerDelay != 0 || r.d.failures != 0 {
+		t.Errorf("breaker still open after the endpoint answered 400")
+	}
+	r.drain()
+	reqs := r.ep.requests()
+	if n := len(reqs[len(reqs)-1].ids()); n != 3 {
+		t.Errorf("after the 400, a batch of %d events, want 3", n)
+	}
+	if c := r.counts(); c.Dead != 1 || c.Pending != 0 {
+		t.Errorf("counts %+v, want one dead letter and the rest delivered", c)
+	}
+}
