@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,6 +179,7 @@ func TestDeliverAnswerTable(t *testing.T) {
 			state: statePending, attempts: 1, wait: far, waitSlack: 30 * time.Second, errHas: "503"},
 		{name: "503 Retry-After shorter than the backoff", a: answer{status: 503, header: map[string]string{"Retry-After": "0"}}, state: statePending, attempts: 1, wait: time.Second, errHas: "503"},
 		{name: "504", a: answer{status: 504}, state: statePending, attempts: 1, wait: time.Second, errHas: "504"},
+		{name: "connection refused", a: answer{status: -1}, state: statePending, attempts: 1, wait: time.Second, errHas: "refused"},
 		{name: "timeout", a: answer{hang: true}, state: statePending, attempts: 1, wait: time.Second, errHas: "deadline exceeded"},
 		{name: "400", a: answer{status: 400, body: `{"error":"field x"}`}, state: stateDead, attempts: 1, errHas: `400 Bad Request: {"error":"field x"}`},
 		{name: "413", a: answer{status: 413}, state: stateDead, attempts: 1, errHas: "413 Request Entity Too Large"},
@@ -189,6 +191,16 @@ func TestDeliverAnswerTable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, always(tt.a))
+			if tt.a.status == -1 {
+				// A network error: nothing listens at the address.
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr := ln.Addr().String()
+				ln.Close()
+				r.d.sink = testSink(t, "http://"+addr+"/ingest", "tok-secret")
+			}
 			if tt.a.hang {
 				// Only the hanging endpoint gets a short timeout: a slow
 				// machine must not turn the other rows into timeouts.
@@ -221,7 +233,7 @@ func TestDeliverAnswerTable(t *testing.T) {
 			if gotPaused := m["paused_reason"] != ""; gotPaused != tt.paused {
 				t.Errorf("paused_reason %q, want paused=%v", m["paused_reason"], tt.paused)
 			}
-			if n := len(r.ep.requests()); n != 1 {
+			if n := len(r.ep.requests()); n != 1 && tt.a.status != -1 {
 				t.Errorf("%d requests, want 1", n)
 			}
 		})
