@@ -12,7 +12,7 @@ import (
 // Delivery policy; DESIGN.md's answer table says what each answer means.
 const (
 	defaultBatch      = 100
-	maxBatchBytes     = 512 << 10 // uncompressed payload bytes in one batch
+	maxBatchBytes     = 512 << 10 // uncompressed request body, unless one event alone is larger
 	claimLease        = 10 * time.Minute
 	backoffBase       = time.Second
 	backoffCap        = 5 * time.Minute
@@ -77,7 +77,7 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	if probing {
 		limit = 1 // a probe risks one event, not a batch
 	}
-	token, events, err := d.ob.claim(limit, maxBatchBytes, claimLease)
+	token, events, err := d.ob.claim(limit, maxBatchBytes-batchFrame, claimLease)
 	if err != nil || len(events) == 0 {
 		return false, err
 	}
@@ -100,11 +100,14 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		"last_count":      strconv.Itoa(len(events)),
 		"last_error":      r.err,
 	}
+	if r.verdict != paused {
+		// Any other answer ends a pause: a later one starts a new "since".
+		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
+	}
 	var settle func() error
 	switch r.verdict {
 	case delivered:
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
-		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
 		ok, retry, dead := splitRejected(events, r.rejected)
 		meta["last_delivery_at"] = meta["last_attempt_at"]
 		meta["last_delivery_count"] = strconv.Itoa(len(ok))
@@ -133,6 +136,8 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 			d.log.Warn("endpoint reported a partial success", "events", len(events), "rejected_unnamed", r.unidentified, "error", r.err)
 		}
 	case badBatch:
+		// The endpoint answered, so it is up: the failures in a row end.
+		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
 		if len(events) > 1 {
 			half := len(events) / 2
 			if err := d.deliver(ctx, token, events[:half], probing); err != nil {
@@ -157,9 +162,14 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		if probing || d.failures >= breakerThreshold {
 			d.openBreaker(now)
 		}
-		wait := r.retryAfter
+		wait := min(r.retryAfter, maxRetryAfter)
 		if r.status == 429 && wait == 0 {
 			wait = retryAfter429
+		}
+		if !counted && now.Add(wait).After(d.breakerUntil) {
+			// A failed probe counts no attempt, so its events' own
+			// available_at cannot carry the Retry-After: the breaker does.
+			d.breakerUntil = now.Add(wait)
 		}
 		d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
 		settle = func() error {
