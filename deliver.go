@@ -172,18 +172,18 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 			d.breakerUntil = now.Add(wait)
 		}
 		d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
-		settle = func() error {
+		// One delay for the whole batch, so that it comes back as the same
+		// batch with the same Idempotency-Key rather than scattered by
+		// per-event jitter.
+		at := now
+		if counted {
+			attempt := 0
 			for _, e := range events {
-				at := now
-				if counted {
-					at = now.Add(d.backoff(e.Attempt, wait))
-				}
-				if err := d.ob.release(token, []event{e}, at, counted, r.err); err != nil {
-					return err
-				}
+				attempt = max(attempt, e.Attempt)
 			}
-			return nil
+			at = now.Add(d.backoff(attempt, wait))
 		}
+		settle = func() error { return d.ob.release(token, events, at, counted, r.err) }
 	}
 	if !d.pausedUntil.After(now) {
 		meta["paused_reason"], meta["paused_since"] = "", ""

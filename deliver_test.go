@@ -1089,3 +1089,33 @@ func TestBreakerClosesOnAnAnswer(t *testing.T) {
 		t.Errorf("counts %+v, want one dead letter and the rest delivered", c)
 	}
 }
+
+// TestRetriedBatchStaysWhole checks that a batch that failed comes back as
+// the same batch, with the same Idempotency-Key, however the backoff is
+// jittered: the receiver can then deduplicate a retry that did arrive.
+func TestRetriedBatchStaysWhole(t *testing.T) {
+	r := newRig(t, func(n int, _ recorded) answer {
+		if n == 0 {
+			return answer{status: 503}
+		}
+		return answer{status: 200}
+	})
+	// Jitter that differs on every call would scatter the batch if each
+	// event drew its own delay.
+	var calls int
+	r.d.jitter = func(x time.Duration) time.Duration { calls++; return x * time.Duration(calls%7) / 7 }
+	ids := r.add("whole", 40, `{}`)
+	r.drain()
+	r.clk.advance(backoffCap + time.Second)
+	r.drain()
+	reqs := r.ep.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2 (the batch, then the same batch again)", len(reqs))
+	}
+	if !slices.Equal(reqs[0].ids(), ids) || !slices.Equal(reqs[1].ids(), ids) {
+		t.Errorf("retry sent %v, want the same %d events as the first try", reqs[1].ids(), len(ids))
+	}
+	if k0, k1 := reqs[0].header.Get("Idempotency-Key"), reqs[1].header.Get("Idempotency-Key"); k0 != k1 {
+		t.Errorf("Idempotency-Key changed on retry: %q then %q", k0, k1)
+	}
+}
