@@ -219,6 +219,8 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 		return fmt.Errorf("read outbox: %w", err)
 	}
 	var lastSpill time.Time
+	spillDir := h.path(spillDirName)
+	spillStamp := modTime(spillDir)
 	dbErrors := 0
 	sentSinceVacuum := false
 	for ctx.Err() == nil {
@@ -278,7 +280,10 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 					lastVersion = v
 					break idle
 				}
-				if time.Since(lastSpill) >= 5*time.Second {
+				// A spilled event changes the spill folder's time: one
+				// stat a tick notices it, where a scan would cost more.
+				if m := modTime(spillDir); !m.Equal(spillStamp) {
+					spillStamp, lastSpill = m, time.Time{}
 					break idle
 				}
 			}
@@ -290,6 +295,15 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	// Shutting down: claims of a request cut short were given back by
 	// deliver; nothing else is in flight.
 	return nil
+}
+
+// modTime is a file's modification time, the zero time when it has none.
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // sleepCtx sleeps for d or until ctx is done, and reports whether it slept

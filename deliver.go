@@ -143,6 +143,11 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 			if err := d.deliver(ctx, token, events[:half], probing); err != nil {
 				return err
 			}
+			if d.now().Before(d.holdUntil()) || ctx.Err() != nil {
+				// The first half paused delivery or opened the breaker:
+				// the second half waits too, its attempt given back.
+				return d.ob.release(token, events[half:], d.now(), false, "")
+			}
 			return d.deliver(ctx, token, events[half:], probing)
 		}
 		d.log.Warn("dead-lettered", "id", events[0].ID, "error", r.err)
