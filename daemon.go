@@ -43,6 +43,7 @@ and keeps events queued.
 Examples:
   difflore run --endpoint https://ingest.example.com/v1/events
   difflore run --detach --endpoint file:///tmp/events.jsonl
+  difflore run --endpoint otlp+http://127.0.0.1:4318   # an OpenTelemetry Collector
 `
 
 // runOptions are the daemon's settings after flags and environment.
@@ -59,7 +60,7 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "run", runUsage)
 	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready")
 	opts := runOptions{token: cfg.token}
-	fl.StringVar(&opts.endpoint, "endpoint", cfg.endpoint, "ingest `URL` (http, https or file:); default $DIFFLORE_CLOUD_URL")
+	fl.StringVar(&opts.endpoint, "endpoint", cfg.endpoint, "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
 	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events (`DUR`, 10ms to 10s)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
@@ -223,6 +224,8 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 		return fmt.Errorf("read outbox: %w", err)
 	}
 	var lastSpill time.Time
+	spillDir := h.path(spillDirName)
+	spillStamp := modTime(spillDir)
 	dbErrors := 0
 	sentSinceVacuum := false
 	for ctx.Err() == nil {
@@ -282,7 +285,10 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 					lastVersion = v
 					break idle
 				}
-				if time.Since(lastSpill) >= 5*time.Second {
+				// A spilled event changes the spill folder's time: one
+				// stat a tick notices it, where a scan would cost more.
+				if m := modTime(spillDir); !m.Equal(spillStamp) {
+					spillStamp, lastSpill = m, time.Time{}
 					break idle
 				}
 			}
@@ -294,6 +300,15 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	// Shutting down: claims of a request cut short were given back by
 	// deliver; nothing else is in flight.
 	return nil
+}
+
+// modTime is a file's modification time, the zero time when it has none.
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // sleepCtx sleeps for d or until ctx is done, and reports whether it slept
@@ -770,6 +785,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintln(w, "delivery: nothing sent yet")
 	case dl.LastError == "":
 		fmt.Fprintf(w, "delivery: last %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+	case dl.LastDeliveryAt == dl.LastAttemptAt:
+		// Delivered, with a warning from the endpoint (OTLP partial success).
+		fmt.Fprintf(w, "delivery: last %d events at %s, %s: %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt, paint(yellow, "with a warning"), firstLine(dl.LastError))
 	default:
 		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", dl.LastAttemptAt, paint(red, "failed"), firstLine(dl.LastError))
 		if dl.LastDeliveryAt != "" {

@@ -102,30 +102,30 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 		})
 	}
 	// With an existing outbox, bad input leaves it unchanged.
-	testHome(t)
+	dir := testHome(t)
 	mustCLI(t, "enqueue", `{"ok":1}`)
 	if _, _, code := cli(t, `{"a":`, "enqueue"); code != 2 {
 		t.Fatalf("truncated payload: exit %d, want 2", code)
 	}
-	if c := outboxCounts(t); c.Pending != 1 {
+	if c := outboxCounts(t, dir); c.Pending != 1 {
 		t.Errorf("pending = %d after one good and one bad enqueue, want 1", c.Pending)
 	}
 }
 
 func TestEnqueueStoresRepeatedIDOnce(t *testing.T) {
-	testHome(t)
+	dir := testHome(t)
 	mustCLI(t, "enqueue", "--id", "same", `{"n":1}`)
 	mustCLI(t, "enqueue", "--id", "same", `{"n":2}`)
 	mustCLI(t, "enqueue", `{"n":3}`)
-	if c := outboxCounts(t); c.Pending != 2 {
+	if c := outboxCounts(t, dir); c.Pending != 2 {
 		t.Errorf("pending = %d, want 2", c.Pending)
 	}
 }
 
-// outboxCounts opens the test's outbox and counts its events.
-func outboxCounts(t *testing.T) counts {
+// outboxCounts opens the outbox of the data home dir and counts its events.
+func outboxCounts(t *testing.T, dir string) counts {
 	t.Helper()
-	h, err := openHome(os.Getenv("DIFFLORE_HOME"), false)
+	h, err := openHome(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}

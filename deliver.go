@@ -12,7 +12,7 @@ import (
 // Delivery policy; DESIGN.md's answer table says what each answer means.
 const (
 	defaultBatch      = 100
-	maxBatchBytes     = 512 << 10 // uncompressed payload bytes in one batch
+	maxBatchBytes     = 512 << 10 // uncompressed request body, unless one event alone is larger
 	claimLease        = 10 * time.Minute
 	backoffBase       = time.Second
 	backoffCap        = 5 * time.Minute
@@ -77,7 +77,7 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	if probing {
 		limit = 1 // a probe risks one event, not a batch
 	}
-	token, events, err := d.ob.claim(limit, maxBatchBytes, claimLease)
+	token, events, err := d.ob.claim(limit, maxBatchBytes-batchFrame, claimLease)
 	if err != nil || len(events) == 0 {
 		return false, err
 	}
@@ -100,11 +100,14 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		"last_count":      strconv.Itoa(len(events)),
 		"last_error":      r.err,
 	}
+	if r.verdict != paused {
+		// Any other answer ends a pause: a later one starts a new "since".
+		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
+	}
 	var settle func() error
 	switch r.verdict {
 	case delivered:
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
-		d.pausedUntil, d.pausedSince = time.Time{}, time.Time{}
 		ok, retry, dead := splitRejected(events, r.rejected)
 		meta["last_delivery_at"] = meta["last_attempt_at"]
 		meta["last_delivery_count"] = strconv.Itoa(len(ok))
@@ -126,11 +129,24 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		}
 		d.delivered += int64(len(ok))
 		d.log.Info("delivered", "events", len(ok), "rejected", len(events)-len(ok))
+		if r.err != "" {
+			// An OTLP partial success: the endpoint took the batch but
+			// refused records it did not name, so there is no event to
+			// retry or bury; the warning and status are all there is.
+			d.log.Warn("endpoint reported a partial success", "events", len(events), "rejected_unnamed", r.unidentified, "error", r.err)
+		}
 	case badBatch:
+		// The endpoint answered, so it is up: the failures in a row end.
+		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
 		if len(events) > 1 {
 			half := len(events) / 2
 			if err := d.deliver(ctx, token, events[:half], probing); err != nil {
 				return err
+			}
+			if d.now().Before(d.holdUntil()) || ctx.Err() != nil {
+				// The first half paused delivery or opened the breaker:
+				// the second half waits too, its attempt given back.
+				return d.ob.release(token, events[half:], d.now(), false, "")
 			}
 			return d.deliver(ctx, token, events[half:], probing)
 		}
@@ -151,23 +167,28 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		if probing || d.failures >= breakerThreshold {
 			d.openBreaker(now)
 		}
-		wait := r.retryAfter
+		wait := min(r.retryAfter, maxRetryAfter)
 		if r.status == 429 && wait == 0 {
 			wait = retryAfter429
 		}
-		d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
-		settle = func() error {
-			for _, e := range events {
-				at := now
-				if counted {
-					at = now.Add(d.backoff(e.Attempt, wait))
-				}
-				if err := d.ob.release(token, []event{e}, at, counted, r.err); err != nil {
-					return err
-				}
-			}
-			return nil
+		if !counted && now.Add(wait).After(d.breakerUntil) {
+			// A failed probe counts no attempt, so its events' own
+			// available_at cannot carry the Retry-After: the breaker does.
+			d.breakerUntil = now.Add(wait)
 		}
+		d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
+		// One delay for the whole batch, so that it comes back as the same
+		// batch with the same Idempotency-Key rather than scattered by
+		// per-event jitter.
+		at := now
+		if counted {
+			attempt := 0
+			for _, e := range events {
+				attempt = max(attempt, e.Attempt)
+			}
+			at = now.Add(d.backoff(attempt, wait))
+		}
+		settle = func() error { return d.ob.release(token, events, at, counted, r.err) }
 	}
 	if !d.pausedUntil.After(now) {
 		meta["paused_reason"], meta["paused_since"] = "", ""

@@ -207,12 +207,11 @@ func replaySpill(h home, o *outbox) (moved int, err error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return moved, fmt.Errorf("read spilled event: %w", err)
-		}
+		// A file that cannot be read or parsed is set aside, not retried:
+		// stopping at it would keep every later spilled event out.
+		data, rerr := os.ReadFile(path)
 		var ev spilled
-		if err := json.Unmarshal(data, &ev); err != nil || checkName("id", ev.ID, false) != nil ||
+		if rerr != nil || json.Unmarshal(data, &ev) != nil || checkName("id", ev.ID, false) != nil ||
 			checkName("kind", ev.Kind, false) != nil || !json.Valid([]byte(ev.Payload)) {
 			if err := os.Rename(path, path+".bad"); err != nil {
 				return moved, fmt.Errorf("set aside bad spill file: %w", err)

@@ -59,22 +59,24 @@ VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
 
 // claimSQL marks the next ready events inflight in one statement. The inner
 // query walks events_by_state in order and stops at the count limit; the
-// window sum then cuts the batch at the byte budget, always keeping the first
-// event so that one large event still goes out alone.
+// window sum then cuts the batch at the byte budget, counting each event as
+// it will be encoded (payload, id, kind and :overhead), and always keeping
+// the first event so that one large event still goes out alone.
 const claimSQL = `
 UPDATE events
 SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
 WHERE seq IN (
 	SELECT seq FROM (
-		SELECT seq, length(payload) AS len,
-			sum(length(payload)) OVER (ORDER BY available_at, seq) AS total
+		SELECT seq, size, sum(size) OVER (ORDER BY available_at, seq) AS total
 		FROM (
-			SELECT seq, payload, available_at FROM events
+			SELECT seq, available_at,
+				length(payload) + length(id) + length(kind) + :overhead AS size
+			FROM events
 			WHERE state = 0 AND available_at <= :now
 			ORDER BY available_at, seq LIMIT :limit
 		)
 	)
-	WHERE total <= :budget OR total = len
+	WHERE total <= :budget OR total = size
 )
 RETURNING seq, id, kind, payload, created_at, attempts`
 
@@ -269,8 +271,8 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// claim marks up to limit ready events (at most budget payload bytes, but at
-// least one) inflight under a new claim token, with a lease that ends after
+// claim marks up to limit ready events (at most budget bytes once encoded,
+// but at least one) inflight under a new claim token, with a lease that ends after
 // lease. Events come back in queue order.
 func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	now := o.now()
@@ -288,11 +290,12 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	}
 	err = sqlitex.Execute(o.conn, claimSQL, &sqlitex.ExecOptions{
 		Named: map[string]any{
-			":claim":  token,
-			":lease":  now.Add(lease).UnixMilli(),
-			":now":    now.UnixMilli(),
-			":limit":  limit,
-			":budget": budget,
+			":claim":    token,
+			":lease":    now.Add(lease).UnixMilli(),
+			":now":      now.UnixMilli(),
+			":limit":    limit,
+			":budget":   budget,
+			":overhead": eventOverhead,
 		},
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			p := make([]byte, stmt.ColumnLen(3))

@@ -30,6 +30,15 @@ const gzipOver = 1 << 10
 // maxErrorText bounds the part of an answer kept as an event's last error.
 const maxErrorText = 2 << 10
 
+// eventOverhead bounds the bytes appendEvent adds to an event's payload, id
+// and kind (field names, quotes, the timestamp, the attempt number and the
+// separating comma: 82 bytes and the attempt's digits), so that claim can cut
+// a batch at the body size without encoding it.
+const eventOverhead = 100
+
+// batchFrame is the size of {"events":[]} around the events.
+const batchFrame = len(`{"events":[]}`)
+
 // verdict is what an endpoint's answer means for the batch that was sent.
 type verdict int
 
@@ -53,7 +62,10 @@ type result struct {
 	status     int           // HTTP status, 0 for a network error or a file sink
 	retryAfter time.Duration // from Retry-After, 0 when absent
 	rejected   []rejection
-	err        string // why it failed, scrubbed of the token and bounded
+	// unidentified counts records a 2xx answer refused without naming
+	// them (OTLP's partialSuccess); they are not retried, and err says so.
+	unidentified int
+	err          string // why it failed, scrubbed of the token and bounded
 }
 
 // sink delivers batches: an HTTP endpoint, or a file for local pipelines.
@@ -96,15 +108,30 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 				hint: "use https, or pass --allow-insecure if the network is trusted"}
 		}
 		return &httpSink{
-			url:     u.String(),
-			shown:   redactURL(raw),
-			token:   token,
-			agent:   "difflore/" + version,
-			client:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			url:   u.String(),
+			shown: redactURL(raw),
+			token: token,
+			agent: "difflore/" + version,
+			client: &http.Client{
+				Transport: http.DefaultTransport.(*http.Transport).Clone(),
+				// A redirect is not followed: Go would turn a 301, 302
+				// or 303 into a GET without the body, whose 200 would
+				// then count as the delivery of events never sent.
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			},
 			timeout: requestTimeout,
 		}, nil
+	case "otlp+http", "otlp+https":
+		if u.Host == "" {
+			return nil, usageError("endpoint %q has no host", redactURL(raw))
+		}
+		if u.Scheme == "otlp+http" && !allowInsecure && !isLoopback(u.Hostname()) {
+			return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", redactURL(raw)),
+				hint: "use otlp+https, or pass --allow-insecure if the network is trusted"}
+		}
+		return newOTLPSink(u, raw, token, version), nil
 	}
-	return nil, usageError("endpoint %q: scheme must be http, https or file", redactURL(raw))
+	return nil, usageError("endpoint %q: scheme must be http, https, otlp+http, otlp+https or file", redactURL(raw))
 }
 
 func isLoopback(host string) bool {
@@ -211,7 +238,16 @@ func (s *httpSink) send(ctx context.Context, events []event) result {
 		return result{verdict: retryLater, err: s.scrub(err.Error())}
 	}
 	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// A 2xx whose body broke off may have listed rejected events we
+		// did not read: acking the batch could drop them. Send it again;
+		// the Idempotency-Key lets the receiver deduplicate.
+		return result{verdict: retryLater, status: resp.StatusCode, err: s.scrub(fmt.Sprintf("%d %s: read answer: %v", resp.StatusCode, http.StatusText(resp.StatusCode), err))}
+	}
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+		answer = append([]byte("redirect to "+loc+" not followed; "), answer...)
+	}
 	return classify(resp.StatusCode, resp.Header.Get("Retry-After"), answer, time.Now(), s.scrub)
 }
 
@@ -237,7 +273,10 @@ func classify(status int, retryAfter string, body []byte, now time.Time, scrub f
 		return r
 	case status == 400 || status == 413 || status == 422:
 		r.verdict = badBatch
-	case status == 401 || status == 403 || status == 404:
+	case status == 401 || status == 403 || status == 404, status >= 300 && status < 400:
+		// An auth or address problem (a redirect is one too: the endpoint
+		// moved) is fixed by a person, not by the events: pause, count
+		// nothing.
 		r.verdict = paused
 	default:
 		// 408, 429, 5xx and anything unexpected: try again later, counting
@@ -281,19 +320,16 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 	return 0
 }
 
-// bound keeps the start of an error text.
+// bound keeps the start of an error text, at most maxErrorText bytes with
+// the ellipsis that marks the cut.
 func bound(s string) string {
 	if len(s) <= maxErrorText {
 		return s
 	}
-	s = s[:maxErrorText]
-	for len(s) > 0 && !isRuneStart(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
+	// The cut may split a rune; dropping invalid bytes removes its
+	// leading part too, which trimming continuation bytes alone did not.
+	return strings.ToValidUTF8(s[:maxErrorText-len("…")], "") + "…"
 }
-
-func isRuneStart(b byte) bool { return b < 0x80 || b >= 0xC0 }
 
 // fileSink appends events as JSON lines to a file and syncs it before they
 // count as delivered.

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OTLP/HTTP logs: an endpoint "otlp+http://host:4318" or "otlp+https://…"
+// delivers each batch as one ExportLogsServiceRequest to <base>/v1/logs, so
+// that an OpenTelemetry Collector (or any OTLP backend) receives the events
+// as log records.
+//
+// The request is OTLP/JSON, hand-encoded here with the standard library:
+// every OTLP/HTTP receiver must accept JSON as well as protobuf, and encoding
+// it ourselves keeps the product free of the protobuf and OpenTelemetry
+// modules, which would pull tens of dependencies into a hook's binary for
+// one message type. The cost is that this file must follow the OTLP/JSON
+// rules itself (64-bit integers as strings, lowerCamelCase field names,
+// enums as numbers); the integration test in integration/otel checks it
+// against the Collector's own receiver.
+
+// otlpLogsPath is the OTLP/HTTP path for logs, appended to the base URL.
+const otlpLogsPath = "/v1/logs"
+
+// otlpSink posts batches as OTLP/HTTP logs.
+type otlpSink struct {
+	url, shown string
+	token      string
+	agent      string
+	version    string // service.version
+	hostname   string // host.name; empty when the OS would not say
+	client     *http.Client
+	timeout    time.Duration
+	now        func() time.Time // observedTimeUnixNano
+}
+
+// newOTLPSink makes a sink for an otlp+http or otlp+https endpoint u. The
+// logs path is appended to the URL's path as OTLP's base-endpoint rule says,
+// unless the path names it already.
+func newOTLPSink(u *url.URL, raw, token, version string) *otlpSink {
+	target := *u
+	target.Scheme = strings.TrimPrefix(u.Scheme, "otlp+")
+	if !strings.HasSuffix(target.Path, otlpLogsPath) {
+		target.Path = strings.TrimSuffix(target.Path, "/") + otlpLogsPath
+		target.RawPath = ""
+	}
+	host, _ := os.Hostname()
+	return &otlpSink{
+		url:      target.String(),
+		shown:    redactURL(raw),
+		token:    token,
+		agent:    "difflore/" + version,
+		version:  version,
+		hostname: host,
+		client:   &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		timeout:  requestTimeout,
+		now:      time.Now,
+	}
+}
+
+func (s *otlpSink) String() string { return s.shown }
+
+func (s *otlpSink) send(ctx context.Context, events []event) result {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	body := s.encode(events, s.now())
+	gzipped := len(body) > gzipOver
+	if gzipped {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(body)
+		zw.Close()
+		body = buf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	if err != nil {
+		return result{verdict: retryLater, err: s.scrub(err.Error())}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", s.agent)
+	// OTLP has no idempotency key of its own; the header costs nothing and
+	// lets a gateway in front of the collector deduplicate a resent batch.
+	req.Header.Set("Idempotency-Key", idempotencyKey(events))
+	if gzipped {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return result{verdict: retryLater, err: s.scrub(err.Error())}
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return classifyOTLP(resp.StatusCode, resp.Header.Get("Retry-After"), answer, len(events), time.Now(), s.scrub)
+}
+
+// scrub removes the token from text that came back from the endpoint or the
+// network stack, so that it never reaches a log, an error or status.
+func (s *otlpSink) scrub(text string) string {
+	if s.token != "" {
+		text = strings.ReplaceAll(text, s.token, "[redacted]")
+	}
+	return text
+}
+
+// encode is the ExportLogsServiceRequest for events in OTLP/JSON: one
+// resource (this difflore on this host), one scope, one log record per
+// event. observed is the send time, the record's observedTimeUnixNano.
+func (s *otlpSink) encode(events []event, observed time.Time) []byte {
+	n := 512
+	for _, e := range events {
+		// AnyValue wrapping roughly doubles a payload; the rest is the
+		// record's fixed fields.
+		n += 2*len(e.Payload) + len(e.ID) + 2*len(e.Kind) + 320
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"resourceLogs":[{"resource":{"attributes":[`...)
+	b = appendStringAttr(b, "service.name", "difflore")
+	b = append(b, ',')
+	b = appendStringAttr(b, "service.version", s.version)
+	if s.hostname != "" {
+		b = append(b, ',')
+		b = appendStringAttr(b, "host.name", s.hostname)
+	}
+	b = append(b, `]},"scopeLogs":[{"scope":{"name":"difflore","version":`...)
+	b = appendJSONString(b, s.version)
+	b = append(b, `},"logRecords":[`...)
+	obs := strconv.FormatInt(observed.UnixNano(), 10)
+	for i, e := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendLogRecord(b, e, obs)
+	}
+	return append(b, "]}]}]}"...)
+}
+
+// appendLogRecord appends one event as a LogRecord. The kind goes both into
+// eventName (OTLP 1.5 and later) and into an attribute, since older
+// receivers drop the field they do not know and many backends index only
+// attributes.
+func appendLogRecord(b []byte, e event, observedNano string) []byte {
+	b = append(b, `{"timeUnixNano":"`...)
+	b = strconv.AppendInt(b, e.CreatedAt.UnixNano(), 10)
+	b = append(b, `","observedTimeUnixNano":"`...)
+	b = append(b, observedNano...)
+	b = append(b, `","eventName":`...)
+	b = appendJSONString(b, e.Kind)
+	b = append(b, `,"body":`...)
+	b = appendPayloadValue(b, e.Payload)
+	b = append(b, `,"attributes":[`...)
+	b = appendStringAttr(b, "difflore.event.id", e.ID)
+	b = append(b, ',')
+	b = appendStringAttr(b, "difflore.event.kind", e.Kind)
+	b = append(b, `,{"key":"difflore.attempt","value":{"intValue":"`...)
+	b = strconv.AppendInt(b, int64(e.Attempt), 10)
+	return append(b, `"}}]}`...)
+}
+
+// appendStringAttr appends a KeyValue with a string value.
+func appendStringAttr(b []byte, key, value string) []byte {
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, key)
+	b = append(b, `,"value":{"stringValue":`...)
+	b = appendJSONString(b, value)
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string. (strconv.Quote is not JSON:
+// it writes \x escapes.)
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// appendPayloadValue appends an enqueued payload as an OTLP AnyValue. The
+// payload was checked to be one JSON value when it was enqueued; should it
+// still not decode, it is sent as the string it is, rather than holding up
+// the batch for an event no retry can mend.
+func appendPayloadValue(b []byte, payload []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if out, err := appendAnyValue(b, dec); err == nil {
+		if _, err := dec.Token(); err == io.EOF {
+			return out
+		}
+	}
+	b = append(b, `{"stringValue":`...)
+	b = appendJSONString(b, string(payload))
+	return append(b, '}')
+}
+
+// appendAnyValue reads one JSON value from dec and appends it as an OTLP
+// AnyValue, keeping the order of object keys:
+//
+//	object  → kvlistValue      array → arrayValue
+//	string  → stringValue      true, false → boolValue
+//	null    → {} (an empty AnyValue)
+//	integer → intValue, a decimal string as OTLP/JSON wants for 64 bits
+//	other numbers → doubleValue
+//
+// An integer beyond int64, or a number beyond float64, has no OTLP number
+// type that holds it; it becomes a stringValue with its digits as written,
+// so that nothing is rounded away.
+func appendAnyValue(b []byte, dec *json.Decoder) ([]byte, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return b, err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			b = append(b, `{"kvlistValue":{"values":[`...)
+			for i := 0; dec.More(); i++ {
+				key, err := dec.Token()
+				if err != nil {
+					return b, err
+				}
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"key":`...)
+				b = appendJSONString(b, key.(string))
+				b = append(b, `,"value":`...)
+				if b, err = appendAnyValue(b, dec); err != nil {
+					return b, err
+				}
+				b = append(b, '}')
+			}
+			b = append(b, "]}}"...)
+		case '[':
+			b = append(b, `{"arrayValue":{"values":[`...)
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				if b, err = appendAnyValue(b, dec); err != nil {
+					return b, err
+				}
+			}
+			b = append(b, "]}}"...)
+		default:
+			return b, fmt.Errorf("unexpected %q", v)
+		}
+		// The closing delimiter.
+		_, err = dec.Token()
+		return b, err
+	case string:
+		b = append(b, `{"stringValue":`...)
+		b = appendJSONString(b, v)
+		return append(b, '}'), nil
+	case bool:
+		return append(b, `{"boolValue":`+strconv.FormatBool(v)+`}`...), nil
+	case nil:
+		return append(b, "{}"...), nil
+	case json.Number:
+		return appendNumber(b, string(v)), nil
+	}
+	return b, fmt.Errorf("unexpected token %v", tok)
+}
+
+// appendNumber appends a JSON number literal as an AnyValue; see
+// appendAnyValue for the rules.
+func appendNumber(b []byte, lit string) []byte {
+	if !strings.ContainsAny(lit, ".eE") {
+		if n, err := strconv.ParseInt(lit, 10, 64); err == nil {
+			b = append(b, `{"intValue":"`...)
+			b = strconv.AppendInt(b, n, 10)
+			return append(b, `"}`...)
+		}
+	} else if f, err := strconv.ParseFloat(lit, 64); err == nil && !math.IsInf(f, 0) {
+		b = append(b, `{"doubleValue":`...)
+		b = strconv.AppendFloat(b, f, 'g', -1, 64)
+		return append(b, '}')
+	}
+	b = append(b, `{"stringValue":`...)
+	b = appendJSONString(b, lit)
+	return append(b, '}')
+}
+
+// classifyOTLP maps an OTLP/HTTP answer to a result. OTLP's rules differ from
+// DESIGN.md's table in two places:
+//
+//   - Only 429, 502, 503 and 504 are retryable in OTLP (408 too, as in the
+//     table, since it says the request timed out, not that it was wrong).
+//     Any other 5xx "MUST NOT be retried": the collector answers 500 when
+//     its pipeline refused the data for good. Such a batch is split like a
+//     400, so that only the events at fault end as dead letters, where a
+//     person can look at them and retry them.
+//   - A 200 may carry partialSuccess with rejectedLogRecords, a count: OTLP
+//     does not say which records were refused, and says the client must not
+//     retry them. So the whole batch counts as delivered (retrying would
+//     resend the accepted ones too, and dead-lettering would invent which
+//     were refused); the count and the server's errorMessage go into the
+//     result's error, hence the log and the last error in status.
+//
+// Other 4xx than those of the table say the request, not the data, is wrong
+// for this server (405, 415: not an OTLP receiver, or a different one): like
+// 401, 403 and 404 they pause delivery rather than dead-letter every event.
+func classifyOTLP(status int, retryAfter string, body []byte, sent int, now time.Time, scrub func(string) string) result {
+	switch {
+	case status >= 200 && status < 300:
+		r := result{verdict: delivered, status: status}
+		r.unidentified, r.err = parsePartialSuccess(body, sent)
+		r.err = bound(scrub(r.err))
+		return r
+	case status == 408 || status == 429 || status == 502 || status == 503 || status == 504:
+		// Retried as by the plain HTTP sink, honouring Retry-After.
+	case status >= 500:
+		r := classify(status, "", otlpStatusMessage(body), now, scrub)
+		r.verdict = badBatch
+		return r
+	case status >= 400 && status != 400 && status != 413 && status != 422:
+		r := classify(status, "", otlpStatusMessage(body), now, scrub)
+		r.verdict = paused
+		return r
+	}
+	return classify(status, retryAfter, otlpStatusMessage(body), now, scrub)
+}
+
+// parsePartialSuccess reads an ExportLogsServiceResponse. It returns the
+// number of records the server rejected and a message for the log and
+// status, empty when the answer is a plain success. A server may also send
+// an errorMessage with no rejections, as a warning; it is kept the same way.
+// An answer that is not JSON (empty, or protobuf from a server that ignored
+// our Content-Type) is a plain success: a 200 is what OTLP defines as one.
+func parsePartialSuccess(body []byte, sent int) (int, string) {
+	var v struct {
+		PartialSuccess struct {
+			// int64 is a string in OTLP/JSON; some servers write a number.
+			RejectedLogRecords json.Number `json:"rejectedLogRecords"`
+			ErrorMessage       string      `json:"errorMessage"`
+		} `json:"partialSuccess"`
+	}
+	if len(bytes.TrimSpace(body)) == 0 || json.Unmarshal(body, &v) != nil {
+		return 0, ""
+	}
+	ps := v.PartialSuccess
+	rejected, _ := strconv.Atoi(strings.Trim(string(ps.RejectedLogRecords), `"`))
+	switch {
+	case rejected > 0:
+		msg := fmt.Sprintf("partial success: the endpoint rejected %d of %d log records without naming them; not retried, as OTLP requires", rejected, sent)
+		if ps.ErrorMessage != "" {
+			msg += ": " + ps.ErrorMessage
+		}
+		return rejected, msg
+	case ps.ErrorMessage != "":
+		return 0, "partial success with no rejected records: " + ps.ErrorMessage
+	}
+	return 0, ""
+}
+
+// otlpStatusMessage shortens an OTLP error answer, a google.rpc.Status
+// {"code":…,"message":…}, to its message; other answers are kept as they are.
+func otlpStatusMessage(body []byte) []byte {
+	var st struct {
+		Message *string `json:"message"`
+	}
+	if json.Unmarshal(body, &st) != nil || st.Message == nil {
+		return body
+	}
+	return []byte(*st.Message)
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testOutbox opens a fresh outbox in a test home, on a fake clock.
+func testOutbox(t *testing.T) (*outbox, *fakeClock, home) {
+	t.Helper()
+	h, err := openHome(testHome(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	ob, err := openOutbox(h, time.Second, clk.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ob.Close() })
+	return ob, clk, h
+}
+
+func insertN(t *testing.T, ob *outbox, at time.Time, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := ob.insert(id, "k", []byte(`{"id":"`+id+`"}`), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func eventIDs(evs []event) []string {
+	var ids []string
+	for _, e := range evs {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+func mustCounts(t *testing.T, ob *outbox) counts {
+	t.Helper()
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestClaimOrderLimitAndAttempts(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	insertN(t, ob, clk.now(), "a", "b", "c")
+	insertN(t, ob, clk.now().Add(time.Minute), "later") // created in the future: not ready yet
+	if err := ob.insert("a", "k", []byte(`{"dup":1}`), clk.now()); err != nil {
+		t.Fatal(err)
+	}
+	tok, evs, err := ob.claim(2, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(eventIDs(evs), []string{"a", "b"}) || tok == "" {
+		t.Fatalf("claim(2) = %v, want [a b]", eventIDs(evs))
+	}
+	if string(evs[0].Payload) != `{"id":"a"}` || evs[0].Attempt != 1 || evs[0].Kind != "k" || !evs[0].CreatedAt.Equal(clk.now()) {
+		t.Errorf("claimed %+v; a repeated id must not replace the first", evs[0])
+	}
+	_, evs, _ = ob.claim(10, maxBatchBytes, time.Minute)
+	if !slices.Equal(eventIDs(evs), []string{"c"}) {
+		t.Errorf("second claim = %v, want [c]: claimed and future events are not ready", eventIDs(evs))
+	}
+	if c := mustCounts(t, ob); c.Pending != 1 || c.Inflight != 3 {
+		t.Errorf("counts %+v", c)
+	}
+	if at, ok, err := ob.nextAvailable(); err != nil || !ok || !at.Equal(clk.now().Add(time.Minute)) {
+		t.Errorf("nextAvailable = %v %v %v, want the future event's time", at, ok, err)
+	}
+}
+
+func TestClaimTokenGuards(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	insertN(t, ob, clk.now(), "a", "b")
+	tok1, evs1, err := ob.claim(10, maxBatchBytes, time.Minute)
+	if err != nil || len(evs1) != 2 {
+		t.Fatal(evs1, err)
+	}
+	// The lease runs out (a stuck request): the next claim takes the
+	// events again under a new token.
+	clk.advance(2 * time.Minute)
+	tok2, evs2, err := ob.claim(10, maxBatchBytes, time.Minute)
+	if err != nil || len(evs2) != 2 || tok2 == tok1 || evs2[0].Attempt != 2 {
+		t.Fatalf("reclaim: %v %v", evs2, err)
+	}
+	// Whatever the old claim now says about them is ignored.
+	if err := ob.ack(tok1, evs1); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.bury(tok1, evs1, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.release(tok1, evs1, clk.now(), true, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustCounts(t, ob); c.Inflight != 2 || c.Dead != 0 || c.Pending != 0 {
+		t.Fatalf("a stale token changed events: %+v", c)
+	}
+	if err := ob.ack(tok2, evs2[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.release(tok2, evs2[1:], clk.now().Add(time.Second), false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustCounts(t, ob); c.Pending != 1 || c.Inflight != 0 {
+		t.Errorf("after ack and release: %+v", c)
+	}
+	if got := rowOf(t, ob.conn, "b"); got.attempts != 1 || got.lastError != "" || !got.availableAt.Equal(clk.now().Add(time.Second)) {
+		t.Errorf("uncounted release: %+v, want the attempt given back", got)
+	}
+}
+
+func TestReleaseKeepsLastError(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	insertN(t, ob, clk.now(), "a")
+	tok, evs, _ := ob.claim(1, maxBatchBytes, time.Minute)
+	ob.release(tok, evs, clk.now(), true, "500 first")
+	tok, evs, _ = ob.claim(1, maxBatchBytes, time.Minute)
+	ob.release(tok, evs, clk.now(), false, "")
+	if got := rowOf(t, ob.conn, "a"); got.lastError != "500 first" || got.attempts != 1 {
+		t.Errorf("%+v, want the first error kept and one attempt", got)
+	}
+}
+
+func TestResetInflight(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	insertN(t, ob, clk.now(), "a", "b")
+	if _, _, err := ob.claim(10, maxBatchBytes, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.resetInflight(); err != nil {
+		t.Fatal(err)
+	}
+	_, evs, err := ob.claim(10, maxBatchBytes, time.Hour)
+	if err != nil || !slices.Equal(eventIDs(evs), []string{"a", "b"}) || evs[0].Attempt != 2 {
+		t.Errorf("after a restart: %v %v, want both again at attempt 2", evs, err)
+	}
+}
+
+func TestClaimByteBudget(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	payload := []byte(`"` + strings.Repeat("p", 1000) + `"`)
+	for i := range 10 {
+		if err := ob.insert(string(rune('a'+i)), "k", payload, clk.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := len(payload) + 1 + 1 + eventOverhead
+	tests := []struct{ budget, want int }{
+		{per * 3, 3},
+		{per*3 - 1, 2},
+		{1, 1}, // one event always goes, however large
+		{per * 100, 10},
+	}
+	for _, tt := range tests {
+		tok, evs, err := ob.claim(100, tt.budget, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != tt.want {
+			t.Errorf("budget %d: %d events, want %d", tt.budget, len(evs), tt.want)
+		}
+		if body := encodeBatch(evs); len(evs) > 1 && len(body) > tt.budget+batchFrame {
+			t.Errorf("budget %d: body %d bytes", tt.budget, len(body))
+		}
+		ob.release(tok, evs, clk.now(), false, "")
+	}
+}
+
+func buryAll(t *testing.T, ob *outbox, errMsg string) {
+	t.Helper()
+	tok, evs, err := ob.claim(100, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.bury(tok, evs, errMsg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOutboxCommands(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	clk.set(time.Now().Add(-time.Hour))
+	insertN(t, ob, clk.now(), "d-1", "d-2", "d-3")
+	buryAll(t, ob, "422 Unprocessable Entity: bad field\nsecond line")
+	insertN(t, ob, clk.now(), "p-1")
+
+	var list struct {
+		Counts      counts             `json:"counts"`
+		Kinds       map[string]*counts `json:"kinds"`
+		DeadLetters []deadLetter       `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Counts.Dead != 3 || list.Counts.Pending != 1 || list.Kinds["k"] == nil || list.Kinds["k"].Dead != 3 || len(list.DeadLetters) != 3 {
+		t.Fatalf("outbox list --json: %+v", list)
+	}
+	if dl := list.DeadLetters[0]; dl.ID != "d-1" || dl.Attempts != 1 || !strings.HasPrefix(dl.LastError, "422") || dl.Kind != "k" {
+		t.Errorf("dead letter %+v", dl)
+	}
+	text := mustCLI(t, "outbox")
+	for _, want := range []string{"1 pending, 0 inflight, 3 dead", "dead letters:", "d-2  k  1 attempts  1h0m0s old  422 Unprocessable Entity: bad field\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("outbox list does not show %q:\n%s", want, text)
+		}
+	}
+
+	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue\n" {
+		t.Errorf("retry d-2: %q", out)
+	}
+	if got := rowOf(t, ob.conn, "d-2"); got.state != statePending || got.attempts != 0 {
+		t.Errorf("retried dead letter: %+v, want pending with attempts reset", got)
+	}
+	if _, _, code := cli(t, "", "outbox", "retry"); code != 2 {
+		t.Errorf("retry with neither --all nor ids: exit %d, want 2", code)
+	}
+	if _, _, code := cli(t, "", "outbox", "purge", "--dead"); code != 2 {
+		t.Errorf("purge without --yes: exit %d, want 2", code)
+	}
+	if c := mustCounts(t, ob); c.Dead != 2 {
+		t.Errorf("purge without --yes deleted something: %+v", c)
+	}
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "2 dead letters back in the queue\n" {
+		t.Errorf("retry --all: %q", out)
+	}
+	clk.set(time.Now().Add(time.Second)) // retry made them available from the real now
+	buryAll(t, ob, "dead again")
+	if out := mustCLI(t, "outbox", "purge", "--dead", "--yes"); out != "purged 4 dead letters\n" {
+		t.Errorf("purge: %q", out)
+	}
+	if c := mustCounts(t, ob); c.Dead != 0 || c.Pending != 0 {
+		t.Errorf("after purge: %+v", c)
+	}
+}
+
+func TestReplaySpill(t *testing.T) {
+	ob, clk, h := testOutbox(t)
+	insertN(t, ob, clk.now(), "already")
+	created := clk.now().Add(-time.Minute)
+	for _, ev := range []spilled{
+		{ID: "s-1", Kind: "hook", CreatedAt: created, Payload: `{"a": 1}`},
+		{ID: "already", Kind: "k", CreatedAt: created, Payload: `{"other":true}`},
+	} {
+		if _, err := spillEvent(h, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := h.path(spillDirName)
+	for name, data := range map[string]string{
+		"broken.json":   `{"id":"x"`,
+		"badid.json":    `{"id":"../x","kind":"k","payload":"{}"}`,
+		"badjson.json":  `{"id":"y","kind":"k","payload":"{nope"}`,
+		"notes.txt":     `ignored`,
+		".partial.json": `ignored: a temp file being written`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := replaySpill(h, ob)
+	if err != nil || n != 2 {
+		t.Fatalf("replaySpill = %d, %v; want 2 moved", n, err)
+	}
+	// A crash between insert and remove replays a file twice: stored once.
+	if _, err := spillEvent(h, spilled{ID: "s-1", Kind: "hook", CreatedAt: created, Payload: `{"a": 1}`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replaySpill(h, ob); err != nil {
+		t.Fatal(err)
+	}
+	_, evs, err := ob.claim(100, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(eventIDs(evs), []string{"already", "s-1"}) {
+		t.Fatalf("outbox holds %v, want [already s-1]", eventIDs(evs))
+	}
+	if s := evs[1]; string(s.Payload) != `{"a": 1}` || s.Kind != "hook" || !s.CreatedAt.Equal(created) {
+		t.Errorf("replayed event %+v, want the spilled bytes, kind and time", s)
+	}
+	if string(evs[0].Payload) != `{"id":"already"}` {
+		t.Errorf("a spilled duplicate replaced the queued event: %s", evs[0].Payload)
+	}
+	left, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	want := []string{".partial.json", "badid.json.bad", "badjson.json.bad", "broken.json.bad", "notes.txt"}
+	if !slices.Equal(names, want) {
+		t.Errorf("spill folder holds %v, want %v", names, want)
+	}
+}

@@ -1,0 +1,462 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func noScrub(s string) string { return s }
+
+func TestClassify(t *testing.T) {
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	tests := []struct {
+		status     int
+		retryAfter string
+		body       string
+		want       verdict
+		wantWait   time.Duration
+		wantErr    string // a part of the error text; "" wants none
+	}{
+		{200, "", "", delivered, 0, ""},
+		{201, "", "ok", delivered, 0, ""},
+		{204, "", "", delivered, 0, ""},
+		{408, "", "slow", retryLater, 0, "408 Request Timeout: slow"},
+		{429, "", "", retryLater, 0, "429 Too Many Requests"},
+		{429, "7", "", retryLater, 7 * time.Second, "429"},
+		{500, "", "boom", retryLater, 0, "500 Internal Server Error: boom"},
+		{502, "", "", retryLater, 0, "502"},
+		{503, now.Add(90 * time.Second).Format(http.TimeFormat), "", retryLater, 90 * time.Second, "503"},
+		{504, "", "", retryLater, 0, "504"},
+		{418, "", "", retryLater, 0, "418"}, // unexpected: counted, so it ends as a dead letter
+		{400, "", `{"error":"bad"}`, badBatch, 0, `400 Bad Request: {"error":"bad"}`},
+		{413, "", "", badBatch, 0, "413"},
+		{422, "", "", badBatch, 0, "422"},
+		{401, "", "who", paused, 0, "401 Unauthorized: who"},
+		{403, "", "", paused, 0, "403"},
+		{404, "", "", paused, 0, "404"},
+		{301, "", "", paused, 0, "301"},
+		{308, "", "", paused, 0, "308"},
+	}
+	for _, tt := range tests {
+		r := classify(tt.status, tt.retryAfter, []byte(tt.body), now, noScrub)
+		if r.verdict != tt.want || r.retryAfter != tt.wantWait || r.status != tt.status {
+			t.Errorf("classify(%d, %q): verdict %d, wait %s, status %d; want %d, %s", tt.status, tt.retryAfter, r.verdict, r.retryAfter, r.status, tt.want, tt.wantWait)
+		}
+		if tt.wantErr == "" && r.err != "" || !strings.Contains(r.err, tt.wantErr) {
+			t.Errorf("classify(%d): error %q, want it to contain %q", tt.status, r.err, tt.wantErr)
+		}
+	}
+}
+
+func TestClassifyRejected(t *testing.T) {
+	body := `{"rejected":[{"id":"a","error":"bad field secret-token","retryable":false},{"id":"b","error":"busy","retryable":true},{"error":"no id"}]}`
+	r := classify(200, "", []byte(body), time.Now(), func(s string) string { return strings.ReplaceAll(s, "secret-token", "[redacted]") })
+	want := []rejection{{ID: "a", Error: "bad field [redacted]"}, {ID: "b", Error: "busy", Retryable: true}}
+	if r.verdict != delivered || len(r.rejected) != 2 || r.rejected[0] != want[0] || r.rejected[1] != want[1] {
+		t.Fatalf("classify: %+v, want delivered with %+v", r, want)
+	}
+	for _, body := range []string{"", "ok", "[1,2]", `{"rejected":"x"}`, `{"accepted":3}`} {
+		if got := parseRejected([]byte(body)); len(got) != 0 {
+			t.Errorf("parseRejected(%q) = %+v, want none", body, got)
+		}
+	}
+}
+
+func TestClassifyBoundsAndScrubs(t *testing.T) {
+	body := strings.Repeat("é", 3000) // 6000 bytes, cut inside a rune
+	r := classify(400, "", []byte("token=s3cr3t "+body), time.Now(), func(s string) string { return strings.ReplaceAll(s, "s3cr3t", "[redacted]") })
+	if len(r.err) > maxErrorText {
+		t.Errorf("error is %d bytes, want at most %d", len(r.err), maxErrorText)
+	}
+	if strings.Contains(r.err, "s3cr3t") || !strings.Contains(r.err, "[redacted]") {
+		t.Errorf("error not scrubbed: %.80q", r.err)
+	}
+	if !strings.HasSuffix(r.err, "é…") {
+		t.Errorf("error should end in a whole rune and an ellipsis: %q", r.err[len(r.err)-8:])
+	}
+	if got := bound("short"); got != "short" {
+		t.Errorf("bound(short) = %q", got)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"30", 30 * time.Second},
+		{" 120 ", 2 * time.Minute},
+		{"-5", 0},
+		{"soon", 0},
+		{"99999999999999", time.Hour}, // capped at an hour
+		{now.Add(45 * time.Second).Format(http.TimeFormat), 45 * time.Second},
+		{now.Add(3 * time.Hour).Format(http.TimeFormat), time.Hour},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{now.Add(2 * time.Minute).Format(time.RFC850), 2 * time.Minute},
+		{now.Add(time.Minute).Format(time.ANSIC), time.Minute},
+	}
+	for _, tt := range tests {
+		if got := parseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func testEvents(n int, payload string) []event {
+	created := time.Date(2026, 11, 25, 18, 0, 0, 123e6, time.UTC)
+	var evs []event
+	for i := range n {
+		evs = append(evs, event{Seq: int64(i + 1), ID: "evt-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26), Kind: "event", Payload: []byte(payload), CreatedAt: created, Attempt: 1})
+	}
+	return evs
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	a := testEvents(3, `{}`)
+	b := []event{a[2], a[0], a[1]}
+	b[0].Attempt = 7 // the attempt is not part of the batch's identity
+	tests := []struct {
+		name string
+		x, y []event
+		same bool
+	}{
+		{"same events", a, testEvents(3, `{}`), true},
+		{"any order, any attempt", a, b, true},
+		{"other payload, same ids", a, testEvents(3, `{"x":1}`), true},
+		{"one event fewer", a, a[:2], false},
+		{"another event", a[:2], []event{a[0], a[2]}, false},
+		{"ids that join alike", []event{{ID: "ab"}, {ID: "c"}}, []event{{ID: "a"}, {ID: "bc"}}, false},
+	}
+	for _, tt := range tests {
+		kx, ky := idempotencyKey(tt.x), idempotencyKey(tt.y)
+		if (kx == ky) != tt.same {
+			t.Errorf("%s: keys %s and %s, want same=%v", tt.name, kx, ky, tt.same)
+		}
+		if len(kx) != 32 {
+			t.Errorf("%s: key %q is not 32 hex digits", tt.name, kx)
+		}
+	}
+}
+
+// wireBatch is a request body as the endpoint sees it.
+type wireBatch struct {
+	Events []wireEvent `json:"events"`
+}
+
+type wireEvent struct {
+	ID        string          `json:"id"`
+	Kind      string          `json:"kind"`
+	CreatedAt string          `json:"created_at"`
+	Attempt   int             `json:"attempt"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+func TestEncodeBatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []event
+		want   string
+	}{
+		{"empty", nil, `{"events":[]}`},
+		{"one", []event{{ID: "e1", Kind: "k.x", Payload: []byte(`{"a": [1, 2]}`), CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.FixedZone("x", 3600)), Attempt: 3}},
+			`{"events":[{"id":"e1","kind":"k.x","created_at":"2026-01-02T02:04:05.006Z","attempt":3,"payload":{"a": [1, 2]}}]}`},
+		{"two", []event{{ID: "a", Kind: "k", Payload: []byte(`1`), CreatedAt: time.UnixMilli(0), Attempt: 1}, {ID: "b", Kind: "k", Payload: []byte(`"s"`), CreatedAt: time.UnixMilli(0), Attempt: 20}},
+			`{"events":[{"id":"a","kind":"k","created_at":"1970-01-01T00:00:00.000Z","attempt":1,"payload":1},{"id":"b","kind":"k","created_at":"1970-01-01T00:00:00.000Z","attempt":20,"payload":"s"}]}`},
+	}
+	for _, tt := range tests {
+		got := encodeBatch(tt.events)
+		if string(got) != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("%s: not valid JSON", tt.name)
+		}
+		// claim budgets each event at payload+id+kind+eventOverhead bytes;
+		// the real encoding must never be larger.
+		size := batchFrame
+		for _, e := range tt.events {
+			size += len(e.Payload) + len(e.ID) + len(e.Kind) + eventOverhead
+		}
+		if len(got) > size {
+			t.Errorf("%s: encoded %d bytes, more than the %d claim budgets", tt.name, len(got), size)
+		}
+	}
+}
+
+// recorded is one request an endpoint received.
+type recorded struct {
+	header http.Header
+	raw    []byte // the body, decompressed
+	batch  wireBatch
+	err    error // why the body could not be read
+}
+
+func (r recorded) ids() []string {
+	var ids []string
+	for _, e := range r.batch.Events {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+// answer is what a scripted endpoint says to one request.
+type answer struct {
+	status int
+	header map[string]string
+	body   string
+	hang   bool // block until the client gives up or the test ends
+}
+
+// endpoint is a loopback ingest endpoint with scripted answers. It records
+// every request, decoded, and answers with script(request number, request).
+type endpoint struct {
+	*httptest.Server
+	mu     sync.Mutex
+	reqs   []recorded
+	script func(n int, r recorded) answer
+	got    chan recorded // every request, if not nil; never blocks the handler for long
+	closed chan struct{}
+}
+
+func newEndpoint(t testing.TB, script func(n int, r recorded) answer) *endpoint {
+	t.Helper()
+	ep := &endpoint{script: script, got: make(chan recorded, 10000), closed: make(chan struct{})}
+	ep.Server = httptest.NewServer(http.HandlerFunc(ep.serve))
+	t.Cleanup(func() {
+		close(ep.closed) // unblock hanging handlers before Close waits for them
+		ep.Close()
+	})
+	return ep
+}
+
+func (ep *endpoint) serve(w http.ResponseWriter, req *http.Request) {
+	rec := recorded{header: req.Header.Clone()}
+	var body io.Reader = req.Body
+	if req.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(req.Body)
+		if err != nil {
+			rec.err = err
+		} else {
+			body = zr
+		}
+	}
+	if rec.err == nil {
+		rec.raw, rec.err = io.ReadAll(body)
+	}
+	if rec.err == nil {
+		rec.err = json.Unmarshal(rec.raw, &rec.batch)
+	}
+	ep.mu.Lock()
+	n := len(ep.reqs)
+	ep.reqs = append(ep.reqs, rec)
+	ep.mu.Unlock()
+	select {
+	case ep.got <- rec:
+	default:
+	}
+	a := answer{status: 200}
+	if ep.script != nil {
+		a = ep.script(n, rec)
+	}
+	if a.hang {
+		select {
+		case <-req.Context().Done():
+		case <-ep.closed:
+		}
+		return
+	}
+	for k, v := range a.header {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(a.status)
+	io.WriteString(w, a.body)
+}
+
+func (ep *endpoint) requests() []recorded {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return append([]recorded(nil), ep.reqs...)
+}
+
+// next waits for the next request the endpoint receives.
+func (ep *endpoint) next(t testing.TB, timeout time.Duration) recorded {
+	t.Helper()
+	select {
+	case r := <-ep.got:
+		return r
+	case <-time.After(timeout):
+		t.Fatalf("endpoint: no request within %s", timeout)
+		return recorded{}
+	}
+}
+
+func testSink(t testing.TB, url, token string) *httpSink {
+	t.Helper()
+	s, err := parseEndpoint(url, token, "1.2.3", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.(*httpSink)
+}
+
+func TestHTTPSinkWire(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	s := testSink(t, ep.URL, "tok-123")
+	small := testEvents(2, `{"n":1}`)
+	big := testEvents(40, `{"text":"`+strings.Repeat("word ", 20)+`"}`)
+	for _, tt := range []struct {
+		name   string
+		events []event
+		gzip   bool
+	}{{"small body", small, false}, {"body over 1 KiB", big, true}} {
+		if r := s.send(context.Background(), tt.events); r.verdict != delivered || r.status != 200 {
+			t.Fatalf("%s: send = %+v, want delivered", tt.name, r)
+		}
+		req := ep.next(t, 5*time.Second)
+		if req.err != nil {
+			t.Fatalf("%s: body: %v", tt.name, req.err)
+		}
+		h := req.header
+		checks := map[string]string{
+			"Content-Type":    "application/json",
+			"User-Agent":      "difflore/1.2.3",
+			"Authorization":   "Bearer tok-123",
+			"Idempotency-Key": idempotencyKey(tt.events),
+		}
+		for k, want := range checks {
+			if got := h.Get(k); got != want {
+				t.Errorf("%s: %s = %q, want %q", tt.name, k, got, want)
+			}
+		}
+		if got := h.Get("Content-Encoding") == "gzip"; got != tt.gzip {
+			t.Errorf("%s: gzip = %v, want %v", tt.name, got, tt.gzip)
+		}
+		if !bytes.Equal(req.raw, encodeBatch(tt.events)) {
+			t.Errorf("%s: body differs from encodeBatch", tt.name)
+		}
+		if len(req.batch.Events) != len(tt.events) || req.batch.Events[0].Attempt != 1 || string(req.batch.Events[0].Payload) != string(tt.events[0].Payload) {
+			t.Errorf("%s: decoded batch %+v", tt.name, req.batch.Events[0])
+		}
+	}
+	// No token, no Authorization header.
+	testSink(t, ep.URL, "").send(context.Background(), small)
+	if got := ep.next(t, 5*time.Second).header.Get("Authorization"); got != "" {
+		t.Errorf("Authorization without a token = %q", got)
+	}
+}
+
+func TestHTTPSinkAnswers(t *testing.T) {
+	// The sink end of the answer table: status, headers and body, as the
+	// drainer gets them.
+	date := time.Now().Add(2 * time.Minute).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name    string
+		a       answer
+		want    verdict
+		minWait time.Duration
+		maxWait time.Duration
+		errHas  string
+	}{
+		{"200", answer{status: 200}, delivered, 0, 0, ""},
+		{"429 seconds", answer{status: 429, header: map[string]string{"Retry-After": "42"}}, retryLater, 42 * time.Second, 42 * time.Second, "429"},
+		{"503 date", answer{status: 503, header: map[string]string{"Retry-After": date}}, retryLater, 110 * time.Second, 2 * time.Minute, "503"},
+		{"redirect", answer{status: 302, header: map[string]string{"Location": "https://elsewhere.example/"}}, paused, 0, 0, "redirect to https://elsewhere.example/ not followed"},
+		{"401 echoing the token", answer{status: 401, body: "bad token tok-123"}, paused, 0, 0, "bad token [redacted]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := newEndpoint(t, func(int, recorded) answer { return tt.a })
+			r := testSink(t, ep.URL, "tok-123").send(context.Background(), testEvents(1, `{}`))
+			if r.verdict != tt.want || r.retryAfter < tt.minWait || r.retryAfter > tt.maxWait || !strings.Contains(r.err, tt.errHas) {
+				t.Errorf("send = %+v; want verdict %d, wait in [%s, %s], error with %q", r, tt.want, tt.minWait, tt.maxWait, tt.errHas)
+			}
+			if strings.Contains(r.err, "tok-123") {
+				t.Errorf("error shows the token: %q", r.err)
+			}
+			if n := len(ep.requests()); n != 1 {
+				t.Errorf("%d requests, want 1 (redirects are not followed)", n)
+			}
+		})
+	}
+}
+
+func TestHTTPSinkNetworkErrorAndTimeout(t *testing.T) {
+	ep := newEndpoint(t, func(int, recorded) answer { return answer{hang: true} })
+	s := testSink(t, ep.URL, "")
+	s.timeout = 200 * time.Millisecond
+	start := time.Now()
+	r := s.send(context.Background(), testEvents(1, `{}`))
+	if r.verdict != retryLater || r.status != 0 || r.err == "" {
+		t.Errorf("hanging endpoint: %+v, want retryLater with an error", r)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("timeout took %s", d)
+	}
+	if s := testSink(t, "http://127.0.0.1:15", "").send(context.Background(), testEvents(1, `{}`)); s.verdict != retryLater || s.err == "" {
+		t.Errorf("refused connection: %+v, want retryLater", s)
+	}
+	if got := testSink(t, "http://127.0.0.1:1", "").timeout; got != 15*time.Second {
+		t.Errorf("request timeout %s, want 15s", got)
+	}
+}
+
+func TestHTTPSinkBrokenAnswerRetries(t *testing.T) {
+	// A 2xx whose body breaks off may have listed rejected events; acking
+	// the batch could lose them.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(200)
+		io.WriteString(w, `{"rejected":[`)
+	}))
+	defer srv.Close()
+	r := testSink(t, srv.URL, "").send(context.Background(), testEvents(1, `{}`))
+	if r.verdict != retryLater {
+		t.Errorf("broken 2xx answer: %+v, want retryLater", r)
+	}
+}
+
+func TestFileSink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	s, err := parseEndpoint(fileURL(path), "", "x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := testEvents(3, `{"a":1}`)
+	if r := s.send(context.Background(), evs[:2]); r.verdict != delivered {
+		t.Fatalf("send: %+v", r)
+	}
+	if r := s.send(context.Background(), evs[2:]); r.verdict != delivered {
+		t.Fatalf("send: %+v", r)
+	}
+	lines := readLines(t, path)
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3", len(lines))
+	}
+	for i, l := range lines {
+		var e wireEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.ID != evs[i].ID || string(e.Payload) != `{"a":1}` {
+			t.Errorf("line %d = %s (%v)", i, l, err)
+		}
+	}
+	bad := &fileSink{path: filepath.Join(t.TempDir(), "no", "such", "dir", "x")}
+	if r := bad.send(context.Background(), evs); r.verdict != retryLater {
+		t.Errorf("unwritable file: %+v, want retryLater", r)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && os.PathSeparator == '/' {
+		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
