@@ -156,8 +156,13 @@ func readShared(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	// A PID file is two short lines: a planted huge one is cut, not read
+	// whole, and then fails to parse.
+	return io.ReadAll(io.LimitReader(f, maxPIDFile))
 }
+
+// maxPIDFile bounds what is read of a PID file.
+const maxPIDFile = 64 << 10
 
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path. Renaming replaces a symlink at path rather than
