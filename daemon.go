@@ -340,8 +340,7 @@ func startDetached(ctx context.Context, cfg config, h home, args []string) error
 	cmd.Env = append(os.Environ(), detachedEnv+"=1", "DIFFLORE_HOME="+h.dir)
 	cmd.Dir = h.dir
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = detachAttrs()
-	if err := cmd.Start(); err != nil {
+	if cmd, err = startDetachedProcess(cmd); err != nil {
 		pw.Close()
 		return fmt.Errorf("start daemon: %w", err)
 	}
@@ -416,8 +415,7 @@ func ensureDaemon(cfg config, h home) error {
 	cmd.Env = append(os.Environ(), detachedEnv+"=quiet", "DIFFLORE_HOME="+h.dir)
 	cmd.Dir = h.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = detachAttrs()
-	if err := cmd.Start(); err != nil {
+	if cmd, err = startDetachedProcess(cmd); err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	return cmd.Process.Release()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -27,10 +28,11 @@ func (p *proc) requestStop(home) error { return p.signal(unix.SIGTERM) }
 // kill ends the process at once.
 func (p *proc) kill() error { return p.signal(unix.SIGKILL) }
 
-// detachAttrs puts the detached daemon in a session of its own, so that it
-// outlives the terminal and the shell that started it.
-func detachAttrs() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setsid: true}
+// startDetachedProcess starts cmd in a session of its own, so that the
+// daemon outlives the terminal and the shell that started it.
+func startDetachedProcess(cmd *exec.Cmd) (*exec.Cmd, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd, cmd.Start()
 }
 
 // redirectStdio points standard output and error at f, so that the detached

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -134,13 +135,23 @@ func stopContext(ctx context.Context, _ home) (context.Context, context.CancelFu
 	}, nil
 }
 
-// detachAttrs starts the daemon without a console and in a process group of
-// its own, so closing the starting console does not end it.
-func detachAttrs() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{
-		CreationFlags: windows.CREATE_NEW_PROCESS_GROUP | windows.DETACHED_PROCESS,
-		HideWindow:    true,
+// startDetachedProcess starts cmd (or, on a retry, a copy of it, which it
+// returns) without a console and in a process group
+// of its own, so that closing the starting console does not end it. It first
+// asks to leave the starter's job object too: a terminal, an SSH session or
+// a CI runner may kill its whole job when it closes. A job that forbids
+// breaking away fails that start, and the daemon then starts inside it.
+func startDetachedProcess(cmd *exec.Cmd) (*exec.Cmd, error) {
+	const flags = windows.CREATE_NEW_PROCESS_GROUP | windows.DETACHED_PROCESS
+	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: flags | windows.CREATE_BREAKAWAY_FROM_JOB, HideWindow: true}
+	err := cmd.Start()
+	if err == nil || !errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+		return cmd, err
 	}
+	retry := exec.Command(cmd.Path, cmd.Args[1:]...)
+	retry.Env, retry.Dir, retry.Stdin, retry.Stdout, retry.Stderr = cmd.Env, cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr
+	retry.SysProcAttr = &syscall.SysProcAttr{CreationFlags: flags, HideWindow: true}
+	return retry, retry.Start()
 }
 
 // redirectStdio does for the detached daemon what dup2 does on Unix: the
