@@ -14,10 +14,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxPayload is the largest event payload enqueue accepts.
 const maxPayload = 1 << 20
+
+// payloadSlack is how much white space around the payload enqueue reads
+// beyond maxPayload before it gives up on standard input.
+const payloadSlack = 4 << 10
 
 // enqueueBusy is how long enqueue waits for a locked database before it
 // spills the event to a file instead.
@@ -51,9 +56,14 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	var payload []byte
 	switch fs.NArg() {
 	case 0:
-		b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxPayload+1))
+		// The slack lets a 1 MiB value through with the newline that echo
+		// and most tools add; checkPayload measures the value itself.
+		b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxPayload+payloadSlack+1))
 		if err != nil {
 			return withCode(2, fmt.Errorf("read standard input: %w", err))
+		}
+		if len(b) > maxPayload+payloadSlack {
+			return usageError("payload is larger than 1 MiB")
 		}
 		payload = b
 	case 1:
@@ -90,10 +100,13 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 // checkPayload accepts exactly one JSON value of at most maxPayload bytes,
 // returned without the white space around it.
 func checkPayload(p []byte) ([]byte, error) {
+	// Only JSON's own white space is dropped: bytes.TrimSpace would also
+	// strip Unicode spaces (U+00A0, U+0085) and accept "\u00a0{}", which is
+	// not JSON.
+	p = bytes.Trim(p, " \t\r\n")
 	if len(p) > maxPayload {
 		return nil, usageError("payload is larger than 1 MiB")
 	}
-	p = bytes.TrimSpace(p)
 	if len(p) == 0 {
 		return nil, &exitError{code: 2, err: errors.New("empty payload: give one JSON value as the argument or on standard input"),
 			hint: `difflore enqueue '{"hello":"world"}'`}
@@ -105,6 +118,12 @@ func checkPayload(p []byte) ([]byte, error) {
 			err = errors.New("more than one value")
 		}
 		return nil, usageError("payload is not one valid JSON value: %v", err)
+	}
+	// json.Valid lets invalid UTF-8 through inside strings, but JSON is
+	// UTF-8 (RFC 8259): such bytes would reach the endpoint as they are and
+	// be replaced by U+FFFD in a spill file, so the event would change.
+	if !utf8.Valid(p) {
+		return nil, usageError("payload is not valid UTF-8")
 	}
 	return p, nil
 }

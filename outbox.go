@@ -138,7 +138,7 @@ func openConn(path string, busy time.Duration) (*sqlite.Conn, error) {
 	if err := createDBFile(path); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenNoMutex)
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate)
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}

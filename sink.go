@@ -217,9 +217,24 @@ func (s *httpSink) send(ctx context.Context, events []event) result {
 
 // scrub removes the token from text that came back from the endpoint or the
 // network stack, so that it never reaches a log, an error or status.
-func (s *httpSink) scrub(text string) string {
-	if s.token != "" {
-		text = strings.ReplaceAll(text, s.token, "[redacted]")
+func (s *httpSink) scrub(text string) string { return scrubToken(text, s.token) }
+
+// scrubToken replaces token in text, and the forms it takes when an endpoint
+// echoes a request back: escaped as a JSON string (with or without "\/") or
+// as part of a URL. A token of base64 characters differs in each.
+func scrubToken(text, token string) string {
+	if token == "" {
+		return text
+	}
+	forms := []string{token, url.QueryEscape(token), url.PathEscape(token)}
+	if j, err := json.Marshal(token); err == nil {
+		forms = append(forms, string(j[1:len(j)-1]))
+	}
+	for _, f := range slices.Clone(forms) {
+		forms = append(forms, strings.ReplaceAll(f, "/", `\/`))
+	}
+	for _, f := range forms {
+		text = strings.ReplaceAll(text, f, "[redacted]")
 	}
 	return text
 }
