@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // shutdownGrace bounds what a stopping daemon still does: finish the request
@@ -116,14 +118,19 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached)
 
 	lock := newLock(h)
-	ok, err := lock.TryLock()
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", lock.Path(), err)
-	}
-	if !ok {
-		return alreadyRunning(h)
+	if err := takeLock(ctx, h, lock); err != nil {
+		return err
 	}
 	defer lock.Unlock()
+
+	// The stop request is heard from before the PID file exists: stop
+	// signals only a process the PID file names, and one that arrived
+	// before the handler would kill the daemon without its cleanup.
+	ctx, stop, err := stopContext(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	exe, _ := os.Executable()
 	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion()}
@@ -155,12 +162,6 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		return fmt.Errorf("write status: %w", err)
 	}
 
-	ctx, stop, err := stopContext(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer stop()
-
 	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "home", h.dir)
 	if s == nil {
 		log.Warn("no endpoint: events stay queued", "hint", "set DIFFLORE_CLOUD_URL or --endpoint")
@@ -180,12 +181,50 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	return err
 }
 
-// alreadyRunning is the error of a daemon that lost the lock.
-func alreadyRunning(h home) error {
-	if info, err := readPIDFile(h.path(pidFileName)); err == nil {
-		return fmt.Errorf("already running (pid %d)", info.PID)
+// settleTime bounds how long run and stop wait for a lock holder to show
+// itself. The lock is held for an instant by commands that only look (status,
+// stop's stale check), and a daemon publishes its PID file just after it
+// takes the lock and removes it just before it lets go; in those windows the
+// lock and the PID file disagree, and deciding at once would be wrong.
+const settleTime = 3 * time.Second
+
+// takeLock takes the single-instance lock, or returns the already-running
+// error when a daemon holds it. A lock held without a daemon that can be
+// verified is tried again for settleTime: it may be a command that only
+// looks, or a daemon that has not yet written its PID file.
+func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
+	deadline := time.Now().Add(settleTime)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		ok, err := lock.TryLock()
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", lock.Path(), err)
+		}
+		if ok {
+			return nil
+		}
+		if info, err := lockHolder(h); err == nil {
+			return fmt.Errorf("already running (pid %d)", info.PID)
+		}
+		if time.Now().After(deadline) {
+			return errors.New("already running (the lock is held, but its pid file names no running daemon)")
+		}
+		if !sleepCtx(ctx, wait) {
+			return ctx.Err()
+		}
 	}
-	return errors.New("already running (the lock is held)")
+}
+
+// lockHolder reads the PID file and checks that it describes a live
+// process: the daemon that holds the lock, as far as anyone can tell.
+func lockHolder(h home) (pidInfo, error) {
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		return pidInfo{}, err
+	}
+	if err := verifyProcess(info.PID, info); err != nil {
+		return pidInfo{}, err
+	}
+	return info, nil
 }
 
 // drainLoop delivers until ctx is done. When there is nothing to send it
@@ -400,34 +439,14 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	if msg, done, err := clearIfStale(h); done || err != nil {
+	info, p, msg, err := stopTarget(ctx, h)
+	if err != nil || p == nil {
 		if msg != "" {
 			fmt.Fprintln(cfg.stdout, msg)
 		}
 		return err
 	}
-
-	// The lock is held: a daemon runs. Find out which, and make sure.
-	info, err := readPIDFile(h.path(pidFileName))
-	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("a daemon holds the lock, but its pid file cannot be used (%v); not signalling anyone", err),
-			hint: "the daemon may have just started; try again"}
-	}
-	p, err := openProc(info.PID)
-	if err != nil {
-		if msg, done, serr := clearIfStale(h); done || serr != nil {
-			fmt.Fprintln(cfg.stdout, msg)
-			return serr
-		}
-		return fmt.Errorf("pid file names pid %d, which cannot be opened (%v); not signalling it", info.PID, err)
-	}
 	defer p.close()
-	// The handle is opened before the check, so what is checked is what
-	// gets signalled, even if the PID is reused in between.
-	if err := verifyProcess(info.PID, info); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("not signalling: %w", err),
-			hint: "the pid file does not describe the process that holds the lock; stop that daemon by hand"}
-	}
 	if err := p.requestStop(h); err != nil {
 		return fmt.Errorf("ask pid %d to stop: %w", info.PID, err)
 	}
@@ -449,6 +468,53 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	clearIfStale(h)
 	fmt.Fprintf(cfg.stdout, "killed (pid %d) after %s\n", info.PID, *grace)
 	return nil
+}
+
+// stopTarget finds the daemon to stop: a process that holds the lock and
+// is the one the PID file describes. When the lock is free it clears a stale
+// PID file and returns what to print, with a nil proc. The lock and the PID
+// file disagree for a moment while a daemon starts or exits (or while
+// another stop holds the lock to look), so a holder that cannot be verified
+// is looked for again, for settleTime, before stop gives up; it is never
+// signalled.
+func stopTarget(ctx context.Context, h home) (pidInfo, *proc, string, error) {
+	deadline := time.Now().Add(settleTime)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		msg, done, err := clearIfStale(h)
+		if done || err != nil {
+			return pidInfo{}, nil, msg, err
+		}
+		info, p, err := verifiedHolder(h)
+		if err == nil {
+			return info, p, "", nil
+		}
+		if time.Now().After(deadline) {
+			return pidInfo{}, nil, "", &exitError{code: 1, err: fmt.Errorf("a process holds the lock, but not the daemon the pid file describes (%w); not signalling anyone", err),
+				hint: "stop that daemon by hand"}
+		}
+		if !sleepCtx(ctx, wait) {
+			return pidInfo{}, nil, "", ctx.Err()
+		}
+	}
+}
+
+// verifiedHolder opens the process the PID file names and verifies it. The
+// handle is opened before the check, so what is checked is what gets
+// signalled, even if the PID is reused in between.
+func verifiedHolder(h home) (pidInfo, *proc, error) {
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		return pidInfo{}, nil, fmt.Errorf("pid file: %w", err)
+	}
+	p, err := openProc(info.PID)
+	if err != nil {
+		return pidInfo{}, nil, err
+	}
+	if err := verifyProcess(info.PID, info); err != nil {
+		p.close()
+		return pidInfo{}, nil, err
+	}
+	return info, p, nil
 }
 
 // clearIfStale takes the lock if it is free, and while holding it (so no
