@@ -227,3 +227,27 @@ func realisticToken(token string) bool {
 	}
 	return true
 }
+
+// TestParseRetryAfterHostile pins answers that a careless parser gets
+// wrong: a wait too long for an int64 is a long wait, not none.
+func TestParseRetryAfterHostile(t *testing.T) {
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"99999999999999999999", maxRetryAfter},
+		{"-99999999999999999999", 0},
+		{"-1", 0},
+		{"+30", 30 * time.Second},
+		{" 7 ", 7 * time.Second},
+		{"1e3", 0},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter},
+		{"Thu, 01 Jan 1970 00:00:00 GMT", 0},
+		{"Wed, 25 Nov 2026 18:00:30 GMT", 30 * time.Second},
+	} {
+		if got := parseRetryAfter(tc.in, now); got != tc.want {
+			t.Errorf("parseRetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

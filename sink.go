@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -289,6 +290,10 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 			return 0
 		}
 		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && h[0] != '-' {
+		// More seconds than an int64 holds is still a request to wait
+		// long, not leave to retry at once.
+		return maxRetryAfter
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(0, min(t.Sub(now), maxRetryAfter))
