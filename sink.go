@@ -97,15 +97,33 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 				hint: "use https, or pass --allow-insecure if the network is trusted"}
 		}
 		return &httpSink{
-			url:     u.String(),
-			shown:   redactURL(raw),
-			token:   token,
-			agent:   "difflore/" + version,
-			client:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			url:   u.String(),
+			shown: redactURL(raw),
+			token: token,
+			agent: "difflore/" + version,
+			client: &http.Client{
+				Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+				CheckRedirect: checkRedirect(allowInsecure),
+			},
 			timeout: requestTimeout,
 		}, nil
 	}
 	return nil, usageError("endpoint %q: scheme must be http, https or file", redactURL(raw))
+}
+
+// checkRedirect applies the endpoint's rule to where a redirect leads: an
+// https endpoint must not be able to send the events, and the token (which
+// Go keeps on a redirect to the same host), to plain http on the network.
+func checkRedirect(allowInsecure bool) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if req.URL.Scheme == "http" && !allowInsecure && !isLoopback(req.URL.Hostname()) {
+			return fmt.Errorf("refusing a redirect to plain http %q", redactURL(req.URL.String()))
+		}
+		return nil
+	}
 }
 
 func isLoopback(host string) bool {

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// secretToken has the characters that JSON and URLs escape differently,
+// so that an endpoint's echo of it takes several forms.
+const secretToken = "dl_s3cr3t/T0k+en=ABCDEFGH1234567"
+
+// tokenForms are the ways secretToken can appear in text: as it is, and as
+// an endpoint that echoes a request may escape it.
+func tokenForms() []string {
+	j, _ := json.Marshal(secretToken)
+	return []string{
+		secretToken,
+		string(j[1 : len(j)-1]),
+		strings.ReplaceAll(secretToken, "/", `\/`),
+		url.QueryEscape(secretToken),
+		url.PathEscape(secretToken),
+		"s3cr3t", // a piece of it is as bad as the whole
+	}
+}
+
+// assertNoToken fails the test if text holds the token in any form.
+func assertNoToken(t *testing.T, where, text string) {
+	t.Helper()
+	for _, f := range tokenForms() {
+		if i := strings.Index(text, f); i >= 0 {
+			// Show where, not all of it: the text may be a database.
+			t.Errorf("the token appears (as %q) in %s: %q", f, where, text[max(0, i-200):min(len(text), i+len(f)+200)])
+			return
+		}
+	}
+}
+
+// echoServer answers each event (sent one per batch) by its id, and echoes
+// the Authorization header back in every error it gives, in a different
+// form each time: as it is, URL-encoded, and JSON-escaped with "\/".
+type echoServer struct {
+	mu       sync.Mutex
+	attempts map[string]int
+}
+
+func (s *echoServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	auth := r.Header.Get("Authorization")
+	var batch struct {
+		Events []struct{ ID string } `json:"events"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &batch); err != nil || len(batch.Events) != 1 {
+		http.Error(w, "want one event", http.StatusBadRequest)
+		return
+	}
+	id := batch.Events[0].ID
+	s.mu.Lock()
+	s.attempts[id]++
+	n := s.attempts[id]
+	s.mu.Unlock()
+	switch {
+	case id == "retry-then-reject" && n == 1:
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "upstream failed for request with Authorization: %s", auth)
+	case id == "retry-then-reject":
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintf(w, `{"rejected":[{"id":%q,"error":"not allowed for %s","retryable":false}]}`,
+			id, strings.ReplaceAll(auth, "/", `\/`))
+	case id == "bad":
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "invalid event; authorization=%s", url.QueryEscape(auth))
+	case id == "unauthorized":
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "token %q is not valid", auth)
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// TestTokenNeverShown runs a detached daemon against an endpoint that
+// echoes the bearer token back in its errors: the token must not reach
+// daemon.log, the commands' output, status, the dead letters or errors.
+func TestTokenNeverShown(t *testing.T) {
+	home := testHome(t)
+	t.Setenv("DIFFLORE_CLOUD_TOKEN", secretToken)
+	srv := httptest.NewServer(&echoServer{attempts: map[string]int{}})
+	defer srv.Close()
+	t.Setenv("DIFFLORE_CLOUD_URL", srv.URL)
+
+	var shown strings.Builder
+	show := func(args ...string) string {
+		out, errOut, code := cli(t, "", args...)
+		fmt.Fprintf(&shown, "$ difflore %s (exit %d)\n%s%s", strings.Join(args, " "), code, out, errOut)
+		return out
+	}
+	show("enqueue", "--id", "retry-then-reject", `{"n":1}`)
+	show("enqueue", "--id", "bad", `{"n":2}`)
+	show("run", "--detach", "--batch", "1")
+	waitFor(t, 20*time.Second, "two dead letters", func() bool {
+		return strings.Contains(show("outbox", "list"), "0 pending, 0 inflight, 2 dead")
+	})
+	// Now an answer that pauses delivery, so that status shows a reason.
+	show("enqueue", "--id", "unauthorized", `{"n":3}`)
+	waitFor(t, 20*time.Second, "delivery to pause", func() bool {
+		out := show("status")
+		return strings.Contains(out, "paused:")
+	})
+	show("status", "--json")
+	show("outbox", "list", "--json")
+	show("stop")
+
+	out := shown.String()
+	assertNoToken(t, "the commands' output", out)
+	for _, want := range []string{"[redacted]", "dead letters:", "paused:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q, so the test did not see what it checks:\n%s", want, out)
+		}
+	}
+	logData, err := os.ReadFile(filepath.Join(home, logFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoToken(t, "daemon.log", string(logData))
+	if !strings.Contains(string(logData), "redacted") {
+		t.Errorf("daemon.log shows none of the endpoint's errors:\n%s", logData)
+	}
+	// The database holds the errors that status and outbox list show.
+	db, err := os.ReadFile(filepath.Join(home, dbFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoToken(t, "outbox.db", string(db))
+}
+
+// TestTokenNotInForegroundLog checks the foreground daemon's log (standard
+// error) the same way, for an endpoint that answers every batch with 500
+// and the token.
+func TestTokenNotInForegroundLog(t *testing.T) {
+	testHome(t)
+	t.Setenv("DIFFLORE_CLOUD_TOKEN", secretToken)
+	var hits sync.WaitGroup
+	hits.Add(1)
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "you sent %s", r.Header.Get("Authorization"))
+		once.Do(hits.Done)
+	}))
+	defer srv.Close()
+	mustCLI(t, "enqueue", `{"n":1}`)
+	d := startDaemon(t, "--endpoint", srv.URL)
+	hits.Wait()
+	waitFor(t, 10*time.Second, "the failure in the log", func() bool {
+		out, _, _ := cli(t, "", "status")
+		return strings.Contains(out, "failed")
+	})
+	mustCLI(t, "stop")
+	d.wait(t, 15*time.Second)
+	assertNoToken(t, "the daemon's standard error", d.log.String())
+	if !strings.Contains(d.log.String(), "[redacted]") {
+		t.Errorf("the log does not show the scrubbed error:\n%s", d.log)
+	}
+}
+
+// TestInsecureEndpointRefused checks that plain http to a host that is not
+// loopback is refused before anything starts or is created, from the flag
+// or the environment, in the foreground or detached.
+func TestInsecureEndpointRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+	}{
+		{"flag", "", []string{"run", "--endpoint", "http://ingest.example.com/v1"}},
+		{"detach", "", []string{"run", "--detach", "--endpoint", "http://203.0.113.7:8080/"}},
+		{"env", "http://user:pw@ingest.example.com/", []string{"run"}},
+		{"not-quite-loopback", "", []string{"run", "--endpoint", "http://localhost.example.com/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := testHome(t)
+			t.Setenv("DIFFLORE_CLOUD_URL", tc.env)
+			out, errOut, code := cli(t, "", tc.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2\n%s%s", code, out, errOut)
+			}
+			if !strings.Contains(errOut, "plain http") || !strings.Contains(errOut, "hint: ") {
+				t.Errorf("stderr does not say why or what to do:\n%s", errOut)
+			}
+			if strings.Contains(errOut, "pw@") {
+				t.Errorf("the URL's password is shown:\n%s", errOut)
+			}
+			if _, err := os.Stat(home); !os.IsNotExist(err) {
+				t.Errorf("the data home was created (%v): something started", err)
+			}
+		})
+	}
+	// Loopback and --allow-insecure are accepted; nothing is sent here.
+	for _, raw := range []string{"http://127.0.0.1:9/x", "http://localhost:9/", "http://[::1]:9/"} {
+		if _, err := parseEndpoint(raw, "", "test", false); err != nil {
+			t.Errorf("parseEndpoint(%q): %v", raw, err)
+		}
+	}
+	if _, err := parseEndpoint("http://ingest.example.com/", "", "test", true); err != nil {
+		t.Errorf("--allow-insecure: %v", err)
+	}
+}
+
+// TestRedirectDowngradeRefused checks that an https endpoint cannot send
+// the daemon, its token and its events, to plain http on another host by a
+// redirect: the check of the endpoint must hold for where it leads too.
+func TestRedirectDowngradeRefused(t *testing.T) {
+	s, err := parseEndpoint("https://ingest.example.com/v1", secretToken, "test", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := s.(*httpSink).client
+	if client.CheckRedirect == nil {
+		t.Fatal("the sink's client follows every redirect")
+	}
+	via := []*http.Request{httptest.NewRequest("POST", "https://ingest.example.com/v1", nil)}
+	for target, ok := range map[string]bool{
+		"http://ingest.example.com/v1":  false,
+		"http://evil.example.net/":      false,
+		"https://ingest2.example.com/":  true,
+		"http://127.0.0.1:8080/collect": true,
+	} {
+		err := client.CheckRedirect(httptest.NewRequest("POST", target, nil), via)
+		if (err == nil) != ok {
+			t.Errorf("redirect to %s: %v, want allowed %v", target, err, ok)
+		}
+	}
+	insecure, err := parseEndpoint("https://ingest.example.com/v1", secretToken, "test", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := insecure.(*httpSink).client.CheckRedirect(httptest.NewRequest("POST", "http://ingest.example.com/", nil), via); err != nil {
+		t.Errorf("--allow-insecure: redirect to http refused: %v", err)
+	}
+}
