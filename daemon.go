@@ -148,7 +148,11 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 
 	ob, err := openOutbox(h, 5*time.Second, time.Now)
 	if err != nil {
-		return err
+		// Retrying would not help: a damaged or unwritable outbox needs a
+		// person. enqueue keeps new events in spill/ meanwhile.
+		return &exitError{code: 1, err: err,
+			hint: fmt.Sprintf("%s must be a SQLite database this user can write; move it aside to start a new one (events queued since are in %s)",
+				h.path(dbFileName), h.path(spillDirName))}
 	}
 	defer ob.Close()
 	if err := ob.resetInflight(); err != nil {
@@ -615,6 +619,7 @@ type statusReport struct {
 	Outbox struct {
 		counts
 		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+		Error                   string  `json:"error,omitempty"`
 	} `json:"outbox"`
 	Endpoint string `json:"endpoint"`
 	Delivery struct {
@@ -688,8 +693,10 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
 			rep.Daemon.Version = st.info.Version
 		}
+		// An outbox that cannot be read is reported, not fatal: whether
+		// the daemon runs is what status is for.
 		if err := fillOutboxStatus(h, &rep); err != nil {
-			return err
+			rep.Outbox.Error = err.Error()
 		}
 	}
 	if *asJSON {
@@ -752,14 +759,24 @@ func printStatus(w io.Writer, rep *statusReport) {
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
 		fmt.Fprintf(w, "running (pid %d, up %s, version %s)\n", d.PID, up, d.Version)
 	case "stale":
-		fmt.Fprintf(w, "stale pid file (pid %d); not running\n", d.PID)
+		if d.PID == 0 {
+			// The PID file could not be used (a symlink, garbage): there is
+			// no PID to show, and 0 would read as one.
+			fmt.Fprintln(w, "stale pid file (unreadable); not running")
+		} else {
+			fmt.Fprintf(w, "stale pid file (pid %d); not running\n", d.PID)
+		}
 	case "unknown":
 		fmt.Fprintf(w, "lock held by an unidentified process: %s\n", d.Reason)
 	default:
 		fmt.Fprintln(w, "not running")
 	}
 	o := rep.Outbox
-	fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	if o.Error != "" {
+		fmt.Fprintf(w, "outbox:   cannot be read: %s", firstLine(o.Error))
+	} else {
+		fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	}
 	if o.Pending > 0 {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 	}

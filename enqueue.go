@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,7 +186,10 @@ type spilled struct {
 // that a crash leaves either the whole file or none.
 func spillEvent(h home, ev spilled) (string, error) {
 	dir := h.path(spillDirName)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	if err := checkSpillDir(dir); err != nil {
 		return "", err
 	}
 	data, err := json.Marshal(ev)
@@ -196,16 +200,33 @@ func spillEvent(h home, ev spilled) (string, error) {
 	return path, writeFileAtomic(path, data)
 }
 
+// checkSpillDir refuses a spill folder that is a symlink: events would be
+// written where it leads, and replaySpill would rename and delete the files
+// it found there.
+func checkSpillDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("spill folder %q is not a folder (a symlink?); refusing it", dir)
+	}
+	return nil
+}
+
 // replaySpill moves spilled events into the outbox. Insertion is by event id,
 // so a file replayed twice (a crash between insert and remove) is stored
 // once. A file that cannot be parsed is renamed to .bad and kept for a person.
 func replaySpill(h home, o *outbox) (moved int, err error) {
 	dir := h.path(spillDirName)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err := checkSpillDir(dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, nil
 		}
+		return 0, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return 0, fmt.Errorf("read spill folder: %w", err)
 	}
 	for _, e := range entries {

@@ -122,9 +122,10 @@ type outbox struct {
 }
 
 // createDBFile makes the database file 0600 before SQLite opens it: SQLite
-// gives the -wal and -shm files the mode of the database file.
+// gives the -wal and -shm files the mode of the database file. A symlink in
+// its place is refused, not written through.
 func createDBFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func openConn(path string, busy time.Duration) (*sqlite.Conn, error) {
 	if err := createDBFile(path); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate)
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqliteNoFollow)
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}

@@ -179,7 +179,7 @@ func writeFileAtomic(path string, data []byte) error {
 // deleted: deleting it would let a second daemon lock a new file of the same
 // name while the first still holds the old one.
 func newLock(h home) *flock.Flock {
-	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow), flock.SetPermissions(0o600))
 }
 
 // lockHeld reports whether some process holds the home's lock. It takes the
