@@ -123,9 +123,8 @@ func TestRacingRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	type res struct {
-		d      *daemonProc
-		ready  <-chan struct{}
-		winner bool
+		d     *daemonProc
+		ready <-chan struct{}
 	}
 	procs := make([]res, n)
 	for i := range procs {
