@@ -320,3 +320,30 @@ func TestRunRacingLookers(t *testing.T) {
 	looks.Wait()
 	t.Logf("looked at the lock %d times", n)
 }
+
+// TestConcurrentEnqueueFreshHome starts many hooks at once on a home that
+// has no outbox yet, as on the first prompt after installation: they race
+// to create the database and its schema, and none may fail or spill.
+func TestConcurrentEnqueueFreshHome(t *testing.T) {
+	const writers, each = 8, 5
+	for round := range 3 {
+		testHome(t)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					_, errOut, code := runProc(t, command(t, "enqueue", "--id", fmt.Sprintf("r%d-w%d-e%d", round, w, i), `{}`), 30*time.Second)
+					if code != 0 || errOut != "" {
+						t.Errorf("round %d: enqueue: exit %d, stderr %q", round, code, errOut)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if out := mustCLI(t, "outbox", "list"); !strings.HasPrefix(out, fmt.Sprintf("%d pending, 0 inflight, 0 dead\n", writers*each)) {
+			t.Errorf("round %d: outbox:\n%s", round, out)
+		}
+	}
+}
