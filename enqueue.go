@@ -182,8 +182,12 @@ type spilled struct {
 	Payload   string    `json:"payload"` // a string, so the bytes survive exactly
 }
 
-// spillEvent saves an event as spill/<id>.json, atomically and synced, so
-// that a crash leaves either the whole file or none.
+// spillEvent saves an event as spill/<uuid>.json, atomically and synced, so
+// that a crash leaves either the whole file or none. The name is new for
+// each spill, not the event id: ids that differ only in case ("Evt", "evt")
+// name one file on macOS and Windows, and the second would replace the
+// first; an id such as "CON" names a device on Windows. The id is in the
+// file, and replay stores a repeated id once.
 func spillEvent(h home, ev spilled) (string, error) {
 	dir := h.path(spillDirName)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -196,7 +200,7 @@ func spillEvent(h home, ev spilled) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, ev.ID+".json")
+	path := filepath.Join(dir, newEventID(time.Now())+".json")
 	return path, writeFileAtomic(path, data)
 }
 

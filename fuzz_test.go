@@ -123,7 +123,7 @@ func FuzzCheckPayload(f *testing.F) {
 }
 
 // FuzzCheckName checks the gate for --id and --kind: an accepted name is
-// short and safe as a file name (spill/<id>.json) and in a log line.
+// short and safe in a log line and a file name.
 func FuzzCheckName(f *testing.F) {
 	for _, s := range []string{"event", "claude.PostToolUse", "a:b-c_d", "", ".hidden", "-flag", "../etc/passwd", "a/b", "a\x00b", "é", strings.Repeat("x", 129)} {
 		f.Add(s, false)

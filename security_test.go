@@ -247,3 +247,33 @@ func TestRedirectDowngradeRefused(t *testing.T) {
 		t.Errorf("--allow-insecure: redirect to http refused: %v", err)
 	}
 }
+
+// TestSpillIDsDifferingInCase spills two events whose ids differ only in
+// case. On a file system that ignores case (macOS, Windows) a spill file
+// named after the id would be replaced by the second, and an event lost.
+func TestSpillIDsDifferingInCase(t *testing.T) {
+	home := testHome(t)
+	h, err := openHome(home, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for _, id := range []string{"Evt", "evt", "CON"} {
+		if _, err := spillEvent(h, spilled{ID: id, Kind: "event", CreatedAt: now, Payload: `{"id":"` + id + `"}`}); err != nil {
+			t.Fatalf("spill %s: %v", id, err)
+		}
+	}
+	ob, err := openOutbox(h, time.Second, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	n, err := replaySpill(h, ob)
+	if err != nil || n != 3 {
+		t.Fatalf("replayed %d spilled events (%v), want 3", n, err)
+	}
+	c, err := ob.counts()
+	if err != nil || c.Pending != 3 {
+		t.Fatalf("%d pending after replay (%v), want 3", c.Pending, err)
+	}
+}
