@@ -339,3 +339,40 @@ func TestUnwritableOutbox(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignOwnerRefused gives the data home, then the PID file, to
+// another user: difflore must refuse to use the home, and must not trust
+// the PID file. Only root can give files away, so the test needs root.
+func TestForeignOwnerRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	const nobody = 65534
+	home := testHome(t)
+	mustCLI(t, "enqueue", `{}`)
+	if err := os.Chown(home, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"enqueue", `{}`}, {"run"}, {"status"}, {"stop"}} {
+		_, errOut, code := cli(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, "owned by uid 65534") {
+			t.Errorf("difflore %s with a home of another user: exit %d, %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if err := os.Chown(home, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	d := startDaemon(t)
+	pidPath := filepath.Join(home, pidFileName)
+	if err := os.Chown(pidPath, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cli(t, "", "stop", "--grace", "1s")
+	if code != 1 || !strings.Contains(errOut, "owned by uid 65534") {
+		t.Errorf("stop with a pid file of another user: exit %d, %q %q", code, out, errOut)
+	}
+	if !d.alive() {
+		t.Fatal("stop signalled the daemon on the strength of another user's pid file")
+	}
+}
