@@ -21,13 +21,14 @@ import (
 type recorder struct {
 	delay time.Duration
 	mu    sync.Mutex
-	seen  map[string]int // event id → times received
+	seen  map[string]int             // event id → times received
+	keys  map[string]map[string]bool // event id → Idempotency-Keys it came with
 	total int
 	reqs  chan struct{} // one value per request received, dropped when full
 }
 
 func newRecorder(delay time.Duration) *recorder {
-	return &recorder{delay: delay, seen: map[string]int{}, reqs: make(chan struct{}, 1)}
+	return &recorder{delay: delay, seen: map[string]int{}, keys: map[string]map[string]bool{}, reqs: make(chan struct{}, 1)}
 }
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -52,9 +53,14 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Counted on receipt: an event the daemon sent counts as arrived even
 	// if the daemon dies before it reads the answer.
 	rec.mu.Lock()
+	key := r.Header.Get("Idempotency-Key")
 	for _, e := range batch.Events {
 		rec.seen[e.ID]++
 		rec.total++
+		if rec.keys[e.ID] == nil {
+			rec.keys[e.ID] = map[string]bool{}
+		}
+		rec.keys[e.ID][key] = true
 	}
 	rec.mu.Unlock()
 	select {
@@ -160,6 +166,11 @@ func TestCrashLoop(t *testing.T) {
 	for id, n := range rec.seen {
 		if n > 1+crashes {
 			t.Errorf("event %s arrived %d times in %d crashes", id, n, crashes)
+		}
+		// A batch sent again after a crash must carry the key it was
+		// first sent with, or the receiver cannot deduplicate it.
+		if len(rec.keys[id]) != 1 {
+			t.Errorf("event %s arrived %d times under %d idempotency keys", id, n, len(rec.keys[id]))
 		}
 	}
 	rec.mu.Unlock()

@@ -277,3 +277,31 @@ func TestSpillIDsDifferingInCase(t *testing.T) {
 		t.Fatalf("%d pending after replay (%v), want 3", c.Pending, err)
 	}
 }
+
+// TestEnqueueSizeLimit checks the 1 MiB limit at its edges, on standard
+// input as hooks use it: the limit is on the JSON value, so the newline
+// that echo adds does not push a 1 MiB value over it, and no amount of
+// white space smuggles a second value past the reader's limit.
+func TestEnqueueSizeLimit(t *testing.T) {
+	testHome(t)
+	value := func(n int) string { return `"` + strings.Repeat("x", n-2) + `"` } // n bytes of JSON
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		code  int
+	}{
+		{"1MiB-and-newline", value(maxPayload) + "\n", 0},
+		{"1MiB-in-white-space", "\r\n\t " + value(maxPayload) + " \n", 0},
+		{"1MiB-plus-1", value(maxPayload+1) + "\n", 2},
+		{"value-after-much-white-space", "{}" + strings.Repeat(" ", maxPayload+payloadSlack) + "{}", 2},
+		{"nbsp-around", "\u00a0{}\u00a0", 2},
+		{"invalid-utf8", "\"\xff\"", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := cli(t, tc.stdin, "enqueue")
+			if code != tc.code {
+				t.Errorf("exit %d, want %d: %.200s", code, tc.code, errOut)
+			}
+		})
+	}
+}
