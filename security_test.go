@@ -305,3 +305,32 @@ func TestEnqueueSizeLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointPasswordNotShown gives endpoints with a password in them
+// that run must refuse: the refusal must not print the password, which
+// url.Parse's own error quotes.
+func TestEndpointPasswordNotShown(t *testing.T) {
+	for _, raw := range []string{
+		"https://user:hunter2pass@ingest.example.com/%zz",
+		"https://user:hunter2pass@ingest example.com/",
+		"https://user:hunter2pass@[::1/",
+		"ftp://user:hunter2pass@ingest.example.com/",
+		"file://user:hunter2pass@",
+	} {
+		for _, viaEnv := range []bool{false, true} {
+			testHome(t)
+			args := []string{"run", "--endpoint", raw}
+			if viaEnv {
+				t.Setenv("DIFFLORE_CLOUD_URL", raw)
+				args = []string{"run"}
+			}
+			out, errOut, code := cli(t, "", args...)
+			if code != 2 {
+				t.Errorf("run with %q: exit %d, want 2\n%s", raw, code, errOut)
+			}
+			if strings.Contains(out+errOut, "hunter2") {
+				t.Errorf("run with %q shows the password:\n%s%s", raw, out, errOut)
+			}
+		}
+	}
+}

@@ -73,6 +73,12 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole URL, password included: keep only
+		// what is wrong with it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, usageError("endpoint %q: %v", redactURL(raw), err)
 	}
 	switch u.Scheme {
@@ -85,7 +91,7 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 			p = p[1:] // file:///C:/x names C:/x
 		}
 		if p == "" {
-			return nil, usageError("endpoint %q names no file", raw)
+			return nil, usageError("endpoint %q names no file", redactURL(raw))
 		}
 		return &fileSink{path: filepath.FromSlash(p)}, nil
 	case "http", "https":
