@@ -347,3 +347,52 @@ func TestConcurrentEnqueueFreshHome(t *testing.T) {
 		}
 	}
 }
+
+// TestRacingDetachedRuns starts five background daemons at once, as five
+// hooks that each make sure a daemon runs would: one starts, and the others
+// exit 1 naming it.
+func TestRacingDetachedRuns(t *testing.T) {
+	const n = 5
+	testHome(t)
+	t.Cleanup(func() { cli(t, "", "stop") })
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, errOut, code := runProc(t, command(t, "run", "--detach"), 60*time.Second)
+			results[i] = result{out, errOut, code}
+		}()
+	}
+	wg.Wait()
+	startedRE := regexp.MustCompile(`^started \(pid (\d+)\)\n$`)
+	var pid string
+	for _, r := range results {
+		if m := startedRE.FindStringSubmatch(r.out); m != nil && r.code == 0 {
+			if pid != "" {
+				t.Fatalf("two daemons started: pids %s and %s", pid, m[1])
+			}
+			pid = m[1]
+		}
+	}
+	if pid == "" {
+		t.Fatalf("no daemon started: %+v", results)
+	}
+	for _, r := range results {
+		if r.code == 0 {
+			continue
+		}
+		m := alreadyRunningRE.FindStringSubmatch(r.errOut)
+		if r.code != 1 || m == nil || m[1] != pid {
+			t.Errorf("a losing run: exit %d, stderr %q; want exit 1 and already running (pid %s)", r.code, r.errOut, pid)
+		}
+	}
+	if out := mustCLI(t, "stop"); out != "stopped (pid "+pid+")\n" {
+		t.Errorf("stop said %q, want the daemon that started (pid %s)", out, pid)
+	}
+}
