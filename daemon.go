@@ -258,6 +258,14 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	for ctx.Err() == nil {
 		if now := time.Now(); now.Sub(lastSpill) >= time.Second {
 			lastSpill = now
+			if ob.replaced() {
+				if err := reopenOutbox(h, ob, d); err != nil {
+					log.Error("outbox file replaced; reopen", "error", err)
+				} else {
+					log.Warn("outbox file replaced; reopened it", "path", ob.path)
+					lastVersion, _ = ob.dataVersion()
+				}
+			}
 			if n, err := replaySpill(h, ob); err != nil {
 				log.Error("replay spilled events", "error", err)
 			} else if n > 0 {
@@ -323,6 +331,28 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	}
 	// Shutting down: claims of a request cut short were given back by
 	// deliver; nothing else is in flight.
+	return nil
+}
+
+// reopenOutbox opens the outbox file now at the outbox's path and swaps it
+// in place of the one that was deleted or replaced, so that the drainer and
+// the daemon's deferred Close use the new connection. What the old file
+// still held went with it.
+func reopenOutbox(h home, ob *outbox, d *drainer) error {
+	nob, err := openOutbox(h, 5*time.Second, ob.now)
+	if err != nil {
+		return err
+	}
+	endpoint := "(none)"
+	if d.sink != nil {
+		endpoint = d.sink.String()
+	}
+	if err := nob.setMeta(map[string]string{"endpoint": endpoint, "breaker": "closed"}); err != nil {
+		nob.Close()
+		return fmt.Errorf("write status: %w", err)
+	}
+	ob.Close()
+	*ob = *nob
 	return nil
 }
 

@@ -119,6 +119,8 @@ type event struct {
 type outbox struct {
 	conn *sqlite.Conn
 	now  func() time.Time
+	path string
+	file os.FileInfo // the database file as opened, to notice its replacement
 }
 
 // createDBFile makes the database file 0600 before SQLite opens it: SQLite
@@ -193,7 +195,23 @@ func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, erro
 		conn.Close()
 		return nil, err
 	}
-	return &outbox{conn: conn, now: now}, nil
+	path := h.path(dbFileName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	return &outbox{conn: conn, now: now, path: path, file: fi}, nil
+}
+
+// replaced reports whether the database file this outbox has open is no
+// longer the one at its path: someone deleted or replaced outbox.db (to
+// reset the queue, say) while the connection stayed open. enqueue then
+// writes to the new file, and a daemon that kept reading the old one would
+// never see those events.
+func (o *outbox) replaced() bool {
+	fi, err := os.Stat(o.path)
+	return err != nil || !os.SameFile(o.file, fi)
 }
 
 func (o *outbox) Close() error { return o.conn.Close() }
