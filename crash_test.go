@@ -100,13 +100,22 @@ func TestCrashLoop(t *testing.T) {
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
 
-	start := time.Now()
-	for i := range events {
-		id := fmt.Sprintf("crash-%03d", i)
-		if _, errOut, code := cli(t, "", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))); code != 0 || errOut != "" {
-			t.Fatalf("enqueue %s: exit %d: %s", id, code, errOut)
+	// Two thirds of the events are queued before the first daemon starts;
+	// the rest while daemons run and die, so that enqueue also meets a
+	// database whose writer was killed mid-transaction. It must neither
+	// fail nor spill.
+	enqueue := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("crash-%03d", i)
+			if _, errOut, code := cli(t, "", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))); code != 0 || errOut != "" {
+				t.Fatalf("enqueue %s: exit %d: %s", id, code, errOut)
+			}
 		}
 	}
+	upfront := events * 2 / 3
+	start := time.Now()
+	enqueue(0, upfront)
 	enqueued := time.Since(start)
 
 	seed := rand.Uint64()
@@ -116,6 +125,7 @@ func TestCrashLoop(t *testing.T) {
 	loopStart := time.Now()
 	for i := range crashes {
 		d := startDaemon(t, args...)
+		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
 		// Kill at a random moment: usually while a request is being
 		// answered, sometimes before the daemon has sent anything.
 		if rng.IntN(4) > 0 {
@@ -155,7 +165,7 @@ func TestCrashLoop(t *testing.T) {
 	dups := total - distinct
 	t.Logf("%d events, %d crashes, batch %d: %d arrived before the final run, %d distinct in all, %d deliveries, %d duplicates (bound %d)",
 		events, crashes, batch, distinctAfterCrashes, distinct, total, dups, crashes*batch)
-	t.Logf("timings: enqueue %s, crash loop %s, final run %s", enqueued.Round(time.Millisecond), loop.Round(time.Millisecond), final.Round(time.Millisecond))
+	t.Logf("timings: enqueue of the first %d %s, crash loop %s, final run %s", upfront, enqueued.Round(time.Millisecond), loop.Round(time.Millisecond), final.Round(time.Millisecond))
 	if distinct != events {
 		t.Errorf("%d distinct events arrived, want %d", distinct, events)
 	}
@@ -180,5 +190,74 @@ func TestCrashLoop(t *testing.T) {
 	}
 	if bytes.Contains(d.log.Bytes(), []byte("level=ERROR")) {
 		t.Errorf("final daemon logged errors:\n%s", d.log)
+	}
+}
+
+// TestResentBatchKeepsItsKey checks, at the outbox, what the crash loop
+// checks end to end: a batch that was in flight when its daemon died (or
+// that a stopping daemon gave back) goes out again as the same set of
+// events, so with the same idempotency key, even when older and newer
+// events have been queued around it since.
+func TestResentBatchKeepsItsKey(t *testing.T) {
+	home := testHome(t)
+	h, err := openHome(home, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	ob, err := openOutbox(h, time.Second, func() time.Time { return clock })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	insert := func(id string, created time.Time) {
+		t.Helper()
+		if err := ob.insert(id, "event", []byte(`{}`), created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(events []event) []string {
+		var out []string
+		for _, e := range events {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for i := range 5 {
+		insert(fmt.Sprintf("e%d", i), clock.Add(time.Duration(i)*time.Millisecond))
+	}
+	_, first, err := ob.claim(3, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The daemon dies; meanwhile an older event is replayed from spill/
+	// and a newer one is enqueued.
+	insert("older", clock.Add(-time.Hour))
+	insert("newer", clock.Add(time.Second))
+	clock = clock.Add(2 * time.Second)
+	if err := ob.resetInflight(); err != nil {
+		t.Fatal(err)
+	}
+	token, again, err := ob.claim(10, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idempotencyKey(again) != idempotencyKey(first) {
+		t.Fatalf("after a crash the batch %v went out as %v: a new idempotency key", ids(first), ids(again))
+	}
+	// A stopping daemon gives the batch back untried: same set again, and
+	// the attempt is not counted.
+	if err := ob.giveBack(token, again); err != nil {
+		t.Fatal(err)
+	}
+	_, third, err := ob.claim(1, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idempotencyKey(third) != idempotencyKey(first) {
+		t.Fatalf("a batch given back went out as %v, not %v", ids(third), ids(first))
+	}
+	if third[0].Attempt != again[0].Attempt {
+		t.Errorf("giving a batch back counted an attempt: %d, then %d", again[0].Attempt, third[0].Attempt)
 	}
 }

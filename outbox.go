@@ -79,10 +79,34 @@ WHERE seq IN (
 )
 RETURNING seq, id, kind, payload, created_at, attempts`
 
-const reclaimSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now
+// reclaimSQL and resetInflightSQL return unacknowledged inflight events to
+// pending. They keep the claim token and set available_at to 0, which no
+// event enqueued since 1970 has: the batch goes to the front of the queue
+// and the next claim sends exactly that set again, so the receiver gets the
+// same idempotency key and can deduplicate. A fresh claim would mix the
+// batch with newer events and give every event in it a new key.
+const reclaimSQL = `UPDATE events SET state = 0, available_at = 0
 WHERE state = 1 AND available_at <= :now`
 
-const resetInflightSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now WHERE state = 1`
+const resetInflightSQL = `UPDATE events SET state = 0, available_at = 0 WHERE state = 1`
+
+// firstReadySQL peeks at the head of the queue: a claim token there marks
+// a batch given back unacknowledged.
+const firstReadySQL = `SELECT claim FROM events WHERE state = 0 AND available_at <= :now
+ORDER BY available_at, seq LIMIT 1`
+
+// reclaimBatchSQL claims again, whole, a batch that reclaimSQL,
+// resetInflightSQL or giveBackSQL returned to the head of the queue.
+const reclaimBatchSQL = `UPDATE events
+SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
+WHERE state = 0 AND available_at = 0 AND claim = :old
+RETURNING seq, id, kind, payload, created_at, attempts`
+
+// giveBackSQL returns a claimed event untried (the daemon is stopping and
+// its request was cut short) the way resetInflightSQL does, and gives the
+// attempt back.
+const giveBackSQL = `UPDATE events SET state = 0, attempts = attempts - 1, available_at = 0
+WHERE seq = :seq AND claim = :claim`
 
 const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
 
@@ -294,14 +318,30 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	if err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
 	}
-	err = sqlitex.Execute(o.conn, claimSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{
-			":claim":  token,
-			":lease":  now.Add(lease).UnixMilli(),
-			":now":    now.UnixMilli(),
-			":limit":  limit,
-			":budget": budget,
-		},
+	var old string
+	err = sqlitex.Execute(o.conn, firstReadySQL, &sqlitex.ExecOptions{
+		Named:      map[string]any{":now": now.UnixMilli()},
+		ResultFunc: func(stmt *sqlite.Stmt) error { old = stmt.ColumnText(0); return nil },
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	query := claimSQL
+	args := map[string]any{
+		":claim":  token,
+		":lease":  now.Add(lease).UnixMilli(),
+		":now":    now.UnixMilli(),
+		":limit":  limit,
+		":budget": budget,
+	}
+	if old != "" {
+		// A batch given back goes out again whole, whatever limit and
+		// budget say: they held when it was first claimed.
+		query = reclaimBatchSQL
+		args = map[string]any{":claim": token, ":lease": args[":lease"], ":old": old}
+	}
+	err = sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{
+		Named: args,
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			p := make([]byte, stmt.ColumnLen(3))
 			stmt.ColumnBytes(3, p)
@@ -373,6 +413,15 @@ func (o *outbox) release(token string, events []event, at time.Time, counted boo
 	return nil
 }
 
+// giveBack returns claimed events untried, to be sent again as the same
+// batch: see giveBackSQL.
+func (o *outbox) giveBack(token string, events []event) error {
+	if err := o.forEachSeq(giveBackSQL, token, events, nil); err != nil {
+		return fmt.Errorf("give back: %w", err)
+	}
+	return nil
+}
+
 // bury dead-letters claimed events with errMsg as their last error.
 func (o *outbox) bury(token string, events []event, errMsg string) error {
 	if err := o.forEachSeq(deadSQL, token, events, map[string]any{":error": errMsg}); err != nil {
@@ -385,10 +434,7 @@ func (o *outbox) bury(token string, events []event, errMsg string) error {
 // at start, holding the lock: whatever a previous instance had in flight was
 // never acknowledged and must be sent again.
 func (o *outbox) resetInflight() error {
-	err := sqlitex.Execute(o.conn, resetInflightSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{":now": o.now().UnixMilli()},
-	})
-	if err != nil {
+	if err := sqlitex.Execute(o.conn, resetInflightSQL, nil); err != nil {
 		return fmt.Errorf("reset inflight events: %w", err)
 	}
 	return nil
