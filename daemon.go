@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // shutdownGrace bounds what a stopping daemon still does: finish the request
@@ -125,12 +127,8 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
-	ok, err := lock.TryLock()
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", lock.Path(), err)
-	}
-	if !ok {
-		return alreadyRunning(h)
+	if err := takeLock(ctx, h, lock); err != nil {
+		return err
 	}
 	defer lock.Unlock()
 
@@ -161,7 +159,11 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 
 	ob, err := openOutbox(h, 5*time.Second, time.Now)
 	if err != nil {
-		return err
+		// Retrying would not help: a damaged or unwritable outbox needs a
+		// person. enqueue keeps new events in spill/ meanwhile.
+		return &exitError{code: 1, err: err,
+			hint: fmt.Sprintf("%s must be a SQLite database this user can write; move it aside to start a new one (events queued since are in %s)",
+				h.path(dbFileName), h.path(spillDirName))}
 	}
 	defer ob.Close()
 	if err := ob.resetInflight(); err != nil {
@@ -194,12 +196,50 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	return err
 }
 
-// alreadyRunning is the error of a daemon that lost the lock.
-func alreadyRunning(h home) error {
-	if info, err := readPIDFile(h.path(pidFileName)); err == nil {
-		return fmt.Errorf("already running (pid %d)", info.PID)
+// settleTime bounds how long run and stop wait for a lock holder to show
+// itself. The lock is held for an instant by commands that only look (status,
+// stop's stale check), and a daemon publishes its PID file just after it
+// takes the lock and removes it just before it lets go; in those windows the
+// lock and the PID file disagree, and deciding at once would be wrong.
+const settleTime = 3 * time.Second
+
+// takeLock takes the single-instance lock, or returns the already-running
+// error when a daemon holds it. A lock held without a daemon that can be
+// verified is tried again for settleTime: it may be a command that only
+// looks, or a daemon that has not yet written its PID file.
+func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
+	deadline := time.Now().Add(settleTime)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		ok, err := lock.TryLock()
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", lock.Path(), err)
+		}
+		if ok {
+			return nil
+		}
+		if info, err := lockHolder(h); err == nil {
+			return fmt.Errorf("already running (pid %d)", info.PID)
+		}
+		if time.Now().After(deadline) {
+			return errors.New("already running (the lock is held, but its pid file names no running daemon)")
+		}
+		if !sleepCtx(ctx, wait) {
+			return ctx.Err()
+		}
 	}
-	return errors.New("already running (the lock is held)")
+}
+
+// lockHolder reads the PID file and checks that it describes a live
+// process: the daemon that holds the lock, as far as anyone can tell.
+func lockHolder(h home) (pidInfo, error) {
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		return pidInfo{}, err
+	}
+	if err := verifyProcess(info.PID, info); err != nil {
+		return pidInfo{}, err
+	}
+	return info, nil
 }
 
 // drainLoop delivers until ctx is done. When there is nothing to send it
@@ -231,6 +271,14 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	for ctx.Err() == nil {
 		if now := time.Now(); now.Sub(lastSpill) >= time.Second {
 			lastSpill = now
+			if ob.replaced() {
+				if err := reopenOutbox(h, ob, d); err != nil {
+					log.Error("outbox file replaced; reopen", "error", err)
+				} else {
+					log.Warn("outbox file replaced; reopened it", "path", ob.path)
+					lastVersion, _ = ob.dataVersion()
+				}
+			}
 			if n, err := replaySpill(h, ob); err != nil {
 				log.Error("replay spilled events", "error", err)
 			} else if n > 0 {
@@ -291,6 +339,11 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 					spillStamp, lastSpill = m, time.Time{}
 					break idle
 				}
+				// Every few seconds, look again for what no cheap check
+				// announces: an outbox file deleted or replaced under us.
+				if time.Since(lastSpill) >= 5*time.Second {
+					break idle
+				}
 			}
 		}
 		if timer != nil {
@@ -309,6 +362,28 @@ func modTime(path string) time.Time {
 		return time.Time{}
 	}
 	return fi.ModTime()
+}
+
+// reopenOutbox opens the outbox file now at the outbox's path and swaps it
+// in place of the one that was deleted or replaced, so that the drainer and
+// the daemon's deferred Close use the new connection. What the old file
+// still held went with it.
+func reopenOutbox(h home, ob *outbox, d *drainer) error {
+	nob, err := openOutbox(h, 5*time.Second, ob.now)
+	if err != nil {
+		return err
+	}
+	endpoint := "(none)"
+	if d.sink != nil {
+		endpoint = d.sink.String()
+	}
+	if err := nob.setMeta(map[string]string{"endpoint": endpoint, "breaker": "closed"}); err != nil {
+		nob.Close()
+		return fmt.Errorf("write status: %w", err)
+	}
+	ob.Close()
+	*ob = *nob
+	return nil
 }
 
 // sleepCtx sleeps for d or until ctx is done, and reports whether it slept
@@ -454,44 +529,14 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	if msg, done, err := clearIfStale(h); done || err != nil {
+	info, p, msg, err := stopTarget(ctx, h)
+	if err != nil || p == nil {
 		if msg != "" {
 			fmt.Fprintln(cfg.stdout, msg)
 		}
 		return err
 	}
-
-	// The lock is held: a daemon runs. Find out which, and make sure.
-	info, err := readPIDFile(h.path(pidFileName))
-	if errors.Is(err, fs.ErrNotExist) {
-		// A daemon holds the lock without a PID file only for an instant:
-		// just after taking the lock, or just before releasing it. Give
-		// the moment time to pass, waiting on the lock itself.
-		if free, _ := waitUnlocked(ctx, h, time.Second); free {
-			fmt.Fprintln(cfg.stdout, "not running")
-			return nil
-		}
-		info, err = readPIDFile(h.path(pidFileName))
-	}
-	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("a daemon holds the lock, but its pid file cannot be used (%v); not signalling anyone", err),
-			hint: "the daemon may have just started; try again"}
-	}
-	p, err := openProc(info.PID)
-	if err != nil {
-		if msg, done, serr := clearIfStale(h); done || serr != nil {
-			fmt.Fprintln(cfg.stdout, msg)
-			return serr
-		}
-		return fmt.Errorf("pid file names pid %d, which cannot be opened (%v); not signalling it", info.PID, err)
-	}
 	defer p.close()
-	// The handle is opened before the check, so what is checked is what
-	// gets signalled, even if the PID is reused in between.
-	if err := verifyProcess(info.PID, info); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("not signalling: %w", err),
-			hint: "the pid file does not describe the process that holds the lock; stop that daemon by hand"}
-	}
 	if err := p.requestStop(h); err != nil {
 		return fmt.Errorf("ask pid %d to stop: %w", info.PID, err)
 	}
@@ -513,6 +558,53 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	clearIfStale(h)
 	fmt.Fprintf(cfg.stdout, "killed (pid %d) after %s\n", info.PID, *grace)
 	return nil
+}
+
+// stopTarget finds the daemon to stop: a process that holds the lock and
+// is the one the PID file describes. When the lock is free it clears a stale
+// PID file and returns what to print, with a nil proc. The lock and the PID
+// file disagree for a moment while a daemon starts or exits (or while
+// another stop holds the lock to look), so a holder that cannot be verified
+// is looked for again, for settleTime, before stop gives up; it is never
+// signalled.
+func stopTarget(ctx context.Context, h home) (pidInfo, *proc, string, error) {
+	deadline := time.Now().Add(settleTime)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		msg, done, err := clearIfStale(h)
+		if done || err != nil {
+			return pidInfo{}, nil, msg, err
+		}
+		info, p, err := verifiedHolder(h)
+		if err == nil {
+			return info, p, "", nil
+		}
+		if time.Now().After(deadline) {
+			return pidInfo{}, nil, "", &exitError{code: 1, err: fmt.Errorf("a process holds the lock, but not the daemon the pid file describes (%w); not signalling anyone", err),
+				hint: "stop that daemon by hand"}
+		}
+		if !sleepCtx(ctx, wait) {
+			return pidInfo{}, nil, "", ctx.Err()
+		}
+	}
+}
+
+// verifiedHolder opens the process the PID file names and verifies it. The
+// handle is opened before the check, so what is checked is what gets
+// signalled, even if the PID is reused in between.
+func verifiedHolder(h home) (pidInfo, *proc, error) {
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		return pidInfo{}, nil, fmt.Errorf("pid file: %w", err)
+	}
+	p, err := openProc(info.PID)
+	if err != nil {
+		return pidInfo{}, nil, err
+	}
+	if err := verifyProcess(info.PID, info); err != nil {
+		p.close()
+		return pidInfo{}, nil, err
+	}
+	return info, p, nil
 }
 
 // clearIfStale takes the lock if it is free, and while holding it (so no
@@ -613,6 +705,7 @@ type statusReport struct {
 	Outbox struct {
 		counts
 		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+		Error                   string  `json:"error,omitempty"`
 	} `json:"outbox"`
 	Endpoint string `json:"endpoint"`
 	Delivery struct {
@@ -686,8 +779,10 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
 			rep.Daemon.Version = st.info.Version
 		}
+		// An outbox that cannot be read is reported, not fatal: whether
+		// the daemon runs is what status is for.
 		if err := fillOutboxStatus(h, &rep); err != nil {
-			return err
+			rep.Outbox.Error = err.Error()
 		}
 	}
 	if *asJSON {
@@ -764,14 +859,24 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
 		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, d.Version)
 	case "stale":
-		fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
+		if d.PID == 0 {
+			// The PID file could not be used (a symlink, garbage): there is
+			// no PID to show, and 0 would read as one.
+			fmt.Fprintf(w, "%s (unreadable); not running\n", paint(yellow, "stale pid file"))
+		} else {
+			fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
+		}
 	case "unknown":
 		fmt.Fprintf(w, "%s: %s\n", paint(red, "lock held by an unidentified process"), d.Reason)
 	default:
 		fmt.Fprintln(w, paint(yellow, "not running"))
 	}
 	o := rep.Outbox
-	fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	if o.Error != "" {
+		fmt.Fprintf(w, "outbox:   cannot be read: %s", firstLine(o.Error))
+	} else {
+		fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	}
 	if o.Pending > 0 {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 	}

@@ -92,7 +92,7 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	if ctx.Err() != nil && r.verdict != delivered {
 		// Shutting down: the answer (likely a cancelled request) says
 		// nothing about the events. Give them back untouched.
-		return d.ob.release(token, events, now, false, "")
+		return d.ob.giveBack(token, events)
 	}
 	meta := map[string]string{
 		"last_attempt_at": now.UTC().Format(time.RFC3339Nano),

@@ -10,14 +10,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxPayload is the largest event payload enqueue accepts.
 const maxPayload = 1 << 20
+
+// payloadSlack is how much white space around the payload enqueue reads
+// beyond maxPayload before it gives up on standard input.
+const payloadSlack = 4 << 10
 
 // enqueueBusy is how long enqueue waits for a locked database before it
 // spills the event to a file instead.
@@ -54,9 +60,14 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	var payload []byte
 	switch fs.NArg() {
 	case 0:
-		b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxPayload+1))
+		// The slack lets a 1 MiB value through with the newline that echo
+		// and most tools add; checkPayload measures the value itself.
+		b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxPayload+payloadSlack+1))
 		if err != nil {
 			return withCode(2, fmt.Errorf("read standard input: %w", err))
+		}
+		if len(b) > maxPayload+payloadSlack {
+			return usageError("payload is larger than 1 MiB")
 		}
 		payload = b
 	case 1:
@@ -102,10 +113,13 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 // checkPayload accepts exactly one JSON value of at most maxPayload bytes,
 // returned without the white space around it.
 func checkPayload(p []byte) ([]byte, error) {
+	// Only JSON's own white space is dropped: bytes.TrimSpace would also
+	// strip Unicode spaces (U+00A0, U+0085) and accept "\u00a0{}", which is
+	// not JSON.
+	p = bytes.Trim(p, " \t\r\n")
 	if len(p) > maxPayload {
 		return nil, usageError("payload is larger than 1 MiB")
 	}
-	p = bytes.TrimSpace(p)
 	if len(p) == 0 {
 		return nil, &exitError{code: 2, err: errors.New("empty payload: give one JSON value as the argument or on standard input"),
 			hint: `difflore enqueue '{"hello":"world"}'`}
@@ -117,6 +131,12 @@ func checkPayload(p []byte) ([]byte, error) {
 			err = errors.New("more than one value")
 		}
 		return nil, usageError("payload is not one valid JSON value: %v", err)
+	}
+	// json.Valid lets invalid UTF-8 through inside strings, but JSON is
+	// UTF-8 (RFC 8259): such bytes would reach the endpoint as they are and
+	// be replaced by U+FFFD in a spill file, so the event would change.
+	if !utf8.Valid(p) {
+		return nil, usageError("payload is not valid UTF-8")
 	}
 	return p, nil
 }
@@ -174,19 +194,40 @@ type spilled struct {
 	Payload   string    `json:"payload"` // a string, so the bytes survive exactly
 }
 
-// spillEvent saves an event as spill/<id>.json, atomically and synced, so
-// that a crash leaves either the whole file or none.
+// spillEvent saves an event as spill/<uuid>.json, atomically and synced, so
+// that a crash leaves either the whole file or none. The name is new for
+// each spill, not the event id: ids that differ only in case ("Evt", "evt")
+// name one file on macOS and Windows, and the second would replace the
+// first; an id such as "CON" names a device on Windows. The id is in the
+// file, and replay stores a repeated id once.
 func spillEvent(h home, ev spilled) (string, error) {
 	dir := h.path(spillDirName)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	if err := checkSpillDir(dir); err != nil {
 		return "", err
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, ev.ID+".json")
+	path := filepath.Join(dir, newEventID(time.Now())+".json")
 	return path, writeFileAtomic(path, data)
+}
+
+// checkSpillDir refuses a spill folder that is a symlink: events would be
+// written where it leads, and replaySpill would rename and delete the files
+// it found there.
+func checkSpillDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("spill folder %q is not a folder (a symlink?); refusing it", dir)
+	}
+	return nil
 }
 
 // replaySpill moves spilled events into the outbox. Insertion is by event id,
@@ -194,11 +235,14 @@ func spillEvent(h home, ev spilled) (string, error) {
 // once. A file that cannot be parsed is renamed to .bad and kept for a person.
 func replaySpill(h home, o *outbox) (moved int, err error) {
 	dir := h.path(spillDirName)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err := checkSpillDir(dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, nil
 		}
+		return 0, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return 0, fmt.Errorf("read spill folder: %w", err)
 	}
 	for _, e := range entries {

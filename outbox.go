@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -80,10 +81,34 @@ WHERE seq IN (
 )
 RETURNING seq, id, kind, payload, created_at, attempts`
 
-const reclaimSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now
+// reclaimSQL and resetInflightSQL return unacknowledged inflight events to
+// pending. They keep the claim token and set available_at to 0, which no
+// event enqueued since 1970 has: the batch goes to the front of the queue
+// and the next claim sends exactly that set again, so the receiver gets the
+// same idempotency key and can deduplicate. A fresh claim would mix the
+// batch with newer events and give every event in it a new key.
+const reclaimSQL = `UPDATE events SET state = 0, available_at = 0
 WHERE state = 1 AND available_at <= :now`
 
-const resetInflightSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now WHERE state = 1`
+const resetInflightSQL = `UPDATE events SET state = 0, available_at = 0 WHERE state = 1`
+
+// firstReadySQL peeks at the head of the queue: a claim token there marks
+// a batch given back unacknowledged.
+const firstReadySQL = `SELECT claim FROM events WHERE state = 0 AND available_at <= :now
+ORDER BY available_at, seq LIMIT 1`
+
+// reclaimBatchSQL claims again, whole, a batch that reclaimSQL,
+// resetInflightSQL or giveBackSQL returned to the head of the queue.
+const reclaimBatchSQL = `UPDATE events
+SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
+WHERE state = 0 AND available_at = 0 AND claim = :old
+RETURNING seq, id, kind, payload, created_at, attempts`
+
+// giveBackSQL returns a claimed event untried (the daemon is stopping and
+// its request was cut short) the way resetInflightSQL does, and gives the
+// attempt back.
+const giveBackSQL = `UPDATE events SET state = 0, attempts = attempts - 1, available_at = 0
+WHERE seq = :seq AND claim = :claim`
 
 const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
 
@@ -120,12 +145,15 @@ type event struct {
 type outbox struct {
 	conn *sqlite.Conn
 	now  func() time.Time
+	path string
+	file os.FileInfo // the database file as opened, to notice its replacement
 }
 
 // createDBFile makes the database file 0600 before SQLite opens it: SQLite
-// gives the -wal and -shm files the mode of the database file.
+// gives the -wal and -shm files the mode of the database file. A symlink in
+// its place is refused, not written through.
 func createDBFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
 	if err != nil {
 		return err
 	}
@@ -139,7 +167,7 @@ func openConn(path string, busy time.Duration) (*sqlite.Conn, error) {
 	if err := createDBFile(path); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenNoMutex)
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenCreate|sqliteNoFollow)
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
@@ -173,10 +201,11 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v > schemaVersion {
 		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
 	}
-	for _, pragma := range []string{"PRAGMA journal_mode = WAL", "PRAGMA auto_vacuum = INCREMENTAL"} {
-		if err := sqlitex.ExecuteTransient(conn, pragma, nil); err != nil {
-			return fmt.Errorf("migrate outbox: %s: %w", pragma, err)
-		}
+	if err := setWAL(conn); err != nil {
+		return fmt.Errorf("migrate outbox: wal: %w", err)
+	}
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
+		return fmt.Errorf("migrate outbox: auto_vacuum: %w", err)
 	}
 	// Concurrent first enqueues may all get here: the immediate transaction
 	// lets one create the schema, and the others find it done.
@@ -194,6 +223,22 @@ func migrate(conn *sqlite.Conn) (err error) {
 	return nil
 }
 
+// setWAL switches the database to WAL mode. When several processes create
+// the outbox at once, the switch can fail with SQLITE_BUSY straight away,
+// without the busy handler: SQLite will not wait when two connections that
+// each hold a shared lock both want an exclusive one, as that could
+// deadlock. Only the first enqueues of a new home meet this, so a short
+// retry with backoff settles it.
+func setWAL(conn *sqlite.Conn) error {
+	for delay := time.Millisecond; ; delay *= 2 {
+		err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil)
+		if err == nil || sqlite.ErrCode(err).ToPrimary() != sqlite.ResultBusy || delay > 512*time.Millisecond {
+			return err
+		}
+		time.Sleep(delay + time.Duration(mrand.Int64N(int64(delay))))
+	}
+}
+
 // openOutbox opens the outbox for the daemon and the inspection commands,
 // creating or migrating it as needed.
 func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, error) {
@@ -205,7 +250,23 @@ func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, erro
 		conn.Close()
 		return nil, err
 	}
-	return &outbox{conn: conn, now: now}, nil
+	path := h.path(dbFileName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	return &outbox{conn: conn, now: now, path: path, file: fi}, nil
+}
+
+// replaced reports whether the database file this outbox has open is no
+// longer the one at its path: someone deleted or replaced outbox.db (to
+// reset the queue, say) while the connection stayed open. enqueue then
+// writes to the new file, and a daemon that kept reading the old one would
+// never see those events.
+func (o *outbox) replaced() bool {
+	fi, err := os.Stat(o.path)
+	return err != nil || !os.SameFile(o.file, fi)
 }
 
 func (o *outbox) Close() error { return o.conn.Close() }
@@ -288,15 +349,31 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	if err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
 	}
-	err = sqlitex.Execute(o.conn, claimSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{
-			":claim":    token,
-			":lease":    now.Add(lease).UnixMilli(),
-			":now":      now.UnixMilli(),
-			":limit":    limit,
-			":budget":   budget,
-			":overhead": eventOverhead,
-		},
+	var old string
+	err = sqlitex.Execute(o.conn, firstReadySQL, &sqlitex.ExecOptions{
+		Named:      map[string]any{":now": now.UnixMilli()},
+		ResultFunc: func(stmt *sqlite.Stmt) error { old = stmt.ColumnText(0); return nil },
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	query := claimSQL
+	args := map[string]any{
+		":claim":    token,
+		":lease":    now.Add(lease).UnixMilli(),
+		":now":      now.UnixMilli(),
+		":limit":    limit,
+		":budget":   budget,
+		":overhead": eventOverhead,
+	}
+	if old != "" {
+		// A batch given back goes out again whole, whatever limit and
+		// budget say: they held when it was first claimed.
+		query = reclaimBatchSQL
+		args = map[string]any{":claim": token, ":lease": args[":lease"], ":old": old}
+	}
+	err = sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{
+		Named: args,
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			p := make([]byte, stmt.ColumnLen(3))
 			stmt.ColumnBytes(3, p)
@@ -368,6 +445,15 @@ func (o *outbox) release(token string, events []event, at time.Time, counted boo
 	return nil
 }
 
+// giveBack returns claimed events untried, to be sent again as the same
+// batch: see giveBackSQL.
+func (o *outbox) giveBack(token string, events []event) error {
+	if err := o.forEachSeq(giveBackSQL, token, events, nil); err != nil {
+		return fmt.Errorf("give back: %w", err)
+	}
+	return nil
+}
+
 // bury dead-letters claimed events with errMsg as their last error.
 func (o *outbox) bury(token string, events []event, errMsg string) error {
 	if err := o.forEachSeq(deadSQL, token, events, map[string]any{":error": errMsg}); err != nil {
@@ -380,10 +466,7 @@ func (o *outbox) bury(token string, events []event, errMsg string) error {
 // at start, holding the lock: whatever a previous instance had in flight was
 // never acknowledged and must be sent again.
 func (o *outbox) resetInflight() error {
-	err := sqlitex.Execute(o.conn, resetInflightSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{":now": o.now().UnixMilli()},
-	})
-	if err != nil {
+	if err := sqlitex.Execute(o.conn, resetInflightSQL, nil); err != nil {
 		return fmt.Errorf("reset inflight events: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofrs/flock"
 	"github.com/shirou/gopsutil/v4/process"
@@ -196,7 +197,7 @@ func writeFileAtomic(path string, data []byte) error {
 // deleted: deleting it would let a second daemon lock a new file of the same
 // name while the first still holds the old one.
 func newLock(h home) *flock.Flock {
-	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow), flock.SetPermissions(0o600))
 }
 
 // lockHeld reports whether some process holds the home's lock. It takes the
@@ -251,9 +252,13 @@ func verifyProcess(pid int, info pidInfo) error {
 
 // sameExeName compares a process name with an executable's base name. Linux
 // truncates process names to 15 bytes, and Windows names keep ".exe".
+// Both are first coerced to UTF-8 as encoding/json does: the PID file
+// stores the executable in JSON, which turns each invalid byte into U+FFFD,
+// and the name the OS reports keeps them, so a daemon installed under a path
+// that is not UTF-8 would otherwise never be recognised by stop.
 func sameExeName(name, exe string) bool {
-	name = strings.TrimSuffix(strings.ToLower(name), ".exe")
-	exe = strings.TrimSuffix(strings.ToLower(exe), ".exe")
+	name = strings.TrimSuffix(strings.ToLower(jsonUTF8(name)), ".exe")
+	exe = strings.TrimSuffix(strings.ToLower(jsonUTF8(exe)), ".exe")
 	return name == exe || (len(name) == 15 && strings.HasPrefix(exe, name))
 }
 
@@ -266,4 +271,19 @@ func selfStartTime() time.Time {
 		}
 	}
 	return time.Now().UTC()
+}
+
+// jsonUTF8 replaces each byte of s that is not part of valid UTF-8 with
+// U+FFFD, byte by byte, as encoding/json does when it writes a string.
+func jsonUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		b.WriteRune(r) // utf8.RuneError for an invalid byte, which is U+FFFD
+		i += size
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -84,6 +85,12 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole URL, password included: keep only
+		// what is wrong with it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, usageError("endpoint %q: %v", redactURL(raw), err)
 	}
 	switch u.Scheme {
@@ -96,7 +103,7 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 			p = p[1:] // file:///C:/x names C:/x
 		}
 		if p == "" {
-			return nil, usageError("endpoint %q names no file", raw)
+			return nil, usageError("endpoint %q names no file", redactURL(raw))
 		}
 		return &fileSink{path: filepath.FromSlash(p)}, nil
 	case "http", "https":
@@ -253,9 +260,24 @@ func (s *httpSink) send(ctx context.Context, events []event) result {
 
 // scrub removes the token from text that came back from the endpoint or the
 // network stack, so that it never reaches a log, an error or status.
-func (s *httpSink) scrub(text string) string {
-	if s.token != "" {
-		text = strings.ReplaceAll(text, s.token, "[redacted]")
+func (s *httpSink) scrub(text string) string { return scrubToken(text, s.token) }
+
+// scrubToken replaces token in text, and the forms it takes when an endpoint
+// echoes a request back: escaped as a JSON string (with or without "\/") or
+// as part of a URL. A token of base64 characters differs in each.
+func scrubToken(text, token string) string {
+	if token == "" {
+		return text
+	}
+	forms := []string{token, url.QueryEscape(token), url.PathEscape(token)}
+	if j, err := json.Marshal(token); err == nil {
+		forms = append(forms, string(j[1:len(j)-1]))
+	}
+	for _, f := range slices.Clone(forms) {
+		forms = append(forms, strings.ReplaceAll(f, "/", `\/`))
+	}
+	for _, f := range forms {
+		text = strings.ReplaceAll(text, f, "[redacted]")
 	}
 	return text
 }
@@ -313,6 +335,10 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 			return 0
 		}
 		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && h[0] != '-' {
+		// More seconds than an int64 holds is still a request to wait
+		// long, not leave to retry at once.
+		return maxRetryAfter
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(0, min(t.Sub(now), maxRetryAfter))

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// runProc runs a prepared difflore child to the end, bounded by timeout,
+// and returns its output and exit code.
+func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Errorf("start %s: %v", cmd.Args, err)
+		return "", "", -1
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s still running after %s; killed it", strings.Join(cmd.Args[1:], " "), timeout)
+		return out.String(), errOut.String(), -1
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errOut.String(), ee.ExitCode()
+	}
+	t.Errorf("%s: %v", cmd.Args, err)
+	return out.String(), errOut.String(), -1
+}
+
+// TestConcurrentEnqueue runs 8 hooks at once, each enqueueing 40 events in
+// processes of their own, while the daemon drains to a file: no hook may
+// fail or warn (a warning means the event was spilled), and every event
+// must arrive exactly once.
+func TestConcurrentEnqueue(t *testing.T) {
+	const writers, each = 8, 40
+	testHome(t)
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	d := startDaemon(t, "--endpoint", fileURL(out), "--batch", "7")
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("w%d-e%02d", w, i)
+				cmd := command(t, "enqueue", "--kind", "race", "--id", id)
+				cmd.Stdin = strings.NewReader(fmt.Sprintf(`{"writer":%d,"n":%d}`, w, i))
+				_, errOut, code := runProc(t, cmd, 30*time.Second)
+				if code != 0 || errOut != "" {
+					t.Errorf("enqueue %s: exit %d, stderr %q", id, code, errOut)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d enqueues from %d writers in %s", writers*each, writers, time.Since(start).Round(time.Millisecond))
+
+	waitFor(t, 30*time.Second, "every event in the file", func() bool {
+		return len(readLines(t, out)) >= writers*each
+	})
+	mustCLI(t, "stop")
+	if err := d.wait(t, 15*time.Second); err != nil {
+		t.Errorf("daemon: %v\n%s", err, d.log)
+	}
+	seen := map[string]int{}
+	for _, l := range readLines(t, out) {
+		var e struct {
+			ID      string          `json:"id"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("bad line in the file: %q: %v", l, err)
+		}
+		seen[e.ID]++
+	}
+	for w := range writers {
+		for i := range each {
+			id := fmt.Sprintf("w%d-e%02d", w, i)
+			if seen[id] != 1 {
+				t.Errorf("event %s delivered %d times, want once", id, seen[id])
+			}
+		}
+	}
+	if len(seen) != writers*each {
+		t.Errorf("%d distinct events delivered, want %d", len(seen), writers*each)
+	}
+	if got := mustCLI(t, "outbox", "list"); !strings.HasPrefix(got, "0 pending, 0 inflight, 0 dead\n") {
+		t.Errorf("outbox after the drain:\n%s", got)
+	}
+}
+
+var alreadyRunningRE = regexp.MustCompile(`^difflore: already running \(pid (\d+)\)\n$`)
+
+// TestRacingRuns starts ten daemons for one home at once: the lock lets
+// exactly one run, and the other nine exit 1 naming it.
+func TestRacingRuns(t *testing.T) {
+	const n = 10
+	testHome(t)
+	// Earlier lives leave a stale PID file behind; a loser must not name it.
+	if err := writeFileAtomic(filepath.Join(mustHome(t), pidFileName), []byte("999999\n")); err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		d     *daemonProc
+		ready <-chan struct{}
+	}
+	procs := make([]res, n)
+	for i := range procs {
+		d, ready := spawnDaemon(t)
+		procs[i] = res{d: d, ready: ready}
+	}
+	var winner *daemonProc
+	losers := 0
+	for i, p := range procs {
+		select {
+		case <-p.ready:
+			if winner != nil {
+				t.Fatalf("two daemons ready: pids %d and %d", winner.cmd.Process.Pid, p.d.cmd.Process.Pid)
+			}
+			winner = p.d
+		case <-p.d.done:
+			losers++
+			var ee *exec.ExitError
+			if !errors.As(p.d.err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("run %d: exit %v, want exit 1", i, p.d.err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("run %d neither ready nor gone after 30s\n%s", i, p.d.log)
+		}
+	}
+	if winner == nil {
+		t.Fatal("no daemon running")
+	}
+	for i, p := range procs {
+		if p.d == winner {
+			continue
+		}
+		m := alreadyRunningRE.FindStringSubmatch(p.d.log.String())
+		if m == nil || m[1] != fmt.Sprint(winner.cmd.Process.Pid) {
+			t.Errorf("run %d said %q, want \"difflore: already running (pid %d)\"", i, p.d.log, winner.cmd.Process.Pid)
+		}
+	}
+	if losers != n-1 || !winner.alive() {
+		t.Fatalf("%d losers, winner alive %v", losers, winner.alive())
+	}
+	out := mustCLI(t, "stop")
+	if want := fmt.Sprintf("stopped (pid %d)\n", winner.cmd.Process.Pid); out != want {
+		t.Errorf("stop said %q, want %q", out, want)
+	}
+	winner.wait(t, 15*time.Second)
+}
+
+// mustHome opens the test's data home, creating it.
+func mustHome(t *testing.T) string {
+	t.Helper()
+	cfg := loadConfig(os.Getenv, nil, nil, nil)
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.dir
+}
+
+// TestStopRacingRun runs stop while a daemon starts, many times over: stop
+// must never fail or signal anyone else, and what it says must match what
+// happened: it stopped the daemon, or found none and the daemon runs on.
+func TestStopRacingRun(t *testing.T) {
+	rounds := 6
+	if testing.Short() {
+		rounds = 3
+	}
+	testHome(t)
+	bystander := startSleeper(t)
+	for round := range rounds {
+		d, ready := spawnDaemon(t)
+		// Let the daemon get a little way into its start-up, a different
+		// distance each round.
+		time.Sleep(time.Duration(round) * 15 * time.Millisecond)
+		out, errOut, code := cli(t, "", "stop")
+		if code != 0 {
+			t.Fatalf("round %d: stop: exit %d\n%s%s\ndaemon:\n%s", round, code, out, errOut, d.log)
+		}
+		switch {
+		case strings.HasPrefix(out, "stopped (pid "):
+			if err := d.wait(t, 15*time.Second); err != nil {
+				t.Errorf("round %d: the stopped daemon exited with %v", round, err)
+			}
+		case out == "not running\n":
+			// stop came first: the daemon must come up and keep running.
+			select {
+			case <-ready:
+			case <-d.done:
+				t.Fatalf("round %d: stop said not running, and the daemon exited: %v\n%s", round, d.err, d.log)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("round %d: daemon not ready", round)
+			}
+			if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
+				t.Fatalf("round %d: second stop said %q", round, got)
+			}
+			d.wait(t, 15*time.Second)
+		default:
+			t.Fatalf("round %d: stop said %q", round, out)
+		}
+		t.Logf("round %d: %s", round, strings.TrimSpace(out))
+	}
+	if !bystander.alive() {
+		t.Error("an unrelated process was killed")
+	}
+}
+
+// TestStopTwiceAtOnce runs two stops at the same moment: both exit 0, at
+// least one stops the daemon, the other stops it too or finds it gone, and
+// no one else is signalled.
+func TestStopTwiceAtOnce(t *testing.T) {
+	testHome(t)
+	bystander := startSleeper(t)
+	for round := range 3 {
+		d := startDaemon(t)
+		var wg sync.WaitGroup
+		outs := make([]string, 2)
+		for i := range outs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, errOut, code := runProc(t, command(t, "stop"), 30*time.Second)
+				if code != 0 {
+					t.Errorf("round %d: stop %d: exit %d: %s", round, i, code, errOut)
+				}
+				outs[i] = out
+			}()
+		}
+		wg.Wait()
+		d.wait(t, 15*time.Second)
+		stopped := 0
+		for _, out := range outs {
+			switch out {
+			case fmt.Sprintf("stopped (pid %d)\n", d.cmd.Process.Pid):
+				stopped++
+			case "not running\n":
+			default:
+				t.Errorf("round %d: stop said %q", round, out)
+			}
+		}
+		if stopped == 0 {
+			t.Errorf("round %d: neither stop says it stopped the daemon: %q", round, outs)
+		}
+		t.Logf("round %d: %q", round, outs)
+	}
+	if !bystander.alive() {
+		t.Error("an unrelated process was killed")
+	}
+}
+
+// TestRunRacingLookers starts daemons while other commands look at the
+// lock in a tight loop, as status and stop do: they take the free lock for
+// an instant to see whether it is held. A run that tries the lock in that
+// instant must not give up and report a daemon that does not exist.
+func TestRunRacingLookers(t *testing.T) {
+	testHome(t)
+	h := home{dir: mustHome(t)}
+	stopLooking := make(chan struct{})
+	var looks sync.WaitGroup
+	var mu sync.Mutex
+	n := 0
+	for range 2 {
+		looks.Add(1)
+		go func() {
+			defer looks.Done()
+			for {
+				select {
+				case <-stopLooking:
+					return
+				default:
+				}
+				lockHeld(h)
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}()
+	}
+	for round := range 10 {
+		d, ready := spawnDaemon(t)
+		select {
+		case <-ready:
+		case <-d.done:
+			t.Errorf("round %d: the daemon did not start while others looked at the lock: %v\n%s", round, d.err, d.log)
+			continue
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: daemon not ready", round)
+		}
+		if out, errOut, code := cli(t, "", "stop"); code != 0 || !strings.HasPrefix(out, "stopped") {
+			t.Errorf("round %d: stop: exit %d: %s%s", round, code, out, errOut)
+		}
+		d.wait(t, 15*time.Second)
+	}
+	close(stopLooking)
+	looks.Wait()
+	t.Logf("looked at the lock %d times", n)
+}
+
+// TestConcurrentEnqueueFreshHome starts many hooks at once on a home that
+// has no outbox yet, as on the first prompt after installation: they race
+// to create the database and its schema, and none may fail or spill.
+func TestConcurrentEnqueueFreshHome(t *testing.T) {
+	const writers, each = 8, 5
+	for round := range 3 {
+		testHome(t)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					_, errOut, code := runProc(t, command(t, "enqueue", "--id", fmt.Sprintf("r%d-w%d-e%d", round, w, i), `{}`), 30*time.Second)
+					if code != 0 || errOut != "" {
+						t.Errorf("round %d: enqueue: exit %d, stderr %q", round, code, errOut)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if out := mustCLI(t, "outbox", "list"); !strings.HasPrefix(out, fmt.Sprintf("%d pending, 0 inflight, 0 dead\n", writers*each)) {
+			t.Errorf("round %d: outbox:\n%s", round, out)
+		}
+	}
+}
+
+// TestRacingDetachedRuns starts five background daemons at once, as five
+// hooks that each make sure a daemon runs would: one starts, and the others
+// exit 1 naming it.
+func TestRacingDetachedRuns(t *testing.T) {
+	const n = 5
+	testHome(t)
+	t.Cleanup(func() { cli(t, "", "stop") })
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, errOut, code := runProc(t, command(t, "run", "--detach"), 60*time.Second)
+			results[i] = result{out, errOut, code}
+		}()
+	}
+	wg.Wait()
+	startedRE := regexp.MustCompile(`^started \(pid (\d+)\)\n$`)
+	var pid string
+	for _, r := range results {
+		if m := startedRE.FindStringSubmatch(r.out); m != nil && r.code == 0 {
+			if pid != "" {
+				t.Fatalf("two daemons started: pids %s and %s", pid, m[1])
+			}
+			pid = m[1]
+		}
+	}
+	if pid == "" {
+		t.Fatalf("no daemon started: %+v", results)
+	}
+	for _, r := range results {
+		if r.code == 0 {
+			continue
+		}
+		m := alreadyRunningRE.FindStringSubmatch(r.errOut)
+		if r.code != 1 || m == nil || m[1] != pid {
+			t.Errorf("a losing run: exit %d, stderr %q; want exit 1 and already running (pid %s)", r.code, r.errOut, pid)
+		}
+	}
+	if out := mustCLI(t, "stop"); out != "stopped (pid "+pid+")\n" {
+		t.Errorf("stop said %q, want the daemon that started (pid %s)", out, pid)
+	}
+}

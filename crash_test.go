@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is an ingest endpoint that counts every event it receives,
+// duplicates included, and answers 200 after a delay, so that a daemon
+// killed at a random moment is often killed with a batch in flight.
+type recorder struct {
+	delay time.Duration
+	mu    sync.Mutex
+	seen  map[string]int             // event id → times received
+	keys  map[string]map[string]bool // event id → Idempotency-Keys it came with
+	total int
+	reqs  chan struct{} // one value per request received, dropped when full
+}
+
+func newRecorder(delay time.Duration) *recorder {
+	return &recorder{delay: delay, seen: map[string]int{}, keys: map[string]map[string]bool{}, reqs: make(chan struct{}, 1)}
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	var batch struct {
+		Events []struct {
+			ID string `json:"id"`
+		} `json:"events"`
+	}
+	if err := json.NewDecoder(body).Decode(&batch); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// Counted on receipt: an event the daemon sent counts as arrived even
+	// if the daemon dies before it reads the answer.
+	rec.mu.Lock()
+	key := r.Header.Get("Idempotency-Key")
+	for _, e := range batch.Events {
+		rec.seen[e.ID]++
+		rec.total++
+		if rec.keys[e.ID] == nil {
+			rec.keys[e.ID] = map[string]bool{}
+		}
+		rec.keys[e.ID][key] = true
+	}
+	rec.mu.Unlock()
+	select {
+	case rec.reqs <- struct{}{}:
+	default:
+	}
+	select {
+	case <-time.After(rec.delay):
+	case <-r.Context().Done():
+		return // The daemon died or gave up; nobody reads the answer.
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// counts returns how many distinct events arrived and how many in all.
+func (rec *recorder) counts() (distinct, total int) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.seen), rec.total
+}
+
+// TestCrashLoop kills the daemon with kill -9 (TerminateProcess on Windows)
+// at random moments, most of them with a batch in flight, then lets a final
+// daemon finish. Delivery is at-least-once: every event must arrive, and a
+// crash may cost at most one batch sent again.
+func TestCrashLoop(t *testing.T) {
+	const (
+		events = 300
+		batch  = 10
+	)
+	crashes := 12
+	if testing.Short() {
+		crashes = 8
+	}
+	testHome(t)
+	rec := newRecorder(60 * time.Millisecond)
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+
+	// Two thirds of the events are queued before the first daemon starts;
+	// the rest while daemons run and die, so that enqueue also meets a
+	// database whose writer was killed mid-transaction. It must neither
+	// fail nor spill.
+	enqueue := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("crash-%03d", i)
+			if _, errOut, code := cli(t, "", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))); code != 0 || errOut != "" {
+				t.Fatalf("enqueue %s: exit %d: %s", id, code, errOut)
+			}
+		}
+	}
+	upfront := events * 2 / 3
+	start := time.Now()
+	enqueue(0, upfront)
+	enqueued := time.Since(start)
+
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 0))
+	t.Logf("random seed %d", seed)
+	args := []string{"--endpoint", srv.URL, "--batch", fmt.Sprint(batch)}
+	loopStart := time.Now()
+	for i := range crashes {
+		d := startDaemon(t, args...)
+		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
+		// Kill at a random moment: usually while a request is being
+		// answered, sometimes before the daemon has sent anything.
+		if rng.IntN(4) > 0 {
+			select {
+			case <-rec.reqs:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("crash %d: the daemon sent nothing in 10s\n%s", i, d.log)
+			}
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(2 * rec.delay))))
+		if err := d.cmd.Process.Kill(); err != nil {
+			t.Fatalf("crash %d: kill: %v", i, err)
+		}
+		d.wait(t, 10*time.Second)
+		if strings.Contains(d.log.String(), "panic") {
+			t.Fatalf("crash %d: the daemon panicked:\n%s", i, d.log)
+		}
+	}
+	loop := time.Since(loopStart)
+	distinctAfterCrashes, _ := rec.counts()
+
+	finalStart := time.Now()
+	d := startDaemon(t, args...)
+	// Events that were in flight at a crash go back to the end of the
+	// queue, so the outbox, not the arrivals, says when the work is done.
+	waitFor(t, 60*time.Second, "the outbox to drain", func() bool {
+		out, _, _ := cli(t, "", "outbox", "list")
+		return strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n")
+	})
+	mustCLI(t, "stop")
+	if err := d.wait(t, 15*time.Second); err != nil {
+		t.Errorf("final daemon: %v\n%s", err, d.log)
+	}
+	final := time.Since(finalStart)
+
+	distinct, total := rec.counts()
+	dups := total - distinct
+	t.Logf("%d events, %d crashes, batch %d: %d arrived before the final run, %d distinct in all, %d deliveries, %d duplicates (bound %d)",
+		events, crashes, batch, distinctAfterCrashes, distinct, total, dups, crashes*batch)
+	t.Logf("timings: enqueue of the first %d %s, crash loop %s, final run %s", upfront, enqueued.Round(time.Millisecond), loop.Round(time.Millisecond), final.Round(time.Millisecond))
+	if distinct != events {
+		t.Errorf("%d distinct events arrived, want %d", distinct, events)
+	}
+	if dups > crashes*batch {
+		t.Errorf("%d duplicates after %d crashes: more than one batch of %d per crash", dups, crashes, batch)
+	}
+	rec.mu.Lock()
+	for id, n := range rec.seen {
+		if n > 1+crashes {
+			t.Errorf("event %s arrived %d times in %d crashes", id, n, crashes)
+		}
+		// A batch sent again after a crash must carry the key it was
+		// first sent with, or the receiver cannot deduplicate it.
+		if len(rec.keys[id]) != 1 {
+			t.Errorf("event %s arrived %d times under %d idempotency keys", id, n, len(rec.keys[id]))
+		}
+	}
+	rec.mu.Unlock()
+	out := mustCLI(t, "outbox", "list")
+	if !strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") {
+		t.Errorf("outbox after the final run:\n%s", out)
+	}
+	if bytes.Contains(d.log.Bytes(), []byte("level=ERROR")) {
+		t.Errorf("final daemon logged errors:\n%s", d.log)
+	}
+}
+
+// TestResentBatchKeepsItsKey checks, at the outbox, what the crash loop
+// checks end to end: a batch that was in flight when its daemon died (or
+// that a stopping daemon gave back) goes out again as the same set of
+// events, so with the same idempotency key, even when older and newer
+// events have been queued around it since.
+func TestResentBatchKeepsItsKey(t *testing.T) {
+	home := testHome(t)
+	h, err := openHome(home, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	ob, err := openOutbox(h, time.Second, func() time.Time { return clock })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	insert := func(id string, created time.Time) {
+		t.Helper()
+		if err := ob.insert(id, "event", []byte(`{}`), created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(events []event) []string {
+		var out []string
+		for _, e := range events {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for i := range 5 {
+		insert(fmt.Sprintf("e%d", i), clock.Add(time.Duration(i)*time.Millisecond))
+	}
+	_, first, err := ob.claim(3, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The daemon dies; meanwhile an older event is replayed from spill/
+	// and a newer one is enqueued.
+	insert("older", clock.Add(-time.Hour))
+	insert("newer", clock.Add(time.Second))
+	clock = clock.Add(2 * time.Second)
+	if err := ob.resetInflight(); err != nil {
+		t.Fatal(err)
+	}
+	token, again, err := ob.claim(10, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idempotencyKey(again) != idempotencyKey(first) {
+		t.Fatalf("after a crash the batch %v went out as %v: a new idempotency key", ids(first), ids(again))
+	}
+	// A stopping daemon gives the batch back untried: same set again, and
+	// the attempt is not counted.
+	if err := ob.giveBack(token, again); err != nil {
+		t.Fatal(err)
+	}
+	_, third, err := ob.claim(1, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idempotencyKey(third) != idempotencyKey(first) {
+		t.Fatalf("a batch given back went out as %v, not %v", ids(third), ids(first))
+	}
+	if third[0].Attempt != again[0].Attempt {
+		t.Errorf("giving a batch back counted an attempt: %d, then %d", again[0].Attempt, third[0].Attempt)
+	}
+}

@@ -1,0 +1,379 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
+)
+
+// checkModes walks the data home and fails the test for a folder that is
+// not 0700 or a file that is not 0600. It returns the names it saw.
+func checkModes(t *testing.T, home, when string) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(home, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(home, path)
+		seen[filepath.ToSlash(rel)] = true
+		want := fs.FileMode(0o600)
+		if fi.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want || fi.Mode()&fs.ModeSymlink != 0 {
+			t.Errorf("%s: %s is %s, want %s", when, rel, fi.Mode(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: walk the data home: %v", when, err)
+	}
+	return seen
+}
+
+// TestHomeModes creates every kind of file a data home holds (the outbox
+// with its WAL, a spill file, the PID file, the lock, the log) under a
+// umask of 0, so that no mode comes from the umask, and checks that the
+// home is 0700 and each file 0600.
+func TestHomeModes(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	home := testHome(t)
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+
+	mustCLI(t, "enqueue", "--id", "first", `{"n":1}`)
+	// Make the outbox unwritable for a moment, so that the next event is
+	// spilled by the real enqueue path.
+	db := filepath.Join(home, dbFileName)
+	if err := os.Rename(db, db+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := cli(t, "", "enqueue", "--id", "spilled", `{"n":2}`)
+	if code != 0 || !strings.Contains(errOut, "warning") {
+		t.Fatalf("enqueue with the outbox unwritable: exit %d, stderr %q; want exit 0 and a warning", code, errOut)
+	}
+	checkModes(t, home, "after a spill")
+	if spills, _ := filepath.Glob(filepath.Join(home, spillDirName, "*.json")); len(spills) != 1 {
+		t.Fatalf("%d spill files, want 1", len(spills))
+	}
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(db+".away", db); err != nil {
+		t.Fatal(err)
+	}
+
+	mustCLI(t, "run", "--detach", "--endpoint", fileURL(out))
+	waitFor(t, 20*time.Second, "both events delivered", func() bool { return len(readLines(t, out)) == 2 })
+	seen := checkModes(t, home, "while the daemon runs")
+	for _, name := range []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", pidFileName, lockFileName, logFileName, spillDirName} {
+		if !seen[name] {
+			t.Errorf("while the daemon runs, the home has no %s, so its mode went unchecked", name)
+		}
+	}
+	mustCLI(t, "stop")
+	checkModes(t, home, "after stop")
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the file endpoint: %v, mode %v; want 0600", err, fi.Mode())
+	}
+}
+
+// TestSymlinkHomeRefused points DIFFLORE_HOME at a symlink to a folder:
+// every command refuses it and writes nothing where it leads.
+func TestSymlinkHomeRefused(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "home")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	testHome(t)
+	t.Setenv("DIFFLORE_HOME", link)
+	for _, args := range [][]string{
+		{"enqueue", `{"n":1}`},
+		{"run", "--endpoint", "file:///dev/null"},
+		{"run", "--detach"},
+		{"status"},
+		{"stop"},
+		{"outbox", "list"},
+	} {
+		out, errOut, code := cli(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, "symlink") {
+			t.Errorf("difflore %s: exit %d, stderr %q; want a failure that names the symlink\n%s",
+				strings.Join(args, " "), code, errOut, out)
+		}
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("files were written through the symlinked home: %v", entries)
+	}
+}
+
+// TestSymlinksInHomeNotWrittenThrough replaces the files of a data home
+// with symlinks to a victim file outside it: nothing difflore does may
+// change the victim, whatever name the symlink takes.
+func TestSymlinksInHomeNotWrittenThrough(t *testing.T) {
+	for _, name := range []string{pidFileName, logFileName, dbFileName, lockFileName} {
+		t.Run(name, func(t *testing.T) {
+			home := testHome(t)
+			if _, err := openHome(home, true); err != nil {
+				t.Fatal(err)
+			}
+			for _, victimData := range []string{"", "precious\n"} {
+				victim := filepath.Join(t.TempDir(), "victim")
+				if err := os.WriteFile(victim, []byte(victimData), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				link := filepath.Join(home, name)
+				os.Remove(link)
+				if err := os.Symlink(victim, link); err != nil {
+					t.Fatal(err)
+				}
+				var shown strings.Builder
+				for _, args := range [][]string{
+					{"enqueue", `{"n":1}`},
+					{"run", "--detach", "--endpoint", fileURL(filepath.Join(t.TempDir(), "out"))},
+					{"status"},
+					{"outbox", "list"},
+					{"stop"},
+				} {
+					out, errOut, code := runProc(t, command(t, args...), 30*time.Second)
+					fmt.Fprintf(&shown, "$ difflore %s (exit %d)\n%s%s", strings.Join(args, " "), code, out, errOut)
+				}
+				got, err := os.ReadFile(victim)
+				if err != nil {
+					t.Fatalf("victim: %v", err)
+				}
+				if string(got) != victimData {
+					t.Errorf("a symlinked %s was written through: the victim went from %q to %d bytes\n%s", name, victimData, len(got), shown.String())
+				}
+			}
+		})
+	}
+}
+
+// TestSymlinkedSpillFolder replaces the spill folder with a symlink to a
+// folder of someone else's files: enqueue must not spill into it, and the
+// daemon must not replay, rename or delete what it holds.
+func TestSymlinkedSpillFolder(t *testing.T) {
+	home := testHome(t)
+	mustCLI(t, "enqueue", `{"n":0}`)
+	victim := t.TempDir()
+	files := map[string]string{"notes.json": "precious", "evt.json": `{"id":"evt","kind":"event","payload":"{}"}`}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(victim, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(victim, filepath.Join(home, spillDirName)); err != nil {
+		t.Fatal(err)
+	}
+	// A folder where the outbox should be makes enqueue spill.
+	db := filepath.Join(home, dbFileName)
+	os.Rename(db, db+".away")
+	os.Mkdir(db, 0o700)
+	_, errOut, code := cli(t, "", "enqueue", "--id", "lost", `{"n":1}`)
+	if code == 0 {
+		t.Errorf("enqueue spilled through a symlink: exit 0, %q", errOut)
+	}
+	os.Remove(db)
+	os.Rename(db+".away", db)
+
+	out := filepath.Join(t.TempDir(), "out")
+	d := startDaemon(t, "--endpoint", fileURL(out))
+	waitFor(t, 20*time.Second, "the queued event", func() bool { return len(readLines(t, out)) == 1 })
+	mustCLI(t, "stop")
+	d.wait(t, 15*time.Second)
+	// The daemon looks at the spill folder before it first delivers, so
+	// by now it has said why it will not replay it.
+	if !strings.Contains(d.log.String(), "spill folder") {
+		t.Errorf("the daemon did not report the symlinked spill folder:\n%s", d.log)
+	}
+	entries, _ := os.ReadDir(victim)
+	if len(entries) != len(files) {
+		t.Errorf("the folder behind the symlink changed: %v", entries)
+	}
+	for name, data := range files {
+		if got, err := os.ReadFile(filepath.Join(victim, name)); err != nil || string(got) != data {
+			t.Errorf("%s behind the symlink: %q, %v", name, got, err)
+		}
+	}
+}
+
+// TestSymlinkedPIDFileNamesNoOne replaces a running daemon's PID file with
+// a symlink to a file that describes an unrelated process exactly: stop
+// must refuse to signal it, and must not signal the daemon on its strength.
+func TestSymlinkedPIDFileNamesNoOne(t *testing.T) {
+	home := testHome(t)
+	d := startDaemon(t)
+	bystander := startSleeper(t)
+	info := pidInfo{PID: bystander.pid(), StartedAt: startTimeOf(t, bystander.pid()), Exe: bystander.cmd.Path, Version: "x"}
+	fake := filepath.Join(t.TempDir(), "fake.pid")
+	if err := os.WriteFile(fake, formatPIDFile(info), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pidPath := filepath.Join(home, pidFileName)
+	if err := os.Remove(pidPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fake, pidPath); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cli(t, "", "stop", "--grace", "1s")
+	if code != 1 || !strings.Contains(errOut, "not signalling") {
+		t.Errorf("stop: exit %d, %q %q; want exit 1, not signalling anyone", code, out, errOut)
+	}
+	if !bystander.alive() || !d.alive() {
+		t.Fatalf("stop signalled someone: bystander alive %v, daemon alive %v", bystander.alive(), d.alive())
+	}
+	out, _, code = cli(t, "", "status")
+	if code == 0 || strings.Contains(out, fmt.Sprint(bystander.pid())) {
+		t.Errorf("status trusts the symlinked pid file: exit %d\n%s", code, out)
+	}
+}
+
+// startTimeOf is the create time of a process from the source the daemon
+// uses for its own, so that a fake PID file passes every check but one.
+func startTimeOf(t *testing.T, pid int) time.Time {
+	t.Helper()
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := p.CreateTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// TestUnwritableOutbox makes the outbox impossible to write in ways that
+// bind even for root (a folder or a damaged file where the database should
+// be; chmod 0400 too when not root): enqueue must spill the event and exit
+// 0 with a warning, and run must fail at once with a clear message instead
+// of spinning.
+func TestUnwritableOutbox(t *testing.T) {
+	cases := map[string]func(t *testing.T, db string){
+		"directory": func(t *testing.T, db string) {
+			if err := os.Mkdir(db, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"damaged": func(t *testing.T, db string) {
+			if err := os.WriteFile(db, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	if os.Geteuid() != 0 {
+		cases["read-only"] = func(t *testing.T, db string) {
+			mustCLI(t, "enqueue", "--id", "before", `{}`)
+			if err := os.Chmod(db, 0o400); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, breakDB := range cases {
+		t.Run(name, func(t *testing.T) {
+			home := testHome(t)
+			if _, err := openHome(home, true); err != nil {
+				t.Fatal(err)
+			}
+			breakDB(t, filepath.Join(home, dbFileName))
+
+			_, errOut, code := cli(t, "", "enqueue", "--id", "kept", `{"keep":"me"}`)
+			if code != 0 || !strings.Contains(errOut, "warning") {
+				t.Errorf("enqueue: exit %d, stderr %q; want exit 0 and a warning", code, errOut)
+			}
+			spills, _ := filepath.Glob(filepath.Join(home, spillDirName, "*.json"))
+			if len(spills) != 1 {
+				t.Fatalf("%d spill files, want 1", len(spills))
+			}
+			data, err := os.ReadFile(spills[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sp spilled
+			if err := json.Unmarshal(data, &sp); err != nil || sp.ID != "kept" || sp.Payload != `{"keep":"me"}` {
+				t.Errorf("spill file %s: %v", data, err)
+			}
+
+			start := time.Now()
+			_, errOut, code = runProc(t, command(t, "run", "--endpoint", fileURL(filepath.Join(t.TempDir(), "out"))), 20*time.Second)
+			took := time.Since(start)
+			if code != 1 || !strings.Contains(errOut, "outbox") || strings.Count(errOut, "\n") > 3 {
+				t.Errorf("run: exit %d after %s, stderr %q; want exit 1 and one clear message", code, took, errOut)
+			}
+			if took > 10*time.Second {
+				t.Errorf("run took %s to give up", took)
+			}
+			if _, err := os.Lstat(filepath.Join(home, pidFileName)); !os.IsNotExist(err) {
+				t.Errorf("run left its pid file behind: %v", err)
+			}
+			t.Logf("run said: %s", strings.TrimSpace(errOut))
+			// status still says what it can.
+			out, errOut, code := cli(t, "", "status")
+			if code != 3 || !strings.HasPrefix(out, "not running\n") {
+				t.Errorf("status with a broken outbox: exit %d\n%s%s", code, out, errOut)
+			}
+		})
+	}
+}
+
+// TestForeignOwnerRefused gives the data home, then the PID file, to
+// another user: difflore must refuse to use the home, and must not trust
+// the PID file. Only root can give files away, so the test needs root.
+func TestForeignOwnerRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	const nobody = 65534
+	home := testHome(t)
+	mustCLI(t, "enqueue", `{}`)
+	if err := os.Chown(home, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"enqueue", `{}`}, {"run"}, {"status"}, {"stop"}} {
+		_, errOut, code := cli(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, "owned by uid 65534") {
+			t.Errorf("difflore %s with a home of another user: exit %d, %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if err := os.Chown(home, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	d := startDaemon(t)
+	pidPath := filepath.Join(home, pidFileName)
+	if err := os.Chown(pidPath, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cli(t, "", "stop", "--grace", "1s")
+	if code != 1 || !strings.Contains(errOut, "owned by uid 65534") {
+		t.Errorf("stop with a pid file of another user: exit %d, %q %q", code, out, errOut)
+	}
+	if !d.alive() {
+		t.Fatal("stop signalled the daemon on the strength of another user's pid file")
+	}
+}
