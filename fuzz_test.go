@@ -170,7 +170,7 @@ func FuzzClassify(f *testing.F) {
 	f.Add(999, "1", []byte("\xff\xfe"), "\xff")
 	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte, token string) {
-		s := &httpSink{token: token}
+		s := &httpSink{poster{token: token}}
 		r := classify(status, retryAfter, body, now, s.scrub)
 		if r.retryAfter < 0 || r.retryAfter > maxRetryAfter {
 			t.Fatalf("classify(%d, Retry-After %q): retryAfter %s, want within [0, %s]", status, retryAfter, r.retryAfter, maxRetryAfter)

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -35,14 +33,10 @@ const otlpLogsPath = "/v1/logs"
 
 // otlpSink posts batches as OTLP/HTTP logs.
 type otlpSink struct {
-	url, shown string
-	token      string
-	agent      string
-	version    string // service.version
-	hostname   string // host.name; empty when the OS would not say
-	client     *http.Client
-	timeout    time.Duration
-	now        func() time.Time // observedTimeUnixNano
+	poster
+	version  string           // service.version
+	hostname string           // host.name; empty when the OS would not say
+	now      func() time.Time // observedTimeUnixNano
 }
 
 // newOTLPSink makes a sink for an otlp+http or otlp+https endpoint u. The
@@ -57,63 +51,22 @@ func newOTLPSink(u *url.URL, raw, token, version string) *otlpSink {
 	}
 	host, _ := os.Hostname()
 	return &otlpSink{
-		url:      target.String(),
-		shown:    redactURL(raw),
-		token:    token,
-		agent:    "difflore/" + version,
+		// OTLP has no idempotency key of its own; the poster's header
+		// costs nothing and lets a gateway in front of the collector
+		// deduplicate a resent batch.
+		poster:   newPoster(target.String(), raw, token, version),
 		version:  version,
 		hostname: host,
-		client:   &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
-		timeout:  requestTimeout,
 		now:      time.Now,
 	}
 }
 
-func (s *otlpSink) String() string { return s.shown }
-
 func (s *otlpSink) send(ctx context.Context, events []event) result {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	body := s.encode(events, s.now())
-	gzipped := len(body) > gzipOver
-	if gzipped {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		zw.Write(body)
-		zw.Close()
-		body = buf.Bytes()
+	a, fail := s.post(ctx, s.encode(events, s.now()), events)
+	if fail != nil {
+		return *fail
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
-	if err != nil {
-		return result{verdict: retryLater, err: s.scrub(err.Error())}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.agent)
-	// OTLP has no idempotency key of its own; the header costs nothing and
-	// lets a gateway in front of the collector deduplicate a resent batch.
-	req.Header.Set("Idempotency-Key", idempotencyKey(events))
-	if gzipped {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return result{verdict: retryLater, err: s.scrub(err.Error())}
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return classifyOTLP(resp.StatusCode, resp.Header.Get("Retry-After"), answer, len(events), time.Now(), s.scrub)
-}
-
-// scrub removes the token from text that came back from the endpoint or the
-// network stack, so that it never reaches a log, an error or status.
-func (s *otlpSink) scrub(text string) string {
-	if s.token != "" {
-		text = strings.ReplaceAll(text, s.token, "[redacted]")
-	}
-	return text
+	return classifyOTLP(a.status, a.retryAfter, a.body, len(events), time.Now(), s.scrub)
 }
 
 // encode is the ExportLogsServiceRequest for events in OTLP/JSON: one

@@ -114,20 +114,7 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 			return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", redactURL(raw)),
 				hint: "use https, or pass --allow-insecure if the network is trusted"}
 		}
-		return &httpSink{
-			url:   u.String(),
-			shown: redactURL(raw),
-			token: token,
-			agent: "difflore/" + version,
-			client: &http.Client{
-				Transport: http.DefaultTransport.(*http.Transport).Clone(),
-				// A redirect is not followed: Go would turn a 301, 302
-				// or 303 into a GET without the body, whose 200 would
-				// then count as the delivery of events never sent.
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			},
-			timeout: requestTimeout,
-		}, nil
+		return &httpSink{newPoster(u.String(), raw, token, version)}, nil
 	case "otlp+http", "otlp+https":
 		if u.Host == "" {
 			return nil, usageError("endpoint %q has no host", redactURL(raw))
@@ -204,8 +191,10 @@ func idempotencyKey(events []event) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// httpSink posts batches to an ingest endpoint.
-type httpSink struct {
+// poster is what the plain and the OTLP endpoints share: one POST of an
+// encoded batch with difflore's headers, gzip over 1 KiB, the bearer token,
+// no redirects and a bounded answer.
+type poster struct {
 	url, shown string
 	token      string
 	agent      string
@@ -213,12 +202,39 @@ type httpSink struct {
 	timeout    time.Duration
 }
 
-func (s *httpSink) String() string { return s.shown }
+func newPoster(target, raw, token, version string) poster {
+	return poster{
+		url:   target,
+		shown: redactURL(raw),
+		token: token,
+		agent: "difflore/" + version,
+		client: &http.Client{
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			// A redirect is not followed: Go would turn a 301, 302 or 303
+			// into a GET without the body, whose 200 would then count as
+			// the delivery of events never sent; and one to plain http
+			// would carry the token off TLS.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		timeout: requestTimeout,
+	}
+}
 
-func (s *httpSink) send(ctx context.Context, events []event) result {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (p *poster) String() string { return p.shown }
+
+// httpAnswer is an endpoint's HTTP answer, for a sink to classify.
+type httpAnswer struct {
+	status     int
+	retryAfter string
+	body       []byte
+}
+
+// post sends body, the encoding of events, and returns the answer. fail is
+// set instead when there is no answer to classify: the request could not be
+// made or sent, or a 2xx answer broke off.
+func (p *poster) post(ctx context.Context, body []byte, events []event) (a httpAnswer, fail *result) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	body := encodeBatch(events)
 	gzipped := len(body) > gzipOver
 	if gzipped {
 		var buf bytes.Buffer
@@ -227,40 +243,55 @@ func (s *httpSink) send(ctx context.Context, events []event) result {
 		zw.Close()
 		body = buf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return result{verdict: retryLater, err: s.scrub(err.Error())}
+		return httpAnswer{}, &result{verdict: retryLater, err: p.scrub(err.Error())}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.agent)
+	req.Header.Set("User-Agent", p.agent)
 	req.Header.Set("Idempotency-Key", idempotencyKey(events))
 	if gzipped {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
 	}
-	resp, err := s.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
-		return result{verdict: retryLater, err: s.scrub(err.Error())}
+		return httpAnswer{}, &result{verdict: retryLater, err: p.scrub(err.Error())}
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	a = httpAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	a.body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil && a.status >= 200 && a.status < 300 {
 		// A 2xx whose body broke off may have listed rejected events we
 		// did not read: acking the batch could drop them. Send it again;
 		// the Idempotency-Key lets the receiver deduplicate.
-		return result{verdict: retryLater, status: resp.StatusCode, err: s.scrub(fmt.Sprintf("%d %s: read answer: %v", resp.StatusCode, http.StatusText(resp.StatusCode), err))}
+		return httpAnswer{}, &result{verdict: retryLater, status: a.status,
+			err: p.scrub(fmt.Sprintf("%d %s: read answer: %v", a.status, http.StatusText(a.status), err))}
 	}
-	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
-		answer = append([]byte("redirect to "+loc+" not followed; "), answer...)
+	if loc := resp.Header.Get("Location"); a.status >= 300 && a.status < 400 && loc != "" {
+		a.body = append([]byte("redirect to "+loc+" not followed; "), a.body...)
 	}
-	return classify(resp.StatusCode, resp.Header.Get("Retry-After"), answer, time.Now(), s.scrub)
+	return a, nil
 }
 
 // scrub removes the token from text that came back from the endpoint or the
 // network stack, so that it never reaches a log, an error or status.
-func (s *httpSink) scrub(text string) string { return scrubToken(text, s.token) }
+func (p *poster) scrub(text string) string { return scrubToken(text, p.token) }
+
+// httpSink posts batches to an ingest endpoint in difflore's own format.
+type httpSink struct {
+	poster
+}
+
+func (s *httpSink) send(ctx context.Context, events []event) result {
+	a, fail := s.post(ctx, encodeBatch(events), events)
+	if fail != nil {
+		return *fail
+	}
+	return classify(a.status, a.retryAfter, a.body, time.Now(), s.scrub)
+}
 
 // scrubToken replaces token in text, and the forms it takes when an endpoint
 // echoes a request back: escaped as a JSON string (with or without "\/") or
