@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shirou/gopsutil/v4/process"
 )
 
 // checkModes walks the data home and fails the test for a folder that is
@@ -228,7 +227,7 @@ func TestSymlinkedPIDFileNamesNoOne(t *testing.T) {
 	home := testHome(t)
 	d := startDaemon(t)
 	bystander := startSleeper(t)
-	info := pidInfo{PID: bystander.pid(), StartedAt: startTimeOf(t, bystander.pid()), Exe: bystander.cmd.Path, Version: "x"}
+	info := pidInfo{PID: bystander.pid(), StartedAt: startedAt(t, bystander.pid()), Exe: bystander.cmd.Path, Version: "x"}
 	fake := filepath.Join(t.TempDir(), "fake.pid")
 	if err := os.WriteFile(fake, formatPIDFile(info), 0o600); err != nil {
 		t.Fatal(err)
@@ -251,21 +250,6 @@ func TestSymlinkedPIDFileNamesNoOne(t *testing.T) {
 	if code == 0 || strings.Contains(out, fmt.Sprint(bystander.pid())) {
 		t.Errorf("status trusts the symlinked pid file: exit %d\n%s", code, out)
 	}
-}
-
-// startTimeOf is the create time of a process from the source the daemon
-// uses for its own, so that a fake PID file passes every check but one.
-func startTimeOf(t *testing.T, pid int) time.Time {
-	t.Helper()
-	p, err := process.NewProcess(int32(pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := p.CreateTime()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.UnixMilli(ms).UTC()
 }
 
 // TestUnwritableOutbox makes the outbox impossible to write in ways that
