@@ -28,13 +28,10 @@ const (
 // becomes a dead letter.
 const maxAttempts = 20
 
-// schemaSQL creates the outbox. auto_vacuum must be set before the first
-// table exists, so that deleted rows can be given back to the file system
-// with PRAGMA incremental_vacuum. available_at means "not before" for a
+// schemaSQL creates the outbox. available_at means "not before" for a
 // pending event and "lease ends" for an inflight one, so one index serves
 // claiming, reclaiming and the next wake-up time.
 const schemaSQL = `
-PRAGMA auto_vacuum = INCREMENTAL;
 CREATE TABLE IF NOT EXISTS events (
 	seq          INTEGER PRIMARY KEY,
 	id           TEXT    NOT NULL UNIQUE,
@@ -161,6 +158,11 @@ func userVersion(conn *sqlite.Conn) (int, error) {
 
 // migrate brings the schema to schemaVersion. WAL mode is persistent in the
 // file, so it is set here once rather than on every open.
+//
+// auto_vacuum is set first, outside any transaction: it only takes effect
+// while the file has no page 1 yet, and switching to WAL writes page 1. (Set
+// after journal_mode, as before, it was silently ignored and a drained
+// outbox kept its peak size for ever; see ensureAutoVacuum for such files.)
 func migrate(conn *sqlite.Conn) error {
 	v, err := userVersion(conn)
 	if err != nil {
@@ -171,6 +173,9 @@ func migrate(conn *sqlite.Conn) error {
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
+	}
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
+		return fmt.Errorf("migrate outbox: auto_vacuum: %w", err)
 	}
 	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil); err != nil {
 		return fmt.Errorf("migrate outbox: wal: %w", err)
@@ -191,6 +196,13 @@ func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, erro
 	if err := migrate(conn); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	// The daemon keeps its connection open for ever, so the WAL file is
+	// never deleted; without a limit it keeps the size of its largest burst
+	// (a vacuum after a big drain writes many pages through it).
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_size_limit = 4194304", nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
 	}
 	return &outbox{conn: conn, now: now}, nil
 }
@@ -455,9 +467,40 @@ func (o *outbox) meta() (map[string]string, error) {
 }
 
 // vacuum gives free pages back to the file system, a bounded number at a
-// time, so that a drained outbox does not keep its peak size for ever.
-func (o *outbox) vacuum(pages int) error {
-	return sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil)
+// time, so that a drained outbox does not keep its peak size for ever. It
+// reports how many free pages are left, so that the daemon can go on in
+// later idle moments until none are.
+func (o *outbox) vacuum(pages int) (left int64, err error) {
+	if err := sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil); err != nil {
+		return 0, err
+	}
+	return o.pragmaInt("freelist_count")
+}
+
+func (o *outbox) pragmaInt(name string) (int64, error) {
+	var v int64
+	err := sqlitex.ExecuteTransient(o.conn, "PRAGMA "+name, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt64(0); return nil },
+	})
+	return v, err
+}
+
+// ensureAutoVacuum turns on incremental auto_vacuum in an outbox made by a
+// version that asked for it too late (after WAL mode, when it is ignored).
+// That takes one VACUUM, which rewrites the file; the daemon does it once at
+// start, never enqueue.
+func (o *outbox) ensureAutoVacuum() (converted bool, err error) {
+	mode, err := o.pragmaInt("auto_vacuum")
+	if err != nil || mode == 2 {
+		return false, err
+	}
+	if err := sqlitex.ExecuteTransient(o.conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
+		return false, err
+	}
+	if err := sqlitex.ExecuteTransient(o.conn, "VACUUM", nil); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // deadLetter is a dead event as 'outbox list' shows it.
