@@ -55,26 +55,22 @@ PRAGMA user_version = 1;
 const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at)
 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
 
-// claimSQL marks the next ready events inflight in one statement. The inner
-// query walks events_by_state in order and stops at the count limit; the
-// window sum then cuts the batch at the byte budget, always keeping the first
-// event so that one large event still goes out alone.
-const claimSQL = `
-UPDATE events
-SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
-WHERE seq IN (
-	SELECT seq FROM (
-		SELECT seq, length(payload) AS len,
-			sum(length(payload)) OVER (ORDER BY available_at, seq) AS total
-		FROM (
-			SELECT seq, payload, available_at FROM events
-			WHERE state = 0 AND available_at <= :now
-			ORDER BY available_at, seq LIMIT :limit
-		)
-	)
-	WHERE total <= :budget OR total = len
-)
-RETURNING seq, id, kind, payload, created_at, attempts`
+// readySQL lists the next ready events in queue order, walking
+// events_by_state. claim reads them, cuts the batch at the byte budget and
+// marks each one with markSQL, all in one write transaction.
+//
+// This replaced one UPDATE … WHERE seq IN (window-function subquery)
+// RETURNING …: that statement built three temporary b-trees per call (the IN
+// list, the window's partition and the RETURNING buffer), and with a bare
+// :limit in its LIMIT SQLite even re-planned it on every call, since it reads
+// such a parameter while planning and then expires the statement whenever
+// it is bound again. The limit here is CAST for the same reason.
+const readySQL = `SELECT seq, id, kind, payload, created_at, attempts FROM events
+WHERE state = 0 AND available_at <= :now
+ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`
+
+const markSQL = `UPDATE events SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
+WHERE seq = :seq`
 
 const reclaimSQL = `UPDATE events SET state = 0, claim = NULL, available_at = :now
 WHERE state = 1 AND available_at <= :now`
@@ -287,30 +283,58 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	if err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
 	}
-	err = sqlitex.Execute(o.conn, claimSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{
-			":claim":  token,
-			":lease":  now.Add(lease).UnixMilli(),
-			":now":    now.UnixMilli(),
-			":limit":  limit,
-			":budget": budget,
-		},
-		ResultFunc: func(stmt *sqlite.Stmt) error {
-			p := make([]byte, stmt.ColumnLen(3))
-			stmt.ColumnBytes(3, p)
-			events = append(events, event{
-				Seq:       stmt.ColumnInt64(0),
-				ID:        stmt.ColumnText(1),
-				Kind:      stmt.ColumnText(2),
-				Payload:   p,
-				CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
-				Attempt:   stmt.ColumnInt(5),
-			})
-			return nil
-		},
-	})
+	ready, err := o.conn.Prepare(readySQL)
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	ready.SetInt64(":now", now.UnixMilli())
+	ready.SetInt64(":limit", int64(limit))
+	size := 0
+	for {
+		row, err := ready.Step()
+		if err != nil {
+			ready.Reset()
+			return "", nil, fmt.Errorf("claim: %w", err)
+		}
+		if !row {
+			break
+		}
+		// The first event always goes, so that one large event still goes
+		// out alone; after it, the batch ends at the byte budget.
+		n := ready.ColumnLen(3)
+		if len(events) > 0 && size+n > budget {
+			break
+		}
+		size += n
+		p := make([]byte, n)
+		ready.ColumnBytes(3, p)
+		events = append(events, event{
+			Seq:       ready.ColumnInt64(0),
+			ID:        ready.ColumnText(1),
+			Kind:      ready.ColumnText(2),
+			Payload:   p,
+			CreatedAt: time.UnixMilli(ready.ColumnInt64(4)).UTC(),
+			Attempt:   ready.ColumnInt(5) + 1,
+		})
+	}
+	if err := ready.Reset(); err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	mark, err := o.conn.Prepare(markSQL)
+	if err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	mark.SetText(":claim", token)
+	mark.SetInt64(":lease", now.Add(lease).UnixMilli())
+	for _, e := range events {
+		mark.SetInt64(":seq", e.Seq)
+		_, err := mark.Step()
+		if rerr := mark.Reset(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("claim: %w", err)
+		}
 	}
 	slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
 	return token, events, nil
