@@ -148,11 +148,13 @@ func BenchmarkClaimAck(b *testing.B) {
 }
 
 // BenchmarkEnqueueClaimAck moves one event at a time through the whole
-// queue: insert, claim, acknowledge (msgs/s). bench/run.sh sets it beside
-// goqite's send → receive → delete (bench/peer) in the same run.
+// queue: insert, claim, acknowledge (msgs/s, and the process's CPU time per
+// message, which a loaded machine disturbs less). bench/run.sh sets it
+// beside goqite's send → receive → delete (bench/peer) in the same run.
 func BenchmarkEnqueueClaimAck(b *testing.B) {
 	ob, _ := newBenchOutbox(b)
 	var ids benchIDs
+	cpu0 := processCPU()
 	for b.Loop() {
 		if err := ob.insert(ids.next(), "event", benchPayload, time.Now()); err != nil {
 			b.Fatal(err)
@@ -166,6 +168,9 @@ func BenchmarkEnqueueClaimAck(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
+	}
 }
 
 // bigOutboxes caches, for one test binary run, outbox files holding a given
