@@ -250,11 +250,18 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 			// 4 KiB pages), and come back on the next tick while some are
 			// left: one step after a burst left a drained million-event
 			// outbox at nearly its peak size.
-			left, err := ob.vacuum(vacuumStep)
+			freed, left, err := ob.vacuum(vacuumStep)
 			if err != nil {
 				log.Warn("vacuum", "error", err)
 			}
 			vacuumDue = err == nil && left > 0
+			if err == nil && freed > 0 && left == 0 {
+				// Done with a shrink: hand the WAL's space back too, or it
+				// stays at journal_size_limit as long as the daemon runs.
+				if err := ob.truncateWAL(); err != nil {
+					log.Warn("checkpoint", "error", err)
+				}
+			}
 		}
 		var wake <-chan time.Time
 		var timer *time.Timer

@@ -429,12 +429,17 @@ func (o *outbox) nextAvailable() (time.Time, bool, error) {
 
 // dataVersion changes whenever another connection commits to the database.
 // Reading it costs microseconds, so the daemon polls it to notice new events.
+// The statement stays prepared rather than being parsed on every tick.
 func (o *outbox) dataVersion() (int64, error) {
-	var v int64
-	err := sqlitex.ExecuteTransient(o.conn, "PRAGMA data_version", &sqlitex.ExecOptions{
-		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt64(0); return nil },
-	})
-	return v, err
+	stmt, err := o.conn.Prepare("PRAGMA data_version")
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Reset()
+	if _, err := stmt.Step(); err != nil {
+		return 0, err
+	}
+	return stmt.ColumnInt64(0), nil
 }
 
 // counts is how many events the outbox holds in each state.
@@ -492,13 +497,24 @@ func (o *outbox) meta() (map[string]string, error) {
 
 // vacuum gives free pages back to the file system, a bounded number at a
 // time, so that a drained outbox does not keep its peak size for ever. It
-// reports how many free pages are left, so that the daemon can go on in
-// later idle moments until none are.
-func (o *outbox) vacuum(pages int) (left int64, err error) {
-	if err := sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil); err != nil {
-		return 0, err
+// reports how many pages it freed and how many free pages are left, so that
+// the daemon can go on in later idle moments until none are.
+func (o *outbox) vacuum(pages int) (freed, left int64, err error) {
+	before, err := o.pragmaInt("freelist_count")
+	if err != nil || before == 0 {
+		return 0, before, err
 	}
-	return o.pragmaInt("freelist_count")
+	if err := sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil); err != nil {
+		return 0, before, err
+	}
+	left, err = o.pragmaInt("freelist_count")
+	return before - left, left, err
+}
+
+// truncateWAL checkpoints the WAL and truncates it to nothing. It gives up
+// without waiting when an enqueue holds a lock: the next idle moment will do.
+func (o *outbox) truncateWAL() error {
+	return sqlitex.ExecuteTransient(o.conn, "PRAGMA wal_checkpoint(TRUNCATE)", nil)
 }
 
 func (o *outbox) pragmaInt(name string) (int64, error) {

@@ -48,7 +48,7 @@ func TestOutboxGivesSpaceBack(t *testing.T) {
 		}
 	}
 	for range 100 {
-		left, err := ob.vacuum(vacuumStep)
+		_, left, err := ob.vacuum(vacuumStep)
 		if err != nil {
 			t.Fatal(err)
 		}
