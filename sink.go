@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -170,6 +171,23 @@ func idempotencyKey(events []event) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// gzipWriters keeps gzip writers for reuse: a new one allocates several
+// hundred KiB of compressor state, which showed in every batch's profile.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// gzipBody compresses a request body.
+func gzipBody(body []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(body)/4 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	zw.Write(body)
+	zw.Close()
+	zw.Reset(nil)
+	gzipWriters.Put(zw)
+	return buf.Bytes()
+}
+
 // httpSink posts batches to an ingest endpoint.
 type httpSink struct {
 	url, shown string
@@ -187,11 +205,7 @@ func (s *httpSink) send(ctx context.Context, events []event) result {
 	body := encodeBatch(events)
 	gzipped := len(body) > gzipOver
 	if gzipped {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		zw.Write(body)
-		zw.Close()
-		body = buf.Bytes()
+		body = gzipBody(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {

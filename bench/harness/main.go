@@ -277,7 +277,7 @@ func (e *endpoint) close() { e.srv.Close() }
 // daemon is a foreground 'difflore run' started by the harness.
 type daemon struct {
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when it has exited
 }
 
 // startDaemon starts 'difflore run --endpoint url' in home and waits for its
@@ -291,7 +291,7 @@ func startDaemon(bin, home, url string) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	d := &daemon{cmd: cmd, done: make(chan error, 1)}
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -305,20 +305,22 @@ func startDaemon(bin, home, url string) (*daemon, error) {
 				fmt.Fprintln(os.Stderr, "daemon:", sc.Text())
 			}
 		}
-		d.done <- cmd.Wait()
+		cmd.Wait()
+		close(d.done)
 	}()
 	select {
 	case <-ready:
 		return d, nil
-	case err := <-d.done:
-		return nil, fmt.Errorf("daemon exited before ready: %v", err)
+	case <-d.done:
+		return nil, fmt.Errorf("daemon exited before ready: %v", cmd.ProcessState)
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		return nil, errors.New("daemon not ready after 30s")
 	}
 }
 
-// stop ends the daemon with SIGTERM (a kill after 15 s).
+// stop ends the daemon with SIGINT (a kill after 15 s). It may be called
+// again once the daemon has exited.
 func (d *daemon) stop() {
 	d.cmd.Process.Signal(os.Interrupt)
 	select {
