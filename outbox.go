@@ -511,8 +511,9 @@ func (o *outbox) vacuum(pages int) (freed, left int64, err error) {
 	return before - left, left, err
 }
 
-// truncateWAL checkpoints the WAL and truncates it to nothing. It gives up
-// without waiting when an enqueue holds a lock: the next idle moment will do.
+// truncateWAL checkpoints the WAL and truncates it to nothing. It waits, up
+// to the busy timeout, for an enqueue that is writing; the daemon calls it
+// once per shrink, in an idle moment.
 func (o *outbox) truncateWAL() error {
 	return sqlitex.ExecuteTransient(o.conn, "PRAGMA wal_checkpoint(TRUNCATE)", nil)
 }
