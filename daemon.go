@@ -24,6 +24,11 @@ import (
 // so a graceful stop does not end in a hard kill.
 const shutdownGrace = 5 * time.Second
 
+// vacuumStep is how many free pages the daemon gives back to the file
+// system in one idle moment: bounded, so that an enqueue never waits long
+// behind it.
+const vacuumStep = 4096
+
 // readyTimeout bounds how long 'run --detach' waits for the daemon to be ready.
 const readyTimeout = 30 * time.Second
 
@@ -169,6 +174,11 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := ob.resetInflight(); err != nil {
 		return err
 	}
+	if converted, err := ob.ensureAutoVacuum(); err != nil {
+		log.Warn("turn on auto_vacuum", "error", err)
+	} else if converted {
+		log.Info("turned on incremental auto_vacuum in the outbox")
+	}
 	endpoint := "(none)"
 	if s != nil {
 		endpoint = s.String()
@@ -267,7 +277,7 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	spillDir := h.path(spillDirName)
 	spillStamp := modTime(spillDir)
 	dbErrors := 0
-	sentSinceVacuum := false
+	vacuumDue := false
 	for ctx.Err() == nil {
 		if now := time.Now(); now.Sub(lastSpill) >= time.Second {
 			lastSpill = now
@@ -296,13 +306,25 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 		}
 		dbErrors = 0
 		if sent {
-			sentSinceVacuum = true
+			vacuumDue = true
 			continue
 		}
-		if sentSinceVacuum {
-			sentSinceVacuum = false
-			if err := ob.vacuum(4096); err != nil {
+		if vacuumDue {
+			// Give free pages back a bounded step at a time (16 MiB with
+			// 4 KiB pages), and come back on the next tick while some are
+			// left: one step after a burst left a drained million-event
+			// outbox at nearly its peak size.
+			freed, left, err := ob.vacuum(vacuumStep)
+			if err != nil {
 				log.Warn("vacuum", "error", err)
+			}
+			vacuumDue = err == nil && left > 0
+			if err == nil && freed > 0 && left == 0 {
+				// Done with a shrink: hand the WAL's space back too, or it
+				// stays at journal_size_limit as long as the daemon runs.
+				if err := ob.truncateWAL(); err != nil {
+					log.Warn("checkpoint", "error", err)
+				}
 			}
 		}
 		var wake <-chan time.Time
@@ -341,7 +363,7 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 				}
 				// Every few seconds, look again for what no cheap check
 				// announces: an outbox file deleted or replaced under us.
-				if time.Since(lastSpill) >= 5*time.Second {
+				if vacuumDue || time.Since(lastSpill) >= 5*time.Second {
 					break idle
 				}
 			}

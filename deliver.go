@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -42,6 +43,11 @@ type drainer struct {
 	breakerUntil time.Time     // no sending before this while open
 	pausedUntil  time.Time
 	pausedSince  time.Time
+
+	// written is the status last stored in the meta table, so that a
+	// batch writes only the keys that changed: most of the nine stay the
+	// same from one batch to the next.
+	written map[string]string
 }
 
 func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
@@ -197,12 +203,26 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	if d.breakerDelay > 0 {
 		meta["breaker"] = "open until " + d.breakerUntil.UTC().Format(time.RFC3339)
 	}
-	return d.ob.immediate(func() error {
+	for k, v := range meta {
+		if old, ok := d.written[k]; ok && old == v {
+			delete(meta, k)
+		}
+	}
+	err := d.ob.immediate(func() error {
 		if err := settle(); err != nil {
 			return err
 		}
 		return d.ob.setMeta(meta)
 	})
+	if err != nil {
+		d.written = nil // unknown now: write every key next time
+		return err
+	}
+	if d.written == nil {
+		d.written = map[string]string{}
+	}
+	maps.Copy(d.written, meta)
+	return nil
 }
 
 // openBreaker stops sending after repeated failures, or doubles the wait

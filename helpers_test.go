@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	case os.Getenv(asMainEnv) != "" || os.Getenv(detachedEnv) != "":
 		main()
 	}
-	testscript.Main(m, map[string]func(){"difflore": main})
+	testscript.Main(benchCacheM{m}, map[string]func(){"difflore": main})
 }
 
 // testHome gives the test a data home of its own and points DIFFLORE_HOME at

@@ -29,9 +29,7 @@ const (
 // becomes a dead letter.
 const maxAttempts = 20
 
-// schemaSQL creates the outbox. auto_vacuum must be set before the first
-// table exists, so that deleted rows can be given back to the file system
-// with PRAGMA incremental_vacuum. available_at means "not before" for a
+// schemaSQL creates the outbox. available_at means "not before" for a
 // pending event and "lease ends" for an inflight one, so one index serves
 // claiming, reclaiming and the next wake-up time.
 const schemaSQL = `
@@ -58,28 +56,25 @@ PRAGMA user_version = 1;
 const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at)
 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
 
-// claimSQL marks the next ready events inflight in one statement. The inner
-// query walks events_by_state in order and stops at the count limit; the
-// window sum then cuts the batch at the byte budget, counting each event as
-// it will be encoded (payload, id, kind and :overhead), and always keeping
-// the first event so that one large event still goes out alone.
-const claimSQL = `
-UPDATE events
-SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
-WHERE seq IN (
-	SELECT seq FROM (
-		SELECT seq, size, sum(size) OVER (ORDER BY available_at, seq) AS total
-		FROM (
-			SELECT seq, available_at,
-				length(payload) + length(id) + length(kind) + :overhead AS size
-			FROM events
-			WHERE state = 0 AND available_at <= :now
-			ORDER BY available_at, seq LIMIT :limit
-		)
-	)
-	WHERE total <= :budget OR total = size
-)
-RETURNING seq, id, kind, payload, created_at, attempts`
+// readySQL lists the next ready events in queue order, walking
+// events_by_state. claim reads them, cuts the batch at the byte budget
+// (counting each event as it will be encoded: payload, id, kind and
+// eventOverhead) and marks each one with markSQL, all in one write
+// transaction. A claim token on the first row marks a batch given back
+// unacknowledged, which goes out again whole (reclaimBatchSQL).
+//
+// This replaced one UPDATE … WHERE seq IN (window-function subquery)
+// RETURNING …: that statement built three temporary b-trees per call (the IN
+// list, the window's partition and the RETURNING buffer), and with a bare
+// :limit in its LIMIT SQLite even re-planned it on every call, since it reads
+// such a parameter while planning and then expires the statement whenever
+// it is bound again. The limit here is CAST for the same reason.
+const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, claim FROM events
+WHERE state = 0 AND available_at <= :now
+ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`
+
+const markSQL = `UPDATE events SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
+WHERE seq = :seq`
 
 // reclaimSQL and resetInflightSQL return unacknowledged inflight events to
 // pending. They keep the claim token and set available_at to 0, which no
@@ -91,11 +86,6 @@ const reclaimSQL = `UPDATE events SET state = 0, available_at = 0
 WHERE state = 1 AND available_at <= :now`
 
 const resetInflightSQL = `UPDATE events SET state = 0, available_at = 0 WHERE state = 1`
-
-// firstReadySQL peeks at the head of the queue: a claim token there marks
-// a batch given back unacknowledged.
-const firstReadySQL = `SELECT claim FROM events WHERE state = 0 AND available_at <= :now
-ORDER BY available_at, seq LIMIT 1`
 
 // reclaimBatchSQL claims again, whole, a batch that reclaimSQL,
 // resetInflightSQL or giveBackSQL returned to the head of the queue.
@@ -190,6 +180,11 @@ func userVersion(conn *sqlite.Conn) (int, error) {
 
 // migrate brings the schema to schemaVersion. WAL mode is persistent in the
 // file, so it is set here once rather than on every open.
+//
+// auto_vacuum is set first, outside any transaction: it only takes effect
+// while the file has no page 1 yet, and switching to WAL writes page 1. (Set
+// after journal_mode, as before, it was silently ignored and a drained
+// outbox kept its peak size for ever; see ensureAutoVacuum for such files.)
 func migrate(conn *sqlite.Conn) (err error) {
 	v, err := userVersion(conn)
 	if err != nil {
@@ -201,11 +196,11 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v > schemaVersion {
 		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
 	}
-	if err := setWAL(conn); err != nil {
-		return fmt.Errorf("migrate outbox: wal: %w", err)
-	}
 	if err := sqlitex.ExecuteTransient(conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
 		return fmt.Errorf("migrate outbox: auto_vacuum: %w", err)
+	}
+	if err := setWAL(conn); err != nil {
+		return fmt.Errorf("migrate outbox: wal: %w", err)
 	}
 	// Concurrent first enqueues may all get here: the immediate transaction
 	// lets one create the schema, and the others find it done.
@@ -249,6 +244,13 @@ func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, erro
 	if err := migrate(conn); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	// The daemon keeps its connection open for ever, so the WAL file is
+	// never deleted; without a limit it keeps the size of its largest burst
+	// (a vacuum after a big drain writes many pages through it).
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_size_limit = 4194304", nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
 	}
 	path := h.path(dbFileName)
 	fi, err := os.Stat(path)
@@ -349,31 +351,84 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	if err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
 	}
-	var old string
-	err = sqlitex.Execute(o.conn, firstReadySQL, &sqlitex.ExecOptions{
-		Named:      map[string]any{":now": now.UnixMilli()},
-		ResultFunc: func(stmt *sqlite.Stmt) error { old = stmt.ColumnText(0); return nil },
-	})
+	ready, err := o.conn.Prepare(readySQL)
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
-	query := claimSQL
-	args := map[string]any{
-		":claim":    token,
-		":lease":    now.Add(lease).UnixMilli(),
-		":now":      now.UnixMilli(),
-		":limit":    limit,
-		":budget":   budget,
-		":overhead": eventOverhead,
+	ready.SetInt64(":now", now.UnixMilli())
+	ready.SetInt64(":limit", int64(limit))
+	size := 0
+	var old string
+	for {
+		row, err := ready.Step()
+		if err != nil {
+			ready.Reset()
+			return "", nil, fmt.Errorf("claim: %w", err)
+		}
+		if !row {
+			break
+		}
+		if len(events) == 0 && !ready.ColumnIsNull(6) {
+			old = ready.ColumnText(6)
+			break
+		}
+		// The first event always goes, so that one large event still goes
+		// out alone; after it, the batch ends at the byte budget.
+		n := ready.ColumnLen(3) + ready.ColumnLen(1) + ready.ColumnLen(2) + eventOverhead
+		if len(events) > 0 && size+n > budget {
+			break
+		}
+		size += n
+		p := make([]byte, ready.ColumnLen(3))
+		ready.ColumnBytes(3, p)
+		events = append(events, event{
+			Seq:       ready.ColumnInt64(0),
+			ID:        ready.ColumnText(1),
+			Kind:      ready.ColumnText(2),
+			Payload:   p,
+			CreatedAt: time.UnixMilli(ready.ColumnInt64(4)).UTC(),
+			Attempt:   ready.ColumnInt(5) + 1,
+		})
+	}
+	if err := ready.Reset(); err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
 	}
 	if old != "" {
 		// A batch given back goes out again whole, whatever limit and
 		// budget say: they held when it was first claimed.
-		query = reclaimBatchSQL
-		args = map[string]any{":claim": token, ":lease": args[":lease"], ":old": old}
+		events, err = o.reclaimBatch(token, old, now.Add(lease))
+		if err != nil {
+			return "", nil, fmt.Errorf("claim: %w", err)
+		}
+		slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
+		return token, events, nil
 	}
-	err = sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{
-		Named: args,
+	mark, err := o.conn.Prepare(markSQL)
+	if err != nil {
+		return "", nil, fmt.Errorf("claim: %w", err)
+	}
+	mark.SetText(":claim", token)
+	mark.SetInt64(":lease", now.Add(lease).UnixMilli())
+	for _, e := range events {
+		mark.SetInt64(":seq", e.Seq)
+		_, err := mark.Step()
+		if rerr := mark.Reset(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("claim: %w", err)
+		}
+	}
+	slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
+	return token, events, nil
+}
+
+// reclaimBatch claims again the events of a batch given back under token
+// old, as they were.
+func (o *outbox) reclaimBatch(token, old string, lease time.Time) ([]event, error) {
+	var events []event
+	err := sqlitex.Execute(o.conn, reclaimBatchSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":claim": token, ":lease": lease.UnixMilli(), ":old": old},
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			p := make([]byte, stmt.ColumnLen(3))
 			stmt.ColumnBytes(3, p)
@@ -388,11 +443,7 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 			return nil
 		},
 	})
-	if err != nil {
-		return "", nil, fmt.Errorf("claim: %w", err)
-	}
-	slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
-	return token, events, nil
+	return events, err
 }
 
 // forEachSeq runs query once per event in one savepoint, binding
@@ -490,12 +541,17 @@ func (o *outbox) nextAvailable() (time.Time, bool, error) {
 
 // dataVersion changes whenever another connection commits to the database.
 // Reading it costs microseconds, so the daemon polls it to notice new events.
+// The statement stays prepared rather than being parsed on every tick.
 func (o *outbox) dataVersion() (int64, error) {
-	var v int64
-	err := sqlitex.ExecuteTransient(o.conn, "PRAGMA data_version", &sqlitex.ExecOptions{
-		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt64(0); return nil },
-	})
-	return v, err
+	stmt, err := o.conn.Prepare("PRAGMA data_version")
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Reset()
+	if _, err := stmt.Step(); err != nil {
+		return 0, err
+	}
+	return stmt.ColumnInt64(0), nil
 }
 
 // counts is how many events the outbox holds in each state.
@@ -552,9 +608,52 @@ func (o *outbox) meta() (map[string]string, error) {
 }
 
 // vacuum gives free pages back to the file system, a bounded number at a
-// time, so that a drained outbox does not keep its peak size for ever.
-func (o *outbox) vacuum(pages int) error {
-	return sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil)
+// time, so that a drained outbox does not keep its peak size for ever. It
+// reports how many pages it freed and how many free pages are left, so that
+// the daemon can go on in later idle moments until none are.
+func (o *outbox) vacuum(pages int) (freed, left int64, err error) {
+	before, err := o.pragmaInt("freelist_count")
+	if err != nil || before == 0 {
+		return 0, before, err
+	}
+	if err := sqlitex.ExecuteTransient(o.conn, "PRAGMA incremental_vacuum("+strconv.Itoa(pages)+")", nil); err != nil {
+		return 0, before, err
+	}
+	left, err = o.pragmaInt("freelist_count")
+	return before - left, left, err
+}
+
+// truncateWAL checkpoints the WAL and truncates it to nothing. It waits, up
+// to the busy timeout, for an enqueue that is writing; the daemon calls it
+// once per shrink, in an idle moment.
+func (o *outbox) truncateWAL() error {
+	return sqlitex.ExecuteTransient(o.conn, "PRAGMA wal_checkpoint(TRUNCATE)", nil)
+}
+
+func (o *outbox) pragmaInt(name string) (int64, error) {
+	var v int64
+	err := sqlitex.ExecuteTransient(o.conn, "PRAGMA "+name, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt64(0); return nil },
+	})
+	return v, err
+}
+
+// ensureAutoVacuum turns on incremental auto_vacuum in an outbox made by a
+// version that asked for it too late (after WAL mode, when it is ignored).
+// That takes one VACUUM, which rewrites the file; the daemon does it once at
+// start, never enqueue.
+func (o *outbox) ensureAutoVacuum() (converted bool, err error) {
+	mode, err := o.pragmaInt("auto_vacuum")
+	if err != nil || mode == 2 {
+		return false, err
+	}
+	if err := sqlitex.ExecuteTransient(o.conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
+		return false, err
+	}
+	if err := sqlitex.ExecuteTransient(o.conn, "VACUUM", nil); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // deadLetter is a dead event as 'outbox list' shows it.

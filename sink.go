@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -191,6 +192,23 @@ func idempotencyKey(events []event) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// gzipWriters keeps gzip writers for reuse: a new one allocates several
+// hundred KiB of compressor state, which showed in every batch's profile.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// gzipBody compresses a request body.
+func gzipBody(body []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(body)/4 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	zw.Write(body)
+	zw.Close()
+	zw.Reset(nil)
+	gzipWriters.Put(zw)
+	return buf.Bytes()
+}
+
 // poster is what the plain and the OTLP endpoints share: one POST of an
 // encoded batch with difflore's headers, gzip over 1 KiB, the bearer token,
 // no redirects and a bounded answer.
@@ -237,11 +255,7 @@ func (p *poster) post(ctx context.Context, body []byte, events []event) (a httpA
 	defer cancel()
 	gzipped := len(body) > gzipOver
 	if gzipped {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		zw.Write(body)
-		zw.Close()
-		body = buf.Bytes()
+		body = gzipBody(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// The outbox benchmarks report their figure with b.ReportMetric, each
+// beside a baseline measured in the same run and interleaved with it, so
+// that the ratio holds on a busy machine where absolute numbers do not.
+// bench/run.sh runs them and checks the ratios against the targets that
+// BENCHMARKS.md lists; no test asserts a timing.
+
+// benchPayload is a typical hook event: a few hundred bytes of JSON.
+var benchPayload = []byte(`{"session_id":"6f1c2a9e-3b0d-4c55-9a51-1d2e3f405162","hook_event_name":"PostToolUse",` +
+	`"tool_name":"Bash","tool_input":{"command":"go test ./...","description":"Run the tests"},` +
+	`"tool_response":{"stdout":"ok  \tgithub.com/difflore/difflore\t0.135s\n","stderr":"","interrupted":false},` +
+	`"cwd":"/home/dev/src/difflore","transcript_path":"/home/dev/.claude/projects/difflore/6f1c2a9e.jsonl"}`)
+
+// newBenchOutbox opens a fresh outbox in a temporary home.
+func newBenchOutbox(b *testing.B) (*outbox, home) {
+	b.Helper()
+	h := home{dir: b.TempDir()}
+	ob, err := openOutbox(h, 5*time.Second, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ob.Close() })
+	return ob, h
+}
+
+// benchIDs makes unique event ids across one benchmark run.
+type benchIDs struct{ n int }
+
+func (g *benchIDs) next() string { g.n++; return "e" + strconv.Itoa(g.n) }
+
+// fill queues n events in one transaction.
+func fill(b *testing.B, ob *outbox, ids *benchIDs, n int) {
+	b.Helper()
+	now := time.Now()
+	err := ob.immediate(func() error {
+		for range n {
+			if err := ob.insert(ids.next(), "event", benchPayload, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// drainRaw claims and deletes every ready event, batch events at a time, and
+// reports how many it took: the raw claim + delete rate that delivery is
+// measured against.
+func drainRaw(b *testing.B, ob *outbox, batch int) int {
+	b.Helper()
+	n := 0
+	for {
+		token, events, err := ob.claim(batch, maxBatchBytes, claimLease)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(events) == 0 {
+			return n
+		}
+		if err := ob.ack(token, events); err != nil {
+			b.Fatal(err)
+		}
+		n += len(events)
+	}
+}
+
+// floorInsert is the least an enqueue can do in a fresh connection: open,
+// set the durability, insert one row, close. It is the in-process baseline for enqueueDB.
+func floorInsert(path, id string, payload []byte, created time.Time) error {
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenNoMutex)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetBusyTimeout(enqueueBusy)
+	// The same durability as enqueue: in WAL mode, no fsync per commit.
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA synchronous = NORMAL", nil); err != nil {
+		return err
+	}
+	return insertEvent(conn, id, "event", payload, created)
+}
+
+// BenchmarkEnqueue measures enqueue's database work in process, a fresh
+// connection per event as the CLI does (events/s), beside floorInsert, and
+// inserting on a connection that stays open (conn-events/s). The
+// whole-process figure, with the Go runtime start, is bench/run.sh's.
+func BenchmarkEnqueue(b *testing.B) {
+	ob, h := newBenchOutbox(b)
+	path := h.path(dbFileName)
+	var ids benchIDs
+	var tEnq, tFloor, tConn time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if err := enqueueDB(path, enqueueBusy, ids.next(), "event", benchPayload, t0); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := floorInsert(path, ids.next(), benchPayload, t1); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if err := ob.insert(ids.next(), "event", benchPayload, t2); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		tEnq, tFloor, tConn = tEnq+t1.Sub(t0), tFloor+t2.Sub(t1), tConn+t3.Sub(t2)
+		n++
+	}
+	b.ReportMetric(float64(n)/tEnq.Seconds(), "events/s")
+	b.ReportMetric(float64(n)/tFloor.Seconds(), "floor-events/s")
+	b.ReportMetric(tEnq.Seconds()/tFloor.Seconds(), "x-floor")
+	b.ReportMetric(float64(n)/tConn.Seconds(), "conn-events/s")
+}
+
+// BenchmarkClaimAck measures the raw claim + acknowledge rate in batches of
+// defaultBatch (events/s).
+func BenchmarkClaimAck(b *testing.B) {
+	ob, _ := newBenchOutbox(b)
+	var ids benchIDs
+	var took time.Duration
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		fill(b, ob, &ids, 10*defaultBatch)
+		b.StartTimer()
+		t0 := time.Now()
+		n += drainRaw(b, ob, defaultBatch)
+		took += time.Since(t0)
+	}
+	b.ReportMetric(float64(n)/took.Seconds(), "events/s")
+}
+
+// BenchmarkEnqueueClaimAck moves one event at a time through the whole
+// queue: insert, claim, acknowledge (msgs/s, and the process's CPU time per
+// message, which a loaded machine disturbs less). bench/run.sh sets it
+// beside goqite's send → receive → delete (bench/peer) in the same run.
+func BenchmarkEnqueueClaimAck(b *testing.B) {
+	ob, _ := newBenchOutbox(b)
+	var ids benchIDs
+	cpu0 := processCPU()
+	for b.Loop() {
+		if err := ob.insert(ids.next(), "event", benchPayload, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		token, events, err := ob.claim(1, maxBatchBytes, claimLease)
+		if err != nil || len(events) != 1 {
+			b.Fatalf("claim: %d events, %v", len(events), err)
+		}
+		if err := ob.ack(token, events); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
+	}
+}
+
+// bigOutboxes caches, for one test binary run, outbox files holding a given
+// number of pending events: building the million takes seconds, so it
+// happens once, inside the benchmark that needs it, and never under plain
+// 'go test'. benchCacheM removes them when the run ends.
+var bigOutboxes struct {
+	sync.Mutex
+	dir   string
+	paths map[int]string
+}
+
+// queuedOutbox returns the path of a cached outbox with n pending events.
+func queuedOutbox(b *testing.B, n int) string {
+	b.Helper()
+	bigOutboxes.Lock()
+	defer bigOutboxes.Unlock()
+	if p, ok := bigOutboxes.paths[n]; ok {
+		return p
+	}
+	if bigOutboxes.dir == "" {
+		dir, err := os.MkdirTemp("", "difflore-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bigOutboxes.dir, bigOutboxes.paths = dir, map[int]string{}
+	}
+	h := home{dir: filepath.Join(bigOutboxes.dir, strconv.Itoa(n))}
+	if err := os.Mkdir(h.dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	ob, err := openOutbox(h, 5*time.Second, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ob.Close()
+	// One statement in SQLite itself: a Go loop of a million inserts would
+	// take most of a minute.
+	const fillSQL = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n)
+INSERT INTO events (id, kind, payload, created_at, available_at)
+SELECT 'q' || x, 'event', :payload, :t + x, :t + x FROM c`
+	t := time.Now().Add(-time.Hour).UnixMilli()
+	err = sqlitex.Execute(ob.conn, fillSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":n": n, ":payload": benchPayload, ":t": t},
+	})
+	if err != nil {
+		b.Fatalf("fill %d events: %v", n, err)
+	}
+	p := h.path(dbFileName)
+	bigOutboxes.paths[n] = p
+	return p
+}
+
+// removeBenchCache deletes the cached outboxes.
+func removeBenchCache() {
+	bigOutboxes.Lock()
+	defer bigOutboxes.Unlock()
+	if bigOutboxes.dir != "" {
+		os.RemoveAll(bigOutboxes.dir)
+	}
+}
+
+// benchCacheM runs the tests and benchmarks, then removes what the
+// benchmarks cached, whatever the exit code.
+type benchCacheM struct{ *testing.M }
+
+func (m benchCacheM) Run() int {
+	defer removeBenchCache()
+	return m.M.Run()
+}
+
+// BenchmarkClaimLatency measures one claim of defaultBatch events with a
+// thousand and with a million events queued, alternating between the two
+// outboxes, and reports both medians and their ratio (x-1k, target ≤ 1.5).
+// Each claim is given back, uncounted, outside the timing.
+func BenchmarkClaimLatency(b *testing.B) {
+	sizes := []int{1_000, 1_000_000}
+	obs := make([]*outbox, len(sizes))
+	for i, n := range sizes {
+		ob, err := openOutbox(home{dir: filepath.Dir(queuedOutbox(b, n))}, 5*time.Second, time.Now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ob.Close()
+		obs[i] = ob
+	}
+	took := make([][]time.Duration, len(sizes))
+	for b.Loop() {
+		for i, ob := range obs {
+			t0 := time.Now()
+			token, events, err := ob.claim(defaultBatch, maxBatchBytes, claimLease)
+			took[i] = append(took[i], time.Since(t0))
+			if err != nil || len(events) != defaultBatch {
+				b.Fatalf("claim: %d events, %v", len(events), err)
+			}
+			b.StopTimer()
+			if err := ob.release(token, events, time.Now(), false, ""); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
+	p1k, p1m := median(took[0]), median(took[1])
+	b.ReportMetric(float64(p1k.Microseconds()), "µs-claim@1k")
+	b.ReportMetric(float64(p1m.Microseconds()), "µs-claim@1M")
+	b.ReportMetric(p1m.Seconds()/p1k.Seconds(), "x-1k")
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
