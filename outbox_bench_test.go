@@ -83,7 +83,7 @@ func drainRaw(b *testing.B, ob *outbox, batch int) int {
 // floorInsert is the least an enqueue can do in a fresh connection: open,
 // set the durability, insert one row, close. It is the in-process baseline for enqueueDB.
 func floorInsert(path, id string, payload []byte, created time.Time) error {
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqlite.OpenNoMutex)
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func run(args []string) error {
 	}
 	var b [16]byte
 	rand.Read(b[:])
-	conn, err := sqlite.OpenConn(args[0], sqlite.OpenReadWrite|sqlite.OpenNoMutex)
+	conn, err := sqlite.OpenConn(args[0], sqlite.OpenReadWrite)
 	if err != nil {
 		return err
 	}
