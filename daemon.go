@@ -559,9 +559,12 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	defer p.close()
-	if err := p.requestStop(h); err != nil {
-		return fmt.Errorf("ask pid %d to stop: %w", info.PID, err)
-	}
+	// A request can fail because the daemon is already on its way out (its
+	// stop event closed by a stop that came first, the process gone) or
+	// because it cannot be reached (a Windows service in another session).
+	// Either way the wait below tells which: it exits, or after the grace
+	// it is killed, as a daemon that ignores the request would be.
+	reqErr := p.requestStop(h)
 	exited, err := waitExit(ctx, h, p, *grace)
 	if err != nil {
 		return fmt.Errorf("wait for pid %d: %w", info.PID, err)
@@ -569,6 +572,9 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if exited {
 		fmt.Fprintf(cfg.stdout, "stopped (pid %d)\n", info.PID)
 		return nil
+	}
+	if reqErr != nil {
+		fmt.Fprintf(cfg.stderr, "difflore: warning: could not ask pid %d to stop: %v\n", info.PID, reqErr)
 	}
 	if err := p.kill(); err != nil {
 		return fmt.Errorf("kill pid %d: %w", info.PID, err)
