@@ -69,7 +69,7 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	opts := runOptions{token: cfg.token}
 	fl.StringVar(&opts.endpoint, "endpoint", cfg.endpoint, "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
-	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events (`DUR`, 10ms to 10s)")
+	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events where the OS gives no notice of them (`DUR`, 10ms to 10s; on Linux, inotify wakes it at once and it looks every second besides)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := parseFlags(fl, args); err != nil {
@@ -252,10 +252,20 @@ func lockHolder(h home) (pidInfo, error) {
 	return info, nil
 }
 
+// notifiedPoll is how often an idle daemon polls PRAGMA data_version when
+// the OS tells it about commits (watchCommits): a fallback, in case a
+// notice is ever missed, that costs next to nothing.
+const notifiedPoll = time.Second
+
+// commitSettle is how long after a commit notice the daemon looks again
+// when the commit was not yet visible at the notice.
+const commitSettle = 5 * time.Millisecond
+
 // drainLoop delivers until ctx is done. When there is nothing to send it
-// sleeps until the earliest of: a commit by another process (PRAGMA
-// data_version, polled every tick: microseconds each), the next event's
-// available_at, or the end of a pause or open breaker.
+// sleeps until the earliest of: a commit by another process (announced by
+// watchCommits where the OS can, and found by PRAGMA data_version, polled
+// every tick — microseconds each), the next event's available_at, or the end
+// of a pause or open breaker.
 func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Duration, log *slog.Logger) error {
 	// Requests get their own context: on shutdown the one in flight has
 	// shutdownGrace to finish before it is cancelled.
@@ -267,6 +277,14 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	})
 	defer stopAfter()
 
+	vacuumPace := tick
+	changes, stopWatch, err := watchCommits(h)
+	if err == nil {
+		defer stopWatch()
+		tick = max(tick, notifiedPoll)
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		log.Warn("no commit notices; polling", "every", tick, "error", err)
+	}
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	lastVersion, err := ob.dataVersion()
@@ -342,6 +360,13 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 				wake = timer.C
 			}
 		}
+		var vacuumNext <-chan time.Time
+		if vacuumDue {
+			// Shrink at the pace of the poll the flag sets, not at the
+			// slower fallback poll that commit notices allow.
+			vacuumNext = time.After(vacuumPace)
+		}
+		var settle <-chan time.Time
 	idle:
 		for {
 			select {
@@ -349,6 +374,28 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 				break idle
 			case <-wake:
 				break idle
+			case <-vacuumNext:
+				break idle
+			case <-changes:
+				// The daemon's own commits (acks, vacuum) write the WAL
+				// too; only another process's commit changes data_version.
+				if v, err := ob.dataVersion(); err != nil || v != lastVersion {
+					lastVersion = v
+					break idle
+				}
+				// A notice can come before its commit is visible: the WAL
+				// frames are written before the WAL index says so, and
+				// the index (shared memory) sends no notice. Look once
+				// more just after.
+				if settle == nil {
+					settle = time.After(commitSettle)
+				}
+			case <-settle:
+				settle = nil
+				if v, err := ob.dataVersion(); err != nil || v != lastVersion {
+					lastVersion = v
+					break idle
+				}
 			case <-ticker.C:
 				v, err := ob.dataVersion()
 				if err != nil || v != lastVersion {
@@ -363,7 +410,7 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 				}
 				// Every few seconds, look again for what no cheap check
 				// announces: an outbox file deleted or replaced under us.
-				if vacuumDue || time.Since(lastSpill) >= 5*time.Second {
+				if time.Since(lastSpill) >= 5*time.Second {
 					break idle
 				}
 			}
