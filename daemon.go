@@ -96,22 +96,22 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	if *detach {
-		return startDetached(ctx, cfg, h, withoutFlag(args, "detach"))
+		return startDetached(ctx, cfg, h, opts)
 	}
 	return runDaemon(ctx, cfg, h, s, opts)
 }
 
-// withoutFlag drops -name / --name (and -name=…) from args.
-func withoutFlag(args []string, name string) []string {
-	var out []string
-	for _, a := range args {
-		n := strings.TrimLeft(a, "-")
-		if n == name || strings.HasPrefix(n, name+"=") {
-			continue
-		}
-		out = append(out, a)
+// childArgs are the flags that give a detached daemon these options. The
+// endpoint is not among them: it goes through the environment, since a
+// command line is there for anyone to read in ps, and an endpoint URL may
+// hold credentials.
+func (o runOptions) childArgs() []string {
+	args := []string{"run", "--batch", strconv.Itoa(o.batch), "--tick", o.tick.String(),
+		"--log-level", strings.ToLower(o.logLevel.String())}
+	if o.allowInsecure {
+		args = append(args, "--allow-insecure")
 	}
-	return out
+	return args
 }
 
 // runDaemon is the daemon: take the lock, publish the PID file, drain until
@@ -470,7 +470,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // startDetached starts 'difflore run' as a detached background process and
 // waits until it reports ready, or until it exits and says why.
-func startDetached(ctx context.Context, cfg config, h home, args []string) error {
+func startDetached(ctx context.Context, cfg config, h home, opts runOptions) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -480,8 +480,8 @@ func startDetached(ctx context.Context, cfg config, h home, args []string) error
 		return err
 	}
 	defer pr.Close()
-	cmd := exec.Command(exe, append([]string{"run"}, args...)...)
-	cmd.Env = append(os.Environ(), detachedEnv+"=1", "DIFFLORE_HOME="+h.dir)
+	cmd := exec.Command(exe, opts.childArgs()...)
+	cmd.Env = append(os.Environ(), detachedEnv+"=1", "DIFFLORE_HOME="+h.dir, "DIFFLORE_CLOUD_URL="+opts.endpoint)
 	cmd.Dir = h.dir
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if cmd, err = startDetachedProcess(cmd); err != nil {

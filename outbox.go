@@ -82,10 +82,20 @@ WHERE seq = :seq`
 // and the next claim sends exactly that set again, so the receiver gets the
 // same idempotency key and can deduplicate. A fresh claim would mix the
 // batch with newer events and give every event in it a new key.
-const reclaimSQL = `UPDATE events SET state = 0, available_at = 0
+//
+// A batch that was in flight when the daemon died maxAttempts times is not
+// put back: it is likely what kills the daemon, and at the head of the
+// queue it would block everything behind it. It becomes a dead letter.
+const reclaimSQL = `UPDATE events SET ` + giveBackOrBury + `
 WHERE state = 1 AND available_at <= :now`
 
-const resetInflightSQL = `UPDATE events SET state = 0, available_at = 0 WHERE state = 1`
+const resetInflightSQL = `UPDATE events SET ` + giveBackOrBury + ` WHERE state = 1`
+
+const giveBackOrBury = `state = CASE WHEN attempts >= :max THEN 2 ELSE 0 END,
+	available_at = 0,
+	last_error = CASE WHEN attempts >= :max
+		THEN 'in flight when the daemon stopped without an answer, ' || attempts || ' times'
+		ELSE last_error END`
 
 // reclaimBatchSQL claims again, whole, a batch that reclaimSQL,
 // resetInflightSQL or giveBackSQL returned to the head of the queue.
@@ -346,7 +356,7 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	}
 	defer end(&err)
 	err = sqlitex.Execute(o.conn, reclaimSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{":now": now.UnixMilli()},
+		Named: map[string]any{":now": now.UnixMilli(), ":max": maxAttempts},
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
@@ -517,7 +527,8 @@ func (o *outbox) bury(token string, events []event, errMsg string) error {
 // at start, holding the lock: whatever a previous instance had in flight was
 // never acknowledged and must be sent again.
 func (o *outbox) resetInflight() error {
-	if err := sqlitex.Execute(o.conn, resetInflightSQL, nil); err != nil {
+	err := sqlitex.Execute(o.conn, resetInflightSQL, &sqlitex.ExecOptions{Named: map[string]any{":max": maxAttempts}})
+	if err != nil {
 		return fmt.Errorf("reset inflight events: %w", err)
 	}
 	return nil

@@ -304,3 +304,50 @@ func TestReplaySpill(t *testing.T) {
 		t.Errorf("spill folder holds %v, want %v", names, want)
 	}
 }
+
+// TestCrashingBatchIsBuried claims the same batch maxAttempts times with no
+// answer, as a daemon that dies while sending it would: the next start
+// dead-letters it instead of sending it first again for ever.
+func TestCrashingBatchIsBuried(t *testing.T) {
+	h, err := openHome(testHome(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := openOutbox(h, time.Second, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	for _, id := range []string{"poison", "other"} {
+		if err := ob.insert(id, "k", []byte(`{}`), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= maxAttempts; i++ {
+		_, events, err := ob.claim(1, maxBatchBytes, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 1 || events[0].ID != "poison" || events[0].Attempt != i {
+			t.Fatalf("claim %d: %+v, want poison at attempt %d", i, events, i)
+		}
+		if err := ob.resetInflight(); err != nil { // The daemon died; the next one starts.
+			t.Fatal(err)
+		}
+	}
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dead != 1 || c.Pending != 1 {
+		t.Fatalf("counts %+v, want the poison batch dead and the other event pending", c)
+	}
+	_, events, err := ob.claim(10, maxBatchBytes, time.Hour)
+	if err != nil || len(events) != 1 || events[0].ID != "other" {
+		t.Fatalf("next claim: %+v, %v; want the other event", events, err)
+	}
+	dead, err := ob.deadLetters(10)
+	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].LastError, "20 times") {
+		t.Errorf("dead letters %+v, %v; want poison with a reason", dead, err)
+	}
+}

@@ -137,13 +137,21 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// redactURL drops credentials from an endpoint so it can be shown and logged.
+// redactURL drops credentials from an endpoint so it can be shown and
+// logged: the user and password, and the values of a query string, where
+// ingest services often take an API key.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable url)"
 	}
 	u.User = nil
+	if q := u.Query(); len(q) > 0 {
+		for k := range q {
+			q.Set(k, "redacted")
+		}
+		u.RawQuery = q.Encode()
+	}
 	return u.String()
 }
 

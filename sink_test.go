@@ -460,3 +460,15 @@ func TestFileSink(t *testing.T) {
 		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:pw@ingest.example.com/v1":            "https://ingest.example.com/v1",
+		"https://ingest.example.com/v1?api_key=s3cr3t&x=1": "https://ingest.example.com/v1?api_key=redacted&x=redacted",
+		"file:///tmp/out.jsonl":                            "file:///tmp/out.jsonl",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
