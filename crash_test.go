@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -32,21 +30,16 @@ func newRecorder(delay time.Duration) *recorder {
 }
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
 	var batch struct {
 		Events []struct {
 			ID string `json:"id"`
 		} `json:"events"`
 	}
-	if err := json.NewDecoder(body).Decode(&batch); err != nil {
+	body, err := readRequest(r)
+	if err == nil {
+		err = json.Unmarshal(body, &batch)
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,4 +244,18 @@ func readLines(t *testing.T, path string) []string {
 // fileURL is a file: endpoint for path, on any OS.
 func fileURL(path string) string {
 	return "file:///" + strings.TrimPrefix(filepath.ToSlash(path), "/")
+}
+
+// readRequest reads a request's body, gunzipping it when the request says
+// it is gzipped, as difflore's bodies over 1 KiB are.
+func readRequest(r *http.Request) ([]byte, error) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = zr
+	}
+	return io.ReadAll(body)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -236,16 +235,11 @@ type otlpSeen struct {
 func newOTLPServer(t *testing.T) *otlpServer {
 	s := &otlpServer{status: 200, header: http.Header{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var rd io.Reader = r.Body
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), 400)
-				return
-			}
-			rd = zr
+		body, err := readRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
 		}
-		body, _ := io.ReadAll(rd)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.requests = append(s.requests, otlpSeen{path: r.URL.Path, header: r.Header.Clone(), body: body})

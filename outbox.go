@@ -389,16 +389,9 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 			break
 		}
 		size += n
-		p := make([]byte, ready.ColumnLen(3))
-		ready.ColumnBytes(3, p)
-		events = append(events, event{
-			Seq:       ready.ColumnInt64(0),
-			ID:        ready.ColumnText(1),
-			Kind:      ready.ColumnText(2),
-			Payload:   p,
-			CreatedAt: time.UnixMilli(ready.ColumnInt64(4)).UTC(),
-			Attempt:   ready.ColumnInt(5) + 1,
-		})
+		e := scanEvent(ready)
+		e.Attempt++ // markSQL counts this attempt.
+		events = append(events, e)
 	}
 	if err := ready.Reset(); err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
@@ -433,6 +426,21 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	return token, events, nil
 }
 
+// scanEvent reads an event from a row of seq, id, kind, payload,
+// created_at, attempts, as readySQL and reclaimBatchSQL return them.
+func scanEvent(stmt *sqlite.Stmt) event {
+	p := make([]byte, stmt.ColumnLen(3))
+	stmt.ColumnBytes(3, p)
+	return event{
+		Seq:       stmt.ColumnInt64(0),
+		ID:        stmt.ColumnText(1),
+		Kind:      stmt.ColumnText(2),
+		Payload:   p,
+		CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
+		Attempt:   stmt.ColumnInt(5),
+	}
+}
+
 // reclaimBatch claims again the events of a batch given back under token
 // old, as they were.
 func (o *outbox) reclaimBatch(token, old string, lease time.Time) ([]event, error) {
@@ -440,16 +448,7 @@ func (o *outbox) reclaimBatch(token, old string, lease time.Time) ([]event, erro
 	err := sqlitex.Execute(o.conn, reclaimBatchSQL, &sqlitex.ExecOptions{
 		Named: map[string]any{":claim": token, ":lease": lease.UnixMilli(), ":old": old},
 		ResultFunc: func(stmt *sqlite.Stmt) error {
-			p := make([]byte, stmt.ColumnLen(3))
-			stmt.ColumnBytes(3, p)
-			events = append(events, event{
-				Seq:       stmt.ColumnInt64(0),
-				ID:        stmt.ColumnText(1),
-				Kind:      stmt.ColumnText(2),
-				Payload:   p,
-				CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
-				Attempt:   stmt.ColumnInt(5),
-			})
+			events = append(events, scanEvent(stmt))
 			return nil
 		},
 	})

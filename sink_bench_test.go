@@ -1,9 +1,7 @@
 package main
 
 import (
-	"compress/gzip"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,16 +17,10 @@ func benchEndpoint(b *testing.B) (*httptest.Server, *atomic.Int64) {
 	b.Helper()
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body io.Reader = r.Body
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = zr
+		if _, err := readRequest(r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
-		io.Copy(io.Discard, body)
 		requests.Add(1)
 	}))
 	b.Cleanup(srv.Close)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -245,18 +244,7 @@ func newEndpoint(t testing.TB, script func(n int, r recorded) answer) *endpoint 
 
 func (ep *endpoint) serve(w http.ResponseWriter, req *http.Request) {
 	rec := recorded{header: req.Header.Clone()}
-	var body io.Reader = req.Body
-	if req.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(req.Body)
-		if err != nil {
-			rec.err = err
-		} else {
-			body = zr
-		}
-	}
-	if rec.err == nil {
-		rec.raw, rec.err = io.ReadAll(body)
-	}
+	rec.raw, rec.err = readRequest(req)
 	if rec.err == nil {
 		rec.err = json.Unmarshal(rec.raw, &rec.batch)
 	}
