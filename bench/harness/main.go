@@ -281,6 +281,27 @@ type daemon struct {
 	done chan struct{} // closed when it has exited
 }
 
+// idleDaemon starts difflore's daemon on a fresh home, draining to a fresh
+// loopback endpoint; stop ends all three.
+func idleDaemon(bin string) (home string, ep *endpoint, d *daemon, stop func(), err error) {
+	h, clean, err := tempHome()
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	ep, err = newEndpoint()
+	if err != nil {
+		clean()
+		return "", nil, nil, nil, err
+	}
+	d, err = startDaemon(bin, h, ep.url)
+	if err != nil {
+		ep.close()
+		clean()
+		return "", nil, nil, nil, err
+	}
+	return h, ep, d, func() { d.stop(); ep.close(); clean() }, nil
+}
+
 // startDaemon starts 'difflore run --endpoint url' in home and waits for its
 // ready line.
 func startDaemon(bin, home, url string) (*daemon, error) {
@@ -340,21 +361,11 @@ func cmdLatency(args []string) error {
 	bin := fs.String("difflore", "", "difflore binary")
 	n := fs.Int("n", 200, "events")
 	fs.Parse(args)
-	h, clean, err := tempHome()
+	h, ep, _, stop, err := idleDaemon(*bin)
 	if err != nil {
 		return err
 	}
-	defer clean()
-	ep, err := newEndpoint()
-	if err != nil {
-		return err
-	}
-	defer ep.close()
-	d, err := startDaemon(*bin, h, ep.url)
-	if err != nil {
-		return err
-	}
-	defer d.stop()
+	defer stop()
 	var lat, proc []time.Duration
 	for i := range *n {
 		time.Sleep(time.Duration(100+i*37%200) * time.Millisecond) // idle, at varying phases of the tick
@@ -413,28 +424,19 @@ func cmdTicker(args []string) error {
 }
 
 // cmdIdleCPU measures an idle daemon's CPU use over secs seconds, beside a
-// Go process that only wakes on the daemon's default 75 ms tick over the
+// Go process that only wakes on a 75 ms ticker (the daemon's poll where the OS
+// gives no commit notice, and on Linux before it used inotify) over the
 // same seconds.
 func cmdIdleCPU(args []string) error {
 	fs := flag.NewFlagSet("idlecpu", flag.ExitOnError)
 	bin := fs.String("difflore", "", "difflore binary")
 	secs := fs.Int("secs", 30, "seconds")
 	fs.Parse(args)
-	h, clean, err := tempHome()
+	_, _, d, stop, err := idleDaemon(*bin)
 	if err != nil {
 		return err
 	}
-	defer clean()
-	ep, err := newEndpoint()
-	if err != nil {
-		return err
-	}
-	defer ep.close()
-	d, err := startDaemon(*bin, h, ep.url)
-	if err != nil {
-		return err
-	}
-	defer d.stop()
+	defer stop()
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -528,21 +530,11 @@ func cmdStatus(args []string) error {
 	bin := fs.String("difflore", "", "difflore binary")
 	runs := fs.Int("runs", 100, "runs")
 	fs.Parse(args)
-	h, clean, err := tempHome()
+	h, _, _, stop, err := idleDaemon(*bin)
 	if err != nil {
 		return err
 	}
-	defer clean()
-	ep, err := newEndpoint()
-	if err != nil {
-		return err
-	}
-	defer ep.close()
-	d, err := startDaemon(*bin, h, ep.url)
-	if err != nil {
-		return err
-	}
-	defer d.stop()
+	defer stop()
 	if _, err := timeRun(command(h, *bin, "enqueue", payload)); err != nil {
 		return err
 	}
