@@ -198,10 +198,7 @@ func TestResentBatchKeepsItsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
-	ob, err := openOutbox(h, time.Second, func() time.Time { return clock })
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, func() time.Time { return clock })
 	defer ob.Close()
 	insert := func(id string, created time.Time) {
 		t.Helper()

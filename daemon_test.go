@@ -129,10 +129,7 @@ func outboxCounts(t *testing.T, dir string) counts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := openOutbox(h, time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
 	c, err := ob.counts()
 	if err != nil {

@@ -798,10 +798,7 @@ func TestInstantWakeUp(t *testing.T) {
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
 	inProcessDaemon(t, "--endpoint", ep.URL)
-	ob, err := openOutbox(mustOpenHome(t, os.Getenv("DIFFLORE_HOME")), time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, mustOpenHome(t, os.Getenv("DIFFLORE_HOME")), time.Now)
 	defer ob.Close()
 	var lat []time.Duration
 	for i := range 5 {
@@ -848,10 +845,7 @@ func BenchmarkEnqueueToEndpoint(b *testing.B) {
 	arr := newArrivals()
 	ep := newEndpoint(b, arr.script(200))
 	inProcessDaemon(b, "--endpoint", ep.URL)
-	ob, err := openOutbox(mustOpenHome(b, dir), time.Second, time.Now)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ob := mustOutbox(b, mustOpenHome(b, dir), time.Now)
 	defer ob.Close()
 	var lat []time.Duration
 	b.ResetTimer()
@@ -909,10 +903,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	arr.await(t, "spilled-1", 20*time.Second)
 	// Wait until the daemon has settled the batch and the spill folder is
 	// empty, then make sure a further replay round sends nothing again.
-	ob, err := openOutbox(mustOpenHome(t, home), time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, mustOpenHome(t, home), time.Now)
 	defer ob.Close()
 	waitFor(t, 20*time.Second, "outbox and spill folder to empty", func() bool {
 		c, err := ob.counts()

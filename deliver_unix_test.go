@@ -22,10 +22,7 @@ func hangFirst() func(int, recorded) answer {
 
 func attemptsOf(t *testing.T, dir string, ids []string) []int {
 	t.Helper()
-	ob, err := openOutbox(mustOpenHome(t, dir), time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, mustOpenHome(t, dir), time.Now)
 	defer ob.Close()
 	var out []int
 	for _, id := range ids {

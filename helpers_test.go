@@ -259,3 +259,13 @@ func readRequest(r *http.Request) ([]byte, error) {
 	}
 	return io.ReadAll(body)
 }
+
+// mustOutbox opens the outbox of h for a test, which closes it.
+func mustOutbox(tb testing.TB, h home, now func() time.Time) *outbox {
+	tb.Helper()
+	ob, err := openOutbox(h, time.Second, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ob
+}

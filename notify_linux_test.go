@@ -13,10 +13,7 @@ func TestWatchCommitsSeesAnotherProcessCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := openOutbox(h, time.Second, time.Now) // Keeps the WAL in place, as the daemon does.
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, time.Now) // Keeps the WAL in place, as the daemon does.
 	defer ob.Close()
 	changes, stop, err := watchCommits(h)
 	if err != nil {

@@ -313,10 +313,7 @@ func TestCrashingBatchIsBuried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := openOutbox(h, time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
 	for _, id := range []string{"poison", "other"} {
 		if err := ob.insert(id, "k", []byte(`{}`), time.Now()); err != nil {

@@ -14,16 +14,13 @@ import (
 // auto_vacuum on, and that vacuuming a drained outbox shrinks the file.
 func TestOutboxGivesSpaceBack(t *testing.T) {
 	h := home{dir: t.TempDir()}
-	ob, err := openOutbox(h, time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
 	if mode, err := ob.pragmaInt("auto_vacuum"); err != nil || mode != 2 {
 		t.Fatalf("auto_vacuum = %d, %v; want 2 (incremental)", mode, err)
 	}
 	payload := []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`)
-	err = ob.immediate(func() error {
+	err := ob.immediate(func() error {
 		for i := range 2000 {
 			if err := ob.insert(fmt.Sprint("e", i), "event", payload, time.Now()); err != nil {
 				return err
@@ -78,10 +75,7 @@ func TestEnsureAutoVacuum(t *testing.T) {
 		}
 	}
 	conn.Close()
-	ob, err := openOutbox(h, time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
 	if mode, _ := ob.pragmaInt("auto_vacuum"); mode != 0 {
 		t.Fatalf("setup: auto_vacuum = %d, want 0", mode)

@@ -256,10 +256,7 @@ func TestSpillIDsDifferingInCase(t *testing.T) {
 			t.Fatalf("spill %s: %v", id, err)
 		}
 	}
-	ob, err := openOutbox(h, time.Second, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
 	n, err := replaySpill(h, ob)
 	if err != nil || n != 3 {
