@@ -321,14 +321,10 @@ func enqueueDB(path string, busy time.Duration, id, kind string, payload []byte,
 		return err
 	}
 	defer conn.Close()
-	v, err := userVersion(conn)
-	if err != nil {
+	// migrate reads the schema version and returns at once when it is
+	// current: one header read, the only schema work on the fast path.
+	if err := migrate(conn); err != nil {
 		return err
-	}
-	if v != schemaVersion {
-		if err := migrate(conn); err != nil {
-			return err
-		}
 	}
 	return insertEvent(conn, id, kind, payload, created)
 }
