@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,65 +23,125 @@ import (
 const maxPayload = 1 << 20
 
 // payloadSlack is how much white space around the payload enqueue reads
-// beyond maxPayload before it gives up on standard input.
+// beyond maxPayload before it gives up on standard input, with --strict.
 const payloadSlack = 4 << 10
+
+// maxDeadPayload is the most a dead letter keeps of what a hook handed over;
+// beyond it the bytes are cut, and the dead letter's reason says so.
+const maxDeadPayload = 64 << 20
+
+// maxDrain bounds what enqueue reads and discards of standard input past
+// maxDeadPayload: reading it spares the agent that writes it an EPIPE, and
+// the bound keeps a runaway writer from holding the hook for long.
+const maxDrain = 1 << 30
+
+// usageStdinWait bounds how long enqueue waits for standard input to end
+// after a usage error: a caller that got the command line wrong may also
+// have left standard input open, and the hook must still return.
+const usageStdinWait = 2 * time.Second
 
 // enqueueBusy is how long enqueue waits for a locked database before it
 // spills the event to a file instead.
 const enqueueBusy = 2 * time.Second
 
 const enqueueUsage = `
-Usage: difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [JSON]
+Usage: difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
 
 Queues one event for delivery and returns at once. The payload is the
-argument, or standard input when there is none; it must be one JSON value of
-at most 1 MiB. When the outbox cannot be written in time, the event is saved
-in the spill folder instead and the daemon picks it up later. With
---ensure-daemon (or DIFFLORE_AUTOSTART=1), a daemon is started in the
-background when none runs, at the cost of one lock probe.
+argument, or standard input when there is none: one JSON value of at most
+1 MiB. When the outbox cannot be written in time, the event is saved in the
+spill folder instead and the daemon picks it up later. With --ensure-daemon
+(or DIFFLORE_AUTOSTART=1), a daemon is started in the background when none
+runs, at the cost of one lock probe.
+
+enqueue is made for agents' hooks, which read exit code 2 as "block this
+action" and standard output as context: it never exits 2 and prints nothing
+on standard output. A payload that is not one JSON value, or is over 1 MiB,
+is kept as a dead letter (its bytes, up to 64 MiB, and why) and never sent;
+'difflore outbox show ID' prints it, and 'difflore outbox retry ID' sends a
+valid one that was only too large. Exit 1 means nothing could be kept, or
+bad usage, after what standard input carried is kept as a dead letter. With
+--strict, for scripts, bad input exits 2 and nothing is kept.
 
 Example:
   echo '{"tool":"Bash"}' | difflore enqueue --kind claude.PostToolUse
 `
+
+// deadLetterIn is why enqueue keeps a payload as a dead letter, and whether
+// its bytes are raw: not one JSON value, so never sendable.
+type deadLetterIn struct {
+	reason string
+	raw    bool
+}
 
 func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	fs := newFlagSet(cfg, "enqueue", enqueueUsage)
 	kind := fs.String("kind", "event", "the event's `kind`, e.g. claude.PostToolUse")
 	id := fs.String("id", "", "the event's `id` (default: a new time-ordered id); a repeated id is stored once")
 	ensure := fs.Bool("ensure-daemon", cfg.getenv("DIFFLORE_AUTOSTART") == "1", "start the daemon in the background if none runs")
+	strict := fs.Bool("strict", false, "for scripts: bad input exits 2 and nothing is kept")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		if errors.Is(err, errHelp) || *strict || strictArg(args) {
+			return err
+		}
+		// The flags before the bad one are parsed: keep what of them holds.
+		if checkName("kind", *kind, false) != nil {
+			*kind = "event"
+		}
+		if checkName("id", *id, true) != nil {
+			*id = ""
+		}
+		return keepBadUsage(cfg, []string{errText(err)}, nil, *kind, *id, nil, args)
 	}
+	// Usage errors, and what enqueue uses in place of a bad kind or id so
+	// that it can still keep what it was handed.
+	var bad, notes []string
 	if err := checkName("kind", *kind, false); err != nil {
-		return err
+		if *strict {
+			return err
+		}
+		bad, notes = append(bad, errText(err)), append(notes, `kept as kind "event"`)
+		*kind = "event"
 	}
 	if err := checkName("id", *id, true); err != nil {
-		return err
+		if *strict {
+			return err
+		}
+		bad, notes = append(bad, errText(err)), append(notes, "kept under a new id")
+		*id = ""
+	}
+	if fs.NArg() > 1 {
+		err := usageError("enqueue takes one JSON argument, got %d", fs.NArg())
+		if *strict {
+			return err
+		}
+		bad = append(bad, errText(err))
+	}
+	if len(bad) > 0 {
+		var arg []byte
+		if fs.NArg() == 1 {
+			arg = []byte(fs.Arg(0))
+		}
+		return keepBadUsage(cfg, bad, notes, *kind, *id, arg, args)
 	}
 	var payload []byte
-	switch fs.NArg() {
-	case 0:
-		// The slack lets a 1 MiB value through with the newline that echo
-		// and most tools add; checkPayload measures the value itself.
-		b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxPayload+payloadSlack+1))
-		if err != nil {
-			return withCode(2, fmt.Errorf("read standard input: %w", err))
-		}
-		if len(b) > maxPayload+payloadSlack {
-			return usageError("payload is larger than 1 MiB")
-		}
-		payload = b
-	case 1:
+	var dead *deadLetterIn
+	if fs.NArg() == 1 {
 		payload = []byte(fs.Arg(0))
-	default:
-		return usageError("enqueue takes one JSON argument, got %d", fs.NArg())
-	}
-	payload, err := checkPayload(payload)
-	if err != nil {
-		return err
+	} else {
+		var err error
+		if payload, dead, err = readPayload(cfg.stdin, *strict); err != nil {
+			return err
+		}
 	}
 	if *id == "" {
 		*id = newEventID(time.Now())
+	}
+	if dead == nil {
+		var err error
+		if payload, dead, err = judgePayload(payload, *strict, *id); err != nil {
+			return err
+		}
 	}
 	h, err := openHome(cfg.home, true)
 	if err != nil {
@@ -95,19 +156,211 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 			}
 		}()
 	}
+	if err := keepEvent(cfg, h, *id, *kind, payload, dead); err != nil {
+		return err
+	}
+	if dead != nil {
+		fmt.Fprintf(cfg.stderr, "difflore: warning: %s; kept as dead letter %s ('difflore outbox show %s' prints it)\n", dead.reason, *id, *id)
+	}
+	return nil
+}
+
+// judgePayload checks a payload read whole. It returns the JSON value to
+// queue, or what a dead letter keeps of the payload and why; with strict, an
+// error instead of a dead letter.
+func judgePayload(p []byte, strict bool, id string) ([]byte, *deadLetterIn, error) {
+	v, err := checkPayload(p)
+	if err == nil {
+		return v, nil, nil
+	}
+	if strict {
+		return nil, nil, err
+	}
+	dead := &deadLetterIn{reason: errText(err)}
+	if p, dead.raw = deadPayload(p); !dead.raw {
+		dead.reason += fmt.Sprintf("; 'difflore outbox retry %s' sends it alone", id)
+	}
+	return p, dead, nil
+}
+
+// keepEvent stores an event, or a dead letter when dead is set, in the
+// outbox, or in the spill folder when the outbox cannot take it in time.
+// It fails only when neither could keep it.
+func keepEvent(cfg config, h home, id, kind string, payload []byte, dead *deadLetterIn) error {
 	now := time.Now().UTC()
-	dbErr := enqueueDB(h.path(dbFileName), enqueueBusy, *id, *kind, payload, now)
+	var dbErr error
+	if dead == nil {
+		dbErr = enqueueDB(h.path(dbFileName), enqueueBusy, id, kind, payload, now)
+	} else {
+		dbErr = enqueueDeadDB(h.path(dbFileName), enqueueBusy, id, kind, payload, now, dead.reason, dead.raw)
+	}
 	if dbErr == nil {
 		return nil
 	}
 	// The database could not take the event: keep it in a file rather than
 	// fail the hook that called us.
-	path, err := spillEvent(h, spilled{ID: *id, Kind: *kind, CreatedAt: now, Payload: string(payload)})
+	ev := spilled{ID: id, Kind: kind, CreatedAt: now}
+	if dead == nil {
+		ev.Payload = string(payload)
+	} else {
+		ev.Reason, ev.Bytes, ev.Raw = dead.reason, payload, dead.raw
+	}
+	path, err := spillEvent(h, ev)
 	if err != nil {
 		return fmt.Errorf("event not saved: outbox: %v; spill: %w", dbErr, err)
 	}
-	fmt.Fprintf(cfg.stderr, "difflore: warning: outbox not writable (%v); event %s saved to %s\n", dbErr, *id, path)
+	fmt.Fprintf(cfg.stderr, "difflore: warning: outbox not writable (%v); event %s saved to %s\n", dbErr, id, path)
 	return nil
+}
+
+// keepBadUsage keeps what a hook handed to a command line enqueue cannot
+// follow as a dead letter whose reason names the mistake, then fails with
+// exit code 1, which agents show without blocking anything. What it keeps
+// is the one argument when there is one, else what standard input carries,
+// unless standard input is a terminal: then a person is there to see the
+// error, and nothing is read.
+func keepBadUsage(cfg config, bad, notes []string, kind, id string, arg []byte, args []string) error {
+	usage := &exitError{code: 1, err: errors.New(strings.Join(bad, "; ")), hint: "run 'difflore enqueue -h' for usage"}
+	reason := "bad usage: " + strings.Join(append(bad, notes...), "; ") + "; arguments: " + quoteArgs(args)
+	payload, what := arg, "the payload"
+	var dead *deadLetterIn
+	if arg == nil {
+		if isTerminal(cfg.stdin) {
+			return usage
+		}
+		what = "standard input"
+		var err error
+		if payload, dead, err = readPayloadWithin(cfg.stdin, usageStdinWait); err != nil {
+			reason += "; " + err.Error()
+		}
+	}
+	if id == "" {
+		id = newEventID(time.Now())
+	}
+	raw := true
+	if dead == nil {
+		// A payload that would have been queued stays sendable: once
+		// the hook is fixed, 'outbox retry' can still deliver it.
+		payload, dead, _ = judgePayload(payload, false, id)
+		raw = dead != nil && dead.raw
+	}
+	if dead != nil {
+		reason += "; " + dead.reason
+	}
+	h, err := openHome(cfg.home, true)
+	if err == nil {
+		err = keepEvent(cfg, h, id, kind, payload, &deadLetterIn{reason: reason, raw: raw})
+	}
+	if err != nil {
+		usage.hint += fmt.Sprintf("; %s could not be kept: %v", what, err)
+		return usage
+	}
+	usage.hint += fmt.Sprintf("; %s is kept as dead letter %s", what, id)
+	return usage
+}
+
+// readPayload reads the payload from standard input. Beyond maxDeadPayload
+// bytes it is cut, and the rest drained, and it comes back as a dead letter
+// that says so; with strict, it is refused beyond maxPayload, as before dead
+// letters were kept.
+func readPayload(r io.Reader, strict bool) ([]byte, *deadLetterIn, error) {
+	if strict {
+		// The slack lets a 1 MiB value through with the newline that echo
+		// and most tools add; checkPayload measures the value itself.
+		b, err := io.ReadAll(io.LimitReader(r, maxPayload+payloadSlack+1))
+		if err != nil {
+			return nil, nil, withCode(2, fmt.Errorf("read standard input: %w", err))
+		}
+		if len(b) > maxPayload+payloadSlack {
+			return nil, nil, usageError("payload is larger than 1 MiB")
+		}
+		return b, nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxDeadPayload+1))
+	if err != nil {
+		return b, &deadLetterIn{reason: fmt.Sprintf("read standard input: %v; the %d bytes read are kept", err, len(b)), raw: true}, nil
+	}
+	if len(b) > maxDeadPayload {
+		n, _ := io.Copy(io.Discard, io.LimitReader(r, maxDrain))
+		return b[:maxDeadPayload], &deadLetterIn{
+			reason: fmt.Sprintf("payload is larger than 64 MiB (%d bytes or more): cut, only its first 64 MiB are kept", int64(len(b))+n),
+			raw:    true,
+		}, nil
+	}
+	return b, nil, nil
+}
+
+// readPayloadWithin is readPayload for a caller that may have left standard
+// input open: it gives up after wait, and the read goes on only until the
+// process exits.
+func readPayloadWithin(r io.Reader, wait time.Duration) ([]byte, *deadLetterIn, error) {
+	type result struct {
+		b    []byte
+		dead *deadLetterIn
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, dead, _ := readPayload(r, false)
+		done <- result{b, dead}
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res.b, res.dead, nil
+	case <-t.C:
+		return nil, nil, fmt.Errorf("standard input did not end within %s, not kept", wait)
+	}
+}
+
+// deadPayload is what a dead letter keeps of p: the JSON value without the
+// white space around it when p is one (too large, say), so that 'outbox
+// retry' can send it as it sends any event; else p exactly, marked raw.
+func deadPayload(p []byte) ([]byte, bool) {
+	v := bytes.Trim(p, " \t\r\n")
+	if len(v) > 0 && json.Valid(v) && utf8.Valid(v) {
+		return v, false
+	}
+	return p, true
+}
+
+// strictArg reports whether args ask for --strict, for when they cannot be
+// parsed: the flag package stops at a bad flag before a --strict after it.
+func strictArg(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-strict", "--strict", "-strict=true", "--strict=true", "-strict=1", "--strict=1":
+			return true
+		}
+	}
+	return false
+}
+
+// quoteArgs quotes a command line for a dead letter's reason, cut at 1 KiB,
+// so that a person sees what the hook was given.
+func quoteArgs(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Quote(a))
+		if b.Len() > 1<<10 {
+			return b.String()[:1<<10] + "…"
+		}
+	}
+	return b.String()
+}
+
+// errText is an error's message without its hint line.
+func errText(err error) string {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.err.Error()
+	}
+	return err.Error()
 }
 
 // checkPayload accepts exactly one JSON value of at most maxPayload bytes,
@@ -118,7 +371,7 @@ func checkPayload(p []byte) ([]byte, error) {
 	// not JSON.
 	p = bytes.Trim(p, " \t\r\n")
 	if len(p) > maxPayload {
-		return nil, usageError("payload is larger than 1 MiB")
+		return nil, usageError("payload is larger than 1 MiB (%d bytes)", len(p))
 	}
 	if len(p) == 0 {
 		return nil, &exitError{code: 2, err: errors.New("empty payload: give one JSON value as the argument or on standard input"),
@@ -186,12 +439,18 @@ func newEventID(t time.Time) string {
 	return string(s[:])
 }
 
-// spilled is an event saved in the spill folder.
+// spilled is an event saved in the spill folder. A dead letter has a
+// reason, and its bytes in Bytes (base64, since they need not be UTF-8)
+// rather than in Payload; a daemon older than dead letters sets such a file
+// aside as unreadable rather than lose it.
 type spilled struct {
 	ID        string    `json:"id"`
 	Kind      string    `json:"kind"`
 	CreatedAt time.Time `json:"created_at"`
 	Payload   string    `json:"payload"` // a string, so the bytes survive exactly
+	Reason    string    `json:"reason,omitempty"`
+	Bytes     []byte    `json:"bytes,omitempty"`
+	Raw       bool      `json:"raw,omitempty"`
 }
 
 // spillEvent saves an event as spill/<uuid>.json, atomically and synced, so
@@ -256,13 +515,20 @@ func replaySpill(h home, o *outbox) (moved int, err error) {
 		data, rerr := os.ReadFile(path)
 		var ev spilled
 		if rerr != nil || json.Unmarshal(data, &ev) != nil || checkName("id", ev.ID, false) != nil ||
-			checkName("kind", ev.Kind, false) != nil || !json.Valid([]byte(ev.Payload)) {
+			checkName("kind", ev.Kind, false) != nil || (ev.Reason == "" && !json.Valid([]byte(ev.Payload))) {
 			if err := os.Rename(path, path+".bad"); err != nil {
 				return moved, fmt.Errorf("set aside bad spill file: %w", err)
 			}
 			continue
 		}
-		if err := o.insert(ev.ID, ev.Kind, []byte(ev.Payload), ev.CreatedAt); err != nil {
+		var err error
+		if ev.Reason != "" {
+			_, notJSON := deadPayload(ev.Bytes)
+			err = o.insertDead(ev.ID, ev.Kind, ev.Bytes, ev.CreatedAt, ev.Reason, ev.Raw || notJSON)
+		} else {
+			err = o.insert(ev.ID, ev.Kind, []byte(ev.Payload), ev.CreatedAt)
+		}
+		if err != nil {
 			return moved, fmt.Errorf("replay spilled event %s: %w", ev.ID, err)
 		}
 		if err := os.Remove(path); err != nil {

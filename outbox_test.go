@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // testOutbox opens a fresh outbox in a test home, on a fake clock.
@@ -346,5 +348,74 @@ func TestCrashingBatchIsBuried(t *testing.T) {
 	dead, err := ob.deadLetters(10)
 	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].LastError, "20 times") {
 		t.Errorf("dead letters %+v, %v; want poison with a reason", dead, err)
+	}
+}
+
+// schemaV1SQL is the outbox as difflore made it before dead letters could
+// hold bytes that are not JSON (schema version 1).
+const schemaV1SQL = `
+CREATE TABLE events (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT    NOT NULL UNIQUE,
+	kind         TEXT    NOT NULL,
+	payload      BLOB    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	state        INTEGER NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	available_at INTEGER NOT NULL,
+	claim        TEXT,
+	last_error   TEXT
+) STRICT;
+CREATE INDEX events_by_state ON events (state, available_at, seq);
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO events (id, kind, payload, created_at, available_at) VALUES ('old-pending', 'k', CAST('{"old":1}' AS BLOB), 1, 1);
+INSERT INTO events (id, kind, payload, created_at, available_at, state, last_error) VALUES ('old-dead', 'k', CAST('{"old":2}' AS BLOB), 2, 2, 2, 'rejected');
+PRAGMA user_version = 1;
+`
+
+// TestMigrateV1Outbox opens an outbox of schema version 1, as a hook meets
+// it first after an upgrade: enqueue migrates it, its events are kept, and
+// a dead letter that is not JSON can be stored in it and is never sent.
+func TestMigrateV1Outbox(t *testing.T) {
+	home := testHome(t)
+	h := mustOpenHomeCreate(t, home)
+	conn, err := openConn(h.path(dbFileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.ExecuteScript(conn, schemaV1SQL, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	if _, errOut, code := cli(t, "{", "enqueue", "--id", "raw"); code != 0 {
+		t.Fatalf("enqueue into a v1 outbox: exit %d: %s", code, errOut)
+	}
+	mustCLI(t, "enqueue", "--id", "new", `{"new":true}`)
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
+		t.Errorf("schema version %d (%v), want %d", v, err, schemaVersion)
+	}
+	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letters back in the queue\n" {
+		t.Errorf("retry of a v1 dead letter: %q", out)
+	}
+	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(evs); !slices.Equal(got, []string{"old-pending", "old-dead", "new"}) {
+		t.Errorf("claimed %v, want the v1 events and the new one, not the raw dead letter", got)
+	}
+	// The raw dead letter cannot be made pending, whatever the SQL.
+	err = sqlitex.ExecuteTransient(ob.conn, `UPDATE events SET state = 0 WHERE id = 'raw'`, nil)
+	if err == nil {
+		t.Error("a dead letter that is not JSON was made pending")
 	}
 }
