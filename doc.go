@@ -39,6 +39,15 @@
 // two seconds, the event, or the dead letter, is saved in the spill folder
 // instead, and enqueue still exits 0.
 //
+// The daemon moves spilled events into the outbox in bounded rounds, a
+// delivery between rounds, and status counts those still waiting as
+// "spilled". A spilled payload gets enqueue's own checks, so one over 1 MiB
+// or not JSON becomes a dead letter; a spill file larger than enqueue ever
+// writes is renamed to .toobig, unread, and recorded as a dead letter, and
+// one that cannot be parsed is renamed to .bad. Temporary files that killed
+// enqueues left in the spill folder are removed when the daemon starts, once
+// an hour old.
+//
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
 // same data home exits 1 ("already running (pid N)"). stop signals a process

@@ -265,6 +265,7 @@ func TestReplaySpill(t *testing.T) {
 		"broken.json":   `{"id":"x"`,
 		"badid.json":    `{"id":"../x","kind":"k","payload":"{}"}`,
 		"badjson.json":  `{"id":"y","kind":"k","payload":"{nope"}`,
+		"old.json":      `{"id":"old","kind":"k","created_at":"2026-11-25T17:00:00Z","payload":"{\"v\":1}"}`,
 		"notes.txt":     `ignored`,
 		".partial.json": `ignored: a temp file being written`,
 	} {
@@ -272,36 +273,41 @@ func TestReplaySpill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := replaySpill(h, ob)
-	if err != nil || n != 2 {
-		t.Fatalf("replaySpill = %d, %v; want 2 moved", n, err)
+	// s-1, already (stored once), old (as older versions wrote it) and
+	// badjson (a dead letter, as enqueue would have made it).
+	if n := replayAll(t, h, ob); n != 4 {
+		t.Fatalf("replayed %d, want 4", n)
 	}
 	// A crash between insert and remove replays a file twice: stored once.
 	if _, err := spillEvent(h, spilled{ID: "s-1", Kind: "hook", CreatedAt: created, Payload: `{"a": 1}`}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replaySpill(h, ob); err != nil {
-		t.Fatal(err)
-	}
+	replayAll(t, h, ob)
 	_, evs, err := ob.claim(100, maxBatchBytes, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(eventIDs(evs), []string{"already", "s-1"}) {
-		t.Fatalf("outbox holds %v, want [already s-1]", eventIDs(evs))
+	// Replay takes the files in the folder's order; delivery goes by
+	// creation time whatever the order of insertion.
+	slices.SortFunc(evs, func(a, b event) int { return strings.Compare(a.ID, b.ID) })
+	if !slices.Equal(eventIDs(evs), []string{"already", "old", "s-1"}) {
+		t.Fatalf("outbox holds %v, want [already old s-1]", eventIDs(evs))
 	}
-	if s := evs[1]; string(s.Payload) != `{"a": 1}` || s.Kind != "hook" || !s.CreatedAt.Equal(created) {
+	if s := evs[2]; string(s.Payload) != `{"a": 1}` || s.Kind != "hook" || !s.CreatedAt.Equal(created) {
 		t.Errorf("replayed event %+v, want the spilled bytes, kind and time", s)
 	}
 	if string(evs[0].Payload) != `{"id":"already"}` {
 		t.Errorf("a spilled duplicate replaced the queued event: %s", evs[0].Payload)
+	}
+	if dead, err := ob.deadLetters(10); err != nil || len(dead) != 1 || dead[0].ID != "y" || !strings.Contains(dead[0].LastError, "not one valid JSON value") {
+		t.Errorf("dead letters %+v, %v; want y, its payload not JSON", dead, err)
 	}
 	left, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range left {
 		names = append(names, e.Name())
 	}
-	want := []string{".partial.json", "badid.json.bad", "badjson.json.bad", "broken.json.bad", "notes.txt"}
+	want := []string{".partial.json", "badid.json.bad", "broken.json.bad", "notes.txt"}
 	if !slices.Equal(names, want) {
 		t.Errorf("spill folder holds %v, want %v", names, want)
 	}

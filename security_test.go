@@ -258,9 +258,8 @@ func TestSpillIDsDifferingInCase(t *testing.T) {
 	}
 	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
-	n, err := replaySpill(h, ob)
-	if err != nil || n != 3 {
-		t.Fatalf("replayed %d spilled events (%v), want 3", n, err)
+	if n := replayAll(t, h, ob); n != 3 {
+		t.Fatalf("replayed %d spilled events, want 3", n)
 	}
 	c, err := ob.counts()
 	if err != nil || c.Pending != 3 {
