@@ -20,11 +20,11 @@ Examples:
 // commandFlags lists each command's flags for completion. TestCompletionFlags
 // checks it against the flags the commands really define.
 var commandFlags = map[string][]string{
-	"enqueue":    {"--kind", "--id", "--ensure-daemon"},
+	"enqueue":    {"--kind", "--id", "--ensure-daemon", "--strict"},
 	"run":        {"--detach", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level"},
 	"stop":       {"--grace"},
 	"status":     {"--json"},
-	"outbox":     {"list", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes"},
+	"outbox":     {"list", "show", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes"},
 	"drain":      {"--endpoint", "--batch", "--allow-insecure", "--json"},
 	"logs":       {"-f", "-n"},
 	"hooks":      {"print", "--autostart", "claude", "codex", "cursor", "gemini"},

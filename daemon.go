@@ -174,6 +174,11 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := ob.resetInflight(); err != nil {
 		return err
 	}
+	if n, err := removeStaleSpillTemps(h, time.Now()); err != nil {
+		log.Warn("remove stale spill temporary files", "error", err)
+	} else if n > 0 {
+		log.Info("removed temporary files left in the spill folder by killed enqueues", "files", n, "older_than", spillTempStale)
+	}
 	if converted, err := ob.ensureAutoVacuum(); err != nil {
 		log.Warn("turn on auto_vacuum", "error", err)
 	} else if converted {
@@ -294,10 +299,11 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	var lastSpill time.Time
 	spillDir := h.path(spillDirName)
 	spillStamp := modTime(spillDir)
+	var backlog spillRound // what replay moved since the spill folder was last cleared
 	dbErrors := 0
 	vacuumDue := false
 	for ctx.Err() == nil {
-		if now := time.Now(); now.Sub(lastSpill) >= time.Second {
+		if now := time.Now(); now.Sub(lastSpill) >= time.Second || backlog.more {
 			lastSpill = now
 			if ob.replaced() {
 				if err := reopenOutbox(h, ob, d); err != nil {
@@ -307,10 +313,17 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 					lastVersion, _ = ob.dataVersion()
 				}
 			}
-			if n, err := replaySpill(h, ob); err != nil {
+			// One bounded round per turn of the loop, a delivery between
+			// rounds: a backlog of spill files neither holds events back
+			// nor keeps the daemon from stopping.
+			r, err := replaySpill(ctx, h, ob)
+			if err != nil {
 				log.Error("replay spilled events", "error", err)
-			} else if n > 0 {
-				log.Info("replayed spilled events", "events", n)
+			}
+			backlog = spillRound{moved: backlog.moved + r.moved, dead: backlog.dead + r.dead, more: r.more && err == nil}
+			if !backlog.more && backlog.moved > 0 {
+				log.Info("replayed spilled events", "events", backlog.moved, "dead_letters", backlog.dead)
+				backlog = spillRound{}
 			}
 		}
 		sent, err := d.step(reqCtx)
@@ -325,6 +338,9 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 		dbErrors = 0
 		if sent {
 			vacuumDue = true
+			continue
+		}
+		if backlog.more {
 			continue
 		}
 		if vacuumDue {
@@ -780,6 +796,7 @@ type statusReport struct {
 	Outbox struct {
 		counts
 		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
 		Error                   string  `json:"error,omitempty"`
 	} `json:"outbox"`
 	Endpoint string `json:"endpoint"`
@@ -858,6 +875,11 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		// the daemon runs is what status is for.
 		if err := fillOutboxStatus(h, &rep); err != nil {
 			rep.Outbox.Error = err.Error()
+		}
+		// Counted apart from the outbox: spilled events are those the
+		// outbox could not take.
+		if rep.Outbox.Spilled, err = countSpilled(h); err != nil && rep.Outbox.Error == "" {
+			rep.Outbox.Error = fmt.Sprintf("spill folder: %v", err)
 		}
 	}
 	if *asJSON {
@@ -951,6 +973,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "outbox:   cannot be read: %s", firstLine(o.Error))
 	} else {
 		fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	}
+	if o.Spilled > 0 {
+		fmt.Fprintf(w, ", %d spilled", o.Spilled)
 	}
 	if o.Pending > 0 {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))

@@ -67,6 +67,9 @@ func TestParsePIDFile(t *testing.T) {
 	}
 }
 
+// TestEnqueueRejectsBadInput: with --strict, bad input exits 2 and writes
+// nothing, not even the data home (TestEnqueueKeepsBadInput has the hook's
+// default).
 func TestEnqueueRejectsBadInput(t *testing.T) {
 	big := `{"x":"` + strings.Repeat("a", maxPayload) + `"}`
 	tests := []struct {
@@ -74,17 +77,18 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 		stdin string
 		args  []string
 	}{
-		{"not json", "", []string{"enqueue", "hello"}},
-		{"two values", "", []string{"enqueue", `{"a":1} {"b":2}`}},
-		{"truncated", `{"a": [1, 2`, []string{"enqueue"}},
-		{"over 1 MiB", big, []string{"enqueue"}},
-		{"over 1 MiB as argument", "", []string{"enqueue", big}},
-		{"empty stdin", "", []string{"enqueue"}},
-		{"white space only", " \n\t", []string{"enqueue"}},
-		{"two arguments", "", []string{"enqueue", "1", "2"}},
-		{"bad id", "", []string{"enqueue", "--id", "../../etc/passwd", "{}"}},
-		{"empty kind", "", []string{"enqueue", "--kind", "", "{}"}},
-		{"unknown flag", "", []string{"enqueue", "--nope", "{}"}},
+		{"not json", "", []string{"enqueue", "--strict", "hello"}},
+		{"two values", "", []string{"enqueue", "--strict", `{"a":1} {"b":2}`}},
+		{"truncated", `{"a": [1, 2`, []string{"enqueue", "--strict"}},
+		{"over 1 MiB", big, []string{"enqueue", "--strict"}},
+		{"over 1 MiB as argument", "", []string{"enqueue", "--strict", big}},
+		{"empty stdin", "", []string{"enqueue", "--strict"}},
+		{"white space only", " \n\t", []string{"enqueue", "--strict"}},
+		{"two arguments", "", []string{"enqueue", "--strict", "1", "2"}},
+		{"bad id", "", []string{"enqueue", "--strict", "--id", "../../etc/passwd", "{}"}},
+		{"empty kind", "", []string{"enqueue", "--strict", "--kind", "", "{}"}},
+		{"unknown flag", "", []string{"enqueue", "--strict", "--nope", "{}"}},
+		{"unknown flag before --strict", "", []string{"enqueue", "--nope", "--strict", "{}"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +108,7 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 	// With an existing outbox, bad input leaves it unchanged.
 	dir := testHome(t)
 	mustCLI(t, "enqueue", `{"ok":1}`)
-	if _, _, code := cli(t, `{"a":`, "enqueue"); code != 2 {
+	if _, _, code := cli(t, `{"a":`, "enqueue", "--strict"); code != 2 {
 		t.Fatalf("truncated payload: exit %d, want 2", code)
 	}
 	if c := outboxCounts(t, dir); c.Pending != 1 {

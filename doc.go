@@ -9,11 +9,11 @@
 //
 // Usage:
 //
-//	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [JSON]
+//	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
 //	difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
 //	difflore stop [--grace DUR]
 //	difflore status [--json]
-//	difflore outbox [list | retry (--all | ID...) | purge --dead --yes]
+//	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
 //	difflore drain [--endpoint URL] [--json]
 //	difflore logs [-f] [-n N]
 //	difflore hooks print claude|codex|cursor|gemini
@@ -22,9 +22,31 @@
 //	difflore version
 //
 // enqueue takes the payload as its argument, or on standard input when
-// there is none: one JSON value of at most 1 MiB, or it exits 2 and writes
-// nothing. When the outbox cannot be written within about two seconds, the
-// event is saved in the spill folder instead, and enqueue still exits 0.
+// there is none: one JSON value of at most 1 MiB. It is made for agents'
+// hooks, which read exit code 2 as "block this action" and standard output
+// as context: it never exits 2 and writes nothing to standard output. A
+// payload that is not one JSON value (invalid UTF-8 and trailing data
+// included), is empty or is over 1 MiB is kept as a dead letter: its bytes
+// (up to 64 MiB; beyond, they are cut and the reason says so) and the
+// reason. A dead letter is never sent in a broken form: 'outbox show ID'
+// prints its bytes exactly, 'outbox retry ID' sends one that was only too
+// large (alone, in a batch of its own) and refuses one that is not JSON.
+// enqueue exits 1 only when nothing could be kept, and on bad usage (an
+// unknown flag, two arguments, a bad --kind or --id), after keeping what
+// standard input carried (unless it is a terminal) as a dead letter whose
+// reason names the mistake. With --strict, for scripts, bad input exits 2
+// and nothing is written. When the outbox cannot be written within about
+// two seconds, the event, or the dead letter, is saved in the spill folder
+// instead, and enqueue still exits 0.
+//
+// The daemon moves spilled events into the outbox in bounded rounds, a
+// delivery between rounds, and status counts those still waiting as
+// "spilled". A spilled payload gets enqueue's own checks, so one over 1 MiB
+// or not JSON becomes a dead letter; a spill file larger than enqueue ever
+// writes is renamed to .toobig, unread, and recorded as a dead letter, and
+// one that cannot be parsed is renamed to .bad. Temporary files that killed
+// enqueues left in the spill folder are removed when the daemon starts, once
+// an hour old.
 //
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
@@ -47,5 +69,5 @@
 //	NO_COLOR               no colours in status
 //
 // Every command has -h. Exit codes: 0 success, 1 failure, 2 bad usage or bad
-// input.
+// input (never from enqueue, above).
 package main

@@ -73,18 +73,22 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err := ob.resetInflight(); err != nil {
 		return err
 	}
-	if _, err := replaySpill(h, ob); err != nil {
-		return err
-	}
-	before, err := ob.counts()
-	if err != nil {
-		return err
-	}
 	ctx, stop, err := stopContext(ctx, h)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	for more := true; more && ctx.Err() == nil; {
+		r, err := replaySpill(ctx, h, ob)
+		if err != nil {
+			return err
+		}
+		more = r.more
+	}
+	before, err := ob.counts()
+	if err != nil {
+		return err
+	}
 
 	d := newDrainer(ob, s, *batch, slog.New(slog.DiscardHandler), time.Now)
 	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !*asJSON, before.Pending)

@@ -175,7 +175,13 @@ func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
 // parseFlags parses args, turning -h into a clean exit and any other flag
 // error into exit code 2.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	// The flag package calls Usage on every parse error, -h included, and
+	// usage is for -h alone, printed once: below.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.Usage()
 			return errHelp

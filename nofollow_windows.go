@@ -9,3 +9,6 @@ const oNoFollow = 0
 
 // sqliteNoFollow is 0 on Windows, for the same reason.
 const sqliteNoFollow = sqlite.OpenFlags(0)
+
+// oNonBlock is 0 on Windows: no file in the data home can be a FIFO there.
+const oNonBlock = 0

@@ -15,8 +15,8 @@ import (
 )
 
 // schemaVersion is stored in PRAGMA user_version. enqueue compares it and
-// does no migration work when it matches.
-const schemaVersion = 1
+// does no migration work when it matches. Version 2 added the raw column.
+const schemaVersion = 2
 
 // Event states.
 const (
@@ -32,6 +32,11 @@ const maxAttempts = 20
 // schemaSQL creates the outbox. available_at means "not before" for a
 // pending event and "lease ends" for an inflight one, so one index serves
 // claiming, reclaiming and the next wake-up time.
+//
+// raw marks a dead letter whose payload is the bytes a hook handed over
+// that are not one JSON value (or were cut at maxDeadPayload): it can never
+// be sent, since the wire format embeds payloads as JSON, so the CHECK keeps
+// it dead whatever statement tries to move it.
 const schemaSQL = `
 CREATE TABLE IF NOT EXISTS events (
 	seq          INTEGER PRIMARY KEY,
@@ -43,14 +48,23 @@ CREATE TABLE IF NOT EXISTS events (
 	attempts     INTEGER NOT NULL DEFAULT 0,
 	available_at INTEGER NOT NULL,
 	claim        TEXT,
-	last_error   TEXT
+	last_error   TEXT,
+	` + rawColumn + `
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_state ON events (state, available_at, seq);
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
+`
+
+const rawColumn = `raw INTEGER NOT NULL DEFAULT 0 CHECK (raw = 0 OR state = 2)`
+
+// migrateV1SQL brings a version 1 outbox to version 2. Adding a column with
+// a constant default rewrites no row, so it is quick on any size of queue.
+const migrateV1SQL = `ALTER TABLE events ADD COLUMN ` + rawColumn + `;
+PRAGMA user_version = 2;
 `
 
 const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at)
@@ -206,14 +220,16 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v > schemaVersion {
 		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
 	}
-	if err := sqlitex.ExecuteTransient(conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
-		return fmt.Errorf("migrate outbox: auto_vacuum: %w", err)
-	}
-	if err := setWAL(conn); err != nil {
-		return fmt.Errorf("migrate outbox: wal: %w", err)
+	if v == 0 {
+		if err := sqlitex.ExecuteTransient(conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
+			return fmt.Errorf("migrate outbox: auto_vacuum: %w", err)
+		}
+		if err := setWAL(conn); err != nil {
+			return fmt.Errorf("migrate outbox: wal: %w", err)
+		}
 	}
 	// Concurrent first enqueues may all get here: the immediate transaction
-	// lets one create the schema, and the others find it done.
+	// lets one create or upgrade the schema, and the others find it done.
 	end, err := sqlitex.ImmediateTransaction(conn)
 	if err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
@@ -222,7 +238,11 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v, err = userVersion(conn); err != nil || v == schemaVersion {
 		return err
 	}
-	if err = sqlitex.ExecuteScript(conn, schemaSQL, nil); err != nil {
+	script := schemaSQL
+	if v == 1 {
+		script = migrateV1SQL
+	}
+	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
 	}
 	return nil
@@ -313,24 +333,73 @@ func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created tim
 	return err
 }
 
+// insertDeadSQL stores a dead letter: what a hook handed over that cannot
+// be queued as it is, and why.
+const insertDeadSQL = `INSERT INTO events (id, kind, payload, created_at, available_at, state, last_error, raw)
+VALUES (?1, ?2, ?3, ?4, ?4, 2, ?5, ?6) ON CONFLICT (id) DO NOTHING`
+
+// insertDead stores a dead letter unless its id is already queued. raw marks
+// a payload that is not one JSON value: it is kept, never sent.
+func insertDead(conn *sqlite.Conn, id, kind string, payload []byte, created time.Time, reason string, raw bool) error {
+	stmt, err := conn.Prepare(insertDeadSQL)
+	if err != nil {
+		return err
+	}
+	stmt.BindText(1, id)
+	stmt.BindText(2, kind)
+	stmt.BindBytes(3, payload)
+	stmt.BindInt64(4, created.UnixMilli())
+	stmt.BindText(5, reason)
+	stmt.BindBool(6, raw)
+	_, err = stmt.Step()
+	if rerr := stmt.Reset(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
 // enqueueDB is enqueue's fast path: one connection, one version check, one
 // insert, no pool and no migration work when the schema is current.
 func enqueueDB(path string, busy time.Duration, id, kind string, payload []byte, created time.Time) error {
-	conn, err := openConn(path, busy)
+	conn, err := openEnqueueConn(path, busy)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	return insertEvent(conn, id, kind, payload, created)
+}
+
+// enqueueDeadDB is enqueueDB for a dead letter.
+func enqueueDeadDB(path string, busy time.Duration, id, kind string, payload []byte, created time.Time, reason string, raw bool) error {
+	conn, err := openEnqueueConn(path, busy)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return insertDead(conn, id, kind, payload, created, reason, raw)
+}
+
+// openEnqueueConn opens the one connection an enqueue uses.
+func openEnqueueConn(path string, busy time.Duration) (*sqlite.Conn, error) {
+	conn, err := openConn(path, busy)
+	if err != nil {
+		return nil, err
+	}
 	// migrate reads the schema version and returns at once when it is
 	// current: one header read, the only schema work on the fast path.
 	if err := migrate(conn); err != nil {
-		return err
+		conn.Close()
+		return nil, err
 	}
-	return insertEvent(conn, id, kind, payload, created)
+	return conn, nil
 }
 
 func (o *outbox) insert(id, kind string, payload []byte, created time.Time) error {
 	return insertEvent(o.conn, id, kind, payload, created)
+}
+
+func (o *outbox) insertDead(id, kind string, payload []byte, created time.Time, reason string, raw bool) error {
+	return insertDead(o.conn, id, kind, payload, created, reason, raw)
 }
 
 // newToken returns a random claim token.
@@ -715,26 +784,73 @@ func (o *outbox) kindCounts() (map[string]*counts, error) {
 	return out, err
 }
 
+// retryDeadSQL leaves raw dead letters dead: their bytes are not JSON and
+// would break the batch they went out in (the CHECK on raw refuses it too).
 const retryDeadSQL = `UPDATE events SET state = 0, attempts = 0, available_at = :now
-WHERE state = 2 AND (:all OR id = :id)`
+WHERE state = 2 AND raw = 0 AND (:all OR id = :id)`
+
+const rawDeadSQL = `SELECT id FROM events WHERE state = 2 AND raw = 1 AND (:all OR id = :id) ORDER BY seq`
 
 // retryDead returns dead letters to pending with their attempts reset: all
-// of them, or those with the given ids. It reports how many it moved.
-func (o *outbox) retryDead(all bool, ids []string) (n int, err error) {
+// of them, or those with the given ids. It reports how many it moved, and
+// the ids of the raw dead letters it left dead.
+func (o *outbox) retryDead(all bool, ids []string) (n int, raw []string, err error) {
 	defer sqlitex.Save(o.conn)(&err)
 	if all {
 		ids = []string{""}
 	}
 	for _, id := range ids {
-		err := sqlitex.Execute(o.conn, retryDeadSQL, &sqlitex.ExecOptions{
-			Named: map[string]any{":now": o.now().UnixMilli(), ":all": all, ":id": id},
-		})
+		named := map[string]any{":now": o.now().UnixMilli(), ":all": all, ":id": id}
+		err := sqlitex.Execute(o.conn, retryDeadSQL, &sqlitex.ExecOptions{Named: named})
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		n += o.conn.Changes()
+		delete(named, ":now")
+		err = sqlitex.Execute(o.conn, rawDeadSQL, &sqlitex.ExecOptions{
+			Named:      named,
+			ResultFunc: func(stmt *sqlite.Stmt) error { raw = append(raw, stmt.ColumnText(0)); return nil },
+		})
+		if err != nil {
+			return 0, nil, err
+		}
 	}
-	return n, nil
+	return n, raw, nil
+}
+
+// storedEvent is one event as 'outbox show' prints it.
+type storedEvent struct {
+	ID        string
+	Kind      string
+	Payload   []byte
+	CreatedAt time.Time
+	State     int
+	Attempts  int
+	LastError string
+	Raw       bool
+}
+
+const eventByIDSQL = `SELECT id, kind, payload, created_at, state, attempts, coalesce(last_error, ''), raw
+FROM events WHERE id = :id`
+
+// event returns the event with the given id, and false when there is none.
+func (o *outbox) event(id string) (storedEvent, bool, error) {
+	var e storedEvent
+	found := false
+	err := sqlitex.Execute(o.conn, eventByIDSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":id": id},
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			found = true
+			e = storedEvent{
+				ID: stmt.ColumnText(0), Kind: stmt.ColumnText(1), Payload: make([]byte, stmt.ColumnLen(2)),
+				CreatedAt: time.UnixMilli(stmt.ColumnInt64(3)).UTC(), State: stmt.ColumnInt(4),
+				Attempts: stmt.ColumnInt(5), LastError: stmt.ColumnText(6), Raw: stmt.ColumnBool(7),
+			}
+			stmt.ColumnBytes(2, e.Payload)
+			return nil
+		},
+	})
+	return e, found, err
 }
 
 // purgeDead deletes every dead letter and reports how many.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // testOutbox opens a fresh outbox in a test home, on a fake clock.
@@ -263,6 +265,7 @@ func TestReplaySpill(t *testing.T) {
 		"broken.json":   `{"id":"x"`,
 		"badid.json":    `{"id":"../x","kind":"k","payload":"{}"}`,
 		"badjson.json":  `{"id":"y","kind":"k","payload":"{nope"}`,
+		"old.json":      `{"id":"old","kind":"k","created_at":"2026-11-25T17:00:00Z","payload":"{\"v\":1}"}`,
 		"notes.txt":     `ignored`,
 		".partial.json": `ignored: a temp file being written`,
 	} {
@@ -270,36 +273,41 @@ func TestReplaySpill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := replaySpill(h, ob)
-	if err != nil || n != 2 {
-		t.Fatalf("replaySpill = %d, %v; want 2 moved", n, err)
+	// s-1, already (stored once), old (as older versions wrote it) and
+	// badjson (a dead letter, as enqueue would have made it).
+	if n := replayAll(t, h, ob); n != 4 {
+		t.Fatalf("replayed %d, want 4", n)
 	}
 	// A crash between insert and remove replays a file twice: stored once.
 	if _, err := spillEvent(h, spilled{ID: "s-1", Kind: "hook", CreatedAt: created, Payload: `{"a": 1}`}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replaySpill(h, ob); err != nil {
-		t.Fatal(err)
-	}
+	replayAll(t, h, ob)
 	_, evs, err := ob.claim(100, maxBatchBytes, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(eventIDs(evs), []string{"already", "s-1"}) {
-		t.Fatalf("outbox holds %v, want [already s-1]", eventIDs(evs))
+	// Replay takes the files in the folder's order; delivery goes by
+	// creation time whatever the order of insertion.
+	slices.SortFunc(evs, func(a, b event) int { return strings.Compare(a.ID, b.ID) })
+	if !slices.Equal(eventIDs(evs), []string{"already", "old", "s-1"}) {
+		t.Fatalf("outbox holds %v, want [already old s-1]", eventIDs(evs))
 	}
-	if s := evs[1]; string(s.Payload) != `{"a": 1}` || s.Kind != "hook" || !s.CreatedAt.Equal(created) {
+	if s := evs[2]; string(s.Payload) != `{"a": 1}` || s.Kind != "hook" || !s.CreatedAt.Equal(created) {
 		t.Errorf("replayed event %+v, want the spilled bytes, kind and time", s)
 	}
 	if string(evs[0].Payload) != `{"id":"already"}` {
 		t.Errorf("a spilled duplicate replaced the queued event: %s", evs[0].Payload)
+	}
+	if dead, err := ob.deadLetters(10); err != nil || len(dead) != 1 || dead[0].ID != "y" || !strings.Contains(dead[0].LastError, "not one valid JSON value") {
+		t.Errorf("dead letters %+v, %v; want y, its payload not JSON", dead, err)
 	}
 	left, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range left {
 		names = append(names, e.Name())
 	}
-	want := []string{".partial.json", "badid.json.bad", "badjson.json.bad", "broken.json.bad", "notes.txt"}
+	want := []string{".partial.json", "badid.json.bad", "broken.json.bad", "notes.txt"}
 	if !slices.Equal(names, want) {
 		t.Errorf("spill folder holds %v, want %v", names, want)
 	}
@@ -346,5 +354,74 @@ func TestCrashingBatchIsBuried(t *testing.T) {
 	dead, err := ob.deadLetters(10)
 	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].LastError, "20 times") {
 		t.Errorf("dead letters %+v, %v; want poison with a reason", dead, err)
+	}
+}
+
+// schemaV1SQL is the outbox as difflore made it before dead letters could
+// hold bytes that are not JSON (schema version 1).
+const schemaV1SQL = `
+CREATE TABLE events (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT    NOT NULL UNIQUE,
+	kind         TEXT    NOT NULL,
+	payload      BLOB    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	state        INTEGER NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	available_at INTEGER NOT NULL,
+	claim        TEXT,
+	last_error   TEXT
+) STRICT;
+CREATE INDEX events_by_state ON events (state, available_at, seq);
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO events (id, kind, payload, created_at, available_at) VALUES ('old-pending', 'k', CAST('{"old":1}' AS BLOB), 1, 1);
+INSERT INTO events (id, kind, payload, created_at, available_at, state, last_error) VALUES ('old-dead', 'k', CAST('{"old":2}' AS BLOB), 2, 2, 2, 'rejected');
+PRAGMA user_version = 1;
+`
+
+// TestMigrateV1Outbox opens an outbox of schema version 1, as a hook meets
+// it first after an upgrade: enqueue migrates it, its events are kept, and
+// a dead letter that is not JSON can be stored in it and is never sent.
+func TestMigrateV1Outbox(t *testing.T) {
+	home := testHome(t)
+	h := mustOpenHomeCreate(t, home)
+	conn, err := openConn(h.path(dbFileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.ExecuteScript(conn, schemaV1SQL, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	if _, errOut, code := cli(t, "{", "enqueue", "--id", "raw"); code != 0 {
+		t.Fatalf("enqueue into a v1 outbox: exit %d: %s", code, errOut)
+	}
+	mustCLI(t, "enqueue", "--id", "new", `{"new":true}`)
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
+		t.Errorf("schema version %d (%v), want %d", v, err, schemaVersion)
+	}
+	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letters back in the queue\n" {
+		t.Errorf("retry of a v1 dead letter: %q", out)
+	}
+	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(evs); !slices.Equal(got, []string{"old-pending", "old-dead", "new"}) {
+		t.Errorf("claimed %v, want the v1 events and the new one, not the raw dead letter", got)
+	}
+	// The raw dead letter cannot be made pending, whatever the SQL.
+	err = sqlitex.ExecuteTransient(ob.conn, `UPDATE events SET state = 0 WHERE id = 'raw'`, nil)
+	if err == nil {
+		t.Error("a dead letter that is not JSON was made pending")
 	}
 }

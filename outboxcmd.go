@@ -12,15 +12,21 @@ import (
 const outboxUsage = `
 Usage:
   difflore outbox [list] [--json] [--limit N]
+  difflore outbox show ID
   difflore outbox retry (--all | ID...)
   difflore outbox purge --dead --yes
 
 Inspects the queue. 'list' shows the counts by state and kind and the dead
-letters with their last error; 'retry' puts dead letters back in the queue
-with their attempts reset; 'purge' deletes the dead letters for good.
+letters with their last error; 'show' prints an event's payload exactly as
+stored on standard output, and its state, attempts and last error on
+standard error; 'retry' puts dead letters back in the queue with their
+attempts reset (a payload over 1 MiB then goes out alone; one that is not
+JSON can never be sent and stays dead); 'purge' deletes the dead letters for
+good.
 
 Examples:
   difflore outbox list
+  difflore outbox show 0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b > payload.json
   difflore outbox retry --all
   difflore outbox purge --dead --yes
 `
@@ -33,6 +39,8 @@ func cmdOutbox(ctx context.Context, cfg config, args []string) error {
 	switch sub {
 	case "list":
 		return outboxList(cfg, args)
+	case "show":
+		return outboxShow(cfg, args)
 	case "retry":
 		return outboxRetry(cfg, args)
 	case "purge":
@@ -133,12 +141,60 @@ func outboxRetry(cfg config, args []string) error {
 		return err
 	}
 	defer ob.Close()
-	n, err := ob.retryDead(*all, fl.Args())
+	n, raw, err := ob.retryDead(*all, fl.Args())
 	if err != nil {
 		return fmt.Errorf("retry dead letters: %w", err)
 	}
 	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue\n", n)
-	return nil
+	switch {
+	case len(raw) == 0:
+		return nil
+	case *all:
+		fmt.Fprintf(cfg.stdout, "%d kept dead: their payload is not one valid JSON value and can never be sent ('difflore outbox show ID' prints it)\n", len(raw))
+		return nil
+	}
+	return &exitError{code: 1, err: fmt.Errorf("dead letter %s: its payload is not one valid JSON value and can never be sent; it stays dead", strings.Join(raw, ", ")),
+		hint: fmt.Sprintf("'difflore outbox show %s' prints the bytes the hook handed over", raw[0])}
+}
+
+func outboxShow(cfg config, args []string) error {
+	fl := newFlagSet(cfg, "outbox show", outboxUsage)
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() != 1 {
+		return usageError("outbox show takes one event id, got %d", fl.NArg())
+	}
+	id := fl.Arg(0)
+	if err := checkName("id", id, false); err != nil {
+		return err
+	}
+	ob, err := openExistingOutbox(cfg)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	e, found, err := ob.event(id)
+	if err != nil {
+		return fmt.Errorf("read event %q: %w", id, err)
+	}
+	if !found {
+		return withCode(1, fmt.Errorf("no event %q in the outbox", id))
+	}
+	// The payload alone goes to stdout, so that 'outbox show ID > file'
+	// recovers exactly the bytes the hook handed over; what a person
+	// wants to read with it goes to stderr.
+	state := map[int]string{statePending: "pending", stateInflight: "inflight", stateDead: "dead"}[e.State]
+	if e.Raw {
+		state += " (its payload is not one valid JSON value: never sent)"
+	}
+	fmt.Fprintf(cfg.stderr, "id:       %s\nkind:     %s\nstate:    %s\nattempts: %d\ncreated:  %s\nsize:     %d bytes\n",
+		e.ID, e.Kind, state, e.Attempts, e.CreatedAt.Format(time.RFC3339Nano), len(e.Payload))
+	if e.LastError != "" {
+		fmt.Fprintf(cfg.stderr, "reason:   %s\n", e.LastError)
+	}
+	_, err = cfg.stdout.Write(e.Payload)
+	return err
 }
 
 func outboxPurge(cfg config, args []string) error {

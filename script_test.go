@@ -54,11 +54,16 @@ func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdExitCode: exitcode N ARGS… — runs difflore ARGS… and checks that it
-// exits with code N; its output becomes the script's stdout and stderr.
+// cmdExitCode: exitcode [-stdin FILE] N ARGS… — runs difflore ARGS… (with
+// FILE on its standard input) and checks that it exits with code N; its
+// output goes to .exitcode-stdout and .exitcode-stderr, for grep.
 func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	var stdin string
+	if len(args) > 2 && args[0] == "-stdin" {
+		stdin, args = ts.ReadFile(args[1]), args[2:]
+	}
 	if len(args) < 1 || neg {
-		ts.Fatalf("usage: exitcode N [ARGS...]")
+		ts.Fatalf("usage: exitcode [-stdin FILE] N [ARGS...]")
 	}
 	want, err := strconv.Atoi(args[0])
 	if err != nil {
@@ -77,6 +82,7 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 		"DIFFLORE_CLOUD_URL="+ts.Getenv("DIFFLORE_CLOUD_URL"),
 		"DIFFLORE_CLOUD_TOKEN="+ts.Getenv("DIFFLORE_CLOUD_TOKEN"))
 	var out, errOut strings.Builder
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
 	got := 0
@@ -88,6 +94,7 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Logf("[stdout]\n%s[stderr]\n%s", out.String(), errOut.String())
 	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stdout"), []byte(out.String()), 0o600))
+	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stderr"), []byte(errOut.String()), 0o600))
 	if got != want {
 		ts.Fatalf("difflore %s: exit %d, want %d", strings.Join(args[1:], " "), got, want)
 	}

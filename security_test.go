@@ -258,9 +258,8 @@ func TestSpillIDsDifferingInCase(t *testing.T) {
 	}
 	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
-	n, err := replaySpill(h, ob)
-	if err != nil || n != 3 {
-		t.Fatalf("replayed %d spilled events (%v), want 3", n, err)
+	if n := replayAll(t, h, ob); n != 3 {
+		t.Fatalf("replayed %d spilled events, want 3", n)
 	}
 	c, err := ob.counts()
 	if err != nil || c.Pending != 3 {
@@ -271,7 +270,8 @@ func TestSpillIDsDifferingInCase(t *testing.T) {
 // TestEnqueueSizeLimit checks the 1 MiB limit at its edges, on standard
 // input as hooks use it: the limit is on the JSON value, so the newline
 // that echo adds does not push a 1 MiB value over it, and no amount of
-// white space smuggles a second value past the reader's limit.
+// white space smuggles a second value past the reader's limit. --strict
+// makes a refusal exit 2 (without it, the refused payload is a dead letter).
 func TestEnqueueSizeLimit(t *testing.T) {
 	testHome(t)
 	value := func(n int) string { return `"` + strings.Repeat("x", n-2) + `"` } // n bytes of JSON
@@ -288,7 +288,7 @@ func TestEnqueueSizeLimit(t *testing.T) {
 		{"invalid-utf8", "\"\xff\"", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, errOut, code := cli(t, tc.stdin, "enqueue")
+			_, errOut, code := cli(t, tc.stdin, "enqueue", "--strict")
 			if code != tc.code {
 				t.Errorf("exit %d, want %d: %.200s", code, tc.code, errOut)
 			}

@@ -7,10 +7,11 @@ import (
 	"golang.org/x/term"
 )
 
-// isTerminal reports whether w is a terminal, for output meant for a person
-// (a progress bar, colours) rather than for a pipe or a file.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether a standard stream is a terminal: for output
+// meant for a person (a progress bar, colours) rather than for a pipe or a
+// file, and for input a person would type rather than a program hand over.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

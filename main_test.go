@@ -1,0 +1,29 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestFlagErrorIsOneLine: a flag error prints one line and a hint on
+// stderr, never the usage on stdout, where a hook's output is read as
+// context by the agent.
+func TestFlagErrorIsOneLine(t *testing.T) {
+	testHome(t)
+	// hooks and service take words, not flags: they have no flag set.
+	for _, c := range []string{"enqueue", "run", "stop", "status", "outbox", "outbox list", "outbox show", "outbox retry", "outbox purge", "drain", "logs", "version"} {
+		out, stderr, code := cli(t, "", append(strings.Fields(c), "--no-such-flag")...)
+		if c == "enqueue" {
+			if code != 1 {
+				t.Errorf("enqueue --no-such-flag: exit %d, want 1 (never 2: agents read it as a block)", code)
+			}
+		} else if code != 2 {
+			t.Errorf("%s --no-such-flag: exit %d, want 2", c, code)
+		}
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if out != "" || len(lines) != 2 || !strings.HasPrefix(lines[0], "difflore: ") || !strings.Contains(lines[0], "no-such-flag") ||
+			!strings.HasPrefix(lines[1], "hint: ") {
+			t.Errorf("%s --no-such-flag: stdout %q, stderr %q; want nothing on stdout and one line and a hint on stderr", c, out, stderr)
+		}
+	}
+}
