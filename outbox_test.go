@@ -218,7 +218,7 @@ func TestOutboxCommands(t *testing.T) {
 		}
 	}
 
-	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue\n" {
+	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry d-2: %q", out)
 	}
 	if got := rowOf(t, ob.conn, "d-2"); got.state != statePending || got.attempts != 0 {
@@ -233,7 +233,7 @@ func TestOutboxCommands(t *testing.T) {
 	if c := mustCounts(t, ob); c.Dead != 2 {
 		t.Errorf("purge without --yes deleted something: %+v", c)
 	}
-	if out := mustCLI(t, "outbox", "retry", "--all"); out != "2 dead letters back in the queue\n" {
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "2 dead letters back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry --all: %q", out)
 	}
 	clk.set(time.Now().Add(time.Second)) // retry made them available from the real now
@@ -346,5 +346,27 @@ func TestCrashingBatchIsBuried(t *testing.T) {
 	dead, err := ob.deadLetters(10)
 	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].LastError, "20 times") {
 		t.Errorf("dead letters %+v, %v; want poison with a reason", dead, err)
+	}
+}
+
+// TestOutboxRetryMovesWaiting: 'outbox retry' makes events that wait for a
+// retry ready now, as well as dead letters, and says how many of each.
+func TestOutboxRetryMovesWaiting(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	clk.set(time.Now())
+	insertN(t, ob, clk.now(), "d-1")
+	buryAll(t, ob, "dead")
+	insertN(t, ob, clk.now(), "w-1", "w-2", "w-3")
+	setAvailableAt(t, ob.conn, time.Now().Add(24*time.Hour))
+	if out := mustCLI(t, "outbox", "retry", "w-2"); out != "0 dead letters back in the queue, 1 waiting events ready now\n" {
+		t.Errorf("retry w-2: %q", out)
+	}
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "1 dead letters back in the queue, 2 waiting events ready now\n" {
+		t.Errorf("retry --all: %q", out)
+	}
+	for _, id := range []string{"d-1", "w-1", "w-2", "w-3"} {
+		if got := rowOf(t, ob.conn, id); got.state != statePending || got.availableAt.After(time.Now()) {
+			t.Errorf("%s after retry: %+v, want pending and ready now", id, got)
+		}
 	}
 }

@@ -17,7 +17,8 @@ Usage:
 
 Inspects the queue. 'list' shows the counts by state and kind and the dead
 letters with their last error; 'retry' puts dead letters back in the queue
-with their attempts reset; 'purge' deletes the dead letters for good.
+with their attempts reset, and makes events that wait for a retry ready now;
+'purge' deletes the dead letters for good.
 
 Examples:
   difflore outbox list
@@ -116,7 +117,7 @@ func outboxList(cfg config, args []string) error {
 
 func outboxRetry(cfg config, args []string) error {
 	fl := newFlagSet(cfg, "outbox retry", outboxUsage)
-	all := fl.Bool("all", false, "retry every dead letter")
+	all := fl.Bool("all", false, "retry every dead letter and every waiting event")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -133,11 +134,20 @@ func outboxRetry(cfg config, args []string) error {
 		return err
 	}
 	defer ob.Close()
-	n, err := ob.retryDead(*all, fl.Args())
+	var dead, waiting int
+	err = ob.immediate(func() (err error) {
+		if dead, err = ob.retryDead(*all, fl.Args()); err != nil {
+			return fmt.Errorf("retry dead letters: %w", err)
+		}
+		if waiting, err = ob.wakeWaiting(*all, fl.Args()); err != nil {
+			return fmt.Errorf("retry waiting events: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("retry dead letters: %w", err)
+		return err
 	}
-	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue\n", n)
+	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue, %d waiting events ready now\n", dead, waiting)
 	return nil
 }
 
