@@ -498,6 +498,84 @@ func TestFileSink(t *testing.T) {
 	}
 }
 
+// TestFileSinkStartsOnAFreshLine: a file that ends inside a line (another
+// writer's, or one cut short by a crash) gets the batch on a line of its
+// own, not glued onto that line.
+func TestFileSinkStartsOnAFreshLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	const torn = `{"id":"other","kind":"x","pay`
+	if err := os.WriteFile(path, []byte(torn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	evs := testEvents(2, `{"a":1}`)
+	if r := (&fileSink{path: path}).send(context.Background(), evs); r.verdict != delivered {
+		t.Fatalf("send: %+v", r)
+	}
+	lines := readLines(t, path)
+	if len(lines) != 3 || lines[0] != torn {
+		t.Fatalf("file is %q, want the torn line kept as it was and two lines after it", lines)
+	}
+	for i, l := range lines[1:] {
+		var e wireEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.ID != evs[i].ID {
+			t.Errorf("line %d = %s (%v), want event %s", i+2, l, err, evs[i].ID)
+		}
+	}
+}
+
+// TestUndoAppend cuts a file opened for appending back to where a failed
+// batch began, on every OS (Windows cannot truncate through a handle opened
+// for appending), and leaves it alone when someone else wrote after it.
+func TestUndoAppend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	if err := os.WriteFile(path, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(`{"torn":`)
+	if err := undoAppend(f, path, 3, 11); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "{}\n" {
+		t.Errorf("after undo the file holds %q, want %q", data, "{}\n")
+	}
+	f.WriteString(`{"torn":`)
+	const other = "{}\n{\"torn\":{\"other\":1}\n" // another writer appended after the torn part
+	if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := undoAppend(f, path, 3, 11); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != other {
+		t.Errorf("undo cut a file another writer had appended to: %q", data)
+	}
+}
+
+// checkJSONLines checks that every line of a JSON-lines file is JSON and
+// that it holds each of ids exactly once.
+func checkJSONLines(t *testing.T, path string, ids []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for i, l := range readLines(t, path) {
+		var e wireEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Errorf("line %d is not JSON (%v): %.120q", i+1, err, l)
+			continue
+		}
+		seen[e.ID]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s is in the file %d times, want once", id, seen[id])
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://user:pw@ingest.example.com/v1":            "https://ingest.example.com/v1",
