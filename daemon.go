@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -118,6 +120,17 @@ func (o runOptions) childArgs() []string {
 // stopped, then clean up in the reverse order. Every exit path goes through
 // the deferred cleanup, so the lock is released last.
 func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions) error {
+	// Go ends a program that writes to a broken pipe on fd 1 or 2 with
+	// SIGPIPE, unless the program handles that signal. A foreground daemon
+	// whose output goes to a pipe that closes ('difflore run 2>&1 | head
+	// -1', a log collector that exits) would die in the middle of a
+	// delivery. Handled, such a write fails with EPIPE instead: the log line
+	// is lost and the daemon goes on. The channel is never read; the signal
+	// package drops what does not fit.
+	brokenPipe := make(chan os.Signal, 1)
+	signal.Notify(brokenPipe, syscall.SIGPIPE)
+	defer signal.Stop(brokenPipe)
+
 	detached := cfg.getenv(detachedEnv) != ""
 	var logOut io.Writer = cfg.stderr
 	var logFile *rotatingFile

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -380,4 +381,85 @@ func TestTenConcurrentRuns(t *testing.T) {
 		t.Fatalf("%d daemons running, want exactly 1", winners)
 	}
 	mustCLI(t, "stop")
+}
+
+// TestRunSurvivesClosedStderr starts a foreground daemon whose stderr is a
+// pipe that nobody reads any more, as in 'difflore run 2>&1 | head -1': its
+// next log line goes to a broken pipe. Logging must not kill it (Go ends a
+// program that writes to a broken pipe on fd 1 or 2 with SIGPIPE unless it
+// handles the signal): it delivers, and stops cleanly when asked.
+func TestRunSurvivesClosedStderr(t *testing.T) {
+	dir := testHome(t)
+	ep := newEndpoint(t, always(answer{status: 200}))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := command(t, "run", "--endpoint", ep.URL)
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var exit error
+	done := make(chan struct{})
+	go func() { exit = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+
+	// Read up to the ready line, then close the pipe's only reader.
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "daemon ready") {
+				ready <- true
+				return
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			<-done
+			t.Fatalf("daemon closed stderr before it was ready: %v", exit)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon not ready after 30s")
+	}
+	pr.Close()
+
+	const n = 5
+	for i := range n {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%d", i), `{}`)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-done:
+			t.Fatalf("daemon died once its stderr was closed: %v", exit)
+		default:
+		}
+		if c := outboxCounts(t, dir); c.Pending+c.Inflight == 0 && len(ep.requests()) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events not delivered after 20s: %+v", outboxCounts(t, dir))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, want := mustCLI(t, "stop"), fmt.Sprintf("stopped (pid %d)\n", cmd.Process.Pid); got != want {
+		t.Errorf("stop said %q, want %q", got, want)
+	}
+	select {
+	case <-done:
+		if exit != nil {
+			t.Errorf("daemon exit after stop: %v, want 0", exit)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("daemon still running 10s after stop")
+	}
 }

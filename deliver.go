@@ -25,6 +25,13 @@ const (
 	breakerMaxProbe   = 5 * time.Minute
 )
 
+// maxWait is the longest the daemon ever makes an event wait, or holds
+// delivery back: the longest backoff it writes (backoffCap, or a Retry-After
+// up to maxRetryAfter). Waits are capped to it when they are read, not only
+// when written: one written before the clock stepped back (or by a bug)
+// would otherwise hold its events for as long as the clock was off.
+const maxWait = max(backoffCap, maxRetryAfter, breakerMaxProbe, pauseRetry)
+
 // drainer claims batches from the outbox, sends them to the sink and settles
 // each event by the answer. Everything a retry depends on is stored per
 // event (attempts, available_at); the breaker and the pause live in memory
@@ -71,11 +78,24 @@ func (d *drainer) holdUntil() time.Time {
 	return d.breakerUntil
 }
 
+// capHolds shortens a pause or an open breaker that would end more than
+// maxWait from now, as one set before the clock stepped back does.
+func (d *drainer) capHolds(now time.Time) {
+	limit := now.Add(maxWait)
+	for _, until := range []*time.Time{&d.breakerUntil, &d.pausedUntil} {
+		if until.After(limit) {
+			*until = limit
+		}
+	}
+}
+
 // step claims one batch and delivers it. It reports whether it sent
 // anything: when it did not, the caller waits for new events, the next
 // available_at or holdUntil.
 func (d *drainer) step(ctx context.Context) (bool, error) {
-	if d.sink == nil || d.now().Before(d.holdUntil()) {
+	now := d.now()
+	d.capHolds(now)
+	if d.sink == nil || now.Before(d.holdUntil()) {
 		return false, nil
 	}
 	limit := d.batch

@@ -1110,3 +1110,81 @@ func TestRetriedBatchStaysWhole(t *testing.T) {
 		t.Errorf("Idempotency-Key changed on retry: %q then %q", k0, k1)
 	}
 }
+
+// setAvailableAt moves every pending event's retry time to at, as a clock
+// stepped back after the retry was scheduled (or a bug) leaves it.
+func setAvailableAt(t testing.TB, conn *sqlite.Conn, at time.Time) {
+	t.Helper()
+	err := sqlitex.Execute(conn, `UPDATE events SET available_at = ? WHERE state = 0`,
+		&sqlitex.ExecOptions{Args: []any{at.UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWaitsAreCappedWhenRead checks that an event whose retry time lies a
+// day ahead (the clock stepped back) waits no longer than the longest wait
+// the daemon ever writes: maxWait.
+func TestWaitsAreCappedWhenRead(t *testing.T) {
+	r := newRig(t, always(answer{status: 200}))
+	ids := r.add("far", 3, `{}`)
+	setAvailableAt(t, r.ob.conn, r.clk.now().Add(24*time.Hour))
+	if r.step() {
+		t.Fatal("sent an event that is not due")
+	}
+	at, ok, err := r.ob.nextAvailable()
+	if err != nil || !ok || at.After(r.clk.now().Add(maxWait)) {
+		t.Errorf("next wake-up at %s (%v, %v), want within %s of now (%s)", at, ok, err, maxWait, r.clk.now())
+	}
+	r.clk.advance(maxWait)
+	r.drain()
+	for _, id := range ids {
+		if got := r.row(id); got.state != -1 {
+			t.Errorf("%s after waiting the longest backoff: %+v, want delivered", id, got)
+		}
+	}
+}
+
+// TestHoldIsCappedAfterClockStep: a breaker opened just before the clock
+// steps back a day holds delivery no longer than the longest wait either.
+func TestHoldIsCappedAfterClockStep(t *testing.T) {
+	r := newRig(t, func(n int, _ recorded) answer {
+		if n < breakerThreshold {
+			return answer{status: 503}
+		}
+		return answer{status: 200}
+	})
+	r.add("held", 2, `{}`)
+	r.openBreakerWith503s()
+	r.clk.advance(-24 * time.Hour)
+	setAvailableAt(t, r.ob.conn, r.clk.now())
+	if r.step() {
+		t.Fatal("sent while the breaker is open")
+	}
+	r.clk.advance(maxWait)
+	r.drain()
+	if c := r.counts(); c.Pending != 0 {
+		t.Errorf("%d events still pending after the longest wait: the breaker's hold, set before the clock stepped back, held them", c.Pending)
+	}
+}
+
+// TestDrainIgnoresBackoff: drain delivers everything now, events waiting
+// for a retry included, however far ahead their retry time lies.
+func TestDrainIgnoresBackoff(t *testing.T) {
+	dir := testHome(t)
+	ep := newEndpoint(t, always(answer{status: 200}))
+	for i := range 3 {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%d", i), `{}`)
+	}
+	ob := mustOutbox(t, mustOpenHome(t, dir), time.Now)
+	setAvailableAt(t, ob.conn, time.Now().Add(24*time.Hour))
+	ob.Close()
+	var sum drainSummary
+	out := mustCLI(t, "drain", "--endpoint", ep.URL, "--json")
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("drain --json: %v\n%s", err, out)
+	}
+	if sum.Delivered != 3 || sum.Pending != 0 {
+		t.Errorf("drain summary %+v, want all 3 delivered", sum)
+	}
+}

@@ -16,7 +16,8 @@ Usage: difflore drain [--endpoint URL] [--batch N] [--json]
 Delivers everything deliverable now, in the foreground, and exits with a
 summary: for a last flush before a laptop sleeps, or in CI. It refuses while
 a daemon runs for this data home (the daemon already delivers). Events that
-fail stay queued with their retry time; dead letters stay dead.
+wait for a retry are sent now, whatever their backoff; those that fail again
+stay queued with a new retry time; dead letters stay dead.
 
 Example:
   difflore drain --endpoint https://ingest.example.com/v1/events
@@ -84,6 +85,12 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 			return err
 		}
 		more = r.more
+	}
+	// "Now" means now: events that wait for a retry go too. Those that
+	// fail again get a fresh backoff, which the loop below honours, so a
+	// dead endpoint costs each event one attempt, not all of them.
+	if _, err := ob.wakeWaiting(true, nil); err != nil {
+		return fmt.Errorf("retry waiting events: %w", err)
 	}
 	before, err := ob.counts()
 	if err != nil {

@@ -148,10 +148,10 @@ func FuzzCheckName(f *testing.F) {
 	})
 }
 
-// FuzzClassify checks the parser of the endpoint's answer: it never panics,
-// a Retry-After never holds delivery back for more than an hour or less than
-// nothing, error texts stay bounded, and the token never survives scrubbing,
-// whatever the endpoint echoes back.
+// FuzzClassify checks the parsers of the endpoint's answer (classify and
+// readRejected): they never panic, a Retry-After never holds delivery back
+// for more than an hour or less than nothing, error texts stay bounded, and
+// the token never survives scrubbing, whatever the endpoint echoes back.
 func FuzzClassify(f *testing.F) {
 	const tok = "s3cr3t-t0ken/with+chars=="
 	f.Add(500, "", []byte("internal error"), tok)
@@ -179,7 +179,9 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("parseRetryAfter(%q) = %s, want within [0, %s]", retryAfter, d, maxRetryAfter)
 		}
 		texts := []string{r.err}
-		for _, rj := range r.rejected {
+		// A 2xx answer's rejections are read from its body as it streams.
+		rejected, _ := readRejected(bytes.NewReader(body), []event{{ID: "a"}, {ID: "b"}}, s.scrub)
+		for _, rj := range rejected {
 			if rj.ID == "" {
 				t.Fatalf("classify kept a rejection without an id: %+v", rj)
 			}

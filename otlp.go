@@ -62,11 +62,19 @@ func newOTLPSink(u *url.URL, raw, token, version string) *otlpSink {
 }
 
 func (s *otlpSink) send(ctx context.Context, events []event) result {
-	a, fail := s.post(ctx, s.encode(events, s.now()), events)
+	var partial partialSuccess
+	a, fail := s.post(ctx, s.encode(events, s.now()), events, func(body io.Reader) (err error) {
+		partial, err = readPartialSuccess(body)
+		return err
+	})
 	if fail != nil {
 		return *fail
 	}
-	return classifyOTLP(a.status, a.retryAfter, a.body, len(events), time.Now(), s.scrub)
+	r := classifyOTLP(a.status, a.retryAfter, a.body, time.Now(), s.scrub)
+	if r.verdict == delivered {
+		r.unidentified, r.err = partial.rejected, bound(s.scrub(partial.report(len(events))))
+	}
+	return r
 }
 
 // encode is the ExportLogsServiceRequest for events in OTLP/JSON: one
@@ -259,18 +267,16 @@ func appendNumber(b []byte, lit string) []byte {
 //     retry them. So the whole batch counts as delivered (retrying would
 //     resend the accepted ones too, and dead-lettering would invent which
 //     were refused); the count and the server's errorMessage go into the
-//     result's error, hence the log and the last error in status.
+//     result's error, hence the log and the last error in status. The
+//     sink reads them from the answer (readPartialSuccess), not classifyOTLP.
 //
 // Other 4xx than those of the table say the request, not the data, is wrong
 // for this server (405, 415: not an OTLP receiver, or a different one): like
 // 401, 403 and 404 they pause delivery rather than dead-letter every event.
-func classifyOTLP(status int, retryAfter string, body []byte, sent int, now time.Time, scrub func(string) string) result {
+func classifyOTLP(status int, retryAfter string, body []byte, now time.Time, scrub func(string) string) result {
 	switch {
 	case status >= 200 && status < 300:
-		r := result{verdict: delivered, status: status}
-		r.unidentified, r.err = parsePartialSuccess(body, sent)
-		r.err = bound(scrub(r.err))
-		return r
+		return result{verdict: delivered, status: status}
 	case status == 408 || status == 429 || status == 502 || status == 503 || status == 504:
 		// Retried as by the plain HTTP sink, honouring Retry-After.
 	case status >= 500:
@@ -285,36 +291,73 @@ func classifyOTLP(status int, retryAfter string, body []byte, sent int, now time
 	return classify(status, retryAfter, otlpStatusMessage(body), now, scrub)
 }
 
-// parsePartialSuccess reads an ExportLogsServiceResponse. It returns the
-// number of records the server rejected and a message for the log and
-// status, empty when the answer is a plain success. A server may also send
-// an errorMessage with no rejections, as a warning; it is kept the same way.
-// An answer that is not JSON (empty, or protobuf from a server that ignored
-// our Content-Type) is a plain success: a 200 is what OTLP defines as one.
-func parsePartialSuccess(body []byte, sent int) (int, string) {
-	var v struct {
-		PartialSuccess struct {
-			// int64 is a string in OTLP/JSON; some servers write a number.
-			RejectedLogRecords json.Number `json:"rejectedLogRecords"`
-			ErrorMessage       string      `json:"errorMessage"`
-		} `json:"partialSuccess"`
-	}
-	if len(bytes.TrimSpace(body)) == 0 || json.Unmarshal(body, &v) != nil {
-		return 0, ""
-	}
-	ps := v.PartialSuccess
-	rejected, _ := strconv.Atoi(strings.Trim(string(ps.RejectedLogRecords), `"`))
-	switch {
-	case rejected > 0:
-		msg := fmt.Sprintf("partial success: the endpoint rejected %d of %d log records without naming them; not retried, as OTLP requires", rejected, sent)
-		if ps.ErrorMessage != "" {
-			msg += ": " + ps.ErrorMessage
+// partialSuccess is what a 2xx OTLP answer says beyond "accepted".
+type partialSuccess struct {
+	rejected int
+	message  string // errorMessage
+}
+
+// readPartialSuccess reads an ExportLogsServiceResponse as it streams in,
+// like the plain endpoint's rejections (readObject): an errorMessage may
+// list every refused record and run past any fixed size, and an answer cut
+// at one read as a plain success that reported nothing. An answer that is
+// not JSON (empty, or protobuf from a server that ignored our Content-Type)
+// is a plain success: a 200 is what OTLP defines as one. One that starts as
+// JSON and cannot be read to its end is an error, and the batch is sent
+// again, as for the plain endpoint.
+func readPartialSuccess(body io.Reader) (partialSuccess, error) {
+	var ps partialSuccess
+	err := readObject(body, func(dec *json.Decoder, key string, first json.Token) error {
+		if key != "partialSuccess" || first != json.Delim('{') {
+			return skipValue(dec, first)
 		}
-		return rejected, msg
-	case ps.ErrorMessage != "":
-		return 0, "partial success with no rejected records: " + ps.ErrorMessage
+		for dec.More() {
+			field, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			v, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			switch v := v.(type) {
+			case string: // int64 is a string in OTLP/JSON
+				if field == "rejectedLogRecords" {
+					ps.rejected, _ = strconv.Atoi(v)
+				} else if field == "errorMessage" {
+					ps.message = v
+				}
+			case json.Number: // some servers write a number
+				if field == "rejectedLogRecords" {
+					ps.rejected, _ = strconv.Atoi(v.String())
+				}
+			default:
+				if err := skipValue(dec, v); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := dec.Token() // }
+		return err
+	})
+	return ps, err
+}
+
+// report is the message for the log and status, empty when the answer is a
+// plain success. A server may also send an errorMessage with no rejections,
+// as a warning; it is kept the same way.
+func (ps partialSuccess) report(sent int) string {
+	switch {
+	case ps.rejected > 0:
+		msg := fmt.Sprintf("partial success: the endpoint rejected %d of %d log records without naming them; not retried, as OTLP requires", ps.rejected, sent)
+		if ps.message != "" {
+			msg += ": " + ps.message
+		}
+		return msg
+	case ps.message != "":
+		return "partial success with no rejected records: " + ps.message
 	}
-	return 0, ""
+	return ""
 }
 
 // otlpStatusMessage shortens an OTLP error answer, a google.rpc.Status

@@ -403,3 +403,28 @@ func TestOTLPPartialSuccessDelivers(t *testing.T) {
 		t.Errorf("status does not show the partial success:\n%s", text)
 	}
 }
+
+// TestOTLPLargeAnswer checks a partial success whose errorMessage runs past
+// a MiB (a collector that lists every record it refused): it is read to its
+// end, so the count and the start of the message reach the log and status,
+// where an answer cut at a MiB read as a plain success and said nothing.
+func TestOTLPLargeAnswer(t *testing.T) {
+	srv := newOTLPServer(t)
+	s, err := parseEndpoint("otlp+"+srv.URL, "", "1.2.3", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := testEvents(3, `{}`)
+	msg := strings.Repeat("record 7: attribute value too long; ", 40000) // 1.4 MiB
+	srv.answerWith(200, `{"partialSuccess":{"errorMessage":"`+msg+`","rejectedLogRecords":"2"}}`)
+	r := s.send(context.Background(), events)
+	if r.verdict != delivered || r.unidentified != 2 || !strings.Contains(r.err, "rejected 2 of 3 log records") || len(r.err) > maxErrorText {
+		t.Errorf("large partial success: verdict %d, rejected %d, err %.120q (%d bytes); want delivered, 2 rejected, a bounded message",
+			r.verdict, r.unidentified, r.err, len(r.err))
+	}
+	// A 200 whose JSON breaks off is retried, as for the plain endpoint.
+	srv.answerWith(200, `{"partialSuccess":{"errorMessage":"`+msg)
+	if r := s.send(context.Background(), events); r.verdict != retryLater {
+		t.Errorf("cut partial success: verdict %d (%s), want retryLater", r.verdict, r.err)
+	}
+}

@@ -87,6 +87,12 @@ const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, claim FRO
 WHERE state = 0 AND available_at <= :now
 ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`
 
+// capWaitSQL brings forward a pending event whose retry time lies more than
+// maxWait ahead (the clock stepped back since it was written, or a bug wrote
+// it) to maxWait from now. claim runs it first, in the same transaction; on
+// events_by_state it costs one index probe when there is nothing to cap.
+const capWaitSQL = `UPDATE events SET available_at = :cap WHERE state = 0 AND available_at > :cap`
+
 const markSQL = `UPDATE events SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
 WHERE seq = :seq`
 
@@ -426,6 +432,12 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	if err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
 	}
+	err = sqlitex.Execute(o.conn, capWaitSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":cap": now.Add(maxWait).UnixMilli()},
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("cap waits: %w", err)
+	}
 	ready, err := o.conn.Prepare(readySQL)
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
@@ -599,7 +611,8 @@ func (o *outbox) resetInflight() error {
 }
 
 // nextAvailable is the earliest time a pending event becomes ready, and
-// false when nothing is pending.
+// false when nothing is pending. It is never more than maxWait from now,
+// whatever the outbox holds: see capWaitSQL.
 func (o *outbox) nextAvailable() (time.Time, bool, error) {
 	var at time.Time
 	var ok bool
@@ -611,6 +624,9 @@ func (o *outbox) nextAvailable() (time.Time, bool, error) {
 			return nil
 		},
 	})
+	if limit := o.now().Add(maxWait); at.After(limit) {
+		at = limit
+	}
 	return at, ok, err
 }
 
@@ -791,24 +807,25 @@ WHERE state = 2 AND raw = 0 AND (:all OR id = :id)`
 
 const rawDeadSQL = `SELECT id FROM events WHERE state = 2 AND raw = 1 AND (:all OR id = :id) ORDER BY seq`
 
+// wakeWaitingSQL makes pending events that wait for a retry ready now. It
+// keeps their attempts: they are not dead, only early.
+const wakeWaitingSQL = `UPDATE events SET available_at = :now
+WHERE state = 0 AND available_at > :now AND (:all OR id = :id)`
+
 // retryDead returns dead letters to pending with their attempts reset: all
 // of them, or those with the given ids. It reports how many it moved, and
 // the ids of the raw dead letters it left dead.
 func (o *outbox) retryDead(all bool, ids []string) (n int, raw []string, err error) {
 	defer sqlitex.Save(o.conn)(&err)
+	if n, err = o.updateEach(retryDeadSQL, all, ids); err != nil {
+		return 0, nil, err
+	}
 	if all {
 		ids = []string{""}
 	}
 	for _, id := range ids {
-		named := map[string]any{":now": o.now().UnixMilli(), ":all": all, ":id": id}
-		err := sqlitex.Execute(o.conn, retryDeadSQL, &sqlitex.ExecOptions{Named: named})
-		if err != nil {
-			return 0, nil, err
-		}
-		n += o.conn.Changes()
-		delete(named, ":now")
 		err = sqlitex.Execute(o.conn, rawDeadSQL, &sqlitex.ExecOptions{
-			Named:      named,
+			Named:      map[string]any{":all": all, ":id": id},
 			ResultFunc: func(stmt *sqlite.Stmt) error { raw = append(raw, stmt.ColumnText(0)); return nil },
 		})
 		if err != nil {
@@ -816,6 +833,32 @@ func (o *outbox) retryDead(all bool, ids []string) (n int, raw []string, err err
 		}
 	}
 	return n, raw, nil
+}
+
+// wakeWaiting makes pending events that wait for a retry (their backoff, a
+// Retry-After, or a time a stepped clock left far ahead) ready now: all of
+// them, or those with the given ids. It reports how many it moved.
+func (o *outbox) wakeWaiting(all bool, ids []string) (n int, err error) {
+	return o.updateEach(wakeWaitingSQL, all, ids)
+}
+
+// updateEach runs query, which takes :now, :all and :id, once for all
+// events or once per id, in one savepoint, and reports the rows it changed.
+func (o *outbox) updateEach(query string, all bool, ids []string) (n int, err error) {
+	defer sqlitex.Save(o.conn)(&err)
+	if all {
+		ids = []string{""}
+	}
+	for _, id := range ids {
+		err := sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{
+			Named: map[string]any{":now": o.now().UnixMilli(), ":all": all, ":id": id},
+		})
+		if err != nil {
+			return 0, err
+		}
+		n += o.conn.Changes()
+	}
+	return n, nil
 }
 
 // storedEvent is one event as 'outbox show' prints it.

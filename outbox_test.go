@@ -220,7 +220,7 @@ func TestOutboxCommands(t *testing.T) {
 		}
 	}
 
-	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue\n" {
+	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry d-2: %q", out)
 	}
 	if got := rowOf(t, ob.conn, "d-2"); got.state != statePending || got.attempts != 0 {
@@ -235,7 +235,7 @@ func TestOutboxCommands(t *testing.T) {
 	if c := mustCounts(t, ob); c.Dead != 2 {
 		t.Errorf("purge without --yes deleted something: %+v", c)
 	}
-	if out := mustCLI(t, "outbox", "retry", "--all"); out != "2 dead letters back in the queue\n" {
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "2 dead letters back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry --all: %q", out)
 	}
 	clk.set(time.Now().Add(time.Second)) // retry made them available from the real now
@@ -409,7 +409,7 @@ func TestMigrateV1Outbox(t *testing.T) {
 	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
 		t.Errorf("schema version %d (%v), want %d", v, err, schemaVersion)
 	}
-	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letters back in the queue\n" {
+	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry of a v1 dead letter: %q", out)
 	}
 	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
@@ -423,5 +423,27 @@ func TestMigrateV1Outbox(t *testing.T) {
 	err = sqlitex.ExecuteTransient(ob.conn, `UPDATE events SET state = 0 WHERE id = 'raw'`, nil)
 	if err == nil {
 		t.Error("a dead letter that is not JSON was made pending")
+	}
+}
+
+// TestOutboxRetryMovesWaiting: 'outbox retry' makes events that wait for a
+// retry ready now, as well as dead letters, and says how many of each.
+func TestOutboxRetryMovesWaiting(t *testing.T) {
+	ob, clk, _ := testOutbox(t)
+	clk.set(time.Now())
+	insertN(t, ob, clk.now(), "d-1")
+	buryAll(t, ob, "dead")
+	insertN(t, ob, clk.now(), "w-1", "w-2", "w-3")
+	setAvailableAt(t, ob.conn, time.Now().Add(24*time.Hour))
+	if out := mustCLI(t, "outbox", "retry", "w-2"); out != "0 dead letters back in the queue, 1 waiting events ready now\n" {
+		t.Errorf("retry w-2: %q", out)
+	}
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "1 dead letters back in the queue, 2 waiting events ready now\n" {
+		t.Errorf("retry --all: %q", out)
+	}
+	for _, id := range []string{"d-1", "w-1", "w-2", "w-3"} {
+		if got := rowOf(t, ob.conn, id); got.state != statePending || got.availableAt.After(time.Now()) {
+			t.Errorf("%s after retry: %+v, want pending and ready now", id, got)
+		}
 	}
 }

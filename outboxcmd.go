@@ -21,8 +21,8 @@ letters with their last error; 'show' prints an event's payload exactly as
 stored on standard output, and its state, attempts and last error on
 standard error; 'retry' puts dead letters back in the queue with their
 attempts reset (a payload over 1 MiB then goes out alone; one that is not
-JSON can never be sent and stays dead); 'purge' deletes the dead letters for
-good.
+JSON can never be sent and stays dead), and makes events that wait for a
+retry ready now; 'purge' deletes the dead letters for good.
 
 Examples:
   difflore outbox list
@@ -124,7 +124,7 @@ func outboxList(cfg config, args []string) error {
 
 func outboxRetry(cfg config, args []string) error {
 	fl := newFlagSet(cfg, "outbox retry", outboxUsage)
-	all := fl.Bool("all", false, "retry every dead letter")
+	all := fl.Bool("all", false, "retry every dead letter and every waiting event")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -141,11 +141,21 @@ func outboxRetry(cfg config, args []string) error {
 		return err
 	}
 	defer ob.Close()
-	n, raw, err := ob.retryDead(*all, fl.Args())
+	var n, waiting int
+	var raw []string
+	err = ob.immediate(func() (err error) {
+		if n, raw, err = ob.retryDead(*all, fl.Args()); err != nil {
+			return fmt.Errorf("retry dead letters: %w", err)
+		}
+		if waiting, err = ob.wakeWaiting(*all, fl.Args()); err != nil {
+			return fmt.Errorf("retry waiting events: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("retry dead letters: %w", err)
+		return err
 	}
-	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue\n", n)
+	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue, %d waiting events ready now\n", n, waiting)
 	switch {
 	case len(raw) == 0:
 		return nil

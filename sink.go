@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -31,6 +32,18 @@ const gzipOver = 1 << 10
 
 // maxErrorText bounds the part of an answer kept as an event's last error.
 const maxErrorText = 2 << 10
+
+// maxErrorBody bounds how much of an answer that is not a 2xx is read: only
+// its start becomes the error text.
+const maxErrorBody = 1 << 20
+
+// maxAnswer bounds how much of a 2xx answer is read. Such an answer may name
+// rejected events, so it is read to its end or not trusted at all: an answer
+// that goes on past maxAnswer retries the batch. The bound is not what it
+// costs in memory (readRejected holds one entry at a time): it only stops
+// an endpoint that never ends its answer, and leaves over 6 KiB of answer
+// for each event of a full 10,000-event batch.
+const maxAnswer = 64 << 20
 
 // eventOverhead bounds the bytes appendEvent adds to an event's payload, id
 // and kind (field names, quotes, the timestamp, the attempt number and the
@@ -226,6 +239,7 @@ type poster struct {
 	agent      string
 	client     *http.Client
 	timeout    time.Duration
+	maxAnswer  int64 // the most of a 2xx answer that is read
 }
 
 func newPoster(target, raw, token, version string) poster {
@@ -242,7 +256,8 @@ func newPoster(target, raw, token, version string) poster {
 			// would carry the token off TLS.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		timeout: requestTimeout,
+		timeout:   requestTimeout,
+		maxAnswer: maxAnswer,
 	}
 }
 
@@ -252,13 +267,15 @@ func (p *poster) String() string { return p.shown }
 type httpAnswer struct {
 	status     int
 	retryAfter string
-	body       []byte
+	body       []byte // the start of an answer that is not a 2xx
 }
 
-// post sends body, the encoding of events, and returns the answer. fail is
-// set instead when there is no answer to classify: the request could not be
-// made or sent, or a 2xx answer broke off.
-func (p *poster) post(ctx context.Context, body []byte, events []event) (a httpAnswer, fail *result) {
+// post sends body, the encoding of events, and returns the answer. The body
+// of a 2xx answer is handed to readOK, which reads what the sink needs of
+// it; the start of any other answer's body is kept for the error text. fail
+// is set instead when there is no answer to classify: the request could not
+// be made or sent, or a 2xx answer could not be read (readOK failed).
+func (p *poster) post(ctx context.Context, body []byte, events []event, readOK func(io.Reader) error) (a httpAnswer, fail *result) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	gzipped := len(body) > gzipOver
@@ -284,14 +301,20 @@ func (p *poster) post(ctx context.Context, body []byte, events []event) (a httpA
 	}
 	defer resp.Body.Close()
 	a = httpAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
-	a.body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil && a.status >= 200 && a.status < 300 {
-		// A 2xx whose body broke off may have listed rejected events we
-		// did not read: acking the batch could drop them. Send it again;
-		// the Idempotency-Key lets the receiver deduplicate.
-		return httpAnswer{}, &result{verdict: retryLater, status: a.status,
-			err: p.scrub(fmt.Sprintf("%d %s: read answer: %v", a.status, http.StatusText(a.status), err))}
+	if a.status >= 200 && a.status < 300 {
+		if err := readOK(&cappedReader{r: resp.Body, n: p.maxAnswer, limit: p.maxAnswer}); err != nil {
+			// A 2xx whose body broke off, or went on past maxAnswer, may
+			// have listed rejected events we did not read: acking the
+			// batch could drop them. Send it again; the Idempotency-Key
+			// lets the receiver deduplicate.
+			return httpAnswer{}, &result{verdict: retryLater, status: a.status,
+				err: bound(p.scrub(fmt.Sprintf("%d %s: read answer: %v", a.status, http.StatusText(a.status), err)))}
+		}
+		return a, nil
 	}
+	// The body of an error answer only becomes the error text: its start
+	// is enough, and a read error leaves what came before it.
+	a.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if loc := resp.Header.Get("Location"); a.status >= 300 && a.status < 400 && loc != "" {
 		a.body = append([]byte("redirect to "+loc+" not followed; "), a.body...)
 	}
@@ -308,11 +331,19 @@ type httpSink struct {
 }
 
 func (s *httpSink) send(ctx context.Context, events []event) result {
-	a, fail := s.post(ctx, encodeBatch(events), events)
+	var rejected []rejection
+	a, fail := s.post(ctx, encodeBatch(events), events, func(body io.Reader) (err error) {
+		rejected, err = readRejected(body, events, s.scrub)
+		return err
+	})
 	if fail != nil {
 		return *fail
 	}
-	return classify(a.status, a.retryAfter, a.body, time.Now(), s.scrub)
+	r := classify(a.status, a.retryAfter, a.body, time.Now(), s.scrub)
+	if r.verdict == delivered {
+		r.rejected = rejected
+	}
+	return r
 }
 
 // scrubToken replaces token in text, and the forms it takes when an endpoint
@@ -336,15 +367,13 @@ func scrubToken(text, token string) string {
 }
 
 // classify maps an HTTP answer to a result, per DESIGN.md's answer table.
+// The rejected events of a 2xx answer are readRejected's to find, as the
+// answer is read; body is the start of any other answer.
 func classify(status int, retryAfter string, body []byte, now time.Time, scrub func(string) string) result {
 	r := result{status: status}
 	switch {
 	case status >= 200 && status < 300:
 		r.verdict = delivered
-		r.rejected = parseRejected(body)
-		for i := range r.rejected {
-			r.rejected[i].Error = bound(scrub(r.rejected[i].Error))
-		}
 		return r
 	case status == 400 || status == 413 || status == 422:
 		r.verdict = badBatch
@@ -364,16 +393,142 @@ func classify(status int, retryAfter string, body []byte, now time.Time, scrub f
 	return r
 }
 
-// parseRejected reads {"rejected":[…]} from a 2xx answer. An answer that is
-// not such an object rejects nothing.
-func parseRejected(body []byte) []rejection {
-	var v struct {
-		Rejected []rejection `json:"rejected"`
+// readRejected reads the events a 2xx answer rejects, {"rejected":[{"id",
+// "error","retryable"}]}, as the answer streams in: a rejection list for a
+// batch of thousands runs to megabytes (the error texts are free), so the
+// answer is neither cut at a size nor held whole. Only entries that name an
+// event of the batch are kept, one per event, each error scrubbed of the
+// token and bounded; everything else is skipped token by token.
+//
+// An answer that is not a JSON object (empty, "ok", a page of HTML) rejects
+// nothing, and neither does a "rejected" that is not a list or an entry
+// without an id: none of them names an event. But an object that cannot be
+// read to its closing brace (see readObject) returns an error, and the
+// batch is sent again whole: what was not read may have rejected any event.
+func readRejected(body io.Reader, events []event, scrub func(string) string) ([]rejection, error) {
+	inBatch := make(map[string]bool, len(events))
+	for _, e := range events {
+		inBatch[e.ID] = true
 	}
-	if json.Unmarshal(body, &v) != nil {
-		return nil
+	var rejected []rejection
+	at := map[string]int{} // index in rejected by id: a later entry wins
+	err := readObject(body, func(dec *json.Decoder, key string, first json.Token) error {
+		if key != "rejected" || first != json.Delim('[') {
+			return skipValue(dec, first)
+		}
+		for dec.More() {
+			var rj rejection
+			if err := dec.Decode(&rj); err != nil {
+				// A field of the wrong type leaves the others read; any
+				// other error is a broken answer.
+				if _, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok {
+					return err
+				}
+			}
+			if !inBatch[rj.ID] {
+				continue
+			}
+			rj.Error = bound(scrub(rj.Error))
+			if i, ok := at[rj.ID]; ok {
+				rejected[i] = rj
+				continue
+			}
+			at[rj.ID] = len(rejected)
+			rejected = append(rejected, rj)
+		}
+		_, err := dec.Token() // ]
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return slices.DeleteFunc(v.Rejected, func(r rejection) bool { return r.ID == "" })
+	return rejected, nil
+}
+
+// readObject reads a 2xx answer that is a JSON object one member at a time,
+// as it streams in: member gets each key and the first token of its value,
+// and reads the rest of the value or skips it (skipValue). An answer that
+// is not a JSON object (empty, text, HTML, protobuf) is not read at all. An
+// object that cannot be read to its closing brace is an error: the body
+// broke off, went on past maxAnswer (cappedReader), or is not JSON after
+// all. What comes after the closing brace is not read.
+func readObject(body io.Reader, member func(dec *json.Decoder, key string, first json.Token) error) error {
+	br := bufio.NewReader(body)
+	for {
+		c, err := br.ReadByte()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			continue
+		}
+		if c != '{' {
+			return nil
+		}
+		br.UnreadByte()
+		break
+	}
+	dec := json.NewDecoder(br)
+	dec.UseNumber()
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		first, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if err := member(dec, key.(string), first); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token() // }
+	return err
+}
+
+// skipValue reads past the rest of a JSON value whose first token is tok,
+// one token at a time, so that no part of an answer is held whole.
+func skipValue(dec *json.Decoder, tok json.Token) error {
+	for depth := 0; ; {
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+		var err error
+		if tok, err = dec.Token(); err != nil {
+			return err
+		}
+	}
+}
+
+// cappedReader reads at most n bytes of r, and fails rather than ends when
+// r has more: an answer cut at a size must not read as a complete one.
+type cappedReader struct {
+	r     io.Reader
+	n     int64 // bytes left to read
+	limit int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, fmt.Errorf("the answer goes on past %d bytes", c.limit)
+	}
+	p = p[:min(int64(len(p)), c.n)]
+	n, err := c.r.Read(p)
+	c.n -= int64(n)
+	return n, err
 }
 
 // parseRetryAfter reads Retry-After in either form, seconds or an HTTP date,
@@ -424,14 +579,13 @@ func (s *fileSink) send(_ context.Context, events []event) result {
 		b = appendEvent(b, e)
 		b = append(b, '\n')
 	}
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// O_APPEND keeps each batch whole against another program appending
+	// to the same file; reading is for the last byte (appendLines).
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return result{verdict: retryLater, err: err.Error()}
 	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
+	err = appendLines(f, s.path, b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -439,4 +593,65 @@ func (s *fileSink) send(_ context.Context, events []event) result {
 		return result{verdict: retryLater, err: err.Error()}
 	}
 	return result{verdict: delivered}
+}
+
+// appendLines appends lines to f, the file at path, and syncs them, so that
+// every line of the file stays one JSON value:
+//
+//   - A batch starts on a line of its own: when the file does not end in a
+//     newline (another writer's line, or one a crash cut short), one comes
+//     first, rather than gluing the batch's first event onto that line.
+//   - A write or sync that fails (a full disk, a size limit) is undone: the
+//     file is cut back to where the batch began, so no torn line is left
+//     for the retried batch to follow. Only when another writer appended
+//     after the batch is the file left as it is, since its lines are not
+//     ours to cut; the next batch then still starts on a fresh line.
+func appendLines(f *os.File, path string, lines []byte) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	start := fi.Size()
+	if start > 0 {
+		var last [1]byte
+		if _, err := f.ReadAt(last[:], start-1); err != nil {
+			return err
+		}
+		if last[0] != '\n' {
+			lines = append([]byte{'\n'}, lines...)
+		}
+	}
+	n, err := f.Write(lines)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		if uerr := undoAppend(f, path, start, start+int64(n)); uerr != nil {
+			return fmt.Errorf("%w (and the part written stays: %v)", err, uerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// undoAppend cuts the file f back to size start, if it is still end bytes
+// long. It truncates through a handle of its own, opened without O_APPEND:
+// Windows does not let a handle opened for appending set the file's end.
+func undoAppend(f *os.File, path string, start, end int64) error {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != end {
+		return err // nothing we wrote, or another writer wrote after it
+	}
+	g, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if gi, err := g.Stat(); err != nil || !os.SameFile(fi, gi) {
+		return fmt.Errorf("%q was replaced", path)
+	}
+	if err := g.Truncate(start); err != nil {
+		return err
+	}
+	return g.Sync()
 }

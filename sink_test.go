@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,16 +60,31 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestClassifyRejected(t *testing.T) {
-	body := `{"rejected":[{"id":"a","error":"bad field secret-token","retryable":false},{"id":"b","error":"busy","retryable":true},{"error":"no id"}]}`
-	r := classify(200, "", []byte(body), time.Now(), func(s string) string { return strings.ReplaceAll(s, "secret-token", "[redacted]") })
+func TestReadRejected(t *testing.T) {
+	events := []event{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	scrub := func(s string) string { return strings.ReplaceAll(s, "secret-token", "[redacted]") }
+	body := `{"accepted":1,"rejected":[{"id":"a","error":"bad field secret-token","retryable":false},{"id":"b","error":"busy","retryable":true},{"error":"no id"},{"id":"zz","error":"not sent"}],"more":{"x":[1,{"y":null}]}}`
+	got, err := readRejected(strings.NewReader(body), events, scrub)
 	want := []rejection{{ID: "a", Error: "bad field [redacted]"}, {ID: "b", Error: "busy", Retryable: true}}
-	if r.verdict != delivered || len(r.rejected) != 2 || r.rejected[0] != want[0] || r.rejected[1] != want[1] {
-		t.Fatalf("classify: %+v, want delivered with %+v", r, want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("readRejected = %+v, %v; want %+v", got, err, want)
 	}
-	for _, body := range []string{"", "ok", "[1,2]", `{"rejected":"x"}`, `{"accepted":3}`} {
-		if got := parseRejected([]byte(body)); len(got) != 0 {
-			t.Errorf("parseRejected(%q) = %+v, want none", body, got)
+	// Answers that name no event reject nothing, and are read as such.
+	for _, body := range []string{"", "  ", "ok", "<html>", "[1,2]", `{}`, `{"rejected":"x"}`, `{"rejected":null}`, `{"rejected":{"id":"a"}}`,
+		`{"accepted":3}`, `{"rejected":[1,"a",{"id":7}]}`, ` {"rejected":[]} trailing`} {
+		if got, err := readRejected(strings.NewReader(body), events, noScrub); len(got) != 0 || err != nil {
+			t.Errorf("readRejected(%q) = %+v, %v; want none", body, got, err)
+		}
+	}
+	// An entry with a field of the wrong type still names its event.
+	if got, err := readRejected(strings.NewReader(`{"rejected":[{"id":"c","error":5,"retryable":true}]}`), events, noScrub); err != nil || len(got) != 1 || got[0].ID != "c" {
+		t.Errorf("entry with a number for its error: %+v, %v; want c rejected", got, err)
+	}
+	// A JSON object that cannot be read to its end may have rejected any
+	// event: an error, so the batch is sent again.
+	for _, body := range []string{`{`, `{"rejected":[`, `{"rejected":[{"id":"a"}`, `{"rejected":[{"id":"a"}]`, `{"rejected":[{"id":"a"},]}`, `{"x":tru}`, `{"x":"unterminated`} {
+		if got, err := readRejected(strings.NewReader(body), events, noScrub); err == nil {
+			t.Errorf("readRejected(%q) = %+v, nil; want an error", body, got)
 		}
 	}
 }
@@ -417,6 +434,38 @@ func TestHTTPSinkBrokenAnswerRetries(t *testing.T) {
 	}
 }
 
+func TestHTTPSinkAnswerPastLimitRetries(t *testing.T) {
+	// An answer that goes on past maxAnswer is not read to its end, so it
+	// may have rejected any event: the batch is sent again. One that is
+	// not a JSON object names no event, however long.
+	evs := testEvents(2, `{}`)
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	s := testSink(t, srv.URL, "")
+	s.maxAnswer = 1 << 10
+	for _, tt := range []struct {
+		body string
+		want verdict
+	}{
+		{`{"rejected":[{"id":"` + evs[0].ID + `","error":"` + strings.Repeat("x", 2000) + `","retryable":true}]}`, retryLater},
+		{`{"padding":"` + strings.Repeat("x", 2000) + `","rejected":[]}`, retryLater},
+		{`{"rejected":[{"id":"` + evs[1].ID + `","error":"busy","retryable":true}]}`, delivered},
+		{strings.Repeat("<p>ok</p>", 1000), delivered},
+	} {
+		body = tt.body
+		r := s.send(context.Background(), evs)
+		if r.verdict != tt.want {
+			t.Errorf("answer of %d bytes %.30q…: verdict %d (%s), want %d", len(tt.body), tt.body, r.verdict, r.err, tt.want)
+		}
+		if tt.want == retryLater && !strings.Contains(r.err, "past 1024 bytes") {
+			t.Errorf("error %q, want it to say the answer was too long", r.err)
+		}
+	}
+}
+
 func TestFileSink(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	s, err := parseEndpoint(fileURL(path), "", "x", false)
@@ -449,6 +498,84 @@ func TestFileSink(t *testing.T) {
 	}
 }
 
+// TestFileSinkStartsOnAFreshLine: a file that ends inside a line (another
+// writer's, or one cut short by a crash) gets the batch on a line of its
+// own, not glued onto that line.
+func TestFileSinkStartsOnAFreshLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	const torn = `{"id":"other","kind":"x","pay`
+	if err := os.WriteFile(path, []byte(torn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	evs := testEvents(2, `{"a":1}`)
+	if r := (&fileSink{path: path}).send(context.Background(), evs); r.verdict != delivered {
+		t.Fatalf("send: %+v", r)
+	}
+	lines := readLines(t, path)
+	if len(lines) != 3 || lines[0] != torn {
+		t.Fatalf("file is %q, want the torn line kept as it was and two lines after it", lines)
+	}
+	for i, l := range lines[1:] {
+		var e wireEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.ID != evs[i].ID {
+			t.Errorf("line %d = %s (%v), want event %s", i+2, l, err, evs[i].ID)
+		}
+	}
+}
+
+// TestUndoAppend cuts a file opened for appending back to where a failed
+// batch began, on every OS (Windows cannot truncate through a handle opened
+// for appending), and leaves it alone when someone else wrote after it.
+func TestUndoAppend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	if err := os.WriteFile(path, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(`{"torn":`)
+	if err := undoAppend(f, path, 3, 11); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "{}\n" {
+		t.Errorf("after undo the file holds %q, want %q", data, "{}\n")
+	}
+	f.WriteString(`{"torn":`)
+	const other = "{}\n{\"torn\":{\"other\":1}\n" // another writer appended after the torn part
+	if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := undoAppend(f, path, 3, 11); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != other {
+		t.Errorf("undo cut a file another writer had appended to: %q", data)
+	}
+}
+
+// checkJSONLines checks that every line of a JSON-lines file is JSON and
+// that it holds each of ids exactly once.
+func checkJSONLines(t *testing.T, path string, ids []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for i, l := range readLines(t, path) {
+		var e wireEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Errorf("line %d is not JSON (%v): %.120q", i+1, err, l)
+			continue
+		}
+		seen[e.ID]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s is in the file %d times, want once", id, seen[id])
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://user:pw@ingest.example.com/v1":            "https://ingest.example.com/v1",
@@ -458,5 +585,58 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLargeRejectingAnswerDeletesNothing drains 4000 events to an endpoint
+// that answers 200 with a rejection of every one of them, retryable: an
+// answer well over a MiB. Every event must stay in the outbox; an answer
+// that was cut and then read as "rejects nothing" acknowledged them all.
+func TestLargeRejectingAnswerDeletesNothing(t *testing.T) {
+	dir := testHome(t)
+	const n = 4000
+	reason := strings.Repeat("the ingest queue is full, try again later; ", 6)
+	ep := newEndpoint(t, func(_ int, r recorded) answer {
+		var b strings.Builder
+		b.WriteString(`{"accepted":0,"rejected":[`)
+		for i, id := range r.ids() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"id":%q,"error":%q,"retryable":true}`, id, reason)
+		}
+		b.WriteString(`]}`)
+		return answer{status: 200, body: b.String()}
+	})
+	h, err := openHome(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := mustOutbox(t, h, time.Now)
+	err = ob.immediate(func() error {
+		for i := range n {
+			if err := ob.insert(fmt.Sprintf("evt-%04d", i), "event", []byte(`{}`), time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ob.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, code := cli(t, "", "drain", "--endpoint", ep.URL, "--batch", "4000", "--json")
+	// drain goes on while events are ready, and per-event jitter makes
+	// some of the rejected ready again within its run: the first request
+	// is the one that matters.
+	reqs := ep.requests()
+	if len(reqs) == 0 || len(reqs[0].ids()) != n {
+		t.Fatalf("endpoint got %d requests, want a first one of %d events\n%s%s", len(reqs), n, out, errOut)
+	}
+	c := outboxCounts(t, dir)
+	if c.Pending != n || c.Dead != 0 {
+		t.Fatalf("after a 200 rejecting all %d events: %d pending, %d dead, want all %d pending (drain exit %d: %s%s)",
+			n, c.Pending, c.Dead, n, code, out, errOut)
 	}
 }
