@@ -70,6 +70,9 @@ type agentSpec struct {
 	// forwardSlashes: on Windows the agent runs hooks in Git Bash, where a
 	// backslash is an escape character.
 	forwardSlashes bool
+	// indexedTrust: the agent keys the trust it keeps for each hook by the
+	// index of its group, so removing a group must not move later ones.
+	indexedTrust bool
 }
 
 // agents lists the supported agents, in the order status reports them.
@@ -106,13 +109,14 @@ var agents = []agentSpec{
 	},
 	{
 		name: "codex",
-		// Codex 0.169.0, from the hooks.json schema in its release binary
-		// (codex-rs/hooks). Left out: PreModelRequest and PostModelRequest,
-		// which run around every model request, in its path.
+		// Codex 0.169.0, from the hooks.json schema and the event input
+		// schemas in its release binary (codex-rs/hooks): all 14 events.
 		events: []string{
-			"SessionStart", "UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse",
-			"SubagentStart", "SubagentStop", "PreCompact", "PostCompact", "Interrupt", "Stop", "SessionEnd",
+			"SessionStart", "UserPromptSubmit", "PreModelRequest", "PostModelRequest",
+			"PreToolUse", "PermissionRequest", "PostToolUse", "SubagentStart", "SubagentStop",
+			"PreCompact", "PostCompact", "Interrupt", "Stop", "SessionEnd",
 		},
+		indexedTrust: true,
 		timeoutScale: 1, // seconds
 		// Codex 0.169.0 cuts the timeout of SessionEnd and Interrupt hooks to 3 s, with a
 		// warning on every run when it says more.

@@ -405,8 +405,8 @@ func TestHooksInstall(t *testing.T) {
 				t.Fatalf("uninstall --dry-run changed the file")
 			}
 			out = mustCLI(t, "hooks", "uninstall", a.name)
-			if !jsonEqual(t, read(), original) {
-				t.Errorf("after uninstall:\n%s\nwant, as before install:\n%s", read(), original)
+			if !strings.Contains(out, "removed") || !jsonEqual(t, read(), original) {
+				t.Errorf("after uninstall (%s):\n%s\nwant, as before install:\n%s", out, read(), original)
 			}
 			out = mustCLI(t, "hooks", "uninstall", a.name)
 			if !strings.Contains(out, "nothing changed") {
@@ -655,5 +655,50 @@ func TestShellWord(t *testing.T) {
 		if _, err := shellWord(`C:\Program Files\difflore.exe`, true, false); err == nil {
 			t.Errorf("a Windows path with a space and no short name was accepted")
 		}
+	}
+}
+
+// TestHooksUninstallKeepsCodexTrustIndex: Codex keys the trust a user gave
+// a hook by its group's index in the event's list. Uninstall must not move
+// a group of the user's that came after difflore's, or Codex would
+// silently stop running it; the other agents get the group removed.
+func TestHooksUninstallKeepsCodexTrustIndex(t *testing.T) {
+	testHome(t)
+	for _, name := range []string{"codex", "claude"} {
+		t.Run(name, func(t *testing.T) {
+			setUserHome(t)
+			a, _ := findAgent(name)
+			path, _ := a.settingsPath(os.Getenv, "")
+			os.MkdirAll(filepath.Dir(path), 0o700)
+			user := `{"type": "command", "command": "before.sh"}`
+			os.WriteFile(path, []byte(`{"hooks": {"Stop": [{"hooks": [`+user+`]}]}}`), 0o600)
+			mustCLI(t, "hooks", "install", "--command", "difflore", name)
+			// The user adds a hook of their own after difflore's.
+			data, _ := os.ReadFile(path)
+			doc, _ := parseJSON(data)
+			later, _ := parseJSON([]byte(`{"hooks": [{"type": "command", "command": "after.sh"}]}`))
+			stop := doc.get("hooks").get("Stop")
+			stop.elems = append(stop.elems, later)
+			os.WriteFile(path, encodeJSON(doc, "  "), 0o600)
+
+			mustCLI(t, "hooks", "uninstall", name)
+			data, _ = os.ReadFile(path)
+			doc, _ = parseJSON(data)
+			var commands []string
+			for _, g := range doc.get("hooks").get("Stop").elems {
+				cmd := "(empty)"
+				if hs := g.get("hooks"); len(hs.elems) > 0 {
+					cmd, _ = hs.elems[0].get("command").str()
+				}
+				commands = append(commands, cmd)
+			}
+			want := []string{"before.sh", "after.sh"}
+			if name == "codex" {
+				want = []string{"before.sh", "(empty)", "after.sh"}
+			}
+			if !slices.Equal(commands, want) {
+				t.Errorf("Stop groups after uninstall: %v, want %v", commands, want)
+			}
+		})
 	}
 }

@@ -99,14 +99,7 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 	if a.flat {
 		list.elems = slices.DeleteFunc(list.elems, func(h *jsonValue) bool { return !keep(h) })
 	} else {
-		list.elems = slices.DeleteFunc(list.elems, func(g *jsonValue) bool {
-			hs := g.get("hooks")
-			if hs == nil || hs.kind != '[' || len(hs.elems) == 0 {
-				return false
-			}
-			hs.elems = slices.DeleteFunc(hs.elems, func(h *jsonValue) bool { return !keep(h) })
-			return len(hs.elems) == 0 // a group left empty by us
-		})
+		a.filterGroups(list, keep)
 	}
 	if found {
 		return nil
@@ -161,6 +154,34 @@ func (a agentSpec) eachHook(list *jsonValue, fn func(h *jsonValue)) {
 	}
 }
 
+// filterGroups keeps, in each group of an event's list, the hooks for
+// which keep holds, and removes the groups this leaves empty. Codex keys a
+// hook's trust by its group's index in the list: there, a group emptied
+// before a group that stays is kept as {"hooks": []}, so that the user's
+// hooks after it keep their index, and their trust.
+func (a agentSpec) filterGroups(list *jsonValue, keep func(h *jsonValue) bool) {
+	emptied := make([]bool, len(list.elems))
+	for i, g := range list.elems {
+		hs := g.get("hooks")
+		if hs == nil || hs.kind != '[' || len(hs.elems) == 0 {
+			continue
+		}
+		hs.elems = slices.DeleteFunc(hs.elems, func(h *jsonValue) bool { return !keep(h) })
+		emptied[i] = len(hs.elems) == 0
+	}
+	end := len(list.elems)
+	for end > 0 && emptied[end-1] {
+		end--
+	}
+	var kept []*jsonValue
+	for i, g := range list.elems {
+		if !emptied[i] || (a.indexedTrust && i < end) {
+			kept = append(kept, g)
+		}
+	}
+	list.elems = kept
+}
+
 // removeHooks removes difflore's hooks from the events for which which
 // holds, and the groups and event lists that held only them. It returns
 // how many it removed.
@@ -182,14 +203,7 @@ func (a agentSpec) removeHooks(hooks *jsonValue, which func(event string) bool) 
 		if a.flat {
 			list.elems = slices.DeleteFunc(list.elems, drop)
 		} else {
-			list.elems = slices.DeleteFunc(list.elems, func(g *jsonValue) bool {
-				hs := g.get("hooks")
-				if hs == nil || hs.kind != '[' || len(hs.elems) == 0 {
-					return false
-				}
-				hs.elems = slices.DeleteFunc(hs.elems, drop)
-				return len(hs.elems) == 0
-			})
+			a.filterGroups(list, func(h *jsonValue) bool { return !drop(h) })
 		}
 		return removed > before && len(list.elems) == 0
 	})
