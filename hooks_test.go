@@ -460,8 +460,12 @@ func TestHooksInstallProject(t *testing.T) {
 		"cursor": filepath.Join(".cursor", "hooks.json"),
 		"gemini": filepath.Join(".gemini", "settings.json"),
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, a := range agents {
-		mustCLI(t, "hooks", "install", "--project", project, "--command", "difflore", a.name)
+		mustCLI(t, "hooks", "install", "--project", project, "--command", exe, a.name)
 		if _, err := os.Stat(filepath.Join(project, want[a.name])); err != nil {
 			t.Errorf("%s: %v", a.name, err)
 		}
