@@ -27,7 +27,7 @@ var commandFlags = map[string][]string{
 	"outbox":     {"list", "show", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes"},
 	"drain":      {"--endpoint", "--batch", "--allow-insecure", "--json"},
 	"logs":       {"-f", "-n"},
-	"hooks":      {"print", "--autostart", "claude", "codex", "cursor", "gemini"},
+	"hooks":      {"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "claude", "codex", "cursor", "gemini"},
 	"service":    {"print", "systemd", "launchd", "windows"},
 	"completion": {"bash", "zsh", "fish"},
 	"version":    {},

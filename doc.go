@@ -16,7 +16,7 @@
 //	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
 //	difflore drain [--endpoint URL] [--json]
 //	difflore logs [-f] [-n N]
-//	difflore hooks print claude|codex|cursor|gemini
+//	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
 //	difflore service print systemd|launchd|windows
 //	difflore completion bash|zsh|fish
 //	difflore version
@@ -47,6 +47,18 @@
 // one that cannot be parsed is renamed to .bad. Temporary files that killed
 // enqueues left in the spill folder are removed when the daemon starts, once
 // an hour old.
+//
+// hooks install merges difflore's hooks into an agent's user settings file
+// (~/.claude/settings.json, ~/.codex/hooks.json, ~/.cursor/hooks.json,
+// ~/.gemini/settings.json; --project DIR for a project's): every event the
+// agent's hook reference lists and that a silent hook may observe runs
+// 'difflore enqueue --kind <agent>.<event>', named by difflore's absolute
+// path, with a 10-second timeout. Every other key and hook is kept, a second
+// install changes nothing, the file as it was is saved beside it, and
+// --dry-run shows the change. uninstall removes only difflore's hooks;
+// status says whether each agent is wired and exits 1 when a hook runs a
+// program that does not exist. Codex runs new hooks only once the user has
+// trusted them in an interactive session.
 //
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,27 +12,21 @@ import (
 
 func TestHooksPrint(t *testing.T) {
 	testHome(t)
-	for agent, spec := range agentHooks {
-		t.Run(agent, func(t *testing.T) {
-			out := mustCLI(t, "hooks", "print", "--autostart", agent)
-			for _, e := range spec.events {
-				want := "difflore enqueue --kind " + agent + "." + e + " --ensure-daemon"
-				if agent == "codex" {
-					want = `"difflore", "enqueue", "--kind", "codex.` + e + `", "--ensure-daemon"`
-				}
-				if !strings.Contains(out, want) {
-					t.Errorf("output lacks %q:\n%s", want, out)
-				}
-			}
-			if agent == "codex" {
-				return
-			}
-			var v map[string]any
-			if err := json.Unmarshal([]byte(out), &v); err != nil {
+	for _, a := range agents {
+		t.Run(a.name, func(t *testing.T) {
+			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
+			doc, err := parseJSON([]byte(out))
+			if err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, out)
 			}
-			if _, ok := v["hooks"].(map[string]any); !ok {
-				t.Errorf("no hooks object:\n%s", out)
+			events, programs := a.wiredEvents(doc)
+			if !slices.Equal(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
+				t.Errorf("print wires %v running %v, want %v running /opt/difflore/difflore", events, programs, a.events)
+			}
+			for _, e := range a.events {
+				if want := "/opt/difflore/difflore enqueue --kind " + a.name + "." + e + " --ensure-daemon"; !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
 			}
 		})
 	}

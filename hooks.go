@@ -1,119 +1,437 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 )
 
 const hooksUsage = `
-Usage: difflore hooks print [--autostart] claude|codex|cursor|gemini
+Usage:
+  difflore hooks print [--autostart] [--command PATH] AGENT
+  difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] AGENT
+  difflore hooks uninstall [--project DIR] [--dry-run] AGENT
+  difflore hooks status [--project DIR] [AGENT]
 
-Prints the hook configuration that makes an agent pass its events to
-'difflore enqueue', with the kind set to <agent>.<event>. Merge it into the
-agent's settings file named in the first line of the output.
+Wires an agent's hooks to 'difflore enqueue': every event the agent reports
+becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor or
+gemini.
+
+  print      prints the hook configuration, to merge by hand (stdout), and
+             names the file it belongs in (stderr)
+  install    merges it into the agent's user settings file (or a project's,
+             with --project): other keys and hooks are kept, a second
+             install changes nothing, a backup of the file is kept beside it
+  uninstall  removes difflore's hooks, and nothing else, from that file
+  status     says for each agent whether its hooks are wired and whether
+             the program they run exists; exit 1 when one does not
+
+The hook commands name this difflore by its absolute path, so an agent
+started from a desktop, without ~/go/bin on its PATH, still finds it.
 
 Examples:
-  difflore hooks print claude
-  difflore hooks print --autostart cursor > .cursor/hooks.json
+  difflore hooks install claude
+  difflore hooks install --dry-run --project . cursor
+  difflore hooks status
 `
 
-// agentHooks describes where an agent's hooks live and which of its events
-// difflore subscribes to. Only events whose hooks may stay silent on
-// standard output are listed: some agents read a hook's output as a
-// decision, and enqueue prints nothing.
-var agentHooks = map[string]struct {
-	file   string
+// hookTimeout bounds one hook run, in seconds. enqueue returns in
+// milliseconds, and within about two seconds even when the outbox is
+// locked (it spills); without a timeout a hook stuck on a frozen disk
+// would hold the agent for the agent's default, ten minutes.
+const hookTimeout = 10
+
+// agentSpec is what difflore knows about one agent's hooks.
+type agentSpec struct {
+	name string
+	// events are the agent's hook events that difflore wires: those whose
+	// hook may print nothing and exit 0, which every agent reads as "no
+	// decision", and that only observe. Each list cites the reference it
+	// was taken from.
 	events []string
-}{
-	"claude": {"~/.claude/settings.json (or .claude/settings.json in a project)",
-		[]string{"SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Notification", "Stop", "SubagentStop", "PreCompact", "SessionEnd"}},
-	"gemini": {"~/.gemini/settings.json (or .gemini/settings.json in a project)",
-		[]string{"SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "Notification", "PreCompress", "SessionEnd"}},
-	"cursor": {"~/.cursor/hooks.json (or .cursor/hooks.json in a project)",
-		[]string{"afterFileEdit", "afterShellExecution", "afterMCPExecution", "afterAgentResponse", "stop"}},
-	"codex": {"~/.codex/config.toml", []string{"agent-turn-complete"}},
+	// flat is Cursor's shape, event → [{command, timeout}]; the others
+	// share event → [{matcher?, hooks: [{type, command, timeout}]}].
+	flat bool
+	// timeoutScale turns hookTimeout into the agent's unit.
+	timeoutScale int
+	// shortTimeouts are events whose hooks the agent allows less time, in
+	// seconds: a longer timeout only earns a warning on every run.
+	shortTimeouts map[string]int
+	// userDir is the folder of the user settings file, from the user's
+	// home and the agent's own environment variable for it; projectDir is
+	// the folder in a project.
+	userDir    func(getenv func(string) string, userHome string) string
+	projectDir string
+	file       string
+	// forwardSlashes: on Windows the agent runs hooks in Git Bash, where a
+	// backslash is an escape character.
+	forwardSlashes bool
+	// indexedTrust: the agent keys the trust it keeps for each hook by the
+	// index of its group, so removing a group must not move later ones.
+	indexedTrust bool
+}
+
+// agents lists the supported agents, in the order status reports them.
+var agents = []agentSpec{
+	{
+		name: "claude",
+		// Claude Code 2.1.328, from the event table its /hooks menu shows
+		// (the same text as code.claude.com/docs/en/hooks). Left out:
+		// WorktreeCreate and WorktreeRemove (a hook there replaces Claude's
+		// own worktree handling and must do the work), FileChanged (its
+		// matcher is the list of files to watch, the user's choice) and
+		// MessageDisplay (it runs, and is waited for, every few lines of
+		// displayed text; the same text reaches Stop and the transcript).
+		events: []string{
+			"SessionStart", "Setup", "InstructionsLoaded", "UserPromptSubmit", "UserPromptExpansion",
+			"PreToolUse", "PermissionRequest", "PermissionDenied", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
+			"Notification", "Elicitation", "ElicitationResult", "SubagentStart", "SubagentStop",
+			"TaskCreated", "TaskCompleted", "TeammateIdle", "PreCompact", "PostCompact",
+			"PreModelSwitch", "PostModelSwitch", "ConfigChange", "CwdChanged", "DirectoryAdded",
+			"Stop", "StopFailure", "SessionEnd",
+		},
+		timeoutScale: 1, // seconds
+		userDir: func(getenv func(string) string, userHome string) string {
+			if d := getenv("CLAUDE_CONFIG_DIR"); d != "" {
+				return d
+			}
+			return filepath.Join(userHome, ".claude")
+		},
+		// settings.local.json is the project file Claude keeps out of
+		// version control: the hook names this machine's difflore.
+		projectDir:     ".claude",
+		file:           "settings.json",
+		forwardSlashes: true,
+	},
+	{
+		name: "codex",
+		// Codex 0.169.0, from the hooks.json schema and the event input
+		// schemas in its release binary (codex-rs/hooks): all 14 events.
+		events: []string{
+			"SessionStart", "UserPromptSubmit", "PreModelRequest", "PostModelRequest",
+			"PreToolUse", "PermissionRequest", "PostToolUse", "SubagentStart", "SubagentStop",
+			"PreCompact", "PostCompact", "Interrupt", "Stop", "SessionEnd",
+		},
+		indexedTrust: true,
+		timeoutScale: 1, // seconds
+		// Codex 0.169.0 cuts the timeout of SessionEnd and Interrupt hooks to 3 s, with a
+		// warning on every run when it says more.
+		shortTimeouts: map[string]int{"SessionEnd": 3, "Interrupt": 3},
+		userDir: func(getenv func(string) string, userHome string) string {
+			if d := getenv("CODEX_HOME"); d != "" {
+				return d
+			}
+			return filepath.Join(userHome, ".codex")
+		},
+		projectDir: ".codex",
+		file:       "hooks.json",
+	},
+	{
+		name: "cursor",
+		// Cursor's hook reference (cursor.com/docs/hooks, hooks.json
+		// version 1, as of May 2026). Left out: the permission hooks,
+		// preToolUse, subagentStart, beforeShellExecution,
+		// beforeMCPExecution, beforeReadFile and beforeTabFileRead, which
+		// Cursor documents as answering {"permission": …}; the after*
+		// hooks and postToolUse record the same actions once done.
+		events: []string{
+			"sessionStart", "beforeSubmitPrompt", "postToolUse", "postToolUseFailure",
+			"afterShellExecution", "afterMCPExecution", "afterFileEdit", "afterAgentThought", "afterAgentResponse",
+			"subagentStop", "preCompact", "afterTabFileEdit", "stop", "sessionEnd",
+		},
+		flat:         true,
+		timeoutScale: 1, // seconds
+		userDir: func(_ func(string) string, userHome string) string {
+			return filepath.Join(userHome, ".cursor")
+		},
+		projectDir: ".cursor",
+		file:       "hooks.json",
+	},
+	{
+		name: "gemini",
+		// Gemini CLI 0.61.0, from the HookEventName enum in its bundle
+		// (geminicli.com/docs/hooks/reference). Left out: BeforeModel,
+		// BeforeToolSelection and AfterModel, which carry the whole model
+		// request on every model call, and AfterModel runs once per
+		// streamed chunk; each is waited for before the call or the stream
+		// goes on.
+		events: []string{
+			"SessionStart", "BeforeAgent", "BeforeTool", "AfterTool", "AfterAgent",
+			"Notification", "PreCompress", "SessionEnd",
+		},
+		timeoutScale: 1000, // milliseconds
+		userDir: func(getenv func(string) string, userHome string) string {
+			if d := getenv("GEMINI_CLI_HOME"); d != "" {
+				return filepath.Join(d, ".gemini")
+			}
+			return filepath.Join(userHome, ".gemini")
+		},
+		projectDir: ".gemini",
+		file:       "settings.json",
+	},
+}
+
+func findAgent(name string) (agentSpec, error) {
+	for _, a := range agents {
+		if a.name == name {
+			return a, nil
+		}
+	}
+	return agentSpec{}, &exitError{code: 2, err: fmt.Errorf("unknown agent %q", name), hint: "agents: claude, codex, cursor, gemini"}
+}
+
+// settingsPath is the file an install writes: the user's, or the
+// project's under project when it is set.
+func (a agentSpec) settingsPath(getenv func(string) string, project string) (string, error) {
+	if project != "" {
+		dir, err := filepath.Abs(project)
+		if err != nil {
+			return "", err
+		}
+		file := a.file
+		if a.name == "claude" {
+			file = "settings.local.json"
+		}
+		return filepath.Join(dir, a.projectDir, file), nil
+	}
+	userHome, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the home folder: %w", err)
+	}
+	return filepath.Join(a.userDir(getenv, userHome), a.file), nil
+}
+
+// kindPrefix starts the --kind of every event of the agent; a hook whose
+// command holds " enqueue --kind <agent>." is difflore's, whatever path it
+// runs, so that an install after the binary moved replaces it.
+func (a agentSpec) kindPrefix() string { return " enqueue --kind " + a.name + "." }
+
+func (a agentSpec) isOurs(command string) bool { return strings.Contains(command, a.kindPrefix()) }
+
+// hookCommand is the command line a hook runs for event.
+func (a agentSpec) hookCommand(program, event string, autostart bool) string {
+	c := program + a.kindPrefix() + event
+	if autostart {
+		c += " --ensure-daemon"
+	}
+	return c
+}
+
+// timeout is the timeout of the hook on event, in the agent's unit.
+func (a agentSpec) timeout(event string) int {
+	if t, ok := a.shortTimeouts[event]; ok {
+		return t * a.timeoutScale
+	}
+	return hookTimeout * a.timeoutScale
+}
+
+// hookOptions are the flags print and install share.
+type hookOptions struct {
+	autostart bool
+	command   string // the program to run; empty for this difflore
+}
+
+// program is the first word of every hook command: the absolute path of
+// this difflore, or --command, quoted for the agent's shell.
+func (o hookOptions) program(a agentSpec) (string, error) {
+	prog := o.command
+	if prog == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("find own executable: %w", err)
+		}
+		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = resolved
+		}
+		prog = exe
+	}
+	return shellWord(prog, runtime.GOOS == "windows", a.forwardSlashes)
+}
+
+// shellWord writes a program path so that the shell an agent runs hooks in
+// reads it back as it is.
+//
+// On Unix every agent uses a POSIX shell (Claude Code /bin/sh, Gemini CLI
+// bash, Codex the user's login shell, Cursor sh): a path with any
+// character a shell treats specially is single-quoted.
+//
+// On Windows the shells differ: Codex runs cmd.exe /C with the command as
+// one argument quoted the C runtime's way, which cmd does not understand
+// (a quoted path inside fails); Cursor runs cmd.exe; Gemini CLI runs
+// PowerShell; Claude Code runs Git Bash, or PowerShell without it. No
+// quoting means the same to all of them, so the path is written without
+// any: a path with a space or another special character is replaced by its
+// 8.3 short name (C:\PROGRA~1\…), and with forward slashes where Git Bash
+// may run it. A path that still needs quoting is refused, with a hint.
+func shellWord(path string, windows, forwardSlashes bool) (string, error) {
+	if !windows {
+		if plainWord(path, "/._-+,:@%=") {
+			return path, nil
+		}
+		return "'" + strings.ReplaceAll(path, "'", `'\''`) + "'", nil
+	}
+	const safe = `\/:._-~+`
+	if !plainWord(path, safe) {
+		short, err := shortPathName(path)
+		if err != nil || !plainWord(short, safe) {
+			return "", &exitError{code: 1, err: fmt.Errorf("the path %q would need quoting, which the agents' Windows shells do not agree on, and it has no short (8.3) name", path),
+				hint: "install difflore in a folder whose path has no spaces, or pass --command with such a path"}
+		}
+		path = short
+	}
+	if forwardSlashes {
+		path = strings.ReplaceAll(path, `\`, "/")
+	}
+	return path, nil
+}
+
+// plainWord reports whether s is made only of letters, digits and the
+// characters of extra, so that no shell splits or expands it.
+func plainWord(s, extra string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// commandProgram reads back the program a hook command runs: the inverse
+// of shellWord, for status. A bare name is looked up as the agent's shell
+// would, on PATH.
+func commandProgram(command string) string {
+	command = strings.TrimLeft(command, " \t")
+	var prog string
+	switch {
+	case strings.HasPrefix(command, "'"):
+		// POSIX single quotes, with '\'' for a quote inside.
+		var b strings.Builder
+		rest := command
+		for strings.HasPrefix(rest, "'") {
+			end := strings.IndexByte(rest[1:], '\'')
+			if end < 0 {
+				return ""
+			}
+			b.WriteString(rest[1 : 1+end])
+			rest = rest[2+end:]
+			if !strings.HasPrefix(rest, `\'`) {
+				break
+			}
+			b.WriteByte('\'')
+			rest = rest[2:]
+		}
+		prog = b.String()
+	case strings.HasPrefix(command, `"`):
+		end := strings.IndexByte(command[1:], '"')
+		if end < 0 {
+			return ""
+		}
+		prog = command[1 : 1+end]
+	default:
+		prog, _, _ = strings.Cut(command, " ")
+	}
+	return prog
 }
 
 func cmdHooks(cfg config, args []string) error {
-	if len(args) == 0 || args[0] != "print" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprint(cfg.stdout, strings.TrimLeft(hooksUsage, "\n"))
-			return nil
-		}
-		return &exitError{code: 2, err: fmt.Errorf("usage: difflore hooks print AGENT"), hint: "agents: claude, codex, cursor, gemini"}
+	if len(args) == 0 {
+		return &exitError{code: 2, err: errors.New("usage: difflore hooks print|install|uninstall|status AGENT"), hint: "run 'difflore hooks -h' for usage"}
 	}
-	fl := newFlagSet(cfg, "hooks print", hooksUsage)
-	autostart := fl.Bool("autostart", false, "add --ensure-daemon, so the first event starts the daemon")
-	if err := parseFlags(fl, args[1:]); err != nil {
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(cfg.stdout, strings.TrimLeft(hooksUsage, "\n"))
+		return nil
+	case "print", "install", "uninstall", "status":
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("unknown hooks command %q", sub), hint: "use print, install, uninstall or status"}
+	}
+	fl := newFlagSet(cfg, "hooks "+sub, hooksUsage)
+	var opts hookOptions
+	var project string
+	var dryRun bool
+	if sub == "print" || sub == "install" {
+		fl.BoolVar(&opts.autostart, "autostart", false, "add --ensure-daemon, so the first event starts the daemon")
+		fl.StringVar(&opts.command, "command", "", "the difflore `PATH` the hooks run (default: this difflore's absolute path)")
+	}
+	if sub != "print" {
+		fl.StringVar(&project, "project", "", "the settings file of the project in `DIR`, not the user's")
+	}
+	if sub == "install" || sub == "uninstall" {
+		fl.BoolVar(&dryRun, "dry-run", false, "show the change and write nothing")
+	}
+	if err := parseFlags(fl, rest); err != nil {
 		return err
+	}
+	if sub == "status" {
+		if fl.NArg() > 1 {
+			return &exitError{code: 2, err: errors.New("hooks status takes at most one agent"), hint: "agents: claude, codex, cursor, gemini"}
+		}
+		return hooksStatus(cfg, fl.Arg(0), project)
 	}
 	if fl.NArg() != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("hooks print takes one agent"), hint: "agents: claude, codex, cursor, gemini"}
+		return &exitError{code: 2, err: fmt.Errorf("hooks %s takes one agent", sub), hint: "agents: claude, codex, cursor, gemini"}
 	}
-	agent := fl.Arg(0)
-	spec, ok := agentHooks[agent]
-	if !ok {
-		return &exitError{code: 2, err: fmt.Errorf("unknown agent %q", agent), hint: "agents: claude, codex, cursor, gemini"}
-	}
-	extra := ""
-	if *autostart {
-		extra = " --ensure-daemon"
-	}
-	out, err := renderHooks(agent, spec.events, extra)
+	a, err := findAgent(fl.Arg(0))
 	if err != nil {
 		return err
 	}
-	// The note goes to stderr so that stdout stays valid JSON (or TOML) to
-	// redirect into a file.
-	fmt.Fprintf(cfg.stderr, "difflore: %s hooks: merge into %s\n", agent, spec.file)
-	fmt.Fprint(cfg.stdout, out)
-	return nil
+	switch sub {
+	case "print":
+		return hooksPrint(cfg, a, opts)
+	case "install":
+		return hooksInstall(cfg, a, opts, project, dryRun)
+	}
+	return hooksUninstall(cfg, a, project, dryRun)
 }
 
-// renderHooks builds one agent's configuration. Claude Code and Gemini CLI
-// share a shape: event → groups → command hooks, with a matcher for tool
-// events. Cursor lists commands per event. Codex runs one notify program and
-// appends the event JSON as its last argument, which enqueue accepts.
-func renderHooks(agent string, events []string, extra string) (string, error) {
-	command := func(event string) string { return "difflore enqueue --kind " + agent + "." + event + extra }
-	var v any
-	switch agent {
-	case "claude", "gemini":
-		type hook struct {
-			Type    string `json:"type"`
-			Command string `json:"command"`
-		}
-		type group struct {
-			Matcher string `json:"matcher,omitempty"`
-			Hooks   []hook `json:"hooks"`
-		}
-		m := map[string][]group{}
-		for _, e := range events {
-			g := group{Hooks: []hook{{Type: "command", Command: command(e)}}}
-			if strings.HasSuffix(e, "ToolUse") || strings.HasSuffix(e, "Tool") {
-				g.Matcher = "*"
-			}
-			m[e] = []group{g}
-		}
-		v = map[string]any{"hooks": m}
-	case "cursor":
-		m := map[string][]map[string]string{}
-		for _, e := range events {
-			m[e] = []map[string]string{{"command": command(e)}}
-		}
-		v = map[string]any{"version": 1, "hooks": m}
-	case "codex":
-		args := append([]string{"difflore", "enqueue", "--kind", "codex." + events[0]}, strings.Fields(extra)...)
-		quoted := make([]string, len(args))
-		for i, a := range args {
-			quoted[i] = fmt.Sprintf("%q", a)
-		}
-		return "notify = [" + strings.Join(quoted, ", ") + "]\n", nil
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
+// hooksPrint prints what install would merge into an empty settings file.
+func hooksPrint(cfg config, a agentSpec, opts hookOptions) error {
+	prog, err := opts.program(a)
 	if err != nil {
-		return "", err
+		return err
 	}
-	return string(b) + "\n", nil
+	doc := newObject()
+	if _, err := a.merge(doc, prog, opts.autostart); err != nil {
+		return err
+	}
+	path, err := a.settingsPath(cfg.getenv, "")
+	if err != nil {
+		path = filepath.Join("~", filepath.Base(a.projectDir), a.file)
+	}
+	// The note goes to stderr so that stdout stays JSON to redirect.
+	fmt.Fprintf(cfg.stderr, "difflore: %s hooks: merge into %s (or run 'difflore hooks install %s')\n", a.name, path, a.name)
+	_, err = cfg.stdout.Write(encodeJSON(doc, "  "))
+	return err
+}
+
+// wiredEvents returns the agent's events that have a difflore hook in doc,
+// and the programs those hooks run.
+func (a agentSpec) wiredEvents(doc *jsonValue) (events, programs []string) {
+	hooks := doc.get("hooks")
+	if hooks == nil || hooks.kind != '{' {
+		return nil, nil
+	}
+	for _, m := range hooks.members {
+		found := false
+		a.eachHook(m.value, func(h *jsonValue) {
+			if cmd, ok := h.get("command").str(); ok && a.isOurs(cmd) {
+				found = true
+				if p := commandProgram(cmd); p != "" && !slices.Contains(programs, p) {
+					programs = append(programs, p)
+				}
+			}
+		})
+		if found && slices.Contains(a.events, m.key) {
+			events = append(events, m.key)
+		}
+	}
+	return events, programs
 }

@@ -103,7 +103,7 @@ Commands:
   outbox       inspect the queue: list, retry and purge dead letters
   drain        deliver everything now, in the foreground
   logs         print or follow the daemon's log
-  hooks        print the hook configuration for an agent
+  hooks        wire an agent's hooks to difflore: install, uninstall, status, print
   service      print a systemd, launchd or Windows service definition
   completion   print a shell completion script
   version      print the version

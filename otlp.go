@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,7 +129,69 @@ func appendLogRecord(b []byte, e event, observedNano string) []byte {
 	b = appendStringAttr(b, "difflore.event.kind", e.Kind)
 	b = append(b, `,{"key":"difflore.attempt","value":{"intValue":"`...)
 	b = strconv.AppendInt(b, int64(e.Attempt), 10)
-	return append(b, `"}}]}`...)
+	b = append(b, `"}}`...)
+	if id := sessionID(e.Payload); id != "" {
+		b = append(b, ',')
+		b = appendStringAttr(b, "session.id", id)
+	}
+	return append(b, "]}"...)
+}
+
+// sessionIDKeys are the top-level payload fields that name the agent's
+// session, in order of preference: session_id (Claude Code, Gemini CLI,
+// Codex hooks), conversation_id (Cursor), thread-id (Codex's notify). The
+// agents' own OpenTelemetry events carry the same id as session.id, so a
+// backend joins difflore's records to them.
+var sessionIDKeys = [...]string{"session_id", "conversation_id", "thread-id"}
+
+// sessionID returns the session id at the top level of a payload, empty
+// when there is none (or it is not a string). Most payloads are skipped by
+// a byte search; the others are scanned key by key without decoding the
+// values of other keys.
+func sessionID(payload []byte) string {
+	found := false
+	for _, k := range sessionIDKeys {
+		if bytes.Contains(payload, []byte(`"`+k+`"`)) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	var ids [len(sessionIDKeys)]string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		i := slices.Index(sessionIDKeys[:], tok.(string))
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return ""
+		}
+		if i >= 0 && len(raw) > 0 && raw[0] == '"' {
+			json.Unmarshal(raw, &ids[i]) // a string literal json.Decoder read always decodes
+		}
+	}
+	// A payload that is not one whole object is sent as a string (see
+	// appendPayloadValue): it has no fields to speak of.
+	if _, err := dec.Token(); err != nil {
+		return ""
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ""
+	}
+	for _, id := range ids {
+		if id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 // appendStringAttr appends a KeyValue with a string value.

@@ -428,3 +428,48 @@ func TestOTLPLargeAnswer(t *testing.T) {
 		t.Errorf("cut partial success: verdict %d (%s), want retryLater", r.verdict, r.err)
 	}
 }
+
+// TestOTLPSessionID checks that a record carries the agent's session id as
+// session.id, so that it joins the agent's own OpenTelemetry events, for
+// the field each agent names it by; and no session.id when the payload has
+// none at its top level.
+func TestOTLPSessionID(t *testing.T) {
+	tests := []struct {
+		name, payload, want string // want "" for no attribute
+	}{
+		{"claude", `{"session_id":"558cdcc9-eca8","transcript_path":"/t","hook_event_name":"SessionStart"}`, "558cdcc9-eca8"},
+		{"gemini", `{"session_id":"23441014-d1ab","hook_event_name":"BeforeAgent","prompt":"say hi"}`, "23441014-d1ab"},
+		{"codex hooks", `{"session_id":"01a214fa-8c5c","turn_id":"01a214fa-8c83","hook_event_name":"UserPromptSubmit"}`, "01a214fa-8c5c"},
+		{"codex notify", `{"type":"agent-turn-complete","thread-id":"b5f6c1c2-1111","turn-id":"12"}`, "b5f6c1c2-1111"},
+		{"cursor", `{"conversation_id":"668320d2-2fd8","generation_id":"490b90b7","hook_event_name":"stop"}`, "668320d2-2fd8"},
+		{"after other keys, pretty-printed", "{\n  \"cwd\": \"/p\",\n  \"nested\": {\"a\": [1, {\"b\": null}]},\n  \"session_id\": \"s-9\"\n}", "s-9"},
+		{"session_id wins over conversation_id", `{"conversation_id":"c-1","session_id":"s-1"}`, "s-1"},
+		{"escaped", `{"session_id":"a\u0062c"}`, "abc"},
+		{"none", `{"tool":"Bash","cwd":"/p"}`, ""},
+		{"only nested", `{"tool_input":{"session_id":"inner"},"meta":[{"conversation_id":"x"}]}`, ""},
+		{"only inside a string", `{"prompt":"my session_id is 5"}`, ""},
+		{"not a string", `{"session_id":42}`, ""},
+		{"empty", `{"session_id":""}`, ""},
+		{"not an object", `["session_id","x"]`, ""},
+		{"not json", `{"session_id":"x"`, ""},
+	}
+	s := &otlpSink{version: "1.2.3"}
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events := []event{{ID: "evt-1", Kind: "agent.Event", Payload: []byte(tt.payload), CreatedAt: now, Attempt: 1}}
+			body := s.encode(events, now)
+			var req otlpRequest
+			if err := json.Unmarshal(body, &req); err != nil {
+				t.Fatalf("request is not JSON: %v\n%s", err, body)
+			}
+			got, ok := attrs(req.ResourceLogs[0].ScopeLogs[0].LogRecords[0].Attributes)["session.id"]
+			switch {
+			case tt.want == "" && ok:
+				t.Errorf("payload %s: session.id %s, want none", tt.payload, got)
+			case tt.want != "" && got != fmt.Sprintf(`{"stringValue":%q}`, tt.want):
+				t.Errorf("payload %s: session.id %q, want %q", tt.payload, got, tt.want)
+			}
+		})
+	}
+}

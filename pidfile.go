@@ -169,13 +169,18 @@ const maxPIDFile = 64 << 10
 // renames it over path. Renaming replaces a symlink at path rather than
 // writing through it.
 func writeFileAtomic(path string, data []byte) error {
+	return writeFileAtomicMode(path, data, 0o600)
+}
+
+// writeFileAtomicMode is writeFileAtomic for a file of the given mode.
+func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // Fails harmlessly once the rename has happened.
-	if err := f.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+	if err := f.Chmod(mode); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		f.Close()
 		return err
 	}

@@ -310,6 +310,52 @@ func TestDeliversToCollector(t *testing.T) {
 	}
 }
 
+// TestSessionIDAtCollector enqueues hook payloads as each agent sends them
+// and checks that each record reaches the Collector with the agent's
+// session id as its session.id attribute, the attribute the agents' own
+// OpenTelemetry events carry, and that a payload without one gets none.
+func TestSessionIDAtCollector(t *testing.T) {
+	h := newHome(t)
+	events := []struct{ id, kind, payload, session string }{
+		{"evt-claude", "claude.SessionStart", `{"session_id":"558cdcc9-eca8-448a-8061-64b5629eccb2","transcript_path":"/home/dev/.claude/projects/p/558cdcc9.jsonl","cwd":"/home/dev/project","hook_event_name":"SessionStart","source":"startup"}`, "558cdcc9-eca8-448a-8061-64b5629eccb2"},
+		{"evt-gemini", "gemini.BeforeAgent", `{"session_id":"23441014-d1ab-4209-892e-060ee841da7c","cwd":"/home/dev/project","hook_event_name":"BeforeAgent","timestamp":"2026-11-25T23:06:44.334Z","prompt":"say hi"}`, "23441014-d1ab-4209-892e-060ee841da7c"},
+		{"evt-codex", "codex.UserPromptSubmit", `{"session_id":"01a214fa-8c5c-7ae3-a576-403c06352d9f","turn_id":"01a214fa-8c83-7812-bb1f-715e31877f3c","hook_event_name":"UserPromptSubmit","prompt":"say hi"}`, "01a214fa-8c5c-7ae3-a576-403c06352d9f"},
+		{"evt-cursor", "cursor.stop", `{"conversation_id":"668320d2-2fd8-4888-8a4b-ea8ba6c5e4d9","generation_id":"490b90b7-a2ce-4c2c-bb76-cb77b125df2f","hook_event_name":"stop","status":"completed","loop_count":0}`, "668320d2-2fd8-4888-8a4b-ea8ba6c5e4d9"},
+		{"evt-none", "event", `{"tool":"Bash"}`, ""},
+	}
+	for _, e := range events {
+		h.mustRun("enqueue", "--id", e.id, "--kind", e.kind, e.payload)
+	}
+	addr := freeAddr(t)
+	sink := new(consumertest.LogsSink)
+	startReceiver(t, addr, sink)
+	h.startDaemon("otlp+http://" + addr)
+	waitFor(t, 30*time.Second, "every event at the collector", func() bool { return sink.LogRecordCount() >= len(events) })
+	h.mustRun("stop")
+
+	got := map[string]record{}
+	for _, r := range records(sink.AllLogs()) {
+		id, _ := r.lr.Attributes().Get("difflore.event.id")
+		got[id.Str()] = r
+	}
+	for _, e := range events {
+		r, ok := got[e.id]
+		if !ok {
+			t.Errorf("event %s never arrived", e.id)
+			continue
+		}
+		sid, has := r.lr.Attributes().Get("session.id")
+		switch {
+		case e.session == "" && has:
+			t.Errorf("event %s: session.id %q, want none", e.id, sid.AsString())
+		case e.session != "" && !has:
+			t.Errorf("event %s: no session.id, want %q", e.id, e.session)
+		case e.session != "" && (sid.Type() != pcommon.ValueTypeStr || sid.Str() != e.session):
+			t.Errorf("event %s: session.id %s %q, want the string %q", e.id, sid.Type(), sid.AsString(), e.session)
+		}
+	}
+}
+
 // flakyConsumer fails its first failures calls with a retryable error that
 // asks, as the collector's throttling does, to wait retryDelay; then it
 // passes logs on to the sink.

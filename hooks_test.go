@@ -1,0 +1,708 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hookBinary copies the test binary, which runs as difflore when asMainEnv
+// is set, into a folder whose path has a space, as "Program Files" or a
+// user name has: the hook commands must reach it all the same.
+func hookBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "my tools")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "difflore"+filepath.Ext(exe))
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hookEnv is the environment a hook runs in: the agent's, which is the
+// user's, plus what makes the test binary act as difflore in home.
+func hookEnv(home, userHome string) []string {
+	return append(os.Environ(), asMainEnv+"=1", "DIFFLORE_HOME="+home,
+		"DIFFLORE_CLOUD_URL=", "DIFFLORE_CLOUD_TOKEN=", "DIFFLORE_AUTOSTART=",
+		"HOME="+userHome, "USERPROFILE="+userHome,
+		"CLAUDE_CONFIG_DIR=", "CODEX_HOME=", "GEMINI_CLI_HOME=")
+}
+
+// hookPayload is one payload of testdata/hooks.
+type hookPayload struct {
+	file, agent, event string
+	data               []byte
+}
+
+func hookPayloads(t *testing.T) []hookPayload {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "hooks", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no payloads in testdata/hooks: %v", err)
+	}
+	var out []hookPayload
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		agentAndSource, event, ok := strings.Cut(name, ".")
+		// The source may hold dots (a version): the event is after the last.
+		event = event[strings.LastIndexByte(event, '.')+1:]
+		agent, _, _ := strings.Cut(agentAndSource, "-")
+		if !ok || event == "" {
+			t.Fatalf("payload file %s is not named AGENT-SOURCE.EVENT.json", f)
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, hookPayload{file: filepath.Base(f), agent: agent, event: event, data: data})
+	}
+	return out
+}
+
+// TestHookCommandsDeliverPayloads runs the exact commands 'hooks print'
+// emits, for a difflore whose path has a space, through the shells the
+// agents run them with, feeding each agent's real payloads on standard
+// input as the agent does: every run exits 0 with nothing on stdout or
+// stderr (agents read both), and every payload reaches the endpoint byte
+// for byte under its agent.event kind.
+func TestHookCommandsDeliverPayloads(t *testing.T) {
+	home := testHome(t)
+	userHome := t.TempDir()
+	bin := hookBinary(t)
+	payloads := hookPayloads(t)
+	want := map[string][]byte{} // kind → payload
+	for _, a := range agents {
+		print := exec.Command(bin, "hooks", "print", a.name)
+		print.Env = hookEnv(home, userHome)
+		var stderr bytes.Buffer
+		print.Stderr = &stderr
+		out, err := print.Output()
+		if err != nil {
+			t.Fatalf("hooks print %s: %v\n%s", a.name, err, stderr.Bytes())
+		}
+		doc, err := parseJSON(out)
+		if err != nil {
+			t.Fatalf("hooks print %s: not JSON: %v\n%s", a.name, err, out)
+		}
+		n := 0
+		for _, p := range payloads {
+			if p.agent != a.name {
+				continue
+			}
+			n++
+			command := ""
+			a.eachHook(doc.get("hooks").get(p.event), func(h *jsonValue) { command, _ = h.get("command").str() })
+			if command == "" {
+				t.Errorf("%s: hooks print %s wires no command for %s", p.file, a.name, p.event)
+				continue
+			}
+			if n == 1 {
+				t.Logf("%s runs %s", a.name, command)
+			}
+			for shell, cmd := range hookShells(command) {
+				cmd.Env = hookEnv(home, userHome)
+				cmd.Stdin = bytes.NewReader(p.data)
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				err := runBounded(t, cmd)
+				if err != nil || stdout.Len() > 0 || stderr.Len() > 0 {
+					t.Errorf("%s through %s: %s\nerror: %v\nstdout: %q\nstderr: %q", p.file, shell, command, err, stdout.Bytes(), stderr.Bytes())
+				}
+			}
+			want[a.name+"."+p.event] = bytes.Trim(p.data, " \t\r\n")
+		}
+		if n == 0 {
+			t.Errorf("no payload for %s in testdata/hooks", a.name)
+		}
+	}
+
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	mustCLI(t, "drain", "--endpoint", fileURL(out))
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pretty-printed payload spans lines in the file: read it as a stream
+	// of JSON values. RawMessage keeps a payload's bytes as they were.
+	got := map[string][]json.RawMessage{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var e struct {
+			Kind    string          `json:"kind"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := dec.Decode(&e); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("delivered file: %v\n%s", err, data)
+		}
+		got[e.Kind] = append(got[e.Kind], e.Payload)
+	}
+	for kind, payload := range want {
+		deliveries := got[kind]
+		shells := len(hookShells("x"))
+		if len(deliveries) != shells {
+			t.Errorf("%s: delivered %d times, want %d (once per shell)", kind, len(deliveries), shells)
+		}
+		for _, d := range deliveries {
+			if !bytes.Equal(d, payload) {
+				t.Errorf("%s: delivered\n%s\nwant\n%s", kind, d, payload)
+			}
+		}
+	}
+	for kind := range got {
+		if _, ok := want[kind]; !ok {
+			t.Errorf("delivered an event of kind %s, which no payload was sent as", kind)
+		}
+	}
+}
+
+// runBounded runs cmd and kills it if it runs for a minute: a hook that
+// hangs fails the test rather than holding it.
+func runBounded(t *testing.T, cmd *exec.Cmd) error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		<-done
+		return errors.New("still running after a minute: killed")
+	}
+}
+
+// agentSettings is, per agent, a settings file as a user has it: other
+// keys, and hooks of their own on an event difflore wires and on one it
+// does not, indented with four spaces.
+var agentSettings = map[string]string{
+	"claude": `{
+    "model": "opus",
+    "permissions": {
+        "allow": ["Bash(ls:*)"],
+        "defaultMode": "acceptEdits"
+    },
+    "hooks": {
+        "PreToolUse": [
+            {
+                "matcher": "Bash",
+                "hooks": [{"type": "command", "command": "~/bin/guard.sh", "timeout": 5}]
+            }
+        ],
+        "WorktreeCreate": [{"hooks": [{"type": "command", "command": "make-tree"}]}]
+    },
+    "statusLine": {"type": "command", "command": "ccline", "padding": 0}
+}
+`,
+	"codex": `{
+    "hooks": {
+        "Stop": [{"hooks": [{"type": "command", "command": "notify-send done", "timeout": 1.5}]}]
+    }
+}
+`,
+	"cursor": `{
+    "version": 1,
+    "hooks": {
+        "beforeShellExecution": [{"command": "./hooks/guard.sh"}],
+        "afterFileEdit": [{"command": "prettier --write", "timeout": 30}]
+    }
+}
+`,
+	"gemini": `{
+    "general": {"vimMode": true},
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "hooks": {
+        "BeforeTool": [{"matcher": "write_file", "hooks": [{"type": "command", "name": "lint", "command": "lint.sh"}]}]
+    },
+    "ui": {"theme": "GitHub"}
+}
+`,
+}
+
+// setUserHome points the user's home at a new folder and clears the
+// agents' own variables for their folders, so that the settings files are
+// the test's.
+func setUserHome(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("HOME", dir)
+	t.Setenv("USERPROFILE", dir)
+	for _, v := range []string{"CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME"} {
+		t.Setenv(v, "")
+	}
+	return dir
+}
+
+// jsonEqual reports whether two JSON texts hold the same value.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, a)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, b)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+	return slices.Equal(a, b)
+}
+
+// backups lists the backups beside a settings file.
+func backups(t *testing.T, path string) []string {
+	t.Helper()
+	m, err := filepath.Glob(path + ".difflore-*.bak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestHooksInstall installs into a settings file that holds other keys and
+// hooks: they stay, in their order and indentation; every event is wired
+// once; the file as it was is kept beside it; a second install changes no
+// byte; an install for a moved binary replaces the entries rather than
+// adding more; --dry-run writes nothing; uninstall gives back the file as
+// it was.
+func TestHooksInstall(t *testing.T) {
+	testHome(t)
+	for _, a := range agents {
+		t.Run(a.name, func(t *testing.T) {
+			setUserHome(t)
+			path, err := a.settingsPath(os.Getenv, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			original := []byte(agentSettings[a.name])
+			if err := os.WriteFile(path, original, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			read := func() []byte {
+				t.Helper()
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+
+			// A dry run shows the change and writes nothing.
+			out := mustCLI(t, "hooks", "install", "--dry-run", "--command", "/opt/difflore/difflore", a.name)
+			if !strings.Contains(out, "+") || !strings.Contains(out, "/opt/difflore/difflore enqueue --kind "+a.name+"."+a.events[0]) {
+				t.Errorf("dry run shows no change:\n%s", out)
+			}
+			if !bytes.Equal(read(), original) || len(backups(t, path)) != 0 {
+				t.Fatalf("dry run changed the file or made a backup")
+			}
+
+			mustCLI(t, "hooks", "install", "--command", "/opt/difflore/difflore", a.name)
+			installed := read()
+			doc, err := parseJSON(installed)
+			if err != nil {
+				t.Fatalf("installed file is not JSON: %v\n%s", err, installed)
+			}
+			events, programs := a.wiredEvents(doc)
+			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
+				t.Errorf("wired %v running %v, want every event running /opt/difflore/difflore", events, programs)
+			}
+			// Every key and hook of the user's is still there, first.
+			orig, _ := parseJSON(original)
+			for i, m := range orig.members {
+				if m.key != doc.members[i].key {
+					t.Errorf("key %d is %q, was %q: keys reordered", i, doc.members[i].key, m.key)
+				}
+				if m.key == "hooks" {
+					continue
+				}
+				if !m.value.equal(doc.members[i].value) {
+					t.Errorf("%s changed", m.key)
+				}
+			}
+			for _, m := range orig.get("hooks").members {
+				was := m.value.elems[0]
+				if now := doc.get("hooks").get(m.key).elems[0]; !was.equal(now) {
+					t.Errorf("the user's hook on %s changed or moved:\n%s", m.key, encodeJSON(now, "  "))
+				}
+			}
+			if !bytes.Contains(installed, []byte("\n    \"hooks\": {")) {
+				t.Errorf("indentation not kept:\n%.300s", installed)
+			}
+			if runtime.GOOS != "windows" {
+				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+					t.Errorf("mode after install: %v %v, want 0640", fi.Mode(), err)
+				}
+			}
+			bk := backups(t, path)
+			if len(bk) != 1 {
+				t.Fatalf("backups %v, want one", bk)
+			}
+			if b, _ := os.ReadFile(bk[0]); !bytes.Equal(b, original) {
+				t.Errorf("backup %s does not hold the file as it was", bk[0])
+			}
+
+			// A second install changes nothing.
+			out = mustCLI(t, "hooks", "install", "--command", "/opt/difflore/difflore", a.name)
+			if !strings.Contains(out, "nothing changed") || !bytes.Equal(read(), installed) || len(backups(t, path)) != 1 {
+				t.Errorf("second install changed the file or made a backup: %s", out)
+			}
+
+			// The binary moved: the entries are replaced, not added to.
+			mustCLI(t, "hooks", "install", "--command", "/usr/local/bin/difflore", a.name)
+			moved := read()
+			doc, _ = parseJSON(moved)
+			events, programs = a.wiredEvents(doc)
+			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/usr/local/bin/difflore"}) {
+				t.Errorf("after the move: wired %v running %v, want every event running only /usr/local/bin/difflore", events, programs)
+			}
+			for _, e := range a.events {
+				count := 0
+				a.eachHook(doc.get("hooks").get(e), func(h *jsonValue) {
+					if a.isOurHook(h) {
+						count++
+					}
+				})
+				if count != 1 {
+					t.Errorf("%s has %d difflore hooks, want 1", e, count)
+				}
+			}
+
+			// Uninstall gives back the file as it was.
+			mustCLI(t, "hooks", "uninstall", "--dry-run", a.name)
+			if !bytes.Equal(read(), moved) {
+				t.Fatalf("uninstall --dry-run changed the file")
+			}
+			out = mustCLI(t, "hooks", "uninstall", a.name)
+			if !strings.Contains(out, "removed") || !jsonEqual(t, read(), original) {
+				t.Errorf("after uninstall (%s):\n%s\nwant, as before install:\n%s", out, read(), original)
+			}
+			out = mustCLI(t, "hooks", "uninstall", a.name)
+			if !strings.Contains(out, "nothing changed") {
+				t.Errorf("second uninstall: %s", out)
+			}
+		})
+	}
+}
+
+// TestHooksInstallFreshFile installs where the agent has no settings file
+// yet, and uninstalls: what is left is an empty object, which every agent
+// reads as no settings.
+func TestHooksInstallFreshFile(t *testing.T) {
+	testHome(t)
+	for _, a := range agents {
+		t.Run(a.name, func(t *testing.T) {
+			setUserHome(t)
+			path, _ := a.settingsPath(os.Getenv, "")
+			out := mustCLI(t, "hooks", "install", "--command", "difflore", a.name)
+			if !strings.Contains(out, "installed") {
+				t.Errorf("install: %s", out)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			printed := mustCLI(t, "hooks", "print", "--command", "difflore", a.name)
+			if string(data) != printed {
+				t.Errorf("installed file differs from what print shows:\n%s\nprint:\n%s", data, printed)
+			}
+			if len(backups(t, path)) != 0 {
+				t.Errorf("a backup of a file that did not exist")
+			}
+			mustCLI(t, "hooks", "uninstall", a.name)
+			if data, _ := os.ReadFile(path); string(data) != "{}\n" {
+				t.Errorf("after uninstall: %q, want {}", data)
+			}
+		})
+	}
+}
+
+// TestHooksInstallProject writes the project's settings file, not the
+// user's.
+func TestHooksInstallProject(t *testing.T) {
+	testHome(t)
+	userHome := setUserHome(t)
+	project := t.TempDir()
+	want := map[string]string{
+		"claude": filepath.Join(".claude", "settings.local.json"),
+		"codex":  filepath.Join(".codex", "hooks.json"),
+		"cursor": filepath.Join(".cursor", "hooks.json"),
+		"gemini": filepath.Join(".gemini", "settings.json"),
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		mustCLI(t, "hooks", "install", "--project", project, "--command", exe, a.name)
+		if _, err := os.Stat(filepath.Join(project, want[a.name])); err != nil {
+			t.Errorf("%s: %v", a.name, err)
+		}
+		out := mustCLI(t, "hooks", "status", "--project", project, a.name)
+		if !strings.Contains(out, "wired, ") {
+			t.Errorf("%s: status --project: %s", a.name, out)
+		}
+	}
+	if entries, _ := os.ReadDir(userHome); len(entries) != 0 {
+		t.Errorf("install --project wrote into the user's home: %v", entries)
+	}
+}
+
+// TestHooksInstallRefusesMalformed checks that a settings file that is not
+// JSON, or not of the shape hooks need, is refused with an error that says
+// where, and left untouched, by install, uninstall and status alike.
+func TestHooksInstallRefusesMalformed(t *testing.T) {
+	testHome(t)
+	tests := []struct{ name, content, wantErr string }{
+		{"truncated", "{\n  \"model\": \"opus\",\n  \"hooks\": {\n", "unexpected end"},
+		{"syntax error", "{\n  \"model\": \"opus\"\n  \"x\": 1\n}\n", "line 3"},
+		{"comments", "{\n  // my settings\n  \"model\": \"opus\"\n}\n", "line 2"},
+		{"two values", "{} {}\n", "more than one value"},
+		{"not an object", "[1, 2]\n", "not a JSON object"},
+		{"hooks not an object", `{"hooks": []}`, `"hooks" is not an object`},
+		{"event not an array", `{"hooks": {"SessionStart": {"command": "x"}}}`, "hooks.SessionStart is not an array"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setUserHome(t)
+			a, _ := findAgent("claude")
+			path, _ := a.settingsPath(os.Getenv, "")
+			os.MkdirAll(filepath.Dir(path), 0o700)
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, errOut, code := cli(t, "", "hooks", "install", "claude")
+			if code != 1 || !strings.Contains(errOut, tt.wantErr) || !strings.Contains(errOut, "left as it is") {
+				t.Errorf("install: exit %d, stderr %q; want 1 and an error naming %q", code, errOut, tt.wantErr)
+			}
+			if b, _ := os.ReadFile(path); string(b) != tt.content || len(backups(t, path)) != 0 {
+				t.Errorf("install touched the file: %q", b)
+			}
+			if !strings.Contains(tt.name, "not an") && !strings.Contains(tt.name, "hooks") {
+				if _, _, code := cli(t, "", "hooks", "uninstall", "claude"); code != 1 {
+					t.Errorf("uninstall: exit %d, want 1", code)
+				}
+				if _, _, code := cli(t, "", "hooks", "status", "claude"); code != 1 {
+					t.Errorf("status: exit %d, want 1", code)
+				}
+			}
+			if b, _ := os.ReadFile(path); string(b) != tt.content {
+				t.Errorf("the file changed: %q", b)
+			}
+		})
+	}
+}
+
+// TestHooksStatus checks status's verdicts and exit codes: not wired and
+// wired to an existing program exit 0; a hook that runs a program that
+// does not exist exits 1, as does one of several agents in that state.
+func TestHooksStatus(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	exe := filepath.Join(t.TempDir(), "difflore")
+	if err := os.WriteFile(exe, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, code := cli(t, "", "hooks", "status")
+	if code != 0 || strings.Count(out, "not wired") != len(agents) {
+		t.Errorf("nothing installed: exit %d\n%s", code, out)
+	}
+
+	mustCLI(t, "hooks", "install", "--command", exe, "claude")
+	out, _, code = cli(t, "", "hooks", "status", "claude")
+	if code != 0 || !strings.Contains(out, "wired, 29 of 29 events") || !strings.Contains(filepath.FromSlash(out), "runs "+exe) {
+		t.Errorf("installed: exit %d\n%s", code, out)
+	}
+
+	// A partly wired agent, as after an upgrade that wires more events.
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	data, _ := os.ReadFile(path)
+	doc, _ := parseJSON(data)
+	doc.get("hooks").remove("SessionEnd")
+	os.WriteFile(path, encodeJSON(doc, "  "), 0o600)
+	out, _, code = cli(t, "", "hooks", "status", "claude")
+	if code != 0 || !strings.Contains(out, "partly wired, 28 of 29 events") {
+		t.Errorf("partly wired: exit %d\n%s", code, out)
+	}
+
+	// The program went away: every event of the agent is lost.
+	mustCLI(t, "hooks", "install", "--command", exe+"-gone", "gemini")
+	out, errOut, code := cli(t, "", "hooks", "status")
+	if code != 1 || !strings.Contains(out, exe+"-gone, which does not exist") || !strings.Contains(errOut, "gemini") {
+		t.Errorf("missing program: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if _, _, code := cli(t, "", "hooks", "status", "claude"); code != 0 {
+		t.Errorf("status claude with gemini broken: exit %d, want 0", code)
+	}
+
+	// Gemini runs no hook with hooksConfig.enabled false: status says so.
+	g, _ := findAgent("gemini")
+	gpath, _ := g.settingsPath(os.Getenv, "")
+	data, _ = os.ReadFile(gpath)
+	os.WriteFile(gpath, bytes.Replace(data, []byte(`"enabled": true`), []byte(`"enabled": false`), 1), 0o600)
+	out, _, _ = cli(t, "", "hooks", "status", "gemini")
+	if !strings.Contains(out, "hooksConfig.enabled is false") {
+		t.Errorf("gemini disabled: %s", out)
+	}
+	_, errOut, code = cli(t, "", "hooks", "install", "--command", exe, "gemini")
+	if code != 0 || !strings.Contains(errOut, "hooksConfig.enabled was false") {
+		t.Errorf("install over enabled false: exit %d, stderr %s", code, errOut)
+	}
+
+	if _, _, code := cli(t, "", "hooks", "status", "vim"); code != 2 {
+		t.Errorf("unknown agent: exit %d, want 2", code)
+	}
+}
+
+// TestHooksInstallThroughSymlink installs into a settings file that is a
+// symlink into a dotfiles folder, as dotfiles managers make them: the link
+// stays a link, and the file it leads to gets the hooks.
+func TestHooksInstallThroughSymlink(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	dotfiles := filepath.Join(t.TempDir(), "dotfiles")
+	os.MkdirAll(dotfiles, 0o700)
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	target := filepath.Join(dotfiles, "claude-settings.json")
+	if err := os.WriteFile(target, []byte(agentSettings["claude"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, path); err != nil {
+		t.Skipf("cannot make a symlink here: %v", err)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Skipf("a symlink made here does not read back as one (Wine): %v", err)
+	}
+	mustCLI(t, "hooks", "install", "--command", "difflore", "claude")
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("the settings file is no longer a symlink: %v %v", fi.Mode(), err)
+	}
+	data, _ := os.ReadFile(target)
+	doc, err := parseJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events, _ := a.wiredEvents(doc); len(events) != len(a.events) {
+		t.Errorf("the link's target has %d events wired, want %d", len(events), len(a.events))
+	}
+	if bk := backups(t, path); len(bk) != 1 {
+		t.Errorf("backups beside the link: %v, want one", bk)
+	}
+	if entries, _ := os.ReadDir(dotfiles); len(entries) != 1 {
+		t.Errorf("the dotfiles folder holds %d files, want only the settings", len(entries))
+	}
+}
+
+// TestShellWord checks how a program path is written for the agents'
+// shells, and that status reads it back.
+func TestShellWord(t *testing.T) {
+	tests := []struct {
+		path           string
+		windows, slash bool
+		want           string
+	}{
+		{"/usr/local/bin/difflore", false, false, "/usr/local/bin/difflore"},
+		{"/home/me/go/bin/difflore", false, true, "/home/me/go/bin/difflore"},
+		{"/opt/my tools/difflore", false, false, "'/opt/my tools/difflore'"},
+		{"/opt/it's/difflore", false, false, `'/opt/it'\''s/difflore'`},
+		{"/opt/$HOME/`x`/difflore", false, false, "'/opt/$HOME/`x`/difflore'"},
+		{`C:\Users\me\go\bin\difflore.exe`, true, false, `C:\Users\me\go\bin\difflore.exe`},
+		{`C:\Users\me\go\bin\difflore.exe`, true, true, `C:/Users/me/go/bin/difflore.exe`},
+	}
+	for _, tt := range tests {
+		got, err := shellWord(tt.path, tt.windows, tt.slash)
+		if err != nil || got != tt.want {
+			t.Errorf("shellWord(%q, windows %v, slashes %v) = %q, %v; want %q", tt.path, tt.windows, tt.slash, got, err, tt.want)
+		}
+		if back := commandProgram(got + " enqueue --kind claude.Stop"); !tt.windows && back != tt.path {
+			t.Errorf("commandProgram(%q) = %q, want %q", got, back, tt.path)
+		}
+	}
+	if runtime.GOOS != "windows" {
+		// Only Windows gives short names; elsewhere such a path is refused.
+		if _, err := shellWord(`C:\Program Files\difflore.exe`, true, false); err == nil {
+			t.Errorf("a Windows path with a space and no short name was accepted")
+		}
+	}
+}
+
+// TestHooksUninstallKeepsCodexTrustIndex: Codex keys the trust a user gave
+// a hook by its group's index in the event's list. Uninstall must not move
+// a group of the user's that came after difflore's, or Codex would
+// silently stop running it; the other agents get the group removed.
+func TestHooksUninstallKeepsCodexTrustIndex(t *testing.T) {
+	testHome(t)
+	for _, name := range []string{"codex", "claude"} {
+		t.Run(name, func(t *testing.T) {
+			setUserHome(t)
+			a, _ := findAgent(name)
+			path, _ := a.settingsPath(os.Getenv, "")
+			os.MkdirAll(filepath.Dir(path), 0o700)
+			user := `{"type": "command", "command": "before.sh"}`
+			os.WriteFile(path, []byte(`{"hooks": {"Stop": [{"hooks": [`+user+`]}]}}`), 0o600)
+			mustCLI(t, "hooks", "install", "--command", "difflore", name)
+			// The user adds a hook of their own after difflore's.
+			data, _ := os.ReadFile(path)
+			doc, _ := parseJSON(data)
+			later, _ := parseJSON([]byte(`{"hooks": [{"type": "command", "command": "after.sh"}]}`))
+			stop := doc.get("hooks").get("Stop")
+			stop.elems = append(stop.elems, later)
+			os.WriteFile(path, encodeJSON(doc, "  "), 0o600)
+
+			mustCLI(t, "hooks", "uninstall", name)
+			data, _ = os.ReadFile(path)
+			doc, _ = parseJSON(data)
+			var commands []string
+			for _, g := range doc.get("hooks").get("Stop").elems {
+				cmd := "(empty)"
+				if hs := g.get("hooks"); len(hs.elems) > 0 {
+					cmd, _ = hs.elems[0].get("command").str()
+				}
+				commands = append(commands, cmd)
+			}
+			want := []string{"before.sh", "after.sh"}
+			if name == "codex" {
+				want = []string{"before.sh", "(empty)", "after.sh"}
+			}
+			if !slices.Equal(commands, want) {
+				t.Errorf("Stop groups after uninstall: %v, want %v", commands, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,558 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Installing merges difflore's hooks into an agent's settings file the way
+// a careful person would by hand: every other key and hook stays, in its
+// order; difflore's entries (recognised by their command, whatever path it
+// names) are updated in place, so a second install changes no byte and an
+// install after the binary moved replaces the old entries; the file is
+// replaced atomically, keeping its mode, after a copy of it is saved beside
+// it. A settings file that is a symlink, as dotfiles managers make them, is
+// followed: the file it leads to is rewritten in place, so the link, and
+// the user's dotfiles repository behind it, stay as they are.
+
+// maxSettingsFile bounds what is read of a settings file; real ones are a
+// few KiB.
+const maxSettingsFile = 16 << 20
+
+// merge adds the agent's hooks to doc, a settings file's top-level object,
+// and returns notes for the user. A difflore hook on an event difflore no
+// longer wires is removed.
+func (a agentSpec) merge(doc *jsonValue, program string, autostart bool) ([]string, error) {
+	hooks := doc.get("hooks")
+	if hooks == nil {
+		hooks = newObject()
+		doc.set("hooks", hooks)
+	}
+	if hooks.kind != '{' {
+		return nil, errors.New(`"hooks" is not an object`)
+	}
+	var notes []string
+	if a.name == "cursor" && doc.get("version") == nil {
+		doc.members = slices.Insert(doc.members, 0, jsonMember{key: "version", rawKey: []byte(`"version"`), value: jsonScalar(1)})
+	}
+	if a.name == "gemini" {
+		// Gemini CLI runs no hook when hooksConfig.enabled is false. It
+		// defaults to true in 0.61.0, not in the releases that introduced
+		// hooks, so the flag is written out.
+		hc := doc.get("hooksConfig")
+		if hc == nil {
+			hc = newObject()
+			doc.set("hooksConfig", hc)
+		}
+		if hc.kind != '{' {
+			return nil, errors.New(`"hooksConfig" is not an object`)
+		}
+		if en := hc.get("enabled"); !en.isTrue() {
+			if en != nil {
+				notes = append(notes, "hooksConfig.enabled was "+string(en.raw)+", which kept Gemini CLI from running any hook: it is now true")
+			}
+			hc.set("enabled", jsonScalar(true))
+		}
+	}
+	a.removeHooks(hooks, func(event string) bool { return !slices.Contains(a.events, event) })
+	for _, event := range a.events {
+		if err := a.mergeEvent(hooks, event, a.hookCommand(program, event, autostart)); err != nil {
+			return nil, err
+		}
+	}
+	return notes, nil
+}
+
+// mergeEvent makes exactly one difflore hook run command on event: the
+// first one found is updated in place, others are removed, and a new one
+// is appended when there is none.
+func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
+	list := hooks.get(event)
+	if list == nil {
+		list = newArray()
+		hooks.set(event, list)
+	}
+	if list.kind != '[' {
+		return fmt.Errorf("hooks.%s is not an array", event)
+	}
+	found := false
+	keep := func(h *jsonValue) bool {
+		if !a.isOurHook(h) {
+			return true
+		}
+		if found {
+			return false
+		}
+		found = true
+		a.fillHook(h, command, a.timeout(event))
+		return true
+	}
+	if a.flat {
+		list.elems = slices.DeleteFunc(list.elems, func(h *jsonValue) bool { return !keep(h) })
+	} else {
+		a.filterGroups(list, keep)
+	}
+	if found {
+		return nil
+	}
+	h := newObject()
+	a.fillHook(h, command, a.timeout(event))
+	if a.flat {
+		list.elems = append(list.elems, h)
+		return nil
+	}
+	g := newObject()
+	g.set("hooks", newArray(h))
+	list.elems = append(list.elems, g)
+	return nil
+}
+
+// fillHook sets the fields of a difflore hook, leaving any other field a
+// user added, and the text of those that already hold the right value.
+func (a agentSpec) fillHook(h *jsonValue, command string, timeout int) {
+	setIfDiffers := func(key string, val *jsonValue) {
+		if old := h.get(key); old == nil || !old.equal(val) {
+			h.set(key, val)
+		}
+	}
+	if !a.flat {
+		setIfDiffers("type", jsonScalar("command"))
+	}
+	setIfDiffers("command", jsonScalar(command))
+	setIfDiffers("timeout", jsonScalar(timeout))
+}
+
+func (a agentSpec) isOurHook(h *jsonValue) bool {
+	cmd, ok := h.get("command").str()
+	return ok && a.isOurs(cmd)
+}
+
+// eachHook calls fn for every hook entry of one event's list.
+func (a agentSpec) eachHook(list *jsonValue, fn func(h *jsonValue)) {
+	if list == nil || list.kind != '[' {
+		return
+	}
+	for _, e := range list.elems {
+		if a.flat {
+			fn(e)
+			continue
+		}
+		if hs := e.get("hooks"); hs != nil && hs.kind == '[' {
+			for _, h := range hs.elems {
+				fn(h)
+			}
+		}
+	}
+}
+
+// filterGroups keeps, in each group of an event's list, the hooks for
+// which keep holds, and removes the groups this leaves empty. Codex keys a
+// hook's trust by its group's index in the list: there, a group emptied
+// before a group that stays is kept as {"hooks": []}, so that the user's
+// hooks after it keep their index, and their trust.
+func (a agentSpec) filterGroups(list *jsonValue, keep func(h *jsonValue) bool) {
+	emptied := make([]bool, len(list.elems))
+	for i, g := range list.elems {
+		hs := g.get("hooks")
+		if hs == nil || hs.kind != '[' || len(hs.elems) == 0 {
+			continue
+		}
+		hs.elems = slices.DeleteFunc(hs.elems, func(h *jsonValue) bool { return !keep(h) })
+		emptied[i] = len(hs.elems) == 0
+	}
+	end := len(list.elems)
+	for end > 0 && emptied[end-1] {
+		end--
+	}
+	var kept []*jsonValue
+	for i, g := range list.elems {
+		if !emptied[i] || (a.indexedTrust && i < end) {
+			kept = append(kept, g)
+		}
+	}
+	list.elems = kept
+}
+
+// removeHooks removes difflore's hooks from the events for which which
+// holds, and the groups and event lists that held only them. It returns
+// how many it removed.
+func (a agentSpec) removeHooks(hooks *jsonValue, which func(event string) bool) int {
+	removed := 0
+	drop := func(h *jsonValue) bool {
+		if a.isOurHook(h) {
+			removed++
+			return true
+		}
+		return false
+	}
+	hooks.members = slices.DeleteFunc(hooks.members, func(m jsonMember) bool {
+		list := m.value
+		if !which(m.key) || list.kind != '[' {
+			return false
+		}
+		before := removed
+		if a.flat {
+			list.elems = slices.DeleteFunc(list.elems, drop)
+		} else {
+			a.filterGroups(list, func(h *jsonValue) bool { return !drop(h) })
+		}
+		return removed > before && len(list.elems) == 0
+	})
+	return removed
+}
+
+// unmerge removes difflore's hooks from doc, and what install added around
+// them when nothing else is left in it, so that the file returns to what
+// it was. It returns how many hooks it removed.
+func (a agentSpec) unmerge(doc *jsonValue) int {
+	hooks := doc.get("hooks")
+	if hooks == nil || hooks.kind != '{' {
+		return 0
+	}
+	removed := a.removeHooks(hooks, func(string) bool { return true })
+	if removed == 0 {
+		return 0
+	}
+	if len(hooks.members) == 0 {
+		doc.remove("hooks")
+	}
+	switch a.name {
+	case "gemini":
+		// hooksConfig.enabled: true goes with the hooks it was written
+		// for. It is Gemini CLI's default (0.61.0), so removing it changes
+		// nothing for hooks of the user's that remain.
+		if hc := doc.get("hooksConfig"); hc != nil && hc.kind == '{' && hc.get("enabled").isTrue() {
+			hc.remove("enabled")
+			if len(hc.members) == 0 {
+				doc.remove("hooksConfig")
+			}
+		}
+	case "cursor":
+		if len(doc.members) == 1 && doc.members[0].key == "version" {
+			doc.remove("version")
+		}
+	}
+	return removed
+}
+
+// settingsFile is an agent's settings file as read before a change.
+type settingsFile struct {
+	path   string // the path the agent reads
+	target string // the file written: path, or where a symlink at path leads
+	data   []byte
+	exists bool
+	mode   fs.FileMode
+}
+
+func readSettings(path string) (*settingsFile, error) {
+	f := &settingsFile{path: path, target: path, mode: 0o600}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s is a symlink that leads nowhere: %w", path, err)
+		}
+		f.target = target
+	}
+	fi, err := os.Stat(f.target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > maxSettingsFile {
+		return nil, fmt.Errorf("%s is larger than %d MiB: not a settings file", path, maxSettingsFile>>20)
+	}
+	if f.data, err = os.ReadFile(f.target); err != nil {
+		return nil, err
+	}
+	f.exists, f.mode = true, fi.Mode().Perm()
+	return f, nil
+}
+
+// parse returns the file's top-level object; an empty or missing file is
+// an empty object. A file that is not a JSON object is refused: merging
+// into a file that cannot be read would destroy it.
+func (f *settingsFile) parse(agent string) (*jsonValue, error) {
+	if len(bytes.TrimSpace(f.data)) == 0 {
+		return newObject(), nil
+	}
+	doc, err := parseJSON(f.data)
+	if err == nil && doc.kind != '{' {
+		err = errors.New("it is not a JSON object")
+	}
+	if err != nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("%s is not valid JSON, so it was left as it is: %w", f.path, err),
+			hint: "mend the file, or merge the output of 'difflore hooks print " + agent + "' by hand"}
+	}
+	return doc, nil
+}
+
+// write saves a copy of the file as it was beside it (returning the copy's
+// name, empty when there was no file) and replaces the file with data. It
+// refuses when the file changed since it was read, as when the agent saved
+// its settings meanwhile.
+func (f *settingsFile) write(data []byte, now time.Time) (backup string, err error) {
+	current, err := os.ReadFile(f.target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if !bytes.Equal(current, f.data) || (err == nil) != f.exists {
+		return "", fmt.Errorf("%s changed while difflore was editing it; nothing was written: run the command again", f.path)
+	}
+	if f.exists {
+		if backup, err = writeBackup(f.path, f.data, f.mode, now); err != nil {
+			return "", fmt.Errorf("back up %s: %w", f.path, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(f.target), 0o700); err != nil {
+		return "", err
+	}
+	if err := writeFileAtomicMode(f.target, data, f.mode); err != nil {
+		return "", fmt.Errorf("write %s: %w", f.target, err)
+	}
+	return backup, nil
+}
+
+// writeBackup writes data to a new file beside path, named for the time,
+// never over an older backup.
+func writeBackup(path string, data []byte, mode fs.FileMode, now time.Time) (string, error) {
+	base := path + ".difflore-" + now.UTC().Format("20060102T150405Z")
+	for i := 1; i <= 100; i++ {
+		name := base + ".bak"
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d.bak", base, i)
+		}
+		b, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = b.Write(data)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+		return name, err
+	}
+	return "", fmt.Errorf("too many backups named %s*.bak", base)
+}
+
+// editSettings reads an agent's settings file, applies change to its
+// top-level object and, when that changed anything, shows the difference
+// (dry run) or writes the file. It returns whether the file changed and
+// the backup's name.
+func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
+	f, err := readSettings(path)
+	if err != nil {
+		return false, "", err
+	}
+	doc, err := f.parse(a.name)
+	if err != nil {
+		return false, "", err
+	}
+	before, _ := f.parse(a.name)
+	if err := change(doc); err != nil {
+		return false, "", &exitError{code: 1, err: fmt.Errorf("%s: %w; it was left as it is", path, err),
+			hint: "merge the output of 'difflore hooks print " + a.name + "' by hand"}
+	}
+	if doc.equal(before) {
+		return false, "", nil
+	}
+	out := encodeJSON(doc, detectIndent(f.data))
+	if dryRun {
+		old := path
+		if !f.exists {
+			old = "/dev/null"
+		}
+		_, err := io.WriteString(cfg.stdout, lineDiff(old, path, f.data, out))
+		return true, "", err
+	}
+	backup, err = f.write(out, time.Now())
+	return true, backup, err
+}
+
+func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dryRun bool) error {
+	program, err := opts.program(a)
+	if err != nil {
+		return err
+	}
+	path, err := a.settingsPath(cfg.getenv, project)
+	if err != nil {
+		return err
+	}
+	var notes []string
+	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+		notes, err = a.merge(doc, program, opts.autostart)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case !changed:
+		fmt.Fprintf(cfg.stdout, "%s hooks already installed in %s; nothing changed\n", a.name, path)
+	case dryRun:
+		fmt.Fprintf(cfg.stderr, "difflore: dry run: %s was not written\n", path)
+	default:
+		fmt.Fprintf(cfg.stdout, "installed %d %s hooks in %s\n", len(a.events), a.name, path)
+		if backup != "" {
+			fmt.Fprintf(cfg.stdout, "the file as it was: %s\n", backup)
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintf(cfg.stderr, "difflore: note: %s\n", n)
+	}
+	if opts.command == "" && strings.Contains(program, "go-build") {
+		fmt.Fprintf(cfg.stderr, "difflore: warning: the hooks run %s, a temporary build that 'go run' deletes; install difflore ('go install .') and run this again\n", program)
+	}
+	if a.name == "codex" {
+		// Codex 0.169.0 runs a hook only once the user has trusted it
+		// (its hash is kept in config.toml), asking at the start of an
+		// interactive session.
+		fmt.Fprintln(cfg.stderr, `difflore: note: Codex runs these hooks only once you trust them: start codex and answer "Trust all and continue" when it says "Hooks need review" (or review them with /hooks). 'codex exec' skips untrusted hooks.`)
+		if legacyNotify(filepath.Join(filepath.Dir(path), "config.toml")) {
+			fmt.Fprintf(cfg.stderr, "difflore: note: %s still runs difflore as its notify program, as older releases set it up; remove that notify line, or Codex reports each turn twice\n", filepath.Join(filepath.Dir(path), "config.toml"))
+		}
+	}
+	return nil
+}
+
+// legacyNotify reports whether a Codex config.toml runs difflore enqueue as
+// its notify program, which 'hooks print codex' printed before Codex had
+// hooks. The line is the user's to remove: difflore does not rewrite TOML.
+func legacyNotify(configTOML string) bool {
+	data, err := os.ReadFile(configTOML)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "notify") && strings.Contains(line, `"enqueue"`) {
+			return true
+		}
+	}
+	return false
+}
+
+func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) error {
+	path, err := a.settingsPath(cfg.getenv, project)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+		removed = a.unmerge(doc)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case !changed:
+		fmt.Fprintf(cfg.stdout, "no difflore hooks in %s; nothing changed\n", path)
+	case dryRun:
+		fmt.Fprintf(cfg.stderr, "difflore: dry run: %s was not written\n", path)
+	default:
+		fmt.Fprintf(cfg.stdout, "removed %d %s hooks from %s\n", removed, a.name, path)
+		if backup != "" {
+			fmt.Fprintf(cfg.stdout, "the file as it was: %s\n", backup)
+		}
+	}
+	return nil
+}
+
+// hooksStatus reports, for one agent or all, whether difflore's hooks are
+// wired and whether the program they run exists. It fails when a settings
+// file cannot be read or a hook runs a program that does not exist: every
+// event of that agent is then lost.
+func hooksStatus(cfg config, name, project string) error {
+	list := agents
+	if name != "" {
+		a, err := findAgent(name)
+		if err != nil {
+			return err
+		}
+		list = []agentSpec{a}
+	}
+	var broken []string
+	for _, a := range list {
+		line, ok := a.status(cfg, project)
+		fmt.Fprintf(cfg.stdout, "%-7s %s\n", a.name, line)
+		if !ok {
+			broken = append(broken, a.name)
+		}
+	}
+	if len(broken) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("the hooks of %s cannot work", strings.Join(broken, ", ")),
+			hint: "run 'difflore hooks install " + broken[0] + "' to point them at this difflore"}
+	}
+	return nil
+}
+
+// status is one agent's line of 'hooks status', and whether all is well.
+func (a agentSpec) status(cfg config, project string) (string, bool) {
+	path, err := a.settingsPath(cfg.getenv, project)
+	if err != nil {
+		return err.Error(), false
+	}
+	f, err := readSettings(path)
+	if err != nil {
+		return "cannot read settings: " + err.Error(), false
+	}
+	if !f.exists {
+		return "not wired (" + path + " does not exist)", true
+	}
+	doc, err := f.parse(a.name)
+	if err != nil {
+		return "cannot read settings: " + path + " is not valid JSON", false
+	}
+	events, programs := a.wiredEvents(doc)
+	if len(events) == 0 {
+		return "not wired (" + path + ")", true
+	}
+	state := "wired"
+	if len(events) < len(a.events) {
+		state = "partly wired"
+	}
+	line := fmt.Sprintf("%s, %d of %d events, in %s", state, len(events), len(a.events), path)
+	ok := true
+	for _, p := range programs {
+		if programExists(p) {
+			line += "; runs " + p
+		} else {
+			line += "; runs " + p + ", which does not exist"
+			ok = false
+		}
+	}
+	if a.name == "gemini" {
+		if en := doc.get("hooksConfig").get("enabled"); en != nil && !en.isTrue() {
+			line += "; but hooksConfig.enabled is " + string(en.raw) + ", so Gemini CLI runs no hook"
+		}
+	}
+	return line, ok
+}
+
+// programExists reports whether a hook's program can be found: a path as
+// it is, a bare name on PATH, as the agent's shell would look it up.
+func programExists(p string) bool {
+	if !strings.ContainsAny(p, `/\`) {
+		_, err := exec.LookPath(p)
+		return err == nil
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
