@@ -761,7 +761,8 @@ Usage: difflore status [--json]
 
 Shows whether the daemon of this data home runs, the outbox counts, the
 endpoint and the last delivery. Exit code: 0 running, 1 stale PID file,
-3 not running, 4 unknown (the lock is held but the PID file cannot be used).
+3 not running, 4 unknown (the lock is held but the PID file cannot be used,
+or the data home cannot be read).
 
 Example:
   difflore status --json | jq .outbox.pending
@@ -802,26 +803,28 @@ type daemonState struct {
 }
 
 // inspect decides whether a daemon runs: the lock says whether one does, the
-// PID file says which. It never signals anything.
-func inspect(h home) (daemonState, error) {
+// PID file says which. It never signals anything. When the lock cannot be
+// probed (a read-only home, say), the state is unknown: that no daemon runs
+// is as unproven as that one does.
+func inspect(h home) daemonState {
 	held, err := lockHeld(h)
 	if err != nil {
-		return daemonState{}, err
+		return daemonState{state: "unknown", reason: "cannot tell whether a daemon holds the lock: " + err.Error()}
 	}
 	info, perr := readPIDFile(h.path(pidFileName))
 	if !held {
 		if errors.Is(perr, fs.ErrNotExist) {
-			return daemonState{state: "not_running"}, nil
+			return daemonState{state: "not_running"}
 		}
-		return daemonState{state: "stale", info: info}, nil
+		return daemonState{state: "stale", info: info}
 	}
 	if perr != nil {
-		return daemonState{state: "unknown", reason: perr.Error()}, nil
+		return daemonState{state: "unknown", reason: "the lock is held, but the pid file cannot be used: " + perr.Error()}
 	}
 	if err := verifyProcess(info.PID, info); err != nil {
-		return daemonState{state: "unknown", info: info, reason: err.Error()}, nil
+		return daemonState{state: "unknown", info: info, reason: "the lock is held, but not by the process the pid file describes: " + err.Error()}
 	}
-	return daemonState{state: "running", info: info}, nil
+	return daemonState{state: "running", info: info}
 }
 
 func cmdStatus(ctx context.Context, cfg config, args []string) error {
@@ -841,13 +844,12 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	}
 	h, err := openHome(cfg.home, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		// A home that cannot be used says nothing about a daemon: exit 4,
+		// LSB's "unknown", not 1, which claims a stale PID file.
+		return withCode(4, err)
 	}
 	if err == nil {
-		st, err := inspect(h)
-		if err != nil {
-			return err
-		}
+		st := inspect(h)
 		rep.Daemon.State, rep.Daemon.PID, rep.Daemon.Reason = st.state, st.info.PID, st.reason
 		if st.state == "running" {
 			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
@@ -942,7 +944,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 			fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
 		}
 	case "unknown":
-		fmt.Fprintf(w, "%s: %s\n", paint(red, "lock held by an unidentified process"), d.Reason)
+		fmt.Fprintf(w, "%s: %s\n", paint(red, "unknown"), d.Reason)
 	default:
 		fmt.Fprintln(w, paint(yellow, "not running"))
 	}

@@ -32,7 +32,8 @@
 // only when the lock is held and the process is the one daemon.pid
 // describes (same PID, start time and executable name). status exits 0 when
 // a daemon runs, 1 for a stale PID file, 3 when none runs and 4 when the
-// lock is held by a process the PID file does not describe.
+// state is unknown: the lock is held by a process the PID file does not
+// describe, or the data home cannot be read.
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http
