@@ -220,7 +220,7 @@ const settleTime = 3 * time.Second
 func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
 	deadline := time.Now().Add(settleTime)
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		ok, err := lock.TryLock()
+		ok, err := tryLock(lock)
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", lock.Path(), err)
 		}
@@ -550,7 +550,7 @@ func ensureDaemon(cfg config, h home) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	logf, err := openShared(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logf, err := openRegular(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
@@ -688,7 +688,7 @@ func verifiedHolder(h home) (pidInfo, *proc, error) {
 // runs, and msg says what was found.
 func clearIfStale(h home) (msg string, done bool, err error) {
 	lock := newLock(h)
-	ok, err := lock.TryLock()
+	ok, err := tryLock(lock)
 	if err != nil {
 		return "", false, fmt.Errorf("probe lock: %w", err)
 	}
@@ -697,8 +697,15 @@ func clearIfStale(h home) (msg string, done bool, err error) {
 	}
 	defer lock.Unlock()
 	pidPath := h.path(pidFileName)
-	if _, err := os.Lstat(pidPath); errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Lstat(pidPath)
+	if errors.Is(err, fs.ErrNotExist) {
 		return "not running", true, nil
+	}
+	if err == nil && !fi.Mode().IsRegular() {
+		// Not something a daemon left: difflore never makes one, so it
+		// does not remove one either.
+		return "", true, &exitError{code: 1, err: fmt.Errorf("pid file %w", notRegular(pidPath, fi.Mode())),
+			hint: "no daemon runs; remove it by hand"}
 	}
 	who := "unreadable"
 	if info, err := parsePIDFileAt(pidPath); err == nil {

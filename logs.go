@@ -50,7 +50,7 @@ func openRotatingFile(path string, max int64, keep int) (*rotatingFile, error) {
 }
 
 func (r *rotatingFile) open() error {
-	f, err := openShared(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, 0o600)
+	f, err := openRegular(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -137,10 +137,13 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	path := h.path(logFileName)
-	f, err := openShared(path, os.O_RDONLY, 0)
+	f, err := openRegular(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) && !*follow {
 		fmt.Fprintf(cfg.stderr, "difflore: no log yet at %s (only a detached daemon writes one)\n", path)
 		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read log: %w", err)
 	}
 	var offset int64
 	if err == nil {
@@ -170,9 +173,15 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 			return nil
 		case <-t.C:
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // Between a rotation's rename and the new file.
+		}
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("read log: %w", notRegular(path, fi.Mode()))
 		}
 		if fi.Size() < offset {
 			offset = 0 // Rotated: the file at path is a new one.
@@ -180,9 +189,12 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		if fi.Size() == offset {
 			continue
 		}
-		f, err := openShared(path, os.O_RDONLY, 0)
-		if err != nil {
+		f, err := openRegular(path, os.O_RDONLY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
 		}
 		f.Seek(offset, io.SeekStart)
 		m, err := io.Copy(cfg.stdout, f)

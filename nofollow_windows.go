@@ -7,5 +7,9 @@ import "zombiezen.com/go/sqlite"
 // not ask for.
 const oNoFollow = 0
 
-// sqliteNoFollow is 0 on Windows, for the same reason.
+// oNonBlock is 0 on Windows, where a named pipe lives in its own namespace
+// (\\.\pipe\) and cannot stand in a folder in place of a file.
+const oNonBlock = 0
+
+// sqliteNoFollow is 0 on Windows, for the same reason as oNoFollow.
 const sqliteNoFollow = sqlite.OpenFlags(0)

@@ -148,11 +148,12 @@ func readPIDFile(path string) (pidInfo, error) {
 	return parsePIDFile(data)
 }
 
-// readShared reads a whole file without keeping anyone from replacing or
-// removing it meanwhile: on Windows a plain os.ReadFile of the PID file, by
-// 'status' say, would make the daemon's rename or removal of it fail.
+// readShared reads a whole regular file without keeping anyone from
+// replacing or removing it meanwhile: on Windows a plain os.ReadFile of the
+// PID file, by 'status' say, would make the daemon's rename or removal of
+// it fail.
 func readShared(path string) ([]byte, error) {
-	f, err := openShared(path, os.O_RDONLY, 0)
+	f, err := openRegular(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +165,52 @@ func readShared(path string) ([]byte, error) {
 
 // maxPIDFile bounds what is read of a PID file.
 const maxPIDFile = 64 << 10
+
+// openRegular opens a file of the data home as openShared does, and refuses
+// anything but a regular file. A named pipe planted under the name of the
+// PID file or the log would make a plain open wait for ever for its other
+// end, and a symlink would lead out of the home: so the open neither waits
+// (oNonBlock) nor follows a symlink (oNoFollow), and the file it opened is
+// checked, not the name, so that nothing can be swapped in between.
+func openRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := openShared(path, flag|oNoFollow|oNonBlock, perm)
+	if err != nil {
+		// The open fails on some of them (ELOOP for a symlink, ENXIO for
+		// a FIFO opened to write with no reader): say why in plain words.
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, notRegular(path, fi.Mode())
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(path, fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// notRegular is the error for a file of the data home that is not a
+// regular file.
+func notRegular(path string, mode fs.FileMode) error {
+	kind := "special file"
+	switch mode.Type() {
+	case fs.ModeNamedPipe:
+		kind = "named pipe"
+	case fs.ModeSocket:
+		kind = "socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		kind = "device"
+	case fs.ModeDir:
+		kind = "folder"
+	case fs.ModeSymlink:
+		kind = "symlink"
+	}
+	return fmt.Errorf("%q is a %s, not a regular file; refusing it", path, kind)
+}
 
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path. Renaming replaces a symlink at path rather than
@@ -196,8 +243,29 @@ func writeFileAtomic(path string, data []byte) error {
 // newLock returns the single-instance lock of a home. The lock file is never
 // deleted: deleting it would let a second daemon lock a new file of the same
 // name while the first still holds the old one.
+// The lock file is opened without waiting, so that a named pipe in its
+// place cannot hang the open; tryLock refuses it.
 func newLock(h home) *flock.Flock {
-	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow), flock.SetPermissions(0o600))
+	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow|oNonBlock), flock.SetPermissions(0o600))
+}
+
+// tryLock takes l if it is free, as l.TryLock does, but refuses a lock file
+// that is not a regular file: difflore never makes one, and a lock on it
+// would prove nothing.
+func tryLock(l *flock.Flock) (bool, error) {
+	ok, err := l.TryLock()
+	if err != nil || !ok {
+		return ok, err
+	}
+	fi, err := l.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(l.Path(), fi.Mode())
+	}
+	if err != nil {
+		l.Unlock()
+		return false, err
+	}
+	return true, nil
 }
 
 // lockHeld reports whether some process holds the home's lock. It takes the
@@ -207,7 +275,7 @@ func lockHeld(h home) (bool, error) {
 		return false, nil
 	}
 	l := newLock(h)
-	ok, err := l.TryLock()
+	ok, err := tryLock(l)
 	if err != nil {
 		return false, fmt.Errorf("probe lock: %w", err)
 	}

@@ -360,3 +360,59 @@ func TestForeignOwnerRefused(t *testing.T) {
 		t.Fatal("stop signalled the daemon on the strength of another user's pid file")
 	}
 }
+
+// TestFIFOsInHomeRefused puts a named pipe where the PID file, the log and
+// the lock file belong. Opening a FIFO blocks until someone opens its other
+// end, so a command that opened one as it opens a file hung for ever; each
+// must instead return at once and say what it refuses. Each command runs as
+// a child, bounded, so that a hang fails the test instead of the suite.
+func TestFIFOsInHomeRefused(t *testing.T) {
+	type call struct {
+		args []string
+		code int    // the exit code wanted
+		want string // in what it prints
+	}
+	for _, tc := range []struct {
+		name  string
+		calls []call
+	}{
+		{pidFileName, []call{
+			{[]string{"stop"}, 1, "not a regular file"},
+			{[]string{"status"}, 1, ""},
+			{[]string{"run"}, 1, "not a regular file"},
+		}},
+		{logFileName, []call{
+			{[]string{"logs"}, 1, "not a regular file"},
+			{[]string{"logs", "-f"}, 1, "not a regular file"},
+			{[]string{"run", "--detach"}, 1, "not a regular file"},
+			// A hook must not hang on it either; the event is kept.
+			{[]string{"enqueue", "--ensure-daemon", `{}`}, 0, "not a regular file"},
+		}},
+		{lockFileName, []call{
+			{[]string{"status"}, 4, "not a regular file"},
+			{[]string{"stop"}, 1, "not a regular file"},
+			{[]string{"run"}, 1, "not a regular file"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := testHome(t)
+			if _, err := openHome(home, true); err != nil {
+				t.Fatal(err)
+			}
+			fifo := filepath.Join(home, tc.name)
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tc.calls {
+				out, errOut, code := runProc(t, command(t, c.args...), 15*time.Second)
+				if code != c.code || !strings.Contains(out+errOut, c.want) {
+					t.Errorf("difflore %s with a FIFO %s: exit %d, stderr %q, stdout %q; want exit %d and %q",
+						strings.Join(c.args, " "), tc.name, code, errOut, out, c.code, c.want)
+				}
+				if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+					t.Fatalf("difflore %s replaced or removed the FIFO: %v", strings.Join(c.args, " "), err)
+				}
+			}
+		})
+	}
+}
