@@ -47,9 +47,13 @@ type home struct {
 
 func (h home) path(name string) string { return filepath.Join(h.dir, name) }
 
-// openHome checks the data home and, when create is set, makes it. A home
-// that is a symlink or belongs to another user is refused: difflore writes
-// PID files and signals processes on the strength of what it finds there.
+// openHome checks the data home and, when create is set, makes it, mode
+// 0700, if it does not exist. A home that is a symlink, that another user
+// may write, or that holds files of another user is refused (see
+// checkPrivate): difflore keeps the events there, and writes PID files and
+// signals processes on the strength of what it finds there. An existing
+// folder is never chmodded: it may be shared, as /tmp is, and its mode is
+// its owner's choice.
 func openHome(dir string, create bool) (home, error) {
 	if dir == "" {
 		return home{}, errors.New("no data home: set DIFFLORE_HOME or HOME")
@@ -74,13 +78,10 @@ func openHome(dir string, create bool) (home, error) {
 	if !fi.IsDir() {
 		return home{}, fmt.Errorf("data home %q is not a directory", abs)
 	}
-	if err := checkOwner(fi); err != nil {
-		return home{}, fmt.Errorf("data home %q: %w", abs, err)
-	}
-	if create && fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(abs, 0o700); err != nil {
-			return home{}, fmt.Errorf("data home: %w", err)
-		}
+	entries := []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", spillDirName, pidFileName, lockFileName, logFileName}
+	if err := checkPrivate(abs, fi, entries); err != nil {
+		return home{}, &exitError{code: 1, err: fmt.Errorf("data home %q: %w", abs, err),
+			hint: "point DIFFLORE_HOME at a folder that only you own and can write; a missing one is created with mode 0700"}
 	}
 	return home{dir: abs}, nil
 }

@@ -238,6 +238,13 @@ func openShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(h), path), nil
 }
 
+// checkPrivate does nothing on Windows, and difflore neither reads nor
+// changes a home's ACL: there, a folder's ACL, not its owner or its mode
+// bits (which Go reports as 0777 for every folder), says who may write it.
+// The default home, under %USERPROFILE%, inherits the profile's ACL, which
+// keeps other users out; a DIFFLORE_HOME elsewhere is trusted as it is.
+func checkPrivate(string, fs.FileInfo, []string) error { return nil }
+
 // checkOwner is a no-op on Windows, where the profile folder's ACL already
 // keeps other users out.
 func checkOwner(fs.FileInfo) error { return nil }
