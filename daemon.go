@@ -148,8 +148,12 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer stop()
 
+	lockID, err := heldLockID(h, lock)
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
 	exe, _ := os.Executable()
-	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion()}
+	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion(), Lock: lockID}
 	if s != nil {
 		info.Endpoint = s.String()
 	}
@@ -239,14 +243,14 @@ func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
 	}
 }
 
-// lockHolder reads the PID file and checks that it describes a live
-// process: the daemon that holds the lock, as far as anyone can tell.
+// lockHolder reads the PID file and checks that it describes the daemon
+// that holds the lock, as far as anyone can tell (verifyHolder).
 func lockHolder(h home) (pidInfo, error) {
 	info, err := readPIDFile(h.path(pidFileName))
 	if err != nil {
 		return pidInfo{}, err
 	}
-	if err := verifyProcess(info.PID, info); err != nil {
+	if err := verifyHolder(h, info); err != nil {
 		return pidInfo{}, err
 	}
 	return info, nil
@@ -570,9 +574,10 @@ Usage: difflore stop [--grace DUR]
 
 Stops the daemon of this data home: asks it to stop, waits for it to exit,
 and kills it after the grace period. It signals a process only when the lock
-is held and the process is the one the PID file describes. Prints one of
-'stopped (pid N)', 'killed (pid N) after DUR', 'not running' or
-'removed stale pid file (pid N)'.
+is held, the PID file was written for this home's lock file and the process
+is the one the PID file describes. Prints one of 'stopped (pid N)',
+'killed (pid N) after DUR', 'not running' or 'removed stale pid file
+(pid N)'.
 
 Example:
   difflore stop --grace 30s
@@ -675,7 +680,7 @@ func verifiedHolder(h home) (pidInfo, *proc, error) {
 	if err != nil {
 		return pidInfo{}, nil, err
 	}
-	if err := verifyProcess(info.PID, info); err != nil {
+	if err := verifyHolder(h, info); err != nil {
 		p.close()
 		return pidInfo{}, nil, err
 	}
@@ -828,8 +833,8 @@ func inspect(h home) daemonState {
 	if perr != nil {
 		return daemonState{state: "unknown", reason: "the lock is held, but the pid file cannot be used: " + perr.Error()}
 	}
-	if err := verifyProcess(info.PID, info); err != nil {
-		return daemonState{state: "unknown", info: info, reason: "the lock is held, but not by the process the pid file describes: " + err.Error()}
+	if err := verifyHolder(h, info); err != nil {
+		return daemonState{state: "unknown", info: info, reason: "the lock is held, but not by the daemon the pid file describes: " + err.Error()}
 	}
 	return daemonState{state: "running", info: info}
 }

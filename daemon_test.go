@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +58,7 @@ func TestParsePIDFile(t *testing.T) {
 		})
 	}
 	// What difflore writes, it reads back.
-	in := pidInfo{PID: 77, StartedAt: started, Exe: "/x/difflore", Version: "v2"}
+	in := pidInfo{PID: 77, StartedAt: started, Exe: "/x/difflore", Version: "v2", Lock: "fd00:2a"}
 	out, err := parsePIDFile(formatPIDFile(in))
 	if err != nil || out != in {
 		t.Errorf("round trip: got %+v, %v; want %+v", out, err, in)
@@ -306,8 +308,8 @@ func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 	}
 	rewrites := map[string]string{
 		"bare pid":        fmt.Sprintf("%d\n", victim.pid()),
-		"daemon's record": string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: info.StartedAt, Exe: info.Exe, Version: info.Version})),
-		"victim's start":  string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: startedAt(t, victim.pid()), Exe: info.Exe, Version: info.Version})),
+		"daemon's record": string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: info.StartedAt, Exe: info.Exe, Version: info.Version, Lock: info.Lock})),
+		"victim's start":  string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: startedAt(t, victim.pid()), Exe: info.Exe, Version: info.Version, Lock: info.Lock})),
 	}
 	for name, content := range rewrites {
 		t.Run(name, func(t *testing.T) {
@@ -376,4 +378,96 @@ func TestTenConcurrentRuns(t *testing.T) {
 		t.Fatalf("%d daemons running, want exactly 1", winners)
 	}
 	mustCLI(t, "stop")
+}
+
+// TestStopCopiedHome copies the data home of a running daemon, PID file and
+// all (cp -a, as a backup or a migration does), while something else holds
+// the copy's lock: stop in the copy must not signal the original's daemon,
+// which the copied PID file describes exactly, and status there must say
+// it cannot tell (exit 4). Nor is a PID file without the record of its lock
+// file, as older versions wrote, ever signalled on.
+func TestStopCopiedHome(t *testing.T) {
+	orig := testHome(t)
+	d := startDaemon(t)
+	copied := filepath.Join(t.TempDir(), "copy")
+	if runtime.GOOS == "windows" {
+		// No cp -a, and the daemon's locks keep parts of its files from
+		// being read: the PID file is what matters.
+		if err := os.Mkdir(copied, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(orig, pidFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(copied, pidFileName), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else if out, err := exec.Command("cp", "-a", orig, copied).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	hc, err := openHome(copied, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test holds the copy's lock, as a command that only looks does
+	// for an instant, or a daemon that has not yet written its PID file.
+	l := newLock(hc)
+	if ok, err := l.TryLock(); !ok || err != nil {
+		t.Fatalf("lock the copy: %v %v", ok, err)
+	}
+	defer l.Unlock()
+
+	t.Setenv("DIFFLORE_HOME", copied)
+	out, errOut, code := runProc(t, command(t, "stop", "--grace", "1s"), 30*time.Second)
+	if code != 1 || !strings.Contains(errOut, "not signalling") {
+		t.Errorf("stop in the copy: exit %d, stdout %q, stderr %q; want exit 1, not signalling anyone", code, out, errOut)
+	}
+	if !d.alive() {
+		t.Fatalf("stop in the copied home stopped the original's daemon:\n%s", d.log)
+	}
+	if state, _, code := statusOf(t); state != "unknown" || code != 4 {
+		t.Errorf("status in the copy: %s, exit %d; want unknown, exit 4", state, code)
+	}
+
+	// The original's own PID file, less the record of its lock file.
+	t.Setenv("DIFFLORE_HOME", orig)
+	pidPath := filepath.Join(orig, pidFileName)
+	data, err := os.ReadFile(pidPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	_, line2, _ := strings.Cut(string(data), "\n")
+	if err := json.Unmarshal([]byte(line2), &meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := meta["lock"]; !ok {
+		t.Fatalf("pid file line 2 does not record the lock file: %s", line2)
+	}
+	delete(meta, "lock")
+	old, _ := json.Marshal(meta)
+	first, _, _ := strings.Cut(string(data), "\n")
+	if err := os.WriteFile(pidPath, []byte(first+"\n"+string(old)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runProc(t, command(t, "stop", "--grace", "1s"), 30*time.Second)
+	if code != 1 || !strings.Contains(errOut, "not signalling") {
+		t.Errorf("stop with a pid file that does not record its lock: exit %d, stdout %q, stderr %q; want exit 1", code, out, errOut)
+	}
+	if !d.alive() {
+		t.Fatalf("stop signalled on a pid file that does not record its lock file:\n%s", d.log)
+	}
+	if state, _, code := statusOf(t); state != "unknown" || code != 4 {
+		t.Errorf("status with a pid file that does not record its lock: %s, exit %d; want unknown, exit 4", state, code)
+	}
+
+	// The daemon's own PID file, as it wrote it, still lets stop stop it.
+	if err := os.WriteFile(pidPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.cmd.Process.Pid) {
+		t.Errorf("stop in the original home said %q", got)
+	}
+	d.wait(t, 15*time.Second)
 }

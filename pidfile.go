@@ -93,6 +93,9 @@ type pidInfo struct {
 	Exe       string    `json:"exe"`
 	Version   string    `json:"version"`
 	Endpoint  string    `json:"endpoint,omitempty"`
+	// Lock identifies the lock file the daemon holds (fileID): the PID
+	// file is good only beside that file, not in a copy of the home.
+	Lock string `json:"lock,omitempty"`
 }
 
 // parsePIDFile reads a PID file: line 1 the PID alone, line 2 (optional, as
@@ -284,6 +287,59 @@ func lockHeld(h home) (bool, error) {
 		l.Unlock()
 	}
 	return !ok, nil
+}
+
+// lockFileID is the identity (fileID) of the lock file now in the home.
+func lockFileID(h home) (string, error) {
+	f, err := openRegular(h.path(lockFileName), os.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return fileID(f)
+}
+
+// heldLockID is the identity of the lock file that lock, which the caller
+// holds, has open. It is read through the lock file's name, so it is
+// checked to be the file the lock has open.
+func heldLockID(h home, lock *flock.Flock) (string, error) {
+	f, err := openRegular(h.path(lockFileName), os.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	held, err := lock.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !os.SameFile(fi, held) {
+		return "", fmt.Errorf("lock file %q was replaced while it was locked", lock.Path())
+	}
+	return fileID(f)
+}
+
+// verifyHolder checks that the daemon info describes is the one that holds
+// this home's lock, as far as can be told without asking it: the PID file
+// records the lock file now in the home (so it was not copied or moved here
+// from another home, whose daemon it describes), and the process is the one
+// it describes (verifyProcess). A PID file that records no lock file, as
+// older versions wrote, cannot be verified.
+func verifyHolder(h home, info pidInfo) error {
+	if info.Lock == "" {
+		return fmt.Errorf("pid file names pid %d but records no lock file (an older difflore wrote it), so it cannot be verified", info.PID)
+	}
+	id, err := lockFileID(h)
+	if err != nil {
+		return fmt.Errorf("lock file: %w", err)
+	}
+	if id != info.Lock {
+		return fmt.Errorf("pid file names pid %d, the holder of another lock file than this home's: it was copied or moved here from another data home", info.PID)
+	}
+	return verifyProcess(info.PID, info)
 }
 
 // verifyProcess checks that pid is the process that info describes: alive,

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -83,6 +84,20 @@ func checkPrivate(dir string, fi fs.FileInfo, names []string) error {
 		}
 	}
 	return nil
+}
+
+// fileID identifies the file f has open, for as long as it exists: its
+// device and inode.
+func fileID(f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("stat %s: %w", f.Name(), errors.ErrUnsupported)
+	}
+	return fmt.Sprintf("%x:%x", uint64(st.Dev), uint64(st.Ino)), nil
 }
 
 // checkOwner refuses a file or folder owned by another user.

@@ -238,6 +238,17 @@ func openShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(h), path), nil
 }
 
+// fileID identifies the file f has open, for as long as it exists: the
+// serial number of its volume and its file index, which is what
+// os.SameFile compares on Windows too.
+func fileID(f *os.File) (string, error) {
+	var d windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(windows.Handle(f.Fd()), &d); err != nil {
+		return "", fmt.Errorf("file information of %s: %w", f.Name(), err)
+	}
+	return fmt.Sprintf("%x:%x", d.VolumeSerialNumber, uint64(d.FileIndexHigh)<<32|uint64(d.FileIndexLow)), nil
+}
+
 // checkPrivate does nothing on Windows, and difflore neither reads nor
 // changes a home's ACL: there, a folder's ACL, not its owner or its mode
 // bits (which Go reports as 0777 for every folder), says who may write it.
