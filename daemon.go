@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"zombiezen.com/go/sqlite"
 )
 
 // shutdownGrace bounds what a stopping daemon still does: finish the request
@@ -166,29 +167,28 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer os.Remove(pidPath)
 
-	ob, err := openOutbox(h, 5*time.Second, time.Now)
-	if err != nil {
-		// Retrying would not help: a damaged or unwritable outbox needs a
-		// person. enqueue keeps new events in spill/ meanwhile.
-		return &exitError{code: 1, err: err,
-			hint: fmt.Sprintf("%s must be a SQLite database this user can write; move it aside to start a new one (events queued since are in %s)",
-				h.path(dbFileName), h.path(spillDirName))}
-	}
-	defer ob.Close()
-	if err := ob.resetInflight(); err != nil {
-		return err
-	}
-	if converted, err := ob.ensureAutoVacuum(); err != nil {
-		log.Warn("turn on auto_vacuum", "error", err)
-	} else if converted {
-		log.Info("turned on incremental auto_vacuum in the outbox")
-	}
 	endpoint := "(none)"
 	if s != nil {
 		endpoint = s.String()
 	}
-	if err := ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"}); err != nil {
-		return fmt.Errorf("write status: %w", err)
+	ob, err := startOutbox(ctx, h, endpoint, log)
+	if err != nil && ctx.Err() != nil {
+		// Asked to stop while it waited for the outbox: a graceful stop.
+		log.Info("daemon stopped", "pid", info.PID)
+		return nil
+	}
+	if err != nil {
+		// Retrying would not help: a damaged or unwritable outbox needs a
+		// person. enqueue keeps new events in spill/ meanwhile.
+		return &exitError{code: 1, err: err,
+			hint: fmt.Sprintf("%s must be a SQLite database this user can write; events queued meanwhile are kept in %s",
+				h.path(dbFileName), h.path(spillDirName))}
+	}
+	defer ob.Close()
+	if converted, err := ob.ensureAutoVacuum(); err != nil {
+		log.Warn("turn on auto_vacuum", "error", err)
+	} else if converted {
+		log.Info("turned on incremental auto_vacuum in the outbox")
 	}
 
 	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "home", h.dir)
@@ -208,6 +208,48 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	err = drainLoop(ctx, h, ob, d, opts.tick, log)
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
+}
+
+// startBusy is how long the daemon's first look at the outbox waits for
+// a lock another process holds before it says that it waits (and looks
+// for a stop request); outboxBusy is the wait once it runs.
+const (
+	startBusy  = time.Second
+	outboxBusy = 5 * time.Second
+)
+
+// startOutbox opens the outbox for the daemon, gives back the claims of a
+// daemon that died, and records the endpoint for status. Another process
+// may hold the outbox locked for a while (an sqlite3 shell in a
+// transaction, a backup): then the daemon says so in its log and tries
+// again, backing off to every 30 s, until it gets in or ctx is done. Only
+// another error is returned: giving up on a locked outbox would leave the
+// events queued in it undelivered.
+func startOutbox(ctx context.Context, h home, endpoint string, log *slog.Logger) (*outbox, error) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		ob, err := openOutbox(h, startBusy, time.Now)
+		if err == nil {
+			err = ob.resetInflight()
+			if err == nil {
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				if err != nil {
+					err = fmt.Errorf("write status: %w", err)
+				}
+			}
+			if err == nil {
+				ob.conn.SetBusyTimeout(outboxBusy)
+				return ob, nil
+			}
+			ob.Close()
+		}
+		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
+			return nil, err
+		}
+		log.Warn("outbox is locked by another process; waiting for it", "path", h.path(dbFileName), "retry_in", wait.String(), "error", err)
+		if !sleepCtx(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // settleTime bounds how long run and stop wait for a lock holder to show

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 func TestParsePIDFile(t *testing.T) {
@@ -470,4 +473,130 @@ func TestStopCopiedHome(t *testing.T) {
 		t.Errorf("stop in the original home said %q", got)
 	}
 	d.wait(t, 15*time.Second)
+}
+
+// TestRunWaitsForLockedOutbox starts the daemon while another process
+// holds the outbox exclusively (an sqlite3 shell in a transaction, a
+// backup): it must say in its log that it waits and keep trying, stop
+// promptly when asked meanwhile, and deliver once the lock is gone. It
+// used to give up after 5 s and advise moving the outbox aside, which
+// strands every event queued in it.
+func TestRunWaitsForLockedOutbox(t *testing.T) {
+	home := testHome(t)
+	mustCLI(t, "enqueue", "--id", "queued", `{"n":1}`)
+	conn, err := sqlite.OpenConn(filepath.Join(home, dbFileName), sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// In exclusive locking mode, a connection in WAL mode keeps others
+	// from reading too.
+	for _, q := range []string{"PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE", "SELECT count(*) FROM events"} {
+		if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	const waiting = "outbox is locked"
+
+	// Asked to stop while it waits, it stops at once.
+	d, log := startLogged(t, "run", "--endpoint", fileURL(out))
+	log.waitFor(t, waiting)
+	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.Process.Pid) {
+		t.Errorf("stop while the daemon waits said %q", got)
+	}
+	log.waitExit(t)
+	if code := d.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("daemon stopped while waiting: exit %d, want 0\n%s", code, log)
+	}
+
+	// Once the lock is gone, it goes on and delivers.
+	d, log = startLogged(t, "run", "--endpoint", fileURL(out))
+	log.waitFor(t, waiting)
+	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // Exclusive locking mode holds the lock until then.
+	log.waitFor(t, "daemon ready")
+	waitFor(t, 20*time.Second, "the queued event delivered", func() bool { return len(readLines(t, out)) == 1 })
+	mustCLI(t, "stop")
+	log.waitExit(t)
+	if strings.Contains(log.String(), "aside") {
+		t.Errorf("the daemon advises moving the outbox aside:\n%s", log)
+	}
+}
+
+// loggedProc is a child whose standard error a test reads line by line.
+type loggedProc struct {
+	lines chan string     // closed when the child's standard error ends
+	seen  strings.Builder // every line read so far
+}
+
+func (l *loggedProc) String() string { return l.seen.String() }
+
+// startLogged starts difflore with args as a child and reads its standard
+// error. The child is killed when the test ends, if still running.
+func startLogged(t *testing.T, args ...string) (*exec.Cmd, *loggedProc) {
+	t.Helper()
+	cmd := command(t, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := &loggedProc{lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			l.lines <- sc.Text()
+		}
+		cmd.Wait()
+		close(l.lines)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		for range l.lines {
+		}
+	})
+	return cmd, l
+}
+
+// waitFor reads lines until one holds want, failing the test if the child
+// ends first or 30 s pass.
+func (l *loggedProc) waitFor(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				t.Fatalf("the child ended before it logged %q:\n%s", want, l)
+			}
+			l.seen.WriteString(s + "\n")
+			if strings.Contains(s, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q logged after 30s:\n%s", want, l)
+		}
+	}
+}
+
+// waitExit reads the rest of the child's output, until it exits.
+func (l *loggedProc) waitExit(t *testing.T) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				return
+			}
+			l.seen.WriteString(s + "\n")
+		case <-timeout:
+			t.Fatalf("the child still runs 30s on:\n%s", l)
+		}
+	}
 }
