@@ -149,7 +149,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer stop()
 
-	lockID, err := heldLockID(h, lock)
+	lockID, err := heldLockID(lock)
 	if err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}

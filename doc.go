@@ -34,10 +34,9 @@
 // daemon.pid records the lock file of this home, so that a PID file copied
 // or moved from another home (with cp -a, say) is never acted on; a PID file
 // written by an older difflore records none and is never signalled on.
-// status exits 0 when
-// a daemon runs, 1 for a stale PID file, 3 when none runs and 4 when the
-// state is unknown: the lock is held by a process the PID file does not
-// describe, or the data home cannot be read.
+// status exits 0 when a daemon runs, 1 for a stale PID file, 3 when none
+// runs and 4 when the state is unknown: the lock is held by a process the
+// PID file does not describe, or the data home cannot be read.
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http

@@ -246,9 +246,9 @@ func writeFileAtomic(path string, data []byte) error {
 
 // newLock returns the single-instance lock of a home. The lock file is never
 // deleted: deleting it would let a second daemon lock a new file of the same
-// name while the first still holds the old one.
-// The lock file is opened without waiting, so that a named pipe in its
-// place cannot hang the open; tryLock refuses it.
+// name while the first still holds the old one. It is opened without
+// waiting, so that a named pipe in its place cannot hang the open; tryLock
+// refuses one.
 func newLock(h home) *flock.Flock {
 	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow|oNonBlock), flock.SetPermissions(0o600))
 }
@@ -291,35 +291,28 @@ func lockHeld(h home) (bool, error) {
 
 // lockFileID is the identity (fileID) of the lock file now in the home.
 func lockFileID(h home) (string, error) {
-	f, err := openRegular(h.path(lockFileName), os.O_RDONLY, 0)
+	path := h.path(lockFileName)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	return fileID(f)
+	if !fi.Mode().IsRegular() {
+		return "", notRegular(path, fi.Mode())
+	}
+	return fileID(path, fi)
 }
 
-// heldLockID is the identity of the lock file that lock, which the caller
-// holds, has open. It is read through the lock file's name, so it is
-// checked to be the file the lock has open.
-func heldLockID(h home, lock *flock.Flock) (string, error) {
-	f, err := openRegular(h.path(lockFileName), os.O_RDONLY, 0)
+// heldLockID is the identity (fileID) of the lock file that lock, which the
+// caller holds, has open. It comes from the open file, not from its name,
+// and the file is not opened again where an OS needs no second open:
+// with fcntl locks (gofrs/flock's on some systems), closing any descriptor
+// of the file would release the lock.
+func heldLockID(lock *flock.Flock) (string, error) {
+	fi, err := lock.Stat()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	held, err := lock.Stat()
-	if err != nil {
-		return "", err
-	}
-	if !os.SameFile(fi, held) {
-		return "", fmt.Errorf("lock file %q was replaced while it was locked", lock.Path())
-	}
-	return fileID(f)
+	return fileID(lock.Path(), fi)
 }
 
 // verifyHolder checks that the daemon info describes is the one that holds
@@ -337,7 +330,7 @@ func verifyHolder(h home, info pidInfo) error {
 		return fmt.Errorf("lock file: %w", err)
 	}
 	if id != info.Lock {
-		return fmt.Errorf("pid file names pid %d, the holder of another lock file than this home's: it was copied or moved here from another data home", info.PID)
+		return fmt.Errorf("pid file names pid %d as the holder of another lock file than this home's (was it copied or moved here from another data home?)", info.PID)
 	}
 	return verifyProcess(info.PID, info)
 }

@@ -86,16 +86,12 @@ func checkPrivate(dir string, fi fs.FileInfo, names []string) error {
 	return nil
 }
 
-// fileID identifies the file f has open, for as long as it exists: its
+// fileID identifies the file fi describes for as long as it exists: its
 // device and inode.
-func fileID(f *os.File) (string, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
+func fileID(_ string, fi fs.FileInfo) (string, error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return "", fmt.Errorf("stat %s: %w", f.Name(), errors.ErrUnsupported)
+		return "", fmt.Errorf("stat %s: %w", fi.Name(), errors.ErrUnsupported)
 	}
 	return fmt.Sprintf("%x:%x", uint64(st.Dev), uint64(st.Ino)), nil
 }

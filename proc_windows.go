@@ -238,13 +238,27 @@ func openShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(h), path), nil
 }
 
-// fileID identifies the file f has open, for as long as it exists: the
-// serial number of its volume and its file index, which is what
-// os.SameFile compares on Windows too.
-func fileID(f *os.File) (string, error) {
+// fileID identifies the file fi describes, which is at path, for as long
+// as it exists: the serial number of its volume and its file index, which
+// os.SameFile compares too. A FileInfo does not show them, so the file is
+// opened again (closing that handle leaves a LockFileEx lock held through
+// another handle alone) and checked to be the same file.
+func fileID(path string, fi fs.FileInfo) (string, error) {
+	f, err := openShared(path, os.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
 	var d windows.ByHandleFileInformation
 	if err := windows.GetFileInformationByHandle(windows.Handle(f.Fd()), &d); err != nil {
-		return "", fmt.Errorf("file information of %s: %w", f.Name(), err)
+		return "", fmt.Errorf("file information of %s: %w", path, err)
+	}
+	now, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !os.SameFile(fi, now) {
+		return "", fmt.Errorf("%s was replaced while it was looked at", path)
 	}
 	return fmt.Sprintf("%x:%x", d.VolumeSerialNumber, uint64(d.FileIndexHigh)<<32|uint64(d.FileIndexLow)), nil
 }
