@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"zombiezen.com/go/sqlite"
 )
 
 // shutdownGrace bounds what a stopping daemon still does: finish the request
@@ -161,8 +162,12 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer stop()
 
+	lockID, err := heldLockID(lock)
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
 	exe, _ := os.Executable()
-	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion()}
+	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion(), Lock: lockID}
 	if s != nil {
 		info.Endpoint = s.String()
 	}
@@ -175,18 +180,24 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer os.Remove(pidPath)
 
-	ob, err := openOutbox(h, 5*time.Second, time.Now)
+	endpoint := "(none)"
+	if s != nil {
+		endpoint = s.String()
+	}
+	ob, err := startOutbox(ctx, h, endpoint, log)
+	if err != nil && ctx.Err() != nil {
+		// Asked to stop while it waited for the outbox: a graceful stop.
+		log.Info("daemon stopped", "pid", info.PID)
+		return nil
+	}
 	if err != nil {
 		// Retrying would not help: a damaged or unwritable outbox needs a
 		// person. enqueue keeps new events in spill/ meanwhile.
 		return &exitError{code: 1, err: err,
-			hint: fmt.Sprintf("%s must be a SQLite database this user can write; move it aside to start a new one (events queued since are in %s)",
+			hint: fmt.Sprintf("%s must be a SQLite database this user can write; events queued meanwhile are kept in %s",
 				h.path(dbFileName), h.path(spillDirName))}
 	}
 	defer ob.Close()
-	if err := ob.resetInflight(); err != nil {
-		return err
-	}
 	if n, err := removeStaleSpillTemps(h, time.Now()); err != nil {
 		log.Warn("remove stale spill temporary files", "error", err)
 	} else if n > 0 {
@@ -196,13 +207,6 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		log.Warn("turn on auto_vacuum", "error", err)
 	} else if converted {
 		log.Info("turned on incremental auto_vacuum in the outbox")
-	}
-	endpoint := "(none)"
-	if s != nil {
-		endpoint = s.String()
-	}
-	if err := ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"}); err != nil {
-		return fmt.Errorf("write status: %w", err)
 	}
 
 	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "home", h.dir)
@@ -224,6 +228,48 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	return err
 }
 
+// startBusy is how long the daemon's first look at the outbox waits for
+// a lock another process holds before it says that it waits (and looks
+// for a stop request); outboxBusy is the wait once it runs.
+const (
+	startBusy  = time.Second
+	outboxBusy = 5 * time.Second
+)
+
+// startOutbox opens the outbox for the daemon, gives back the claims of a
+// daemon that died, and records the endpoint for status. Another process
+// may hold the outbox locked for a while (an sqlite3 shell in a
+// transaction, a backup): then the daemon says so in its log and tries
+// again, backing off to every 30 s, until it gets in or ctx is done. Only
+// another error is returned: giving up on a locked outbox would leave the
+// events queued in it undelivered.
+func startOutbox(ctx context.Context, h home, endpoint string, log *slog.Logger) (*outbox, error) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		ob, err := openOutbox(h, startBusy, time.Now)
+		if err == nil {
+			err = ob.resetInflight()
+			if err == nil {
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				if err != nil {
+					err = fmt.Errorf("write status: %w", err)
+				}
+			}
+			if err == nil {
+				ob.conn.SetBusyTimeout(outboxBusy)
+				return ob, nil
+			}
+			ob.Close()
+		}
+		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
+			return nil, err
+		}
+		log.Warn("outbox is locked by another process; waiting for it", "path", h.path(dbFileName), "retry_in", wait.String(), "error", err)
+		if !sleepCtx(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // settleTime bounds how long run and stop wait for a lock holder to show
 // itself. The lock is held for an instant by commands that only look (status,
 // stop's stale check), and a daemon publishes its PID file just after it
@@ -238,7 +284,7 @@ const settleTime = 3 * time.Second
 func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
 	deadline := time.Now().Add(settleTime)
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		ok, err := lock.TryLock()
+		ok, err := tryLock(lock)
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", lock.Path(), err)
 		}
@@ -257,14 +303,14 @@ func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
 	}
 }
 
-// lockHolder reads the PID file and checks that it describes a live
-// process: the daemon that holds the lock, as far as anyone can tell.
+// lockHolder reads the PID file and checks that it describes the daemon
+// that holds the lock, as far as anyone can tell (verifyHolder).
 func lockHolder(h home) (pidInfo, error) {
 	info, err := readPIDFile(h.path(pidFileName))
 	if err != nil {
 		return pidInfo{}, err
 	}
-	if err := verifyProcess(info.PID, info); err != nil {
+	if err := verifyHolder(h, info); err != nil {
 		return pidInfo{}, err
 	}
 	return info, nil
@@ -579,7 +625,7 @@ func ensureDaemon(cfg config, h home) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	logf, err := openShared(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logf, err := openRegular(h.path(logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
@@ -599,9 +645,10 @@ Usage: difflore stop [--grace DUR]
 
 Stops the daemon of this data home: asks it to stop, waits for it to exit,
 and kills it after the grace period. It signals a process only when the lock
-is held and the process is the one the PID file describes. Prints one of
-'stopped (pid N)', 'killed (pid N) after DUR', 'not running' or
-'removed stale pid file (pid N)'.
+is held, the PID file was written for this home's lock file and the process
+is the one the PID file describes. Prints one of 'stopped (pid N)',
+'killed (pid N) after DUR', 'not running' or 'removed stale pid file
+(pid N)'.
 
 Example:
   difflore stop --grace 30s
@@ -704,7 +751,7 @@ func verifiedHolder(h home) (pidInfo, *proc, error) {
 	if err != nil {
 		return pidInfo{}, nil, err
 	}
-	if err := verifyProcess(info.PID, info); err != nil {
+	if err := verifyHolder(h, info); err != nil {
 		p.close()
 		return pidInfo{}, nil, err
 	}
@@ -717,7 +764,7 @@ func verifiedHolder(h home) (pidInfo, *proc, error) {
 // runs, and msg says what was found.
 func clearIfStale(h home) (msg string, done bool, err error) {
 	lock := newLock(h)
-	ok, err := lock.TryLock()
+	ok, err := tryLock(lock)
 	if err != nil {
 		return "", false, fmt.Errorf("probe lock: %w", err)
 	}
@@ -726,8 +773,15 @@ func clearIfStale(h home) (msg string, done bool, err error) {
 	}
 	defer lock.Unlock()
 	pidPath := h.path(pidFileName)
-	if _, err := os.Lstat(pidPath); errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Lstat(pidPath)
+	if errors.Is(err, fs.ErrNotExist) {
 		return "not running", true, nil
+	}
+	if err == nil && !fi.Mode().IsRegular() {
+		// Not something a daemon left: difflore never makes one, so it
+		// does not remove one either.
+		return "", true, &exitError{code: 1, err: fmt.Errorf("pid file %w", notRegular(pidPath, fi.Mode())),
+			hint: "no daemon runs; remove it by hand"}
 	}
 	who := "unreadable"
 	if info, err := parsePIDFileAt(pidPath); err == nil {
@@ -790,7 +844,8 @@ Usage: difflore status [--json]
 
 Shows whether the daemon of this data home runs, the outbox counts, the
 endpoint and the last delivery. Exit code: 0 running, 1 stale PID file,
-3 not running, 4 unknown (the lock is held but the PID file cannot be used).
+3 not running, 4 unknown (the lock is held but the PID file cannot be used,
+or the data home cannot be read).
 
 Example:
   difflore status --json | jq .outbox.pending
@@ -832,26 +887,28 @@ type daemonState struct {
 }
 
 // inspect decides whether a daemon runs: the lock says whether one does, the
-// PID file says which. It never signals anything.
-func inspect(h home) (daemonState, error) {
+// PID file says which. It never signals anything. When the lock cannot be
+// probed (a read-only home, say), the state is unknown: that no daemon runs
+// is as unproven as that one does.
+func inspect(h home) daemonState {
 	held, err := lockHeld(h)
 	if err != nil {
-		return daemonState{}, err
+		return daemonState{state: "unknown", reason: "cannot tell whether a daemon holds the lock: " + err.Error()}
 	}
 	info, perr := readPIDFile(h.path(pidFileName))
 	if !held {
 		if errors.Is(perr, fs.ErrNotExist) {
-			return daemonState{state: "not_running"}, nil
+			return daemonState{state: "not_running"}
 		}
-		return daemonState{state: "stale", info: info}, nil
+		return daemonState{state: "stale", info: info}
 	}
 	if perr != nil {
-		return daemonState{state: "unknown", reason: perr.Error()}, nil
+		return daemonState{state: "unknown", reason: "the lock is held, but the pid file cannot be used: " + perr.Error()}
 	}
-	if err := verifyProcess(info.PID, info); err != nil {
-		return daemonState{state: "unknown", info: info, reason: err.Error()}, nil
+	if err := verifyHolder(h, info); err != nil {
+		return daemonState{state: "unknown", info: info, reason: "the lock is held, but not by the daemon the pid file describes: " + err.Error()}
 	}
-	return daemonState{state: "running", info: info}, nil
+	return daemonState{state: "running", info: info}
 }
 
 func cmdStatus(ctx context.Context, cfg config, args []string) error {
@@ -871,13 +928,12 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	}
 	h, err := openHome(cfg.home, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		// A home that cannot be used says nothing about a daemon: exit 4,
+		// LSB's "unknown", not 1, which claims a stale PID file.
+		return withCode(4, err)
 	}
 	if err == nil {
-		st, err := inspect(h)
-		if err != nil {
-			return err
-		}
+		st := inspect(h)
 		rep.Daemon.State, rep.Daemon.PID, rep.Daemon.Reason = st.state, st.info.PID, st.reason
 		if st.state == "running" {
 			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
@@ -977,7 +1033,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 			fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
 		}
 	case "unknown":
-		fmt.Fprintf(w, "%s: %s\n", paint(red, "lock held by an unidentified process"), d.Reason)
+		fmt.Fprintf(w, "%s: %s\n", paint(red, "unknown"), d.Reason)
 	default:
 		fmt.Fprintln(w, paint(yellow, "not running"))
 	}

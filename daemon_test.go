@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 func TestParsePIDFile(t *testing.T) {
@@ -57,7 +61,7 @@ func TestParsePIDFile(t *testing.T) {
 		})
 	}
 	// What difflore writes, it reads back.
-	in := pidInfo{PID: 77, StartedAt: started, Exe: "/x/difflore", Version: "v2"}
+	in := pidInfo{PID: 77, StartedAt: started, Exe: "/x/difflore", Version: "v2", Lock: "fd00:2a"}
 	out, err := parsePIDFile(formatPIDFile(in))
 	if err != nil || out != in {
 		t.Errorf("round trip: got %+v, %v; want %+v", out, err, in)
@@ -311,8 +315,8 @@ func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 	}
 	rewrites := map[string]string{
 		"bare pid":        fmt.Sprintf("%d\n", victim.pid()),
-		"daemon's record": string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: info.StartedAt, Exe: info.Exe, Version: info.Version})),
-		"victim's start":  string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: startedAt(t, victim.pid()), Exe: info.Exe, Version: info.Version})),
+		"daemon's record": string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: info.StartedAt, Exe: info.Exe, Version: info.Version, Lock: info.Lock})),
+		"victim's start":  string(formatPIDFile(pidInfo{PID: victim.pid(), StartedAt: startedAt(t, victim.pid()), Exe: info.Exe, Version: info.Version, Lock: info.Lock})),
 	}
 	for name, content := range rewrites {
 		t.Run(name, func(t *testing.T) {
@@ -461,5 +465,223 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("daemon still running 10s after stop")
+	}
+}
+
+// TestStopCopiedHome copies the data home of a running daemon, PID file and
+// all (cp -a, as a backup or a migration does), while something else holds
+// the copy's lock: stop in the copy must not signal the original's daemon,
+// which the copied PID file describes exactly, and status there must say
+// it cannot tell (exit 4). Nor is a PID file without the record of its lock
+// file, as older versions wrote, ever signalled on.
+func TestStopCopiedHome(t *testing.T) {
+	orig := testHome(t)
+	d := startDaemon(t)
+	copied := filepath.Join(t.TempDir(), "copy")
+	if runtime.GOOS == "windows" {
+		// No cp -a, and the daemon's locks keep parts of its files from
+		// being read: the PID file is what matters.
+		if err := os.Mkdir(copied, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(orig, pidFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(copied, pidFileName), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else if out, err := exec.Command("cp", "-a", orig, copied).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	hc, err := openHome(copied, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test holds the copy's lock, as a command that only looks does
+	// for an instant, or a daemon that has not yet written its PID file.
+	l := newLock(hc)
+	if ok, err := l.TryLock(); !ok || err != nil {
+		t.Fatalf("lock the copy: %v %v", ok, err)
+	}
+	defer l.Unlock()
+
+	t.Setenv("DIFFLORE_HOME", copied)
+	out, errOut, code := runProc(t, command(t, "stop", "--grace", "1s"), 30*time.Second)
+	if code != 1 || !strings.Contains(errOut, "not signalling") {
+		t.Errorf("stop in the copy: exit %d, stdout %q, stderr %q; want exit 1, not signalling anyone", code, out, errOut)
+	}
+	if !d.alive() {
+		t.Fatalf("stop in the copied home stopped the original's daemon:\n%s", d.log)
+	}
+	if state, _, code := statusOf(t); state != "unknown" || code != 4 {
+		t.Errorf("status in the copy: %s, exit %d; want unknown, exit 4", state, code)
+	}
+
+	// The original's own PID file, less the record of its lock file.
+	t.Setenv("DIFFLORE_HOME", orig)
+	pidPath := filepath.Join(orig, pidFileName)
+	data, err := os.ReadFile(pidPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	_, line2, _ := strings.Cut(string(data), "\n")
+	if err := json.Unmarshal([]byte(line2), &meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := meta["lock"]; !ok {
+		t.Fatalf("pid file line 2 does not record the lock file: %s", line2)
+	}
+	delete(meta, "lock")
+	old, _ := json.Marshal(meta)
+	first, _, _ := strings.Cut(string(data), "\n")
+	if err := os.WriteFile(pidPath, []byte(first+"\n"+string(old)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runProc(t, command(t, "stop", "--grace", "1s"), 30*time.Second)
+	if code != 1 || !strings.Contains(errOut, "not signalling") {
+		t.Errorf("stop with a pid file that does not record its lock: exit %d, stdout %q, stderr %q; want exit 1", code, out, errOut)
+	}
+	if !d.alive() {
+		t.Fatalf("stop signalled on a pid file that does not record its lock file:\n%s", d.log)
+	}
+	if state, _, code := statusOf(t); state != "unknown" || code != 4 {
+		t.Errorf("status with a pid file that does not record its lock: %s, exit %d; want unknown, exit 4", state, code)
+	}
+
+	// The daemon's own PID file, as it wrote it, still lets stop stop it.
+	if err := os.WriteFile(pidPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.cmd.Process.Pid) {
+		t.Errorf("stop in the original home said %q", got)
+	}
+	d.wait(t, 15*time.Second)
+}
+
+// TestRunWaitsForLockedOutbox starts the daemon while another process
+// holds the outbox exclusively (an sqlite3 shell in a transaction, a
+// backup): it must say in its log that it waits and keep trying, stop
+// promptly when asked meanwhile, and deliver once the lock is gone. It
+// used to give up after 5 s and advise moving the outbox aside, which
+// strands every event queued in it.
+func TestRunWaitsForLockedOutbox(t *testing.T) {
+	home := testHome(t)
+	mustCLI(t, "enqueue", "--id", "queued", `{"n":1}`)
+	conn, err := sqlite.OpenConn(filepath.Join(home, dbFileName), sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// In exclusive locking mode, a connection in WAL mode keeps others
+	// from reading too.
+	for _, q := range []string{"PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE", "SELECT count(*) FROM events"} {
+		if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	const waiting = "outbox is locked"
+
+	// Asked to stop while it waits, it stops at once.
+	d, log := startLogged(t, "run", "--endpoint", fileURL(out))
+	log.waitFor(t, waiting)
+	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.Process.Pid) {
+		t.Errorf("stop while the daemon waits said %q", got)
+	}
+	log.waitExit(t)
+	if code := d.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("daemon stopped while waiting: exit %d, want 0\n%s", code, log)
+	}
+
+	// Once the lock is gone, it goes on and delivers.
+	d, log = startLogged(t, "run", "--endpoint", fileURL(out))
+	log.waitFor(t, waiting)
+	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // Exclusive locking mode holds the lock until then.
+	log.waitFor(t, "daemon ready")
+	waitFor(t, 20*time.Second, "the queued event delivered", func() bool { return len(readLines(t, out)) == 1 })
+	mustCLI(t, "stop")
+	log.waitExit(t)
+	if strings.Contains(log.String(), "aside") {
+		t.Errorf("the daemon advises moving the outbox aside:\n%s", log)
+	}
+}
+
+// loggedProc is a child whose standard error a test reads line by line.
+type loggedProc struct {
+	lines chan string     // closed when the child's standard error ends
+	seen  strings.Builder // every line read so far
+}
+
+func (l *loggedProc) String() string { return l.seen.String() }
+
+// startLogged starts difflore with args as a child and reads its standard
+// error. The child is killed when the test ends, if still running.
+func startLogged(t *testing.T, args ...string) (*exec.Cmd, *loggedProc) {
+	t.Helper()
+	cmd := command(t, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := &loggedProc{lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			l.lines <- sc.Text()
+		}
+		cmd.Wait()
+		close(l.lines)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		for range l.lines {
+		}
+	})
+	return cmd, l
+}
+
+// waitFor reads lines until one holds want, failing the test if the child
+// ends first or 30 s pass.
+func (l *loggedProc) waitFor(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				t.Fatalf("the child ended before it logged %q:\n%s", want, l)
+			}
+			l.seen.WriteString(s + "\n")
+			if strings.Contains(s, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q logged after 30s:\n%s", want, l)
+		}
+	}
+}
+
+// waitExit reads the rest of the child's output, until it exits.
+func (l *loggedProc) waitExit(t *testing.T) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case s, ok := <-l.lines:
+			if !ok {
+				return
+			}
+			l.seen.WriteString(s + "\n")
+		case <-timeout:
+			t.Fatalf("the child still runs 30s on:\n%s", l)
+		}
 	}
 }

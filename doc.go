@@ -64,9 +64,13 @@
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
 // same data home exits 1 ("already running (pid N)"). stop signals a process
 // only when the lock is held and the process is the one daemon.pid
-// describes (same PID, start time and executable name). status exits 0 when
-// a daemon runs, 1 for a stale PID file, 3 when none runs and 4 when the
-// lock is held by a process the PID file does not describe.
+// describes (same PID, start time and executable name), and only when
+// daemon.pid records the lock file of this home, so that a PID file copied
+// or moved from another home (with cp -a, say) is never acted on; a PID file
+// written by an older difflore records none and is never signalled on.
+// status exits 0 when a daemon runs, 1 for a stale PID file, 3 when none
+// runs and 4 when the state is unknown: the lock is held by a process the
+// PID file does not describe, or the data home cannot be read.
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http

@@ -86,7 +86,7 @@ func FuzzFormatPIDFile(f *testing.F) {
 func samePIDInfo(a, b pidInfo) bool {
 	return a.PID == b.PID && a.StartedAt.Equal(b.StartedAt) && jsonUTF8(a.Exe) == b.Exe &&
 		sameExeName(filepath.Base(a.Exe), filepath.Base(b.Exe)) &&
-		jsonUTF8(a.Version) == b.Version && jsonUTF8(a.Endpoint) == b.Endpoint
+		jsonUTF8(a.Version) == b.Version && jsonUTF8(a.Endpoint) == b.Endpoint && jsonUTF8(a.Lock) == b.Lock
 }
 
 // FuzzCheckPayload checks enqueue's payload gate: what it accepts is one

@@ -50,7 +50,7 @@ func openRotatingFile(path string, max int64, keep int) (*rotatingFile, error) {
 }
 
 func (r *rotatingFile) open() error {
-	f, err := openShared(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, 0o600)
+	f, err := openRegular(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,8 @@ Usage: difflore logs [-f] [-n N]
 
 Prints the end of the detached daemon's log (daemon.log in the data home),
 one JSON object a line. With -f, keeps printing lines as they are written,
-across rotations, until interrupted.
+across rotations, until interrupted. A line longer than 64 KiB is printed
+cut, as its end after a marker, and no line before it is printed.
 
 Examples:
   difflore logs -n 50
@@ -136,14 +137,21 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	path := h.path(logFileName)
-	f, err := openShared(path, os.O_RDONLY, 0)
+	f, err := openRegular(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) && !*follow {
 		fmt.Fprintf(cfg.stderr, "difflore: no log yet at %s (only a detached daemon writes one)\n", path)
 		return nil
 	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read log: %w", err)
+	}
 	var offset int64
 	if err == nil {
-		offset, err = printTail(cfg.stdout, f, *n)
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil {
+			offset = fi.Size()
+			err = printTail(cfg.stdout, f, offset, *n)
+		}
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("read log: %w", err)
@@ -165,9 +173,15 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 			return nil
 		case <-t.C:
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // Between a rotation's rename and the new file.
+		}
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("read log: %w", notRegular(path, fi.Mode()))
 		}
 		if fi.Size() < offset {
 			offset = 0 // Rotated: the file at path is a new one.
@@ -175,9 +189,12 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		if fi.Size() == offset {
 			continue
 		}
-		f, err := openShared(path, os.O_RDONLY, 0)
-		if err != nil {
+		f, err := openRegular(path, os.O_RDONLY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read log: %w", err)
 		}
 		f.Seek(offset, io.SeekStart)
 		m, err := io.Copy(cfg.stdout, f)
@@ -189,38 +206,75 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 	}
 }
 
-// printTail prints the last n lines of f and returns the offset of its end.
-func printTail(w io.Writer, f *os.File, n int) (int64, error) {
-	fi, err := f.Stat()
+// maxTailLine bounds a line that 'logs' prints. A longer one is printed
+// cut, as its last maxTailLine bytes after a marker, and the look back ends
+// at it: finding where it starts could mean reading the whole log (a log
+// with no newline in it, say), and logs reads only the end of a log.
+const maxTailLine = 64 << 10
+
+// tailBlock is how much of the log printTail reads at a time.
+const tailBlock = 64 << 10
+
+// printTail prints the last n lines of the first size bytes of r. It reads
+// backwards a block at a time until it has found where those lines start,
+// so what it reads is bounded by n lines of at most maxTailLine bytes each,
+// whatever the size of the log.
+func printTail(w io.Writer, r io.ReaderAt, size int64, n int) error {
+	if n <= 0 || size == 0 {
+		return nil
+	}
+	start, cut, err := tailStart(r, size, n)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	size := fi.Size()
-	// Read backwards in blocks until n line ends are in hand: a log may be
-	// large, and only its end is wanted.
-	const block = 64 << 10
-	var buf []byte
-	pos := size
-	for pos > 0 && bytes.Count(buf, []byte("\n")) <= n {
-		step := min(block, pos)
+	if cut {
+		if _, err := fmt.Fprintf(w, "[line cut: only its last %d bytes follow] ", maxTailLine); err != nil {
+			return err
+		}
+	}
+	_, err = io.Copy(w, io.NewSectionReader(r, start, size-start))
+	return err
+}
+
+// tailStart finds the offset where the last n lines of r start, reading
+// backwards from size. cut reports that the first of them is longer than
+// maxTailLine and that start is maxTailLine bytes before its end.
+func tailStart(r io.ReaderAt, size int64, n int) (start int64, cut bool, err error) {
+	buf := make([]byte, tailBlock)
+	// lineEnd is where the content of the line being looked at ends: at
+	// its newline, or at the end of the log for a last line without one.
+	lineEnd := size
+	found := 0
+	for pos := size; pos > 0; {
+		step := min(int64(tailBlock), pos)
 		pos -= step
-		chunk := make([]byte, step)
-		if _, err := f.ReadAt(chunk, pos); err != nil && err != io.EOF {
-			return 0, err
+		chunk := buf[:step]
+		if _, err := r.ReadAt(chunk, pos); err != nil && err != io.EOF {
+			return 0, false, err
 		}
-		buf = append(chunk, buf...)
-	}
-	lines := bytes.SplitAfter(buf, []byte("\n"))
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for _, l := range lines {
-		if _, err := w.Write(l); err != nil {
-			return 0, err
+		for i := len(chunk); ; {
+			j := bytes.LastIndexByte(chunk[:i], '\n')
+			if j < 0 {
+				break
+			}
+			i = j
+			nl := pos + int64(j)
+			if nl == size-1 {
+				// The last line's own newline: the line goes on before it.
+				lineEnd = nl
+				continue
+			}
+			if lineEnd-(nl+1) > maxTailLine {
+				return lineEnd - maxTailLine, true, nil
+			}
+			if found++; found == n {
+				return nl + 1, false, nil
+			}
+			lineEnd = nl
+		}
+		if lineEnd-pos > maxTailLine {
+			return lineEnd - maxTailLine, true, nil
 		}
 	}
-	return size, nil
+	return 0, false, nil
 }

@@ -7,8 +7,9 @@ import "zombiezen.com/go/sqlite"
 // not ask for.
 const oNoFollow = 0
 
-// sqliteNoFollow is 0 on Windows, for the same reason.
-const sqliteNoFollow = sqlite.OpenFlags(0)
-
-// oNonBlock is 0 on Windows: no file in the data home can be a FIFO there.
+// oNonBlock is 0 on Windows, where a named pipe lives in its own namespace
+// (\\.\pipe\) and cannot stand in a folder in place of a file.
 const oNonBlock = 0
+
+// sqliteNoFollow is 0 on Windows, for the same reason as oNoFollow.
+const sqliteNoFollow = sqlite.OpenFlags(0)

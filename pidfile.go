@@ -47,9 +47,13 @@ type home struct {
 
 func (h home) path(name string) string { return filepath.Join(h.dir, name) }
 
-// openHome checks the data home and, when create is set, makes it. A home
-// that is a symlink or belongs to another user is refused: difflore writes
-// PID files and signals processes on the strength of what it finds there.
+// openHome checks the data home and, when create is set, makes it, mode
+// 0700, if it does not exist. A home that is a symlink, that another user
+// may write, or that holds files of another user is refused (see
+// checkPrivate): difflore keeps the events there, and writes PID files and
+// signals processes on the strength of what it finds there. An existing
+// folder is never chmodded: it may be shared, as /tmp is, and its mode is
+// its owner's choice.
 func openHome(dir string, create bool) (home, error) {
 	if dir == "" {
 		return home{}, errors.New("no data home: set DIFFLORE_HOME or HOME")
@@ -74,13 +78,10 @@ func openHome(dir string, create bool) (home, error) {
 	if !fi.IsDir() {
 		return home{}, fmt.Errorf("data home %q is not a directory", abs)
 	}
-	if err := checkOwner(fi); err != nil {
-		return home{}, fmt.Errorf("data home %q: %w", abs, err)
-	}
-	if create && fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(abs, 0o700); err != nil {
-			return home{}, fmt.Errorf("data home: %w", err)
-		}
+	entries := []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", spillDirName, pidFileName, lockFileName, logFileName}
+	if err := checkPrivate(abs, fi, entries); err != nil {
+		return home{}, &exitError{code: 1, err: fmt.Errorf("data home %q: %w", abs, err),
+			hint: "point DIFFLORE_HOME at a folder that only you own and can write; a missing one is created with mode 0700"}
 	}
 	return home{dir: abs}, nil
 }
@@ -92,6 +93,9 @@ type pidInfo struct {
 	Exe       string    `json:"exe"`
 	Version   string    `json:"version"`
 	Endpoint  string    `json:"endpoint,omitempty"`
+	// Lock identifies the lock file the daemon holds (fileID): the PID
+	// file is good only beside that file, not in a copy of the home.
+	Lock string `json:"lock,omitempty"`
 }
 
 // parsePIDFile reads a PID file: line 1 the PID alone, line 2 (optional, as
@@ -148,11 +152,12 @@ func readPIDFile(path string) (pidInfo, error) {
 	return parsePIDFile(data)
 }
 
-// readShared reads a whole file without keeping anyone from replacing or
-// removing it meanwhile: on Windows a plain os.ReadFile of the PID file, by
-// 'status' say, would make the daemon's rename or removal of it fail.
+// readShared reads a whole regular file without keeping anyone from
+// replacing or removing it meanwhile: on Windows a plain os.ReadFile of the
+// PID file, by 'status' say, would make the daemon's rename or removal of
+// it fail.
 func readShared(path string) ([]byte, error) {
-	f, err := openShared(path, os.O_RDONLY, 0)
+	f, err := openRegular(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +169,52 @@ func readShared(path string) ([]byte, error) {
 
 // maxPIDFile bounds what is read of a PID file.
 const maxPIDFile = 64 << 10
+
+// openRegular opens a file of the data home as openShared does, and refuses
+// anything but a regular file. A named pipe planted under the name of the
+// PID file or the log would make a plain open wait for ever for its other
+// end, and a symlink would lead out of the home: so the open neither waits
+// (oNonBlock) nor follows a symlink (oNoFollow), and the file it opened is
+// checked, not the name, so that nothing can be swapped in between.
+func openRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := openShared(path, flag|oNoFollow|oNonBlock, perm)
+	if err != nil {
+		// The open fails on some of them (ELOOP for a symlink, ENXIO for
+		// a FIFO opened to write with no reader): say why in plain words.
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, notRegular(path, fi.Mode())
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(path, fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// notRegular is the error for a file of the data home that is not a
+// regular file.
+func notRegular(path string, mode fs.FileMode) error {
+	kind := "special file"
+	switch mode.Type() {
+	case fs.ModeNamedPipe:
+		kind = "named pipe"
+	case fs.ModeSocket:
+		kind = "socket"
+	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
+		kind = "device"
+	case fs.ModeDir:
+		kind = "folder"
+	case fs.ModeSymlink:
+		kind = "symlink"
+	}
+	return fmt.Errorf("%q is a %s, not a regular file; refusing it", path, kind)
+}
 
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path. Renaming replaces a symlink at path rather than
@@ -200,9 +251,30 @@ func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 
 // newLock returns the single-instance lock of a home. The lock file is never
 // deleted: deleting it would let a second daemon lock a new file of the same
-// name while the first still holds the old one.
+// name while the first still holds the old one. It is opened without
+// waiting, so that a named pipe in its place cannot hang the open; tryLock
+// refuses one.
 func newLock(h home) *flock.Flock {
-	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow), flock.SetPermissions(0o600))
+	return flock.New(h.path(lockFileName), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow|oNonBlock), flock.SetPermissions(0o600))
+}
+
+// tryLock takes l if it is free, as l.TryLock does, but refuses a lock file
+// that is not a regular file: difflore never makes one, and a lock on it
+// would prove nothing.
+func tryLock(l *flock.Flock) (bool, error) {
+	ok, err := l.TryLock()
+	if err != nil || !ok {
+		return ok, err
+	}
+	fi, err := l.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(l.Path(), fi.Mode())
+	}
+	if err != nil {
+		l.Unlock()
+		return false, err
+	}
+	return true, nil
 }
 
 // lockHeld reports whether some process holds the home's lock. It takes the
@@ -212,7 +284,7 @@ func lockHeld(h home) (bool, error) {
 		return false, nil
 	}
 	l := newLock(h)
-	ok, err := l.TryLock()
+	ok, err := tryLock(l)
 	if err != nil {
 		return false, fmt.Errorf("probe lock: %w", err)
 	}
@@ -220,6 +292,52 @@ func lockHeld(h home) (bool, error) {
 		l.Unlock()
 	}
 	return !ok, nil
+}
+
+// lockFileID is the identity (fileID) of the lock file now in the home.
+func lockFileID(h home) (string, error) {
+	path := h.path(lockFileName)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", notRegular(path, fi.Mode())
+	}
+	return fileID(path, fi)
+}
+
+// heldLockID is the identity (fileID) of the lock file that lock, which the
+// caller holds, has open. It comes from the open file, not from its name,
+// and the file is not opened again where an OS needs no second open:
+// with fcntl locks (gofrs/flock's on some systems), closing any descriptor
+// of the file would release the lock.
+func heldLockID(lock *flock.Flock) (string, error) {
+	fi, err := lock.Stat()
+	if err != nil {
+		return "", err
+	}
+	return fileID(lock.Path(), fi)
+}
+
+// verifyHolder checks that the daemon info describes is the one that holds
+// this home's lock, as far as can be told without asking it: the PID file
+// records the lock file now in the home (so it was not copied or moved here
+// from another home, whose daemon it describes), and the process is the one
+// it describes (verifyProcess). A PID file that records no lock file, as
+// older versions wrote, cannot be verified.
+func verifyHolder(h home, info pidInfo) error {
+	if info.Lock == "" {
+		return fmt.Errorf("pid file names pid %d but records no lock file (an older difflore wrote it), so it cannot be verified", info.PID)
+	}
+	id, err := lockFileID(h)
+	if err != nil {
+		return fmt.Errorf("lock file: %w", err)
+	}
+	if id != info.Lock {
+		return fmt.Errorf("pid file names pid %d as the holder of another lock file than this home's (was it copied or moved here from another data home?)", info.PID)
+	}
+	return verifyProcess(info.PID, info)
 }
 
 // verifyProcess checks that pid is the process that info describes: alive,

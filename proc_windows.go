@@ -238,6 +238,38 @@ func openShared(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(h), path), nil
 }
 
+// fileID identifies the file fi describes, which is at path, for as long
+// as it exists: the serial number of its volume and its file index, which
+// os.SameFile compares too. A FileInfo does not show them, so the file is
+// opened again (closing that handle leaves a LockFileEx lock held through
+// another handle alone) and checked to be the same file.
+func fileID(path string, fi fs.FileInfo) (string, error) {
+	f, err := openShared(path, os.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var d windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(windows.Handle(f.Fd()), &d); err != nil {
+		return "", fmt.Errorf("file information of %s: %w", path, err)
+	}
+	now, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !os.SameFile(fi, now) {
+		return "", fmt.Errorf("%s was replaced while it was looked at", path)
+	}
+	return fmt.Sprintf("%x:%x", d.VolumeSerialNumber, uint64(d.FileIndexHigh)<<32|uint64(d.FileIndexLow)), nil
+}
+
+// checkPrivate does nothing on Windows, and difflore neither reads nor
+// changes a home's ACL: there, a folder's ACL, not its owner or its mode
+// bits (which Go reports as 0777 for every folder), says who may write it.
+// The default home, under %USERPROFILE%, inherits the profile's ACL, which
+// keeps other users out; a DIFFLORE_HOME elsewhere is trusted as it is.
+func checkPrivate(string, fs.FileInfo, []string) error { return nil }
+
 // checkOwner is a no-op on Windows, where the profile folder's ACL already
 // keeps other users out.
 func checkOwner(fs.FileInfo) error { return nil }

@@ -360,3 +360,186 @@ func TestForeignOwnerRefused(t *testing.T) {
 		t.Fatal("stop signalled the daemon on the strength of another user's pid file")
 	}
 }
+
+// TestFIFOsInHomeRefused puts a named pipe where the PID file, the log and
+// the lock file belong. Opening a FIFO blocks until someone opens its other
+// end, so a command that opened one as it opens a file hung for ever; each
+// must instead return at once and say what it refuses. Each command runs as
+// a child, bounded, so that a hang fails the test instead of the suite.
+func TestFIFOsInHomeRefused(t *testing.T) {
+	type call struct {
+		args []string
+		code int    // the exit code wanted
+		want string // in what it prints
+	}
+	for _, tc := range []struct {
+		name  string
+		calls []call
+	}{
+		{pidFileName, []call{
+			{[]string{"stop"}, 1, "not a regular file"},
+			{[]string{"status"}, 1, ""},
+			{[]string{"run"}, 1, "not a regular file"},
+		}},
+		{logFileName, []call{
+			{[]string{"logs"}, 1, "not a regular file"},
+			{[]string{"logs", "-f"}, 1, "not a regular file"},
+			{[]string{"run", "--detach"}, 1, "not a regular file"},
+			// A hook must not hang on it either; the event is kept.
+			{[]string{"enqueue", "--ensure-daemon", `{}`}, 0, "not a regular file"},
+		}},
+		{lockFileName, []call{
+			{[]string{"status"}, 4, "not a regular file"},
+			{[]string{"stop"}, 1, "not a regular file"},
+			{[]string{"run"}, 1, "not a regular file"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := testHome(t)
+			if _, err := openHome(home, true); err != nil {
+				t.Fatal(err)
+			}
+			fifo := filepath.Join(home, tc.name)
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tc.calls {
+				out, errOut, code := runProc(t, command(t, c.args...), 15*time.Second)
+				if code != c.code || !strings.Contains(out+errOut, c.want) {
+					t.Errorf("difflore %s with a FIFO %s: exit %d, stderr %q, stdout %q; want exit %d and %q",
+						strings.Join(c.args, " "), tc.name, code, errOut, out, c.code, c.want)
+				}
+				if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+					t.Fatalf("difflore %s replaced or removed the FIFO: %v", strings.Join(c.args, " "), err)
+				}
+			}
+		})
+	}
+}
+
+// TestSharedFolderAsHomeRefused points DIFFLORE_HOME at folders that other
+// users may write (a sticky, world-writable one as /tmp is, and a
+// group-writable one): every command refuses it with a hint, and none
+// changes its mode (a chmod once turned a shared folder into 0700 and
+// dropped its sticky bit). A folder of ours that only we can write is used
+// as it is, 0755 included, and a missing one is created 0700.
+func TestSharedFolderAsHomeRefused(t *testing.T) {
+	for _, mode := range []fs.FileMode{0o777 | fs.ModeSticky, 0o770, 0o702} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "shared")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			testHome(t)
+			t.Setenv("DIFFLORE_HOME", dir)
+			for _, args := range [][]string{
+				{"enqueue", `{"n":1}`},
+				{"run", "--endpoint", "file:///dev/null"},
+				{"status"},
+				{"stop"},
+				{"outbox", "list"},
+				{"logs"},
+			} {
+				out, errOut, code := runProc(t, command(t, args...), 20*time.Second)
+				if code == 0 || !strings.Contains(errOut, "writable by others") || !strings.Contains(errOut, "hint:") {
+					t.Errorf("difflore %s with a home of mode %s: exit %d, stderr %q; want a refusal that says why, with a hint\n%s",
+						strings.Join(args, " "), mode, code, errOut, out)
+				}
+			}
+			fi, err := os.Lstat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode() &^ fs.ModeDir; got != mode {
+				t.Errorf("the folder's mode went from %s to %s", mode, got)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("files were written in the refused home: %v", entries)
+			}
+		})
+	}
+
+	t.Run("0755 of ours", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "home")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testHome(t)
+		t.Setenv("DIFFLORE_HOME", dir)
+		mustCLI(t, "enqueue", `{"n":1}`)
+		if fi, err := os.Lstat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("the home's mode: %v, %v; want 0755 unchanged", fi.Mode(), err)
+		}
+	})
+
+	t.Run("new", func(t *testing.T) {
+		old := syscall.Umask(0)
+		defer syscall.Umask(old)
+		dir := filepath.Join(t.TempDir(), "a", "home")
+		testHome(t)
+		t.Setenv("DIFFLORE_HOME", dir)
+		mustCLI(t, "enqueue", `{"n":1}`)
+		if fi, err := os.Lstat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("the new home's mode: %v, %v; want 0700", fi.Mode(), err)
+		}
+	})
+}
+
+// TestPlantedFilesRefused gives one file or folder of a data home at a time
+// to another user, as if planted before the home was private: an outbox of
+// theirs would let them read every event, a spill folder of theirs would
+// let them feed events in. difflore must refuse the home rather than use
+// them. Only root can give files away, so the test needs root.
+func TestPlantedFilesRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user needs root")
+	}
+	const nobody = 65534
+	for _, name := range []string{dbFileName, dbFileName + "-wal", spillDirName, logFileName, pidFileName, lockFileName} {
+		t.Run(name, func(t *testing.T) {
+			home := testHome(t)
+			mustCLI(t, "enqueue", `{"n":0}`)
+			path := filepath.Join(home, name)
+			if name == spillDirName {
+				if err := os.Mkdir(path, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600) // keeps the outbox's data
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			if err := os.Chown(path, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{
+				{"enqueue", `{"n":1}`},
+				{"run", "--endpoint", "file:///dev/null"},
+				{"status"},
+				{"stop"},
+				{"outbox", "list"},
+				{"logs"},
+			} {
+				out, errOut, code := runProc(t, command(t, args...), 20*time.Second)
+				if code == 0 || !strings.Contains(errOut, "owned by uid 65534") || !strings.Contains(errOut, name) {
+					t.Errorf("difflore %s with %s owned by another user: exit %d, stderr %q; want a refusal that names it\n%s",
+						strings.Join(args, " "), name, code, errOut, out)
+				}
+			}
+			if err := os.Chown(path, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			if c := outboxCounts(t, home); c.Pending != 1 {
+				t.Errorf("%d events in the outbox, want only the one queued before", c.Pending)
+			}
+		})
+	}
+}
