@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -138,27 +137,18 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 		}
 	}
 
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	mustCLI(t, "drain", "--endpoint", fileURL(out))
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A pretty-printed payload spans lines in the file: read it as a stream
-	// of JSON values. RawMessage keeps a payload's bytes as they were.
+	// An HTTP endpoint gets each payload byte for byte (a file: endpoint
+	// puts a pretty-printed one on one line); RawMessage keeps its bytes.
+	ep := newEndpoint(t, nil)
+	mustCLI(t, "drain", "--endpoint", ep.URL)
 	got := map[string][]json.RawMessage{}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		var e struct {
-			Kind    string          `json:"kind"`
-			Payload json.RawMessage `json:"payload"`
+	for _, r := range ep.requests() {
+		if r.err != nil {
+			t.Fatalf("request: %v\n%s", r.err, r.raw)
 		}
-		if err := dec.Decode(&e); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("delivered file: %v\n%s", err, data)
+		for _, e := range r.batch.Events {
+			got[e.Kind] = append(got[e.Kind], e.Payload)
 		}
-		got[e.Kind] = append(got[e.Kind], e.Payload)
 	}
 	for kind, payload := range want {
 		deliveries := got[kind]

@@ -576,7 +576,9 @@ func (s *fileSink) String() string { return "file:" + filepath.ToSlash(s.path) }
 func (s *fileSink) send(_ context.Context, events []event) result {
 	var b []byte
 	for _, e := range events {
+		start := len(b)
 		b = appendEvent(b, e)
+		oneLine(b[start:])
 		b = append(b, '\n')
 	}
 	// O_APPEND keeps each batch whole against another program appending
@@ -593,6 +595,18 @@ func (s *fileSink) send(_ context.Context, events []event) result {
 		return result{verdict: retryLater, err: err.Error()}
 	}
 	return result{verdict: delivered}
+}
+
+// oneLine turns the line breaks of an encoded event into spaces, in place,
+// so that a payload a hook pretty-printed still takes one line of a file:
+// endpoint. Its value is unchanged: JSON allows a raw line break only as
+// white space between tokens, never inside a string.
+func oneLine(b []byte) {
+	for i, c := range b {
+		if c == '\n' || c == '\r' {
+			b[i] = ' '
+		}
+	}
 }
 
 // appendLines appends lines to f, the file at path, and syncs them, so that

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -495,6 +496,36 @@ func TestFileSink(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && os.PathSeparator == '/' {
 		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestFileSinkOneLinePerEvent: a payload written across several lines (a
+// hook that pretty-prints its JSON) still takes one line of the file, so
+// that every line is one JSON value; its value is unchanged, since JSON
+// allows a line break only as white space between tokens.
+func TestFileSinkOneLinePerEvent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	const payload = "{\r\n  \"prompt\": \"two\\nlines\",\n  \"n\": [1,\n 2]\n}"
+	evs := testEvents(2, payload)
+	if r := (&fileSink{path: path}).send(context.Background(), evs); r.verdict != delivered {
+		t.Fatalf("send: %+v", r)
+	}
+	lines := readLines(t, path)
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want one per event: %q", len(lines), lines)
+	}
+	var want any
+	if err := json.Unmarshal([]byte(payload), &want); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range lines {
+		var e struct {
+			ID      string
+			Payload any
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.ID != evs[i].ID || !reflect.DeepEqual(e.Payload, want) {
+			t.Errorf("line %d = %s (%v), want event %s with its payload's value", i+1, l, err, evs[i].ID)
+		}
 	}
 }
 
