@@ -57,8 +57,9 @@
 // install changes nothing, the file as it was is saved beside it, and
 // --dry-run shows the change. uninstall removes only difflore's hooks;
 // status says whether each agent is wired and exits 1 when a hook runs a
-// program that does not exist. Codex runs new hooks only once the user has
-// trusted them in an interactive session.
+// program that does not exist, or when Gemini CLI's hooksConfig.enabled,
+// which install and uninstall never change, is false. Codex runs new hooks
+// only once the user has trusted them in an interactive session.
 //
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the

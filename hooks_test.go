@@ -558,20 +558,6 @@ func TestHooksStatus(t *testing.T) {
 		t.Errorf("status claude with gemini broken: exit %d, want 0", code)
 	}
 
-	// Gemini runs no hook with hooksConfig.enabled false: status says so.
-	g, _ := findAgent("gemini")
-	gpath, _ := g.settingsPath(os.Getenv, "")
-	data, _ = os.ReadFile(gpath)
-	os.WriteFile(gpath, bytes.Replace(data, []byte(`"enabled": true`), []byte(`"enabled": false`), 1), 0o600)
-	out, _, _ = cli(t, "", "hooks", "status", "gemini")
-	if !strings.Contains(out, "hooksConfig.enabled is false") {
-		t.Errorf("gemini disabled: %s", out)
-	}
-	_, errOut, code = cli(t, "", "hooks", "install", "--command", exe, "gemini")
-	if code != 0 || !strings.Contains(errOut, "hooksConfig.enabled was false") {
-		t.Errorf("install over enabled false: exit %d, stderr %s", code, errOut)
-	}
-
 	if _, _, code := cli(t, "", "hooks", "status", "vim"); code != 2 {
 		t.Errorf("unknown agent: exit %d, want 2", code)
 	}
@@ -694,5 +680,77 @@ func TestHooksUninstallKeepsCodexTrustIndex(t *testing.T) {
 				t.Errorf("Stop groups after uninstall: %v, want %v", commands, want)
 			}
 		})
+	}
+}
+
+// TestHooksGeminiLeavesHooksConfig installs into Gemini settings where the
+// user switched hooks off: install wires the hooks but leaves
+// hooksConfig.enabled false and warns, status says no hook runs (exit 1),
+// and uninstall gives the file back as it was, still switched off. Where
+// hooksConfig is absent, install adds none: Gemini CLI 0.61.0 runs hooks
+// by default.
+func TestHooksGeminiLeavesHooksConfig(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	exe := filepath.Join(t.TempDir(), "difflore")
+	if err := os.WriteFile(exe, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := findAgent("gemini")
+	path, _ := g.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	enabled := func() string {
+		t.Helper()
+		data, _ := os.ReadFile(path)
+		doc, err := parseJSON(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if en := doc.get("hooksConfig").get("enabled"); en != nil {
+			return string(en.raw)
+		}
+		return "absent"
+	}
+
+	mustCLI(t, "hooks", "install", "--command", exe, "gemini")
+	if got := enabled(); got != "absent" {
+		t.Errorf("install into a new file: hooksConfig.enabled %s, want absent", got)
+	}
+	mustCLI(t, "hooks", "uninstall", "gemini")
+
+	original := []byte(`{
+  "hooksConfig": {"enabled": false, "disabled": ["x"]},
+  "hooks": {
+    "AfterTool": [{"hooks": [{"type": "command", "name": "x", "command": "my-hook.sh"}]}]
+  }
+}
+`)
+	if err := os.WriteFile(path, original, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := cli(t, "", "hooks", "install", "--command", exe, "gemini")
+	if code != 0 || !strings.Contains(errOut, "hooksConfig.enabled is false") {
+		t.Errorf("install over enabled false: exit %d, want 0 and a warning; stderr:\n%s", code, errOut)
+	}
+	if got := enabled(); got != "false" {
+		t.Errorf("after install: hooksConfig.enabled %s, want false", got)
+	}
+	data, _ := os.ReadFile(path)
+	doc, _ := parseJSON(data)
+	if events, _ := g.wiredEvents(doc); !sameSet(events, g.events) {
+		t.Errorf("wired %v, want every event", events)
+	}
+	out, _, code := cli(t, "", "hooks", "status", "gemini")
+	if code != 1 || !strings.Contains(out, "hooksConfig.enabled is false") {
+		t.Errorf("status with hooks switched off: exit %d, want 1\n%s", code, out)
+	}
+	mustCLI(t, "hooks", "uninstall", "gemini")
+	if got := enabled(); got != "false" {
+		t.Errorf("after uninstall: hooksConfig.enabled %s, want false", got)
+	}
+	if data, _ := os.ReadFile(path); !jsonEqual(t, data, original) {
+		t.Errorf("after uninstall:\n%s\nwant, as before install:\n%s", data, original)
 	}
 }
