@@ -372,7 +372,9 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 		return err
 	}
 	var notes []string
+	var merged *jsonValue
 	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+		merged = doc
 		notes, err = a.merge(doc, program, opts.autostart)
 		return err
 	})
@@ -397,10 +399,9 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 		fmt.Fprintf(cfg.stderr, "difflore: warning: the hooks run %s, a temporary build that 'go run' deletes; install difflore ('go install .') and run this again\n", program)
 	}
 	if a.name == "codex" {
-		// Codex 0.169.0 runs a hook only once the user has trusted it
-		// (its hash is kept in config.toml), asking at the start of an
-		// interactive session.
-		fmt.Fprintln(cfg.stderr, `difflore: note: Codex runs these hooks only once you trust them: start codex and answer "Trust all and continue" when it says "Hooks need review" (or review them with /hooks). 'codex exec' skips untrusted hooks.`)
+		if err := codexInstallTrust(cfg, a, path, project, merged, opts.trust, dryRun); err != nil {
+			return err
+		}
 		if legacyNotify(filepath.Join(filepath.Dir(path), "config.toml")) {
 			fmt.Fprintf(cfg.stderr, "difflore: note: %s still runs difflore as its notify program, as older releases set it up; remove that notify line, or Codex reports each turn twice\n", filepath.Join(filepath.Dir(path), "config.toml"))
 		}
@@ -425,19 +426,28 @@ func legacyNotify(configTOML string) bool {
 	return false
 }
 
-func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) error {
+func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) (err error) {
 	path, err := a.settingsPath(cfg.getenv, project)
 	if err != nil {
 		return err
 	}
 	removed := 0
+	var trust []codexTrust
 	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+		if a.name == "codex" {
+			trust = a.codexTrustEntries(path, doc)
+		}
 		removed = a.unmerge(doc)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err == nil && len(trust) > 0 {
+			err = codexUninstallTrust(cfg, trust, dryRun)
+		}
+	}()
 	switch {
 	case !changed:
 		fmt.Fprintf(cfg.stdout, "no difflore hooks in %s; nothing changed\n", path)
@@ -525,6 +535,9 @@ func (a agentSpec) status(cfg config, project string) (string, bool, string) {
 	}
 	if !ok {
 		return line, false, "run 'difflore hooks install " + a.name + "' to point them at this difflore"
+	}
+	if a.name == "codex" {
+		return a.codexTrustStatus(cfg, line, path, project, doc)
 	}
 	return line, true, ""
 }
