@@ -896,3 +896,21 @@ func TestHooksCodexTrustResolvesCodexHome(t *testing.T) {
 		t.Errorf("config.toml has no %s:\n%.400s", want, config)
 	}
 }
+
+// TestHooksInstallCodexTrustNote: install says how to trust the hooks only
+// while Codex does not trust them all, not on an install that finds them
+// installed and trusted.
+func TestHooksInstallCodexTrustNote(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	mustCLI(t, "hooks", "install", "--trust", "--command", "/opt/difflore/difflore", "codex")
+	out, errOut, code := cli(t, "", "hooks", "install", "--command", "/opt/difflore/difflore", "codex")
+	if code != 0 || !strings.Contains(out, "nothing changed") || strings.Contains(errOut, "trust") {
+		t.Errorf("install over trusted hooks: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	// The program moved: Codex no longer trusts the changed hooks.
+	_, errOut, _ = cli(t, "", "hooks", "install", "--command", "/usr/local/bin/difflore", "codex")
+	if !strings.Contains(errOut, "Codex runs these hooks only once you trust them") {
+		t.Errorf("install of changed hooks: no note on trust; stderr:\n%s", errOut)
+	}
+}

@@ -390,7 +390,15 @@ func codexInstallTrust(cfg config, a agentSpec, path, project string, doc *jsonV
 	}
 	entries := a.codexTrustEntries(path, doc)
 	if !trust {
-		fmt.Fprintf(cfg.stderr, "difflore: note: Codex runs these hooks only once you trust them: %s\n", codexTrustHint(project))
+		// The way to trust them is told only while it is needed: an
+		// install that changed nothing of trusted hooks has nothing to say.
+		st, err := readCodexState(configPath)
+		if err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: warning: cannot tell whether Codex trusts these hooks: %v\n", err)
+		}
+		if trusted, _, _ := codexTrustCount(st, entries); err != nil || trusted < len(entries) {
+			fmt.Fprintf(cfg.stderr, "difflore: note: Codex runs these hooks only once you trust them: %s\n", codexTrustHint(project))
+		}
 		return nil
 	}
 	changed, backup, err := editCodexTrust(cfg, configPath, entries, nil, dryRun)
