@@ -13,7 +13,7 @@ import (
 const hooksUsage = `
 Usage:
   difflore hooks print [--autostart] [--command PATH] AGENT
-  difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] AGENT
+  difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] AGENT
   difflore hooks uninstall [--project DIR] [--dry-run] AGENT
   difflore hooks status [--project DIR] [AGENT]
 
@@ -27,8 +27,14 @@ gemini.
              with --project): other keys and hooks are kept, a second
              install changes nothing, a backup of the file is kept beside it
   uninstall  removes difflore's hooks, and nothing else, from that file
-  status     says for each agent whether its hooks are wired and whether
-             the program they run exists; exit 1 when one does not
+  status     says for each agent whether its hooks are wired, whether
+             the program they run exists and whether the agent runs them
+             (Codex: trusts them; Gemini CLI: hooksConfig.enabled is not
+             false); exit 1 when events would be lost
+
+Codex runs a hook only once the user trusts it. install --trust codex
+writes that trust for difflore's hooks into Codex's config.toml (adding
+its entries, nothing else); uninstall takes them out again.
 
 The hook commands name this difflore by its absolute path, so an agent
 started from a desktop, without ~/go/bin on its PATH, still finds it.
@@ -123,6 +129,11 @@ var agents = []agentSpec{
 		shortTimeouts: map[string]int{"SessionEnd": 3, "Interrupt": 3},
 		userDir: func(getenv func(string) string, userHome string) string {
 			if d := getenv("CODEX_HOME"); d != "" {
+				// Codex resolves CODEX_HOME's symlinks, and keys the
+				// trust of its hooks by the path it resolved to.
+				if resolved, err := filepath.EvalSymlinks(d); err == nil {
+					return resolved
+				}
 				return d
 			}
 			return filepath.Join(userHome, ".codex")
@@ -233,6 +244,7 @@ func (a agentSpec) timeout(event string) int {
 type hookOptions struct {
 	autostart bool
 	command   string // the program to run; empty for this difflore
+	trust     bool   // codex: trust the hooks in config.toml
 }
 
 // program is the first word of every hook command: the absolute path of
@@ -367,6 +379,9 @@ func cmdHooks(cfg config, args []string) error {
 	if sub == "install" || sub == "uninstall" {
 		fl.BoolVar(&dryRun, "dry-run", false, "show the change and write nothing")
 	}
+	if sub == "install" {
+		fl.BoolVar(&opts.trust, "trust", false, "codex: trust difflore's hooks in Codex's config.toml, so that Codex runs them")
+	}
 	if err := parseFlags(fl, rest); err != nil {
 		return err
 	}
@@ -382,6 +397,9 @@ func cmdHooks(cfg config, args []string) error {
 	a, err := findAgent(fl.Arg(0))
 	if err != nil {
 		return err
+	}
+	if opts.trust && a.name != "codex" {
+		return &exitError{code: 2, err: fmt.Errorf("--trust is for codex, not %s", a.name), hint: "only Codex asks the user to trust each hook"}
 	}
 	switch sub {
 	case "print":

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -459,9 +460,10 @@ func TestHooksInstallProject(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(project, want[a.name])); err != nil {
 			t.Errorf("%s: %v", a.name, err)
 		}
-		out := mustCLI(t, "hooks", "status", "--project", project, a.name)
-		if !strings.Contains(out, "wired, ") {
-			t.Errorf("%s: status --project: %s", a.name, out)
+		// Codex runs no project hook it has not been told to trust.
+		out, _, code := cli(t, "", "hooks", "status", "--project", project, a.name)
+		if wantCode := map[bool]int{true: 1}[a.name == "codex"]; code != wantCode || !strings.Contains(out, "wired, ") {
+			t.Errorf("%s: status --project: exit %d, want %d\n%s", a.name, code, wantCode, out)
 		}
 	}
 	if entries, _ := os.ReadDir(userHome); len(entries) != 0 {
@@ -556,20 +558,6 @@ func TestHooksStatus(t *testing.T) {
 	}
 	if _, _, code := cli(t, "", "hooks", "status", "claude"); code != 0 {
 		t.Errorf("status claude with gemini broken: exit %d, want 0", code)
-	}
-
-	// Gemini runs no hook with hooksConfig.enabled false: status says so.
-	g, _ := findAgent("gemini")
-	gpath, _ := g.settingsPath(os.Getenv, "")
-	data, _ = os.ReadFile(gpath)
-	os.WriteFile(gpath, bytes.Replace(data, []byte(`"enabled": true`), []byte(`"enabled": false`), 1), 0o600)
-	out, _, _ = cli(t, "", "hooks", "status", "gemini")
-	if !strings.Contains(out, "hooksConfig.enabled is false") {
-		t.Errorf("gemini disabled: %s", out)
-	}
-	_, errOut, code = cli(t, "", "hooks", "install", "--command", exe, "gemini")
-	if code != 0 || !strings.Contains(errOut, "hooksConfig.enabled was false") {
-		t.Errorf("install over enabled false: exit %d, stderr %s", code, errOut)
 	}
 
 	if _, _, code := cli(t, "", "hooks", "status", "vim"); code != 2 {
@@ -694,5 +682,235 @@ func TestHooksUninstallKeepsCodexTrustIndex(t *testing.T) {
 				t.Errorf("Stop groups after uninstall: %v, want %v", commands, want)
 			}
 		})
+	}
+}
+
+// TestHooksGeminiLeavesHooksConfig installs into Gemini settings where the
+// user switched hooks off: install wires the hooks but leaves
+// hooksConfig.enabled false and warns, status says no hook runs (exit 1),
+// and uninstall gives the file back as it was, still switched off. Where
+// hooksConfig is absent, install adds none: Gemini CLI 0.61.0 runs hooks
+// by default.
+func TestHooksGeminiLeavesHooksConfig(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	exe := filepath.Join(t.TempDir(), "difflore")
+	if err := os.WriteFile(exe, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := findAgent("gemini")
+	path, _ := g.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	enabled := func() string {
+		t.Helper()
+		data, _ := os.ReadFile(path)
+		doc, err := parseJSON(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if en := doc.get("hooksConfig").get("enabled"); en != nil {
+			return string(en.raw)
+		}
+		return "absent"
+	}
+
+	mustCLI(t, "hooks", "install", "--command", exe, "gemini")
+	if got := enabled(); got != "absent" {
+		t.Errorf("install into a new file: hooksConfig.enabled %s, want absent", got)
+	}
+	mustCLI(t, "hooks", "uninstall", "gemini")
+
+	original := []byte(`{
+  "hooksConfig": {"enabled": false, "disabled": ["x"]},
+  "hooks": {
+    "AfterTool": [{"hooks": [{"type": "command", "name": "x", "command": "my-hook.sh"}]}]
+  }
+}
+`)
+	if err := os.WriteFile(path, original, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := cli(t, "", "hooks", "install", "--command", exe, "gemini")
+	if code != 0 || !strings.Contains(errOut, "hooksConfig.enabled is false") {
+		t.Errorf("install over enabled false: exit %d, want 0 and a warning; stderr:\n%s", code, errOut)
+	}
+	if got := enabled(); got != "false" {
+		t.Errorf("after install: hooksConfig.enabled %s, want false", got)
+	}
+	data, _ := os.ReadFile(path)
+	doc, _ := parseJSON(data)
+	if events, _ := g.wiredEvents(doc); !sameSet(events, g.events) {
+		t.Errorf("wired %v, want every event", events)
+	}
+	out, _, code := cli(t, "", "hooks", "status", "gemini")
+	if code != 1 || !strings.Contains(out, "hooksConfig.enabled is false") {
+		t.Errorf("status with hooks switched off: exit %d, want 1\n%s", code, out)
+	}
+	mustCLI(t, "hooks", "uninstall", "gemini")
+	if got := enabled(); got != "false" {
+		t.Errorf("after uninstall: hooksConfig.enabled %s, want false", got)
+	}
+	if data, _ := os.ReadFile(path); !jsonEqual(t, data, original) {
+		t.Errorf("after uninstall:\n%s\nwant, as before install:\n%s", data, original)
+	}
+}
+
+// TestCodexTrustHash checks the trust keys and hashes of difflore's hooks
+// in a Codex hooks.json against those Codex 0.169.0 computes (its
+// app-server's hooks/list): SessionEnd's timeout, a group after a user's,
+// a matcher, and a status message with characters JSON may escape.
+func TestCodexTrustHash(t *testing.T) {
+	doc, err := parseJSON([]byte(`{"hooks":{
+"SessionEnd":[{"hooks":[{"type":"command","command":"/opt/difflore/difflore enqueue --kind codex.SessionEnd","timeout":3}]}],
+"Stop":[{"hooks":[{"type":"command","command":"notify-send done","timeout":1.5}]},{"hooks":[{"type":"command","command":"/opt/difflore/difflore enqueue --kind codex.Stop","timeout":10}]}],
+"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"/opt/difflore/difflore enqueue --kind codex.PreToolUse","timeout":10,"statusMessage":"<log & go>"}]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := findAgent("codex")
+	got := a.codexTrustEntries("/tmp/h2g/hooks.json", doc)
+	want := []codexTrust{
+		{"/tmp/h2g/hooks.json:session_end:0:0", "sha256:a4973688f5fc044412bfef32a8d16882b8eb802185aec8185a18b30b0693b355"},
+		{"/tmp/h2g/hooks.json:stop:1:0", "sha256:18c1a97e5ca7db643f08620fd5441196f6e7a148d7a531cc1abbedda1e895ba5"},
+		{"/tmp/h2g/hooks.json:pre_tool_use:0:0", "sha256:1adb0b9f66a3921c1dc0cdc9db49fce2ffc492c8aa597b7d34cd5c2490ed11fc"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("trust entries:\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestHooksCodexTrust checks that status counts the difflore hooks Codex
+// trusts (config.toml under CODEX_HOME), failing while any is untrusted or
+// trusted with a stale hash; that install --trust appends the trust of
+// difflore's hooks, and only theirs, to config.toml, once, and updates a
+// stale hash in place; and that uninstall takes that trust out again,
+// leaving config.toml as it was.
+func TestHooksCodexTrust(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	codexHome := t.TempDir()
+	t.Setenv("CODEX_HOME", codexHome)
+	exe := filepath.Join(t.TempDir(), "difflore")
+	if err := os.WriteFile(exe, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hooksPath := filepath.Join(codexHome, "hooks.json")
+	configPath := filepath.Join(codexHome, "config.toml")
+	if err := os.WriteFile(hooksPath, []byte(agentSettings["codex"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	userTrust := "[hooks.state." + strconv.Quote(hooksPath+":stop:0:0") + "]\ntrusted_hash = \"sha256:0000\"\n"
+	original := []byte("# my settings\nmodel = \"o3\"\n\n[projects.\"/src/app\"]\ntrust_level = \"trusted\" # mine\n\n" + userTrust)
+	if err := os.WriteFile(configPath, original, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := func() []byte {
+		t.Helper()
+		b, err := os.ReadFile(configPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	_, errOut, code := cli(t, "", "hooks", "install", "--command", exe, "codex")
+	if code != 0 || !strings.Contains(errOut, "hooks install --trust codex") || !strings.Contains(errOut, "Hooks need review") {
+		t.Errorf("install: exit %d, want 0 and how to trust; stderr:\n%s", code, errOut)
+	}
+	if !bytes.Equal(config(), original) {
+		t.Errorf("install without --trust changed config.toml:\n%s", config())
+	}
+	out, errOut, code := cli(t, "", "hooks", "status", "codex")
+	if code != 1 || !strings.Contains(out, "Codex trusts 0 of 14") || !strings.Contains(errOut, "--trust") {
+		t.Errorf("status, untrusted: exit %d, want 1\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+
+	mustCLI(t, "hooks", "install", "--trust", "--command", exe, "codex")
+	trusted := config()
+	if !bytes.HasPrefix(trusted, original) || bytes.Count(trusted, []byte("[hooks.state.")) != 15 {
+		t.Errorf("install --trust did not append 14 trust entries:\n%s", trusted)
+	}
+	if !bytes.Contains(trusted, []byte(strconv.Quote(hooksPath+":stop:1:0"))) {
+		t.Errorf("no trust for difflore's Stop hook, after the user's:\n%s", trusted)
+	}
+	if len(backups(t, configPath)) != 1 {
+		t.Errorf("backups of config.toml: %v, want one", backups(t, configPath))
+	}
+	out, _, code = cli(t, "", "hooks", "status", "codex")
+	if code != 0 || !strings.Contains(out, "Codex trusts 14 of 14") {
+		t.Errorf("status, trusted: exit %d, want 0\n%s", code, out)
+	}
+	_, errOut, _ = cli(t, "", "hooks", "install", "--trust", "--command", exe, "codex")
+	if !bytes.Equal(config(), trusted) || len(backups(t, configPath)) != 1 {
+		t.Errorf("second install --trust changed config.toml:\n%s", config())
+	}
+
+	// The program moved: the hooks' hashes change.
+	moved := exe + "-2"
+	if err := os.WriteFile(moved, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "hooks", "install", "--command", moved, "codex")
+	out, _, code = cli(t, "", "hooks", "status", "codex")
+	if code != 1 || !strings.Contains(out, "Codex trusts 0 of 14") || !strings.Contains(out, "14 changed since") {
+		t.Errorf("status, stale trust: exit %d, want 1\n%s", code, out)
+	}
+	mustCLI(t, "hooks", "install", "--trust", "--command", moved, "codex")
+	if n := bytes.Count(config(), []byte("[hooks.state.")); n != 15 {
+		t.Errorf("after trusting the moved hooks, %d trust entries, want 15:\n%s", n, config())
+	}
+	out, _, code = cli(t, "", "hooks", "status", "codex")
+	if code != 0 || !strings.Contains(out, "Codex trusts 14 of 14") {
+		t.Errorf("status, trusted again: exit %d, want 0\n%s", code, out)
+	}
+
+	mustCLI(t, "hooks", "uninstall", "codex")
+	if !bytes.Equal(config(), original) {
+		t.Errorf("after uninstall, config.toml:\n%s\nwant, as it was:\n%s", config(), original)
+	}
+}
+
+// TestHooksCodexTrustResolvesCodexHome: Codex 0.169.0 resolves symlinks in
+// CODEX_HOME (not in ~/.codex) before it keys the trust of the hooks in
+// its hooks.json, so the trust difflore writes, and the trust status
+// checks, must name the folder the link leads to.
+func TestHooksCodexTrustResolvesCodexHome(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "codex-home")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skip("no symlinks:", err)
+	}
+	real, _ = filepath.EvalSymlinks(real)
+	t.Setenv("CODEX_HOME", link)
+	mustCLI(t, "hooks", "install", "--trust", "--command", "/opt/difflore/difflore", "codex")
+	config, err := os.ReadFile(filepath.Join(real, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[hooks.state." + strconv.Quote(filepath.Join(real, "hooks.json")+":session_start:0:0") + "]"
+	if !bytes.Contains(config, []byte(want)) {
+		t.Errorf("config.toml has no %s:\n%.400s", want, config)
+	}
+}
+
+// TestHooksInstallCodexTrustNote: install says how to trust the hooks only
+// while Codex does not trust them all, not on an install that finds them
+// installed and trusted.
+func TestHooksInstallCodexTrustNote(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	mustCLI(t, "hooks", "install", "--trust", "--command", "/opt/difflore/difflore", "codex")
+	out, errOut, code := cli(t, "", "hooks", "install", "--command", "/opt/difflore/difflore", "codex")
+	if code != 0 || !strings.Contains(out, "nothing changed") || strings.Contains(errOut, "trust") {
+		t.Errorf("install over trusted hooks: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	// The program moved: Codex no longer trusts the changed hooks.
+	_, errOut, _ = cli(t, "", "hooks", "install", "--command", "/usr/local/bin/difflore", "codex")
+	if !strings.Contains(errOut, "Codex runs these hooks only once you trust them") {
+		t.Errorf("install of changed hooks: no note on trust; stderr:\n%s", errOut)
 	}
 }

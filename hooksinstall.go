@@ -29,7 +29,7 @@ import (
 const maxSettingsFile = 16 << 20
 
 // merge adds the agent's hooks to doc, a settings file's top-level object,
-// and returns notes for the user. A difflore hook on an event difflore no
+// and returns warnings for the user. A difflore hook on an event difflore no
 // longer wires is removed.
 func (a agentSpec) merge(doc *jsonValue, program string, autostart bool) ([]string, error) {
 	hooks := doc.get("hooks")
@@ -44,24 +44,11 @@ func (a agentSpec) merge(doc *jsonValue, program string, autostart bool) ([]stri
 	if a.name == "cursor" && doc.get("version") == nil {
 		doc.members = slices.Insert(doc.members, 0, jsonMember{key: "version", rawKey: []byte(`"version"`), value: jsonScalar(1)})
 	}
-	if a.name == "gemini" {
-		// Gemini CLI runs no hook when hooksConfig.enabled is false. It
-		// defaults to true in 0.61.0, not in the releases that introduced
-		// hooks, so the flag is written out.
-		hc := doc.get("hooksConfig")
-		if hc == nil {
-			hc = newObject()
-			doc.set("hooksConfig", hc)
-		}
-		if hc.kind != '{' {
-			return nil, errors.New(`"hooksConfig" is not an object`)
-		}
-		if en := hc.get("enabled"); !en.isTrue() {
-			if en != nil {
-				notes = append(notes, "hooksConfig.enabled was "+string(en.raw)+", which kept Gemini CLI from running any hook: it is now true")
-			}
-			hc.set("enabled", jsonScalar(true))
-		}
+	if a.name == "gemini" && geminiHooksOff(doc) {
+		// hooksConfig.enabled is the user's switch for all their hooks
+		// (Gemini CLI 0.61.0 defaults it to true): difflore wires its
+		// hooks but leaves the switch as the user set it.
+		notes = append(notes, geminiHooksOffNote)
 	}
 	a.removeHooks(hooks, func(event string) bool { return !slices.Contains(a.events, event) })
 	for _, event := range a.events {
@@ -226,16 +213,6 @@ func (a agentSpec) unmerge(doc *jsonValue) int {
 		doc.remove("hooks")
 	}
 	switch a.name {
-	case "gemini":
-		// hooksConfig.enabled: true goes with the hooks it was written
-		// for. It is Gemini CLI's default (0.61.0), so removing it changes
-		// nothing for hooks of the user's that remain.
-		if hc := doc.get("hooksConfig"); hc != nil && hc.kind == '{' && hc.get("enabled").isTrue() {
-			hc.remove("enabled")
-			if len(hc.members) == 0 {
-				doc.remove("hooksConfig")
-			}
-		}
 	case "cursor":
 		if len(doc.members) == 1 && doc.members[0].key == "version" {
 			doc.remove("version")
@@ -395,7 +372,9 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 		return err
 	}
 	var notes []string
+	var merged *jsonValue
 	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+		merged = doc
 		notes, err = a.merge(doc, program, opts.autostart)
 		return err
 	})
@@ -414,16 +393,15 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 		}
 	}
 	for _, n := range notes {
-		fmt.Fprintf(cfg.stderr, "difflore: note: %s\n", n)
+		fmt.Fprintf(cfg.stderr, "difflore: warning: %s\n", n)
 	}
 	if opts.command == "" && strings.Contains(program, "go-build") {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: the hooks run %s, a temporary build that 'go run' deletes; install difflore ('go install .') and run this again\n", program)
 	}
 	if a.name == "codex" {
-		// Codex 0.169.0 runs a hook only once the user has trusted it
-		// (its hash is kept in config.toml), asking at the start of an
-		// interactive session.
-		fmt.Fprintln(cfg.stderr, `difflore: note: Codex runs these hooks only once you trust them: start codex and answer "Trust all and continue" when it says "Hooks need review" (or review them with /hooks). 'codex exec' skips untrusted hooks.`)
+		if err := codexInstallTrust(cfg, a, path, project, merged, opts.trust, dryRun); err != nil {
+			return err
+		}
 		if legacyNotify(filepath.Join(filepath.Dir(path), "config.toml")) {
 			fmt.Fprintf(cfg.stderr, "difflore: note: %s still runs difflore as its notify program, as older releases set it up; remove that notify line, or Codex reports each turn twice\n", filepath.Join(filepath.Dir(path), "config.toml"))
 		}
@@ -448,19 +426,28 @@ func legacyNotify(configTOML string) bool {
 	return false
 }
 
-func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) error {
+func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) (err error) {
 	path, err := a.settingsPath(cfg.getenv, project)
 	if err != nil {
 		return err
 	}
 	removed := 0
+	var trust []codexTrust
 	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+		if a.name == "codex" {
+			trust = a.codexTrustEntries(path, doc)
+		}
 		removed = a.unmerge(doc)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err == nil && len(trust) > 0 {
+			err = codexUninstallTrust(cfg, trust, dryRun)
+		}
+	}()
 	switch {
 	case !changed:
 		fmt.Fprintf(cfg.stdout, "no difflore hooks in %s; nothing changed\n", path)
@@ -488,41 +475,45 @@ func hooksStatus(cfg config, name, project string) error {
 		}
 		list = []agentSpec{a}
 	}
-	var broken []string
+	var broken, hints []string
 	for _, a := range list {
-		line, ok := a.status(cfg, project)
+		line, ok, hint := a.status(cfg, project)
 		fmt.Fprintf(cfg.stdout, "%-7s %s\n", a.name, line)
 		if !ok {
 			broken = append(broken, a.name)
+			if hint != "" {
+				hints = append(hints, a.name+": "+hint)
+			}
 		}
 	}
 	if len(broken) > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("the hooks of %s cannot work", strings.Join(broken, ", ")),
-			hint: "run 'difflore hooks install " + broken[0] + "' to point them at this difflore"}
+			hint: strings.Join(hints, "\nhint: ")}
 	}
 	return nil
 }
 
-// status is one agent's line of 'hooks status', and whether all is well.
-func (a agentSpec) status(cfg config, project string) (string, bool) {
+// status is one agent's line of 'hooks status', whether all is well and,
+// when not, what to do about it.
+func (a agentSpec) status(cfg config, project string) (string, bool, string) {
 	path, err := a.settingsPath(cfg.getenv, project)
 	if err != nil {
-		return err.Error(), false
+		return err.Error(), false, ""
 	}
 	f, err := readSettings(path)
 	if err != nil {
-		return "cannot read settings: " + err.Error(), false
+		return "cannot read settings: " + err.Error(), false, ""
 	}
 	if !f.exists {
-		return "not wired (" + path + " does not exist)", true
+		return "not wired (" + path + " does not exist)", true, ""
 	}
 	doc, err := f.parse(a.name)
 	if err != nil {
-		return "cannot read settings: " + path + " is not valid JSON", false
+		return "cannot read settings: " + path + " is not valid JSON", false, "mend the file, or move it aside and run 'difflore hooks install " + a.name + "'"
 	}
 	events, programs := a.wiredEvents(doc)
 	if len(events) == 0 {
-		return "not wired (" + path + ")", true
+		return "not wired (" + path + ")", true, ""
 	}
 	state := "wired"
 	if len(events) < len(a.events) {
@@ -538,12 +529,17 @@ func (a agentSpec) status(cfg config, project string) (string, bool) {
 			ok = false
 		}
 	}
-	if a.name == "gemini" {
-		if en := doc.get("hooksConfig").get("enabled"); en != nil && !en.isTrue() {
-			line += "; but hooksConfig.enabled is " + string(en.raw) + ", so Gemini CLI runs no hook"
-		}
+	if a.name == "gemini" && geminiHooksOff(doc) {
+		line += "; but hooksConfig.enabled is " + string(doc.get("hooksConfig").get("enabled").raw) + ", so Gemini CLI runs no hook"
+		return line, false, "set hooksConfig.enabled to true in " + path + ", or remove it (true is the default)"
 	}
-	return line, ok
+	if !ok {
+		return line, false, "run 'difflore hooks install " + a.name + "' to point them at this difflore"
+	}
+	if a.name == "codex" {
+		return a.codexTrustStatus(cfg, line, path, project, doc)
+	}
+	return line, true, ""
 }
 
 // programExists reports whether a hook's program can be found: a path as
@@ -555,4 +551,14 @@ func programExists(p string) bool {
 	}
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// geminiHooksOffNote tells how to switch Gemini CLI's hooks back on.
+const geminiHooksOffNote = `Gemini CLI runs no hook, difflore's included, while hooksConfig.enabled is false in its settings: set it to true, or remove it (true is the default), for the hooks to run`
+
+// geminiHooksOff reports whether a Gemini CLI settings file switches off
+// every hook, with hooksConfig.enabled set to anything but true.
+func geminiHooksOff(doc *jsonValue) bool {
+	en := doc.get("hooksConfig").get("enabled")
+	return en != nil && !en.isTrue()
 }
