@@ -1,0 +1,669 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// Redaction replaces secrets in payloads as the daemon sends them: every
+// JSON string of a payload (object keys too, see redactor.payload) is
+// scanned, and each secret found is replaced with [REDACTED:<rule>]. The
+// outbox keeps what the hook gave; only what leaves the machine changes.
+
+// redactOptions is how redaction is set up. Its zero value is the default:
+// on, with the built-in rules. A config file can later fill it; for now the
+// environment can only turn it off (redactOptionsFromEnv).
+type redactOptions struct {
+	off   bool         // send payloads as the hook gave them
+	rules []customRule // more rules, run after the built-in ones
+	allow []string     // values that are never replaced, whatever matched them
+}
+
+// customRule is a rule a user adds: a name for [REDACTED:<name>] and a
+// regular expression whose first group, when it has one, is what is
+// replaced (else the whole match).
+type customRule struct {
+	name, pattern string
+}
+
+// redactEnv turns redaction off when set to 0, false or off.
+const redactEnv = "DIFFLORE_REDACT"
+
+// redactOptionsFromEnv reads the one redaction setting the environment
+// holds. Any value but 0, false or off leaves redaction on: a typo must not
+// send secrets.
+func redactOptionsFromEnv(getenv func(string) string) redactOptions {
+	switch strings.ToLower(strings.TrimSpace(getenv(redactEnv))) {
+	case "0", "false", "off", "no":
+		return redactOptions{off: true}
+	}
+	return redactOptions{}
+}
+
+// redactRule finds one kind of secret in a decoded JSON string.
+type redactRule struct {
+	name string
+	// keywords are lower-case strings one of which any match holds: the
+	// regular expression runs only on text that holds one, which keeps
+	// the common payload (no secret at all) to a few byte searches.
+	// A rule without keywords always runs.
+	keywords []string
+	re       *regexp.Regexp // group 1, when there is one, is what is replaced
+	// valid, when set, checks a match further; RE2 has no look-around.
+	valid func(secret []byte) bool
+}
+
+// secretAssignment is the rule name of a value given to a name that says
+// secret: password=…, token: …, "api_key": "…", and a JSON member whose key
+// says secret.
+const secretAssignment = "secret-assignment"
+
+// builtinRules are compiled the first time a redactor is made, never at
+// package init: enqueue, the hook's fast path, is the same program and
+// must not pay for regular expressions it never runs.
+var builtinRules = sync.OnceValue(func() []redactRule {
+	mk := func(name, pattern string, valid func([]byte) bool, keywords ...string) redactRule {
+		return redactRule{name: name, keywords: keywords, re: regexp.MustCompile(pattern), valid: valid}
+	}
+	return []redactRule{
+		// A key block is replaced whole, armour lines included; one cut
+		// short (a head of the file) to the end of the text.
+		mk("private-key", `-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)`, nil, "-----begin"),
+		mk("aws-access-key-id", `\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b`, nil, "akia", "asia", "abia", "acca"),
+		mk("aws-secret-access-key", `(?i)(?:aws_?)?secret_?access_?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`, nil, "secret_access_key", "secretaccesskey"),
+		mk("github-token", `\bgh[pousr]_[A-Za-z0-9]{36,255}\b`, nil, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+		mk("github-pat", `\bgithub_pat_[A-Za-z0-9_]{22,255}\b`, nil, "github_pat_"),
+		mk("gitlab-token", `\bglpat-[A-Za-z0-9_-]{20,}`, nil, "glpat-"),
+		mk("slack-token", `\bxox[abposr]-[A-Za-z0-9-]{10,}`, nil, "xox"),
+		mk("stripe-key", `\b[sr]k_(?:live|test|prod)_[A-Za-z0-9]{20,}\b`, nil, "k_live_", "k_test_", "k_prod_"),
+		mk("anthropic-key", `\bsk-ant-[A-Za-z0-9_-]{32,}`, nil, "sk-ant-"),
+		mk("openai-key", `\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`, mixedCase, "sk-"),
+		mk("google-api-key", `\bAIza[0-9A-Za-z_-]{35}`, nil, "aiza"),
+		mk("npm-token", `\bnpm_[A-Za-z0-9]{36}\b`, nil, "npm_"),
+		mk("huggingface-token", `\bhf_[A-Za-z0-9]{34,}\b`, mixedCase, "hf_"),
+		mk("sendgrid-key", `\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, nil, "sg."),
+		mk("jwt", `\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, nil, "eyj"),
+		// After Authorization: the scheme says what follows is a
+		// credential. Standing alone, "bearer" is often prose ("a bearer
+		// token"), so the credential must look like one.
+		mk("authorization", `(?i)\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([A-Za-z0-9._~+/-]+=*)`, nil, "authorization"),
+		mk("authorization", `(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)`, hasDigit, "bearer"),
+		mk("url-credentials", `\b[A-Za-z][A-Za-z0-9+.-]{0,20}://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, notReference, "://"),
+	}
+})
+
+// mixedCase is true of a key's random part: upper and lower case letters
+// and a digit, which a slug or an identifier of the same shape
+// ("sk-learn-…", "hf_hub_…") lacks.
+func mixedCase(b []byte) bool {
+	var upper, lower, digit bool
+	for _, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case 'a' <= c && c <= 'z':
+			lower = true
+		case '0' <= c && c <= '9':
+			digit = true
+		}
+	}
+	return upper && lower && digit
+}
+
+func hasDigit(b []byte) bool { return bytes.ContainsAny(b, "0123456789") }
+
+// notReference is false for a value that names a secret kept elsewhere
+// (${DB_PASSWORD}, $TOKEN, {{ .Token }}, %(password)s) rather than holding it.
+func notReference(b []byte) bool {
+	return len(b) > 0 && b[0] != '$' && b[0] != '%' && !bytes.HasPrefix(b, []byte("{{"))
+}
+
+// redactor replaces secrets in payloads. A nil *redactor replaces nothing:
+// that is redaction turned off.
+type redactor struct {
+	rules []redactRule
+	allow map[string]bool
+}
+
+// newRedactor compiles the rules opts asks for; nil when redaction is off.
+func newRedactor(opts redactOptions) (*redactor, error) {
+	if opts.off {
+		return nil, nil
+	}
+	r := &redactor{rules: builtinRules()}
+	if len(opts.rules) > 0 {
+		r.rules = slices.Clone(r.rules)
+		for _, c := range opts.rules {
+			re, err := regexp.Compile(c.pattern)
+			if err != nil {
+				return nil, fmt.Errorf("redaction rule %q: %w", c.name, err)
+			}
+			r.rules = append(r.rules, redactRule{name: c.name, re: re})
+		}
+	}
+	if len(opts.allow) > 0 {
+		r.allow = make(map[string]bool, len(opts.allow))
+		for _, v := range opts.allow {
+			r.allow[v] = true
+		}
+	}
+	return r, nil
+}
+
+// span is a part of a decoded string that a rule found to be a secret.
+type span struct {
+	start, end int
+	rule       string
+}
+
+// minSecret is the shortest text the rules scan: nothing shorter holds a
+// name=value pair or a key of any provider.
+const minSecret = 8
+
+// scratch is a redactor's working memory for one payload.
+type scratch struct {
+	lower []byte
+	spans []span
+}
+
+// payload returns p with its secrets replaced, and calls found once for
+// each secret, with its rule. When nothing is found, it returns p itself.
+//
+// It walks the raw bytes and touches only JSON strings: key order, numbers
+// and white space stay byte for byte, and a string is encoded again only
+// when something in it was replaced. p must be valid JSON (enqueue made
+// sure of it); should it not be, the part that cannot be read is sent as
+// it is.
+//
+// Object keys are scanned too, with every rule but secret-assignment (a key
+// is a name, not a value given to one): a map keyed by tokens leaks them as
+// surely as values do. The value of a member whose key says secret
+// ("password", "apiKey", "client_secret", "Authorization") is replaced
+// whole when no other rule found something in it.
+func (r *redactor) payload(p []byte, found func(rule string)) []byte {
+	if r == nil {
+		return p
+	}
+	var sc scratch
+	var out []byte // nil until the first replacement
+	copied := 0    // p[:copied] is in out already
+	secretValueAt := -1
+	for i := 0; i < len(p); {
+		q := bytes.IndexByte(p[i:], '"')
+		if q < 0 {
+			break
+		}
+		start := i + q
+		end := stringEnd(p, start)
+		if end < 0 {
+			break
+		}
+		i = end
+		after := skipSpace(p, end)
+		isKey := after < len(p) && p[after] == ':'
+		raw := p[start:end]
+		text, ok := decodeString(raw)
+		if !ok {
+			continue
+		}
+		spans := r.find(&sc, text, isKey)
+		if len(spans) == 0 && start == secretValueAt && secretValue(text, true, false) && !r.allow[string(text)] {
+			spans = append(spans, span{0, len(text), secretAssignment})
+		}
+		secretValueAt = -1
+		if isKey && keySaysSecret(text) {
+			secretValueAt = skipSpace(p, after+1)
+		}
+		if len(spans) == 0 {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(p)+64)
+		}
+		out = append(out, p[copied:start]...)
+		out = quoteJSON(out, replaceSpans(text, spans))
+		copied = end
+		for _, s := range spans {
+			found(s.rule)
+		}
+	}
+	if out == nil {
+		return p
+	}
+	return append(out, p[copied:]...)
+}
+
+// stringEnd returns the index just past the JSON string that starts at the
+// quote p[start], or -1 when it has no end.
+func stringEnd(p []byte, start int) int {
+	for k := start + 1; ; {
+		q := bytes.IndexByte(p[k:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += k
+		n := 0 // backslashes before the quote: an odd number escapes it
+		for j := q - 1; j > start && p[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		k = q + 1
+	}
+}
+
+func skipSpace(p []byte, i int) int {
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// decodeString decodes a JSON string token, quotes included. One without
+// escapes is its own text, shared rather than copied.
+func decodeString(raw []byte) ([]byte, bool) {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}
+
+// find returns the secrets in text, in order and without overlap: where two
+// rules find overlapping text, the earlier rule in the list wins.
+func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
+	if len(text) < minSecret {
+		return nil
+	}
+	sc.lower = asciiLower(sc.lower[:0], text)
+	sc.spans = sc.spans[:0]
+	add := func(s, e int, rule string) {
+		if s >= e || r.allow[string(text[s:e])] {
+			return
+		}
+		for _, o := range sc.spans {
+			if s < o.end && o.start < e {
+				return
+			}
+		}
+		sc.spans = append(sc.spans, span{s, e, rule})
+	}
+	for _, rule := range r.rules {
+		if !containsAny(sc.lower, rule.keywords) {
+			continue
+		}
+		for _, m := range rule.re.FindAllSubmatchIndex(text, -1) {
+			s, e := m[0], m[1]
+			if len(m) >= 4 && m[2] >= 0 {
+				s, e = m[2], m[3]
+			}
+			if rule.valid != nil && !rule.valid(text[s:e]) {
+				continue
+			}
+			add(s, e, rule.name)
+		}
+	}
+	if !isKey {
+		findAssignments(text, sc.lower, func(s, e int) { add(s, e, secretAssignment) })
+	}
+	slices.SortFunc(sc.spans, func(a, b span) int { return a.start - b.start })
+	return sc.spans
+}
+
+func containsAny(lower []byte, keywords []string) bool {
+	if len(keywords) == 0 {
+		return true
+	}
+	for _, k := range keywords {
+		if bytes.Contains(lower, []byte(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiLower(dst, b []byte) []byte {
+	dst = slices.Grow(dst, len(b))
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// secretNames are how the name of a secret ends, lower case. A name that
+// goes on past one (token_count, maxTokens, password_reset) names
+// something else.
+var secretNames = []string{
+	"password", "passwd", "passphrase", "secret", "token",
+	"apikey", "api_key", "api-key", "accesskey", "access_key", "access-key",
+	"secretkey", "secret_key", "secret-key", "privatekey", "private_key", "private-key",
+	"credential", "credentials",
+}
+
+// keySaysSecret reports whether a JSON member's key names a secret. Beside
+// secretNames, a header map's Authorization and Cookie hold credentials.
+func keySaysSecret(key []byte) bool {
+	if len(key) > 64 {
+		return false
+	}
+	var buf [64]byte
+	k := asciiLower(buf[:0], key)
+	for _, n := range secretNames {
+		if bytes.HasSuffix(k, []byte(n)) {
+			return true
+		}
+	}
+	return bytes.Equal(k, []byte("authorization")) || bytes.Equal(k, []byte("cookie"))
+}
+
+// findAssignments finds values given to names that say secret, in text:
+// name=value (.env, a shell, a query string), name: value (YAML, a header)
+// and "name": "value" (JSON quoted inside a string). It calls add with the
+// value's span; a quoted value's quotes stay.
+func findAssignments(text, lower []byte, add func(start, end int)) {
+	for _, name := range secretNames {
+		for off := 0; ; {
+			i := bytes.Index(lower[off:], []byte(name))
+			if i < 0 {
+				break
+			}
+			i += off
+			off = i + 1
+			if s, e, ok := assignedValue(text, i+len(name)); ok {
+				add(s, e)
+			}
+		}
+	}
+}
+
+// assignedValue reads what follows a name that ends at j: an optional
+// closing quote, '=' or ':' with optional blanks around it, and the value.
+// It reports the value's span and whether it is a secret.
+func assignedValue(text []byte, j int) (start, end int, ok bool) {
+	n := len(text)
+	blank := func(k int) int {
+		for k < n && (text[k] == ' ' || text[k] == '\t') {
+			k++
+		}
+		return k
+	}
+	if j < n && (text[j] == '"' || text[j] == '\'') {
+		j++
+	}
+	k := blank(j)
+	spaced := k > j
+	if k >= n || (text[k] != '=' && text[k] != ':') {
+		return 0, 0, false
+	}
+	sep := text[k]
+	k++
+	// ==, =>, := and :: are code: a comparison, an arrow, a declaration,
+	// a path.
+	if k < n && (text[k] == '=' || text[k] == '>' || text[k] == ':') {
+		return 0, 0, false
+	}
+	v := blank(k)
+	spaced = spaced && v > k
+	if v >= n {
+		return 0, 0, false
+	}
+	if q := text[v]; q == '"' || q == '\'' || q == '`' {
+		e := bytes.IndexByte(text[v+1:], q)
+		if e < 0 || bytes.IndexByte(text[v+1:v+1+e], '\n') >= 0 {
+			return 0, 0, false
+		}
+		s, e := v+1, v+1+e
+		return s, e, secretValue(text[s:e], true, false)
+	}
+	e := v
+	for e < n && !bytes.ContainsRune([]byte(" \t\r\n\"'`,;&<>)]}|"), rune(text[e])) {
+		e++
+	}
+	return v, e, secretValue(text[v:e], false, sep == '=' && spaced)
+}
+
+// placeholders are values that stand for a secret rather than being one.
+var placeholders = []string{
+	"null", "nil", "none", "true", "false", "undefined", "required", "optional",
+	"string", "str", "bool", "boolean", "int", "number", "object", "any",
+	"secret", "password", "token", "redacted", "xxx", "xxxx", "...", "…",
+}
+
+// secretValue tells a secret from what stands in its place: an empty value,
+// a reference to one kept elsewhere, a path (to a key file, a secrets
+// mount), a placeholder, one already redacted. Unquoted, it also tells
+// values from code and counts: a call (getToken()), a field (cfg.Token),
+// a plain identifier after "name = " (code, not a .env line) and a short
+// number (token: 12).
+func secretValue(v []byte, quoted, codeStyle bool) bool {
+	if len(v) < 3 || !notReference(v) || bytes.HasPrefix(v, []byte("[REDACTED")) {
+		return false
+	}
+	switch v[0] {
+	case '<', '*', '/', '~', '#':
+		return false
+	case '.':
+		if bytes.HasPrefix(v, []byte("./")) || bytes.HasPrefix(v, []byte("../")) {
+			return false
+		}
+	}
+	if len(v) > 2 && v[1] == ':' && (v[2] == '\\' || v[2] == '/') {
+		return false // C:\…
+	}
+	for _, p := range placeholders {
+		if len(v) == len(p) && bytes.EqualFold(v, []byte(p)) {
+			return false
+		}
+	}
+	if quoted {
+		return true
+	}
+	if bytes.IndexByte(v, '(') >= 0 {
+		return false
+	}
+	digits := 0
+	for _, c := range v {
+		if '0' <= c && c <= '9' {
+			digits++
+		}
+	}
+	if digits == len(v) && len(v) < 6 {
+		return false
+	}
+	if isIdentPath(v) && (codeStyle || bytes.IndexByte(v, '.') >= 0) {
+		return false
+	}
+	return true
+}
+
+// isIdentPath reports whether v is an identifier or a dotted path of them
+// (token, cfg.Token, os.environ), as code has.
+func isIdentPath(v []byte) bool {
+	for _, part := range bytes.Split(v, []byte(".")) {
+		if len(part) == 0 || ('0' <= part[0] && part[0] <= '9') {
+			return false
+		}
+		for _, c := range part {
+			if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// replaceSpans returns text with each span replaced by [REDACTED:<rule>].
+func replaceSpans(text []byte, spans []span) []byte {
+	out := make([]byte, 0, len(text)+32*len(spans))
+	last := 0
+	for _, s := range spans {
+		out = append(out, text[last:s.start]...)
+		out = append(out, "[REDACTED:"...)
+		out = append(out, s.rule...)
+		out = append(out, ']')
+		last = s.end
+	}
+	return append(out, text[last:]...)
+}
+
+// quoteJSON appends s as a JSON string. Only what JSON requires is
+// escaped; other text, non-ASCII included, stays as it was.
+func quoteJSON(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, `\n`...)
+		case c == '\r':
+			b = append(b, `\r`...)
+		case c == '\t':
+			b = append(b, `\t`...)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+		i++
+	}
+	return append(b, '"')
+}
+
+// redactions counts what a batch's redaction replaced, per event and rule,
+// so that only what was delivered is counted.
+type redactions map[string]map[string]int64 // event id → rule → count
+
+// events returns the events as they are to be sent: a changed payload is
+// a new slice, the outbox's copy stays as it was.
+func (r *redactor) events(events []event) ([]event, redactions) {
+	if r == nil {
+		return events, nil
+	}
+	var sent []event
+	var hits redactions
+	for i, e := range events {
+		var counts map[string]int64
+		p := r.payload(e.Payload, func(rule string) {
+			if counts == nil {
+				counts = map[string]int64{}
+			}
+			counts[rule]++
+		})
+		if counts == nil {
+			continue
+		}
+		if sent == nil {
+			sent = slices.Clone(events)
+			hits = redactions{}
+		}
+		sent[i].Payload = p
+		hits[e.ID] = counts
+	}
+	if sent == nil {
+		return events, nil
+	}
+	return sent, hits
+}
+
+// of sums the counts of the events given, the ones delivered.
+func (h redactions) of(events []event) map[string]int64 {
+	if len(h) == 0 {
+		return nil
+	}
+	sum := map[string]int64{}
+	for _, e := range events {
+		for rule, n := range h[e.ID] {
+			sum[rule] += n
+		}
+	}
+	return sum
+}
+
+// redactedKey is the meta key that counts a rule's redactions, for status.
+const redactedKey = "redacted:"
+
+// addRedactionsSQL adds to a rule's count in the meta table, whose values
+// are text.
+const addRedactionsSQL = `INSERT INTO meta (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)`
+
+// addRedactions adds what a delivered batch had redacted to the counts
+// status shows.
+func (o *outbox) addRedactions(counts map[string]int64) error {
+	for rule, n := range counts {
+		if err := sqlitex.Execute(o.conn, addRedactionsSQL, &sqlitex.ExecOptions{Args: []any{redactedKey + rule, fmt.Sprint(n)}}); err != nil {
+			return fmt.Errorf("count redactions: %w", err)
+		}
+	}
+	return nil
+}
+
+// redactionCounts reads the counts addRedactions stored out of the meta
+// table; nil when nothing was ever redacted.
+func redactionCounts(meta map[string]string) map[string]int64 {
+	var c map[string]int64
+	for k, v := range meta {
+		rule, ok := strings.CutPrefix(k, redactedKey)
+		if !ok {
+			continue
+		}
+		var n int64
+		fmt.Sscan(v, &n)
+		if c == nil {
+			c = map[string]int64{}
+		}
+		c[rule] = n
+	}
+	return c
+}
+
+// formatRedactions is status's line of counts: "3 aws-access-key-id, 1 jwt".
+func formatRedactions(c map[string]int64) string {
+	rules := slices.Sorted(maps.Keys(c))
+	parts := make([]string, len(rules))
+	for i, r := range rules {
+		parts[i] = fmt.Sprintf("%d %s", c[r], r)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// setRedaction sets how the drainer redacts what it sends; a new drainer
+// redacts with the defaults.
+func (d *drainer) setRedaction(opts redactOptions) error {
+	r, err := newRedactor(opts)
+	if err != nil {
+		return err
+	}
+	d.redact = r
+	return nil
+}
