@@ -53,13 +53,74 @@ func redactOptionsFromEnv(getenv func(string) string) redactOptions {
 type redactRule struct {
 	name string
 	// keywords are lower-case strings one of which any match holds: the
-	// regular expression runs only on text that holds one, which keeps
-	// the common payload (no secret at all) to a few byte searches.
-	// A rule without keywords always runs.
+	// rule runs only on text that holds one (see ruleSet). A rule without
+	// keywords always runs.
 	keywords []string
+	mask     uint64         // bits of the keywords in the ruleSet
 	re       *regexp.Regexp // group 1, when there is one, is what is replaced
+	// lower runs re on the lower-cased text, for a rule whose names are
+	// matched in any case: (?i) would cost the regexp its literal prefix,
+	// and so its fast scan.
+	lower bool
+	// word requires the match to start a word; a leading \b would also
+	// cost the literal prefix.
+	word bool
 	// valid, when set, checks a match further; RE2 has no look-around.
 	valid func(secret []byte) bool
+}
+
+// ruleSet is the rules and an index of their keywords, which tells in one
+// pass over a string which rules can match in it: most strings hold no
+// keyword at all, and a rule whose keywords are absent is not run.
+type ruleSet struct {
+	rules    []redactRule
+	keywords []string
+	byFirst  [256][]uint8 // indexes into keywords, by first byte
+	assign   uint64       // the bits of secretAnchors' anchors
+	always   bool         // some rule has no keywords
+}
+
+// seen returns the bits of the keywords lower holds.
+func (rs *ruleSet) seen(lower []byte) uint64 {
+	var m uint64
+	for i, c := range lower {
+		for _, k := range rs.byFirst[c] {
+			kw := rs.keywords[k]
+			// Every keyword is at least two bytes: the second one rules
+			// out most candidates without a call.
+			if m&(1<<k) == 0 && i+len(kw) <= len(lower) && lower[i+1] == kw[1] && string(lower[i:i+len(kw)]) == kw {
+				m |= 1 << k
+			}
+		}
+	}
+	return m
+}
+
+// newRuleSet indexes the keywords of rules and of secretAnchors.
+func newRuleSet(rules []redactRule) *ruleSet {
+	rs := &ruleSet{rules: rules}
+	bit := func(k string) uint64 {
+		i := slices.Index(rs.keywords, k)
+		if i < 0 {
+			i = len(rs.keywords)
+			rs.keywords = append(rs.keywords, k)
+			rs.byFirst[k[0]] = append(rs.byFirst[k[0]], uint8(i))
+		}
+		return 1 << i
+	}
+	for i := range rs.rules {
+		for _, k := range rs.rules[i].keywords {
+			rs.rules[i].mask |= bit(k)
+		}
+		rs.always = rs.always || rs.rules[i].mask == 0
+	}
+	for _, a := range secretAnchors {
+		rs.assign |= bit(a.anchor)
+	}
+	if len(rs.keywords) > 64 {
+		panic("redact: more than 64 keywords")
+	}
+	return rs
 }
 
 // secretAssignment is the rule name of a value given to a name that says
@@ -70,35 +131,46 @@ const secretAssignment = "secret-assignment"
 // builtinRules are compiled the first time a redactor is made, never at
 // package init: enqueue, the hook's fast path, is the same program and
 // must not pay for regular expressions it never runs.
-var builtinRules = sync.OnceValue(func() []redactRule {
-	mk := func(name, pattern string, valid func([]byte) bool, keywords ...string) redactRule {
-		return redactRule{name: name, keywords: keywords, re: regexp.MustCompile(pattern), valid: valid}
+var builtinRules = sync.OnceValue(func() *ruleSet {
+	type opt func(*redactRule)
+	word := func(r *redactRule) { r.word = true }
+	lower := func(r *redactRule) { r.lower = true }
+	valid := func(f func([]byte) bool) opt { return func(r *redactRule) { r.valid = f } }
+	mk := func(name, pattern string, keywords []string, opts ...opt) redactRule {
+		r := redactRule{name: name, keywords: keywords, re: regexp.MustCompile(pattern)}
+		for _, o := range opts {
+			o(&r)
+		}
+		return r
 	}
-	return []redactRule{
+	kw := func(k ...string) []string { return k }
+	return newRuleSet([]redactRule{
 		// A key block is replaced whole, armour lines included; one cut
 		// short (a head of the file) to the end of the text.
-		mk("private-key", `-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)`, nil, "-----begin"),
-		mk("aws-access-key-id", `\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b`, nil, "akia", "asia", "abia", "acca"),
-		mk("aws-secret-access-key", `(?i)(?:aws_?)?secret_?access_?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`, nil, "secret_access_key", "secretaccesskey"),
-		mk("github-token", `\bgh[pousr]_[A-Za-z0-9]{36,255}\b`, nil, "ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-		mk("github-pat", `\bgithub_pat_[A-Za-z0-9_]{22,255}\b`, nil, "github_pat_"),
-		mk("gitlab-token", `\bglpat-[A-Za-z0-9_-]{20,}`, nil, "glpat-"),
-		mk("slack-token", `\bxox[abposr]-[A-Za-z0-9-]{10,}`, nil, "xox"),
-		mk("stripe-key", `\b[sr]k_(?:live|test|prod)_[A-Za-z0-9]{20,}\b`, nil, "k_live_", "k_test_", "k_prod_"),
-		mk("anthropic-key", `\bsk-ant-[A-Za-z0-9_-]{32,}`, nil, "sk-ant-"),
-		mk("openai-key", `\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`, mixedCase, "sk-"),
-		mk("google-api-key", `\bAIza[0-9A-Za-z_-]{35}`, nil, "aiza"),
-		mk("npm-token", `\bnpm_[A-Za-z0-9]{36}\b`, nil, "npm_"),
-		mk("huggingface-token", `\bhf_[A-Za-z0-9]{34,}\b`, mixedCase, "hf_"),
-		mk("sendgrid-key", `\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, nil, "sg."),
-		mk("jwt", `\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, nil, "eyj"),
+		mk("private-key", `-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)`, kw("-----begin")),
+		mk("aws-access-key-id", `A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}\b`, kw("akia", "asia", "abia", "acca"), word),
+		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
+		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}\b`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), word),
+		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}\b`, kw("github_pat_"), word),
+		mk("gitlab-token", `glpat-[A-Za-z0-9_-]{20,}`, kw("glpat-"), word),
+		mk("slack-token", `xox[abposr]-[A-Za-z0-9-]{10,}`, kw("xox"), word),
+		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{20,}\b`, kw("sk_"), word),
+		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{20,}\b`, kw("rk_"), word),
+		mk("anthropic-key", `sk-ant-[A-Za-z0-9_-]{32,}`, kw("sk-"), word),
+		mk("openai-key", `sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`, kw("sk-"), word, valid(mixedCase)),
+		mk("google-api-key", `AIza[0-9A-Za-z_-]{35}`, kw("aiza"), word),
+		mk("npm-token", `npm_[A-Za-z0-9]{36}\b`, kw("npm_"), word),
+		mk("huggingface-token", `hf_[A-Za-z0-9]{34,}\b`, kw("hf_"), word, valid(mixedCase)),
+		mk("sendgrid-key", `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, kw("sg."), word),
+		mk("jwt", `eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, kw("eyj"), word),
 		// After Authorization: the scheme says what follows is a
 		// credential. Standing alone, "bearer" is often prose ("a bearer
 		// token"), so the credential must look like one.
-		mk("authorization", `(?i)\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([A-Za-z0-9._~+/-]+=*)`, nil, "authorization"),
-		mk("authorization", `(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)`, hasDigit, "bearer"),
-		mk("url-credentials", `\b[A-Za-z][A-Za-z0-9+.-]{0,20}://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, notReference, "://"),
-	}
+		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([a-z0-9._~+/-]+=*)`, kw("authorization"), lower),
+		mk("authorization", `bearer\s+([a-z0-9._~+/-]{16,}=*)`, kw("bearer"), lower, word, valid(hasDigit)),
+		// scheme://user:password@host; the scheme is checked in find.
+		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
+	})
 })
 
 // mixedCase is true of a key's random part: upper and lower case letters
@@ -130,7 +202,7 @@ func notReference(b []byte) bool {
 // redactor replaces secrets in payloads. A nil *redactor replaces nothing:
 // that is redaction turned off.
 type redactor struct {
-	rules []redactRule
+	*ruleSet
 	allow map[string]bool
 }
 
@@ -139,16 +211,17 @@ func newRedactor(opts redactOptions) (*redactor, error) {
 	if opts.off {
 		return nil, nil
 	}
-	r := &redactor{rules: builtinRules()}
+	r := &redactor{ruleSet: builtinRules()}
 	if len(opts.rules) > 0 {
-		r.rules = slices.Clone(r.rules)
+		rules := slices.Clone(r.rules)
 		for _, c := range opts.rules {
 			re, err := regexp.Compile(c.pattern)
 			if err != nil {
 				return nil, fmt.Errorf("redaction rule %q: %w", c.name, err)
 			}
-			r.rules = append(r.rules, redactRule{name: c.name, re: re})
+			rules = append(rules, redactRule{name: c.name, re: re})
 		}
+		r.ruleSet = newRuleSet(rules)
 	}
 	if len(opts.allow) > 0 {
 		r.allow = make(map[string]bool, len(opts.allow))
@@ -302,11 +375,25 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 		}
 		sc.spans = append(sc.spans, span{s, e, rule})
 	}
+	seen := r.seen(sc.lower)
+	if seen == 0 && !r.always {
+		return nil // no keyword: no rule can match
+	}
 	for _, rule := range r.rules {
-		if !containsAny(sc.lower, rule.keywords) {
+		if rule.mask != 0 && rule.mask&seen == 0 {
 			continue
 		}
-		for _, m := range rule.re.FindAllSubmatchIndex(text, -1) {
+		in := text
+		if rule.lower {
+			in = sc.lower
+		}
+		for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
+			if rule.word && m[0] > 0 && isWordByte(text[m[0]-1]) {
+				continue
+			}
+			if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
+				continue // no scheme before ://
+			}
 			s, e := m[0], m[1]
 			if len(m) >= 4 && m[2] >= 0 {
 				s, e = m[2], m[3]
@@ -317,24 +404,16 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 			add(s, e, rule.name)
 		}
 	}
-	if !isKey {
+	if !isKey && seen&r.assign != 0 {
 		findAssignments(text, sc.lower, func(s, e int) { add(s, e, secretAssignment) })
 	}
 	slices.SortFunc(sc.spans, func(a, b span) int { return a.start - b.start })
 	return sc.spans
 }
 
-func containsAny(lower []byte, keywords []string) bool {
-	if len(keywords) == 0 {
-		return true
-	}
-	for _, k := range keywords {
-		if bytes.Contains(lower, []byte(k)) {
-			return true
-		}
-	}
-	return false
-}
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isWordByte(c byte) bool { return isLetter(c) || '0' <= c && c <= '9' || c == '_' }
 
 func asciiLower(dst, b []byte) []byte {
 	dst = slices.Grow(dst, len(b))
@@ -378,19 +457,39 @@ func keySaysSecret(key []byte) bool {
 // and "name": "value" (JSON quoted inside a string). It calls add with the
 // value's span; a quoted value's quotes stay.
 func findAssignments(text, lower []byte, add func(start, end int)) {
-	for _, name := range secretNames {
+	for _, a := range secretAnchors {
 		for off := 0; ; {
-			i := bytes.Index(lower[off:], []byte(name))
+			i := bytes.Index(lower[off:], []byte(a.anchor))
 			if i < 0 {
 				break
 			}
 			i += off
 			off = i + 1
-			if s, e, ok := assignedValue(text, i+len(name)); ok {
-				add(s, e)
+			for _, name := range a.names {
+				start := i - strings.LastIndex(name, a.anchor)
+				if start < 0 || !bytes.HasPrefix(lower[start:], []byte(name)) {
+					continue
+				}
+				if s, e, ok := assignedValue(text, start+len(name)); ok {
+					add(s, e)
+				}
 			}
 		}
 	}
+}
+
+// secretAnchors group secretNames by a part each holds, so that
+// findAssignments searches the text for five strings, not for every name.
+var secretAnchors = []struct {
+	anchor string
+	names  []string
+}{
+	{"pass", []string{"password", "passwd", "passphrase"}},
+	{"secret", []string{"secret"}},
+	{"token", []string{"token"}},
+	{"credential", []string{"credentials", "credential"}},
+	{"key", []string{"apikey", "api_key", "api-key", "accesskey", "access_key", "access-key",
+		"secretkey", "secret_key", "secret-key", "privatekey", "private_key", "private-key"}},
 }
 
 // assignedValue reads what follows a name that ends at j: an optional
