@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -74,21 +74,37 @@ type redactRule struct {
 // keyword at all, and a rule whose keywords are absent is not run.
 type ruleSet struct {
 	rules    []redactRule
-	keywords []string
+	keywords []string     // lower case, two bytes or more
 	byFirst  [256][]uint8 // indexes into keywords, by first byte
-	assign   uint64       // the bits of secretAnchors' anchors
-	always   bool         // some rule has no keywords
+	// pairs has bit c0<<8|c1 set when a keyword starts with the bytes c0
+	// c1: one look-up rules out nearly every position of a text.
+	pairs  [1 << 10]uint64
+	fold   [256]byte // ASCII lower case
+	assign uint64    // the bits of secretAnchors' anchors
+	anchor []uint64  // the bit of each of secretAnchors
+	keys   uint64    // the bits of what a key that says secret holds
+	always bool      // some rule has no keywords
 }
 
-// seen returns the bits of the keywords lower holds.
-func (rs *ruleSet) seen(lower []byte) uint64 {
+// seen returns the bits of the keywords text holds, in any case.
+func (rs *ruleSet) seen(text []byte) uint64 {
 	var m uint64
-	for i, c := range lower {
+	for i := 0; i+1 < len(text); i++ {
+		c := rs.fold[text[i]]
+		p := uint(c)<<8 | uint(rs.fold[text[i+1]])
+		if rs.pairs[p>>6]&(1<<(p&63)) == 0 {
+			continue
+		}
 		for _, k := range rs.byFirst[c] {
 			kw := rs.keywords[k]
-			// Every keyword is at least two bytes: the second one rules
-			// out most candidates without a call.
-			if m&(1<<k) == 0 && i+len(kw) <= len(lower) && lower[i+1] == kw[1] && string(lower[i:i+len(kw)]) == kw {
+			if m&(1<<k) != 0 || i+len(kw) > len(text) {
+				continue
+			}
+			j := 2
+			for j < len(kw) && rs.fold[text[i+j]] == kw[j] {
+				j++
+			}
+			if j == len(kw) && rs.fold[text[i+1]] == kw[1] {
 				m |= 1 << k
 			}
 		}
@@ -99,12 +115,23 @@ func (rs *ruleSet) seen(lower []byte) uint64 {
 // newRuleSet indexes the keywords of rules and of secretAnchors.
 func newRuleSet(rules []redactRule) *ruleSet {
 	rs := &ruleSet{rules: rules}
+	for c := range rs.fold {
+		rs.fold[c] = byte(c)
+		if 'A' <= c && c <= 'Z' {
+			rs.fold[c] += 'a' - 'A'
+		}
+	}
 	bit := func(k string) uint64 {
 		i := slices.Index(rs.keywords, k)
 		if i < 0 {
+			if len(k) < 2 || strings.ToLower(k) != k {
+				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than two bytes", k))
+			}
 			i = len(rs.keywords)
 			rs.keywords = append(rs.keywords, k)
 			rs.byFirst[k[0]] = append(rs.byFirst[k[0]], uint8(i))
+			p := uint(k[0])<<8 | uint(k[1])
+			rs.pairs[p>>6] |= 1 << (p & 63)
 		}
 		return 1 << i
 	}
@@ -115,8 +142,10 @@ func newRuleSet(rules []redactRule) *ruleSet {
 		rs.always = rs.always || rs.rules[i].mask == 0
 	}
 	for _, a := range secretAnchors {
-		rs.assign |= bit(a.anchor)
+		rs.anchor = append(rs.anchor, bit(a.anchor))
+		rs.assign |= rs.anchor[len(rs.anchor)-1]
 	}
+	rs.keys = rs.assign | bit("authorization") | bit("cookie")
 	if len(rs.keywords) > 64 {
 		panic("redact: more than 64 keywords")
 	}
@@ -131,7 +160,10 @@ const secretAssignment = "secret-assignment"
 // builtinRules are compiled the first time a redactor is made, never at
 // package init: enqueue, the hook's fast path, is the same program and
 // must not pay for regular expressions it never runs.
-var builtinRules = sync.OnceValue(func() *ruleSet {
+var builtinRules = sync.OnceValue(compileBuiltinRules)
+
+// compileBuiltinRules compiles the rules every redactor starts with.
+func compileBuiltinRules() *ruleSet {
 	type opt func(*redactRule)
 	word := func(r *redactRule) { r.word = true }
 	lower := func(r *redactRule) { r.lower = true }
@@ -148,7 +180,11 @@ var builtinRules = sync.OnceValue(func() *ruleSet {
 		// A key block is replaced whole, armour lines included; one cut
 		// short (a head of the file) to the end of the text.
 		mk("private-key", `-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)`, kw("-----begin")),
-		mk("aws-access-key-id", `A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}\b`, kw("akia", "asia", "abia", "acca"), word),
+		// One expression per prefix: each keeps a literal prefix to scan for.
+		mk("aws-access-key-id", `AKIA[A-Z0-9]{16}\b`, kw("akia"), word),
+		mk("aws-access-key-id", `ASIA[A-Z0-9]{16}\b`, kw("asia"), word),
+		mk("aws-access-key-id", `ABIA[A-Z0-9]{16}\b`, kw("abia"), word),
+		mk("aws-access-key-id", `ACCA[A-Z0-9]{16}\b`, kw("acca"), word),
 		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}\b`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), word),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}\b`, kw("github_pat_"), word),
@@ -171,7 +207,7 @@ var builtinRules = sync.OnceValue(func() *ruleSet {
 		// scheme://user:password@host; the scheme is checked in find.
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
 	})
-})
+}
 
 // mixedCase is true of a key's random part: upper and lower case letters
 // and a digit, which a slug or an identifier of the same shape
@@ -293,7 +329,7 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 			spans = append(spans, span{0, len(text), secretAssignment})
 		}
 		secretValueAt = -1
-		if isKey && keySaysSecret(text) {
+		if isKey && r.keySaysSecret(text) {
 			secretValueAt = skipSpace(p, after+1)
 		}
 		if len(spans) == 0 {
@@ -343,17 +379,89 @@ func skipSpace(p []byte, i int) int {
 }
 
 // decodeString decodes a JSON string token, quotes included. One without
-// escapes is its own text, shared rather than copied.
+// escapes is its own text, shared rather than copied. Invalid UTF-8 and
+// lone surrogates become U+FFFD, as encoding/json decodes them.
 func decodeString(raw []byte) ([]byte, bool) {
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return inner, true
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, false
+	out := make([]byte, 0, len(inner))
+	for i := 0; i < len(inner); {
+		c := inner[i]
+		if c != '\\' {
+			if c < utf8.RuneSelf {
+				out = append(out, c)
+				i++
+				continue
+			}
+			r, n := utf8.DecodeRune(inner[i:])
+			out = utf8.AppendRune(out, r)
+			i += n
+			continue
+		}
+		if i+1 >= len(inner) {
+			return nil, false
+		}
+		switch e := inner[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(inner[i+2:])
+			if !ok {
+				return nil, false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if r2, ok := hex4(inner[min(i+2, len(inner)):]); ok && i+1 < len(inner) && inner[i] == '\\' && inner[i+1] == 'u' {
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						out = utf8.AppendRune(out, dec)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			return nil, false
+		}
+		i += 2
 	}
-	return []byte(s), true
+	return out, true
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // find returns the secrets in text, in order and without overlap: where two
@@ -362,8 +470,12 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 	if len(text) < minSecret {
 		return nil
 	}
-	sc.lower = asciiLower(sc.lower[:0], text)
 	sc.spans = sc.spans[:0]
+	seen := r.seen(text)
+	if seen == 0 && !r.always {
+		return nil // no keyword: no rule can match
+	}
+	sc.lower = asciiLower(sc.lower[:0], text)
 	add := func(s, e int, rule string) {
 		if s >= e || r.allow[string(text[s:e])] {
 			return
@@ -374,10 +486,6 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 			}
 		}
 		sc.spans = append(sc.spans, span{s, e, rule})
-	}
-	seen := r.seen(sc.lower)
-	if seen == 0 && !r.always {
-		return nil // no keyword: no rule can match
 	}
 	for _, rule := range r.rules {
 		if rule.mask != 0 && rule.mask&seen == 0 {
@@ -405,7 +513,11 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 		}
 	}
 	if !isKey && seen&r.assign != 0 {
-		findAssignments(text, sc.lower, func(s, e int) { add(s, e, secretAssignment) })
+		for i, a := range secretAnchors {
+			if seen&r.anchor[i] != 0 {
+				findAssignments(text, sc.lower, a.anchor, a.names, func(s, e int) { add(s, e, secretAssignment) })
+			}
+		}
 	}
 	slices.SortFunc(sc.spans, func(a, b span) int { return a.start - b.start })
 	return sc.spans
@@ -438,8 +550,8 @@ var secretNames = []string{
 
 // keySaysSecret reports whether a JSON member's key names a secret. Beside
 // secretNames, a header map's Authorization and Cookie hold credentials.
-func keySaysSecret(key []byte) bool {
-	if len(key) > 64 {
+func (rs *ruleSet) keySaysSecret(key []byte) bool {
+	if len(key) > 64 || rs.seen(key)&rs.keys == 0 {
 		return false
 	}
 	var buf [64]byte
@@ -452,34 +564,36 @@ func keySaysSecret(key []byte) bool {
 	return bytes.Equal(k, []byte("authorization")) || bytes.Equal(k, []byte("cookie"))
 }
 
-// findAssignments finds values given to names that say secret, in text:
-// name=value (.env, a shell, a query string), name: value (YAML, a header)
+// findAssignments finds values given to names, which all start or end with
+// anchor, in text: name=value (.env, a shell, a query string), name: value (YAML, a header)
 // and "name": "value" (JSON quoted inside a string). It calls add with the
 // value's span; a quoted value's quotes stay.
-func findAssignments(text, lower []byte, add func(start, end int)) {
-	for _, a := range secretAnchors {
-		for off := 0; ; {
-			i := bytes.Index(lower[off:], []byte(a.anchor))
-			if i < 0 {
-				break
+func findAssignments(text, lower []byte, anchor string, names []string, add func(start, end int)) {
+	for off := 0; ; {
+		i := bytes.Index(lower[off:], []byte(anchor))
+		if i < 0 {
+			return
+		}
+		i += off
+		off = i + 1
+		for _, name := range names {
+			start := i
+			if len(name) > len(anchor) && name[len(name)-len(anchor):] == anchor {
+				start = i + len(anchor) - len(name) // a name that ends in the anchor
 			}
-			i += off
-			off = i + 1
-			for _, name := range a.names {
-				start := i - strings.LastIndex(name, a.anchor)
-				if start < 0 || !bytes.HasPrefix(lower[start:], []byte(name)) {
-					continue
-				}
-				if s, e, ok := assignedValue(text, start+len(name)); ok {
-					add(s, e)
-				}
+			if start < 0 || !bytes.HasPrefix(lower[start:], []byte(name)) {
+				continue
+			}
+			if s, e, ok := assignedValue(text, start+len(name)); ok {
+				add(s, e)
 			}
 		}
 	}
 }
 
-// secretAnchors group secretNames by a part each holds, so that
-// findAssignments searches the text for five strings, not for every name.
+// secretAnchors group secretNames by a part each holds, at its start or at
+// its end, so that findAssignments searches the text for five strings, not
+// for every name.
 var secretAnchors = []struct {
 	anchor string
 	names  []string
@@ -532,10 +646,20 @@ func assignedValue(text []byte, j int) (start, end int, ok bool) {
 		return s, e, secretValue(text[s:e], true, false)
 	}
 	e := v
-	for e < n && !bytes.ContainsRune([]byte(" \t\r\n\"'`,;&<>)]}|"), rune(text[e])) {
+	for e < n && !endsValue(text[e]) {
 		e++
 	}
 	return v, e, secretValue(text[v:e], false, sep == '=' && spaced)
+}
+
+// endsValue reports whether c ends an unquoted value: a blank, a quote, a
+// separator of a list, a query or a command, a closing bracket.
+func endsValue(c byte) bool {
+	switch c {
+	case ' ', '\t', '\r', '\n', '"', '\'', '`', ',', ';', '&', '<', '>', ')', ']', '}', '|':
+		return true
+	}
+	return false
 }
 
 // placeholders are values that stand for a secret rather than being one.
@@ -628,6 +752,14 @@ func quoteJSON(b, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRune(s[i:])
@@ -639,19 +771,17 @@ func quoteJSON(b, s []byte) []byte {
 			i += n
 			continue
 		}
-		switch {
-		case c == '"' || c == '\\':
+		switch c {
+		case '"', '\\':
 			b = append(b, '\\', c)
-		case c == '\n':
+		case '\n':
 			b = append(b, `\n`...)
-		case c == '\r':
+		case '\r':
 			b = append(b, `\r`...)
-		case c == '\t':
+		case '\t':
 			b = append(b, `\t`...)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		default:
-			b = append(b, c)
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		}
 		i++
 	}

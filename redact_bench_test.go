@@ -63,6 +63,14 @@ func BenchmarkRedact(b *testing.B) {
 	}
 }
 
+// BenchmarkCompileRules measures what the first redactor of a process
+// pays, once, to compile the built-in rules; enqueue never pays it.
+func BenchmarkCompileRules(b *testing.B) {
+	for b.Loop() {
+		compileBuiltinRules()
+	}
+}
+
 // BenchmarkDrainRedact delivers queued events to a loopback endpoint as
 // BenchmarkDrain does, with redaction on (events/s) and off (off-events/s)
 // in the same run and outbox, beside the raw claim + delete rate

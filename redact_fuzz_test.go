@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzRedact checks that redaction keeps any JSON payload valid JSON, and
 // changes nothing outside the strings it replaced secrets in: the bytes
 // between strings stay, and every string either stays byte for byte or
-// holds a [REDACTED:…] marker. Its seed corpus is in testdata/fuzz/FuzzRedact.
+// holds a [REDACTED:…] marker. It also checks the redactor's string decoder
+// against encoding/json's. Its seed corpus is in testdata/fuzz/FuzzRedact.
 func FuzzRedact(f *testing.F) {
 	f.Add([]byte(`{"prompt":"AKIAABCDEFGHIJKLMNOP"}`))
 	f.Add([]byte(`{"password":"hunter22","n":[1,2.50,-0e3],"k\"ey":"\\\"","u":"\u00e9\ud83d\ude00"}`))
@@ -30,6 +32,16 @@ func FuzzRedact(f *testing.F) {
 		outFrame, outStrings := splitStrings(out)
 		if inFrame != outFrame || len(inStrings) != len(outStrings) {
 			t.Fatalf("redaction changed bytes outside strings:\n in %q\nout %q", p, out)
+		}
+		for _, s := range inStrings {
+			var want string
+			if err := json.Unmarshal([]byte(s), &want); err != nil {
+				t.Fatalf("string %q of valid JSON does not decode: %v", s, err)
+			}
+			got, ok := decodeString([]byte(s))
+			if !ok || string(got) != want && utf8.ValidString(s) {
+				t.Fatalf("decodeString(%q) = %q, %v; encoding/json decodes %q", s, got, ok, want)
+			}
 		}
 		for i, s := range inStrings {
 			if s != outStrings[i] && !strings.Contains(outStrings[i], "[REDACTED:") {
