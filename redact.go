@@ -538,27 +538,21 @@ func asciiLower(dst, b []byte) []byte {
 	return dst
 }
 
-// secretNames are how the name of a secret ends, lower case. A name that
-// goes on past one (token_count, maxTokens, password_reset) names
-// something else.
-var secretNames = []string{
-	"password", "passwd", "passphrase", "secret", "token",
-	"apikey", "api_key", "api-key", "accesskey", "access_key", "access-key",
-	"secretkey", "secret_key", "secret-key", "privatekey", "private_key", "private-key",
-	"credential", "credentials",
-}
-
-// keySaysSecret reports whether a JSON member's key names a secret. Beside
-// secretNames, a header map's Authorization and Cookie hold credentials.
+// keySaysSecret reports whether a JSON member's key names a secret: it ends
+// in one of secretAnchors' names (a name that goes on past one, such as
+// token_count, maxTokens or password_reset, names something else), or it is
+// a header map's Authorization or Cookie.
 func (rs *ruleSet) keySaysSecret(key []byte) bool {
 	if len(key) > 64 || rs.seen(key)&rs.keys == 0 {
 		return false
 	}
 	var buf [64]byte
 	k := asciiLower(buf[:0], key)
-	for _, n := range secretNames {
-		if bytes.HasSuffix(k, []byte(n)) {
-			return true
+	for _, a := range secretAnchors {
+		for _, n := range a.names {
+			if bytes.HasSuffix(k, []byte(n)) {
+				return true
+			}
 		}
 	}
 	return bytes.Equal(k, []byte("authorization")) || bytes.Equal(k, []byte("cookie"))
@@ -591,9 +585,9 @@ func findAssignments(text, lower []byte, anchor string, names []string, add func
 	}
 }
 
-// secretAnchors group secretNames by a part each holds, at its start or at
-// its end, so that findAssignments searches the text for five strings, not
-// for every name.
+// secretAnchors are the names that say secret, lower case, grouped by a
+// part each holds at its start or at its end, so that findAssignments
+// searches the text for five strings, not for every name.
 var secretAnchors = []struct {
 	anchor string
 	names  []string

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -421,5 +424,51 @@ func TestRedactStatusCounts(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(lines[:3], "\n"), "AKIA") {
 		t.Errorf("a key was delivered with redaction on:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestRedactHTTPAndOTLP checks that what reaches an HTTP and an OTLP/HTTP
+// endpoint on loopback is redacted too: redaction is the drainer's, before
+// any encoder.
+func TestRedactHTTPAndOTLP(t *testing.T) {
+	g := newSecretGen(1414)
+	key := "ghp_" + g.s(alnum, 36)
+	jwt := g.jwt()
+	for _, scheme := range []string{"http", "otlp+http"} {
+		t.Run(scheme, func(t *testing.T) {
+			testHome(t)
+			var bodies [][]byte
+			var mu sync.Mutex
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, err := readRequest(r)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				mu.Lock()
+				bodies = append(bodies, b)
+				mu.Unlock()
+			}))
+			defer srv.Close()
+			mustCLI(t, "enqueue", fmt.Sprintf(`{"hook_event_name":"PreToolUse","tool_input":{"command":"curl -H 'Authorization: token %s' https://api.github.com/user"}}`, key))
+			mustCLI(t, "enqueue", fmt.Sprintf(`{"hook_event_name":"UserPromptSubmit","prompt":"decode %s please"}`, jwt))
+			mustCLI(t, "drain", "--endpoint", strings.Replace(srv.URL, "http", scheme, 1))
+			mu.Lock()
+			all := bytes.Join(bodies, nil)
+			mu.Unlock()
+			if len(all) == 0 {
+				t.Fatal("nothing arrived")
+			}
+			for _, secret := range []string{key, jwt} {
+				if bytes.Contains(all, []byte(secret)) {
+					t.Errorf("%s arrived at the endpoint:\n%s", secret, all)
+				}
+			}
+			for _, marker := range []string{"[REDACTED:github-token]", "[REDACTED:jwt]"} {
+				if !bytes.Contains(all, []byte(marker)) {
+					t.Errorf("no %s in what arrived:\n%s", marker, all)
+				}
+			}
+		})
 	}
 }
