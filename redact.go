@@ -239,7 +239,8 @@ func notReference(b []byte) bool {
 // that is redaction turned off.
 type redactor struct {
 	*ruleSet
-	allow map[string]bool
+	allow   map[string]bool
+	scratch sync.Pool // of *scratch
 }
 
 // newRedactor compiles the rules opts asks for; nil when redaction is off.
@@ -278,9 +279,13 @@ type span struct {
 // name=value pair or a key of any provider.
 const minSecret = 8
 
-// scratch is a redactor's working memory for one payload.
+// scratch is a redactor's working memory for one payload, kept for the
+// next one (redactor.scratch): a batch of a hundred events would otherwise
+// allocate it a hundred times.
 type scratch struct {
-	lower []byte
+	lower []byte // the string being scanned, lower case
+	text  []byte // the string being scanned, decoded, when it has escapes
+	repl  []byte // the string with its secrets replaced
 	spans []span
 }
 
@@ -302,7 +307,11 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 	if r == nil {
 		return p
 	}
-	var sc scratch
+	sc, _ := r.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	defer r.scratch.Put(sc)
 	var out []byte // nil until the first replacement
 	copied := 0    // p[:copied] is in out already
 	secretValueAt := -1
@@ -320,11 +329,14 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 		after := skipSpace(p, end)
 		isKey := after < len(p) && p[after] == ':'
 		raw := p[start:end]
-		text, ok := decodeString(raw)
+		text, ok := decodeString(sc.text[:0], raw)
 		if !ok {
 			continue
 		}
-		spans := r.find(&sc, text, isKey)
+		if len(text) > 0 && len(raw) > 2 && &text[0] != &raw[1] {
+			sc.text = text[:0] // the decoded copy: keep its memory
+		}
+		spans := r.find(sc, text, isKey)
 		if len(spans) == 0 && start == secretValueAt && secretValue(text, true, false) && !r.allow[string(text)] {
 			spans = append(spans, span{0, len(text), secretAssignment})
 		}
@@ -339,7 +351,8 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 			out = make([]byte, 0, len(p)+64)
 		}
 		out = append(out, p[copied:start]...)
-		out = quoteJSON(out, replaceSpans(text, spans))
+		sc.repl = replaceSpans(sc.repl[:0], text, spans)
+		out = quoteJSON(out, sc.repl)
 		copied = end
 		for _, s := range spans {
 			found(s.rule)
@@ -378,15 +391,15 @@ func skipSpace(p []byte, i int) int {
 	return i
 }
 
-// decodeString decodes a JSON string token, quotes included. One without
-// escapes is its own text, shared rather than copied. Invalid UTF-8 and
+// decodeString decodes a JSON string token, quotes included, appending to
+// dst. One without escapes is its own text, shared rather than copied. Invalid UTF-8 and
 // lone surrogates become U+FFFD, as encoding/json decodes them.
-func decodeString(raw []byte) ([]byte, bool) {
+func decodeString(dst, raw []byte) ([]byte, bool) {
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return inner, true
 	}
-	out := make([]byte, 0, len(inner))
+	out := slices.Grow(dst, len(inner))
 	for i := 0; i < len(inner); {
 		c := inner[i]
 		if c != '\\' {
@@ -726,9 +739,9 @@ func isIdentPath(v []byte) bool {
 	return true
 }
 
-// replaceSpans returns text with each span replaced by [REDACTED:<rule>].
-func replaceSpans(text []byte, spans []span) []byte {
-	out := make([]byte, 0, len(text)+32*len(spans))
+// replaceSpans appends to out text with each span replaced by
+// [REDACTED:<rule>].
+func replaceSpans(out, text []byte, spans []span) []byte {
 	last := 0
 	for _, s := range spans {
 		out = append(out, text[last:s.start]...)
@@ -782,9 +795,13 @@ func quoteJSON(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// redactions counts what a batch's redaction replaced, per event and rule,
+// redactions is what a batch's redaction replaced, one entry per secret,
 // so that only what was delivered is counted.
-type redactions map[string]map[string]int64 // event id → rule → count
+type redactions []redactHit
+
+type redactHit struct {
+	id, rule string // the event, the rule that found the secret
+}
 
 // events returns the events as they are to be sent: a changed payload is
 // a new slice, the outbox's copy stays as it was.
@@ -794,23 +811,19 @@ func (r *redactor) events(events []event) ([]event, redactions) {
 	}
 	var sent []event
 	var hits redactions
+	var id string
+	found := func(rule string) { hits = append(hits, redactHit{id, rule}) }
 	for i, e := range events {
-		var counts map[string]int64
-		p := r.payload(e.Payload, func(rule string) {
-			if counts == nil {
-				counts = map[string]int64{}
-			}
-			counts[rule]++
-		})
-		if counts == nil {
+		id = e.ID
+		n := len(hits)
+		p := r.payload(e.Payload, found)
+		if len(hits) == n {
 			continue
 		}
 		if sent == nil {
 			sent = slices.Clone(events)
-			hits = redactions{}
 		}
 		sent[i].Payload = p
-		hits[e.ID] = counts
 	}
 	if sent == nil {
 		return events, nil
@@ -818,15 +831,20 @@ func (r *redactor) events(events []event) ([]event, redactions) {
 	return sent, hits
 }
 
-// of sums the counts of the events given, the ones delivered.
+// of counts, per rule, the secrets replaced in the events given, the ones
+// delivered.
 func (h redactions) of(events []event) map[string]int64 {
 	if len(h) == 0 {
 		return nil
 	}
-	sum := map[string]int64{}
+	ids := make(map[string]bool, len(events))
 	for _, e := range events {
-		for rule, n := range h[e.ID] {
-			sum[rule] += n
+		ids[e.ID] = true
+	}
+	sum := map[string]int64{}
+	for _, hit := range h {
+		if ids[hit.id] {
+			sum[hit.rule]++
 		}
 	}
 	return sum
