@@ -273,6 +273,7 @@ func newRedactor(opts redactOptions) (*redactor, error) {
 type span struct {
 	start, end int
 	rule       string
+	prio       int // the rule's place in the list
 }
 
 // minSecret is the shortest text the rules scan: nothing shorter holds a
@@ -338,7 +339,7 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 		}
 		spans := r.find(sc, text, isKey)
 		if len(spans) == 0 && start == secretValueAt && secretValue(text, true, false) && !r.allow[string(text)] {
-			spans = append(spans, span{0, len(text), secretAssignment})
+			spans = append(spans, span{0, len(text), secretAssignment, 0})
 		}
 		secretValueAt = -1
 		if isKey && r.keySaysSecret(text) {
@@ -489,21 +490,17 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 		return nil // no keyword: no rule can match
 	}
 	sc.lower = asciiLower(sc.lower[:0], text)
+	prio := 0 // the rule's place in the list: where spans overlap, the lower wins
 	add := func(s, e int, rule string) {
-		if s >= e || r.allow[string(text[s:e])] {
-			return
+		if s < e && !r.allow[string(text[s:e])] {
+			sc.spans = append(sc.spans, span{s, e, rule, prio})
 		}
-		for _, o := range sc.spans {
-			if s < o.end && o.start < e {
-				return
-			}
-		}
-		sc.spans = append(sc.spans, span{s, e, rule})
 	}
-	for _, rule := range r.rules {
+	for i, rule := range r.rules {
 		if rule.mask != 0 && rule.mask&seen == 0 {
 			continue
 		}
+		prio = i
 		in := text
 		if rule.lower {
 			in = sc.lower
@@ -525,6 +522,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 			add(s, e, rule.name)
 		}
 	}
+	prio = len(r.rules)
 	if !isKey && seen&r.assign != 0 {
 		for i, a := range secretAnchors {
 			if seen&r.anchor[i] != 0 {
@@ -532,8 +530,33 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
 			}
 		}
 	}
-	slices.SortFunc(sc.spans, func(a, b span) int { return a.start - b.start })
-	return sc.spans
+	return dropOverlaps(sc.spans)
+}
+
+// dropOverlaps sorts spans by where they start and keeps, of spans that
+// overlap, the one whose rule comes first. Sorting first keeps this linear
+// in the spans after the sort: a .env of thousands of lines holds
+// thousands of secrets.
+func dropOverlaps(spans []span) []span {
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return a.prio - b.prio
+	})
+	kept := spans[:0]
+	for _, s := range spans {
+		if n := len(kept); n > 0 && s.start < kept[n-1].end {
+			// Every span kept before the last ends before the last
+			// starts, so before s starts: only the last can overlap s.
+			if s.prio < kept[n-1].prio {
+				kept[n-1] = s
+			}
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return kept
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
