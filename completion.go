@@ -26,6 +26,7 @@ var commandFlags = map[string][]string{
 	"status":     {"--json"},
 	"outbox":     {"list", "show", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes"},
 	"drain":      {"--endpoint", "--batch", "--allow-insecure", "--json"},
+	"redact":     {},
 	"logs":       {"-f", "-n"},
 	"hooks":      {"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "claude", "codex", "cursor", "gemini"},
 	"service":    {"print", "systemd", "launchd", "windows"},

@@ -223,6 +223,9 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 
 	d := newDrainer(ob, s, opts.batch, log, time.Now)
+	if err := d.setRedaction(redactOptionsFromEnv(cfg.getenv)); err != nil { // redaction
+		return err
+	}
 	err = drainLoop(ctx, h, ob, d, opts.tick, log)
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
@@ -877,6 +880,7 @@ type statusReport struct {
 		PausedReason      string `json:"paused_reason,omitempty"`
 		PausedSince       string `json:"paused_since,omitempty"`
 	} `json:"delivery"`
+	Redacted map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
 }
 
 // daemonState is what the lock and the PID file say together.
@@ -998,6 +1002,7 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	dl := &rep.Delivery
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
 	dl.LastDeliveryCount, _ = strconv.Atoi(m["last_delivery_count"])
+	rep.Redacted = redactionCounts(m)
 	if rep.Daemon.State == "running" {
 		dl.Breaker, dl.PausedReason, dl.PausedSince = m["breaker"], m["paused_reason"], m["paused_since"]
 	}
@@ -1071,6 +1076,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	}
 	if strings.HasPrefix(dl.Breaker, "open") {
 		fmt.Fprintf(w, "breaker:  %s\n", dl.Breaker)
+	}
+	if len(rep.Redacted) > 0 {
+		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
 	}
 }
 

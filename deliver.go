@@ -51,6 +51,8 @@ type drainer struct {
 	pausedUntil  time.Time
 	pausedSince  time.Time
 
+	redact *redactor // nil: payloads are sent as enqueued (see redact.go)
+
 	// written is the status last stored in the meta table, so that a
 	// batch writes only the keys that changed: most of the nine stay the
 	// same from one batch to the next.
@@ -58,8 +60,9 @@ type drainer struct {
 }
 
 func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
+	redact, _ := newRedactor(redactOptions{}) // the defaults cannot fail
 	return &drainer{
-		ob: ob, sink: s, batch: batch, log: log, now: now,
+		ob: ob, sink: s, batch: batch, log: log, now: now, redact: redact,
 		jitter: func(d time.Duration) time.Duration {
 			if d <= 0 {
 				return 0
@@ -113,7 +116,10 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 // deliver sends events and settles them by the answer. A 400, 413 or 422
 // answer splits the batch in halves until the event at fault stands alone.
 func (d *drainer) deliver(ctx context.Context, token string, events []event, probing bool) error {
-	r := d.sink.send(ctx, events)
+	// Secrets are replaced in what is sent, not in the outbox: the
+	// events settled below are the ones claimed.
+	sent, redacted := d.redact.events(events)
+	r := d.sink.send(ctx, sent)
 	now := d.now()
 	if ctx.Err() != nil && r.verdict != delivered {
 		// Shutting down: the answer (likely a cancelled request) says
@@ -139,6 +145,9 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		meta["last_delivery_count"] = strconv.Itoa(len(ok))
 		settle = func() error {
 			if err := d.ob.ack(token, ok); err != nil {
+				return err
+			}
+			if err := d.ob.addRedactions(redacted.of(ok)); err != nil {
 				return err
 			}
 			for _, rj := range retry {

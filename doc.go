@@ -15,6 +15,7 @@
 //	difflore status [--json]
 //	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
 //	difflore drain [--endpoint URL] [--json]
+//	difflore redact [FILE|-]
 //	difflore logs [-f] [-n N]
 //	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
 //	difflore service print systemd|launchd|windows
@@ -76,6 +77,13 @@
 // runs and 4 when the state is unknown: the lock is held by a process the
 // PID file does not describe, or the data home cannot be read.
 //
+// What leaves the machine has its secrets replaced with [REDACTED:<rule>]:
+// provider keys and tokens, private-key blocks, JWTs, Authorization
+// credentials, passwords in URLs, and values given to names that say
+// secret. The outbox keeps payloads as the hooks gave them. redact prints a
+// payload as it would be sent; status counts redactions per rule;
+// DIFFLORE_REDACT=0 turns redaction off.
+//
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http
 // to a host that is not loopback needs --allow-insecure.
@@ -86,6 +94,7 @@
 //	DIFFLORE_CLOUD_URL     the endpoint
 //	DIFFLORE_CLOUD_TOKEN   bearer token, never printed or logged
 //	DIFFLORE_AUTOSTART=1   enqueue starts a daemon when none runs
+//	DIFFLORE_REDACT=0      send payloads without replacing secrets
 //	NO_COLOR               no colours in status
 //
 // Every command has -h. Exit codes: 0 success, 1 failure, 2 bad usage or bad

@@ -98,6 +98,9 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	}
 
 	d := newDrainer(ob, s, *batch, slog.New(slog.DiscardHandler), time.Now)
+	if err := d.setRedaction(redactOptionsFromEnv(cfg.getenv)); err != nil { // redaction
+		return err
+	}
 	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !*asJSON, before.Pending)
 	start := time.Now()
 	for ctx.Err() == nil {

@@ -102,6 +102,7 @@ Commands:
   status       show the daemon and the outbox
   outbox       inspect the queue: list, retry and purge dead letters
   drain        deliver everything now, in the foreground
+  redact       print a payload as it would be sent, secrets replaced
   logs         print or follow the daemon's log
   hooks        wire an agent's hooks to difflore: install, uninstall, status, print
   service      print a systemd, launchd or Windows service definition
@@ -113,6 +114,7 @@ Environment:
   DIFFLORE_CLOUD_URL     ingest endpoint (http(s):// or file:)
   DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint
   DIFFLORE_AUTOSTART     set to 1: enqueue starts the daemon when none runs
+  DIFFLORE_REDACT        set to 0: send payloads without replacing secrets
   NO_COLOR               set: no colours in status
 
 Run 'difflore <command> -h' for a command's flags.
@@ -140,6 +142,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdOutbox(ctx, cfg, rest)
 	case "drain":
 		return cmdDrain(ctx, cfg, rest)
+	case "redact":
+		return cmdRedact(cfg, rest)
 	case "logs":
 		return cmdLogs(ctx, cfg, rest)
 	case "hooks":
