@@ -17,34 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
-
-// fakeClock is the drainer's and the outbox's clock in tests: it moves only
-// when the test says, so no test sleeps through a backoff.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) advance(d time.Duration) { c.set(c.now().Add(d)) }
 
 // rig is a drainer on a fresh outbox, sending to a scripted loopback
 // endpoint, with a fake clock and jitter that always picks the ceiling.
@@ -108,30 +82,7 @@ func (r *rig) drain() {
 	}
 }
 
-// row is an event as the outbox holds it; state -1 means it is gone
-// (delivered).
-type row struct {
-	state       int
-	attempts    int
-	availableAt time.Time
-	lastError   string
-}
-
 func (r *rig) row(id string) row { return rowOf(r.t, r.ob.conn, id) }
-
-func rowOf(t testing.TB, conn *sqlite.Conn, id string) row {
-	t.Helper()
-	rw := row{state: -1}
-	err := sqlitex.Execute(conn, `SELECT state, attempts, available_at, coalesce(last_error, '') FROM events WHERE id = ?`,
-		&sqlitex.ExecOptions{Args: []any{id}, ResultFunc: func(s *sqlite.Stmt) error {
-			rw = row{s.ColumnInt(0), s.ColumnInt(1), time.UnixMilli(s.ColumnInt64(2)).UTC(), s.ColumnText(3)}
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rw
-}
 
 func (r *rig) counts() counts {
 	r.t.Helper()
@@ -150,8 +101,6 @@ func (r *rig) meta() map[string]string {
 	}
 	return m
 }
-
-func always(a answer) func(int, recorded) answer { return func(int, recorded) answer { return a } }
 
 // TestDeliverAnswerTable drives each row of DESIGN.md's answer table
 // through the drainer and checks what is stored per event.
@@ -680,39 +629,6 @@ func TestDeliverBatchBounds(t *testing.T) {
 	}
 }
 
-// inProcessDaemon runs 'difflore run args…' in this process until the test
-// ends. It works on every OS and lets a benchmark use it.
-func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
-	}()
-	select {
-	case <-logs.ready:
-	case err := <-done:
-		cancel()
-		tb.Fatalf("daemon exited before it was ready: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		tb.Fatalf("daemon not ready after 30s\n%s", logs)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("daemon: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			tb.Errorf("daemon did not stop within 30s")
-		}
-	})
-	return logs
-}
-
 // syncBuffer collects a daemon's log and closes ready at its ready line.
 type syncBuffer struct {
 	mu    sync.Mutex
@@ -928,71 +844,6 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	}
 }
 
-func mustOpenHome(t testing.TB, dir string) home {
-	t.Helper()
-	h, err := openHome(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
-	testHome(t)
-	var mu sync.Mutex
-	status := 200
-	arr := newArrivals()
-	ep := newEndpoint(t, func(n int, req recorded) answer {
-		arr.script(200)(n, req)
-		mu.Lock()
-		defer mu.Unlock()
-		return answer{status: status, body: "token expired"}
-	})
-	t.Setenv("DIFFLORE_CLOUD_TOKEN", "tok-very-secret")
-	mustCLI(t, "enqueue", "--id", "s-0", `{}`)
-	mustCLI(t, "enqueue", "--id", "s-1", `{}`)
-	// A child process: status will not vouch for its own process.
-	startDaemon(t, "--endpoint", ep.URL)
-	arr.await(t, "s-1", 10*time.Second)
-	status2 := func() statusReport {
-		var rep statusReport
-		if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json")), &rep); err != nil {
-			t.Fatal(err)
-		}
-		return rep
-	}
-	waitFor(t, 10*time.Second, "status to show the delivery", func() bool { return status2().Delivery.LastDeliveryCount == 2 })
-	rep := status2()
-	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint != ep.URL {
-		t.Errorf("status after a delivery: %+v", rep)
-	}
-	if text := mustCLI(t, "status"); !strings.Contains(text, "delivery: last 2 events at ") {
-		t.Errorf("status text does not show the last delivery:\n%s", text)
-	}
-
-	mu.Lock()
-	status = 401
-	mu.Unlock()
-	mustCLI(t, "enqueue", "--id", "s-2", `{}`)
-	waitFor(t, 10*time.Second, "status to show the pause", func() bool { return status2().Delivery.PausedReason != "" })
-	rep = status2()
-	if !strings.Contains(rep.Delivery.PausedReason, "401 Unauthorized: token expired") || rep.Delivery.PausedSince == "" || rep.Outbox.Pending != 1 || rep.Outbox.Dead != 0 {
-		t.Errorf("status while paused: %+v", rep)
-	}
-	text := mustCLI(t, "status")
-	if !strings.Contains(text, "paused:   since ") || !strings.Contains(text, "token expired") || !strings.Contains(text, "last success: 2 events at") {
-		t.Errorf("status text does not show the pause and the last success:\n%s", text)
-	}
-	if strings.Contains(text, "tok-very-secret") {
-		t.Errorf("status shows the token:\n%s", text)
-	}
-	for _, req := range ep.requests() {
-		if req.header.Get("Authorization") != "Bearer tok-very-secret" {
-			t.Errorf("request without the bearer token")
-		}
-	}
-}
-
 func TestDeliverPauseEndsOnOtherAnswers(t *testing.T) {
 	answers := []int{401, 503, 401}
 	r := newRig(t, func(n int, _ recorded) answer { return answer{status: answers[min(n, len(answers)-1)]} })
@@ -1108,17 +959,6 @@ func TestRetriedBatchStaysWhole(t *testing.T) {
 	}
 	if k0, k1 := reqs[0].header.Get("Idempotency-Key"), reqs[1].header.Get("Idempotency-Key"); k0 != k1 {
 		t.Errorf("Idempotency-Key changed on retry: %q then %q", k0, k1)
-	}
-}
-
-// setAvailableAt moves every pending event's retry time to at, as a clock
-// stepped back after the retry was scheduled (or a bug) leaves it.
-func setAvailableAt(t testing.TB, conn *sqlite.Conn, at time.Time) {
-	t.Helper()
-	err := sqlitex.Execute(conn, `UPDATE events SET available_at = ? WHERE state = 0`,
-		&sqlitex.ExecOptions{Args: []any{at.UnixMilli()}})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

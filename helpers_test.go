@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,10 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/shirou/gopsutil/v4/process"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // The test binary doubles as difflore: testscript runs it under the name
@@ -268,4 +274,276 @@ func mustOutbox(tb testing.TB, h home, now func() time.Time) *outbox {
 		tb.Fatal(err)
 	}
 	return ob
+}
+
+// fakeClock is the drainer's and the outbox's clock in tests: it moves only
+// when the test says, so no test sleeps through a backoff.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *fakeClock) advance(d time.Duration) { c.set(c.now().Add(d)) }
+
+// row is an event as the outbox holds it; state -1 means it is gone
+// (delivered).
+type row struct {
+	state       int
+	attempts    int
+	availableAt time.Time
+	lastError   string
+}
+
+func rowOf(t testing.TB, conn *sqlite.Conn, id string) row {
+	t.Helper()
+	rw := row{state: -1}
+	err := sqlitex.Execute(conn, `SELECT state, attempts, available_at, coalesce(last_error, '') FROM events WHERE id = ?`,
+		&sqlitex.ExecOptions{Args: []any{id}, ResultFunc: func(s *sqlite.Stmt) error {
+			rw = row{s.ColumnInt(0), s.ColumnInt(1), time.UnixMilli(s.ColumnInt64(2)).UTC(), s.ColumnText(3)}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rw
+}
+
+func always(a answer) func(int, recorded) answer { return func(int, recorded) answer { return a } }
+
+// inProcessDaemon runs 'difflore run args…' in this process until the test
+// ends. It works on every OS and lets a benchmark use it.
+func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{ready: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
+	}()
+	select {
+	case <-logs.ready:
+	case err := <-done:
+		cancel()
+		tb.Fatalf("daemon exited before it was ready: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		tb.Fatalf("daemon not ready after 30s\n%s", logs)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("daemon: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			tb.Errorf("daemon did not stop within 30s")
+		}
+	})
+	return logs
+}
+
+func mustOpenHome(t testing.TB, dir string) home {
+	t.Helper()
+	h, err := openHome(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// setAvailableAt moves every pending event's retry time to at, as a clock
+// stepped back after the retry was scheduled (or a bug) leaves it.
+func setAvailableAt(t testing.TB, conn *sqlite.Conn, at time.Time) {
+	t.Helper()
+	err := sqlitex.Execute(conn, `UPDATE events SET available_at = ? WHERE state = 0`,
+		&sqlitex.ExecOptions{Args: []any{at.UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// badInput is what a hook can hand enqueue that is not an event it can
+// queue: each must be kept as a dead letter, never block the agent.
+type badInput struct {
+	name   string
+	stdin  string
+	args   []string // after "enqueue"
+	code   int      // without --strict
+	reason string   // in the dead letter's reason
+	stored string   // the dead letter's bytes, when not stdin
+}
+
+// deadLetters lists the dead letters of the test's home as 'outbox list
+// --json' shows them.
+func deadLetters(t *testing.T) []deadLetter {
+	t.Helper()
+	var out struct {
+		Counts      counts       `json:"counts"`
+		DeadLetters []deadLetter `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json")), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.DeadLetters
+}
+
+// writeSpillFiles writes n spill files as enqueue would, without the
+// fsync, so that a test can make thousands cheaply.
+func writeSpillFiles(t *testing.T, h home, prefix string, n int, payload string) {
+	t.Helper()
+	dir := h.path(spillDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i := range n {
+		data, err := json.Marshal(spilled{ID: fmt.Sprintf("%s-%05d", prefix, i), Kind: "event", CreatedAt: now, Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, newEventID(now)+".json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// replayAll replays the spill folder round by round until it is done, and
+// returns how many spill files went into the outbox.
+func replayAll(t *testing.T, h home, ob *outbox) int {
+	t.Helper()
+	n := 0
+	for range 10000 {
+		r, err := replaySpill(context.Background(), h, ob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n += r.moved; !r.more {
+			return n
+		}
+	}
+	t.Fatal("spill replay still has more after 10000 rounds")
+	return n
+}
+
+func mustOpenHomeCreate(t *testing.T, dir string) home {
+	t.Helper()
+	h, err := openHome(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// outboxCounts opens the outbox of the data home dir and counts its events.
+func outboxCounts(t *testing.T, dir string) counts {
+	t.Helper()
+	h, err := openHome(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// statusOf runs status --json and returns the state it reports and its code.
+func statusOf(t *testing.T) (state string, pid, code int) {
+	t.Helper()
+	out, stderr, code := cli(t, "", "status", "--json")
+	var rep struct {
+		Daemon struct {
+			State string `json:"state"`
+			PID   int    `json:"pid"`
+		} `json:"daemon"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\nstdout: %s\nstderr: %s", err, out, stderr)
+	}
+	return rep.Daemon.State, rep.Daemon.PID, code
+}
+
+// startedAt is a process's start time as difflore would record it.
+func startedAt(t *testing.T, pid int) time.Time {
+	t.Helper()
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := p.CreateTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// runProc runs a prepared difflore child to the end, bounded by timeout,
+// and returns its output and exit code.
+func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Errorf("start %s: %v", cmd.Args, err)
+		return "", "", -1
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s still running after %s; killed it", strings.Join(cmd.Args[1:], " "), timeout)
+		return out.String(), errOut.String(), -1
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errOut.String(), ee.ExitCode()
+	}
+	t.Errorf("%s: %v", cmd.Args, err)
+	return out.String(), errOut.String(), -1
+}
+
+// mustHome opens the test's data home, creating it.
+func mustHome(t *testing.T) string {
+	t.Helper()
+	cfg := loadConfig(os.Getenv, nil, nil, nil)
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.dir
+}
+
+func eventIDs(evs []event) []string {
+	var ids []string
+	for _, e := range evs {
+		ids = append(ids, e.ID)
+	}
+	return ids
 }

@@ -706,3 +706,28 @@ func TestHooksUninstallKeepsCodexTrustIndex(t *testing.T) {
 		})
 	}
 }
+
+func TestHooksPrint(t *testing.T) {
+	testHome(t)
+	for _, a := range agents {
+		t.Run(a.name, func(t *testing.T) {
+			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
+			doc, err := parseJSON([]byte(out))
+			if err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, out)
+			}
+			events, programs := a.wiredEvents(doc)
+			if !slices.Equal(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
+				t.Errorf("print wires %v running %v, want %v running /opt/difflore/difflore", events, programs, a.events)
+			}
+			for _, e := range a.events {
+				if want := "/opt/difflore/difflore enqueue --kind " + a.name + "." + e + " --ensure-daemon"; !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	if _, _, code := cli(t, "", "hooks", "print", "vim"); code != 2 {
+		t.Errorf("unknown agent: exit %d, want 2", code)
+	}
+}

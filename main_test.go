@@ -27,3 +27,13 @@ func TestFlagErrorIsOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	testHome(t)
+	for _, c := range append(commandNames(), "outbox list", "outbox show", "outbox retry", "outbox purge") {
+		out, stderr, code := cli(t, "", append(strings.Fields(c), "-h")...)
+		if code != 0 || strings.Count(out, "Usage") != 1 || stderr != "" {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q; want the usage once, on stdout", c, code, out, stderr)
+		}
+	}
+}
