@@ -115,7 +115,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock); err != nil {
+	if err := takeLock(ctx, h, lock, settleTime); err != nil {
 		return err
 	}
 	defer lock.Unlock()
@@ -125,7 +125,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	// Windows stop event would not exist yet) or kill us without cleanup
 	// (SIGTERM's default action on Unix). The deferred stop runs after the
 	// PID file is removed, so we listen for as long as it names us.
-	ctx, stop, err := stopContext(ctx, h)
+	ctx, stop, err := stopContext(ctx)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Delivery policy; DESIGN.md's answer table says what each answer means.
+// Delivery policy; the README's Delivery section says what each answer means.
 const (
 	defaultBatch      = 100
 	maxBatchBytes     = 512 << 10 // uncompressed request body, unless one event alone is larger

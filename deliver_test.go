@@ -102,7 +102,7 @@ func (r *rig) meta() map[string]string {
 	return m
 }
 
-// TestDeliverAnswerTable drives each row of DESIGN.md's answer table
+// TestDeliverAnswerTable drives each answer of the README's Delivery section
 // through the drainer and checks what is stored per event.
 func TestDeliverAnswerTable(t *testing.T) {
 	const far = 5 * time.Minute // a date Retry-After, from the real clock the sink reads

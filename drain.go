@@ -61,7 +61,7 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	// Holding the lock keeps a daemon from starting and draining the same
 	// events at the same time.
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock); err != nil {
+	if err := takeLock(ctx, h, lock, settleTime); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("a daemon is delivering for this data home: %v", err),
 			hint: "it delivers already; 'difflore status' shows its progress"}
 	}
@@ -74,7 +74,7 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err := ob.resetInflight(); err != nil {
 		return err
 	}
-	ctx, stop, err := stopContext(ctx, h)
+	ctx, stop, err := stopContext(ctx)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 )
 
-// The names of the files in the data home; DESIGN.md describes each.
+// The names of the files in the data home; the README's Files section
+// describes each.
 const (
 	pidFileName  = "daemon.pid"
 	lockFileName = "daemon.pid.lock"

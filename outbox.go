@@ -676,13 +676,18 @@ func (o *outbox) counts() (counts, error) {
 	return c, nil
 }
 
+const (
+	setMetaSQL = `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+	metaSQL = `SELECT key, value FROM meta`
+)
+
 // setMeta stores daemon state that other commands show (the last delivery,
 // the breaker, a pause) in the database, where status can read it.
 func (o *outbox) setMeta(kv map[string]string) (err error) {
 	defer sqlitex.Save(o.conn)(&err)
 	for k, v := range kv {
-		err := sqlitex.Execute(o.conn, `INSERT INTO meta (key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, &sqlitex.ExecOptions{Args: []any{k, v}})
+		err := sqlitex.Execute(o.conn, setMetaSQL, &sqlitex.ExecOptions{Args: []any{k, v}})
 		if err != nil {
 			return err
 		}
@@ -692,7 +697,7 @@ func (o *outbox) setMeta(kv map[string]string) (err error) {
 
 func (o *outbox) meta() (map[string]string, error) {
 	m := map[string]string{}
-	err := sqlitex.Execute(o.conn, `SELECT key, value FROM meta`, &sqlitex.ExecOptions{
+	err := sqlitex.Execute(o.conn, metaSQL, &sqlitex.ExecOptions{
 		ResultFunc: func(stmt *sqlite.Stmt) error { m[stmt.ColumnText(0)] = stmt.ColumnText(1); return nil },
 	})
 	return m, err
@@ -896,8 +901,10 @@ func (o *outbox) event(id string) (storedEvent, bool, error) {
 	return e, found, err
 }
 
+const purgeDeadSQL = `DELETE FROM events WHERE state = 2`
+
 // purgeDead deletes every dead letter and reports how many.
 func (o *outbox) purgeDead() (n int, err error) {
-	err = sqlitex.Execute(o.conn, `DELETE FROM events WHERE state = 2`, nil)
+	err = sqlitex.Execute(o.conn, purgeDeadSQL, nil)
 	return o.conn.Changes(), err
 }

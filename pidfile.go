@@ -44,7 +44,7 @@ func parsePIDFile(data []byte) (pidInfo, error) {
 	line, rest, _ := bytes.Cut(data, []byte("\n"))
 	s := strings.TrimSpace(string(line))
 	if s == "" {
-		return pidInfo{}, fmt.Errorf("pid file is empty: %w", errNoPID)
+		return pidInfo{}, errors.New("pid file is empty: no pid")
 	}
 	for _, r := range s {
 		if r < '0' || r > '9' {
@@ -253,7 +253,7 @@ func jsonUTF8(s string) string {
 }
 
 // settleTime bounds how long run and stop wait for a lock holder to show
-// itself. The lock is held for an instant by commands that only look (status,
+// itself (settleLoop). The lock is held for an instant by commands that only look (status,
 // stop's stale check), and a daemon publishes its PID file just after it
 // takes the lock and removes it just before it lets go; in those windows the
 // lock and the PID file disagree, and deciding at once would be wrong.
@@ -261,58 +261,85 @@ const settleTime = 3 * time.Second
 
 // takeLock takes the single-instance lock, or returns the already-running
 // error when a daemon holds it. A lock held without a daemon that can be
-// verified is tried again for settleTime: it may be a command that only
-// looks, or a daemon that has not yet written its PID file.
-func takeLock(ctx context.Context, h home, lock *flock.Flock) error {
-	deadline := time.Now().Add(settleTime)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+// verified is tried again for settle: it may be a command that only looks,
+// or a daemon that has not yet written its PID file.
+func takeLock(ctx context.Context, h home, lock *flock.Flock, settle time.Duration) error {
+	var running error
+	settled, err := settleLoop(ctx, settle, func() (bool, error) {
 		ok, err := tryLock(lock)
 		if err != nil {
-			return fmt.Errorf("lock %s: %w", lock.Path(), err)
+			return false, fmt.Errorf("lock %s: %w", lock.Path(), err)
 		}
 		if ok {
-			return nil
+			return true, nil
 		}
-		if info, err := lockHolder(h); err == nil {
-			return fmt.Errorf("already running (pid %d)", info.PID)
+		if info, _, err := lockHolder(h, false); err == nil {
+			running = fmt.Errorf("already running (pid %d)", info.PID)
+			return true, nil
+		}
+		return false, nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case !settled:
+		return errors.New("already running (the lock is held, but its pid file names no running daemon)")
+	}
+	return running
+}
+
+// settleLoop calls try until it reports done or fails, for up to settle,
+// waiting a little longer between tries each time (5 ms, doubling up to
+// 100 ms); it reports whether try was done before the time ran out. The lock
+// and the PID file disagree for a moment while a daemon starts or exits, or
+// while a command that only looks holds the lock: takeLock and stopTarget
+// look again through such a moment before they decide.
+func settleLoop(ctx context.Context, settle time.Duration, try func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(settle)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		done, err := try()
+		if done || err != nil {
+			return done, err
 		}
 		if time.Now().After(deadline) {
-			return errors.New("already running (the lock is held, but its pid file names no running daemon)")
+			return false, nil
 		}
 		if !sleepCtx(ctx, wait) {
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }
 
-// lockHolder reads the PID file and checks that it describes the daemon
-// that holds the lock, as far as anyone can tell (verifyHolder).
-func lockHolder(h home) (pidInfo, error) {
-	info, err := readPIDFile(h.path(pidFileName))
-	if err != nil {
-		return pidInfo{}, err
-	}
-	if err := verifyHolder(h, info); err != nil {
-		return pidInfo{}, err
-	}
-	return info, nil
-}
+// pidFileError is lockHolder's error when the PID file cannot be used at
+// all, as opposed to one that names a process that is not the lock's holder.
+type pidFileError struct{ err error }
 
-// verifiedHolder opens the process the PID file names and verifies it. The
-// handle is opened before the check, so what is checked is what gets
-// signalled, even if the PID is reused in between.
-func verifiedHolder(h home) (pidInfo, *proc, error) {
+func (e *pidFileError) Error() string { return "pid file: " + e.err.Error() }
+func (e *pidFileError) Unwrap() error { return e.err }
+
+// lockHolder answers which daemon holds the lock of h, as far as anyone can
+// tell without asking it: it reads the PID file and checks that it describes
+// the holder (verifyHolder). With open set it opens the process before the
+// check and returns the handle, so that what is checked is what gets
+// signalled, even if the PID is reused in between; the caller closes it.
+// The PID file's contents are returned whenever it could be read, also when
+// the check fails; a PID file that cannot be read is a *pidFileError.
+func lockHolder(h home, open bool) (pidInfo, *proc, error) {
 	info, err := readPIDFile(h.path(pidFileName))
 	if err != nil {
-		return pidInfo{}, nil, fmt.Errorf("pid file: %w", err)
+		return pidInfo{}, nil, &pidFileError{err}
 	}
-	p, err := openProc(info.PID)
-	if err != nil {
-		return pidInfo{}, nil, err
+	var p *proc
+	if open {
+		if p, err = openProc(info.PID); err != nil {
+			return info, nil, err
+		}
 	}
 	if err := verifyHolder(h, info); err != nil {
-		p.close()
-		return pidInfo{}, nil, err
+		if p != nil {
+			p.close()
+		}
+		return info, nil, err
 	}
 	return info, p, nil
 }

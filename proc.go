@@ -24,6 +24,5 @@ import "errors"
 
 var (
 	errNotRunning  = errors.New("not running")
-	errNoPID       = errors.New("no pid")
 	errNoExitWatch = errors.New("no exit notification on this system")
 )

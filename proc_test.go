@@ -104,17 +104,13 @@ func TestProcKill(t *testing.T) {
 // Windows it is the daemon's stop event, which a process that never listened
 // does not have: the request fails and leaves the process alone.
 func TestProcRequestStopSleeper(t *testing.T) {
-	h, err := openHome(testHome(t), true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := startSleeper(t)
 	p, err := openProc(s.pid())
 	if err != nil {
 		t.Fatalf("openProc(%d): %v", s.pid(), err)
 	}
 	defer p.close()
-	err = p.requestStop(h)
+	err = p.requestStop()
 	if runtime.GOOS == "windows" {
 		if err == nil {
 			t.Fatal("requestStop to a process without a stop event succeeded")
@@ -158,7 +154,7 @@ func TestProcRequestStopDaemon(t *testing.T) {
 		t.Fatalf("openProc(%d): %v", info.PID, err)
 	}
 	defer p.close()
-	if err := p.requestStop(h); err != nil {
+	if err := p.requestStop(); err != nil {
 		t.Fatalf("requestStop: %v", err)
 	}
 	if exited, err := waitExit(t.Context(), h, p, 20*time.Second); err != nil || !exited {

@@ -16,13 +16,13 @@ import (
 // stopContext is cancelled when the daemon is asked to stop: SIGTERM (what
 // 'difflore stop', systemd and launchd send), SIGINT (Ctrl-C) or SIGHUP (its
 // terminal went away).
-func stopContext(ctx context.Context, _ home) (context.Context, context.CancelFunc, error) {
+func stopContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	return ctx, cancel, nil
 }
 
 // requestStop asks the daemon to stop gracefully.
-func (p *proc) requestStop(home) error { return p.signal(unix.SIGTERM) }
+func (p *proc) requestStop() error { return p.signal(unix.SIGTERM) }
 
 // kill ends the process at once.
 func (p *proc) kill() error { return p.signal(unix.SIGKILL) }

@@ -53,7 +53,7 @@ func stopEventName(pid int) string {
 // requestStop sets the daemon's stop event. The daemon creates the event
 // before it writes its PID file, so a daemon that 'stop' can find is one
 // that listens.
-func (p *proc) requestStop(home) error {
+func (p *proc) requestStop() error {
 	name, err := windows.UTF16PtrFromString(stopEventName(p.pid))
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func (p *proc) close() { windows.CloseHandle(p.h) }
 // stopContext is cancelled by the stop event, which 'difflore stop' sets, by
 // Ctrl-C or Ctrl-Break (os.Interrupt), and by the console closing, the user
 // logging off or the system shutting down (which Go reports as SIGTERM).
-func stopContext(ctx context.Context, _ home) (context.Context, context.CancelFunc, error) {
+func stopContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	name, err := windows.UTF16PtrFromString(stopEventName(os.Getpid()))
 	if err != nil {
 		return nil, nil, err

@@ -69,17 +69,19 @@ func inspect(h home) daemonState {
 	if err != nil {
 		return daemonState{state: "unknown", reason: "cannot tell whether a daemon holds the lock: " + err.Error()}
 	}
-	info, perr := readPIDFile(h.path(pidFileName))
 	if !held {
-		if errors.Is(perr, fs.ErrNotExist) {
+		info, err := readPIDFile(h.path(pidFileName))
+		if errors.Is(err, fs.ErrNotExist) {
 			return daemonState{state: "not_running"}
 		}
 		return daemonState{state: "stale", info: info}
 	}
-	if perr != nil {
-		return daemonState{state: "unknown", reason: "the lock is held, but the pid file cannot be used: " + perr.Error()}
+	info, _, err := lockHolder(h, false)
+	var perr *pidFileError
+	if errors.As(err, &perr) {
+		return daemonState{state: "unknown", reason: "the lock is held, but the pid file cannot be used: " + perr.err.Error()}
 	}
-	if err := verifyHolder(h, info); err != nil {
+	if err != nil {
 		return daemonState{state: "unknown", info: info, reason: "the lock is held, but not by the daemon the pid file describes: " + err.Error()}
 	}
 	return daemonState{state: "running", info: info}

@@ -42,7 +42,7 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	info, p, msg, err := stopTarget(ctx, h)
+	info, p, msg, err := stopTarget(ctx, h, settleTime)
 	if err != nil || p == nil {
 		if msg != "" {
 			fmt.Fprintln(cfg.stdout, msg)
@@ -55,7 +55,7 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	// because it cannot be reached (a Windows service in another session).
 	// Either way the wait below tells which: it exits, or after the grace
 	// it is killed, as a daemon that ignores the request would be.
-	reqErr := p.requestStop(h)
+	reqErr := p.requestStop()
 	exited, err := waitExit(ctx, h, p, *grace)
 	if err != nil {
 		return fmt.Errorf("wait for pid %d: %w", info.PID, err)
@@ -70,8 +70,12 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if err := p.kill(); err != nil {
 		return fmt.Errorf("kill pid %d: %w", info.PID, err)
 	}
-	if exited, err := waitExit(ctx, h, p, 10*time.Second); err != nil || !exited {
-		return fmt.Errorf("pid %d did not exit after kill: %v", info.PID, err)
+	exited, err = waitExit(ctx, h, p, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("pid %d did not exit after kill: %w", info.PID, err)
+	}
+	if !exited {
+		return fmt.Errorf("pid %d did not exit after kill", info.PID)
 	}
 	// A killed daemon leaves its PID file behind; the lock is free now.
 	clearIfStale(h)
@@ -80,31 +84,36 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 }
 
 // stopTarget finds the daemon to stop: a process that holds the lock and
-// is the one the PID file describes. When the lock is free it clears a stale
-// PID file and returns what to print, with a nil proc. The lock and the PID
-// file disagree for a moment while a daemon starts or exits (or while
-// another stop holds the lock to look), so a holder that cannot be verified
-// is looked for again, for settleTime, before stop gives up; it is never
-// signalled.
-func stopTarget(ctx context.Context, h home) (pidInfo, *proc, string, error) {
-	deadline := time.Now().Add(settleTime)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		msg, done, err := clearIfStale(h)
-		if done || err != nil {
-			return pidInfo{}, nil, msg, err
+// is the one the PID file describes (lockHolder). When the lock is free it
+// clears a stale PID file and returns what to print, with a nil proc. A
+// holder that cannot be verified is looked for again, for settle
+// (settleLoop), before stop gives up; it is never signalled.
+func stopTarget(ctx context.Context, h home, settle time.Duration) (pidInfo, *proc, string, error) {
+	var (
+		info   pidInfo
+		p      *proc
+		msg    string
+		notYou error
+	)
+	settled, err := settleLoop(ctx, settle, func() (bool, error) {
+		var done bool
+		var err error
+		if msg, done, err = clearIfStale(h); done || err != nil {
+			return true, err
 		}
-		info, p, err := verifiedHolder(h)
-		if err == nil {
-			return info, p, "", nil
-		}
-		if time.Now().After(deadline) {
-			return pidInfo{}, nil, "", &exitError{code: 1, err: fmt.Errorf("a process holds the lock, but not the daemon the pid file describes (%w); not signalling anyone", err),
-				hint: "stop that daemon by hand"}
-		}
-		if !sleepCtx(ctx, wait) {
-			return pidInfo{}, nil, "", ctx.Err()
-		}
+		info, p, notYou = lockHolder(h, true)
+		return notYou == nil, nil
+	})
+	switch {
+	case err != nil:
+		return pidInfo{}, nil, msg, err
+	case !settled:
+		return pidInfo{}, nil, "", &exitError{code: 1, err: fmt.Errorf("a process holds the lock, but not the daemon the pid file describes (%w); not signalling anyone", notYou),
+			hint: "stop that daemon by hand"}
+	case p == nil:
+		return pidInfo{}, nil, msg, nil
 	}
+	return info, p, "", nil
 }
 
 // waitExit waits up to timeout for the process to exit: through the OS's
