@@ -10,8 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"zombiezen.com/go/sqlite"
 )
 
 // shutdownGrace bounds what a stopping daemon still does: finish the request
@@ -131,23 +129,11 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	}
 	defer stop()
 
-	lockID, err := heldLockID(lock)
+	info, err := writePIDFile(h, lock, s)
 	if err != nil {
-		return fmt.Errorf("lock: %w", err)
+		return err
 	}
-	exe, _ := os.Executable()
-	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion(), Lock: lockID}
-	if s != nil {
-		info.Endpoint = s.String()
-	}
-	pidPath := h.path(pidFileName)
-	if fi, err := os.Lstat(pidPath); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("pid file %q is not a regular file; refusing to replace it", pidPath)
-	}
-	if err := writeFileAtomic(pidPath, formatPIDFile(info)); err != nil {
-		return fmt.Errorf("write pid file: %w", err)
-	}
-	defer os.Remove(pidPath)
+	defer os.Remove(h.path(pidFileName))
 
 	endpoint := "(none)"
 	if s != nil {
@@ -166,7 +152,10 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 			hint: fmt.Sprintf("%s must be a SQLite database this user can write; events queued meanwhile are kept in %s",
 				h.path(dbFileName), h.path(spillDirName))}
 	}
-	defer ob.Close()
+	dm := &daemon{h: h, ob: ob, d: newDrainer(ob, s, opts.batch, log, time.Now), log: log, tick: opts.tick}
+	// The daemon owns the outbox from here on, and may replace it with a
+	// reopened one: close the one it has at the end.
+	defer func() { dm.ob.Close() }()
 	if n, err := removeStaleSpillTemps(h, time.Now()); err != nil {
 		log.Warn("remove stale spill temporary files", "error", err)
 	} else if n > 0 {
@@ -186,52 +175,9 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		reportReady(cfg, info.PID, logFile, log)
 	}
 
-	d := newDrainer(ob, s, opts.batch, log, time.Now)
-	err = drainLoop(ctx, h, ob, d, opts.tick, log)
+	err = dm.loop(ctx)
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
-}
-
-// startBusy is how long the daemon's first look at the outbox waits for
-// a lock another process holds before it says that it waits (and looks
-// for a stop request); outboxBusy is the wait once it runs.
-const (
-	startBusy  = time.Second
-	outboxBusy = 5 * time.Second
-)
-
-// startOutbox opens the outbox for the daemon, gives back the claims of a
-// daemon that died, and records the endpoint for status. Another process
-// may hold the outbox locked for a while (an sqlite3 shell in a
-// transaction, a backup): then the daemon says so in its log and tries
-// again, backing off to every 30 s, until it gets in or ctx is done. Only
-// another error is returned: giving up on a locked outbox would leave the
-// events queued in it undelivered.
-func startOutbox(ctx context.Context, h home, endpoint string, log *slog.Logger) (*outbox, error) {
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		ob, err := openOutbox(h, startBusy, time.Now)
-		if err == nil {
-			err = ob.resetInflight()
-			if err == nil {
-				err = ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"})
-				if err != nil {
-					err = fmt.Errorf("write status: %w", err)
-				}
-			}
-			if err == nil {
-				ob.conn.SetBusyTimeout(outboxBusy)
-				return ob, nil
-			}
-			ob.Close()
-		}
-		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
-			return nil, err
-		}
-		log.Warn("outbox is locked by another process; waiting for it", "path", h.path(dbFileName), "retry_in", wait.String(), "error", err)
-		if !sleepCtx(ctx, wait) {
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // notifiedPoll is how often an idle daemon polls PRAGMA data_version when
@@ -243,12 +189,33 @@ const notifiedPoll = time.Second
 // when the commit was not yet visible at the notice.
 const commitSettle = 5 * time.Millisecond
 
-// drainLoop delivers until ctx is done. When there is nothing to send it
-// sleeps until the earliest of: a commit by another process (announced by
-// watchCommits where the OS can, and found by PRAGMA data_version, polled
-// every tick — microseconds each), the next event's available_at, or the end
-// of a pause or open breaker.
-func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Duration, log *slog.Logger) error {
+// daemon is the drain loop of a running daemon and what it keeps from one
+// turn to the next. It owns the outbox, which housekeep replaces when the
+// file was deleted or replaced under it.
+type daemon struct {
+	h    home
+	ob   *outbox
+	d    *drainer
+	log  *slog.Logger
+	tick time.Duration // the idle poll the flag sets, and the vacuum's pace
+
+	changes     <-chan struct{} // commit notices, nil where the OS gives none
+	poll        *time.Ticker
+	lastVersion int64      // PRAGMA data_version when last looked at
+	lastSpill   time.Time  // when housekeep last ran
+	spillStamp  time.Time  // the spill folder's modification time
+	backlog     spillRound // what replay moved since the spill folder was last cleared
+	dbErrors    int        // outbox errors in a row
+	vacuumDue   bool       // free pages may be left to give back
+}
+
+// loop delivers until ctx is done. Each turn does the housekeeping that is
+// due, delivers one batch, and when there was nothing to send gives free
+// pages back and sleeps until the earliest of: a commit by another process
+// (announced by watchCommits where the OS can, and found by PRAGMA
+// data_version, polled every tick — microseconds each), the next event's
+// available_at, or the end of a pause or open breaker.
+func (dm *daemon) loop(ctx context.Context) error {
 	// Requests get their own context: on shutdown the one in flight has
 	// shutdownGrace to finish before it is cancelled.
 	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
@@ -259,157 +226,47 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	})
 	defer stopAfter()
 
-	vacuumPace := tick
-	changes, stopWatch, err := watchCommits(h)
+	poll := dm.tick
+	changes, stopWatch, err := watchCommits(dm.h)
 	if err == nil {
 		defer stopWatch()
-		tick = max(tick, notifiedPoll)
+		dm.changes = changes
+		poll = max(poll, notifiedPoll)
 	} else if !errors.Is(err, errors.ErrUnsupported) {
-		log.Warn("no commit notices; polling", "every", tick, "error", err)
+		dm.log.Warn("no commit notices; polling", "every", poll, "error", err)
 	}
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
-	lastVersion, err := ob.dataVersion()
-	if err != nil {
+	dm.poll = time.NewTicker(poll)
+	defer dm.poll.Stop()
+	if dm.lastVersion, err = dm.ob.dataVersion(); err != nil {
 		return fmt.Errorf("read outbox: %w", err)
 	}
-	var lastSpill time.Time
-	spillDir := h.path(spillDirName)
-	spillStamp := modTime(spillDir)
-	var backlog spillRound // what replay moved since the spill folder was last cleared
-	dbErrors := 0
-	vacuumDue := false
+	dm.spillStamp = modTime(dm.h.path(spillDirName))
 	for ctx.Err() == nil {
-		if now := time.Now(); now.Sub(lastSpill) >= time.Second || backlog.more {
-			lastSpill = now
-			if ob.replaced() {
-				if err := reopenOutbox(h, ob, d); err != nil {
-					log.Error("outbox file replaced; reopen", "error", err)
-				} else {
-					log.Warn("outbox file replaced; reopened it", "path", ob.path)
-					lastVersion, _ = ob.dataVersion()
-				}
-			}
-			// One bounded round per turn of the loop, a delivery between
-			// rounds: a backlog of spill files neither holds events back
-			// nor keeps the daemon from stopping.
-			r, err := replaySpill(ctx, h, ob)
-			if err != nil {
-				log.Error("replay spilled events", "error", err)
-			}
-			backlog = spillRound{moved: backlog.moved + r.moved, dead: backlog.dead + r.dead, more: r.more && err == nil}
-			if !backlog.more && backlog.moved > 0 {
-				log.Info("replayed spilled events", "events", backlog.moved, "dead_letters", backlog.dead)
-				backlog = spillRound{}
-			}
+		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more {
+			dm.housekeep(ctx)
 		}
-		sent, err := d.step(reqCtx)
+		sent, err := dm.d.step(reqCtx)
 		if err != nil {
-			dbErrors++
-			log.Error("outbox", "error", err)
-			if !sleepCtx(ctx, min(time.Duration(dbErrors)*time.Second, 30*time.Second)) {
+			if !dm.backOff(ctx, err) {
 				break
 			}
 			continue
 		}
-		dbErrors = 0
+		dm.dbErrors = 0
 		if sent {
-			vacuumDue = true
+			dm.vacuumDue = true
 			continue
 		}
-		if backlog.more {
+		if dm.backlog.more {
 			continue
 		}
-		if vacuumDue {
-			// Give free pages back a bounded step at a time (16 MiB with
-			// 4 KiB pages), and come back on the next tick while some are
-			// left: one step after a burst left a drained million-event
-			// outbox at nearly its peak size.
-			freed, left, err := ob.vacuum(vacuumStep)
-			if err != nil {
-				log.Warn("vacuum", "error", err)
-			}
-			vacuumDue = err == nil && left > 0
-			if err == nil && freed > 0 && left == 0 {
-				// Done with a shrink: hand the WAL's space back too, or it
-				// stays at journal_size_limit as long as the daemon runs.
-				if err := ob.truncateWAL(); err != nil {
-					log.Warn("checkpoint", "error", err)
-				}
-			}
+		if dm.vacuumDue {
+			dm.vacuumStep()
 		}
-		var wake <-chan time.Time
-		var timer *time.Timer
-		if d.sink != nil {
-			at, ok, err := ob.nextAvailable()
-			if err != nil {
-				log.Error("outbox", "error", err)
-			}
-			if hold := d.holdUntil(); ok && hold.After(at) {
-				at = hold
-			}
-			if ok {
-				timer = time.NewTimer(time.Until(at))
-				wake = timer.C
-			}
-		}
-		var vacuumNext <-chan time.Time
-		if vacuumDue {
-			// Shrink at the pace of the poll the flag sets, not at the
-			// slower fallback poll that commit notices allow.
-			vacuumNext = time.After(vacuumPace)
-		}
-		var settle <-chan time.Time
-	idle:
-		for {
-			select {
-			case <-ctx.Done():
-				break idle
-			case <-wake:
-				break idle
-			case <-vacuumNext:
-				break idle
-			case <-changes:
-				// The daemon's own commits (acks, vacuum) write the WAL
-				// too; only another process's commit changes data_version.
-				if v, err := ob.dataVersion(); err != nil || v != lastVersion {
-					lastVersion = v
-					break idle
-				}
-				// A notice can come before its commit is visible: the WAL
-				// frames are written before the WAL index says so, and
-				// the index (shared memory) sends no notice. Look once
-				// more just after.
-				if settle == nil {
-					settle = time.After(commitSettle)
-				}
-			case <-settle:
-				settle = nil
-				if v, err := ob.dataVersion(); err != nil || v != lastVersion {
-					lastVersion = v
-					break idle
-				}
-			case <-ticker.C:
-				v, err := ob.dataVersion()
-				if err != nil || v != lastVersion {
-					lastVersion = v
-					break idle
-				}
-				// A spilled event changes the spill folder's time: one
-				// stat a tick notices it, where a scan would cost more.
-				if m := modTime(spillDir); !m.Equal(spillStamp) {
-					spillStamp, lastSpill = m, time.Time{}
-					break idle
-				}
-				// Every few seconds, look again for what no cheap check
-				// announces: an outbox file deleted or replaced under us.
-				if time.Since(lastSpill) >= 5*time.Second {
-					break idle
-				}
-			}
-		}
-		if timer != nil {
-			timer.Stop()
+		wake := dm.nextWake()
+		dm.waitIdle(ctx, wake)
+		if wake != nil {
+			wake.Stop()
 		}
 	}
 	// Shutting down: claims of a request cut short were given back by
@@ -417,46 +274,168 @@ func drainLoop(ctx context.Context, h home, ob *outbox, d *drainer, tick time.Du
 	return nil
 }
 
-// modTime is a file's modification time, the zero time when it has none.
-func modTime(path string) time.Time {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return time.Time{}
+// housekeep reopens the outbox when its file was deleted or replaced, and
+// moves one bounded round of spilled events into it. One round per turn of
+// the loop, a delivery between rounds: a backlog of spill files neither
+// holds events back nor keeps the daemon from stopping.
+func (dm *daemon) housekeep(ctx context.Context) {
+	dm.lastSpill = time.Now()
+	if dm.ob.replaced() {
+		if err := dm.reopenOutbox(); err != nil {
+			dm.log.Error("outbox file replaced; reopen", "error", err)
+		} else {
+			dm.log.Warn("outbox file replaced; reopened it", "path", dm.ob.path)
+			dm.lastVersion, _ = dm.ob.dataVersion()
+		}
 	}
-	return fi.ModTime()
+	r, err := replaySpill(ctx, dm.h, dm.ob)
+	if err != nil {
+		dm.log.Error("replay spilled events", "error", err)
+	}
+	dm.backlog = spillRound{moved: dm.backlog.moved + r.moved, dead: dm.backlog.dead + r.dead, more: r.more && err == nil}
+	if !dm.backlog.more && dm.backlog.moved > 0 {
+		dm.log.Info("replayed spilled events", "events", dm.backlog.moved, "dead_letters", dm.backlog.dead)
+		dm.backlog = spillRound{}
+	}
 }
 
-// reopenOutbox opens the outbox file now at the outbox's path and swaps it
-// in place of the one that was deleted or replaced, so that the drainer and
-// the daemon's deferred Close use the new connection. What the old file
-// still held went with it.
-func reopenOutbox(h home, ob *outbox, d *drainer) error {
-	nob, err := openOutbox(h, 5*time.Second, ob.now)
+// reopenOutbox opens the outbox file now at the outbox's path in place of
+// the one that was deleted or replaced, and hands it to the drainer. What
+// the old file still held went with it.
+func (dm *daemon) reopenOutbox() error {
+	nob, err := openOutbox(dm.h, 5*time.Second, dm.ob.now)
 	if err != nil {
 		return err
 	}
 	endpoint := "(none)"
-	if d.sink != nil {
-		endpoint = d.sink.String()
+	if dm.d.sink != nil {
+		endpoint = dm.d.sink.String()
 	}
 	if err := nob.setMeta(map[string]string{"endpoint": endpoint, "breaker": "closed"}); err != nil {
 		nob.Close()
 		return fmt.Errorf("write status: %w", err)
 	}
-	ob.Close()
-	*ob = *nob
+	dm.ob.Close()
+	dm.ob, dm.d.ob = nob, nob
 	return nil
 }
 
-// sleepCtx sleeps for d or until ctx is done, and reports whether it slept
-// the whole time.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
+// backOff logs an outbox error and waits longer after each one in a row,
+// up to 30 s; it reports false when ctx ended the wait.
+func (dm *daemon) backOff(ctx context.Context, err error) bool {
+	dm.dbErrors++
+	dm.log.Error("outbox", "error", err)
+	return sleepCtx(ctx, min(time.Duration(dm.dbErrors)*time.Second, 30*time.Second))
+}
+
+// vacuumStep gives free pages back a bounded step at a time (16 MiB with
+// 4 KiB pages), and leaves vacuumDue set while some are left, so that the
+// next idle moment goes on: one step after a burst left a drained
+// million-event outbox at nearly its peak size.
+func (dm *daemon) vacuumStep() {
+	freed, left, err := dm.ob.vacuum(vacuumStep)
+	if err != nil {
+		dm.log.Warn("vacuum", "error", err)
+	}
+	dm.vacuumDue = err == nil && left > 0
+	if err == nil && freed > 0 && left == 0 {
+		// Done with a shrink: hand the WAL's space back too, or it stays
+		// at journal_size_limit as long as the daemon runs.
+		if err := dm.ob.truncateWAL(); err != nil {
+			dm.log.Warn("checkpoint", "error", err)
+		}
+	}
+}
+
+// nextWake is a timer for when delivery can go on without news: the next
+// event's available_at, or the end of a pause or open breaker, whichever is
+// later. It is nil when nothing waits for a time, or there is no endpoint.
+func (dm *daemon) nextWake() *time.Timer {
+	if dm.d.sink == nil {
+		return nil
+	}
+	at, ok, err := dm.ob.nextAvailable()
+	if err != nil {
+		dm.log.Error("outbox", "error", err)
+	}
+	if !ok {
+		return nil
+	}
+	if hold := dm.d.holdUntil(); hold.After(at) {
+		at = hold
+	}
+	return time.NewTimer(time.Until(at))
+}
+
+// waitIdle sleeps until ctx is done, wake fires, a vacuum step is due, or
+// something changed: another process committed to the outbox, an event was
+// spilled, or it is time to look again for an outbox file deleted or
+// replaced under the daemon.
+func (dm *daemon) waitIdle(ctx context.Context, wake *time.Timer) {
+	var wakeC, vacuumNext, settle <-chan time.Time
+	if wake != nil {
+		wakeC = wake.C
+	}
+	if dm.vacuumDue {
+		// Shrink at the pace of the poll the flag sets, not at the slower
+		// fallback poll that commit notices allow.
+		vacuumNext = time.After(dm.tick)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wakeC:
+			return
+		case <-vacuumNext:
+			return
+		case <-dm.changes:
+			// The daemon's own commits (acks, vacuum) write the WAL too;
+			// only another process's commit changes data_version.
+			if dm.outboxChanged() {
+				return
+			}
+			// A notice can come before its commit is visible: the WAL
+			// frames are written before the WAL index says so, and the
+			// index (shared memory) sends no notice. Look once more just
+			// after.
+			if settle == nil {
+				settle = time.After(commitSettle)
+			}
+		case <-settle:
+			settle = nil
+			if dm.outboxChanged() {
+				return
+			}
+		case <-dm.poll.C:
+			if dm.outboxChanged() || dm.spilledOrDue() {
+				return
+			}
+		}
+	}
+}
+
+// outboxChanged reports whether another process committed to the outbox
+// since the daemon last looked (or the outbox cannot be read, which the
+// next turn reports).
+func (dm *daemon) outboxChanged() bool {
+	v, err := dm.ob.dataVersion()
+	if err != nil || v != dm.lastVersion {
+		dm.lastVersion = v
 		return true
 	}
+	return false
+}
+
+// spilledOrDue reports whether housekeeping is due: an event was spilled
+// (which changes the spill folder's time: one stat a tick notices it, where
+// a scan would cost more; housekeep then runs at once), or every few
+// seconds, to look again for what no cheap check announces, an outbox file
+// deleted or replaced under the daemon.
+func (dm *daemon) spilledOrDue() bool {
+	if m := modTime(dm.h.path(spillDirName)); !m.Equal(dm.spillStamp) {
+		dm.spillStamp, dm.lastSpill = m, time.Time{}
+		return true
+	}
+	return time.Since(dm.lastSpill) >= 5*time.Second
 }

@@ -338,40 +338,8 @@ func TestHooksInstall(t *testing.T) {
 			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
 				t.Errorf("wired %v running %v, want every event running /opt/difflore/difflore", events, programs)
 			}
-			// Every key and hook of the user's is still there, first.
-			orig, _ := parseJSON(original)
-			for i, m := range orig.members {
-				if m.key != doc.members[i].key {
-					t.Errorf("key %d is %q, was %q: keys reordered", i, doc.members[i].key, m.key)
-				}
-				if m.key == "hooks" {
-					continue
-				}
-				if !m.value.equal(doc.members[i].value) {
-					t.Errorf("%s changed", m.key)
-				}
-			}
-			for _, m := range orig.get("hooks").members {
-				was := m.value.elems[0]
-				if now := doc.get("hooks").get(m.key).elems[0]; !was.equal(now) {
-					t.Errorf("the user's hook on %s changed or moved:\n%s", m.key, encodeJSON(now, "  "))
-				}
-			}
-			if !bytes.Contains(installed, []byte("\n    \"hooks\": {")) {
-				t.Errorf("indentation not kept:\n%.300s", installed)
-			}
-			if runtime.GOOS != "windows" {
-				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
-					t.Errorf("mode after install: %v %v, want 0640", fi.Mode(), err)
-				}
-			}
-			bk := backups(t, path)
-			if len(bk) != 1 {
-				t.Fatalf("backups %v, want one", bk)
-			}
-			if b, _ := os.ReadFile(bk[0]); !bytes.Equal(b, original) {
-				t.Errorf("backup %s does not hold the file as it was", bk[0])
-			}
+			checkUserSettingsKept(t, original, installed, doc)
+			checkBackup(t, path, original)
 
 			// A second install changes nothing.
 			out = mustCLI(t, "hooks", "install", "--command", "/opt/difflore/difflore", a.name)
@@ -387,17 +355,7 @@ func TestHooksInstall(t *testing.T) {
 			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/usr/local/bin/difflore"}) {
 				t.Errorf("after the move: wired %v running %v, want every event running only /usr/local/bin/difflore", events, programs)
 			}
-			for _, e := range a.events {
-				count := 0
-				a.eachHook(doc.get("hooks").get(e), func(h *jsonValue) {
-					if a.isOurHook(h) {
-						count++
-					}
-				})
-				if count != 1 {
-					t.Errorf("%s has %d difflore hooks, want 1", e, count)
-				}
-			}
+			checkOneHookPerEvent(t, a, doc)
 
 			// Uninstall gives back the file as it was.
 			mustCLI(t, "hooks", "uninstall", "--dry-run", a.name)
@@ -413,6 +371,70 @@ func TestHooksInstall(t *testing.T) {
 				t.Errorf("second uninstall: %s", out)
 			}
 		})
+	}
+}
+
+// checkUserSettingsKept checks that every key and hook of the user's in
+// original is still in the installed file, first, and that its indentation
+// is kept.
+func checkUserSettingsKept(t *testing.T, original, installed []byte, doc *jsonValue) {
+	t.Helper()
+	// Every key and hook of the user's is still there, first.
+	orig, _ := parseJSON(original)
+	for i, m := range orig.members {
+		if m.key != doc.members[i].key {
+			t.Errorf("key %d is %q, was %q: keys reordered", i, doc.members[i].key, m.key)
+		}
+		if m.key == "hooks" {
+			continue
+		}
+		if !m.value.equal(doc.members[i].value) {
+			t.Errorf("%s changed", m.key)
+		}
+	}
+	for _, m := range orig.get("hooks").members {
+		was := m.value.elems[0]
+		if now := doc.get("hooks").get(m.key).elems[0]; !was.equal(now) {
+			t.Errorf("the user's hook on %s changed or moved:\n%s", m.key, encodeJSON(now, "  "))
+		}
+	}
+	if !bytes.Contains(installed, []byte("\n    \"hooks\": {")) {
+		t.Errorf("indentation not kept:\n%.300s", installed)
+	}
+}
+
+// checkBackup checks that an install kept the settings file's mode (0640
+// in the test) and left one backup, which holds the file as it was.
+func checkBackup(t *testing.T, path string, original []byte) {
+	t.Helper()
+	if runtime.GOOS != "windows" {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("mode after install: %v %v, want 0640", fi.Mode(), err)
+		}
+	}
+	bk := backups(t, path)
+	if len(bk) != 1 {
+		t.Fatalf("backups %v, want one", bk)
+	}
+	if b, _ := os.ReadFile(bk[0]); !bytes.Equal(b, original) {
+		t.Errorf("backup %s does not hold the file as it was", bk[0])
+	}
+}
+
+// checkOneHookPerEvent checks that each of the agent's events runs
+// difflore once.
+func checkOneHookPerEvent(t *testing.T, a agentSpec, doc *jsonValue) {
+	t.Helper()
+	for _, e := range a.events {
+		count := 0
+		a.eachHook(doc.get("hooks").get(e), func(h *jsonValue) {
+			if a.isOurHook(h) {
+				count++
+			}
+		})
+		if count != 1 {
+			t.Errorf("%s has %d difflore hooks, want 1", e, count)
+		}
 	}
 }
 

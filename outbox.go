@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"slices"
@@ -907,4 +909,46 @@ const purgeDeadSQL = `DELETE FROM events WHERE state = 2`
 func (o *outbox) purgeDead() (n int, err error) {
 	err = sqlitex.Execute(o.conn, purgeDeadSQL, nil)
 	return o.conn.Changes(), err
+}
+
+// startBusy is how long the daemon's first look at the outbox waits for
+// a lock another process holds before it says that it waits (and looks
+// for a stop request); outboxBusy is the wait once it runs.
+const (
+	startBusy  = time.Second
+	outboxBusy = 5 * time.Second
+)
+
+// startOutbox opens the outbox for the daemon, gives back the claims of a
+// daemon that died, and records the endpoint for status. Another process
+// may hold the outbox locked for a while (an sqlite3 shell in a
+// transaction, a backup): then the daemon says so in its log and tries
+// again, backing off to every 30 s, until it gets in or ctx is done. Only
+// another error is returned: giving up on a locked outbox would leave the
+// events queued in it undelivered.
+func startOutbox(ctx context.Context, h home, endpoint string, log *slog.Logger) (*outbox, error) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		ob, err := openOutbox(h, startBusy, time.Now)
+		if err == nil {
+			err = ob.resetInflight()
+			if err == nil {
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				if err != nil {
+					err = fmt.Errorf("write status: %w", err)
+				}
+			}
+			if err == nil {
+				ob.conn.SetBusyTimeout(outboxBusy)
+				return ob, nil
+			}
+			ob.Close()
+		}
+		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
+			return nil, err
+		}
+		log.Warn("outbox is locked by another process; waiting for it", "path", h.path(dbFileName), "retry_in", wait.String(), "error", err)
+		if !sleepCtx(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
 }

@@ -388,3 +388,39 @@ func parsePIDFileAt(path string) (pidInfo, error) {
 	}
 	return parsePIDFile(data)
 }
+
+// writePIDFile publishes the PID file of this process, the daemon that
+// holds lock, naming the lock file it holds and the endpoint s (nil for
+// none).
+func writePIDFile(h home, lock *flock.Flock, s sink) (pidInfo, error) {
+	lockID, err := heldLockID(lock)
+	if err != nil {
+		return pidInfo{}, fmt.Errorf("lock: %w", err)
+	}
+	exe, _ := os.Executable()
+	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion(), Lock: lockID}
+	if s != nil {
+		info.Endpoint = s.String()
+	}
+	pidPath := h.path(pidFileName)
+	if fi, err := os.Lstat(pidPath); err == nil && !fi.Mode().IsRegular() {
+		return pidInfo{}, fmt.Errorf("pid file %q is not a regular file; refusing to replace it", pidPath)
+	}
+	if err := writeFileAtomic(pidPath, formatPIDFile(info)); err != nil {
+		return pidInfo{}, fmt.Errorf("write pid file: %w", err)
+	}
+	return info, nil
+}
+
+// sleepCtx sleeps for d or until ctx is done, and reports whether it slept
+// the whole time.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
