@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -16,8 +17,16 @@ func TestCompletionFlags(t *testing.T) {
 			continue
 		}
 		for _, f := range commandFlags[c] {
-			name := strings.TrimLeft(f, "-")
-			if !strings.Contains(help, "-"+name) && !strings.Contains(help, name) {
+			// A flag must appear as a flag (-x or --x, as PrintDefaults and
+			// the usage text write it), a word as a whole word: a bare
+			// substring test passed any short flag whose letter appears
+			// somewhere in the help.
+			re := `\b` + regexp.QuoteMeta(f) + `\b`
+			if name, ok := strings.CutPrefix(f, "-"); ok {
+				name = strings.TrimPrefix(name, "-")
+				re = `(^|[^-\w])--?` + regexp.QuoteMeta(name) + `\b`
+			}
+			if !regexp.MustCompile(re).MatchString(help) {
 				t.Errorf("completion offers %q for %s, but '%s -h' does not mention it", f, c, c)
 			}
 		}

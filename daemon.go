@@ -113,7 +113,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock, settleTime); err != nil {
+	if err := takeLock(ctx, h, lock, cfg.waits.settle); err != nil {
 		return err
 	}
 	defer lock.Unlock()
@@ -152,7 +152,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 			hint: fmt.Sprintf("%s must be a SQLite database this user can write; events queued meanwhile are kept in %s",
 				h.path(dbFileName), h.path(spillDirName))}
 	}
-	dm := &daemon{h: h, ob: ob, d: newDrainer(ob, s, opts.batch, log, time.Now), log: log, tick: opts.tick}
+	dm := &daemon{h: h, ob: ob, d: newDrainer(ob, s, opts.batch, log, time.Now), log: log, tick: opts.tick, waits: cfg.waits}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
 	defer func() { dm.ob.Close() }()
@@ -185,6 +185,10 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 // notice is ever missed, that costs next to nothing.
 const notifiedPoll = time.Second
 
+// outboxRecheck is how often an idle daemon looks again for what no cheap
+// check announces: an outbox file deleted or replaced under it.
+const outboxRecheck = 5 * time.Second
+
 // commitSettle is how long after a commit notice the daemon looks again
 // when the commit was not yet visible at the notice.
 const commitSettle = 5 * time.Millisecond
@@ -193,11 +197,12 @@ const commitSettle = 5 * time.Millisecond
 // turn to the next. It owns the outbox, which housekeep replaces when the
 // file was deleted or replaced under it.
 type daemon struct {
-	h    home
-	ob   *outbox
-	d    *drainer
-	log  *slog.Logger
-	tick time.Duration // the idle poll the flag sets, and the vacuum's pace
+	h     home
+	ob    *outbox
+	d     *drainer
+	log   *slog.Logger
+	tick  time.Duration // the idle poll the flag sets, and the vacuum's pace
+	waits waits
 
 	changes     <-chan struct{} // commit notices, nil where the OS gives none
 	poll        *time.Ticker
@@ -221,7 +226,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReq()
 	stopAfter := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(shutdownGrace, cancelReq)
+		t := time.AfterFunc(dm.waits.shutdownGrace, cancelReq)
 		context.AfterFunc(reqCtx, func() { t.Stop() })
 	})
 	defer stopAfter()
@@ -437,5 +442,5 @@ func (dm *daemon) spilledOrDue() bool {
 		dm.spillStamp, dm.lastSpill = m, time.Time{}
 		return true
 	}
-	return time.Since(dm.lastSpill) >= 5*time.Second
+	return time.Since(dm.lastSpill) >= dm.waits.recheck
 }

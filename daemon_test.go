@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,48 +58,6 @@ func TestKilledDaemonLosesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, pidFileName)); !os.IsNotExist(err) {
 		t.Errorf("pid file left after a graceful stop: %v", err)
 	}
-}
-
-// TestTenConcurrentRuns starts ten daemons for one home at once: the lock
-// lets exactly one run, and the others exit 1 saying so.
-func TestTenConcurrentRuns(t *testing.T) {
-	testHome(t)
-	type outcome struct {
-		d     *daemonProc
-		ready bool
-	}
-	results := make([]outcome, 10)
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() {
-			d, ready := spawnDaemon(t)
-			select {
-			case <-ready:
-				results[i] = outcome{d, true}
-			case <-d.done:
-				results[i] = outcome{d, false}
-			case <-time.After(30 * time.Second):
-				t.Errorf("daemon %d neither ready nor exited after 30s", i)
-			}
-		})
-	}
-	wg.Wait()
-	var winners int
-	for i, r := range results {
-		switch {
-		case r.d == nil:
-		case r.ready:
-			winners++
-		default:
-			if code := r.d.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.d.log.String(), "already running") {
-				t.Errorf("daemon %d: exit %d, log %q; want exit 1 'already running'", i, code, r.d.log)
-			}
-		}
-	}
-	if winners != 1 {
-		t.Fatalf("%d daemons running, want exactly 1", winners)
-	}
-	mustCLI(t, "stop")
 }
 
 // TestRunSurvivesClosedStderr starts a foreground daemon whose stderr is a

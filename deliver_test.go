@@ -32,7 +32,7 @@ type rig struct {
 
 func newRig(t *testing.T, script func(n int, r recorded) answer) *rig {
 	t.Helper()
-	h, err := openHome(testHome(t), true)
+	h, err := openHome(ownHome(t), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +93,12 @@ func (r *rig) counts() counts {
 	return c
 }
 
+// breakerOpen reports whether the breaker is open, as status shows it.
+func (r *rig) breakerOpen() bool {
+	r.t.Helper()
+	return strings.HasPrefix(r.meta()["breaker"], "open until ")
+}
+
 func (r *rig) meta() map[string]string {
 	r.t.Helper()
 	m, err := r.ob.meta()
@@ -105,6 +111,7 @@ func (r *rig) meta() map[string]string {
 // TestDeliverAnswerTable drives each answer of the README's Delivery section
 // through the drainer and checks what is stored per event.
 func TestDeliverAnswerTable(t *testing.T) {
+	t.Parallel()
 	const far = 5 * time.Minute // a date Retry-After, from the real clock the sink reads
 	tests := []struct {
 		name      string
@@ -282,6 +289,7 @@ func TestSplitRejected(t *testing.T) {
 }
 
 func TestDeliverPartialSuccess(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n == 0 {
 			return answer{status: 200, body: `{"rejected":[{"id":"e-01","error":"schema: no field x","retryable":false},{"id":"e-03","error":"try later","retryable":true}]}`}
@@ -320,6 +328,7 @@ func TestDeliverPartialSuccess(t *testing.T) {
 }
 
 func TestDeliverPoisonEventIsolated(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	delivered := map[string]int{}
 	r := newRig(t, func(n int, req recorded) answer {
@@ -376,6 +385,7 @@ func idempotencyKeyOf(ids []string) string {
 }
 
 func TestDeliverPauseOn401(t *testing.T) {
+	t.Parallel()
 	status := 401
 	var mu sync.Mutex
 	r := newRig(t, func(int, recorded) answer {
@@ -439,6 +449,7 @@ func TestDeliverPauseOn401(t *testing.T) {
 }
 
 func TestDeliverDeadAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
 	// The endpoint takes every batch but marks one event as retryable each
 	// time: every round counts an attempt, and the breaker stays closed.
 	r := newRig(t, always(answer{status: 200, body: `{"rejected":[{"id":"e-00","error":"not yet","retryable":true}]}`}))
@@ -486,6 +497,7 @@ func TestDeliverDeadAfterMaxAttempts(t *testing.T) {
 }
 
 func TestDeliverBreaker(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	status := 503
 	r := newRig(t, func(int, recorded) answer {
@@ -505,7 +517,7 @@ func TestDeliverBreaker(t *testing.T) {
 		if !r.step() {
 			t.Fatalf("failure %d: nothing sent", i)
 		}
-		if open := r.d.breakerDelay > 0; open != (i == breakerThreshold) {
+		if open := r.breakerOpen(); open != (i == breakerThreshold) {
 			t.Fatalf("after %d failures breaker open = %v", i, open)
 		}
 		if i < breakerThreshold {
@@ -517,8 +529,8 @@ func TestDeliverBreaker(t *testing.T) {
 	}
 	// Open: nothing is sent before the first probe, 5 s on, and the probe
 	// goes when an event is ready: the last failure's backoff is longer.
-	if got := r.d.breakerUntil.Sub(r.clk.now()); got != breakerFirstProbe {
-		t.Errorf("first probe %s after opening, want %s", got, breakerFirstProbe)
+	if got, want := r.meta()["breaker"], "open until "+r.clk.now().Add(breakerFirstProbe).UTC().Format(time.RFC3339); got != want {
+		t.Errorf("status breaker %q, want %q: the first probe %s after opening", got, want, breakerFirstProbe)
 	}
 	r.clk.advance(breakerFirstProbe)
 	if r.step() {
@@ -577,13 +589,12 @@ func TestDeliverBreaker(t *testing.T) {
 func TestBreakerProbeJitter(t *testing.T) {
 	// Probe times are spread over [delay/2, delay] so many daemons do not
 	// probe in step.
-	d := newDrainer(nil, nil, 1, nil, time.Now)
 	now := time.Now()
 	seen := map[time.Duration]bool{}
 	for range 50 {
-		d.breakerDelay = 0
+		d := newDrainer(nil, nil, 1, nil, time.Now)
 		d.openBreaker(now)
-		w := d.breakerUntil.Sub(now)
+		w := d.holdUntil().Sub(now)
 		if w < breakerFirstProbe/2 || w > breakerFirstProbe {
 			t.Fatalf("first probe after %s, want in [%s, %s]", w, breakerFirstProbe/2, breakerFirstProbe)
 		}
@@ -595,6 +606,7 @@ func TestBreakerProbeJitter(t *testing.T) {
 }
 
 func TestDeliverBatchBounds(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	r.add("c", 250, `{"small":true}`)
 	r.drain()
@@ -773,7 +785,7 @@ func BenchmarkEnqueueToEndpoint(b *testing.B) {
 		id := fmt.Sprintf("bench-%d", i)
 		start := time.Now()
 		var stderr strings.Builder
-		if err := run(context.Background(), []string{"enqueue", "--id", id, `{"bench":true}`}, strings.NewReader(""), io.Discard, &stderr); err != nil {
+		if err := runTest(context.Background(), []string{"enqueue", "--id", id, `{"bench":true}`}, strings.NewReader(""), io.Discard, &stderr); err != nil {
 			b.Fatalf("enqueue: %v %s", err, stderr.String())
 		}
 		lat = append(lat, arr.await(b, id, 10*time.Second).Sub(start))
@@ -845,6 +857,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 }
 
 func TestDeliverPauseEndsOnOtherAnswers(t *testing.T) {
+	t.Parallel()
 	answers := []int{401, 503, 401}
 	r := newRig(t, func(n int, _ recorded) answer { return answer{status: answers[min(n, len(answers)-1)]} })
 	r.add("e", 1, `{}`)
@@ -874,7 +887,7 @@ func (r *rig) openBreakerWith503s() {
 		}
 		r.step()
 	}
-	if r.d.breakerDelay == 0 {
+	if !r.breakerOpen() {
 		r.t.Fatal("breaker not open")
 	}
 	at, _, _ := r.ob.nextAvailable()
@@ -882,6 +895,7 @@ func (r *rig) openBreakerWith503s() {
 }
 
 func TestBreakerProbeHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n < breakerThreshold {
 			return answer{status: 503}
@@ -905,6 +919,7 @@ func TestBreakerProbeHonoursRetryAfter(t *testing.T) {
 }
 
 func TestBreakerClosesOnAnAnswer(t *testing.T) {
+	t.Parallel()
 	// A 400 to the probe proves the endpoint is up: the breaker closes and
 	// the rest goes out as a batch again.
 	r := newRig(t, func(n int, _ recorded) answer {
@@ -913,15 +928,27 @@ func TestBreakerClosesOnAnAnswer(t *testing.T) {
 			return answer{status: 503}
 		case n == breakerThreshold:
 			return answer{status: 400, body: "bad event"}
+		case n == breakerThreshold+1:
+			return answer{status: 503}
 		}
 		return answer{status: 200}
 	})
 	r.add("e", 4, `{}`)
 	r.openBreakerWith503s()
 	r.step() // the probe: 400, its event dead-lettered
-	if r.d.breakerDelay != 0 || r.d.failures != 0 {
+	if r.breakerOpen() {
 		t.Errorf("breaker still open after the endpoint answered 400")
 	}
+	// The failures in a row were forgotten too: one more 503, to a whole
+	// batch again, leaves the breaker closed.
+	if !r.step() || len(r.ep.requests()[breakerThreshold+1].ids()) != 3 {
+		t.Fatal("no batch of the 3 events left after the 400")
+	}
+	if r.breakerOpen() {
+		t.Errorf("one 503 after the 400 opened the breaker: the failures before it still counted")
+	}
+	at, _, _ := r.ob.nextAvailable()
+	r.clk.set(at)
 	r.drain()
 	reqs := r.ep.requests()
 	if n := len(reqs[len(reqs)-1].ids()); n != 3 {
@@ -936,6 +963,7 @@ func TestBreakerClosesOnAnAnswer(t *testing.T) {
 // the same batch, with the same Idempotency-Key, however the backoff is
 // jittered: the receiver can then deduplicate a retry that did arrive.
 func TestRetriedBatchStaysWhole(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n == 0 {
 			return answer{status: 503}
@@ -966,6 +994,7 @@ func TestRetriedBatchStaysWhole(t *testing.T) {
 // day ahead (the clock stepped back) waits no longer than the longest wait
 // the daemon ever writes: maxWait.
 func TestWaitsAreCappedWhenRead(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, always(answer{status: 200}))
 	ids := r.add("far", 3, `{}`)
 	setAvailableAt(t, r.ob.conn, r.clk.now().Add(24*time.Hour))
@@ -988,6 +1017,7 @@ func TestWaitsAreCappedWhenRead(t *testing.T) {
 // TestHoldIsCappedAfterClockStep: a breaker opened just before the clock
 // steps back a day holds delivery no longer than the longest wait either.
 func TestHoldIsCappedAfterClockStep(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n < breakerThreshold {
 			return answer{status: 503}

@@ -227,7 +227,7 @@ func keepBadUsage(cfg config, bad, notes []string, kind, id string, arg []byte, 
 		}
 		what = "standard input"
 		var err error
-		if payload, dead, err = readPayloadWithin(cfg.stdin, usageStdinWait); err != nil {
+		if payload, dead, err = readPayloadWithin(cfg.stdin, cfg.waits.stdinWait); err != nil {
 			reason += "; " + err.Error()
 		}
 	}

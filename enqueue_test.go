@@ -45,18 +45,21 @@ func badInputs() []badInput {
 // action") or write to stdout (an agent reads it as context); each is kept
 // as a dead letter with its reason and its bytes, and none is ever sent.
 func TestEnqueueKeepsBadInput(t *testing.T) {
+	t.Parallel()
 	for _, tc := range badInputs() {
 		t.Run(tc.name, func(t *testing.T) {
-			home := testHome(t)
-			mustCLI(t, "enqueue", "--id", "good", `{"good":true}`)
-			out, errOut, code := cli(t, tc.stdin, append([]string{"enqueue"}, tc.args...)...)
+			t.Parallel()
+			e := newTestEnv(t)
+			home := e.home
+			e.mustCLI("enqueue", "--id", "good", `{"good":true}`)
+			out, errOut, code := e.cli(tc.stdin, append([]string{"enqueue"}, tc.args...)...)
 			if code != tc.code || out != "" {
 				t.Fatalf("exit %d, stdout %.100q; want exit %d and no output\nstderr: %.300s", code, out, tc.code, errOut)
 			}
 			if !strings.HasPrefix(errOut, "difflore: ") {
 				t.Errorf("stderr %.300q, want a 'difflore: ' line", errOut)
 			}
-			dead := deadLetters(t)
+			dead := e.deadLetters()
 			if len(dead) != 1 || !strings.Contains(dead[0].LastError, tc.reason) {
 				t.Fatalf("dead letters %+v, want one whose reason says %q", dead, tc.reason)
 			}
@@ -67,7 +70,7 @@ func TestEnqueueKeepsBadInput(t *testing.T) {
 			if want == "" {
 				want = tc.stdin
 			}
-			got, showErr, code := cli(t, "", "outbox", "show", dead[0].ID)
+			got, showErr, code := e.cli("", "outbox", "show", dead[0].ID)
 			if code != 0 || got != want {
 				t.Errorf("outbox show: exit %d, %d bytes %.60q; want the %d bytes handed over\nstderr: %s", code, len(got), got, len(want), showErr)
 			}
@@ -77,7 +80,7 @@ func TestEnqueueKeepsBadInput(t *testing.T) {
 			// Nothing broken goes out: the good event alone reaches the
 			// endpoint, as valid JSON.
 			outFile := filepath.Join(t.TempDir(), "out.jsonl")
-			mustCLI(t, "drain", "--endpoint", fileURL(outFile))
+			e.mustCLI("drain", "--endpoint", fileURL(outFile))
 			lines := readLines(t, outFile)
 			if len(lines) != 1 || !json.Valid([]byte(lines[0])) || !strings.Contains(lines[0], `"id":"good"`) {
 				t.Errorf("the endpoint got %d lines, want the good event alone: %.300q", len(lines), lines)
@@ -92,11 +95,14 @@ func TestEnqueueKeepsBadInput(t *testing.T) {
 // TestEnqueueStrictRefusesBadInput: with --strict, for scripts, bad input
 // exits 2 and writes nothing, as enqueue used to; good input is queued.
 func TestEnqueueStrictRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	for _, tc := range badInputs() {
 		t.Run(tc.name, func(t *testing.T) {
-			home := testHome(t)
-			mustCLI(t, "enqueue", "--strict", "--id", "good", `{"good":true}`)
-			out, errOut, code := cli(t, tc.stdin, append([]string{"enqueue", "--strict"}, tc.args...)...)
+			t.Parallel()
+			e := newTestEnv(t)
+			home := e.home
+			e.mustCLI("enqueue", "--strict", "--id", "good", `{"good":true}`)
+			out, errOut, code := e.cli(tc.stdin, append([]string{"enqueue", "--strict"}, tc.args...)...)
 			if code != 2 || out != "" {
 				t.Fatalf("exit %d, stdout %.100q; want exit 2 and no output\nstderr: %.300s", code, out, errOut)
 			}
@@ -164,12 +170,13 @@ func TestRetryOversizedDeadLetter(t *testing.T) {
 // and the mistake is recorded.
 func TestBadUsageWithOpenStdin(t *testing.T) {
 	testHome(t)
+	useQuickWaits(t)
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	go pw.Write([]byte(`{"partial":`))
 	done := make(chan error, 1)
 	go func() {
-		done <- run(context.Background(), []string{"enqueue", "--kindd", "x"}, pr, io.Discard, io.Discard)
+		done <- runTest(context.Background(), []string{"enqueue", "--kindd", "x"}, pr, io.Discard, io.Discard)
 	}()
 	select {
 	case err := <-done:
@@ -207,7 +214,7 @@ func TestEnqueueCutsAt64MiB(t *testing.T) {
 	testHome(t)
 	in := &endlessX{left: maxDeadPayload + 3<<20}
 	var stderr strings.Builder
-	if err := run(context.Background(), []string{"enqueue", "--id", "huge"}, in, io.Discard, &stderr); err != nil {
+	if err := runTest(context.Background(), []string{"enqueue", "--id", "huge"}, in, io.Discard, &stderr); err != nil {
 		t.Fatalf("enqueue of 67 MiB: %v\n%s", err, stderr.String())
 	}
 	if in.left != 0 {

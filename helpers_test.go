@@ -39,9 +39,101 @@ func TestMain(m *testing.M) {
 		time.Sleep(2 * time.Minute) // Bounded: a leaked child ends by itself.
 		os.Exit(0)
 	case os.Getenv(asMainEnv) != "" || os.Getenv(detachedEnv) != "":
-		main()
+		os.Exit(report(os.Stderr, runTest(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
 	}
 	testscript.Main(benchCacheM{m}, map[string]func(){"difflore": main})
+}
+
+// quickWaitsEnv, set in a test's environment, gives difflore in that test
+// short waits (quickWaits): in this process through runTest, and in the
+// children it starts through TestMain. The test binary reads it; difflore
+// itself never does.
+const quickWaitsEnv = "DIFFLORE_TEST_QUICK_WAITS"
+
+// quickWaits are short enough that a test does not sit them out, and long
+// enough for what each is for in the test that asks for them: a settle
+// time that only an unverifiable lock holder ever runs out, say.
+func quickWaits() waits {
+	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, recheck: 250 * time.Millisecond, stdinWait: 250 * time.Millisecond}
+}
+
+// useQuickWaits gives difflore quickWaits for the rest of the test.
+func useQuickWaits(t *testing.T) { t.Setenv(quickWaitsEnv, "1") }
+
+// runTest is run for tests: with the process's environment, and with
+// quickWaits where the test asked for them (useQuickWaits).
+func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+	if os.Getenv(quickWaitsEnv) != "" {
+		cfg.waits = quickWaits()
+	}
+	return runConfig(ctx, cfg, args)
+}
+
+// ownHome is a data home for the test alone, not yet made, which it passes
+// to what it runs rather than through the process environment: a test that
+// uses only such a home may run in parallel with others (t.Parallel).
+func ownHome(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "home")
+}
+
+// testEnv is the environment difflore sees in a test that owns its data
+// home: passed to run as its getenv, not set in the process, so that the
+// test may run in parallel with others (t.Parallel).
+type testEnv struct {
+	t    *testing.T
+	home string
+	vars map[string]string
+}
+
+// newTestEnv gives the test a data home of its own (ownHome) and an
+// environment that names it, with no endpoint or token.
+func newTestEnv(t *testing.T) *testEnv {
+	home := ownHome(t)
+	return &testEnv{t: t, home: home, vars: map[string]string{"DIFFLORE_HOME": home}}
+}
+
+// getenv is os.Getenv, but difflore's own variables come from e.vars alone,
+// so that none set in the process leaks in.
+func (e *testEnv) getenv(key string) string {
+	if v, ok := e.vars[key]; ok {
+		return v
+	}
+	if strings.HasPrefix(key, "DIFFLORE_") {
+		return ""
+	}
+	return os.Getenv(key)
+}
+
+// cli runs difflore in this process, in e, and returns its output and exit
+// code.
+func (e *testEnv) cli(stdin string, args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, args, strings.NewReader(stdin), &out, &errb, e.getenv)
+	if err != nil && exitCode(err) != 0 {
+		fmt.Fprintf(&errb, "difflore: %v\n", err)
+	}
+	return out.String(), errb.String(), exitCode(err)
+}
+
+// mustCLI runs difflore in this process, in e, and fails the test on a
+// non-zero exit.
+func (e *testEnv) mustCLI(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.cli("", args...)
+	if code != 0 {
+		e.t.Fatalf("difflore %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// deadLetters lists the dead letters of e's outbox, as 'outbox list' does.
+func (e *testEnv) deadLetters() []deadLetter {
+	e.t.Helper()
+	return parseDeadLetters(e.t, e.mustCLI("outbox", "list", "--json"))
 }
 
 // testHome gives the test a data home of its own and points DIFFLORE_HOME at
@@ -61,7 +153,7 @@ func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, cod
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := run(ctx, args, strings.NewReader(stdin), &out, &errb)
+	err := runTest(ctx, args, strings.NewReader(stdin), &out, &errb)
 	if err != nil && exitCode(err) != 0 {
 		fmt.Fprintf(&errb, "difflore: %v\n", err)
 	}
@@ -334,7 +426,7 @@ func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
 	logs := &syncBuffer{ready: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
+		done <- runTest(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
 	}()
 	select {
 	case <-logs.ready:
@@ -394,11 +486,17 @@ type badInput struct {
 // --json' shows them.
 func deadLetters(t *testing.T) []deadLetter {
 	t.Helper()
+	return parseDeadLetters(t, mustCLI(t, "outbox", "list", "--json"))
+}
+
+// parseDeadLetters reads the dead letters out of 'outbox list --json'.
+func parseDeadLetters(t *testing.T, listJSON string) []deadLetter {
+	t.Helper()
 	var out struct {
 		Counts      counts       `json:"counts"`
 		DeadLetters []deadLetter `json:"dead_letters"`
 	}
-	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json")), &out); err != nil {
+	if err := json.Unmarshal([]byte(listJSON), &out); err != nil {
 		t.Fatal(err)
 	}
 	return out.DeadLetters

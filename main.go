@@ -10,14 +10,21 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	os.Exit(report(os.Stderr, err))
+}
+
+// report prints err, unless it is silent, and returns the exit code it
+// carries.
+func report(stderr io.Writer, err error) int {
 	if err != nil && !errors.Is(err, errSilent) {
-		fmt.Fprintf(os.Stderr, "difflore: %v\n", err)
+		fmt.Fprintf(stderr, "difflore: %v\n", err)
 	}
-	os.Exit(exitCode(err))
+	return exitCode(err)
 }
 
 // exitError carries the exit code an error should end the program with, and
@@ -69,6 +76,21 @@ type config struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	getenv   func(string) string
+	waits    waits
+}
+
+// waits are the long waits of the commands: fixed for users, and set
+// shorter by tests that would otherwise sit them out.
+type waits struct {
+	settle        time.Duration // how long run and stop look again for a lock holder to show itself (settleLoop)
+	shutdownGrace time.Duration // what a stopping daemon still gives the request in flight
+	recheck       time.Duration // how often an idle daemon looks for an outbox file deleted or replaced under it
+	stdinWait     time.Duration // how long enqueue waits for standard input after bad usage
+}
+
+// defaultWaits are the waits of difflore as users run it.
+func defaultWaits() waits {
+	return waits{settle: settleTime, shutdownGrace: shutdownGrace, recheck: outboxRecheck, stdinWait: usageStdinWait}
 }
 
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {
@@ -86,6 +108,7 @@ func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		stdout:   stdout,
 		stderr:   stderr,
 		getenv:   getenv,
+		waits:    defaultWaits(),
 	}
 }
 
@@ -119,9 +142,16 @@ Run 'difflore <command> -h' for a command's flags.
 `
 
 // run is the whole program but for the exit: main only maps its error to a
-// message and an exit code, so deferred cleanup always runs.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+// message and an exit code, so deferred cleanup always runs. The
+// environment comes in through getenv, so that a test can give each run its
+// own.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	return runConfig(ctx, loadConfig(getenv, stdin, stdout, stderr), args)
+}
+
+// runConfig runs the command args names with cfg.
+func runConfig(ctx context.Context, cfg config, args []string) error {
+	stdout, stderr := cfg.stdout, cfg.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainUsage)
 		return withCode(2, errSilent)

@@ -22,9 +22,11 @@ func TestOutboxCommandsCreateNothing(t *testing.T) {
 		{[]string{"outbox", "show", "evt-1"}, "", 1},
 		{[]string{"outbox", "purge", "--dead", "--yes"}, "", 0},
 	}
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	for _, c := range cmds {
-		out, errOut, code := cli(t, "", c.args...)
+		out, errOut, code := e.cli("", c.args...)
 		if code != c.wantCode || (c.out != "" && out != c.out) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d, stdout %q", c.args, code, out, errOut, c.wantCode, c.out)
 		}
@@ -36,7 +38,7 @@ func TestOutboxCommandsCreateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range cmds {
-		cli(t, "", c.args...)
+		e.cli("", c.args...)
 		if _, err := os.Lstat(filepath.Join(dir, dbFileName)); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("%v created the outbox (err %v)", c.args, err)
 		}

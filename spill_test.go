@@ -77,7 +77,7 @@ func TestSpillReplayInterleavesAndStops(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"run", "--endpoint", ep.URL}, strings.NewReader(""), io.Discard, io.Discard)
+		done <- runTest(ctx, []string{"run", "--endpoint", ep.URL}, strings.NewReader(""), io.Discard, io.Discard)
 	}()
 	select {
 	case err := <-done:

@@ -42,7 +42,7 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	info, p, msg, err := stopTarget(ctx, h, settleTime)
+	info, p, msg, err := stopTarget(ctx, h, cfg.waits.settle)
 	if err != nil || p == nil {
 		if msg != "" {
 			fmt.Fprintln(cfg.stdout, msg)

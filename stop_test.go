@@ -18,6 +18,7 @@ import (
 // lock free (no daemon), and with the lock held by a process that the PID
 // file does not describe.
 func TestStopNeverSignalsUnverified(t *testing.T) {
+	useQuickWaits(t)
 	victim := startSleeper(t)
 	exe, _ := os.Executable()
 	vStart := startedAt(t, victim.pid())
@@ -93,6 +94,7 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 // name an unrelated live process: stop must signal nobody and say why.
 func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 	dir := testHome(t)
+	useQuickWaits(t)
 	d := startDaemon(t)
 	victim := startSleeper(t)
 	pidPath := filepath.Join(dir, pidFileName)
@@ -144,6 +146,7 @@ func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 // file, as older versions wrote, ever signalled on.
 func TestStopCopiedHome(t *testing.T) {
 	orig := testHome(t)
+	useQuickWaits(t)
 	d := startDaemon(t)
 	copied := filepath.Join(t.TempDir(), "copy")
 	if runtime.GOOS == "windows" {
