@@ -16,7 +16,7 @@ func TestCompletionFlags(t *testing.T) {
 			t.Errorf("%s -h: exit %d", c, code)
 			continue
 		}
-		for _, f := range commandFlags[c] {
+		for _, f := range commandWords()[c] {
 			// A flag must appear as a flag (-x or --x, as PrintDefaults and
 			// the usage text write it), a word as a whole word: a bare
 			// substring test passed any short flag whose letter appears

@@ -37,3 +37,21 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpCommand checks that 'help CMD' prints what 'CMD -h' does, for
+// every command in the table, and that 'help' alone prints the usage with
+// every command listed.
+func TestHelpCommand(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	usage := e.mustCLI("help")
+	for _, c := range commandNames() {
+		if !strings.Contains(usage, "\n  "+c+" ") {
+			t.Errorf("usage does not list %s:\n%s", c, usage)
+		}
+		want, _, _ := e.cli("", c, "-h")
+		if got := e.mustCLI("help", c); got != want {
+			t.Errorf("help %s printed %q, want what '%s -h' prints, %q", c, got, c, want)
+		}
+	}
+}
