@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,8 +26,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitlines": cmdWaitLines,
-			"exitcode":  cmdExitCode,
+			"waitlines":  cmdWaitLines,
+			"exitcode":   cmdExitCode,
+			"waitstatus": cmdWaitStatus,
 		},
 	})
 }
@@ -69,13 +71,26 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("exitcode: %v", err)
 	}
+	out, errOut, got := runDifflore(ts, stdin, args[1:]...)
+	ts.Logf("[stdout]\n%s[stderr]\n%s", out, errOut)
+	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stdout"), []byte(out), 0o600))
+	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stderr"), []byte(errOut), 0o600))
+	if got != want {
+		ts.Fatalf("difflore %s: exit %d, want %d", strings.Join(args[1:], " "), got, want)
+	}
+}
+
+// runDifflore runs difflore ARGS… as a child, in the script's work folder
+// and data home, with stdin on its standard input, and returns its output
+// and exit code.
+func runDifflore(ts *testscript.TestScript, stdin string, args ...string) (stdout, stderr string, code int) {
 	exe, err := os.Executable()
 	if err != nil {
-		ts.Fatalf("exitcode: %v", err)
+		ts.Fatalf("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, args[1:]...)
+	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Dir = ts.Getenv("WORK")
 	cmd.Env = append(os.Environ(), asMainEnv+"=1",
 		"DIFFLORE_HOME="+ts.Getenv("DIFFLORE_HOME"),
@@ -85,17 +100,36 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
-	got := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		got = ee.ExitCode()
+		code = ee.ExitCode()
 	} else if err != nil {
-		ts.Fatalf("exitcode: %v", err)
+		ts.Fatalf("difflore %s: %v", strings.Join(args, " "), err)
 	}
-	ts.Logf("[stdout]\n%s[stderr]\n%s", out.String(), errOut.String())
-	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stdout"), []byte(out.String()), 0o600))
-	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stderr"), []byte(errOut.String()), 0o600))
-	if got != want {
-		ts.Fatalf("difflore %s: exit %d, want %d", strings.Join(args[1:], " "), got, want)
+	return out.String(), errOut.String(), code
+}
+
+// cmdWaitStatus: waitstatus REGEXP — runs 'difflore status' until a line of
+// its output matches REGEXP (at most 20 s): a file endpoint has an event
+// before the daemon acknowledges it in the outbox, so status can show it
+// inflight for a moment after the line is in the file.
+func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: waitstatus REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[0])
+	if err != nil {
+		ts.Fatalf("waitstatus: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _, _ := runDifflore(ts, "", "status")
+		if re.MatchString(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitstatus: no line matches %q after 20s; status says:\n%s", args[0], out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
