@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,6 +55,34 @@ func TestHelpCommand(t *testing.T) {
 		want, _, _ := e.cli("", c, "-h")
 		if got := e.mustCLI("help", c); got != want {
 			t.Errorf("help %s printed %q, want what '%s -h' prints, %q", c, got, c, want)
+		}
+	}
+}
+
+// TestManualListsEveryCommand checks the two lists of commands written by
+// hand, the usage in doc.go and the table in the README, against the table
+// of commands: each lists every command, and no other.
+func TestManualListsEveryCommand(t *testing.T) {
+	t.Parallel()
+	lists := []struct {
+		file string
+		re   *regexp.Regexp
+	}{
+		{"doc.go", regexp.MustCompile(`(?m)^//\tdifflore ([a-z]+)`)},
+		{"README.md", regexp.MustCompile("(?m)^\\| `difflore ([a-z]+)")},
+	}
+	for _, l := range lists {
+		data, err := os.ReadFile(l.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listed []string
+		for _, m := range l.re.FindAllStringSubmatch(string(data), -1) {
+			listed = append(listed, m[1])
+		}
+		slices.Sort(listed)
+		if want := commandNames(); !slices.Equal(listed, want) {
+			t.Errorf("%s lists the commands %v, want %v", l.file, listed, want)
 		}
 	}
 }
