@@ -177,7 +177,7 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	}
 
 	// Once the lock is gone, it goes on and delivers.
-	d, log = startLogged(t, "run", "--endpoint", fileURL(out))
+	_, log = startLogged(t, "run", "--endpoint", fileURL(out))
 	log.waitFor(t, waiting)
 	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
 		t.Fatal(err)
