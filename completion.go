@@ -17,41 +17,34 @@ Examples:
   difflore completion fish > ~/.config/fish/completions/difflore.fish
 `
 
-// commandFlags lists each command's flags for completion. TestCompletionFlags
-// checks it against the flags the commands really define.
-var commandFlags = map[string][]string{
-	"enqueue":    {"--kind", "--id", "--ensure-daemon", "--strict"},
-	"run":        {"--detach", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level"},
-	"stop":       {"--grace"},
-	"status":     {"--json"},
-	"outbox":     {"list", "show", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes"},
-	"drain":      {"--endpoint", "--batch", "--allow-insecure", "--json"},
-	"redact":     {},
-	"logs":       {"-f", "-n"},
-	"hooks":      {"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "claude", "codex", "cursor", "gemini"},
-	"service":    {"print", "systemd", "launchd", "windows"},
-	"completion": {"bash", "zsh", "fish"},
-	"version":    {},
+// commandWords is what completion offers after each command's name, from
+// the table of commands.
+func commandWords() map[string][]string {
+	words := map[string][]string{}
+	for _, c := range commands() {
+		words[c.name] = c.words
+	}
+	return words
 }
 
+// commandNames are the names of the commands, sorted.
 func commandNames() []string {
-	names := make([]string, 0, len(commandFlags))
-	for c := range commandFlags {
-		names = append(names, c)
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
 	}
 	slices.Sort(names)
 	return names
 }
 
 func cmdCompletion(cfg config, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-		fmt.Fprint(cfg.stdout, strings.TrimLeft(completionUsage, "\n"))
+	if len(args) == 1 && usageAsked(cfg, args, completionUsage, false) {
 		return nil
 	}
 	if len(args) != 1 {
 		return &exitError{code: 2, err: fmt.Errorf("usage: difflore completion bash|zsh|fish")}
 	}
-	names := commandNames()
+	names, commandFlags := commandNames(), commandWords()
 	var b strings.Builder
 	switch args[0] {
 	case "bash":

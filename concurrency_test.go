@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -14,38 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-// runProc runs a prepared difflore child to the end, bounded by timeout,
-// and returns its output and exit code.
-func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		t.Errorf("start %s: %v", cmd.Args, err)
-		return "", "", -1
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
-		t.Errorf("%s still running after %s; killed it", strings.Join(cmd.Args[1:], " "), timeout)
-		return out.String(), errOut.String(), -1
-	}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errOut.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), errOut.String(), ee.ExitCode()
-	}
-	t.Errorf("%s: %v", cmd.Args, err)
-	return out.String(), errOut.String(), -1
-}
 
 // TestConcurrentEnqueue runs 8 hooks at once, each enqueueing 40 events in
 // processes of their own, while the daemon drains to a file: no hook may
@@ -170,17 +136,6 @@ func TestRacingRuns(t *testing.T) {
 		t.Errorf("stop said %q, want %q", out, want)
 	}
 	winner.wait(t, 15*time.Second)
-}
-
-// mustHome opens the test's data home, creating it.
-func mustHome(t *testing.T) string {
-	t.Helper()
-	cfg := loadConfig(os.Getenv, nil, nil, nil)
-	h, err := openHome(cfg.home, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.dir
 }
 
 // TestStopRacingRun runs stop while a daemon starts, many times over: stop

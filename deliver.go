@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Delivery policy; DESIGN.md's answer table says what each answer means.
+// Delivery policy; the README's Delivery section says what each answer means.
 const (
 	defaultBatch      = 100
 	maxBatchBytes     = 512 << 10 // uncompressed request body, unless one event alone is larger
@@ -113,8 +113,9 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	return true, d.deliver(ctx, token, events, probing)
 }
 
-// deliver sends events and settles them by the answer. A 400, 413 or 422
-// answer splits the batch in halves until the event at fault stands alone.
+// deliver sends events and settles them by the answer, one method per
+// verdict. A 400, 413 or 422 answer splits the batch in halves until the
+// event at fault stands alone.
 func (d *drainer) deliver(ctx context.Context, token string, events []event, probing bool) error {
 	// Secrets are replaced in what is sent, not in the outbox: the
 	// events settled below are the ones claimed.
@@ -139,92 +140,123 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	var settle func() error
 	switch r.verdict {
 	case delivered:
-		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
-		ok, retry, dead := splitRejected(events, r.rejected)
-		meta["last_delivery_at"] = meta["last_attempt_at"]
-		meta["last_delivery_count"] = strconv.Itoa(len(ok))
-		settle = func() error {
-			if err := d.ob.ack(token, ok); err != nil {
-				return err
-			}
-			if err := d.ob.addRedactions(redacted.of(ok)); err != nil {
-				return err
-			}
-			for _, rj := range retry {
-				if err := d.ob.release(token, rj.events, now.Add(d.backoff(rj.events[0].Attempt, 0)), true, rj.err); err != nil {
-					return err
-				}
-			}
-			for _, rj := range dead {
-				if err := d.ob.bury(token, rj.events, rj.err); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		d.delivered += int64(len(ok))
-		d.log.Info("delivered", "events", len(ok), "rejected", len(events)-len(ok))
-		if r.err != "" {
-			// An OTLP partial success: the endpoint took the batch but
-			// refused records it did not name, so there is no event to
-			// retry or bury; the warning and status are all there is.
-			d.log.Warn("endpoint reported a partial success", "events", len(events), "rejected_unnamed", r.unidentified, "error", r.err)
-		}
+		settle = d.onDelivered(token, events, r, now, meta, redacted)
 	case badBatch:
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
 		if len(events) > 1 {
-			half := len(events) / 2
-			if err := d.deliver(ctx, token, events[:half], probing); err != nil {
-				return err
-			}
-			if d.now().Before(d.holdUntil()) || ctx.Err() != nil {
-				// The first half paused delivery or opened the breaker:
-				// the second half waits too, its attempt given back.
-				return d.ob.release(token, events[half:], d.now(), false, "")
-			}
-			return d.deliver(ctx, token, events[half:], probing)
+			return d.splitBatch(ctx, token, events, probing)
 		}
 		d.log.Warn("dead-lettered", "id", events[0].ID, "error", r.err)
 		settle = func() error { return d.ob.bury(token, events, r.err) }
 	case paused:
-		if d.pausedSince.IsZero() {
-			d.pausedSince = now
-		}
-		d.pausedUntil = now.Add(pauseRetry)
-		meta["paused_reason"] = r.err
-		meta["paused_since"] = d.pausedSince.UTC().Format(time.RFC3339)
-		d.log.Warn("delivery paused", "error", r.err, "retry_in", pauseRetry)
-		settle = func() error { return d.ob.release(token, events, now, false, r.err) }
+		settle = d.onPaused(token, events, r, now, meta)
 	case retryLater:
-		d.failures++
-		counted := !probing
-		if probing || d.failures >= breakerThreshold {
-			d.openBreaker(now)
-		}
-		wait := min(r.retryAfter, maxRetryAfter)
-		if r.status == 429 && wait == 0 {
-			wait = retryAfter429
-		}
-		if !counted && now.Add(wait).After(d.breakerUntil) {
-			// A failed probe counts no attempt, so its events' own
-			// available_at cannot carry the Retry-After: the breaker does.
-			d.breakerUntil = now.Add(wait)
-		}
-		d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
-		// One delay for the whole batch, so that it comes back as the same
-		// batch with the same Idempotency-Key rather than scattered by
-		// per-event jitter.
-		at := now
-		if counted {
-			attempt := 0
-			for _, e := range events {
-				attempt = max(attempt, e.Attempt)
-			}
-			at = now.Add(d.backoff(attempt, wait))
-		}
-		settle = func() error { return d.ob.release(token, events, at, counted, r.err) }
+		settle = d.onRetryLater(token, events, r, now, probing)
 	}
+	return d.record(now, meta, settle)
+}
+
+// onDelivered handles a 2xx answer: the breaker closes, and the settlement
+// acks what was delivered and retries or buries what the answer rejected.
+func (d *drainer) onDelivered(token string, events []event, r result, now time.Time, meta map[string]string, redacted redactions) func() error {
+	d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
+	ok, retry, dead := splitRejected(events, r.rejected)
+	meta["last_delivery_at"] = meta["last_attempt_at"]
+	meta["last_delivery_count"] = strconv.Itoa(len(ok))
+	d.delivered += int64(len(ok))
+	d.log.Info("delivered", "events", len(ok), "rejected", len(events)-len(ok))
+	if r.err != "" {
+		// An OTLP partial success: the endpoint took the batch but refused
+		// records it did not name, so there is no event to retry or bury;
+		// the warning and status are all there is.
+		d.log.Warn("endpoint reported a partial success", "events", len(events), "rejected_unnamed", r.unidentified, "error", r.err)
+	}
+	return func() error {
+		if err := d.ob.ack(token, ok); err != nil {
+			return err
+		}
+		if err := d.ob.addRedactions(redacted.of(ok)); err != nil {
+			return err
+		}
+		for _, rj := range retry {
+			if err := d.ob.release(token, rj.events, now.Add(d.backoff(rj.events[0].Attempt, 0)), true, rj.err); err != nil {
+				return err
+			}
+		}
+		for _, rj := range dead {
+			if err := d.ob.bury(token, rj.events, rj.err); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// splitBatch delivers the halves of a batch the endpoint refused as a
+// whole, one after the other.
+func (d *drainer) splitBatch(ctx context.Context, token string, events []event, probing bool) error {
+	half := len(events) / 2
+	if err := d.deliver(ctx, token, events[:half], probing); err != nil {
+		return err
+	}
+	if d.now().Before(d.holdUntil()) || ctx.Err() != nil {
+		// The first half paused delivery or opened the breaker: the
+		// second half waits too, its attempt given back.
+		return d.ob.release(token, events[half:], d.now(), false, "")
+	}
+	return d.deliver(ctx, token, events[half:], probing)
+}
+
+// onPaused handles an answer that needs a person (401, 403, 404, a
+// redirect): delivery pauses, and the events go back without an attempt.
+func (d *drainer) onPaused(token string, events []event, r result, now time.Time, meta map[string]string) func() error {
+	if d.pausedSince.IsZero() {
+		d.pausedSince = now
+	}
+	d.pausedUntil = now.Add(pauseRetry)
+	meta["paused_reason"] = r.err
+	meta["paused_since"] = d.pausedSince.UTC().Format(time.RFC3339)
+	d.log.Warn("delivery paused", "error", r.err, "retry_in", pauseRetry)
+	return func() error { return d.ob.release(token, events, now, false, r.err) }
+}
+
+// onRetryLater handles a retryable failure: it counts towards the breaker,
+// and the batch comes back after a backoff (a failed probe's events come
+// back with the breaker instead).
+func (d *drainer) onRetryLater(token string, events []event, r result, now time.Time, probing bool) func() error {
+	d.failures++
+	counted := !probing
+	if probing || d.failures >= breakerThreshold {
+		d.openBreaker(now)
+	}
+	wait := min(r.retryAfter, maxRetryAfter)
+	if r.status == 429 && wait == 0 {
+		wait = retryAfter429
+	}
+	if !counted && now.Add(wait).After(d.breakerUntil) {
+		// A failed probe counts no attempt, so its events' own
+		// available_at cannot carry the Retry-After: the breaker does.
+		d.breakerUntil = now.Add(wait)
+	}
+	d.log.Warn("delivery failed; will retry", "events", len(events), "error", r.err, "breaker_open", d.breakerDelay > 0)
+	// One delay for the whole batch, so that it comes back as the same
+	// batch with the same Idempotency-Key rather than scattered by
+	// per-event jitter.
+	at := now
+	if counted {
+		attempt := 0
+		for _, e := range events {
+			attempt = max(attempt, e.Attempt)
+		}
+		at = now.Add(d.backoff(attempt, wait))
+	}
+	return func() error { return d.ob.release(token, events, at, counted, r.err) }
+}
+
+// record settles the events and stores the status for 'difflore status' in
+// one transaction, writing only the keys that changed since the last time.
+func (d *drainer) record(now time.Time, meta map[string]string, settle func() error) error {
 	if !d.pausedUntil.After(now) {
 		meta["paused_reason"], meta["paused_since"] = "", ""
 	}

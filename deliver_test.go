@@ -17,34 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
-
-// fakeClock is the drainer's and the outbox's clock in tests: it moves only
-// when the test says, so no test sleeps through a backoff.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) advance(d time.Duration) { c.set(c.now().Add(d)) }
 
 // rig is a drainer on a fresh outbox, sending to a scripted loopback
 // endpoint, with a fake clock and jitter that always picks the ceiling.
@@ -58,7 +32,7 @@ type rig struct {
 
 func newRig(t *testing.T, script func(n int, r recorded) answer) *rig {
 	t.Helper()
-	h, err := openHome(testHome(t), true)
+	h, err := openHome(ownHome(t), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,30 +82,7 @@ func (r *rig) drain() {
 	}
 }
 
-// row is an event as the outbox holds it; state -1 means it is gone
-// (delivered).
-type row struct {
-	state       int
-	attempts    int
-	availableAt time.Time
-	lastError   string
-}
-
 func (r *rig) row(id string) row { return rowOf(r.t, r.ob.conn, id) }
-
-func rowOf(t testing.TB, conn *sqlite.Conn, id string) row {
-	t.Helper()
-	rw := row{state: -1}
-	err := sqlitex.Execute(conn, `SELECT state, attempts, available_at, coalesce(last_error, '') FROM events WHERE id = ?`,
-		&sqlitex.ExecOptions{Args: []any{id}, ResultFunc: func(s *sqlite.Stmt) error {
-			rw = row{s.ColumnInt(0), s.ColumnInt(1), time.UnixMilli(s.ColumnInt64(2)).UTC(), s.ColumnText(3)}
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rw
-}
 
 func (r *rig) counts() counts {
 	r.t.Helper()
@@ -140,6 +91,12 @@ func (r *rig) counts() counts {
 		r.t.Fatal(err)
 	}
 	return c
+}
+
+// breakerOpen reports whether the breaker is open, as status shows it.
+func (r *rig) breakerOpen() bool {
+	r.t.Helper()
+	return strings.HasPrefix(r.meta()["breaker"], "open until ")
 }
 
 func (r *rig) meta() map[string]string {
@@ -151,11 +108,10 @@ func (r *rig) meta() map[string]string {
 	return m
 }
 
-func always(a answer) func(int, recorded) answer { return func(int, recorded) answer { return a } }
-
-// TestDeliverAnswerTable drives each row of DESIGN.md's answer table
+// TestDeliverAnswerTable drives each answer of the README's Delivery section
 // through the drainer and checks what is stored per event.
 func TestDeliverAnswerTable(t *testing.T) {
+	t.Parallel()
 	const far = 5 * time.Minute // a date Retry-After, from the real clock the sink reads
 	tests := []struct {
 		name      string
@@ -333,6 +289,7 @@ func TestSplitRejected(t *testing.T) {
 }
 
 func TestDeliverPartialSuccess(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n == 0 {
 			return answer{status: 200, body: `{"rejected":[{"id":"e-01","error":"schema: no field x","retryable":false},{"id":"e-03","error":"try later","retryable":true}]}`}
@@ -371,6 +328,7 @@ func TestDeliverPartialSuccess(t *testing.T) {
 }
 
 func TestDeliverPoisonEventIsolated(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	delivered := map[string]int{}
 	r := newRig(t, func(n int, req recorded) answer {
@@ -427,6 +385,7 @@ func idempotencyKeyOf(ids []string) string {
 }
 
 func TestDeliverPauseOn401(t *testing.T) {
+	t.Parallel()
 	status := 401
 	var mu sync.Mutex
 	r := newRig(t, func(int, recorded) answer {
@@ -490,6 +449,7 @@ func TestDeliverPauseOn401(t *testing.T) {
 }
 
 func TestDeliverDeadAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
 	// The endpoint takes every batch but marks one event as retryable each
 	// time: every round counts an attempt, and the breaker stays closed.
 	r := newRig(t, always(answer{status: 200, body: `{"rejected":[{"id":"e-00","error":"not yet","retryable":true}]}`}))
@@ -537,6 +497,7 @@ func TestDeliverDeadAfterMaxAttempts(t *testing.T) {
 }
 
 func TestDeliverBreaker(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	status := 503
 	r := newRig(t, func(int, recorded) answer {
@@ -556,7 +517,7 @@ func TestDeliverBreaker(t *testing.T) {
 		if !r.step() {
 			t.Fatalf("failure %d: nothing sent", i)
 		}
-		if open := r.d.breakerDelay > 0; open != (i == breakerThreshold) {
+		if open := r.breakerOpen(); open != (i == breakerThreshold) {
 			t.Fatalf("after %d failures breaker open = %v", i, open)
 		}
 		if i < breakerThreshold {
@@ -568,8 +529,8 @@ func TestDeliverBreaker(t *testing.T) {
 	}
 	// Open: nothing is sent before the first probe, 5 s on, and the probe
 	// goes when an event is ready: the last failure's backoff is longer.
-	if got := r.d.breakerUntil.Sub(r.clk.now()); got != breakerFirstProbe {
-		t.Errorf("first probe %s after opening, want %s", got, breakerFirstProbe)
+	if got, want := r.meta()["breaker"], "open until "+r.clk.now().Add(breakerFirstProbe).UTC().Format(time.RFC3339); got != want {
+		t.Errorf("status breaker %q, want %q: the first probe %s after opening", got, want, breakerFirstProbe)
 	}
 	r.clk.advance(breakerFirstProbe)
 	if r.step() {
@@ -628,13 +589,12 @@ func TestDeliverBreaker(t *testing.T) {
 func TestBreakerProbeJitter(t *testing.T) {
 	// Probe times are spread over [delay/2, delay] so many daemons do not
 	// probe in step.
-	d := newDrainer(nil, nil, 1, nil, time.Now)
 	now := time.Now()
 	seen := map[time.Duration]bool{}
 	for range 50 {
-		d.breakerDelay = 0
+		d := newDrainer(nil, nil, 1, nil, time.Now)
 		d.openBreaker(now)
-		w := d.breakerUntil.Sub(now)
+		w := d.holdUntil().Sub(now)
 		if w < breakerFirstProbe/2 || w > breakerFirstProbe {
 			t.Fatalf("first probe after %s, want in [%s, %s]", w, breakerFirstProbe/2, breakerFirstProbe)
 		}
@@ -646,6 +606,7 @@ func TestBreakerProbeJitter(t *testing.T) {
 }
 
 func TestDeliverBatchBounds(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	r.add("c", 250, `{"small":true}`)
 	r.drain()
@@ -678,39 +639,6 @@ func TestDeliverBatchBounds(t *testing.T) {
 	if !slices.Equal(sizes, []int{5, 5, 2, 1}) {
 		t.Errorf("batches of %v events, want [5 5 2 1]", sizes)
 	}
-}
-
-// inProcessDaemon runs 'difflore run args…' in this process until the test
-// ends. It works on every OS and lets a benchmark use it.
-func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
-	}()
-	select {
-	case <-logs.ready:
-	case err := <-done:
-		cancel()
-		tb.Fatalf("daemon exited before it was ready: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		tb.Fatalf("daemon not ready after 30s\n%s", logs)
-	}
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("daemon: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			tb.Errorf("daemon did not stop within 30s")
-		}
-	})
-	return logs
 }
 
 // syncBuffer collects a daemon's log and closes ready at its ready line.
@@ -857,7 +785,7 @@ func BenchmarkEnqueueToEndpoint(b *testing.B) {
 		id := fmt.Sprintf("bench-%d", i)
 		start := time.Now()
 		var stderr strings.Builder
-		if err := run(context.Background(), []string{"enqueue", "--id", id, `{"bench":true}`}, strings.NewReader(""), io.Discard, &stderr); err != nil {
+		if err := runTest(context.Background(), []string{"enqueue", "--id", id, `{"bench":true}`}, strings.NewReader(""), io.Discard, &stderr); err != nil {
 			b.Fatalf("enqueue: %v %s", err, stderr.String())
 		}
 		lat = append(lat, arr.await(b, id, 10*time.Second).Sub(start))
@@ -928,72 +856,8 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	}
 }
 
-func mustOpenHome(t testing.TB, dir string) home {
-	t.Helper()
-	h, err := openHome(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
-	testHome(t)
-	var mu sync.Mutex
-	status := 200
-	arr := newArrivals()
-	ep := newEndpoint(t, func(n int, req recorded) answer {
-		arr.script(200)(n, req)
-		mu.Lock()
-		defer mu.Unlock()
-		return answer{status: status, body: "token expired"}
-	})
-	t.Setenv("DIFFLORE_CLOUD_TOKEN", "tok-very-secret")
-	mustCLI(t, "enqueue", "--id", "s-0", `{}`)
-	mustCLI(t, "enqueue", "--id", "s-1", `{}`)
-	// A child process: status will not vouch for its own process.
-	startDaemon(t, "--endpoint", ep.URL)
-	arr.await(t, "s-1", 10*time.Second)
-	status2 := func() statusReport {
-		var rep statusReport
-		if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json")), &rep); err != nil {
-			t.Fatal(err)
-		}
-		return rep
-	}
-	waitFor(t, 10*time.Second, "status to show the delivery", func() bool { return status2().Delivery.LastDeliveryCount == 2 })
-	rep := status2()
-	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint != ep.URL {
-		t.Errorf("status after a delivery: %+v", rep)
-	}
-	if text := mustCLI(t, "status"); !strings.Contains(text, "delivery: last 2 events at ") {
-		t.Errorf("status text does not show the last delivery:\n%s", text)
-	}
-
-	mu.Lock()
-	status = 401
-	mu.Unlock()
-	mustCLI(t, "enqueue", "--id", "s-2", `{}`)
-	waitFor(t, 10*time.Second, "status to show the pause", func() bool { return status2().Delivery.PausedReason != "" })
-	rep = status2()
-	if !strings.Contains(rep.Delivery.PausedReason, "401 Unauthorized: token expired") || rep.Delivery.PausedSince == "" || rep.Outbox.Pending != 1 || rep.Outbox.Dead != 0 {
-		t.Errorf("status while paused: %+v", rep)
-	}
-	text := mustCLI(t, "status")
-	if !strings.Contains(text, "paused:   since ") || !strings.Contains(text, "token expired") || !strings.Contains(text, "last success: 2 events at") {
-		t.Errorf("status text does not show the pause and the last success:\n%s", text)
-	}
-	if strings.Contains(text, "tok-very-secret") {
-		t.Errorf("status shows the token:\n%s", text)
-	}
-	for _, req := range ep.requests() {
-		if req.header.Get("Authorization") != "Bearer tok-very-secret" {
-			t.Errorf("request without the bearer token")
-		}
-	}
-}
-
 func TestDeliverPauseEndsOnOtherAnswers(t *testing.T) {
+	t.Parallel()
 	answers := []int{401, 503, 401}
 	r := newRig(t, func(n int, _ recorded) answer { return answer{status: answers[min(n, len(answers)-1)]} })
 	r.add("e", 1, `{}`)
@@ -1023,7 +887,7 @@ func (r *rig) openBreakerWith503s() {
 		}
 		r.step()
 	}
-	if r.d.breakerDelay == 0 {
+	if !r.breakerOpen() {
 		r.t.Fatal("breaker not open")
 	}
 	at, _, _ := r.ob.nextAvailable()
@@ -1031,6 +895,7 @@ func (r *rig) openBreakerWith503s() {
 }
 
 func TestBreakerProbeHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n < breakerThreshold {
 			return answer{status: 503}
@@ -1054,6 +919,7 @@ func TestBreakerProbeHonoursRetryAfter(t *testing.T) {
 }
 
 func TestBreakerClosesOnAnAnswer(t *testing.T) {
+	t.Parallel()
 	// A 400 to the probe proves the endpoint is up: the breaker closes and
 	// the rest goes out as a batch again.
 	r := newRig(t, func(n int, _ recorded) answer {
@@ -1062,15 +928,27 @@ func TestBreakerClosesOnAnAnswer(t *testing.T) {
 			return answer{status: 503}
 		case n == breakerThreshold:
 			return answer{status: 400, body: "bad event"}
+		case n == breakerThreshold+1:
+			return answer{status: 503}
 		}
 		return answer{status: 200}
 	})
 	r.add("e", 4, `{}`)
 	r.openBreakerWith503s()
 	r.step() // the probe: 400, its event dead-lettered
-	if r.d.breakerDelay != 0 || r.d.failures != 0 {
+	if r.breakerOpen() {
 		t.Errorf("breaker still open after the endpoint answered 400")
 	}
+	// The failures in a row were forgotten too: one more 503, to a whole
+	// batch again, leaves the breaker closed.
+	if !r.step() || len(r.ep.requests()[breakerThreshold+1].ids()) != 3 {
+		t.Fatal("no batch of the 3 events left after the 400")
+	}
+	if r.breakerOpen() {
+		t.Errorf("one 503 after the 400 opened the breaker: the failures before it still counted")
+	}
+	at, _, _ := r.ob.nextAvailable()
+	r.clk.set(at)
 	r.drain()
 	reqs := r.ep.requests()
 	if n := len(reqs[len(reqs)-1].ids()); n != 3 {
@@ -1085,6 +963,7 @@ func TestBreakerClosesOnAnAnswer(t *testing.T) {
 // the same batch, with the same Idempotency-Key, however the backoff is
 // jittered: the receiver can then deduplicate a retry that did arrive.
 func TestRetriedBatchStaysWhole(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n == 0 {
 			return answer{status: 503}
@@ -1111,21 +990,11 @@ func TestRetriedBatchStaysWhole(t *testing.T) {
 	}
 }
 
-// setAvailableAt moves every pending event's retry time to at, as a clock
-// stepped back after the retry was scheduled (or a bug) leaves it.
-func setAvailableAt(t testing.TB, conn *sqlite.Conn, at time.Time) {
-	t.Helper()
-	err := sqlitex.Execute(conn, `UPDATE events SET available_at = ? WHERE state = 0`,
-		&sqlitex.ExecOptions{Args: []any{at.UnixMilli()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestWaitsAreCappedWhenRead checks that an event whose retry time lies a
 // day ahead (the clock stepped back) waits no longer than the longest wait
 // the daemon ever writes: maxWait.
 func TestWaitsAreCappedWhenRead(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, always(answer{status: 200}))
 	ids := r.add("far", 3, `{}`)
 	setAvailableAt(t, r.ob.conn, r.clk.now().Add(24*time.Hour))
@@ -1148,6 +1017,7 @@ func TestWaitsAreCappedWhenRead(t *testing.T) {
 // TestHoldIsCappedAfterClockStep: a breaker opened just before the clock
 // steps back a day holds delivery no longer than the longest wait either.
 func TestHoldIsCappedAfterClockStep(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(n int, _ recorded) answer {
 		if n < breakerThreshold {
 			return answer{status: 503}

@@ -77,6 +77,7 @@ func TestKill9InFlightResendsSameBatch(t *testing.T) {
 // period, gives its claims back uncounted, and the next run delivers them.
 func TestSIGTERMWhileEndpointHangs(t *testing.T) {
 	dir := testHome(t)
+	useQuickWaits(t)
 	ids := []string{"t-1", "t-2"}
 	for _, id := range ids {
 		mustCLI(t, "enqueue", "--id", id, `{}`)
@@ -93,7 +94,7 @@ func TestSIGTERMWhileEndpointHangs(t *testing.T) {
 		t.Errorf("daemon exit after SIGTERM: %v\n%s", err, d.log)
 	}
 	took := time.Since(start)
-	if took < shutdownGrace/2 {
+	if took < quickWaits().shutdownGrace/2 {
 		// It should have given the request in flight a chance to finish.
 		t.Errorf("daemon exited %s after SIGTERM, before giving the request a chance", took)
 	}

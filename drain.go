@@ -61,7 +61,7 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	// Holding the lock keeps a daemon from starting and draining the same
 	// events at the same time.
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock); err != nil {
+	if err := takeLock(ctx, h, lock, cfg.waits.settle); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("a daemon is delivering for this data home: %v", err),
 			hint: "it delivers already; 'difflore status' shows its progress"}
 	}
@@ -74,23 +74,13 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err := ob.resetInflight(); err != nil {
 		return err
 	}
-	ctx, stop, err := stopContext(ctx, h)
+	ctx, stop, err := stopContext(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	for more := true; more && ctx.Err() == nil; {
-		r, err := replaySpill(ctx, h, ob)
-		if err != nil {
-			return err
-		}
-		more = r.more
-	}
-	// "Now" means now: events that wait for a retry go too. Those that
-	// fail again get a fresh backoff, which the loop below honours, so a
-	// dead endpoint costs each event one attempt, not all of them.
-	if _, err := ob.wakeWaiting(true, nil); err != nil {
-		return fmt.Errorf("retry waiting events: %w", err)
+	if err := drainPrepare(ctx, h, ob); err != nil {
+		return err
 	}
 	before, err := ob.counts()
 	if err != nil {
@@ -131,18 +121,42 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(cfg.stdout).Encode(sum)
 	}
-	fmt.Fprintf(cfg.stdout, "delivered %d events in %s", sum.Delivered, time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond))
-	if sum.Seconds > 0 && sum.Delivered > 0 {
-		fmt.Fprintf(cfg.stdout, " (%.0f/s)", float64(sum.Delivered)/sum.Seconds)
-	}
-	fmt.Fprintf(cfg.stdout, "; %d pending, %d dead\n", sum.Pending, sum.Dead)
-	if sum.LastError != "" {
-		fmt.Fprintf(cfg.stdout, "last error: %s\n", firstLine(sum.LastError))
-	}
+	sum.print(cfg.stdout)
 	if ctx.Err() != nil {
 		return withCode(1, fmt.Errorf("interrupted"))
 	}
 	return nil
+}
+
+// drainPrepare moves every spilled event into the outbox and makes the
+// events that wait for a retry ready now.
+func drainPrepare(ctx context.Context, h home, ob *outbox) error {
+	for more := true; more && ctx.Err() == nil; {
+		r, err := replaySpill(ctx, h, ob)
+		if err != nil {
+			return err
+		}
+		more = r.more
+	}
+	// "Now" means now: events that wait for a retry go too. Those that
+	// fail again get a fresh backoff, which the drain loop honours, so a
+	// dead endpoint costs each event one attempt, not all of them.
+	if _, err := ob.wakeWaiting(true, nil); err != nil {
+		return fmt.Errorf("retry waiting events: %w", err)
+	}
+	return nil
+}
+
+// print writes the summary for a person.
+func (sum drainSummary) print(w io.Writer) {
+	fmt.Fprintf(w, "delivered %d events in %s", sum.Delivered, time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond))
+	if sum.Seconds > 0 && sum.Delivered > 0 {
+		fmt.Fprintf(w, " (%.0f/s)", float64(sum.Delivered)/sum.Seconds)
+	}
+	fmt.Fprintf(w, "; %d pending, %d dead\n", sum.Pending, sum.Dead)
+	if sum.LastError != "" {
+		fmt.Fprintf(w, "last error: %s\n", firstLine(sum.LastError))
+	}
 }
 
 // progress shows how far a drain has come: a bar redrawn in place on a

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,10 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/shirou/gopsutil/v4/process"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // The test binary doubles as difflore: testscript runs it under the name
@@ -33,9 +39,101 @@ func TestMain(m *testing.M) {
 		time.Sleep(2 * time.Minute) // Bounded: a leaked child ends by itself.
 		os.Exit(0)
 	case os.Getenv(asMainEnv) != "" || os.Getenv(detachedEnv) != "":
-		main()
+		os.Exit(report(os.Stderr, runTest(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
 	}
 	testscript.Main(benchCacheM{m}, map[string]func(){"difflore": main})
+}
+
+// quickWaitsEnv, set in a test's environment, gives difflore in that test
+// short waits (quickWaits): in this process through runTest, and in the
+// children it starts through TestMain. The test binary reads it; difflore
+// itself never does.
+const quickWaitsEnv = "DIFFLORE_TEST_QUICK_WAITS"
+
+// quickWaits are short enough that a test does not sit them out, and long
+// enough for what each is for in the test that asks for them: a settle
+// time that only an unverifiable lock holder ever runs out, say.
+func quickWaits() waits {
+	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, recheck: 250 * time.Millisecond, stdinWait: 250 * time.Millisecond}
+}
+
+// useQuickWaits gives difflore quickWaits for the rest of the test.
+func useQuickWaits(t *testing.T) { t.Setenv(quickWaitsEnv, "1") }
+
+// runTest is run for tests: with the process's environment, and with
+// quickWaits where the test asked for them (useQuickWaits).
+func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+	if os.Getenv(quickWaitsEnv) != "" {
+		cfg.waits = quickWaits()
+	}
+	return runConfig(ctx, cfg, args)
+}
+
+// ownHome is a data home for the test alone, not yet made, which it passes
+// to what it runs rather than through the process environment: a test that
+// uses only such a home may run in parallel with others (t.Parallel).
+func ownHome(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "home")
+}
+
+// testEnv is the environment difflore sees in a test that owns its data
+// home: passed to run as its getenv, not set in the process, so that the
+// test may run in parallel with others (t.Parallel).
+type testEnv struct {
+	t    *testing.T
+	home string
+	vars map[string]string
+}
+
+// newTestEnv gives the test a data home of its own (ownHome) and an
+// environment that names it, with no endpoint or token.
+func newTestEnv(t *testing.T) *testEnv {
+	home := ownHome(t)
+	return &testEnv{t: t, home: home, vars: map[string]string{"DIFFLORE_HOME": home}}
+}
+
+// getenv is os.Getenv, but difflore's own variables come from e.vars alone,
+// so that none set in the process leaks in.
+func (e *testEnv) getenv(key string) string {
+	if v, ok := e.vars[key]; ok {
+		return v
+	}
+	if strings.HasPrefix(key, "DIFFLORE_") {
+		return ""
+	}
+	return os.Getenv(key)
+}
+
+// cli runs difflore in this process, in e, and returns its output and exit
+// code.
+func (e *testEnv) cli(stdin string, args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, args, strings.NewReader(stdin), &out, &errb, e.getenv)
+	if err != nil && exitCode(err) != 0 {
+		fmt.Fprintf(&errb, "difflore: %v\n", err)
+	}
+	return out.String(), errb.String(), exitCode(err)
+}
+
+// mustCLI runs difflore in this process, in e, and fails the test on a
+// non-zero exit.
+func (e *testEnv) mustCLI(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.cli("", args...)
+	if code != 0 {
+		e.t.Fatalf("difflore %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// deadLetters lists the dead letters of e's outbox, as 'outbox list' does.
+func (e *testEnv) deadLetters() []deadLetter {
+	e.t.Helper()
+	return parseDeadLetters(e.t, e.mustCLI("outbox", "list", "--json"))
 }
 
 // testHome gives the test a data home of its own and points DIFFLORE_HOME at
@@ -55,7 +153,7 @@ func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, cod
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := run(ctx, args, strings.NewReader(stdin), &out, &errb)
+	err := runTest(ctx, args, strings.NewReader(stdin), &out, &errb)
 	if err != nil && exitCode(err) != 0 {
 		fmt.Fprintf(&errb, "difflore: %v\n", err)
 	}
@@ -268,4 +366,282 @@ func mustOutbox(tb testing.TB, h home, now func() time.Time) *outbox {
 		tb.Fatal(err)
 	}
 	return ob
+}
+
+// fakeClock is the drainer's and the outbox's clock in tests: it moves only
+// when the test says, so no test sleeps through a backoff.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *fakeClock) advance(d time.Duration) { c.set(c.now().Add(d)) }
+
+// row is an event as the outbox holds it; state -1 means it is gone
+// (delivered).
+type row struct {
+	state       int
+	attempts    int
+	availableAt time.Time
+	lastError   string
+}
+
+func rowOf(t testing.TB, conn *sqlite.Conn, id string) row {
+	t.Helper()
+	rw := row{state: -1}
+	err := sqlitex.Execute(conn, `SELECT state, attempts, available_at, coalesce(last_error, '') FROM events WHERE id = ?`,
+		&sqlitex.ExecOptions{Args: []any{id}, ResultFunc: func(s *sqlite.Stmt) error {
+			rw = row{s.ColumnInt(0), s.ColumnInt(1), time.UnixMilli(s.ColumnInt64(2)).UTC(), s.ColumnText(3)}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rw
+}
+
+func always(a answer) func(int, recorded) answer { return func(int, recorded) answer { return a } }
+
+// inProcessDaemon runs 'difflore run args…' in this process until the test
+// ends. It works on every OS and lets a benchmark use it.
+func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{ready: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- runTest(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
+	}()
+	select {
+	case <-logs.ready:
+	case err := <-done:
+		cancel()
+		tb.Fatalf("daemon exited before it was ready: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		tb.Fatalf("daemon not ready after 30s\n%s", logs)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("daemon: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			tb.Errorf("daemon did not stop within 30s")
+		}
+	})
+	return logs
+}
+
+func mustOpenHome(t testing.TB, dir string) home {
+	t.Helper()
+	h, err := openHome(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// setAvailableAt moves every pending event's retry time to at, as a clock
+// stepped back after the retry was scheduled (or a bug) leaves it.
+func setAvailableAt(t testing.TB, conn *sqlite.Conn, at time.Time) {
+	t.Helper()
+	err := sqlitex.Execute(conn, `UPDATE events SET available_at = ? WHERE state = 0`,
+		&sqlitex.ExecOptions{Args: []any{at.UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// badInput is what a hook can hand enqueue that is not an event it can
+// queue: each must be kept as a dead letter, never block the agent.
+type badInput struct {
+	name   string
+	stdin  string
+	args   []string // after "enqueue"
+	code   int      // without --strict
+	reason string   // in the dead letter's reason
+	stored string   // the dead letter's bytes, when not stdin
+}
+
+// deadLetters lists the dead letters of the test's home as 'outbox list
+// --json' shows them.
+func deadLetters(t *testing.T) []deadLetter {
+	t.Helper()
+	return parseDeadLetters(t, mustCLI(t, "outbox", "list", "--json"))
+}
+
+// parseDeadLetters reads the dead letters out of 'outbox list --json'.
+func parseDeadLetters(t *testing.T, listJSON string) []deadLetter {
+	t.Helper()
+	var out struct {
+		Counts      counts       `json:"counts"`
+		DeadLetters []deadLetter `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(listJSON), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.DeadLetters
+}
+
+// writeSpillFiles writes n spill files as enqueue would, without the
+// fsync, so that a test can make thousands cheaply.
+func writeSpillFiles(t *testing.T, h home, prefix string, n int, payload string) {
+	t.Helper()
+	dir := h.path(spillDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i := range n {
+		data, err := json.Marshal(spilled{ID: fmt.Sprintf("%s-%05d", prefix, i), Kind: "event", CreatedAt: now, Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, newEventID(now)+".json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// replayAll replays the spill folder round by round until it is done, and
+// returns how many spill files went into the outbox.
+func replayAll(t *testing.T, h home, ob *outbox) int {
+	t.Helper()
+	n := 0
+	for range 10000 {
+		r, err := replaySpill(context.Background(), h, ob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n += r.moved; !r.more {
+			return n
+		}
+	}
+	t.Fatal("spill replay still has more after 10000 rounds")
+	return n
+}
+
+func mustOpenHomeCreate(t *testing.T, dir string) home {
+	t.Helper()
+	h, err := openHome(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// outboxCounts opens the outbox of the data home dir and counts its events.
+func outboxCounts(t *testing.T, dir string) counts {
+	t.Helper()
+	h, err := openHome(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// statusOf runs status --json and returns the state it reports and its code.
+func statusOf(t *testing.T) (state string, pid, code int) {
+	t.Helper()
+	out, stderr, code := cli(t, "", "status", "--json")
+	var rep struct {
+		Daemon struct {
+			State string `json:"state"`
+			PID   int    `json:"pid"`
+		} `json:"daemon"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\nstdout: %s\nstderr: %s", err, out, stderr)
+	}
+	return rep.Daemon.State, rep.Daemon.PID, code
+}
+
+// startedAt is a process's start time as difflore would record it.
+func startedAt(t *testing.T, pid int) time.Time {
+	t.Helper()
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := p.CreateTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// runProc runs a prepared difflore child to the end, bounded by timeout,
+// and returns its output and exit code.
+func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Errorf("start %s: %v", cmd.Args, err)
+		return "", "", -1
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s still running after %s; killed it", strings.Join(cmd.Args[1:], " "), timeout)
+		return out.String(), errOut.String(), -1
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errOut.String(), ee.ExitCode()
+	}
+	t.Errorf("%s: %v", cmd.Args, err)
+	return out.String(), errOut.String(), -1
+}
+
+// mustHome opens the test's data home, creating it.
+func mustHome(t *testing.T) string {
+	t.Helper()
+	cfg := loadConfig(os.Getenv, nil, nil, nil)
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.dir
+}
+
+func eventIDs(evs []event) []string {
+	var ids []string
+	for _, e := range evs {
+		ids = append(ids, e.ID)
+	}
+	return ids
 }

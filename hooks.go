@@ -356,11 +356,11 @@ func cmdHooks(cfg config, args []string) error {
 	if len(args) == 0 {
 		return &exitError{code: 2, err: errors.New("usage: difflore hooks print|install|uninstall|status AGENT"), hint: "run 'difflore hooks -h' for usage"}
 	}
+	if usageAsked(cfg, args, hooksUsage, true) {
+		return nil
+	}
 	sub, rest := args[0], args[1:]
 	switch sub {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(cfg.stdout, strings.TrimLeft(hooksUsage, "\n"))
-		return nil
 	case "print", "install", "uninstall", "status":
 	default:
 		return &exitError{code: 2, err: fmt.Errorf("unknown hooks command %q", sub), hint: "use print, install, uninstall or status"}

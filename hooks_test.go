@@ -329,40 +329,8 @@ func TestHooksInstall(t *testing.T) {
 			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
 				t.Errorf("wired %v running %v, want every event running /opt/difflore/difflore", events, programs)
 			}
-			// Every key and hook of the user's is still there, first.
-			orig, _ := parseJSON(original)
-			for i, m := range orig.members {
-				if m.key != doc.members[i].key {
-					t.Errorf("key %d is %q, was %q: keys reordered", i, doc.members[i].key, m.key)
-				}
-				if m.key == "hooks" {
-					continue
-				}
-				if !m.value.equal(doc.members[i].value) {
-					t.Errorf("%s changed", m.key)
-				}
-			}
-			for _, m := range orig.get("hooks").members {
-				was := m.value.elems[0]
-				if now := doc.get("hooks").get(m.key).elems[0]; !was.equal(now) {
-					t.Errorf("the user's hook on %s changed or moved:\n%s", m.key, encodeJSON(now, "  "))
-				}
-			}
-			if !bytes.Contains(installed, []byte("\n    \"hooks\": {")) {
-				t.Errorf("indentation not kept:\n%.300s", installed)
-			}
-			if runtime.GOOS != "windows" {
-				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
-					t.Errorf("mode after install: %v %v, want 0640", fi.Mode(), err)
-				}
-			}
-			bk := backups(t, path)
-			if len(bk) != 1 {
-				t.Fatalf("backups %v, want one", bk)
-			}
-			if b, _ := os.ReadFile(bk[0]); !bytes.Equal(b, original) {
-				t.Errorf("backup %s does not hold the file as it was", bk[0])
-			}
+			checkUserSettingsKept(t, original, installed, doc)
+			checkBackup(t, path, original)
 
 			// A second install changes nothing.
 			out = mustCLI(t, "hooks", "install", "--command", "/opt/difflore/difflore", a.name)
@@ -378,17 +346,7 @@ func TestHooksInstall(t *testing.T) {
 			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/usr/local/bin/difflore"}) {
 				t.Errorf("after the move: wired %v running %v, want every event running only /usr/local/bin/difflore", events, programs)
 			}
-			for _, e := range a.events {
-				count := 0
-				a.eachHook(doc.get("hooks").get(e), func(h *jsonValue) {
-					if a.isOurHook(h) {
-						count++
-					}
-				})
-				if count != 1 {
-					t.Errorf("%s has %d difflore hooks, want 1", e, count)
-				}
-			}
+			checkOneHookPerEvent(t, a, doc)
 
 			// Uninstall gives back the file as it was.
 			mustCLI(t, "hooks", "uninstall", "--dry-run", a.name)
@@ -404,6 +362,70 @@ func TestHooksInstall(t *testing.T) {
 				t.Errorf("second uninstall: %s", out)
 			}
 		})
+	}
+}
+
+// checkUserSettingsKept checks that every key and hook of the user's in
+// original is still in the installed file, first, and that its indentation
+// is kept.
+func checkUserSettingsKept(t *testing.T, original, installed []byte, doc *jsonValue) {
+	t.Helper()
+	// Every key and hook of the user's is still there, first.
+	orig, _ := parseJSON(original)
+	for i, m := range orig.members {
+		if m.key != doc.members[i].key {
+			t.Errorf("key %d is %q, was %q: keys reordered", i, doc.members[i].key, m.key)
+		}
+		if m.key == "hooks" {
+			continue
+		}
+		if !m.value.equal(doc.members[i].value) {
+			t.Errorf("%s changed", m.key)
+		}
+	}
+	for _, m := range orig.get("hooks").members {
+		was := m.value.elems[0]
+		if now := doc.get("hooks").get(m.key).elems[0]; !was.equal(now) {
+			t.Errorf("the user's hook on %s changed or moved:\n%s", m.key, encodeJSON(now, "  "))
+		}
+	}
+	if !bytes.Contains(installed, []byte("\n    \"hooks\": {")) {
+		t.Errorf("indentation not kept:\n%.300s", installed)
+	}
+}
+
+// checkBackup checks that an install kept the settings file's mode (0640
+// in the test) and left one backup, which holds the file as it was.
+func checkBackup(t *testing.T, path string, original []byte) {
+	t.Helper()
+	if runtime.GOOS != "windows" {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("mode after install: %v %v, want 0640", fi.Mode(), err)
+		}
+	}
+	bk := backups(t, path)
+	if len(bk) != 1 {
+		t.Fatalf("backups %v, want one", bk)
+	}
+	if b, _ := os.ReadFile(bk[0]); !bytes.Equal(b, original) {
+		t.Errorf("backup %s does not hold the file as it was", bk[0])
+	}
+}
+
+// checkOneHookPerEvent checks that each of the agent's events runs
+// difflore once.
+func checkOneHookPerEvent(t *testing.T, a agentSpec, doc *jsonValue) {
+	t.Helper()
+	for _, e := range a.events {
+		count := 0
+		a.eachHook(doc.get("hooks").get(e), func(h *jsonValue) {
+			if a.isOurHook(h) {
+				count++
+			}
+		})
+		if count != 1 {
+			t.Errorf("%s has %d difflore hooks, want 1", e, count)
+		}
 	}
 }
 
@@ -822,9 +844,8 @@ func TestHooksCodexTrust(t *testing.T) {
 	if !bytes.Equal(config(), original) {
 		t.Errorf("install without --trust changed config.toml:\n%s", config())
 	}
-	out, errOut, code := cli(t, "", "hooks", "status", "codex")
-	if code != 1 || !strings.Contains(out, "Codex trusts 0 of 14") || !strings.Contains(errOut, "--trust") {
-		t.Errorf("status, untrusted: exit %d, want 1\nstdout: %s\nstderr: %s", code, out, errOut)
+	if errOut := codexStatus(t, "untrusted", 1, "Codex trusts 0 of 14"); !strings.Contains(errOut, "--trust") {
+		t.Errorf("status, untrusted: no hint to use --trust; stderr:\n%s", errOut)
 	}
 
 	mustCLI(t, "hooks", "install", "--trust", "--command", exe, "codex")
@@ -838,10 +859,7 @@ func TestHooksCodexTrust(t *testing.T) {
 	if len(backups(t, configPath)) != 1 {
 		t.Errorf("backups of config.toml: %v, want one", backups(t, configPath))
 	}
-	out, _, code = cli(t, "", "hooks", "status", "codex")
-	if code != 0 || !strings.Contains(out, "Codex trusts 14 of 14") {
-		t.Errorf("status, trusted: exit %d, want 0\n%s", code, out)
-	}
+	codexStatus(t, "trusted", 0, "Codex trusts 14 of 14")
 	_, errOut, _ = cli(t, "", "hooks", "install", "--trust", "--command", exe, "codex")
 	if !bytes.Equal(config(), trusted) || len(backups(t, configPath)) != 1 {
 		t.Errorf("second install --trust changed config.toml:\n%s", config())
@@ -853,23 +871,33 @@ func TestHooksCodexTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCLI(t, "hooks", "install", "--command", moved, "codex")
-	out, _, code = cli(t, "", "hooks", "status", "codex")
-	if code != 1 || !strings.Contains(out, "Codex trusts 0 of 14") || !strings.Contains(out, "14 changed since") {
-		t.Errorf("status, stale trust: exit %d, want 1\n%s", code, out)
-	}
+	codexStatus(t, "stale trust", 1, "Codex trusts 0 of 14", "14 changed since")
 	mustCLI(t, "hooks", "install", "--trust", "--command", moved, "codex")
 	if n := bytes.Count(config(), []byte("[hooks.state.")); n != 15 {
 		t.Errorf("after trusting the moved hooks, %d trust entries, want 15:\n%s", n, config())
 	}
-	out, _, code = cli(t, "", "hooks", "status", "codex")
-	if code != 0 || !strings.Contains(out, "Codex trusts 14 of 14") {
-		t.Errorf("status, trusted again: exit %d, want 0\n%s", code, out)
-	}
+	codexStatus(t, "trusted again", 0, "Codex trusts 14 of 14")
 
 	mustCLI(t, "hooks", "uninstall", "codex")
 	if !bytes.Equal(config(), original) {
 		t.Errorf("after uninstall, config.toml:\n%s\nwant, as it was:\n%s", config(), original)
 	}
+}
+
+// codexStatus runs 'hooks status codex' and checks its exit code and that
+// its output says each of texts; it returns what went to stderr.
+func codexStatus(t *testing.T, when string, wantCode int, texts ...string) string {
+	t.Helper()
+	out, errOut, code := cli(t, "", "hooks", "status", "codex")
+	if code != wantCode {
+		t.Errorf("status, %s: exit %d, want %d\nstdout: %s\nstderr: %s", when, code, wantCode, out, errOut)
+	}
+	for _, text := range texts {
+		if !strings.Contains(out, text) {
+			t.Errorf("status, %s: no %q in\n%s", when, text, out)
+		}
+	}
+	return errOut
 }
 
 // TestHooksCodexTrustResolvesCodexHome: Codex 0.169.0 resolves symlinks in
@@ -912,5 +940,30 @@ func TestHooksInstallCodexTrustNote(t *testing.T) {
 	_, errOut, _ = cli(t, "", "hooks", "install", "--command", "/usr/local/bin/difflore", "codex")
 	if !strings.Contains(errOut, "Codex runs these hooks only once you trust them") {
 		t.Errorf("install of changed hooks: no note on trust; stderr:\n%s", errOut)
+	}
+}
+
+func TestHooksPrint(t *testing.T) {
+	testHome(t)
+	for _, a := range agents {
+		t.Run(a.name, func(t *testing.T) {
+			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
+			doc, err := parseJSON([]byte(out))
+			if err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, out)
+			}
+			events, programs := a.wiredEvents(doc)
+			if !slices.Equal(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
+				t.Errorf("print wires %v running %v, want %v running /opt/difflore/difflore", events, programs, a.events)
+			}
+			for _, e := range a.events {
+				if want := "/opt/difflore/difflore enqueue --kind " + a.name + "." + e + " --ensure-daemon"; !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	if _, _, code := cli(t, "", "hooks", "print", "vim"); code != 2 {
+		t.Errorf("unknown agent: exit %d, want 2", code)
 	}
 }

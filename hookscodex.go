@@ -238,54 +238,22 @@ func editCodexTrust(cfg config, path string, add []codexTrust, remove []string, 
 	if len(lines) > 0 && lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
 	}
-	var appended strings.Builder
-	want := map[string]string{}
-	for _, e := range add {
-		want[e.key] = e.hash
-		s, ok := st.Hooks.State[e.key]
-		if ok && s.TrustedHash == e.hash {
-			continue
-		}
-		if !ok {
-			appended.WriteString(trustBlock(e))
-			continue
-		}
-		i, end := findTrustTable(lines, e.key)
-		replaced := false
-		for j := i + 1; i >= 0 && j < end; j++ {
-			if k, _, _ := strings.Cut(lines[j], "="); strings.TrimSpace(k) == "trusted_hash" {
-				lines[j] = "trusted_hash = " + tomlKey(e.hash) + "\n"
-				replaced = true
-			}
-		}
-		if !replaced {
-			return false, "", &exitError{code: 1, err: fmt.Errorf("%s trusts %q in a form difflore does not edit; it was left as it is", path, e.key), hint: "trust them in Codex instead: start codex" + codexTrustHintRest}
-		}
+	lines, appended, want, err := addTrustLines(path, lines, st, add)
+	if err != nil {
+		return false, "", err
 	}
-	for _, key := range remove {
-		if _, ok := st.Hooks.State[key]; !ok {
-			continue
-		}
-		i, end := findTrustTable(lines, key)
-		if i < 0 {
-			return false, "", &exitError{code: 1, err: fmt.Errorf("%s trusts %q in a form difflore does not edit; it was left as it is", path, key),
-				hint: "remove the [hooks.state] entry of that key by hand"}
-		}
-		// The empty line difflore wrote before the table goes with it.
-		if i > 0 && strings.TrimSpace(lines[i-1]) == "" {
-			i--
-		}
-		lines = append(lines[:i], lines[end:]...)
+	if lines, err = removeTrustLines(path, lines, st, remove); err != nil {
+		return false, "", err
 	}
 	text := strings.Join(lines, "")
-	if appended.Len() > 0 && text != "" && !strings.HasSuffix(text, "\n") {
+	if appended != "" && text != "" && !strings.HasSuffix(text, "\n") {
 		text += "\n"
 	}
 	if text == "" {
 		// A new file starts with its first table, not an empty line.
-		text = strings.TrimPrefix(appended.String(), "\n")
+		text = strings.TrimPrefix(appended, "\n")
 	} else {
-		text += appended.String()
+		text += appended
 	}
 	if text == string(f.data) {
 		return false, "", nil
@@ -303,6 +271,58 @@ func editCodexTrust(cfg config, path string, add []codexTrust, remove []string, 
 	}
 	backup, err = f.write([]byte(text), time.Now())
 	return true, backup, err
+}
+
+// addTrustLines sets the trust entries of add in config.toml's lines: a
+// hash replaced in place where the key already has a table, the text of new
+// tables returned to be appended. want is every key's hash.
+func addTrustLines(path string, lines []string, st codexState, add []codexTrust) (_ []string, appended string, want map[string]string, err error) {
+	var b strings.Builder
+	want = map[string]string{}
+	for _, e := range add {
+		want[e.key] = e.hash
+		s, ok := st.Hooks.State[e.key]
+		if ok && s.TrustedHash == e.hash {
+			continue
+		}
+		if !ok {
+			b.WriteString(trustBlock(e))
+			continue
+		}
+		i, end := findTrustTable(lines, e.key)
+		replaced := false
+		for j := i + 1; i >= 0 && j < end; j++ {
+			if k, _, _ := strings.Cut(lines[j], "="); strings.TrimSpace(k) == "trusted_hash" {
+				lines[j] = "trusted_hash = " + tomlKey(e.hash) + "\n"
+				replaced = true
+			}
+		}
+		if !replaced {
+			return nil, "", nil, &exitError{code: 1, err: fmt.Errorf("%s trusts %q in a form difflore does not edit; it was left as it is", path, e.key), hint: "trust them in Codex instead: start codex" + codexTrustHintRest}
+		}
+	}
+	return lines, b.String(), want, nil
+}
+
+// removeTrustLines takes the tables of the keys in remove out of
+// config.toml's lines.
+func removeTrustLines(path string, lines []string, st codexState, remove []string) ([]string, error) {
+	for _, key := range remove {
+		if _, ok := st.Hooks.State[key]; !ok {
+			continue
+		}
+		i, end := findTrustTable(lines, key)
+		if i < 0 {
+			return nil, &exitError{code: 1, err: fmt.Errorf("%s trusts %q in a form difflore does not edit; it was left as it is", path, key),
+				hint: "remove the [hooks.state] entry of that key by hand"}
+		}
+		// The empty line difflore wrote before the table goes with it.
+		if i > 0 && strings.TrimSpace(lines[i-1]) == "" {
+			i--
+		}
+		lines = append(lines[:i], lines[end:]...)
+	}
+	return lines, nil
 }
 
 // findTrustTable finds the table difflore writes for key: the index of its

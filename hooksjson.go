@@ -263,6 +263,41 @@ func lineDiff(oldName, newName string, a, b []byte) string {
 	if len(x)*len(y) > 4<<20 {
 		return "+++ " + newName + "\n" + string(b)
 	}
+	ops := diffLines(x, y)
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "--- %s\n+++ %s\n", oldName, newName)
+	const context = 3
+	for k := 0; k < len(ops); {
+		if ops[k].op == ' ' {
+			k++
+			continue
+		}
+		// A hunk: from context lines before this change to context lines
+		// after the last change that is close enough to join it.
+		start := max(0, k-context)
+		end := hunkEnd(ops, k, context)
+		oldLine, newLine := lineCounts(ops[:start])
+		oldN, newN := lineCounts(ops[start:end])
+		out.WriteString("@@ -" + strconv.Itoa(oldLine+1) + "," + strconv.Itoa(oldN) + " +" + strconv.Itoa(newLine+1) + "," + strconv.Itoa(newN) + " @@\n")
+		for _, o := range ops[start:end] {
+			out.WriteByte(o.op)
+			out.WriteString(o.text)
+			out.WriteByte('\n')
+		}
+		k = end
+	}
+	return out.String()
+}
+
+// diffLine is one line of a diff: kept (' '), removed ('-') or added ('+').
+type diffLine struct {
+	op   byte
+	text string
+}
+
+// diffLines turns x into y with the fewest removed and added lines, by way
+// of their longest common subsequence.
+func diffLines(x, y []string) []diffLine {
 	lcs := make([][]int32, len(x)+1)
 	for i := range lcs {
 		lcs[i] = make([]int32, len(y)+1)
@@ -276,80 +311,57 @@ func lineDiff(oldName, newName string, a, b []byte) string {
 			}
 		}
 	}
-	type line struct {
-		op   byte
-		text string
-	}
-	var ops []line
+	var ops []diffLine
 	i, j := 0, 0
 	for i < len(x) || j < len(y) {
 		switch {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
-			ops = append(ops, line{' ', x[i]})
+			ops = append(ops, diffLine{' ', x[i]})
 			i++
 			j++
 		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			ops = append(ops, line{'-', x[i]})
+			ops = append(ops, diffLine{'-', x[i]})
 			i++
 		default:
-			ops = append(ops, line{'+', y[j]})
+			ops = append(ops, diffLine{'+', y[j]})
 			j++
 		}
 	}
-	var out bytes.Buffer
-	fmt.Fprintf(&out, "--- %s\n+++ %s\n", oldName, newName)
-	const context = 3
-	for k := 0; k < len(ops); {
-		if ops[k].op == ' ' {
-			k++
+	return ops
+}
+
+// hunkEnd is where the hunk that starts with the change at k ends: context
+// lines after the last change that is close enough to join it.
+func hunkEnd(ops []diffLine, k, context int) int {
+	end := k
+	for end < len(ops) {
+		if ops[end].op != ' ' {
+			end++
 			continue
 		}
-		// A hunk: from context lines before this change to context lines
-		// after the last change that is close enough to join it.
-		start := max(0, k-context)
-		end := k
-		for end < len(ops) {
-			if ops[end].op != ' ' {
-				end++
-				continue
-			}
-			next := end
-			for next < len(ops) && ops[next].op == ' ' {
-				next++
-			}
-			if next == len(ops) || next-end > 2*context {
-				end = min(len(ops), end+context)
-				break
-			}
-			end = next
+		next := end
+		for next < len(ops) && ops[next].op == ' ' {
+			next++
 		}
-		oldLine, newLine := 1, 1
-		for _, o := range ops[:start] {
-			if o.op != '+' {
-				oldLine++
-			}
-			if o.op != '-' {
-				newLine++
-			}
+		if next == len(ops) || next-end > 2*context {
+			return min(len(ops), end+context)
 		}
-		var oldN, newN int
-		for _, o := range ops[start:end] {
-			if o.op != '+' {
-				oldN++
-			}
-			if o.op != '-' {
-				newN++
-			}
-		}
-		out.WriteString("@@ -" + strconv.Itoa(oldLine) + "," + strconv.Itoa(oldN) + " +" + strconv.Itoa(newLine) + "," + strconv.Itoa(newN) + " @@\n")
-		for _, o := range ops[start:end] {
-			out.WriteByte(o.op)
-			out.WriteString(o.text)
-			out.WriteByte('\n')
-		}
-		k = end
+		end = next
 	}
-	return out.String()
+	return end
+}
+
+// lineCounts is how many lines of the old and of the new text ops span.
+func lineCounts(ops []diffLine) (oldN, newN int) {
+	for _, o := range ops {
+		if o.op != '+' {
+			oldN++
+		}
+		if o.op != '-' {
+			newN++
+		}
+	}
+	return oldN, newN
 }
 
 func splitLines(b []byte) []string {

@@ -160,7 +160,7 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 	if !*follow {
 		return nil
 	}
-	ctx, stop, err := stopContext(ctx, h)
+	ctx, stop, err := stopContext(ctx)
 	if err != nil {
 		return err
 	}

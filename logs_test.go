@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -95,5 +97,50 @@ func TestTail(t *testing.T) {
 				t.Errorf("last %d lines of %.40q…: got %.80q…, want %.80q…", tt.n, tt.log, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestLogsTail(t *testing.T) {
+	dir := testHome(t)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, `{"n":`+strings.Repeat("9", i%7)+`0}`)
+	}
+	if err := os.WriteFile(filepath.Join(dir, logFileName), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := mustCLI(t, "logs", "-n", "3")
+	if want := strings.Join(lines[97:], "\n") + "\n"; got != want {
+		t.Errorf("logs -n 3 = %q, want %q", got, want)
+	}
+}
+
+func TestRotatingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	r, err := openRotatingFile(path, 100, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	line := []byte(strings.Repeat("x", 39) + "\n")
+	for range 10 {
+		if _, err := r.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{path, path + ".1", path + ".2"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if fi.Size() > 100 {
+			t.Errorf("%s is %d bytes, over the 100-byte limit", p, fi.Size())
+		}
+	}
+	if _, err := os.Stat(path + ".3"); !os.IsNotExist(err) {
+		t.Errorf("kept more than 2 old files")
 	}
 }

@@ -10,14 +10,21 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	os.Exit(report(os.Stderr, err))
+}
+
+// report prints err, unless it is silent, and returns the exit code it
+// carries.
+func report(stderr io.Writer, err error) int {
 	if err != nil && !errors.Is(err, errSilent) {
-		fmt.Fprintf(os.Stderr, "difflore: %v\n", err)
+		fmt.Fprintf(stderr, "difflore: %v\n", err)
 	}
-	os.Exit(exitCode(err))
+	return exitCode(err)
 }
 
 // exitError carries the exit code an error should end the program with, and
@@ -69,6 +76,21 @@ type config struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	getenv   func(string) string
+	waits    waits
+}
+
+// waits are the long waits of the commands: fixed for users, and set
+// shorter by tests that would otherwise sit them out.
+type waits struct {
+	settle        time.Duration // how long run and stop look again for a lock holder to show itself (settleLoop)
+	shutdownGrace time.Duration // what a stopping daemon still gives the request in flight
+	recheck       time.Duration // how often an idle daemon looks for an outbox file deleted or replaced under it
+	stdinWait     time.Duration // how long enqueue waits for standard input after bad usage
+}
+
+// defaultWaits are the waits of difflore as users run it.
+func defaultWaits() waits {
+	return waits{settle: settleTime, shutdownGrace: shutdownGrace, recheck: outboxRecheck, stdinWait: usageStdinWait}
 }
 
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {
@@ -86,79 +108,121 @@ func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		stdout:   stdout,
 		stderr:   stderr,
 		getenv:   getenv,
+		waits:    defaultWaits(),
 	}
 }
 
-const mainUsage = `difflore keeps agent hooks fast and lossless: hooks enqueue events into a
+// commandSpec is one of difflore's commands. The table of them (commands)
+// drives dispatch, the list in the usage, 'help CMD' and completion, so
+// that these cannot drift apart.
+type commandSpec struct {
+	name    string
+	summary string // the line in the usage's list of commands
+	run     func(ctx context.Context, cfg config, args []string) error
+	words   []string // what completion offers after the name: flags, subcommands, arguments
+}
+
+// commands is the table of commands, in the order the usage lists them.
+// TestCompletionFlags checks each one's words against its -h.
+func commands() []commandSpec {
+	noCtx := func(f func(config, []string) error) func(context.Context, config, []string) error {
+		return func(_ context.Context, cfg config, args []string) error { return f(cfg, args) }
+	}
+	return []commandSpec{
+		{"enqueue", "queue one event (the hook fast path)", cmdEnqueue,
+			[]string{"--kind", "--id", "--ensure-daemon", "--strict"}},
+		{"run", "run the delivery daemon (--detach to start it in the background)", cmdRun,
+			[]string{"--detach", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level"}},
+		{"stop", "stop the daemon of this data home", cmdStop, []string{"--grace"}},
+		{"status", "show the daemon and the outbox", cmdStatus, []string{"--json"}},
+		{"outbox", "inspect the queue: list, retry and purge dead letters", cmdOutbox,
+			[]string{"list", "show", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes"}},
+		{"drain", "deliver everything now, in the foreground", cmdDrain,
+			[]string{"--endpoint", "--batch", "--allow-insecure", "--json"}},
+		{"redact", "print a payload as it would be sent, secrets replaced", noCtx(cmdRedact), []string{}},
+		{"logs", "print or follow the daemon's log", cmdLogs, []string{"-f", "-n"}},
+		{"hooks", "wire an agent's hooks to difflore: install, uninstall, status, print", noCtx(cmdHooks),
+			[]string{"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "--trust", "claude", "codex", "cursor", "gemini"}},
+		{"service", "print a systemd, launchd or Windows service definition", noCtx(cmdService),
+			[]string{"print", "systemd", "launchd", "windows"}},
+		{"completion", "print a shell completion script", noCtx(cmdCompletion), []string{"bash", "zsh", "fish"}},
+		{"version", "print the version", noCtx(cmdVersion), []string{}},
+	}
+}
+
+// findCommand is the command of that name, if there is one.
+func findCommand(name string) (commandSpec, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return commandSpec{}, false
+}
+
+const (
+	usageHead = `difflore keeps agent hooks fast and lossless: hooks enqueue events into a
 local SQLite outbox and a background daemon delivers them to an HTTP endpoint.
 
 Usage:
   difflore <command> [flags]
 
 Commands:
-  enqueue      queue one event (the hook fast path)
-  run          run the delivery daemon (--detach to start it in the background)
-  stop         stop the daemon of this data home
-  status       show the daemon and the outbox
-  outbox       inspect the queue: list, retry and purge dead letters
-  drain        deliver everything now, in the foreground
-  redact       print a payload as it would be sent, secrets replaced
-  logs         print or follow the daemon's log
-  hooks        wire an agent's hooks to difflore: install, uninstall, status, print
-  service      print a systemd, launchd or Windows service definition
-  completion   print a shell completion script
-  version      print the version
-
+`
+	usageTail = `
 Environment:
   DIFFLORE_HOME          data home (default ~/.difflore)
   DIFFLORE_CLOUD_URL     ingest endpoint (http(s):// or file:)
   DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint
   DIFFLORE_AUTOSTART     set to 1: enqueue starts the daemon when none runs
-  DIFFLORE_REDACT        set to 0: send payloads without replacing secrets
   NO_COLOR               set: no colours in status
 
 Run 'difflore <command> -h' for a command's flags.
 `
+)
+
+// mainUsage is the usage of difflore as a whole, its list of commands taken
+// from the table.
+func mainUsage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
+	}
+	b.WriteString(usageTail)
+	return b.String()
+}
 
 // run is the whole program but for the exit: main only maps its error to a
-// message and an exit code, so deferred cleanup always runs.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+// message and an exit code, so deferred cleanup always runs. The
+// environment comes in through getenv, so that a test can give each run its
+// own.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	return runConfig(ctx, loadConfig(getenv, stdin, stdout, stderr), args)
+}
+
+// runConfig runs the command args names with cfg. 'help CMD' is 'CMD -h'.
+func runConfig(ctx context.Context, cfg config, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, mainUsage)
+		fmt.Fprint(cfg.stderr, mainUsage())
 		return withCode(2, errSilent)
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "enqueue":
-		return cmdEnqueue(ctx, cfg, rest)
-	case "run":
-		return cmdRun(ctx, cfg, rest)
-	case "stop":
-		return cmdStop(ctx, cfg, rest)
-	case "status":
-		return cmdStatus(ctx, cfg, rest)
-	case "outbox":
-		return cmdOutbox(ctx, cfg, rest)
-	case "drain":
-		return cmdDrain(ctx, cfg, rest)
-	case "redact":
-		return cmdRedact(cfg, rest)
-	case "logs":
-		return cmdLogs(ctx, cfg, rest)
-	case "hooks":
-		return cmdHooks(cfg, rest)
-	case "service":
-		return cmdService(cfg, rest)
-	case "completion":
-		return cmdCompletion(cfg, rest)
-	case "version":
-		return cmdVersion(cfg, rest)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, mainUsage)
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help":
+		fmt.Fprint(cfg.stdout, mainUsage())
 		return nil
+	case "help":
+		if len(rest) == 0 {
+			fmt.Fprint(cfg.stdout, mainUsage())
+			return nil
+		}
+		name, rest = rest[0], []string{"-h"}
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd), hint: "run 'difflore -h' for the list of commands"}
+	if c, ok := findCommand(name); ok {
+		return c.run(ctx, cfg, rest)
+	}
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", name), hint: "run 'difflore -h' for the list of commands"}
 }
 
 // newFlagSet returns a flag set whose -h prints usage, the flags and an
@@ -193,6 +257,27 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &exitError{code: 2, err: err, hint: fmt.Sprintf("run '%s -h' for usage", fs.Name())}
 	}
 	return nil
+}
+
+// usageAsked prints usage to stdout and reports true when args ask for it:
+// -h, -help or --help first, or, where the command takes a word first
+// (helpWord), "help". It serves the commands whose first argument is a
+// word, not a flag, and that so cannot leave -h to a flag set.
+func usageAsked(cfg config, args []string, usage string, helpWord bool) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+	case "help":
+		if !helpWord {
+			return false
+		}
+	default:
+		return false
+	}
+	fmt.Fprint(cfg.stdout, strings.TrimLeft(usage, "\n"))
+	return true
 }
 
 // errHelp means -h was given and usage printed: the command is done.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,6 +27,62 @@ func TestFlagErrorIsOneLine(t *testing.T) {
 		if out != "" || len(lines) != 2 || !strings.HasPrefix(lines[0], "difflore: ") || !strings.Contains(lines[0], "no-such-flag") ||
 			!strings.HasPrefix(lines[1], "hint: ") {
 			t.Errorf("%s --no-such-flag: stdout %q, stderr %q; want nothing on stdout and one line and a hint on stderr", c, out, stderr)
+		}
+	}
+}
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	testHome(t)
+	for _, c := range append(commandNames(), "outbox list", "outbox show", "outbox retry", "outbox purge") {
+		out, stderr, code := cli(t, "", append(strings.Fields(c), "-h")...)
+		if code != 0 || strings.Count(out, "Usage") != 1 || stderr != "" {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q; want the usage once, on stdout", c, code, out, stderr)
+		}
+	}
+}
+
+// TestHelpCommand checks that 'help CMD' prints what 'CMD -h' does, for
+// every command in the table, and that 'help' alone prints the usage with
+// every command listed.
+func TestHelpCommand(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	usage := e.mustCLI("help")
+	for _, c := range commandNames() {
+		if !strings.Contains(usage, "\n  "+c+" ") {
+			t.Errorf("usage does not list %s:\n%s", c, usage)
+		}
+		want, _, _ := e.cli("", c, "-h")
+		if got := e.mustCLI("help", c); got != want {
+			t.Errorf("help %s printed %q, want what '%s -h' prints, %q", c, got, c, want)
+		}
+	}
+}
+
+// TestManualListsEveryCommand checks the two lists of commands written by
+// hand, the usage in doc.go and the table in the README, against the table
+// of commands: each lists every command, and no other.
+func TestManualListsEveryCommand(t *testing.T) {
+	t.Parallel()
+	lists := []struct {
+		file string
+		re   *regexp.Regexp
+	}{
+		{"doc.go", regexp.MustCompile(`(?m)^//\tdifflore ([a-z]+)`)},
+		{"README.md", regexp.MustCompile("(?m)^\\| `difflore ([a-z]+)")},
+	}
+	for _, l := range lists {
+		data, err := os.ReadFile(l.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var listed []string
+		for _, m := range l.re.FindAllStringSubmatch(string(data), -1) {
+			listed = append(listed, m[1])
+		}
+		slices.Sort(listed)
+		if want := commandNames(); !slices.Equal(listed, want) {
+			t.Errorf("%s lists the commands %v, want %v", l.file, listed, want)
 		}
 	}
 }

@@ -317,7 +317,7 @@ func appendNumber(b []byte, lit string) []byte {
 }
 
 // classifyOTLP maps an OTLP/HTTP answer to a result. OTLP's rules differ from
-// DESIGN.md's table in two places:
+// the README's Delivery section in two places:
 //
 //   - Only 429, 502, 503 and 504 are retryable in OTLP (408 too, as in the
 //     table, since it says the request timed out, not that it was wrong).

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"slices"
@@ -676,13 +678,18 @@ func (o *outbox) counts() (counts, error) {
 	return c, nil
 }
 
+const (
+	setMetaSQL = `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+	metaSQL = `SELECT key, value FROM meta`
+)
+
 // setMeta stores daemon state that other commands show (the last delivery,
 // the breaker, a pause) in the database, where status can read it.
 func (o *outbox) setMeta(kv map[string]string) (err error) {
 	defer sqlitex.Save(o.conn)(&err)
 	for k, v := range kv {
-		err := sqlitex.Execute(o.conn, `INSERT INTO meta (key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, &sqlitex.ExecOptions{Args: []any{k, v}})
+		err := sqlitex.Execute(o.conn, setMetaSQL, &sqlitex.ExecOptions{Args: []any{k, v}})
 		if err != nil {
 			return err
 		}
@@ -692,7 +699,7 @@ func (o *outbox) setMeta(kv map[string]string) (err error) {
 
 func (o *outbox) meta() (map[string]string, error) {
 	m := map[string]string{}
-	err := sqlitex.Execute(o.conn, `SELECT key, value FROM meta`, &sqlitex.ExecOptions{
+	err := sqlitex.Execute(o.conn, metaSQL, &sqlitex.ExecOptions{
 		ResultFunc: func(stmt *sqlite.Stmt) error { m[stmt.ColumnText(0)] = stmt.ColumnText(1); return nil },
 	})
 	return m, err
@@ -896,8 +903,52 @@ func (o *outbox) event(id string) (storedEvent, bool, error) {
 	return e, found, err
 }
 
+const purgeDeadSQL = `DELETE FROM events WHERE state = 2`
+
 // purgeDead deletes every dead letter and reports how many.
 func (o *outbox) purgeDead() (n int, err error) {
-	err = sqlitex.Execute(o.conn, `DELETE FROM events WHERE state = 2`, nil)
+	err = sqlitex.Execute(o.conn, purgeDeadSQL, nil)
 	return o.conn.Changes(), err
+}
+
+// startBusy is how long the daemon's first look at the outbox waits for
+// a lock another process holds before it says that it waits (and looks
+// for a stop request); outboxBusy is the wait once it runs.
+const (
+	startBusy  = time.Second
+	outboxBusy = 5 * time.Second
+)
+
+// startOutbox opens the outbox for the daemon, gives back the claims of a
+// daemon that died, and records the endpoint for status. Another process
+// may hold the outbox locked for a while (an sqlite3 shell in a
+// transaction, a backup): then the daemon says so in its log and tries
+// again, backing off to every 30 s, until it gets in or ctx is done. Only
+// another error is returned: giving up on a locked outbox would leave the
+// events queued in it undelivered.
+func startOutbox(ctx context.Context, h home, endpoint string, log *slog.Logger) (*outbox, error) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		ob, err := openOutbox(h, startBusy, time.Now)
+		if err == nil {
+			err = ob.resetInflight()
+			if err == nil {
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				if err != nil {
+					err = fmt.Errorf("write status: %w", err)
+				}
+			}
+			if err == nil {
+				ob.conn.SetBusyTimeout(outboxBusy)
+				return ob, nil
+			}
+			ob.Close()
+		}
+		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
+			return nil, err
+		}
+		log.Warn("outbox is locked by another process; waiting for it", "path", h.path(dbFileName), "retry_in", wait.String(), "error", err)
+		if !sleepCtx(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
 }

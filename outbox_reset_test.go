@@ -14,6 +14,7 @@ import (
 // the new events wait for a restart.
 func TestOutboxDeletedWhileRunning(t *testing.T) {
 	home := testHome(t)
+	useQuickWaits(t)
 	out := filepath.Join(t.TempDir(), "out")
 	d := startDaemon(t, "--endpoint", fileURL(out))
 	mustCLI(t, "enqueue", "--id", "before", `{"n":1}`)

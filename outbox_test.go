@@ -37,14 +37,6 @@ func insertN(t *testing.T, ob *outbox, at time.Time, ids ...string) {
 	}
 }
 
-func eventIDs(evs []event) []string {
-	var ids []string
-	for _, e := range evs {
-		ids = append(ids, e.ID)
-	}
-	return ids
-}
-
 func mustCounts(t *testing.T, ob *outbox) counts {
 	t.Helper()
 	c, err := ob.counts()

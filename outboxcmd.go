@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"zombiezen.com/go/sqlite"
 )
 
 const outboxUsage = `
@@ -49,14 +54,36 @@ func cmdOutbox(ctx context.Context, cfg config, args []string) error {
 	return &exitError{code: 2, err: fmt.Errorf("unknown outbox command %q", sub), hint: "run 'difflore outbox -h'"}
 }
 
-// openExistingOutbox opens the outbox of the data home, creating both if
-// needed: the inspection commands show an empty queue rather than fail.
+// openExistingOutbox opens the outbox of the data home. Where there is none
+// yet (no home, or no outbox in it), the inspection commands show an empty
+// queue rather than fail, and create neither: they open an empty outbox in
+// memory instead.
 func openExistingOutbox(cfg config) (*outbox, error) {
-	h, err := openHome(cfg.home, true)
+	h, err := openHome(cfg.home, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return openEmptyOutbox()
+	}
 	if err != nil {
 		return nil, err
 	}
+	if _, err := os.Lstat(h.path(dbFileName)); errors.Is(err, fs.ErrNotExist) {
+		return openEmptyOutbox()
+	}
 	return openOutbox(h, 5*time.Second, time.Now)
+}
+
+// openEmptyOutbox is an outbox with the current schema and nothing in it,
+// held in memory.
+func openEmptyOutbox() (*outbox, error) {
+	conn, err := sqlite.OpenConn(":memory:", sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenMemory)
+	if err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	if err := migrate(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &outbox{conn: conn, now: time.Now, path: ":memory:"}, nil
 }
 
 func outboxList(cfg config, args []string) error {

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,73 +18,11 @@ import (
 	"github.com/shirou/gopsutil/v4/process"
 )
 
-// The names of the files in the data home; DESIGN.md describes each.
-const (
-	pidFileName  = "daemon.pid"
-	lockFileName = "daemon.pid.lock"
-	dbFileName   = "outbox.db"
-	logFileName  = "daemon.log"
-	spillDirName = "spill"
-)
-
 // startTolerance is how far a process's create time may be from the
 // started_at its PID file records and still count as the same process. Linux
 // derives create times from the boot time, which drifts, so exact equality
 // would reject a genuine daemon.
 const startTolerance = 3 * time.Second
-
-var (
-	errNotRunning  = errors.New("not running")
-	errNoPID       = errors.New("no pid")
-	errNoExitWatch = errors.New("no exit notification on this system")
-)
-
-// home is the data home: the folder that holds the outbox, the PID file, its
-// lock, the log and the spill folder.
-type home struct {
-	dir string
-}
-
-func (h home) path(name string) string { return filepath.Join(h.dir, name) }
-
-// openHome checks the data home and, when create is set, makes it, mode
-// 0700, if it does not exist. A home that is a symlink, that another user
-// may write, or that holds files of another user is refused (see
-// checkPrivate): difflore keeps the events there, and writes PID files and
-// signals processes on the strength of what it finds there. An existing
-// folder is never chmodded: it may be shared, as /tmp is, and its mode is
-// its owner's choice.
-func openHome(dir string, create bool) (home, error) {
-	if dir == "" {
-		return home{}, errors.New("no data home: set DIFFLORE_HOME or HOME")
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return home{}, fmt.Errorf("data home %q: %w", dir, err)
-	}
-	fi, err := os.Lstat(abs)
-	if errors.Is(err, fs.ErrNotExist) && create {
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return home{}, fmt.Errorf("create data home: %w", err)
-		}
-		fi, err = os.Lstat(abs)
-	}
-	if err != nil {
-		return home{}, fmt.Errorf("data home: %w", err)
-	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return home{}, fmt.Errorf("data home %q is a symlink; refusing to use it", abs)
-	}
-	if !fi.IsDir() {
-		return home{}, fmt.Errorf("data home %q is not a directory", abs)
-	}
-	entries := []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", spillDirName, pidFileName, lockFileName, logFileName}
-	if err := checkPrivate(abs, fi, entries); err != nil {
-		return home{}, &exitError{code: 1, err: fmt.Errorf("data home %q: %w", abs, err),
-			hint: "point DIFFLORE_HOME at a folder that only you own and can write; a missing one is created with mode 0700"}
-	}
-	return home{dir: abs}, nil
-}
 
 // pidInfo is what the PID file says about the daemon that wrote it.
 type pidInfo struct {
@@ -106,7 +44,7 @@ func parsePIDFile(data []byte) (pidInfo, error) {
 	line, rest, _ := bytes.Cut(data, []byte("\n"))
 	s := strings.TrimSpace(string(line))
 	if s == "" {
-		return pidInfo{}, fmt.Errorf("pid file is empty: %w", errNoPID)
+		return pidInfo{}, errors.New("pid file is empty: no pid")
 	}
 	for _, r := range s {
 		if r < '0' || r > '9' {
@@ -150,103 +88,6 @@ func readPIDFile(path string) (pidInfo, error) {
 		return pidInfo{}, err
 	}
 	return parsePIDFile(data)
-}
-
-// readShared reads a whole regular file without keeping anyone from
-// replacing or removing it meanwhile: on Windows a plain os.ReadFile of the
-// PID file, by 'status' say, would make the daemon's rename or removal of
-// it fail.
-func readShared(path string) ([]byte, error) {
-	f, err := openRegular(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// A PID file is two short lines: a planted huge one is cut, not read
-	// whole, and then fails to parse.
-	return io.ReadAll(io.LimitReader(f, maxPIDFile))
-}
-
-// maxPIDFile bounds what is read of a PID file.
-const maxPIDFile = 64 << 10
-
-// openRegular opens a file of the data home as openShared does, and refuses
-// anything but a regular file. A named pipe planted under the name of the
-// PID file or the log would make a plain open wait for ever for its other
-// end, and a symlink would lead out of the home: so the open neither waits
-// (oNonBlock) nor follows a symlink (oNoFollow), and the file it opened is
-// checked, not the name, so that nothing can be swapped in between.
-func openRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	f, err := openShared(path, flag|oNoFollow|oNonBlock, perm)
-	if err != nil {
-		// The open fails on some of them (ELOOP for a symlink, ENXIO for
-		// a FIFO opened to write with no reader): say why in plain words.
-		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil, notRegular(path, fi.Mode())
-		}
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = notRegular(path, fi.Mode())
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// notRegular is the error for a file of the data home that is not a
-// regular file.
-func notRegular(path string, mode fs.FileMode) error {
-	kind := "special file"
-	switch mode.Type() {
-	case fs.ModeNamedPipe:
-		kind = "named pipe"
-	case fs.ModeSocket:
-		kind = "socket"
-	case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
-		kind = "device"
-	case fs.ModeDir:
-		kind = "folder"
-	case fs.ModeSymlink:
-		kind = "symlink"
-	}
-	return fmt.Errorf("%q is a %s, not a regular file; refusing it", path, kind)
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path. Renaming replaces a symlink at path rather than
-// writing through it.
-func writeFileAtomic(path string, data []byte) error {
-	return writeFileAtomicMode(path, data, 0o600)
-}
-
-// writeFileAtomicMode is writeFileAtomic for a file of the given mode.
-func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // Fails harmlessly once the rename has happened.
-	if err := f.Chmod(mode); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // newLock returns the single-instance lock of a home. The lock file is never
@@ -409,4 +250,177 @@ func jsonUTF8(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// settleTime bounds how long run and stop wait for a lock holder to show
+// itself (settleLoop). The lock is held for an instant by commands that only look (status,
+// stop's stale check), and a daemon publishes its PID file just after it
+// takes the lock and removes it just before it lets go; in those windows the
+// lock and the PID file disagree, and deciding at once would be wrong.
+const settleTime = 3 * time.Second
+
+// takeLock takes the single-instance lock, or returns the already-running
+// error when a daemon holds it. A lock held without a daemon that can be
+// verified is tried again for settle: it may be a command that only looks,
+// or a daemon that has not yet written its PID file.
+func takeLock(ctx context.Context, h home, lock *flock.Flock, settle time.Duration) error {
+	var running error
+	settled, err := settleLoop(ctx, settle, func() (bool, error) {
+		ok, err := tryLock(lock)
+		if err != nil {
+			return false, fmt.Errorf("lock %s: %w", lock.Path(), err)
+		}
+		if ok {
+			return true, nil
+		}
+		if info, _, err := lockHolder(h, false); err == nil {
+			running = fmt.Errorf("already running (pid %d)", info.PID)
+			return true, nil
+		}
+		return false, nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case !settled:
+		return errors.New("already running (the lock is held, but its pid file names no running daemon)")
+	}
+	return running
+}
+
+// settleLoop calls try until it reports done or fails, for up to settle,
+// waiting a little longer between tries each time (5 ms, doubling up to
+// 100 ms); it reports whether try was done before the time ran out. The lock
+// and the PID file disagree for a moment while a daemon starts or exits, or
+// while a command that only looks holds the lock: takeLock and stopTarget
+// look again through such a moment before they decide.
+func settleLoop(ctx context.Context, settle time.Duration, try func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(settle)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		done, err := try()
+		if done || err != nil {
+			return done, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		if !sleepCtx(ctx, wait) {
+			return false, ctx.Err()
+		}
+	}
+}
+
+// pidFileError is lockHolder's error when the PID file cannot be used at
+// all, as opposed to one that names a process that is not the lock's holder.
+type pidFileError struct{ err error }
+
+func (e *pidFileError) Error() string { return "pid file: " + e.err.Error() }
+func (e *pidFileError) Unwrap() error { return e.err }
+
+// lockHolder answers which daemon holds the lock of h, as far as anyone can
+// tell without asking it: it reads the PID file and checks that it describes
+// the holder (verifyHolder). With open set it opens the process before the
+// check and returns the handle, so that what is checked is what gets
+// signalled, even if the PID is reused in between; the caller closes it.
+// The PID file's contents are returned whenever it could be read, also when
+// the check fails; a PID file that cannot be read is a *pidFileError.
+func lockHolder(h home, open bool) (pidInfo, *proc, error) {
+	info, err := readPIDFile(h.path(pidFileName))
+	if err != nil {
+		return pidInfo{}, nil, &pidFileError{err}
+	}
+	var p *proc
+	if open {
+		if p, err = openProc(info.PID); err != nil {
+			return info, nil, err
+		}
+	}
+	if err := verifyHolder(h, info); err != nil {
+		if p != nil {
+			p.close()
+		}
+		return info, nil, err
+	}
+	return info, p, nil
+}
+
+// clearIfStale takes the lock if it is free, and while holding it (so no
+// daemon can start and write a new PID file in between) removes a PID file
+// left by a daemon that died. done reports that the lock was free: no daemon
+// runs, and msg says what was found.
+func clearIfStale(h home) (msg string, done bool, err error) {
+	lock := newLock(h)
+	ok, err := tryLock(lock)
+	if err != nil {
+		return "", false, fmt.Errorf("probe lock: %w", err)
+	}
+	if !ok {
+		return "", false, nil
+	}
+	defer lock.Unlock()
+	pidPath := h.path(pidFileName)
+	fi, err := os.Lstat(pidPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "not running", true, nil
+	}
+	if err == nil && !fi.Mode().IsRegular() {
+		// Not something a daemon left: difflore never makes one, so it
+		// does not remove one either.
+		return "", true, &exitError{code: 1, err: fmt.Errorf("pid file %w", notRegular(pidPath, fi.Mode())),
+			hint: "no daemon runs; remove it by hand"}
+	}
+	who := "unreadable"
+	if info, err := parsePIDFileAt(pidPath); err == nil {
+		who = "pid " + strconv.Itoa(info.PID)
+	}
+	if err := os.Remove(pidPath); err != nil {
+		return "", true, fmt.Errorf("remove stale pid file: %w", err)
+	}
+	return fmt.Sprintf("removed stale pid file (%s)", who), true, nil
+}
+
+// parsePIDFileAt reads a PID file for a message only: unlike readPIDFile it
+// does not mind whose it is, since nothing is signalled on its strength.
+func parsePIDFileAt(path string) (pidInfo, error) {
+	data, err := readShared(path)
+	if err != nil {
+		return pidInfo{}, err
+	}
+	return parsePIDFile(data)
+}
+
+// writePIDFile publishes the PID file of this process, the daemon that
+// holds lock, naming the lock file it holds and the endpoint s (nil for
+// none).
+func writePIDFile(h home, lock *flock.Flock, s sink) (pidInfo, error) {
+	lockID, err := heldLockID(lock)
+	if err != nil {
+		return pidInfo{}, fmt.Errorf("lock: %w", err)
+	}
+	exe, _ := os.Executable()
+	info := pidInfo{PID: os.Getpid(), StartedAt: selfStartTime(), Exe: exe, Version: buildVersion(), Lock: lockID}
+	if s != nil {
+		info.Endpoint = s.String()
+	}
+	pidPath := h.path(pidFileName)
+	if fi, err := os.Lstat(pidPath); err == nil && !fi.Mode().IsRegular() {
+		return pidInfo{}, fmt.Errorf("pid file %q is not a regular file; refusing to replace it", pidPath)
+	}
+	if err := writeFileAtomic(pidPath, formatPIDFile(info)); err != nil {
+		return pidInfo{}, fmt.Errorf("write pid file: %w", err)
+	}
+	return info, nil
+}
+
+// sleepCtx sleeps for d or until ctx is done, and reports whether it slept
+// the whole time.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

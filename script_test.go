@@ -71,7 +71,7 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("exitcode: %v", err)
 	}
-	out, errOut, got := runDifflore(ts, stdin, args[1:])
+	out, errOut, got := runDifflore(ts, stdin, args[1:]...)
 	ts.Logf("[stdout]\n%s[stderr]\n%s", out, errOut)
 	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stdout"), []byte(out), 0o600))
 	ts.Check(os.WriteFile(ts.MkAbs(".exitcode-stderr"), []byte(errOut), 0o600))
@@ -80,9 +80,10 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// runDifflore runs difflore ARGS… as the script's environment sets it up,
-// with stdin on its standard input, and returns its output and exit code.
-func runDifflore(ts *testscript.TestScript, stdin string, args []string) (stdout, stderr string, code int) {
+// runDifflore runs difflore ARGS… as a child, in the script's work folder
+// and data home, with stdin on its standard input, and returns its output
+// and exit code.
+func runDifflore(ts *testscript.TestScript, stdin string, args ...string) (stdout, stderr string, code int) {
 	exe, err := os.Executable()
 	if err != nil {
 		ts.Fatalf("%v", err)
@@ -109,9 +110,9 @@ func runDifflore(ts *testscript.TestScript, stdin string, args []string) (stdout
 }
 
 // cmdWaitStatus: waitstatus REGEXP — runs 'difflore status' until a line of
-// its output matches REGEXP, for at most 20 s: a daemon acknowledges a batch
-// just after the endpoint has it, so a status taken the moment the events
-// arrive may still count them pending.
+// its output matches REGEXP (at most 20 s): a file endpoint has an event
+// before the daemon acknowledges it in the outbox, so status can show it
+// inflight for a moment after the line is in the file.
 func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
 		ts.Fatalf("usage: waitstatus REGEXP")
@@ -122,13 +123,13 @@ func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, _, _ := runDifflore(ts, "", []string{"status"})
+		out, _, _ := runDifflore(ts, "", "status")
 		if re.MatchString(out) {
 			return
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("waitstatus: no line matches %q after 20s; status says:\n%s", args[0], out)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }

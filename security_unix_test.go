@@ -224,6 +224,7 @@ func TestSymlinkedSpillFolder(t *testing.T) {
 // must refuse to signal it, and must not signal the daemon on its strength.
 func TestSymlinkedPIDFileNamesNoOne(t *testing.T) {
 	home := testHome(t)
+	useQuickWaits(t)
 	d := startDaemon(t)
 	bystander := startSleeper(t)
 	info := pidInfo{PID: bystander.pid(), StartedAt: startedAt(t, bystander.pid()), Exe: bystander.cmd.Path, Version: "x"}

@@ -5,7 +5,6 @@ import (
 	"html"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/template"
 )
 
@@ -94,8 +93,7 @@ schtasks /Run /TN difflore
 }
 
 func cmdService(cfg config, args []string) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-		fmt.Fprint(cfg.stdout, strings.TrimLeft(serviceUsage, "\n"))
+	if usageAsked(cfg, args, serviceUsage, false) {
 		return nil
 	}
 	if len(args) != 2 || args[0] != "print" {

@@ -366,7 +366,8 @@ func scrubToken(text, token string) string {
 	return text
 }
 
-// classify maps an HTTP answer to a result, per DESIGN.md's answer table.
+// classify maps an HTTP answer to a result, as the README's Delivery section
+// says.
 // The rejected events of a 2xx answer are readRejected's to find, as the
 // answer is read; body is the start of any other answer.
 func classify(status int, retryAfter string, body []byte, now time.Time, scrub func(string) string) result {

@@ -71,22 +71,7 @@ func TestFileSinkFullDisk(t *testing.T) {
 	}
 	// Fill the file system: what is left is the slack in out.jsonl's last
 	// page, so the next batch is cut there.
-	filler, err := os.Create(filepath.Join(mnt, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if _, err := filler.Write(make([]byte, 4096)); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-		if i > 64 {
-			t.Fatal("the 64 KiB tmpfs never filled")
-		}
-	}
-	filler.Close()
+	fillFS(t, filepath.Join(mnt, "filler"))
 
 	add("second", 40)
 	if sent, err := d.step(t.Context()); err != nil || !sent {
@@ -108,6 +93,28 @@ func TestFileSinkFullDisk(t *testing.T) {
 		t.Fatalf("counts %+v after space came back, want every event delivered", c)
 	}
 	checkJSONLines(t, path, ids)
+}
+
+// fillFS writes a file at path until the file system it is on is full
+// (a 64 KiB tmpfs: it fails the test after more).
+func fillFS(t *testing.T, path string) {
+	t.Helper()
+	filler, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := filler.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+		if i > 64 {
+			t.Fatal("the 64 KiB tmpfs never filled")
+		}
+	}
+	filler.Close()
 }
 
 // fsizeChildEnv runs TestFileSinkFailedWriteIsUndone's child: the part

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDeadLetterSpilled: when the outbox cannot be written, a dead letter is
+// spilled like any event, its bytes exact, and replayed as a dead letter.
+func TestDeadLetterSpilled(t *testing.T) {
+	home := testHome(t)
+	mustCLI(t, "enqueue", `{"n":0}`)
+	db := filepath.Join(home, dbFileName)
+	if err := os.Rename(db, db+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(db, 0o700); err != nil { // a folder where the outbox should be
+		t.Fatal(err)
+	}
+	payload := "{\"a\":\"\xff\xfe\"}\n"
+	out, errOut, code := cli(t, payload, "enqueue", "--id", "raw-1", "--kind", "hook.x")
+	if code != 0 || out != "" {
+		t.Fatalf("enqueue on an unwritable outbox: exit %d, %q %q", code, out, errOut)
+	}
+	if spills, _ := filepath.Glob(filepath.Join(home, spillDirName, "*.json")); len(spills) != 1 {
+		t.Fatalf("%d spill files, want 1", len(spills))
+	}
+	os.Remove(db)
+	if err := os.Rename(db+".away", db); err != nil {
+		t.Fatal(err)
+	}
+	outFile := filepath.Join(t.TempDir(), "out.jsonl")
+	mustCLI(t, "drain", "--endpoint", fileURL(outFile))
+	if lines := readLines(t, outFile); len(lines) != 1 {
+		t.Errorf("the endpoint got %q, want the good event alone", lines)
+	}
+	dead := deadLetters(t)
+	if len(dead) != 1 || dead[0].ID != "raw-1" || dead[0].Kind != "hook.x" || !strings.Contains(dead[0].LastError, "UTF-8") {
+		t.Fatalf("dead letters %+v, want raw-1 with its reason", dead)
+	}
+	if got, _, _ := cli(t, "", "outbox", "show", "raw-1"); got != payload {
+		t.Errorf("outbox show raw-1 = %q, want %q", got, payload)
+	}
+}
+
+func countSpillFiles(t *testing.T, h home) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(h.path(spillDirName), "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(files)
+}
+
+// TestSpillReplayInterleavesAndStops gives the daemon a large spill backlog:
+// it must deliver between bounded chunks of replay rather than read every
+// file first, and stop promptly when asked, leaving the rest in spill/.
+func TestSpillReplayInterleavesAndStops(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	const n = 2000
+	writeSpillFiles(t, h, "s", n, `{}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	leftAtFirst := make(chan int, 1)
+	ep := newEndpoint(t, func(i int, _ recorded) answer {
+		if i == 0 {
+			leftAtFirst <- countSpillFiles(t, h)
+			cancel() // SIGTERM, as far as the daemon can tell
+		}
+		return answer{status: 200}
+	})
+	done := make(chan error, 1)
+	go func() {
+		done <- runTest(ctx, []string{"run", "--endpoint", ep.URL}, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("daemon: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("daemon did not stop within 2 minutes")
+	}
+	select {
+	case left := <-leftAtFirst:
+		if left == 0 {
+			t.Errorf("the first delivery came only after all %d spill files were replayed", n)
+		}
+	default:
+		t.Fatal("the daemon delivered nothing")
+	}
+	if left := countSpillFiles(t, h); left == 0 {
+		t.Errorf("asked to stop at the first delivery, the daemon still replayed all %d spill files", n)
+	}
+}
+
+// TestSpillReplayCancelled: a round of replay asked to stop moves nothing
+// more and says that files are left.
+func TestSpillReplayCancelled(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	writeSpillFiles(t, h, "s", 10, `{}`)
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r, err := replaySpill(ctx, h, ob)
+	if err != nil || r.moved != 0 || !r.more {
+		t.Errorf("replaySpill on a cancelled context = %+v, %v; want nothing moved and more left", r, err)
+	}
+	if n := countSpillFiles(t, h); n != 10 {
+		t.Errorf("%d spill files left, want 10", n)
+	}
+}
+
+// TestOversizedSpillFile: a spill file larger than enqueue ever writes (a
+// sparse 1 GiB one here) becomes a dead letter without being read, and a
+// spill file whose payload enqueue would not have queued (over 1 MiB, not
+// JSON) becomes a dead letter rather than an event.
+func TestOversizedSpillFile(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	writeSpillFiles(t, h, "big", 1, `{"big":"`+strings.Repeat("x", maxPayload)+`"}`)
+	writeSpillFiles(t, h, "broken", 1, `{"broken":`)
+	huge := filepath.Join(h.path(spillDirName), newEventID(time.Now())+".json")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	outFile := filepath.Join(t.TempDir(), "out.jsonl")
+	mustCLI(t, "drain", "--endpoint", fileURL(outFile))
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
+		t.Errorf("replay allocated %d MiB: the 1 GiB spill file was read", grew>>20)
+	}
+	if lines := readLines(t, outFile); len(lines) != 0 {
+		t.Errorf("the endpoint got %d events, want none", len(lines))
+	}
+	dead := deadLetters(t)
+	if len(dead) != 3 {
+		t.Fatalf("dead letters %+v, want 3", dead)
+	}
+	var reasons []string
+	for _, d := range dead {
+		reasons = append(reasons, d.LastError)
+		payload, _, _ := cli(t, "", "outbox", "show", d.ID)
+		if strings.Contains(d.LastError, "spill file") && len(payload) > 0 {
+			t.Errorf("the dead letter of the huge spill file holds %d bytes of it", len(payload))
+		}
+	}
+	all := strings.Join(reasons, "\n")
+	for _, want := range []string{"larger than 1 MiB", "not one valid JSON value", "1.0 GiB"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no dead letter says %q:\n%s", want, all)
+		}
+	}
+	// The huge file is kept aside, whole, for a person to look at.
+	if fi, err := os.Stat(huge + ".toobig"); err != nil || fi.Size() != 1<<30 {
+		t.Errorf("the huge spill file was not set aside whole: %v", err)
+	}
+	if n := countSpillFiles(t, h); n != 0 {
+		t.Errorf("%d spill files left", n)
+	}
+}
+
+// TestStaleSpillTempRemoved: a temporary file left in spill/ by an enqueue
+// killed mid-write is removed when the daemon starts, once it is old enough
+// that no live enqueue can be writing it; a fresh one is left alone.
+func TestStaleSpillTempRemoved(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	dir := h.path(spillDirName)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "."+newEventID(time.Now())+".json.tmp123")
+	fresh := filepath.Join(dir, "."+newEventID(time.Now())+".json.tmp456")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte(`{"id":`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * spillTempStale)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	inProcessDaemon(t)
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temp file still there after the daemon started (%v)", err)
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("fresh temp file removed: %v", err)
+	}
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const statusUsage = `
+Usage: difflore status [--json]
+
+Shows whether the daemon of this data home runs, the outbox counts, the
+endpoint and the last delivery. Exit code: 0 running, 1 stale PID file,
+3 not running, 4 unknown (the lock is held but the PID file cannot be used,
+or the data home cannot be read).
+
+Example:
+  difflore status --json | jq .outbox.pending
+`
+
+// statusReport is what 'status --json' prints.
+type statusReport struct {
+	Daemon struct {
+		State         string `json:"state"`
+		PID           int    `json:"pid,omitempty"`
+		StartedAt     string `json:"started_at,omitempty"`
+		UptimeSeconds int64  `json:"uptime_seconds,omitempty"`
+		Version       string `json:"version,omitempty"`
+		Reason        string `json:"reason,omitempty"`
+	} `json:"daemon"`
+	Outbox struct {
+		counts
+		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
+		Error                   string  `json:"error,omitempty"`
+	} `json:"outbox"`
+	Endpoint string `json:"endpoint"`
+	Delivery struct {
+		LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
+		LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
+		LastAttemptAt     string `json:"last_attempt_at,omitempty"`
+		LastError         string `json:"last_error,omitempty"`
+		Breaker           string `json:"breaker,omitempty"`
+		PausedReason      string `json:"paused_reason,omitempty"`
+		PausedSince       string `json:"paused_since,omitempty"`
+	} `json:"delivery"`
+	Redacted map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+}
+
+// daemonState is what the lock and the PID file say together.
+type daemonState struct {
+	state  string // running, stale, not_running or unknown
+	info   pidInfo
+	reason string
+}
+
+// inspect decides whether a daemon runs: the lock says whether one does, the
+// PID file says which. It never signals anything. When the lock cannot be
+// probed (a read-only home, say), the state is unknown: that no daemon runs
+// is as unproven as that one does.
+func inspect(h home) daemonState {
+	held, err := lockHeld(h)
+	if err != nil {
+		return daemonState{state: "unknown", reason: "cannot tell whether a daemon holds the lock: " + err.Error()}
+	}
+	if !held {
+		info, err := readPIDFile(h.path(pidFileName))
+		if errors.Is(err, fs.ErrNotExist) {
+			return daemonState{state: "not_running"}
+		}
+		return daemonState{state: "stale", info: info}
+	}
+	info, _, err := lockHolder(h, false)
+	var perr *pidFileError
+	if errors.As(err, &perr) {
+		return daemonState{state: "unknown", reason: "the lock is held, but the pid file cannot be used: " + perr.err.Error()}
+	}
+	if err != nil {
+		return daemonState{state: "unknown", info: info, reason: "the lock is held, but not by the daemon the pid file describes: " + err.Error()}
+	}
+	return daemonState{state: "running", info: info}
+}
+
+func cmdStatus(ctx context.Context, cfg config, args []string) error {
+	fl := newFlagSet(cfg, "status", statusUsage)
+	asJSON := fl.Bool("json", false, "print one JSON object")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return usageError("status takes no arguments, got %q", fl.Arg(0))
+	}
+	var rep statusReport
+	rep.Daemon.State = "not_running"
+	rep.Endpoint = redactURL(cfg.endpoint)
+	if cfg.endpoint == "" {
+		rep.Endpoint = "(none)"
+	}
+	h, err := openHome(cfg.home, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A home that cannot be used says nothing about a daemon: exit 4,
+		// LSB's "unknown", not 1, which claims a stale PID file.
+		return withCode(4, err)
+	}
+	if err == nil {
+		st := inspect(h)
+		rep.Daemon.State, rep.Daemon.PID, rep.Daemon.Reason = st.state, st.info.PID, st.reason
+		if st.state == "running" {
+			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
+			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
+			rep.Daemon.Version = st.info.Version
+		}
+		// An outbox that cannot be read is reported, not fatal: whether
+		// the daemon runs is what status is for.
+		if err := fillOutboxStatus(h, &rep); err != nil {
+			rep.Outbox.Error = err.Error()
+		}
+		// Counted apart from the outbox: spilled events are those the
+		// outbox could not take.
+		if rep.Outbox.Spilled, err = countSpilled(h); err != nil && rep.Outbox.Error == "" {
+			rep.Outbox.Error = fmt.Sprintf("spill folder: %v", err)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(cfg.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printStatus(cfg.stdout, &rep, useColor(cfg, cfg.stdout))
+	}
+	switch rep.Daemon.State {
+	case "running":
+		return nil
+	case "stale":
+		return withCode(1, errSilent)
+	case "unknown":
+		return withCode(4, errSilent)
+	}
+	return withCode(3, errSilent)
+}
+
+// fillOutboxStatus adds the counts and the delivery state, when the outbox
+// exists; status never creates one.
+func fillOutboxStatus(h home, rep *statusReport) error {
+	if _, err := os.Stat(h.path(dbFileName)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	ob, err := openOutbox(h, 2*time.Second, time.Now)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	c, err := ob.counts()
+	if err != nil {
+		return err
+	}
+	rep.Outbox.counts = c
+	if c.Pending > 0 {
+		rep.Outbox.OldestPendingAgeSeconds = time.Since(c.OldestPending).Round(time.Millisecond).Seconds()
+	}
+	m, err := ob.meta()
+	if err != nil {
+		return fmt.Errorf("read delivery state: %w", err)
+	}
+	if rep.Daemon.State == "running" && m["endpoint"] != "" {
+		rep.Endpoint = m["endpoint"]
+	}
+	dl := &rep.Delivery
+	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
+	dl.LastDeliveryCount, _ = strconv.Atoi(m["last_delivery_count"])
+	rep.Redacted = redactionCounts(m)
+	if rep.Daemon.State == "running" {
+		dl.Breaker, dl.PausedReason, dl.PausedSince = m["breaker"], m["paused_reason"], m["paused_since"]
+	}
+	return nil
+}
+
+// ANSI colours for the state line of status, on a terminal only.
+const (
+	green  = "\033[32m"
+	yellow = "\033[33m"
+	red    = "\033[31m"
+	reset  = "\033[0m"
+)
+
+func printStatus(w io.Writer, rep *statusReport, color bool) {
+	paint := func(c, s string) string {
+		if !color {
+			return s
+		}
+		return c + s + reset
+	}
+	d := rep.Daemon
+	switch d.State {
+	case "running":
+		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
+		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, d.Version)
+	case "stale":
+		if d.PID == 0 {
+			// The PID file could not be used (a symlink, garbage): there is
+			// no PID to show, and 0 would read as one.
+			fmt.Fprintf(w, "%s (unreadable); not running\n", paint(yellow, "stale pid file"))
+		} else {
+			fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
+		}
+	case "unknown":
+		fmt.Fprintf(w, "%s: %s\n", paint(red, "unknown"), d.Reason)
+	default:
+		fmt.Fprintln(w, paint(yellow, "not running"))
+	}
+	o := rep.Outbox
+	if o.Error != "" {
+		fmt.Fprintf(w, "outbox:   cannot be read: %s", firstLine(o.Error))
+	} else {
+		fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+	}
+	if o.Spilled > 0 {
+		fmt.Fprintf(w, ", %d spilled", o.Spilled)
+	}
+	if o.Pending > 0 {
+		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "endpoint: %s\n", rep.Endpoint)
+	dl := rep.Delivery
+	switch {
+	case dl.LastAttemptAt == "":
+		fmt.Fprintln(w, "delivery: nothing sent yet")
+	case dl.LastError == "":
+		fmt.Fprintf(w, "delivery: last %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+	case dl.LastDeliveryAt == dl.LastAttemptAt:
+		// Delivered, with a warning from the endpoint (OTLP partial success).
+		fmt.Fprintf(w, "delivery: last %d events at %s, %s: %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt, paint(yellow, "with a warning"), firstLine(dl.LastError))
+	default:
+		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", dl.LastAttemptAt, paint(red, "failed"), firstLine(dl.LastError))
+		if dl.LastDeliveryAt != "" {
+			fmt.Fprintf(w, "          last success: %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+		}
+	}
+	if dl.PausedReason != "" {
+		fmt.Fprintf(w, "paused:   since %s: %s\n", dl.PausedSince, firstLine(dl.PausedReason))
+	}
+	if strings.HasPrefix(dl.Breaker, "open") {
+		fmt.Fprintf(w, "breaker:  %s\n", dl.Breaker)
+	}
+	if len(rep.Redacted) > 0 {
+		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestStatusCountsSpilled: the spill backlog shows in status, text and JSON.
+func TestStatusCountsSpilled(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	mustCLI(t, "enqueue", `{}`)
+	writeSpillFiles(t, h, "s", 3, `{}`)
+	out, _, _ := cli(t, "", "status", "--json")
+	var rep struct {
+		Outbox map[string]any `json:"outbox"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Outbox["spilled"]; got != float64(3) {
+		t.Errorf("status --json: outbox.spilled = %v, want 3\n%s", got, out)
+	}
+	if out, _, _ := cli(t, "", "status"); !strings.Contains(out, "3 spilled") {
+		t.Errorf("status does not show the spill backlog:\n%s", out)
+	}
+}
+
+func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
+	testHome(t)
+	var mu sync.Mutex
+	status := 200
+	arr := newArrivals()
+	ep := newEndpoint(t, func(n int, req recorded) answer {
+		arr.script(200)(n, req)
+		mu.Lock()
+		defer mu.Unlock()
+		return answer{status: status, body: "token expired"}
+	})
+	t.Setenv("DIFFLORE_CLOUD_TOKEN", "tok-very-secret")
+	mustCLI(t, "enqueue", "--id", "s-0", `{}`)
+	mustCLI(t, "enqueue", "--id", "s-1", `{}`)
+	// A child process: status will not vouch for its own process.
+	startDaemon(t, "--endpoint", ep.URL)
+	arr.await(t, "s-1", 10*time.Second)
+	status2 := func() statusReport {
+		var rep statusReport
+		if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json")), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	waitFor(t, 10*time.Second, "status to show the delivery", func() bool { return status2().Delivery.LastDeliveryCount == 2 })
+	rep := status2()
+	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint != ep.URL {
+		t.Errorf("status after a delivery: %+v", rep)
+	}
+	if text := mustCLI(t, "status"); !strings.Contains(text, "delivery: last 2 events at ") {
+		t.Errorf("status text does not show the last delivery:\n%s", text)
+	}
+
+	mu.Lock()
+	status = 401
+	mu.Unlock()
+	mustCLI(t, "enqueue", "--id", "s-2", `{}`)
+	waitFor(t, 10*time.Second, "status to show the pause", func() bool { return status2().Delivery.PausedReason != "" })
+	rep = status2()
+	if !strings.Contains(rep.Delivery.PausedReason, "401 Unauthorized: token expired") || rep.Delivery.PausedSince == "" || rep.Outbox.Pending != 1 || rep.Outbox.Dead != 0 {
+		t.Errorf("status while paused: %+v", rep)
+	}
+	text := mustCLI(t, "status")
+	if !strings.Contains(text, "paused:   since ") || !strings.Contains(text, "token expired") || !strings.Contains(text, "last success: 2 events at") {
+		t.Errorf("status text does not show the pause and the last success:\n%s", text)
+	}
+	if strings.Contains(text, "tok-very-secret") {
+		t.Errorf("status shows the token:\n%s", text)
+	}
+	for _, req := range ep.requests() {
+		if req.header.Get("Authorization") != "Bearer tok-very-secret" {
+			t.Errorf("request without the bearer token")
+		}
+	}
+}
