@@ -860,7 +860,7 @@ func TestHooksCodexTrust(t *testing.T) {
 		t.Errorf("backups of config.toml: %v, want one", backups(t, configPath))
 	}
 	codexStatus(t, "trusted", 0, "Codex trusts 14 of 14")
-	_, errOut, _ = cli(t, "", "hooks", "install", "--trust", "--command", exe, "codex")
+	cli(t, "", "hooks", "install", "--trust", "--command", exe, "codex")
 	if !bytes.Equal(config(), trusted) || len(backups(t, configPath)) != 1 {
 		t.Errorf("second install --trust changed config.toml:\n%s", config())
 	}
