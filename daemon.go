@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,7 +29,8 @@ Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
 Runs the delivery daemon of this data home: it drains the outbox in batches
 to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
 daemon runs per data home; a second exits 1. With no endpoint the daemon runs
-and keeps events queued.
+and keeps events queued. What no flag sets comes from the environment, then
+from config.toml in the data home ('difflore config -h').
 
 Examples:
   difflore run --endpoint https://ingest.example.com/v1/events
@@ -36,22 +38,27 @@ Examples:
   difflore run --endpoint otlp+http://127.0.0.1:4318   # an OpenTelemetry Collector
 `
 
-// runOptions are the daemon's settings after flags and environment.
+// runOptions are the daemon's settings after flags, environment and
+// config.toml.
 type runOptions struct {
-	endpoint      string
-	token         string
-	batch         int
-	tick          time.Duration
-	allowInsecure bool
-	logLevel      slog.Level
+	endpoint       string
+	endpointSource string // flag, env, config or none
+	token          string
+	batch          int
+	batchGiven     bool // by --batch, not by config.toml or the default
+	redact         redactOptions
+	warnings       []string // about config.toml, for the log
+	tick           time.Duration
+	allowInsecure  bool
+	logLevel       slog.Level
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "run", runUsage)
 	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready")
-	opts := runOptions{token: cfg.token}
-	fl.StringVar(&opts.endpoint, "endpoint", cfg.endpoint, "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL")
-	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
+	var opts runOptions
+	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
+	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
 	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events where the OS gives no notice of them (`DUR`, 10ms to 10s; on Linux, inotify wakes it at once and it looks every second besides)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
@@ -63,6 +70,9 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	}
 	if opts.batch < 1 || opts.batch > 10000 {
 		return usageError("--batch %d: want 1 to 10000", opts.batch)
+	}
+	if err := opts.settle(cfg, fl, *endpoint); err != nil {
+		return err
 	}
 	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
@@ -82,6 +92,27 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 		return startDetached(ctx, cfg, h, opts)
 	}
 	return runDaemon(ctx, cfg, h, s, opts)
+}
+
+// settle completes the options the flags gave with the settings of the
+// environment and config.toml, for what no flag set.
+func (o *runOptions) settle(cfg config, fl *flag.FlagSet, endpoint string) error {
+	st, err := cfg.settings()
+	if err != nil {
+		return err
+	}
+	st.withEndpointFlag(endpoint, flagGiven(fl, "endpoint"))
+	if !flagGiven(fl, "endpoint") && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
+		// The endpoint a 'run --detach' was given, passed on out of argv.
+		st.endpoint, st.endpointSource = cfg.getenv(detachedEndpointEnv), fromFlag
+	}
+	o.batchGiven = flagGiven(fl, "batch")
+	if !o.batchGiven {
+		o.batch = st.batch
+	}
+	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
+	o.redact, o.warnings = st.redact, st.warnings
+	return nil
 }
 
 // runDaemon is the daemon: take the lock, publish the PID file, drain until
@@ -139,7 +170,10 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if s != nil {
 		endpoint = s.String()
 	}
-	ob, err := startOutbox(ctx, h, endpoint, log)
+	for _, w := range opts.warnings {
+		log.Warn(w)
+	}
+	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, log)
 	if err != nil && ctx.Err() != nil {
 		// Asked to stop while it waited for the outbox: a graceful stop.
 		log.Info("daemon stopped", "pid", info.PID)
@@ -153,7 +187,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 				h.path(dbFileName), h.path(spillDirName))}
 	}
 	d := newDrainer(ob, s, opts.batch, log, time.Now)
-	if err := d.setRedaction(redactOptionsFromEnv(cfg.getenv)); err != nil {
+	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
 	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits}
@@ -171,9 +205,9 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		log.Info("turned on incremental auto_vacuum in the outbox")
 	}
 
-	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "home", h.dir)
+	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "endpoint_source", opts.endpointSource, "home", h.dir)
 	if s == nil {
-		log.Warn("no endpoint: events stay queued", "hint", "set DIFFLORE_CLOUD_URL or --endpoint")
+		log.Warn("no endpoint: events stay queued", "hint", "run 'difflore config set endpoint URL', or set DIFFLORE_CLOUD_URL or --endpoint")
 	}
 	if cfg.getenv(detachedEnv) == "1" {
 		reportReady(cfg, info.PID, logFile, log)

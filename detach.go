@@ -23,17 +23,38 @@ const readyTimeout = 30 * time.Second
 // already.
 const detachedEnv = "DIFFLORE_DETACHED"
 
+// detachedEndpointEnv passes the --endpoint of 'run --detach' to the
+// daemon it starts, which takes it as its own flag (so that status says
+// "flag"); the daemon reads it only when detachedEnv is set.
+const detachedEndpointEnv = "DIFFLORE_DETACHED_ENDPOINT"
+
 // childArgs are the flags that give a detached daemon these options. The
-// endpoint is not among them: it goes through the environment, since a
-// command line is there for anyone to read in ps, and an endpoint URL may
-// hold credentials.
+// endpoint is not among them: it goes through the environment (childEnv),
+// since a command line is there for anyone to read in ps, and an endpoint
+// URL may hold credentials. The batch is, only when a flag gave it: else the
+// daemon takes it from config.toml itself.
 func (o runOptions) childArgs() []string {
-	args := []string{"run", "--batch", strconv.Itoa(o.batch), "--tick", o.tick.String(),
-		"--log-level", strings.ToLower(o.logLevel.String())}
+	args := []string{"run", "--tick", o.tick.String(), "--log-level", strings.ToLower(o.logLevel.String())}
+	if o.batchGiven {
+		args = append(args, "--batch", strconv.Itoa(o.batch))
+	}
 	if o.allowInsecure {
 		args = append(args, "--allow-insecure")
 	}
 	return args
+}
+
+// childEnv is how a detached daemon learns the endpoint: from the
+// environment when the parent's came from a flag or the environment, else
+// from config.toml, which it reads itself.
+func (o runOptions) childEnv() []string {
+	switch o.endpointSource {
+	case fromFlag:
+		return []string{"DIFFLORE_CLOUD_URL=", detachedEndpointEnv + "=" + o.endpoint}
+	case fromEnv:
+		return []string{"DIFFLORE_CLOUD_URL=" + o.endpoint, detachedEndpointEnv + "="}
+	}
+	return []string{"DIFFLORE_CLOUD_URL=", detachedEndpointEnv + "="}
 }
 
 // startDetached starts 'difflore run' as a detached background process and
@@ -49,7 +70,8 @@ func startDetached(ctx context.Context, cfg config, h home, opts runOptions) err
 	}
 	defer pr.Close()
 	cmd := exec.Command(exe, opts.childArgs()...)
-	cmd.Env = append(os.Environ(), detachedEnv+"=1", "DIFFLORE_HOME="+h.dir, "DIFFLORE_CLOUD_URL="+opts.endpoint)
+	cmd.Env = append(os.Environ(), detachedEnv+"=1", "DIFFLORE_HOME="+h.dir)
+	cmd.Env = append(cmd.Env, opts.childEnv()...)
 	cmd.Dir = h.dir
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if cmd, err = startDetachedProcess(cmd); err != nil {

@@ -19,6 +19,7 @@
 //	difflore logs [-f] [-n N]
 //	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
 //	difflore service print systemd|launchd|windows
+//	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish
 //	difflore version
 //
@@ -88,7 +89,19 @@
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http
 // to a host that is not loopback needs --allow-insecure.
 //
-// Environment:
+// config.toml in the data home holds the settings: endpoint, token, batch,
+// redact, redact_rules ([[redact_rules]] tables of name and pattern) and
+// redact_allow (values never replaced). Every daemon of the home reads it,
+// whether a hook (--ensure-daemon), a service or a person started it. A flag
+// wins over the environment, which wins over the file, which wins over the
+// default; status says where the endpoint came from. config set checks a
+// value and replaces the key's line, keeping the user's other lines and
+// comments; an unknown key is a warning. list shows "token = (set)", and get
+// prints the token only with --show-token. A file that holds a token and
+// that group or others may read is refused by every command that reads it
+// (chmod 600 it, or config unset token). enqueue never reads the file.
+//
+// Environment (over config.toml):
 //
 //	DIFFLORE_HOME          data home (default ~/.difflore)
 //	DIFFLORE_CLOUD_URL     the endpoint

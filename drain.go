@@ -17,7 +17,8 @@ Delivers everything deliverable now, in the foreground, and exits with a
 summary: for a last flush before a laptop sleeps, or in CI. It refuses while
 a daemon runs for this data home (the daemon already delivers). Events that
 wait for a retry are sent now, whatever their backoff; those that fail again
-stay queued with a new retry time; dead letters stay dead.
+stay queued with a new retry time; dead letters stay dead. What no flag sets
+comes from the environment, then from config.toml ('difflore config -h').
 
 Example:
   difflore drain --endpoint https://ingest.example.com/v1/events
@@ -34,8 +35,8 @@ type drainSummary struct {
 
 func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "drain", drainUsage)
-	endpoint := fl.String("endpoint", cfg.endpoint, "ingest `URL`; default $DIFFLORE_CLOUD_URL")
-	batch := fl.Int("batch", defaultBatch, "most events in one request, `N` from 1 to 10000")
+	endpoint := fl.String("endpoint", "", "ingest `URL`; default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
+	batch := fl.Int("batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
 	allowInsecure := fl.Bool("allow-insecure", false, "allow plain http to a host that is not loopback")
 	asJSON := fl.Bool("json", false, "print the summary as one JSON object")
 	if err := parseFlags(fl, args); err != nil {
@@ -47,12 +48,22 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if *batch < 1 || *batch > 10000 {
 		return usageError("--batch %d: want 1 to 10000", *batch)
 	}
-	s, err := parseEndpoint(*endpoint, cfg.token, buildVersion(), *allowInsecure)
+	st, err := cfg.settings()
+	if err != nil {
+		return err
+	}
+	st.printWarnings(cfg.stderr)
+	st.withEndpointFlag(*endpoint, flagGiven(fl, "endpoint"))
+	if !flagGiven(fl, "batch") {
+		*batch = st.batch
+	}
+	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), *allowInsecure)
 	if err != nil {
 		return err
 	}
 	if s == nil {
-		return &exitError{code: 2, err: fmt.Errorf("no endpoint to drain to"), hint: "set DIFFLORE_CLOUD_URL or pass --endpoint"}
+		return &exitError{code: 2, err: fmt.Errorf("no endpoint to drain to"),
+			hint: "run 'difflore config set endpoint URL', or set DIFFLORE_CLOUD_URL or pass --endpoint"}
 	}
 	h, err := openHome(cfg.home, true)
 	if err != nil {
@@ -88,7 +99,7 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	}
 
 	d := newDrainer(ob, s, *batch, slog.New(slog.DiscardHandler), time.Now)
-	if err := d.setRedaction(redactOptionsFromEnv(cfg.getenv)); err != nil { // redaction
+	if err := d.setRedaction(st.redact); err != nil { // redaction
 		return err
 	}
 	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !*asJSON, before.Pending)

@@ -86,3 +86,12 @@ func checkOwner(fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// checkSecretMode refuses a file holding a secret that group or others may
+// read, as ssh refuses such a private key.
+func checkSecretMode(fi fs.FileInfo) error {
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("is readable by group or others (mode %04o); refusing it", fi.Mode().Perm())
+	}
+	return nil
+}

@@ -93,3 +93,8 @@ func checkPrivate(string, fs.FileInfo, []string) error { return nil }
 // checkOwner is a no-op on Windows, where the profile folder's ACL already
 // keeps other users out.
 func checkOwner(fs.FileInfo) error { return nil }
+
+// checkSecretMode does nothing on Windows, where Go derives a file's mode
+// bits from its read-only attribute alone: the file's ACL, inherited from
+// the profile folder for the default home, says who may read it.
+func checkSecretMode(fs.FileInfo) error { return nil }

@@ -77,6 +77,9 @@ type config struct {
 	stderr   io.Writer
 	getenv   func(string) string
 	waits    waits
+	// readConfig reads config.toml (readConfigFile). Commands read it only
+	// when they use a setting (config.load); a test counts the reads here.
+	readConfig func(path string) (configFile, error)
 }
 
 // waits are the long waits of the commands: fixed for users, and set
@@ -109,6 +112,8 @@ func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		stderr:   stderr,
 		getenv:   getenv,
 		waits:    defaultWaits(),
+
+		readConfig: readConfigFile,
 	}
 }
 
@@ -145,6 +150,8 @@ func commands() []commandSpec {
 			[]string{"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "--trust", "claude", "codex", "cursor", "gemini"}},
 		{"service", "print a systemd, launchd or Windows service definition", noCtx(cmdService),
 			[]string{"print", "systemd", "launchd", "windows"}},
+		{"config", "show and edit the settings in config.toml: get, set, unset, list, path", noCtx(cmdConfig),
+			[]string{"get", "set", "unset", "list", "path", "--show-token", "endpoint", "token", "batch", "redact", "redact_rules", "redact_allow"}},
 		{"completion", "print a shell completion script", noCtx(cmdCompletion), []string{"bash", "zsh", "fish"}},
 		{"version", "print the version", noCtx(cmdVersion), []string{}},
 	}
@@ -170,7 +177,7 @@ Usage:
 Commands:
 `
 	usageTail = `
-Environment:
+Environment (over the settings in config.toml, see 'difflore config -h'):
   DIFFLORE_HOME          data home (default ~/.difflore)
   DIFFLORE_CLOUD_URL     ingest endpoint (http(s):// or file:)
   DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint

@@ -926,13 +926,13 @@ const (
 // again, backing off to every 30 s, until it gets in or ctx is done. Only
 // another error is returned: giving up on a locked outbox would leave the
 // events queued in it undelivered.
-func startOutbox(ctx context.Context, h home, endpoint string, log *slog.Logger) (*outbox, error) {
+func startOutbox(ctx context.Context, h home, endpoint, source string, log *slog.Logger) (*outbox, error) {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		ob, err := openOutbox(h, startBusy, time.Now)
 		if err == nil {
 			err = ob.resetInflight()
 			if err == nil {
-				err = ob.setMeta(map[string]string{"endpoint": endpoint, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": source, "paused_reason": "", "paused_since": "", "breaker": "closed"})
 				if err != nil {
 					err = fmt.Errorf("write status: %w", err)
 				}

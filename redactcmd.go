@@ -16,8 +16,9 @@ Prints a payload as the daemon would send it, each secret replaced with
 replaced. The payload is one JSON value, read from FILE, or from standard
 input when FILE is - or absent. Nothing is queued or sent.
 
-With DIFFLORE_REDACT=0 the daemon sends payloads as they were queued, and
-so does this command.
+With DIFFLORE_REDACT=0, or redact = false in config.toml, the daemon sends
+payloads as they were queued, and so does this command. The rules and
+allowed values of config.toml (redact_rules, redact_allow) apply here too.
 
 Example:
   printf '{"tool_input":{"command":"cat .env"},"tool_response":"AWS_ACCESS_KEY_ID=AKIA…"}' | difflore redact
@@ -59,7 +60,12 @@ func cmdRedact(cfg config, args []string) error {
 		}
 		return usageError("payload in %s is not one valid JSON value: %v", name, err)
 	}
-	opts := redactOptionsFromEnv(cfg.getenv)
+	st, err := cfg.settings()
+	if err != nil {
+		return err
+	}
+	st.printWarnings(cfg.stderr)
+	opts := st.redact
 	r, err := newRedactor(opts)
 	if err != nil {
 		return err
@@ -70,6 +76,8 @@ func cmdRedact(cfg config, args []string) error {
 		return err
 	}
 	switch {
+	case opts.off && cfg.getenv(redactEnv) == "":
+		fmt.Fprintln(cfg.stderr, "redaction is off (redact = false in config.toml): nothing replaced")
 	case opts.off:
 		fmt.Fprintf(cfg.stderr, "redaction is off (%s=%s): nothing replaced\n", redactEnv, cfg.getenv(redactEnv))
 	case len(counts) == 0:

@@ -41,8 +41,9 @@ type statusReport struct {
 		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
 		Error                   string  `json:"error,omitempty"`
 	} `json:"outbox"`
-	Endpoint string `json:"endpoint"`
-	Delivery struct {
+	Endpoint       string `json:"endpoint"`
+	EndpointSource string `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
+	Delivery       struct {
 		LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
 		LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
 		LastAttemptAt     string `json:"last_attempt_at,omitempty"`
@@ -99,10 +100,6 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	}
 	var rep statusReport
 	rep.Daemon.State = "not_running"
-	rep.Endpoint = redactURL(cfg.endpoint)
-	if cfg.endpoint == "" {
-		rep.Endpoint = "(none)"
-	}
 	h, err := openHome(cfg.home, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A home that cannot be used says nothing about a daemon: exit 4,
@@ -126,6 +123,19 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		// outbox could not take.
 		if rep.Outbox.Spilled, err = countSpilled(h); err != nil && rep.Outbox.Error == "" {
 			rep.Outbox.Error = fmt.Sprintf("spill folder: %v", err)
+		}
+	}
+	if rep.Daemon.State != "running" || rep.Endpoint == "" {
+		// No daemon says which endpoint it uses: show the one a daemon
+		// started now would use.
+		st, err := cfg.settings()
+		if err != nil {
+			return withCode(4, err)
+		}
+		st.printWarnings(cfg.stderr)
+		rep.Endpoint, rep.EndpointSource = redactURL(st.endpoint), st.endpointSource
+		if st.endpoint == "" {
+			rep.Endpoint = "(none)"
 		}
 	}
 	if *asJSON {
@@ -170,7 +180,7 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 		return fmt.Errorf("read delivery state: %w", err)
 	}
 	if rep.Daemon.State == "running" && m["endpoint"] != "" {
-		rep.Endpoint = m["endpoint"]
+		rep.Endpoint, rep.EndpointSource = m["endpoint"], m["endpoint_source"]
 	}
 	dl := &rep.Delivery
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
@@ -228,7 +238,11 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "endpoint: %s\n", rep.Endpoint)
+	if rep.EndpointSource == "" || rep.EndpointSource == fromNone {
+		fmt.Fprintf(w, "endpoint: %s\n", rep.Endpoint)
+	} else {
+		fmt.Fprintf(w, "endpoint: %s (from %s)\n", rep.Endpoint, rep.EndpointSource)
+	}
 	dl := rep.Delivery
 	switch {
 	case dl.LastAttemptAt == "":

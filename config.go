@@ -1,0 +1,225 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// configFileName is the settings file of a data home: every daemon of the
+// home reads it, whoever started it (a hook, a service, a person), so that
+// all of them deliver to the same place.
+const configFileName = "config.toml"
+
+// maxConfigFile bounds what is read of config.toml: a settings file is a
+// few lines.
+const maxConfigFile = 1 << 20
+
+// fileConfig is config.toml as decoded. A pointer is nil when the file does
+// not set the key, so that the default, not a zero value, applies.
+type fileConfig struct {
+	Endpoint    *string    `toml:"endpoint"`
+	Token       *string    `toml:"token"`
+	Batch       *int       `toml:"batch"`
+	Redact      *bool      `toml:"redact"`
+	RedactRules []fileRule `toml:"redact_rules"`
+	RedactAllow []string   `toml:"redact_allow"`
+	// The outbox's limits (max_size, max_age) are keys of this struct
+	// too, once the outbox has them.
+}
+
+// fileRule is a [[redact_rules]] table: a customRule.
+type fileRule struct {
+	Name    string `toml:"name"`
+	Pattern string `toml:"pattern"`
+}
+
+// settings are what the commands that deliver use, each taken from the
+// first of flag, environment, config.toml and default that sets it.
+type settings struct {
+	endpoint       string
+	endpointSource string // flag, env, config or none
+	token          string
+	batch          int
+	redact         redactOptions
+	warnings       []string // about the file: unknown keys
+}
+
+// The sources of a setting, as status shows them.
+const (
+	fromFlag   = "flag"
+	fromEnv    = "env"
+	fromConfig = "config"
+	fromNone   = "none"
+)
+
+// configFile is config.toml as read: its bytes and what the file system
+// says about it. A missing file reads as empty.
+type configFile struct {
+	path string
+	data []byte
+	info fs.FileInfo // nil when the file does not exist
+}
+
+// readConfigFile reads config.toml without following a symlink or waiting
+// on a named pipe planted under its name (openRegular), as every file of
+// the data home is read.
+func readConfigFile(path string) (configFile, error) {
+	f, err := openRegular(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return configFile{path: path}, nil
+	}
+	if err != nil {
+		return configFile{}, fmt.Errorf("read %s: %w", configFileName, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return configFile{}, fmt.Errorf("read %s: %w", configFileName, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return configFile{}, fmt.Errorf("read %s: %w", configFileName, err)
+	}
+	if len(data) > maxConfigFile {
+		return configFile{}, fmt.Errorf("%s is larger than %d MiB; refusing it", path, maxConfigFile>>20)
+	}
+	return configFile{path: path, data: data, info: fi}, nil
+}
+
+// configPath is where config.toml of the data home is, whether or not it
+// exists.
+func (cfg config) configPath() string {
+	return filepath.Join(cfg.home, configFileName)
+}
+
+// decode decodes the file and lists the keys difflore does not know: a
+// typo, or a key of a newer difflore, is worth a warning, not a daemon that
+// refuses to start.
+func (f configFile) decode() (fileConfig, []string, error) {
+	var fc fileConfig
+	md, err := toml.Decode(string(f.data), &fc)
+	if err != nil {
+		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", f.path, err),
+			hint: "fix it, or see 'difflore config -h'"}
+	}
+	var warnings []string
+	for _, k := range md.Undecoded() {
+		warnings = append(warnings, fmt.Sprintf("%s: unknown key %q, ignored", f.path, k.String()))
+	}
+	if fc.Batch != nil && (*fc.Batch < 1 || *fc.Batch > 10000) {
+		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: batch = %d: want 1 to 10000", f.path, *fc.Batch)}
+	}
+	return fc, warnings, nil
+}
+
+// checkSecret refuses a file that holds a token and that another user may
+// read, as ssh refuses such a private key: the token must not stay exposed
+// unnoticed. A file of another user is refused whatever it holds.
+func (f configFile) checkSecret(fc fileConfig) error {
+	if f.info == nil {
+		return nil
+	}
+	if err := checkOwner(f.info); err != nil {
+		return fmt.Errorf("%s: %w", f.path, err)
+	}
+	if fc.Token == nil {
+		return nil
+	}
+	if err := checkSecretMode(f.info); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("%s holds a token and %w", f.path, err),
+			hint: fmt.Sprintf("chmod 600 %s (and change the token if others could have read it)", f.path)}
+	}
+	return nil
+}
+
+// load reads and checks config.toml: what every command that uses a
+// setting calls, and only those, so that enqueue, on the hook's fast path,
+// never reads the file.
+func (cfg config) load() (fileConfig, []string, error) {
+	if cfg.home == "" {
+		return fileConfig{}, nil, nil
+	}
+	f, err := cfg.readConfig(cfg.configPath())
+	if err != nil {
+		return fileConfig{}, nil, err
+	}
+	fc, warnings, err := f.decode()
+	if err != nil {
+		return fileConfig{}, nil, err
+	}
+	if err := f.checkSecret(fc); err != nil {
+		return fileConfig{}, nil, err
+	}
+	return fc, warnings, nil
+}
+
+// settings are the settings from the environment, then config.toml, then
+// the defaults; a command applies its flags on top (withFlags).
+func (cfg config) settings() (settings, error) {
+	fc, warnings, err := cfg.load()
+	if err != nil {
+		return settings{}, err
+	}
+	st := settings{endpointSource: fromNone, batch: defaultBatch, warnings: warnings}
+	switch {
+	case cfg.endpoint != "":
+		st.endpoint, st.endpointSource = cfg.endpoint, fromEnv
+	case fc.Endpoint != nil && *fc.Endpoint != "":
+		st.endpoint, st.endpointSource = *fc.Endpoint, fromConfig
+	}
+	st.token = cfg.token
+	if st.token == "" && fc.Token != nil {
+		st.token = *fc.Token
+	}
+	if fc.Batch != nil {
+		st.batch = *fc.Batch
+	}
+	if fc.Redact != nil {
+		st.redact.off = !*fc.Redact
+	}
+	for _, r := range fc.RedactRules {
+		st.redact.rules = append(st.redact.rules, customRule{name: r.Name, pattern: r.Pattern})
+	}
+	st.redact.allow = fc.RedactAllow
+	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
+		st.redact.off = redactOptionsFromEnv(cfg.getenv).off
+	}
+	return st, nil
+}
+
+// withEndpointFlag gives the endpoint a flag named, when it was given.
+func (st *settings) withEndpointFlag(endpoint string, given bool) {
+	if given {
+		st.endpoint, st.endpointSource = endpoint, fromFlag
+	}
+	if st.endpoint == "" {
+		st.endpointSource = fromNone
+	}
+}
+
+// printWarnings prints the warnings about config.toml, for a command that
+// runs in the foreground.
+func (st settings) printWarnings(w io.Writer) {
+	for _, s := range st.warnings {
+		fmt.Fprintf(w, "difflore: warning: %s\n", s)
+	}
+}
+
+// flagGiven reports whether the command line set the flag.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			given = true
+		}
+	})
+	return given
+}

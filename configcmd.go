@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/BurntSushi/toml"
+)
+
+const configUsage = `
+Usage:
+  difflore config get [--show-token] KEY
+  difflore config set KEY VALUE      (VALUE - for token: read it from stdin)
+  difflore config unset KEY
+  difflore config list
+  difflore config path
+
+Shows and edits the settings of this data home, in config.toml there. Every
+daemon of the home reads them, whoever started it: a hook (enqueue
+--ensure-daemon), a service or a person. A flag wins over the environment,
+which wins over the file, which wins over the default.
+
+Keys:
+  endpoint       ingest URL (http, https, otlp+http, otlp+https or file:); env DIFFLORE_CLOUD_URL
+  token          bearer token for the endpoint; env DIFFLORE_CLOUD_TOKEN
+  batch          most events in one request, 1 to 10000 (default 100)
+  redact         false sends payloads without replacing secrets; env DIFFLORE_REDACT
+  redact_rules   more redaction rules: [[redact_rules]] tables of name and pattern
+  redact_allow   values never replaced: a list of strings
+set and unset handle endpoint, token, batch and redact; edit the file for
+redact_rules and redact_allow ('difflore config path' names it).
+
+The file is written whole, to a temporary file renamed over it, mode 0600;
+its other lines and comments are kept. A file that holds a token and that
+group or others can read is refused by every command, as ssh refuses such a
+key, until it is chmod 600 (or the token unset). list shows "token = (set)";
+get prints the token only with --show-token.
+
+Examples:
+  difflore config set endpoint https://ingest.example.com/v1/events
+  printf '%s\n' "$TOKEN" | difflore config set token -
+  difflore config list
+`
+
+// configKey is a key of config.toml as the config command knows it.
+type configKey struct {
+	name string
+	// literal turns a value given on the command line into its TOML
+	// text, checked; nil for a key that set does not handle.
+	literal func(string) (string, error)
+}
+
+func configKeys() []configKey {
+	return []configKey{
+		{"endpoint", func(v string) (string, error) {
+			if v == "" {
+				return "", errors.New("empty; 'difflore config unset endpoint' removes it")
+			}
+			// Plain http off loopback is a choice made where the daemon
+			// runs (--allow-insecure), not here: accept it.
+			if _, err := parseEndpoint(v, "", "", true); err != nil {
+				return "", err
+			}
+			return tomlString(v), nil
+		}},
+		{"token", func(v string) (string, error) {
+			if v == "" || strings.IndexFunc(v, unicode.IsSpace) >= 0 || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				return "", errors.New("want a token without spaces or control characters")
+			}
+			return tomlString(v), nil
+		}},
+		{"batch", func(v string) (string, error) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10000 {
+				return "", errors.New("want a number from 1 to 10000")
+			}
+			return strconv.Itoa(n), nil
+		}},
+		{"redact", func(v string) (string, error) {
+			switch strings.ToLower(v) {
+			case "true", "on", "1", "yes":
+				return "true", nil
+			case "false", "off", "0", "no":
+				return "false", nil
+			}
+			return "", errors.New("want true or false")
+		}},
+		{"redact_rules", nil},
+		{"redact_allow", nil},
+	}
+}
+
+// findConfigKey is the key of that name, or a usage error listing the keys.
+func findConfigKey(name string) (configKey, error) {
+	var names []string
+	for _, k := range configKeys() {
+		if k.name == name {
+			return k, nil
+		}
+		names = append(names, k.name)
+	}
+	return configKey{}, &exitError{code: 2, err: fmt.Errorf("unknown key %q", name),
+		hint: "the keys are " + strings.Join(names, ", ")}
+}
+
+func cmdConfig(cfg config, args []string) error {
+	if usageAsked(cfg, args, configUsage, true) {
+		return nil
+	}
+	if len(args) == 0 {
+		return &exitError{code: 2, err: errors.New("config needs a subcommand: get, set, unset, list or path"),
+			hint: "run 'difflore config -h' for usage"}
+	}
+	sub, rest := args[0], args[1:]
+	fl := newFlagSet(cfg, "config "+sub, configUsage)
+	showToken := false
+	if sub == "get" {
+		fl.BoolVar(&showToken, "show-token", false, "print the token, for 'get token'")
+	}
+	if err := parseFlags(fl, rest); err != nil {
+		return err
+	}
+	rest = fl.Args()
+	want := map[string]int{"get": 1, "set": 2, "unset": 1, "list": 0, "path": 0}
+	n, ok := want[sub]
+	if !ok {
+		return &exitError{code: 2, err: fmt.Errorf("unknown config subcommand %q", sub),
+			hint: "the subcommands are get, set, unset, list and path"}
+	}
+	if len(rest) != n {
+		return usageError("config %s takes %d argument(s), got %d", sub, n, len(rest))
+	}
+	if sub == "path" {
+		p, err := filepath.Abs(cfg.configPath())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cfg.stdout, p)
+		return nil
+	}
+	if sub == "list" {
+		return configList(cfg)
+	}
+	k, err := findConfigKey(rest[0])
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "get":
+		return configGet(cfg, k, showToken)
+	case "set":
+		return configSet(cfg, k, rest[1])
+	default:
+		return configUnset(cfg, k)
+	}
+}
+
+// configValue is a value of the file as get prints it (plain, a line per
+// item) and as list prints it (TOML, the token hidden).
+type configValue struct{ plain, toml string }
+
+// configValues are the values of the keys the file sets.
+func configValues(fc fileConfig) map[string]configValue {
+	vals := map[string]configValue{}
+	if fc.Endpoint != nil {
+		vals["endpoint"] = configValue{*fc.Endpoint, tomlString(*fc.Endpoint)}
+	}
+	if fc.Token != nil {
+		vals["token"] = configValue{*fc.Token, "(set)"}
+	}
+	if fc.Batch != nil {
+		vals["batch"] = configValue{strconv.Itoa(*fc.Batch), strconv.Itoa(*fc.Batch)}
+	}
+	if fc.Redact != nil {
+		vals["redact"] = configValue{strconv.FormatBool(*fc.Redact), strconv.FormatBool(*fc.Redact)}
+	}
+	if fc.RedactRules != nil {
+		var lines, items []string
+		for _, r := range fc.RedactRules {
+			lines = append(lines, r.Name+"\t"+r.Pattern)
+			items = append(items, fmt.Sprintf("{name = %s, pattern = %s}", tomlString(r.Name), tomlString(r.Pattern)))
+		}
+		vals["redact_rules"] = configValue{strings.Join(lines, "\n"), "[" + strings.Join(items, ", ") + "]"}
+	}
+	if fc.RedactAllow != nil {
+		var items []string
+		for _, a := range fc.RedactAllow {
+			items = append(items, tomlString(a))
+		}
+		vals["redact_allow"] = configValue{strings.Join(fc.RedactAllow, "\n"), "[" + strings.Join(items, ", ") + "]"}
+	}
+	return vals
+}
+
+// configList prints the keys the file sets, as TOML, the token hidden.
+func configList(cfg config) error {
+	fc, warnings, err := cfg.load()
+	if err != nil {
+		return err
+	}
+	settings{warnings: warnings}.printWarnings(cfg.stderr)
+	vals := configValues(fc)
+	for _, k := range configKeys() {
+		if v, ok := vals[k.name]; ok {
+			fmt.Fprintf(cfg.stdout, "%s = %s\n", k.name, v.toml)
+		}
+	}
+	return nil
+}
+
+// configGet prints the value the file gives the key. The token is printed
+// only when asked for by name with --show-token, as 'gh auth status
+// --show-token' does: a plain 'get token' in a shared terminal or a
+// screencast must not show it.
+func configGet(cfg config, k configKey, showToken bool) error {
+	if k.name == "token" && !showToken {
+		return &exitError{code: 2, err: errors.New("the token is printed only with --show-token"),
+			hint: "'difflore config list' shows whether it is set"}
+	}
+	fc, warnings, err := cfg.load()
+	if err != nil {
+		return err
+	}
+	settings{warnings: warnings}.printWarnings(cfg.stderr)
+	v, ok := configValues(fc)[k.name]
+	if !ok {
+		return fmt.Errorf("%s is not set in %s", k.name, cfg.configPath())
+	}
+	if v.plain != "" {
+		fmt.Fprintln(cfg.stdout, v.plain)
+	}
+	return nil
+}
+
+func configSet(cfg config, k configKey, value string) error {
+	if k.literal == nil {
+		return &exitError{code: 2, err: fmt.Errorf("config set does not handle %s", k.name),
+			hint: "edit the file that 'difflore config path' names"}
+	}
+	if k.name == "token" && value == "-" {
+		line, err := bufio.NewReader(cfg.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return usageError("read the token from standard input: %v", err)
+		}
+		value = strings.TrimRight(line, "\r\n")
+	}
+	lit, err := k.literal(value)
+	if err != nil {
+		return usageError("%s %q: %v", k.name, shownValue(k, value), err)
+	}
+	return editConfig(cfg, k.name, lit)
+}
+
+// shownValue is the value as an error message may show it: never a token.
+func shownValue(k configKey, v string) string {
+	if k.name == "token" {
+		return "…"
+	}
+	return redactURL(v)
+}
+
+func configUnset(cfg config, k configKey) error {
+	if k.literal == nil {
+		return &exitError{code: 2, err: fmt.Errorf("config unset does not handle %s", k.name),
+			hint: "edit the file that 'difflore config path' names"}
+	}
+	return editConfig(cfg, k.name, "")
+}
+
+// editConfig sets key to the TOML text lit in config.toml, or removes it
+// when lit is empty, keeping every other line. The result must decode to
+// what the file held with just that change, else the file is left alone:
+// the line-wise edit cannot see into multi-line strings and arrays. Only
+// 'unset token' may edit a file that the token check refuses: it is how
+// the user repairs it.
+func editConfig(cfg config, key, lit string) error {
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		return err
+	}
+	path := h.path(configFileName)
+	f, err := cfg.readConfig(path)
+	if err != nil {
+		return err
+	}
+	f.path = path
+	fc, _, err := f.decode()
+	if err != nil {
+		return err
+	}
+	if !(key == "token" && lit == "") {
+		if err := f.checkSecret(fc); err != nil {
+			return err
+		}
+	} else if f.info != nil {
+		if err := checkOwner(f.info); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	var want map[string]any
+	if _, err := toml.Decode(string(f.data), &want); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if lit == "" {
+		if _, ok := want[key]; !ok {
+			return nil
+		}
+		delete(want, key)
+	} else {
+		var one map[string]any
+		if _, err := toml.Decode(key+" = "+lit, &one); err != nil {
+			return fmt.Errorf("encode %s: %w", key, err)
+		}
+		want[key] = one[key]
+	}
+	text := editTOMLLine(string(f.data), key, lit)
+	var got map[string]any
+	if _, err := toml.Decode(text, &got); err != nil || !reflect.DeepEqual(got, want) {
+		return &exitError{code: 1, err: fmt.Errorf("cannot change %s in %s line by line", key, path),
+			hint: "edit the file by hand"}
+	}
+	if err := writeFileAtomic(path, []byte(text)); err != nil {
+		return fmt.Errorf("write %s: %w", configFileName, err)
+	}
+	return nil
+}
+
+// editTOMLLine replaces the line that sets key at the top level of the TOML
+// text with 'key = lit', or removes it when lit is empty. A key not there is
+// added after the last top-level line, before the first table and the
+// comments just above it, which are that table's.
+func editTOMLLine(text, key, lit string) string {
+	nl := "\n"
+	if strings.Contains(text, "\r\n") {
+		nl = "\r\n"
+	}
+	lines := strings.SplitAfter(text, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	keyRE := regexp.MustCompile(`^\s*(` + regexp.QuoteMeta(key) + `|"` + regexp.QuoteMeta(key) + `"|'` + regexp.QuoteMeta(key) + `')\s*=`)
+	newLine := key + " = " + lit + nl
+	end := len(lines) // the first line of the first table
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "[") {
+			end = i
+			break
+		}
+		if keyRE.MatchString(l) {
+			if lit == "" {
+				return strings.Join(append(lines[:i:i], lines[i+1:]...), "")
+			}
+			lines[i] = newLine
+			return strings.Join(lines, "")
+		}
+	}
+	if lit == "" {
+		return text
+	}
+	at := end
+	for at > 0 && at < len(lines) {
+		t := strings.TrimSpace(lines[at-1])
+		if t != "" && !strings.HasPrefix(t, "#") {
+			break
+		}
+		at--
+	}
+	if at > 0 && !strings.HasSuffix(lines[at-1], "\n") {
+		lines[at-1] += nl
+	}
+	out := append(lines[:at:at], newLine)
+	return strings.Join(append(out, lines[at:]...), "")
+}
+
+// tomlString is s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
