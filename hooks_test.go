@@ -792,11 +792,18 @@ func TestCodexTrustHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := findAgent("codex")
-	got := a.codexTrustEntries("/tmp/h2g/hooks.json", doc)
+	// The key names hooks.json by its absolute path: on Windows,
+	// "/tmp/h2g/hooks.json" is on the current drive. The hashes do not
+	// depend on the path.
+	path, err := filepath.Abs("/tmp/h2g/hooks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := a.codexTrustEntries(path, doc)
 	want := []codexTrust{
-		{"/tmp/h2g/hooks.json:session_end:0:0", "sha256:a4973688f5fc044412bfef32a8d16882b8eb802185aec8185a18b30b0693b355"},
-		{"/tmp/h2g/hooks.json:stop:1:0", "sha256:18c1a97e5ca7db643f08620fd5441196f6e7a148d7a531cc1abbedda1e895ba5"},
-		{"/tmp/h2g/hooks.json:pre_tool_use:0:0", "sha256:1adb0b9f66a3921c1dc0cdc9db49fce2ffc492c8aa597b7d34cd5c2490ed11fc"},
+		{path + ":session_end:0:0", "sha256:a4973688f5fc044412bfef32a8d16882b8eb802185aec8185a18b30b0693b355"},
+		{path + ":stop:1:0", "sha256:18c1a97e5ca7db643f08620fd5441196f6e7a148d7a531cc1abbedda1e895ba5"},
+		{path + ":pre_tool_use:0:0", "sha256:1adb0b9f66a3921c1dc0cdc9db49fce2ffc492c8aa597b7d34cd5c2490ed11fc"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("trust entries:\n%v\nwant\n%v", got, want)
@@ -911,6 +918,9 @@ func TestHooksCodexTrustResolvesCodexHome(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "codex-home")
 	if err := os.Symlink(real, link); err != nil {
 		t.Skip("no symlinks:", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Skipf("a symlink made here does not read back as one (Wine): %v", err)
 	}
 	real, _ = filepath.EvalSymlinks(real)
 	t.Setenv("CODEX_HOME", link)
