@@ -312,3 +312,11 @@ func buildVersion() string {
 	}
 	return "devel"
 }
+
+// plural is n and word, with an s where n is not one: "1 event", "2 events".
+func plural[N ~int | ~int64](n N, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -41,7 +41,7 @@ type statusReport struct {
 		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
 		Error                   string  `json:"error,omitempty"`
 	} `json:"outbox"`
-	Endpoint string `json:"endpoint"`
+	Endpoint *string `json:"endpoint"` // nil when there is none: null in JSON
 	Delivery struct {
 		LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
 		LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
@@ -99,9 +99,9 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	}
 	var rep statusReport
 	rep.Daemon.State = "not_running"
-	rep.Endpoint = redactURL(cfg.endpoint)
-	if cfg.endpoint == "" {
-		rep.Endpoint = "(none)"
+	if cfg.endpoint != "" {
+		ep := redactURL(cfg.endpoint)
+		rep.Endpoint = &ep
 	}
 	h, err := openHome(cfg.home, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -170,7 +170,8 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 		return fmt.Errorf("read delivery state: %w", err)
 	}
 	if rep.Daemon.State == "running" && m["endpoint"] != "" {
-		rep.Endpoint = m["endpoint"]
+		ep := m["endpoint"]
+		rep.Endpoint = &ep
 	}
 	dl := &rep.Delivery
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
@@ -228,7 +229,11 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "endpoint: %s\n", rep.Endpoint)
+	endpoint := "(none)"
+	if rep.Endpoint != nil {
+		endpoint = *rep.Endpoint
+	}
+	fmt.Fprintf(w, "endpoint: %s\n", endpoint)
 	dl := rep.Delivery
 	switch {
 	case dl.LastAttemptAt == "":

@@ -54,7 +54,7 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "status to show the delivery", func() bool { return status2().Delivery.LastDeliveryCount == 2 })
 	rep := status2()
-	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint != ep.URL {
+	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint == nil || *rep.Endpoint != ep.URL {
 		t.Errorf("status after a delivery: %+v", rep)
 	}
 	if text := mustCLI(t, "status"); !strings.Contains(text, "delivery: last 2 events at ") {
@@ -81,5 +81,28 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 		if req.header.Get("Authorization") != "Bearer tok-very-secret" {
 			t.Errorf("request without the bearer token")
 		}
+	}
+}
+
+// TestStatusJSONEndpointNull: with no endpoint, status --json says null, the
+// absence a program can test, and the text says (none).
+func TestStatusJSONEndpointNull(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	out, _, _ := e.cli("", "status", "--json")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if ep, ok := rep["endpoint"]; !ok || ep != nil {
+		t.Errorf("status --json with no endpoint: endpoint = %#v, want null\n%s", ep, out)
+	}
+	if out, _, _ := e.cli("", "status"); !strings.Contains(out, "\nendpoint: (none)\n") {
+		t.Errorf("status with no endpoint does not say (none):\n%s", out)
+	}
+	e.vars["DIFFLORE_CLOUD_URL"] = "https://ingest.example.com/v1"
+	out, _, _ = e.cli("", "status", "--json")
+	if !strings.Contains(out, `"endpoint": "https://ingest.example.com/v1"`) {
+		t.Errorf("status --json with an endpoint does not name it:\n%s", out)
 	}
 }
