@@ -212,7 +212,14 @@ func TestOutboxCommands(t *testing.T) {
 		}
 	}
 
-	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
+	// An unknown id is an error, and retries nothing.
+	if out, stderr, code := cli(t, "", "outbox", "retry", "d-2", "nope"); code != 1 || out != "" || !strings.Contains(stderr, `no event "nope"`) {
+		t.Errorf("retry d-2 nope: exit %d, stdout %q, stderr %q; want exit 1 naming nope", code, out, stderr)
+	}
+	if got := rowOf(t, ob.conn, "d-2"); got.state != stateDead {
+		t.Errorf("retry with an unknown id retried d-2: %+v", got)
+	}
+	if out := mustCLI(t, "outbox", "retry", "d-2"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry d-2: %q", out)
 	}
 	if got := rowOf(t, ob.conn, "d-2"); got.state != statePending || got.attempts != 0 {

@@ -27,7 +27,8 @@ stored on standard output, and its state, attempts and last error on
 standard error; 'retry' puts dead letters back in the queue with their
 attempts reset (a payload over 1 MiB then goes out alone; one that is not
 JSON can never be sent and stays dead), and makes events that wait for a
-retry ready now; 'purge' deletes the dead letters for good.
+retry ready now (an ID that names no event is an error, and then nothing
+is retried); 'purge' deletes the dead letters for good.
 
 Examples:
   difflore outbox list
@@ -169,8 +170,13 @@ func outboxRetry(cfg config, args []string) error {
 	}
 	defer ob.Close()
 	var n, waiting int
-	var raw []string
+	var raw, unknown []string
 	err = ob.immediate(func() (err error) {
+		// An id that names no event is a mistake (a typo, an event already
+		// delivered or purged) to report, not a retry of nothing.
+		if unknown, err = ob.missing(fl.Args()); err != nil || len(unknown) > 0 {
+			return err
+		}
 		if n, raw, err = ob.retryDead(*all, fl.Args()); err != nil {
 			return fmt.Errorf("retry dead letters: %w", err)
 		}
@@ -181,6 +187,9 @@ func outboxRetry(cfg config, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if len(unknown) > 0 {
+		return withCode(1, fmt.Errorf("no %s in the outbox", quotedList(unknown, "event")))
 	}
 	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue, %d waiting events ready now\n", n, waiting)
 	switch {
@@ -259,4 +268,16 @@ func outboxPurge(cfg config, args []string) error {
 	}
 	fmt.Fprintf(cfg.stdout, "purged %d dead letters\n", n)
 	return nil
+}
+
+// quotedList is "event \"a\"" for one id, "events \"a\", \"b\"" for more.
+func quotedList(ids []string, word string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = fmt.Sprintf("%q", id)
+	}
+	if len(ids) != 1 {
+		word += "s"
+	}
+	return word + " " + strings.Join(q, ", ")
 }
