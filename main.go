@@ -320,3 +320,20 @@ func plural[N ~int | ~int64](n N, word string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }
+
+// humanTimeLayout is how difflore shows a time to a person: RFC 3339 in
+// UTC, to the millisecond, as wide for every time.
+const humanTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// humanTime is t as difflore shows it to a person.
+func humanTime(t time.Time) string { return t.UTC().Format(humanTimeLayout) }
+
+// humanTimeString is an RFC 3339 time stored as text, as difflore shows it
+// to a person; text that is not such a time is left as it is.
+func humanTimeString(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return humanTime(t)
+}

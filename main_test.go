@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -84,5 +85,36 @@ func TestManualListsEveryCommand(t *testing.T) {
 		if want := commandNames(); !slices.Equal(listed, want) {
 			t.Errorf("%s lists the commands %v, want %v", l.file, listed, want)
 		}
+	}
+}
+
+// TestPlural: "1 event", never "1 events".
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{0, "0 events"}, {1, "1 event"}, {2, "2 events"}} {
+		if got := plural(c.n, "event"); got != c.want {
+			t.Errorf("plural(%d, event) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}
+
+// TestOneOfSomething: outputs that count say "1 event", not "1 events".
+func TestOneOfSomething(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	e.mustCLI("enqueue", "--id", "a", `1`)
+	if got, stderr, _ := e.cli("", "outbox", "show", "a"); got != "1" || !strings.Contains(stderr, "size:     1 byte\n") {
+		t.Errorf("outbox show of a one-byte payload: stdout %q, stderr %q", got, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	if got := e.mustCLI("drain", "--endpoint", fileURL(out)); !strings.HasPrefix(got, "delivered 1 event in ") {
+		t.Errorf("drain of one event: %q, want 'delivered 1 event in …'", got)
+	}
+	// Times shown to a person are RFC 3339 to the millisecond.
+	if got, _, _ := e.cli("", "status"); !regexp.MustCompile(`\ndelivery: last 1 event at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\n`).MatchString(got) {
+		t.Errorf("status after one event delivered:\n%s", got)
 	}
 }

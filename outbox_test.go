@@ -206,7 +206,7 @@ func TestOutboxCommands(t *testing.T) {
 		t.Errorf("dead letter %+v", dl)
 	}
 	text := mustCLI(t, "outbox")
-	for _, want := range []string{"1 pending, 0 inflight, 3 dead", "dead letters:", "d-2  k  1 attempts  1h0m0s old  422 Unprocessable Entity: bad field\n"} {
+	for _, want := range []string{"1 pending, 0 inflight, 3 dead", "dead letters:", "d-2  k  1 attempt  1h0m0s old  422 Unprocessable Entity: bad field\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("outbox list does not show %q:\n%s", want, text)
 		}
@@ -219,7 +219,7 @@ func TestOutboxCommands(t *testing.T) {
 	if got := rowOf(t, ob.conn, "d-2"); got.state != stateDead {
 		t.Errorf("retry with an unknown id retried d-2: %+v", got)
 	}
-	if out := mustCLI(t, "outbox", "retry", "d-2"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "d-2"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry d-2: %q", out)
 	}
 	if got := rowOf(t, ob.conn, "d-2"); got.state != statePending || got.attempts != 0 {
@@ -408,7 +408,7 @@ func TestMigrateV1Outbox(t *testing.T) {
 	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
 		t.Errorf("schema version %d (%v), want %d", v, err, schemaVersion)
 	}
-	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry of a v1 dead letter: %q", out)
 	}
 	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
@@ -434,10 +434,10 @@ func TestOutboxRetryMovesWaiting(t *testing.T) {
 	buryAll(t, ob, "dead")
 	insertN(t, ob, clk.now(), "w-1", "w-2", "w-3")
 	setAvailableAt(t, ob.conn, time.Now().Add(24*time.Hour))
-	if out := mustCLI(t, "outbox", "retry", "w-2"); out != "0 dead letters back in the queue, 1 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "w-2"); out != "0 dead letters back in the queue, 1 waiting event ready now\n" {
 		t.Errorf("retry w-2: %q", out)
 	}
-	if out := mustCLI(t, "outbox", "retry", "--all"); out != "1 dead letters back in the queue, 2 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "1 dead letter back in the queue, 2 waiting events ready now\n" {
 		t.Errorf("retry --all: %q", out)
 	}
 	for _, id := range []string{"d-1", "w-1", "w-2", "w-3"} {

@@ -144,7 +144,7 @@ func outboxList(cfg config, args []string) error {
 		fmt.Fprintln(cfg.stdout, "dead letters:")
 		for _, d := range dead {
 			age := time.Since(d.CreatedAt).Round(time.Second)
-			fmt.Fprintf(cfg.stdout, "  %s  %s  %d attempts  %s old  %s\n", d.ID, d.Kind, d.Attempts, age, firstLine(d.LastError))
+			fmt.Fprintf(cfg.stdout, "  %s  %s  %s  %s old  %s\n", d.ID, d.Kind, plural(d.Attempts, "attempt"), age, firstLine(d.LastError))
 		}
 	}
 	return nil
@@ -191,7 +191,7 @@ func outboxRetry(cfg config, args []string) error {
 	if len(unknown) > 0 {
 		return withCode(1, fmt.Errorf("no %s in the outbox", quotedList(unknown, "event")))
 	}
-	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue, %d waiting events ready now\n", n, waiting)
+	fmt.Fprintf(cfg.stdout, "%s back in the queue, %s ready now\n", plural(n, "dead letter"), plural(waiting, "waiting event"))
 	switch {
 	case len(raw) == 0:
 		return nil
@@ -234,8 +234,8 @@ func outboxShow(cfg config, args []string) error {
 	if e.Raw {
 		state += " (its payload is not one valid JSON value: never sent)"
 	}
-	fmt.Fprintf(cfg.stderr, "id:       %s\nkind:     %s\nstate:    %s\nattempts: %d\ncreated:  %s\nsize:     %d bytes\n",
-		e.ID, e.Kind, state, e.Attempts, e.CreatedAt.Format(time.RFC3339Nano), len(e.Payload))
+	fmt.Fprintf(cfg.stderr, "id:       %s\nkind:     %s\nstate:    %s\nattempts: %d\ncreated:  %s\nsize:     %s\n",
+		e.ID, e.Kind, state, e.Attempts, humanTime(e.CreatedAt), plural(len(e.Payload), "byte"))
 	if e.LastError != "" {
 		fmt.Fprintf(cfg.stderr, "reason:   %s\n", e.LastError)
 	}
@@ -266,7 +266,7 @@ func outboxPurge(cfg config, args []string) error {
 	if err != nil {
 		return fmt.Errorf("purge dead letters: %w", err)
 	}
-	fmt.Fprintf(cfg.stdout, "purged %d dead letters\n", n)
+	fmt.Fprintf(cfg.stdout, "purged %s\n", plural(n, "dead letter"))
 	return nil
 }
 

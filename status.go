@@ -239,18 +239,18 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	case dl.LastAttemptAt == "":
 		fmt.Fprintln(w, "delivery: nothing sent yet")
 	case dl.LastError == "":
-		fmt.Fprintf(w, "delivery: last %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+		fmt.Fprintf(w, "delivery: last %s at %s\n", plural(dl.LastDeliveryCount, "event"), humanTimeString(dl.LastDeliveryAt))
 	case dl.LastDeliveryAt == dl.LastAttemptAt:
 		// Delivered, with a warning from the endpoint (OTLP partial success).
-		fmt.Fprintf(w, "delivery: last %d events at %s, %s: %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt, paint(yellow, "with a warning"), firstLine(dl.LastError))
+		fmt.Fprintf(w, "delivery: last %s at %s, %s: %s\n", plural(dl.LastDeliveryCount, "event"), humanTimeString(dl.LastDeliveryAt), paint(yellow, "with a warning"), firstLine(dl.LastError))
 	default:
-		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", dl.LastAttemptAt, paint(red, "failed"), firstLine(dl.LastError))
+		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", humanTimeString(dl.LastAttemptAt), paint(red, "failed"), firstLine(dl.LastError))
 		if dl.LastDeliveryAt != "" {
-			fmt.Fprintf(w, "          last success: %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+			fmt.Fprintf(w, "          last success: %s at %s\n", plural(dl.LastDeliveryCount, "event"), humanTimeString(dl.LastDeliveryAt))
 		}
 	}
 	if dl.PausedReason != "" {
-		fmt.Fprintf(w, "paused:   since %s: %s\n", dl.PausedSince, firstLine(dl.PausedReason))
+		fmt.Fprintf(w, "paused:   since %s: %s\n", humanTimeString(dl.PausedSince), firstLine(dl.PausedReason))
 	}
 	if strings.HasPrefix(dl.Breaker, "open") {
 		fmt.Fprintf(w, "breaker:  %s\n", dl.Breaker)
