@@ -210,3 +210,23 @@ func TestParseFlagsAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestGoModLanguageVersion: go.mod declares the language version the code
+// needs, not a patch release, which would make every older toolchain of
+// that language version download another before it builds anything. 1.26.0
+// is the language version as go mod tidy writes it when dependencies
+// declare it so: every 1.26 release satisfies it.
+func TestGoModLanguageVersion(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	if !regexp.MustCompile(`^1\.\d+(\.0)?$`).Match(m[1]) {
+		t.Errorf("go.mod declares go %s, want a language version like 1.26", m[1])
+	}
+}
