@@ -253,7 +253,11 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "paused:   since %s: %s\n", humanTimeString(dl.PausedSince), firstLine(dl.PausedReason))
 	}
 	if strings.HasPrefix(dl.Breaker, "open") {
-		fmt.Fprintf(w, "breaker:  %s\n", dl.Breaker)
+		state, until, ok := strings.Cut(dl.Breaker, " until ")
+		if ok {
+			state += " until " + humanTimeString(until)
+		}
+		fmt.Fprintf(w, "breaker:  %s\n", state)
 	}
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))

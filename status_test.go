@@ -106,3 +106,28 @@ func TestStatusJSONEndpointNull(t *testing.T) {
 		t.Errorf("status --json with an endpoint does not name it:\n%s", out)
 	}
 }
+
+// TestStatusTimesToTheMillisecond: every time status shows a person is RFC
+// 3339 to the millisecond, whatever precision it was stored with.
+func TestStatusTimesToTheMillisecond(t *testing.T) {
+	t.Parallel()
+	var rep statusReport
+	rep.Daemon.State = "not_running"
+	dl := &rep.Delivery
+	dl.LastDeliveryAt, dl.LastDeliveryCount = "2026-11-26T00:44:32.20113828Z", 1
+	dl.LastAttemptAt, dl.LastError = "2026-11-26T00:45:01.5Z", "503 Service Unavailable"
+	dl.PausedReason, dl.PausedSince = "401 Unauthorized", "2026-11-26T00:45:01Z"
+	dl.Breaker = "open until 2026-11-26T00:46:01Z"
+	var b strings.Builder
+	printStatus(&b, &rep, false)
+	for _, want := range []string{
+		"delivery: last attempt at 2026-11-26T00:45:01.500Z failed: 503",
+		"last success: 1 event at 2026-11-26T00:44:32.201Z\n",
+		"paused:   since 2026-11-26T00:45:01.000Z: 401",
+		"breaker:  open until 2026-11-26T00:46:01.000Z\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status does not show %q:\n%s", want, b.String())
+		}
+	}
+}
