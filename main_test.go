@@ -10,27 +10,32 @@ import (
 	"testing"
 )
 
-// cliForms are the ways to call each command of the table and each of its
+// cliForms returns the ways to call each command of the table and each of its
 // subcommands: words, the leading words that name what is called; args, valid
 // positional arguments after them, if it takes any; and exit, the exit code
 // of bad usage (2, but for enqueue, which never exits 2). Every command of
 // commands() must be here, so that a new one is checked too.
-var cliForms = map[string][]struct {
+func cliForms() map[string][]cliForm {
+	return map[string][]cliForm{
+		"enqueue":    {{nil, []string{"{}"}, 1}},
+		"run":        {{nil, nil, 2}},
+		"stop":       {{nil, nil, 2}},
+		"status":     {{nil, nil, 2}},
+		"outbox":     {{nil, nil, 2}, {[]string{"list"}, nil, 2}, {[]string{"show"}, []string{"evt-1"}, 2}, {[]string{"retry"}, []string{"--all"}, 2}, {[]string{"purge"}, []string{"--dead", "--yes"}, 2}},
+		"drain":      {{nil, nil, 2}},
+		"redact":     {{nil, []string{"-"}, 2}},
+		"logs":       {{nil, nil, 2}},
+		"hooks":      {{[]string{"print"}, []string{"claude"}, 2}, {[]string{"install"}, []string{"claude"}, 2}, {[]string{"uninstall"}, []string{"claude"}, 2}, {[]string{"status"}, []string{"claude"}, 2}},
+		"service":    {{[]string{"print"}, []string{"systemd"}, 2}},
+		"completion": {{nil, []string{"bash"}, 2}, {nil, []string{"zsh"}, 2}, {nil, []string{"fish"}, 2}, {nil, []string{"powershell"}, 2}},
+		"version":    {{nil, nil, 2}},
+	}
+}
+
+// cliForm is one way to call a command: see cliForms.
+type cliForm struct {
 	words, args []string
 	exit        int
-}{
-	"enqueue":    {{nil, []string{"{}"}, 1}},
-	"run":        {{nil, nil, 2}},
-	"stop":       {{nil, nil, 2}},
-	"status":     {{nil, nil, 2}},
-	"outbox":     {{nil, nil, 2}, {[]string{"list"}, nil, 2}, {[]string{"show"}, []string{"evt-1"}, 2}, {[]string{"retry"}, []string{"--all"}, 2}, {[]string{"purge"}, []string{"--dead", "--yes"}, 2}},
-	"drain":      {{nil, nil, 2}},
-	"redact":     {{nil, []string{"-"}, 2}},
-	"logs":       {{nil, nil, 2}},
-	"hooks":      {{[]string{"print"}, []string{"claude"}, 2}, {[]string{"install"}, []string{"claude"}, 2}, {[]string{"uninstall"}, []string{"claude"}, 2}, {[]string{"status"}, []string{"claude"}, 2}},
-	"service":    {{[]string{"print"}, []string{"systemd"}, 2}},
-	"completion": {{nil, []string{"bash"}, 2}, {nil, []string{"zsh"}, 2}, {nil, []string{"fish"}, 2}, {nil, []string{"powershell"}, 2}},
-	"version":    {{nil, nil, 2}},
 }
 
 // TestCommandsTable checks every command and subcommand for the rules of
@@ -42,7 +47,7 @@ func TestCommandsTable(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	for _, c := range commands() {
-		forms, ok := cliForms[c.name]
+		forms, ok := cliForms()[c.name]
 		if !ok {
 			t.Errorf("command %s is missing from cliForms", c.name)
 			continue
