@@ -7,7 +7,7 @@ import (
 )
 
 const completionUsage = `
-Usage: difflore completion bash|zsh|fish
+Usage: difflore completion bash|zsh|fish|powershell
 
 Prints a shell completion script for difflore's commands and flags.
 
@@ -15,6 +15,7 @@ Examples:
   source <(difflore completion bash)          # in ~/.bashrc
   difflore completion zsh > "${fpath[1]}/_difflore"
   difflore completion fish > ~/.config/fish/completions/difflore.fish
+  difflore completion powershell | Out-String | Invoke-Expression   # in $PROFILE
 `
 
 // commandWords is what completion offers after each command's name, from
@@ -38,15 +39,16 @@ func commandNames() []string {
 }
 
 func cmdCompletion(cfg config, args []string) error {
-	if len(args) == 1 && usageAsked(cfg, args, completionUsage, false) {
-		return nil
+	fl := newFlagSet(cfg, "completion", completionUsage)
+	if err := parseFlags(fl, args); err != nil {
+		return err
 	}
-	if len(args) != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("usage: difflore completion bash|zsh|fish")}
+	if fl.NArg() != 1 {
+		return &exitError{code: 2, err: fmt.Errorf("completion takes one shell, got %d", fl.NArg()), hint: "use bash, zsh, fish or powershell"}
 	}
 	names, commandFlags := commandNames(), commandWords()
 	var b strings.Builder
-	switch args[0] {
+	switch fl.Arg(0) {
 	case "bash":
 		b.WriteString("# bash completion for difflore\n_difflore() {\n")
 		b.WriteString("  local cur=${COMP_WORDS[COMP_CWORD]}\n")
@@ -81,9 +83,43 @@ func cmdCompletion(cfg config, args []string) error {
 				}
 			}
 		}
+	case "powershell":
+		writePowerShellCompletion(&b, names, commandFlags)
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("unknown shell %q", args[0]), hint: "use bash, zsh or fish"}
+		return &exitError{code: 2, err: fmt.Errorf("unknown shell %q", fl.Arg(0)), hint: "use bash, zsh, fish or powershell"}
 	}
 	fmt.Fprint(cfg.stdout, b.String())
 	return nil
+}
+
+// writePowerShellCompletion writes a native argument completer for
+// difflore: the commands in second place, then the words of the command
+// named there.
+func writePowerShellCompletion(b *strings.Builder, names []string, commandFlags map[string][]string) {
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	b.WriteString("# PowerShell completion for difflore\n")
+	b.WriteString("Register-ArgumentCompleter -Native -CommandName difflore -ScriptBlock {\n")
+	b.WriteString("    param($wordToComplete, $commandAst, $cursorPosition)\n")
+	b.WriteString("    $commands = [ordered]@{\n")
+	for _, c := range names {
+		q := make([]string, len(commandFlags[c]))
+		for i, w := range commandFlags[c] {
+			q[i] = quote(w)
+		}
+		fmt.Fprintf(b, "        %s = @(%s)\n", quote(c), strings.Join(q, ", "))
+	}
+	b.WriteString(`    }
+    $typed = @($commandAst.CommandElements | ForEach-Object { $_.ToString() })
+    $done = $typed.Count
+    if ($wordToComplete -ne '') { $done-- }
+    if ($done -le 1) {
+        $candidates = $commands.Keys
+    } else {
+        $candidates = $commands[$typed[1]]
+    }
+    $candidates | Where-Object { $_ -like "$wordToComplete*" } | ForEach-Object {
+        [System.Management.Automation.CompletionResult]::new($_, $_, 'ParameterValue', $_)
+    }
+}
+`)
 }

@@ -31,9 +31,33 @@ func TestCompletionFlags(t *testing.T) {
 			}
 		}
 	}
-	for _, shell := range []string{"bash", "zsh", "fish"} {
-		if out := mustCLI(t, "completion", shell); !strings.Contains(out, "enqueue") {
-			t.Errorf("%s completion lacks the commands:\n%s", shell, out)
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		out := mustCLI(t, "completion", shell)
+		for _, c := range commandNames() {
+			if !regexp.MustCompile(`\b` + c + `\b`).MatchString(out) {
+				t.Errorf("%s completion lacks the command %s:\n%s", shell, c, out)
+			}
+		}
+	}
+}
+
+// TestCompletionPowerShell: the PowerShell script registers a native
+// completer for difflore and offers every command, and every command's
+// words after it.
+func TestCompletionPowerShell(t *testing.T) {
+	testHome(t)
+	out := mustCLI(t, "completion", "powershell")
+	if !strings.Contains(out, "Register-ArgumentCompleter -Native -CommandName difflore") {
+		t.Errorf("powershell completion registers no native completer:\n%s", out)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(out, "'"+c.name+"'") {
+			t.Errorf("powershell completion lacks the command %s", c.name)
+		}
+		for _, w := range c.words {
+			if !strings.Contains(out, "'"+w+"'") {
+				t.Errorf("powershell completion lacks %s after %s", w, c.name)
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -55,7 +56,7 @@ type runOptions struct {
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "run", runUsage)
-	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready")
+	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready and has made a first delivery pass (5s at most)")
 	var opts runOptions
 	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
@@ -210,13 +211,26 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		log.Warn("no endpoint: events stay queued", "hint", "run 'difflore config set endpoint URL', or set DIFFLORE_CLOUD_URL or --endpoint")
 	}
 	if cfg.getenv(detachedEnv) == "1" {
-		reportReady(cfg, info.PID, logFile, log)
+		// 'run --detach' returns once the daemon has made its first
+		// delivery pass over what was pending, so that what a user looks
+		// at next (the endpoint, status) already shows it; a backlog
+		// longer than one pass, or an endpoint that hangs, holds the
+		// report back for waits.firstPass at most.
+		ready := sync.OnceFunc(func() { reportReady(cfg, info.PID, logFile, log) })
+		t := time.AfterFunc(cfg.waits.firstPass, ready)
+		defer t.Stop()
+		dm.ready = ready
 	}
 
 	err = dm.loop(ctx)
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
 }
+
+// firstPassWait bounds how long a detached daemon's first delivery pass
+// holds back its ready report (and so 'run --detach'), well within the
+// parent's readyTimeout.
+const firstPassWait = 5 * time.Second
 
 // notifiedPoll is how often an idle daemon polls PRAGMA data_version when
 // the OS tells it about commits (watchCommits): a fallback, in case a
@@ -250,6 +264,7 @@ type daemon struct {
 	backlog     spillRound // what replay moved since the spill folder was last cleared
 	dbErrors    int        // outbox errors in a row
 	vacuumDue   bool       // free pages may be left to give back
+	ready       func()     // called once the first pass has left nothing to send now, then nil
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -302,6 +317,10 @@ func (dm *daemon) loop(ctx context.Context) error {
 		}
 		if dm.backlog.more {
 			continue
+		}
+		if dm.ready != nil {
+			dm.ready()
+			dm.ready = nil
 		}
 		if dm.vacuumDue {
 			dm.vacuumStep()

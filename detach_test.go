@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +37,29 @@ func TestEnsureDaemonStartsOne(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, logFileName)); err != nil {
 		t.Errorf("auto-started daemon wrote no log: %v", err)
 	}
+}
+
+// TestDetachReadyAfterFirstPass: 'run --detach' returns once the daemon has
+// made its first delivery pass over what was pending, so that what a user
+// looks at next (the README's tour cats the file) already shows it. The
+// endpoint answers slowly, so that a daemon that reported ready before its
+// first pass would be caught with the events still queued.
+func TestDetachReadyAfterFirstPass(t *testing.T) {
+	dir := testHome(t)
+	mustCLI(t, "enqueue", `{"n":1}`)
+	mustCLI(t, "enqueue", `{"n":2}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // A slow endpoint, not a wait.
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	t.Setenv(asMainEnv, "1")
+	mustCLI(t, "run", "--detach", "--endpoint", srv.URL)
+	t.Cleanup(func() { cli(t, "", "stop") })
+	if c := outboxCounts(t, dir); c.Pending != 0 || c.Inflight != 0 {
+		t.Errorf("right after run --detach returned: %+v; want the first pass done, nothing pending or in flight", c)
+	}
+	mustCLI(t, "stop")
 }
 
 // BenchmarkEnsureDaemonProbe measures what --ensure-daemon adds to a hook

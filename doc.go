@@ -20,8 +20,11 @@
 //	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
 //	difflore service print systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
-//	difflore completion bash|zsh|fish
+//	difflore completion bash|zsh|fish|powershell
 //	difflore version
+//
+// Flags may come before or after a command's arguments, and -- ends them.
+// 'difflore --version' is 'difflore version'.
 //
 // enqueue takes the payload as its argument, or on standard input when
 // there is none: one JSON value of at most 1 MiB. It is made for agents'

@@ -20,6 +20,11 @@ wait for a retry are sent now, whatever their backoff; those that fail again
 stay queued with a new retry time; dead letters stay dead. What no flag sets
 comes from the environment, then from config.toml ('difflore config -h').
 
+Exits 0 only when nothing deliverable is left: 1 when events are still
+pending at the end (the endpoint refused the token, answered an error or
+could not be reached) or when this drain dead-lettered any (the endpoint
+rejected them), with the summary printed either way.
+
 Example:
   difflore drain --endpoint https://ingest.example.com/v1/events
 `
@@ -93,16 +98,21 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err := drainPrepare(ctx, h, ob); err != nil {
 		return err
 	}
-	before, err := ob.counts()
-	if err != nil {
-		return err
-	}
-
 	d := newDrainer(ob, s, *batch, slog.New(slog.DiscardHandler), time.Now)
 	if err := d.setRedaction(st.redact); err != nil { // redaction
 		return err
 	}
-	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !*asJSON, before.Pending)
+	return drainAll(ctx, cfg, ob, d, *asJSON)
+}
+
+// drainAll delivers until nothing more goes, with progress on a terminal,
+// then prints the summary and returns drain's verdict.
+func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, asJSON bool) error {
+	before, err := ob.counts()
+	if err != nil {
+		return err
+	}
+	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !asJSON, before.Pending)
 	start := time.Now()
 	for ctx.Err() == nil {
 		sent, err := d.step(ctx)
@@ -125,16 +135,39 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 		Pending:   after.Pending,
 		Dead:      after.Dead,
 	}
-	if after.Pending > 0 {
+	buried := after.Dead - before.Dead
+	if after.Pending > 0 || buried > 0 {
 		sum.LastError = m["last_error"]
 	}
 	p.finish()
-	if *asJSON {
-		return json.NewEncoder(cfg.stdout).Encode(sum)
+	if asJSON {
+		if err := json.NewEncoder(cfg.stdout).Encode(sum); err != nil {
+			return err
+		}
+	} else {
+		sum.print(cfg.stdout)
 	}
-	sum.print(cfg.stdout)
 	if ctx.Err() != nil {
 		return withCode(1, fmt.Errorf("interrupted"))
+	}
+	return drainVerdict(after.Pending, buried)
+}
+
+// drainVerdict is drain's exit: success only when everything deliverable
+// went. Events still pending failed to go; events this drain dead-lettered
+// failed too, for good, though they are no longer deliverable. Dead letters
+// from before the drain are not its failure.
+func drainVerdict(pending, buried int64) error {
+	switch {
+	case pending > 0 && buried > 0:
+		return &exitError{code: 1, err: fmt.Errorf("%s not delivered, %s dead-lettered", plural(pending, "event"), plural(buried, "event")),
+			hint: "'difflore outbox list' shows why"}
+	case pending > 0:
+		return &exitError{code: 1, err: fmt.Errorf("%s not delivered", plural(pending, "event")),
+			hint: "the last error is above; run drain again once the endpoint accepts events"}
+	case buried > 0:
+		return &exitError{code: 1, err: fmt.Errorf("%s dead-lettered", plural(buried, "event")),
+			hint: "'difflore outbox list' shows why"}
 	}
 	return nil
 }
@@ -160,7 +193,7 @@ func drainPrepare(ctx context.Context, h home, ob *outbox) error {
 
 // print writes the summary for a person.
 func (sum drainSummary) print(w io.Writer) {
-	fmt.Fprintf(w, "delivered %d events in %s", sum.Delivered, time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond))
+	fmt.Fprintf(w, "delivered %s in %s", plural(sum.Delivered, "event"), time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond))
 	if sum.Seconds > 0 && sum.Delivered > 0 {
 		fmt.Fprintf(w, " (%.0f/s)", float64(sum.Delivered)/sum.Seconds)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,4 +35,23 @@ func TestDrain(t *testing.T) {
 	}
 	mustCLI(t, "stop")
 	d.wait(t, 10*time.Second)
+}
+
+// TestDrainFailsWhenEventsRemain: drain is for CI and for a last flush, so
+// it exits 1 when it did not deliver everything: events still pending (an
+// endpoint that answers 500 or refuses the token), or events this drain
+// dead-lettered (an endpoint that answers 400).
+func TestDrainFailsWhenEventsRemain(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusInternalServerError, http.StatusUnauthorized, http.StatusBadRequest} {
+		e := newTestEnv(t)
+		e.mustCLI("enqueue", `{"n":1}`)
+		e.mustCLI("enqueue", `{"n":2}`)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		out, stderr, code := e.cli("", "drain", "--endpoint", srv.URL)
+		srv.Close()
+		if code != 1 || !strings.Contains(out, "delivered 0 events") || !strings.Contains(stderr, "difflore: ") {
+			t.Errorf("drain to an endpoint answering %d: exit %d, stdout %q, stderr %q; want exit 1 and why on stderr", status, code, out, stderr)
+		}
+	}
 }

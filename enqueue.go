@@ -275,7 +275,7 @@ func readPayload(r io.Reader, strict bool) ([]byte, *deadLetterIn, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(r, maxDeadPayload+1))
 	if err != nil {
-		return b, &deadLetterIn{reason: fmt.Sprintf("read standard input: %v; the %d bytes read are kept", err, len(b)), raw: true}, nil
+		return b, &deadLetterIn{reason: fmt.Sprintf("read standard input: %v; what was read (%s) is kept", err, plural(len(b), "byte")), raw: true}, nil
 	}
 	if len(b) > maxDeadPayload {
 		n, _ := io.Copy(io.Discard, io.LimitReader(r, maxDrain))

@@ -135,7 +135,7 @@ func TestRetryOversizedDeadLetter(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "broken") || !strings.Contains(errOut, "not one valid JSON value") {
 		t.Errorf("outbox retry broken: exit %d, stderr %q; want 1 and why", code, errOut)
 	}
-	if out := mustCLI(t, "outbox", "retry", "big"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "big"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("outbox retry big: %q", out)
 	}
 	out, errOut, code := cli(t, "", "outbox", "retry", "--all")

@@ -427,11 +427,11 @@ func codexInstallTrust(cfg config, a agentSpec, path, project string, doc *jsonV
 	}
 	switch {
 	case !changed:
-		fmt.Fprintf(cfg.stdout, "Codex already trusts the %d difflore hooks (%s)\n", len(entries), configPath)
+		fmt.Fprintf(cfg.stdout, "Codex already trusts the %s (%s)\n", plural(len(entries), "difflore hook"), configPath)
 	case dryRun:
 		fmt.Fprintf(cfg.stderr, "difflore: dry run: %s was not written\n", configPath)
 	default:
-		fmt.Fprintf(cfg.stdout, "Codex trusts the %d difflore hooks: trust written to %s\n", len(entries), configPath)
+		fmt.Fprintf(cfg.stdout, "Codex trusts the %s: trust written to %s\n", plural(len(entries), "difflore hook"), configPath)
 		if backup != "" {
 			fmt.Fprintf(cfg.stdout, "the file as it was: %s\n", backup)
 		}

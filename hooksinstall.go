@@ -387,7 +387,7 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	case dryRun:
 		fmt.Fprintf(cfg.stderr, "difflore: dry run: %s was not written\n", path)
 	default:
-		fmt.Fprintf(cfg.stdout, "installed %d %s hooks in %s\n", len(a.events), a.name, path)
+		fmt.Fprintf(cfg.stdout, "installed %s in %s\n", plural(len(a.events), a.name+" hook"), path)
 		if backup != "" {
 			fmt.Fprintf(cfg.stdout, "the file as it was: %s\n", backup)
 		}
@@ -519,7 +519,7 @@ func (a agentSpec) status(cfg config, project string) (string, bool, string) {
 	if len(events) < len(a.events) {
 		state = "partly wired"
 	}
-	line := fmt.Sprintf("%s, %d of %d events, in %s", state, len(events), len(a.events), path)
+	line := fmt.Sprintf("%s, %d of %s, in %s", state, len(events), plural(len(a.events), "event"), path)
 	ok := true
 	for _, p := range programs {
 		if programExists(p) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -89,11 +90,12 @@ type waits struct {
 	shutdownGrace time.Duration // what a stopping daemon still gives the request in flight
 	recheck       time.Duration // how often an idle daemon looks for an outbox file deleted or replaced under it
 	stdinWait     time.Duration // how long enqueue waits for standard input after bad usage
+	firstPass     time.Duration // how long a detached daemon's first delivery pass may hold back its ready report
 }
 
 // defaultWaits are the waits of difflore as users run it.
 func defaultWaits() waits {
-	return waits{settle: settleTime, shutdownGrace: shutdownGrace, recheck: outboxRecheck, stdinWait: usageStdinWait}
+	return waits{settle: settleTime, shutdownGrace: shutdownGrace, recheck: outboxRecheck, stdinWait: usageStdinWait, firstPass: firstPassWait}
 }
 
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {
@@ -152,7 +154,7 @@ func commands() []commandSpec {
 			[]string{"print", "systemd", "launchd", "windows"}},
 		{"config", "show and edit the settings in config.toml: get, set, unset, list, path", noCtx(cmdConfig),
 			[]string{"get", "set", "unset", "list", "path", "--show-token", "endpoint", "token", "batch", "redact", "redact_rules", "redact_allow"}},
-		{"completion", "print a shell completion script", noCtx(cmdCompletion), []string{"bash", "zsh", "fish"}},
+		{"completion", "print a shell completion script", noCtx(cmdCompletion), []string{"bash", "zsh", "fish", "powershell"}},
 		{"version", "print the version", noCtx(cmdVersion), []string{}},
 	}
 }
@@ -219,10 +221,16 @@ func runConfig(ctx context.Context, cfg config, args []string) error {
 	case "-h", "-help", "--help":
 		fmt.Fprint(cfg.stdout, mainUsage())
 		return nil
+	case "--version", "-version":
+		// -v is left free: to many it means verbose.
+		name = "version"
 	case "help":
-		if len(rest) == 0 {
+		switch {
+		case len(rest) == 0 || len(rest) == 1 && slices.Contains([]string{"-h", "-help", "--help"}, rest[0]):
 			fmt.Fprint(cfg.stdout, mainUsage())
 			return nil
+		case len(rest) > 1:
+			return &exitError{code: 2, err: fmt.Errorf("help takes one command, got %d", len(rest)), hint: "run 'difflore -h' for the list of commands"}
 		}
 		name, rest = rest[0], []string{"-h"}
 	}
@@ -239,6 +247,11 @@ func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprint(cfg.stdout, strings.TrimLeft(usage, "\n"))
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 {
+			return
+		}
 		fmt.Fprintln(cfg.stdout, "\nFlags:")
 		fs.SetOutput(cfg.stdout)
 		fs.PrintDefaults()
@@ -247,14 +260,16 @@ func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, turning -h into a clean exit and any other flag
-// error into exit code 2.
+// parseFlags parses args, flags and arguments in any order (enqueue {}
+// --kind x as well as enqueue --kind x {}), with -- ending the flags,
+// turning -h into a clean exit and any other flag error into exit code 2.
+// fs.Args() are then the arguments, in order.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	// The flag package calls Usage on every parse error, -h included, and
 	// usage is for -h alone, printed once: below.
 	usage := fs.Usage
 	fs.Usage = func() {}
-	err := fs.Parse(args)
+	positional, err := parseInterleaved(fs, args)
 	fs.Usage = usage
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -263,7 +278,51 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return &exitError{code: 2, err: err, hint: fmt.Sprintf("run '%s -h' for usage", fs.Name())}
 	}
-	return nil
+	// A last parse of "--" and the arguments alone makes them fs.Args().
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// parseInterleaved parses the flags among args and returns the arguments
+// that are not flags. The flag package stops at the first argument that is
+// not a flag; parseInterleaved sets it aside and parses on from the next,
+// until the end or a -- that is not a flag's value.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 || endedByDashDash(fs, args[:len(args)-len(rest)]) {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// endedByDashDash reports whether the flag package, having consumed parsed,
+// stopped at a "--" that ends the flags rather than one that is the value
+// of the flag before it ('--kind --').
+func endedByDashDash(fs *flag.FlagSet, parsed []string) bool {
+	n := len(parsed)
+	if n == 0 || parsed[n-1] != "--" {
+		return false
+	}
+	if n == 1 {
+		return true
+	}
+	prev := parsed[n-2]
+	name := strings.TrimPrefix(strings.TrimPrefix(prev, "-"), "-")
+	if !strings.HasPrefix(prev, "-") || strings.Contains(name, "=") {
+		return true
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return true
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // usageAsked prints usage to stdout and reports true when args ask for it:
@@ -318,4 +377,29 @@ func buildVersion() string {
 		}
 	}
 	return "devel"
+}
+
+// plural is n and word, with an s where n is not one: "1 event", "2 events".
+func plural[N ~int | ~int64](n N, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// humanTimeLayout is how difflore shows a time to a person: RFC 3339 in
+// UTC, to the millisecond, as wide for every time.
+const humanTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// humanTime is t as difflore shows it to a person.
+func humanTime(t time.Time) string { return t.UTC().Format(humanTimeLayout) }
+
+// humanTimeString is an RFC 3339 time stored as text, as difflore shows it
+// to a person; text that is not such a time is left as it is.
+func humanTimeString(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return humanTime(t)
 }

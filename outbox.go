@@ -903,6 +903,27 @@ func (o *outbox) event(id string) (storedEvent, bool, error) {
 	return e, found, err
 }
 
+const eventExistsSQL = `SELECT 1 FROM events WHERE id = :id`
+
+// missing returns those of ids that name no event in the outbox, in order.
+func (o *outbox) missing(ids []string) ([]string, error) {
+	var none []string
+	for _, id := range ids {
+		found := false
+		err := sqlitex.Execute(o.conn, eventExistsSQL, &sqlitex.ExecOptions{
+			Named:      map[string]any{":id": id},
+			ResultFunc: func(*sqlite.Stmt) error { found = true; return nil },
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			none = append(none, id)
+		}
+	}
+	return none, nil
+}
+
 const purgeDeadSQL = `DELETE FROM events WHERE state = 2`
 
 // purgeDead deletes every dead letter and reports how many.

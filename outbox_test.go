@@ -191,28 +191,16 @@ func TestOutboxCommands(t *testing.T) {
 	buryAll(t, ob, "422 Unprocessable Entity: bad field\nsecond line")
 	insertN(t, ob, clk.now(), "p-1")
 
-	var list struct {
-		Counts      counts             `json:"counts"`
-		Kinds       map[string]*counts `json:"kinds"`
-		DeadLetters []deadLetter       `json:"dead_letters"`
-	}
-	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json")), &list); err != nil {
-		t.Fatal(err)
-	}
-	if list.Counts.Dead != 3 || list.Counts.Pending != 1 || list.Kinds["k"] == nil || list.Kinds["k"].Dead != 3 || len(list.DeadLetters) != 3 {
-		t.Fatalf("outbox list --json: %+v", list)
-	}
-	if dl := list.DeadLetters[0]; dl.ID != "d-1" || dl.Attempts != 1 || !strings.HasPrefix(dl.LastError, "422") || dl.Kind != "k" {
-		t.Errorf("dead letter %+v", dl)
-	}
-	text := mustCLI(t, "outbox")
-	for _, want := range []string{"1 pending, 0 inflight, 3 dead", "dead letters:", "d-2  k  1 attempts  1h0m0s old  422 Unprocessable Entity: bad field\n"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("outbox list does not show %q:\n%s", want, text)
-		}
-	}
+	checkOutboxList(t)
 
-	if out := mustCLI(t, "outbox", "retry", "d-2", "nope"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
+	// An unknown id is an error, and retries nothing.
+	if out, stderr, code := cli(t, "", "outbox", "retry", "d-2", "nope"); code != 1 || out != "" || !strings.Contains(stderr, `no event "nope"`) {
+		t.Errorf("retry d-2 nope: exit %d, stdout %q, stderr %q; want exit 1 naming nope", code, out, stderr)
+	}
+	if got := rowOf(t, ob.conn, "d-2"); got.state != stateDead {
+		t.Errorf("retry with an unknown id retried d-2: %+v", got)
+	}
+	if out := mustCLI(t, "outbox", "retry", "d-2"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry d-2: %q", out)
 	}
 	if got := rowOf(t, ob.conn, "d-2"); got.state != statePending || got.attempts != 0 {
@@ -238,6 +226,34 @@ func TestOutboxCommands(t *testing.T) {
 	if c := mustCounts(t, ob); c.Dead != 0 || c.Pending != 0 {
 		t.Errorf("after purge: %+v", c)
 	}
+}
+
+// checkOutboxList checks 'outbox list' in JSON and as text over the outbox
+// TestOutboxCommands fills: dead letters d-1 to d-3 of kind k, an hour old,
+// and one pending event.
+func checkOutboxList(t *testing.T) {
+	t.Helper()
+	var list struct {
+		Counts      counts             `json:"counts"`
+		Kinds       map[string]*counts `json:"kinds"`
+		DeadLetters []deadLetter       `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Counts.Dead != 3 || list.Counts.Pending != 1 || list.Kinds["k"] == nil || list.Kinds["k"].Dead != 3 || len(list.DeadLetters) != 3 {
+		t.Fatalf("outbox list --json: %+v", list)
+	}
+	if dl := list.DeadLetters[0]; dl.ID != "d-1" || dl.Attempts != 1 || !strings.HasPrefix(dl.LastError, "422") || dl.Kind != "k" {
+		t.Errorf("dead letter %+v", dl)
+	}
+	text := mustCLI(t, "outbox")
+	for _, want := range []string{"1 pending, 0 inflight, 3 dead", "dead letters:", "d-2  k  1 attempt  1h0m0s old  422 Unprocessable Entity: bad field\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("outbox list does not show %q:\n%s", want, text)
+		}
+	}
+
 }
 
 func TestReplaySpill(t *testing.T) {
@@ -401,7 +417,7 @@ func TestMigrateV1Outbox(t *testing.T) {
 	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
 		t.Errorf("schema version %d (%v), want %d", v, err, schemaVersion)
 	}
-	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letters back in the queue, 0 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "old-dead"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("retry of a v1 dead letter: %q", out)
 	}
 	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
@@ -427,10 +443,10 @@ func TestOutboxRetryMovesWaiting(t *testing.T) {
 	buryAll(t, ob, "dead")
 	insertN(t, ob, clk.now(), "w-1", "w-2", "w-3")
 	setAvailableAt(t, ob.conn, time.Now().Add(24*time.Hour))
-	if out := mustCLI(t, "outbox", "retry", "w-2"); out != "0 dead letters back in the queue, 1 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "w-2"); out != "0 dead letters back in the queue, 1 waiting event ready now\n" {
 		t.Errorf("retry w-2: %q", out)
 	}
-	if out := mustCLI(t, "outbox", "retry", "--all"); out != "1 dead letters back in the queue, 2 waiting events ready now\n" {
+	if out := mustCLI(t, "outbox", "retry", "--all"); out != "1 dead letter back in the queue, 2 waiting events ready now\n" {
 		t.Errorf("retry --all: %q", out)
 	}
 	for _, id := range []string{"d-1", "w-1", "w-2", "w-3"} {

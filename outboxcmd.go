@@ -27,7 +27,8 @@ stored on standard output, and its state, attempts and last error on
 standard error; 'retry' puts dead letters back in the queue with their
 attempts reset (a payload over 1 MiB then goes out alone; one that is not
 JSON can never be sent and stays dead), and makes events that wait for a
-retry ready now; 'purge' deletes the dead letters for good.
+retry ready now (an ID that names no event is an error, and then nothing
+is retried); 'purge' deletes the dead letters for good.
 
 Examples:
   difflore outbox list
@@ -143,7 +144,7 @@ func outboxList(cfg config, args []string) error {
 		fmt.Fprintln(cfg.stdout, "dead letters:")
 		for _, d := range dead {
 			age := time.Since(d.CreatedAt).Round(time.Second)
-			fmt.Fprintf(cfg.stdout, "  %s  %s  %d attempts  %s old  %s\n", d.ID, d.Kind, d.Attempts, age, firstLine(d.LastError))
+			fmt.Fprintf(cfg.stdout, "  %s  %s  %s  %s old  %s\n", d.ID, d.Kind, plural(d.Attempts, "attempt"), age, firstLine(d.LastError))
 		}
 	}
 	return nil
@@ -169,8 +170,13 @@ func outboxRetry(cfg config, args []string) error {
 	}
 	defer ob.Close()
 	var n, waiting int
-	var raw []string
+	var raw, unknown []string
 	err = ob.immediate(func() (err error) {
+		// An id that names no event is a mistake (a typo, an event already
+		// delivered or purged) to report, not a retry of nothing.
+		if unknown, err = ob.missing(fl.Args()); err != nil || len(unknown) > 0 {
+			return err
+		}
 		if n, raw, err = ob.retryDead(*all, fl.Args()); err != nil {
 			return fmt.Errorf("retry dead letters: %w", err)
 		}
@@ -182,7 +188,10 @@ func outboxRetry(cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue, %d waiting events ready now\n", n, waiting)
+	if len(unknown) > 0 {
+		return withCode(1, fmt.Errorf("no %s in the outbox", quotedList(unknown, "event")))
+	}
+	fmt.Fprintf(cfg.stdout, "%s back in the queue, %s ready now\n", plural(n, "dead letter"), plural(waiting, "waiting event"))
 	switch {
 	case len(raw) == 0:
 		return nil
@@ -225,8 +234,8 @@ func outboxShow(cfg config, args []string) error {
 	if e.Raw {
 		state += " (its payload is not one valid JSON value: never sent)"
 	}
-	fmt.Fprintf(cfg.stderr, "id:       %s\nkind:     %s\nstate:    %s\nattempts: %d\ncreated:  %s\nsize:     %d bytes\n",
-		e.ID, e.Kind, state, e.Attempts, e.CreatedAt.Format(time.RFC3339Nano), len(e.Payload))
+	fmt.Fprintf(cfg.stderr, "id:       %s\nkind:     %s\nstate:    %s\nattempts: %d\ncreated:  %s\nsize:     %s\n",
+		e.ID, e.Kind, state, e.Attempts, humanTime(e.CreatedAt), plural(len(e.Payload), "byte"))
 	if e.LastError != "" {
 		fmt.Fprintf(cfg.stderr, "reason:   %s\n", e.LastError)
 	}
@@ -257,6 +266,18 @@ func outboxPurge(cfg config, args []string) error {
 	if err != nil {
 		return fmt.Errorf("purge dead letters: %w", err)
 	}
-	fmt.Fprintf(cfg.stdout, "purged %d dead letters\n", n)
+	fmt.Fprintf(cfg.stdout, "purged %s\n", plural(n, "dead letter"))
 	return nil
+}
+
+// quotedList is "event \"a\"" for one id, "events \"a\", \"b\"" for more.
+func quotedList(ids []string, word string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = fmt.Sprintf("%q", id)
+	}
+	if len(ids) != 1 {
+		word += "s"
+	}
+	return word + " " + strings.Join(q, ", ")
 }

@@ -96,12 +96,20 @@ func cmdService(cfg config, args []string) error {
 	if usageAsked(cfg, args, serviceUsage, false) {
 		return nil
 	}
-	if len(args) != 2 || args[0] != "print" {
+	if len(args) == 0 || args[0] != "print" {
 		return &exitError{code: 2, err: fmt.Errorf("usage: difflore service print systemd|launchd|windows")}
 	}
-	text, ok := serviceTemplates[args[1]]
+	fl := newFlagSet(cfg, "service print", serviceUsage)
+	if err := parseFlags(fl, args[1:]); err != nil {
+		return err
+	}
+	if fl.NArg() != 1 {
+		return &exitError{code: 2, err: fmt.Errorf("service print takes one service manager, got %d", fl.NArg()), hint: "use systemd, launchd or windows"}
+	}
+	manager := fl.Arg(0)
+	text, ok := serviceTemplates[manager]
 	if !ok {
-		return &exitError{code: 2, err: fmt.Errorf("unknown service manager %q", args[1]), hint: "use systemd, launchd or windows"}
+		return &exitError{code: 2, err: fmt.Errorf("unknown service manager %q", manager), hint: "use systemd, launchd or windows"}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -115,8 +123,8 @@ func cmdService(cfg config, args []string) error {
 		return err
 	}
 	data := serviceData{Exe: exe, Home: home}
-	if args[1] == "launchd" {
+	if manager == "launchd" {
 		data = serviceData{Exe: html.EscapeString(exe), Home: html.EscapeString(home)}
 	}
-	return template.Must(template.New(args[1]).Parse(text)).Execute(cfg.stdout, data)
+	return template.Must(template.New(manager).Parse(text)).Execute(cfg.stdout, data)
 }

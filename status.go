@@ -41,8 +41,8 @@ type statusReport struct {
 		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
 		Error                   string  `json:"error,omitempty"`
 	} `json:"outbox"`
-	Endpoint       string `json:"endpoint"`
-	EndpointSource string `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
+	Endpoint       *string `json:"endpoint"`                  // nil when there is none: null in JSON
+	EndpointSource string  `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
 	Delivery       struct {
 		LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
 		LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
@@ -125,7 +125,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			rep.Outbox.Error = fmt.Sprintf("spill folder: %v", err)
 		}
 	}
-	if rep.Daemon.State != "running" || rep.Endpoint == "" {
+	if rep.Daemon.State != "running" || rep.Endpoint == nil {
 		// No daemon says which endpoint it uses: show the one a daemon
 		// started now would use.
 		st, err := cfg.settings()
@@ -133,9 +133,9 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			return withCode(4, err)
 		}
 		st.printWarnings(cfg.stderr)
-		rep.Endpoint, rep.EndpointSource = redactURL(st.endpoint), st.endpointSource
-		if st.endpoint == "" {
-			rep.Endpoint = "(none)"
+		rep.Endpoint, rep.EndpointSource = nil, st.endpointSource
+		if st.endpoint != "" {
+			rep.Endpoint = endpointOrNil(redactURL(st.endpoint))
 		}
 	}
 	if *asJSON {
@@ -180,7 +180,7 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 		return fmt.Errorf("read delivery state: %w", err)
 	}
 	if rep.Daemon.State == "running" && m["endpoint"] != "" {
-		rep.Endpoint, rep.EndpointSource = m["endpoint"], m["endpoint_source"]
+		rep.Endpoint, rep.EndpointSource = endpointOrNil(m["endpoint"]), m["endpoint_source"]
 	}
 	dl := &rep.Delivery
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
@@ -238,31 +238,39 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 	}
 	fmt.Fprintln(w)
+	endpoint := "(none)"
+	if rep.Endpoint != nil {
+		endpoint = *rep.Endpoint
+	}
 	if rep.EndpointSource == "" || rep.EndpointSource == fromNone {
-		fmt.Fprintf(w, "endpoint: %s\n", rep.Endpoint)
+		fmt.Fprintf(w, "endpoint: %s\n", endpoint)
 	} else {
-		fmt.Fprintf(w, "endpoint: %s (from %s)\n", rep.Endpoint, rep.EndpointSource)
+		fmt.Fprintf(w, "endpoint: %s (from %s)\n", endpoint, rep.EndpointSource)
 	}
 	dl := rep.Delivery
 	switch {
 	case dl.LastAttemptAt == "":
 		fmt.Fprintln(w, "delivery: nothing sent yet")
 	case dl.LastError == "":
-		fmt.Fprintf(w, "delivery: last %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+		fmt.Fprintf(w, "delivery: last %s at %s\n", plural(dl.LastDeliveryCount, "event"), humanTimeString(dl.LastDeliveryAt))
 	case dl.LastDeliveryAt == dl.LastAttemptAt:
 		// Delivered, with a warning from the endpoint (OTLP partial success).
-		fmt.Fprintf(w, "delivery: last %d events at %s, %s: %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt, paint(yellow, "with a warning"), firstLine(dl.LastError))
+		fmt.Fprintf(w, "delivery: last %s at %s, %s: %s\n", plural(dl.LastDeliveryCount, "event"), humanTimeString(dl.LastDeliveryAt), paint(yellow, "with a warning"), firstLine(dl.LastError))
 	default:
-		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", dl.LastAttemptAt, paint(red, "failed"), firstLine(dl.LastError))
+		fmt.Fprintf(w, "delivery: last attempt at %s %s: %s\n", humanTimeString(dl.LastAttemptAt), paint(red, "failed"), firstLine(dl.LastError))
 		if dl.LastDeliveryAt != "" {
-			fmt.Fprintf(w, "          last success: %d events at %s\n", dl.LastDeliveryCount, dl.LastDeliveryAt)
+			fmt.Fprintf(w, "          last success: %s at %s\n", plural(dl.LastDeliveryCount, "event"), humanTimeString(dl.LastDeliveryAt))
 		}
 	}
 	if dl.PausedReason != "" {
-		fmt.Fprintf(w, "paused:   since %s: %s\n", dl.PausedSince, firstLine(dl.PausedReason))
+		fmt.Fprintf(w, "paused:   since %s: %s\n", humanTimeString(dl.PausedSince), firstLine(dl.PausedReason))
 	}
 	if strings.HasPrefix(dl.Breaker, "open") {
-		fmt.Fprintf(w, "breaker:  %s\n", dl.Breaker)
+		state, until, ok := strings.Cut(dl.Breaker, " until ")
+		if ok {
+			state += " until " + humanTimeString(until)
+		}
+		fmt.Fprintf(w, "breaker:  %s\n", state)
 	}
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
@@ -275,4 +283,13 @@ func firstLine(s string) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// endpointOrNil is the endpoint a report shows: nil, null in JSON, when
+// there is none ("" or the "(none)" a daemon without one records).
+func endpointOrNil(ep string) *string {
+	if ep == "" || ep == "(none)" {
+		return nil
+	}
+	return &ep
 }

@@ -54,7 +54,7 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "status to show the delivery", func() bool { return status2().Delivery.LastDeliveryCount == 2 })
 	rep := status2()
-	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint != ep.URL {
+	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint == nil || *rep.Endpoint != ep.URL {
 		t.Errorf("status after a delivery: %+v", rep)
 	}
 	if text := mustCLI(t, "status"); !strings.Contains(text, "delivery: last 2 events at ") {
@@ -80,6 +80,54 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 	for _, req := range ep.requests() {
 		if req.header.Get("Authorization") != "Bearer tok-very-secret" {
 			t.Errorf("request without the bearer token")
+		}
+	}
+}
+
+// TestStatusJSONEndpointNull: with no endpoint, status --json says null, the
+// absence a program can test, and the text says (none).
+func TestStatusJSONEndpointNull(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	out, _, _ := e.cli("", "status", "--json")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if ep, ok := rep["endpoint"]; !ok || ep != nil {
+		t.Errorf("status --json with no endpoint: endpoint = %#v, want null\n%s", ep, out)
+	}
+	if out, _, _ := e.cli("", "status"); !strings.Contains(out, "\nendpoint: (none)\n") {
+		t.Errorf("status with no endpoint does not say (none):\n%s", out)
+	}
+	e.vars["DIFFLORE_CLOUD_URL"] = "https://ingest.example.com/v1"
+	out, _, _ = e.cli("", "status", "--json")
+	if !strings.Contains(out, `"endpoint": "https://ingest.example.com/v1"`) {
+		t.Errorf("status --json with an endpoint does not name it:\n%s", out)
+	}
+}
+
+// TestStatusTimesToTheMillisecond: every time status shows a person is RFC
+// 3339 to the millisecond, whatever precision it was stored with.
+func TestStatusTimesToTheMillisecond(t *testing.T) {
+	t.Parallel()
+	var rep statusReport
+	rep.Daemon.State = "not_running"
+	dl := &rep.Delivery
+	dl.LastDeliveryAt, dl.LastDeliveryCount = "2026-11-26T00:44:32.20113828Z", 1
+	dl.LastAttemptAt, dl.LastError = "2026-11-26T00:45:01.5Z", "503 Service Unavailable"
+	dl.PausedReason, dl.PausedSince = "401 Unauthorized", "2026-11-26T00:45:01Z"
+	dl.Breaker = "open until 2026-11-26T00:46:01Z"
+	var b strings.Builder
+	printStatus(&b, &rep, false)
+	for _, want := range []string{
+		"delivery: last attempt at 2026-11-26T00:45:01.500Z failed: 503",
+		"last success: 1 event at 2026-11-26T00:44:32.201Z\n",
+		"paused:   since 2026-11-26T00:45:01.000Z: 401",
+		"breaker:  open until 2026-11-26T00:46:01.000Z\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status does not show %q:\n%s", want, b.String())
 		}
 	}
 }
