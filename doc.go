@@ -76,6 +76,14 @@
 // runs and 4 when the state is unknown: the lock is held by a process the
 // PID file does not describe, or the data home cannot be read.
 //
+// An idle daemon sleeps until enqueue (or outbox retry) wakes it, right
+// after its commit or spill file: through the named pipe "wake" in the data
+// home on Linux, macOS and FreeBSD, and through the named event
+// Local\difflore-wake-<hash of the data home> on Windows. Wake-ups sent
+// while the daemon is busy count as one. --tick (30s by default, 10ms to
+// 24h) is only the safety net: that often the daemon looks at the outbox and
+// the spill folder whether woken or not.
+//
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http
 // to a host that is not loopback needs --allow-insecure.

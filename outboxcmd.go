@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -154,6 +155,10 @@ func outboxRetry(cfg config, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if n+waiting > 0 {
+		// Ready now means now, not at the daemon's safety-net poll.
+		wakeDaemon(home{dir: filepath.Dir(ob.path)})
 	}
 	fmt.Fprintf(cfg.stdout, "%d dead letters back in the queue, %d waiting events ready now\n", n, waiting)
 	switch {
