@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,7 +29,9 @@ Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
 Runs the delivery daemon of this data home: it drains the outbox in batches
 to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
 daemon runs per data home; a second exits 1. With no endpoint the daemon runs
-and keeps events queued. What no flag sets comes from the environment, then
+and keeps events queued. An idle daemon sleeps until enqueue wakes it (a
+named pipe on Linux, macOS and FreeBSD, a named event on Windows); --tick is
+only the safety-net poll behind that. What no flag sets comes from the environment, then
 from config.toml in the data home ('difflore config -h').
 
 Examples:
@@ -60,7 +61,7 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	var opts runOptions
 	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
-	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events where the OS gives no notice of them (`DUR`, 10ms to 10s; on Linux, inotify wakes it at once and it looks every second besides)")
+	fl.DurationVar(&opts.tick, "tick", 30*time.Second, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := parseFlags(fl, args); err != nil {
@@ -78,8 +79,8 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	if opts.tick < 10*time.Millisecond || opts.tick > 10*time.Second {
-		return usageError("--tick %s: want 10ms to 10s", opts.tick)
+	if opts.tick < 10*time.Millisecond || opts.tick > 24*time.Hour {
+		return usageError("--tick %s: want 10ms to 24h", opts.tick)
 	}
 	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
 	if err != nil {
@@ -232,18 +233,13 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 // parent's readyTimeout.
 const firstPassWait = 5 * time.Second
 
-// notifiedPoll is how often an idle daemon polls PRAGMA data_version when
-// the OS tells it about commits (watchCommits): a fallback, in case a
-// notice is ever missed, that costs next to nothing.
-const notifiedPoll = time.Second
+// unwatchedPoll is the most an idle daemon sleeps when it cannot listen
+// for wake-ups (watchCommits failed): it then finds new events by polling.
+const unwatchedPoll = time.Second
 
-// outboxRecheck is how often an idle daemon looks again for what no cheap
-// check announces: an outbox file deleted or replaced under it.
-const outboxRecheck = 5 * time.Second
-
-// commitSettle is how long after a commit notice the daemon looks again
-// when the commit was not yet visible at the notice.
-const commitSettle = 5 * time.Millisecond
+// vacuumPace is how soon an idle daemon comes back to shrink the outbox by
+// another vacuumStep while free pages are left.
+const vacuumPace = 75 * time.Millisecond
 
 // daemon is the drain loop of a running daemon and what it keeps from one
 // turn to the next. It owns the outbox, which housekeep replaces when the
@@ -253,26 +249,24 @@ type daemon struct {
 	ob    *outbox
 	d     *drainer
 	log   *slog.Logger
-	tick  time.Duration // the idle poll the flag sets, and the vacuum's pace
+	tick  time.Duration // the safety-net poll the flag sets
 	waits waits
 
-	changes     <-chan struct{} // commit notices, nil where the OS gives none
-	poll        *time.Ticker
-	lastVersion int64      // PRAGMA data_version when last looked at
-	lastSpill   time.Time  // when housekeep last ran
-	spillStamp  time.Time  // the spill folder's modification time
-	backlog     spillRound // what replay moved since the spill folder was last cleared
-	dbErrors    int        // outbox errors in a row
-	vacuumDue   bool       // free pages may be left to give back
-	ready       func()     // called once the first pass has left nothing to send now, then nil
+	changes   <-chan struct{} // wake-ups from enqueue, nil when the daemon cannot listen
+	poll      *time.Ticker
+	lastSpill time.Time  // when housekeep last ran; zero makes it due
+	backlog   spillRound // what replay moved since the spill folder was last cleared
+	dbErrors  int        // outbox errors in a row
+	vacuumDue bool       // free pages may be left to give back
+	ready     func()     // called once the first pass has left nothing to send now, then nil
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
 // due, delivers one batch, and when there was nothing to send gives free
-// pages back and sleeps until the earliest of: a commit by another process
-// (announced by watchCommits where the OS can, and found by PRAGMA
-// data_version, polled every tick — microseconds each), the next event's
-// available_at, or the end of a pause or open breaker.
+// pages back and sleeps until the earliest of: a wake-up from enqueue
+// (watchCommits), the next event's available_at, the end of a pause or open
+// breaker, or the safety-net tick, which looks at everything (outbox, spill
+// folder, the outbox file replaced) in case a wake-up was never sent.
 func (dm *daemon) loop(ctx context.Context) error {
 	// Requests get their own context: on shutdown the one in flight has
 	// shutdownGrace to finish before it is cancelled.
@@ -289,17 +283,16 @@ func (dm *daemon) loop(ctx context.Context) error {
 	if err == nil {
 		defer stopWatch()
 		dm.changes = changes
-		poll = max(poll, notifiedPoll)
-	} else if !errors.Is(err, errors.ErrUnsupported) {
-		dm.log.Warn("no commit notices; polling", "every", poll, "error", err)
+	} else {
+		poll = min(poll, unwatchedPoll)
+		dm.log.Warn("no wake-ups from enqueue; polling", "every", poll, "error", err)
 	}
 	dm.poll = time.NewTicker(poll)
 	defer dm.poll.Stop()
-	if dm.lastVersion, err = dm.ob.dataVersion(); err != nil {
-		return fmt.Errorf("read outbox: %w", err)
-	}
-	dm.spillStamp = modTime(dm.h.path(spillDirName))
 	for ctx.Err() == nil {
+		// One line per pass, at debug level: what tests count to see that
+		// a burst of wake-ups costs a few passes, not one each.
+		dm.log.Debug("drain pass")
 		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more {
 			dm.housekeep(ctx)
 		}
@@ -347,7 +340,6 @@ func (dm *daemon) housekeep(ctx context.Context) {
 			dm.log.Error("outbox file replaced; reopen", "error", err)
 		} else {
 			dm.log.Warn("outbox file replaced; reopened it", "path", dm.ob.path)
-			dm.lastVersion, _ = dm.ob.dataVersion()
 		}
 	}
 	r, err := replaySpill(ctx, dm.h, dm.ob)
@@ -430,74 +422,25 @@ func (dm *daemon) nextWake() *time.Timer {
 }
 
 // waitIdle sleeps until ctx is done, wake fires, a vacuum step is due, or
-// something changed: another process committed to the outbox, an event was
-// spilled, or it is time to look again for an outbox file deleted or
-// replaced under the daemon.
+// news comes: a wake-up from enqueue (a new event in the outbox or a spill
+// file), or the safety-net tick. Either makes housekeeping due, so the next
+// turn looks at the spill folder and at an outbox file replaced under the
+// daemon too. The daemon's own commits send no wake-up.
 func (dm *daemon) waitIdle(ctx context.Context, wake *time.Timer) {
-	var wakeC, vacuumNext, settle <-chan time.Time
+	var wakeC, vacuumNext <-chan time.Time
 	if wake != nil {
 		wakeC = wake.C
 	}
 	if dm.vacuumDue {
-		// Shrink at the pace of the poll the flag sets, not at the slower
-		// fallback poll that commit notices allow.
-		vacuumNext = time.After(dm.tick)
+		vacuumNext = time.After(vacuumPace)
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wakeC:
-			return
-		case <-vacuumNext:
-			return
-		case <-dm.changes:
-			// The daemon's own commits (acks, vacuum) write the WAL too;
-			// only another process's commit changes data_version.
-			if dm.outboxChanged() {
-				return
-			}
-			// A notice can come before its commit is visible: the WAL
-			// frames are written before the WAL index says so, and the
-			// index (shared memory) sends no notice. Look once more just
-			// after.
-			if settle == nil {
-				settle = time.After(commitSettle)
-			}
-		case <-settle:
-			settle = nil
-			if dm.outboxChanged() {
-				return
-			}
-		case <-dm.poll.C:
-			if dm.outboxChanged() || dm.spilledOrDue() {
-				return
-			}
-		}
+	select {
+	case <-ctx.Done():
+	case <-wakeC:
+	case <-vacuumNext:
+	case <-dm.changes:
+		dm.lastSpill = time.Time{}
+	case <-dm.poll.C:
+		dm.lastSpill = time.Time{}
 	}
-}
-
-// outboxChanged reports whether another process committed to the outbox
-// since the daemon last looked (or the outbox cannot be read, which the
-// next turn reports).
-func (dm *daemon) outboxChanged() bool {
-	v, err := dm.ob.dataVersion()
-	if err != nil || v != dm.lastVersion {
-		dm.lastVersion = v
-		return true
-	}
-	return false
-}
-
-// spilledOrDue reports whether housekeeping is due: an event was spilled
-// (which changes the spill folder's time: one stat a tick notices it, where
-// a scan would cost more; housekeep then runs at once), or every few
-// seconds, to look again for what no cheap check announces, an outbox file
-// deleted or replaced under the daemon.
-func (dm *daemon) spilledOrDue() bool {
-	if m := modTime(dm.h.path(spillDirName)); !m.Equal(dm.spillStamp) {
-		dm.spillStamp, dm.lastSpill = m, time.Time{}
-		return true
-	}
-	return time.Since(dm.lastSpill) >= dm.waits.recheck
 }

@@ -156,6 +156,9 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	if err := keepEvent(cfg, h, *id, *kind, payload, dead); err != nil {
 		return err
 	}
+	// The event is in the outbox or the spill folder: tell an idle daemon
+	// now rather than at its safety-net poll.
+	wakeDaemon(h)
 	if dead != nil {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: %s; kept as dead letter %s ('difflore outbox show %s' prints it)\n", dead.reason, *id, *id)
 	}

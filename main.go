@@ -88,14 +88,13 @@ type config struct {
 type waits struct {
 	settle        time.Duration // how long run and stop look again for a lock holder to show itself (settleLoop)
 	shutdownGrace time.Duration // what a stopping daemon still gives the request in flight
-	recheck       time.Duration // how often an idle daemon looks for an outbox file deleted or replaced under it
 	stdinWait     time.Duration // how long enqueue waits for standard input after bad usage
 	firstPass     time.Duration // how long a detached daemon's first delivery pass may hold back its ready report
 }
 
 // defaultWaits are the waits of difflore as users run it.
 func defaultWaits() waits {
-	return waits{settle: settleTime, shutdownGrace: shutdownGrace, recheck: outboxRecheck, stdinWait: usageStdinWait, firstPass: firstPassWait}
+	return waits{settle: settleTime, shutdownGrace: shutdownGrace, stdinWait: usageStdinWait, firstPass: firstPassWait}
 }
 
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {

@@ -632,21 +632,6 @@ func (o *outbox) nextAvailable() (time.Time, bool, error) {
 	return at, ok, err
 }
 
-// dataVersion changes whenever another connection commits to the database.
-// Reading it costs microseconds, so the daemon polls it to notice new events.
-// The statement stays prepared rather than being parsed on every tick.
-func (o *outbox) dataVersion() (int64, error) {
-	stmt, err := o.conn.Prepare("PRAGMA data_version")
-	if err != nil {
-		return 0, err
-	}
-	defer stmt.Reset()
-	if _, err := stmt.Step(); err != nil {
-		return 0, err
-	}
-	return stmt.ColumnInt64(0), nil
-}
-
 // counts is how many events the outbox holds in each state.
 type counts struct {
 	Pending       int64     `json:"pending"`

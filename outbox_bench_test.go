@@ -96,22 +96,42 @@ func floorInsert(path, id string, payload []byte, created time.Time) error {
 	return insertEvent(conn, id, "event", payload, created)
 }
 
-// BenchmarkEnqueue measures enqueue's database work in process, a fresh
-// connection per event as the CLI does (events/s), beside floorInsert, and
+// BenchmarkEnqueue measures enqueue's work in process, a fresh connection
+// per event and the wake-up of a listening daemon as the CLI does
+// (events/s; wake-us is the wake-up alone), beside floorInsert, and
 // inserting on a connection that stays open (conn-events/s). The
 // whole-process figure, with the Go runtime start, is bench/run.sh's.
 func BenchmarkEnqueue(b *testing.B) {
 	ob, h := newBenchOutbox(b)
 	path := h.path(dbFileName)
+	changes, stop, err := watchCommits(h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // Takes the notices as a daemon does.
+		for {
+			select {
+			case <-changes:
+			case <-done:
+				return
+			}
+		}
+	}()
 	var ids benchIDs
-	var tEnq, tFloor, tConn time.Duration
+	var tEnq, tFloor, tConn, tWake time.Duration
 	n := 0
 	for b.Loop() {
 		t0 := time.Now()
 		if err := enqueueDB(path, enqueueBusy, ids.next(), "event", benchPayload, t0); err != nil {
 			b.Fatal(err)
 		}
+		tw := time.Now()
+		wakeDaemon(h)
 		t1 := time.Now()
+		tWake += t1.Sub(tw)
 		if err := floorInsert(path, ids.next(), benchPayload, t1); err != nil {
 			b.Fatal(err)
 		}
@@ -127,6 +147,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	b.ReportMetric(float64(n)/tFloor.Seconds(), "floor-events/s")
 	b.ReportMetric(tEnq.Seconds()/tFloor.Seconds(), "x-floor")
 	b.ReportMetric(float64(n)/tConn.Seconds(), "conn-events/s")
+	b.ReportMetric(float64(tWake.Microseconds())/float64(n), "wake-us")
 }
 
 // enqueueFull is enqueueDB with synchronous=FULL: in WAL mode every commit

@@ -26,7 +26,8 @@ func TestOutboxDeletedWhileRunning(t *testing.T) {
 		}
 	}
 	mustCLI(t, "enqueue", "--id", "after", `{"n":2}`)
-	// The daemon looks for a replaced outbox at least every 5 s when idle.
+	// enqueue wakes the daemon, which looks for a replaced outbox on every
+	// wake-up.
 	waitFor(t, 15*time.Second, "the event enqueued after the reset", func() bool { return len(readLines(t, out)) == 2 })
 	if got := readLines(t, out); !strings.Contains(got[1], `"id":"after"`) {
 		t.Errorf("second line: %s", got[1])

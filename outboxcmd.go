@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -190,6 +191,10 @@ func outboxRetry(cfg config, args []string) error {
 	}
 	if len(unknown) > 0 {
 		return withCode(1, fmt.Errorf("no %s in the outbox", quotedList(unknown, "event")))
+	}
+	if n+waiting > 0 {
+		// Ready now means now, not at the daemon's safety-net poll.
+		wakeDaemon(home{dir: filepath.Dir(ob.path)})
 	}
 	fmt.Fprintf(cfg.stdout, "%s back in the queue, %s ready now\n", plural(n, "dead letter"), plural(waiting, "waiting event"))
 	switch {

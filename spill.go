@@ -350,12 +350,3 @@ func removeStaleSpillTemps(h home, now time.Time) (removed int, err error) {
 	}
 	return removed, nil
 }
-
-// modTime is a file's modification time, the zero time when it has none.
-func modTime(path string) time.Time {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return time.Time{}
-	}
-	return fi.ModTime()
-}
