@@ -330,6 +330,59 @@ func BenchmarkClaimLatency(b *testing.B) {
 	b.ReportMetric(p1m.Seconds()/p1k.Seconds(), "x-1k")
 }
 
+// BenchmarkStatus measures status's outbox query (the counts, the oldest
+// pending event and the meta keys, on an open connection) with a
+// thousand and with a million events queued, alternating, and reports both
+// medians and their ratio (x-1k, target ≤ 2); open-x-1k is the same for
+// all status does with the outbox, its own connection included. scan-µs@1M
+// is one run of the count by scan that status used before the tally.
+func BenchmarkStatus(b *testing.B) {
+	sizes := []int{1_000, 1_000_000}
+	homes := make([]home, len(sizes))
+	obs := make([]*outbox, len(sizes))
+	for i, n := range sizes {
+		homes[i] = home{dir: filepath.Dir(queuedOutbox(b, n))}
+		obs[i] = mustOutbox(b, homes[i], time.Now)
+		defer obs[i].Close()
+	}
+	query := func(ob *outbox) {
+		c, err := ob.counts()
+		if err != nil || c.Pending == 0 {
+			b.Fatalf("counts %+v, %v", c, err)
+		}
+		if _, err := ob.meta(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	took := make([][]time.Duration, len(sizes))
+	opened := make([][]time.Duration, len(sizes))
+	for b.Loop() {
+		for i, ob := range obs {
+			t0 := time.Now()
+			query(ob)
+			t1 := time.Now()
+			var rep statusReport
+			if err := fillOutboxStatus(homes[i], &rep); err != nil || rep.Outbox.Pending != int64(sizes[i]) {
+				b.Fatalf("status: %d pending, %v", rep.Outbox.Pending, err)
+			}
+			took[i] = append(took[i], t1.Sub(t0))
+			opened[i] = append(opened[i], time.Since(t1))
+		}
+	}
+	b.StopTimer()
+	t0 := time.Now()
+	if err := sqlitex.Execute(obs[1].conn, `SELECT state, count(*), min(created_at) FROM events GROUP BY state`, nil); err != nil {
+		b.Fatal(err)
+	}
+	scan := time.Since(t0)
+	p1k, p1m := median(took[0]), median(took[1])
+	b.ReportMetric(float64(p1k.Microseconds()), "µs-status@1k")
+	b.ReportMetric(float64(p1m.Microseconds()), "µs-status@1M")
+	b.ReportMetric(p1m.Seconds()/p1k.Seconds(), "x-1k")
+	b.ReportMetric(median(opened[1]).Seconds()/median(opened[0]).Seconds(), "open-x-1k")
+	b.ReportMetric(float64(scan.Microseconds()), "scan-µs@1M")
+}
+
 func median(d []time.Duration) time.Duration {
 	if len(d) == 0 {
 		return 0

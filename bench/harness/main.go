@@ -765,6 +765,11 @@ func cmdGoBench(args []string) error {
 	if r := b["BenchmarkClaimAck"]; r != nil {
 		row("claim + ack in batches of 100", fmt.Sprintf("%.0f events/s", medianOf(r, "events/s")), "-", "-", "", true)
 	}
+	if r := b["BenchmarkStatus"]; r != nil {
+		x := medianOf(r, "x-1k")
+		row("status's outbox query, 1M queued", fmt.Sprintf("%.0f µs", medianOf(r, "µs-status@1M")),
+			fmt.Sprintf("1k queued %.0f µs", medianOf(r, "µs-status@1k")), fmt.Sprintf("%.3f", x), "≤ 2", x <= 2)
+	}
 	return nil
 }
 
