@@ -24,16 +24,23 @@ const vacuumStep = 4096
 
 const runUsage = `
 Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
+                    [--max-size SIZE] [--max-age AGE]
 
 Runs the delivery daemon of this data home: it drains the outbox in batches
 to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
 daemon runs per data home; a second exits 1. With no endpoint the daemon runs
 and keeps events queued.
 
+The outbox is kept under --max-size (1GiB by default), and so that the disk
+keeps 5 % free; with --max-age, events older than that go too. Over a limit
+the oldest pending events are evicted, and each eviction is delivered as a
+difflore.gap event that says what went; status shows the totals.
+
 Examples:
   difflore run --endpoint https://ingest.example.com/v1/events
   difflore run --detach --endpoint file:///tmp/events.jsonl
   difflore run --endpoint otlp+http://127.0.0.1:4318   # an OpenTelemetry Collector
+  difflore run --max-size 500MB --max-age 30d
 `
 
 // runOptions are the daemon's settings after flags and environment.
@@ -44,6 +51,7 @@ type runOptions struct {
 	tick          time.Duration
 	allowInsecure bool
 	logLevel      slog.Level
+	limits        limits
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
@@ -55,8 +63,13 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events where the OS gives no notice of them (`DUR`, 10ms to 10s; on Linux, inotify wakes it at once and it looks every second besides)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
+	maxSize := fl.String("max-size", "1GiB", "the outbox's largest `SIZE` (2MiB, 500MB, bytes; at least 1MiB): beyond it the oldest pending events are evicted, and reported")
+	maxAge := fl.String("max-age", "off", "evict, and report, pending events older than `AGE` (30d, 12h, or off)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
+	}
+	if err := opts.limits.parse(*maxSize, *maxAge); err != nil {
+		return usageError("%s", err.Error())
 	}
 	if fl.NArg() > 0 {
 		return usageError("run takes no arguments, got %q", fl.Arg(0))
@@ -156,7 +169,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(redactOptionsFromEnv(cfg.getenv)); err != nil {
 		return err
 	}
-	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits}
+	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits, lim: newLimiter(opts.limits, h, time.Now, log)}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
 	defer func() { dm.ob.Close() }()
@@ -216,6 +229,8 @@ type daemon struct {
 	backlog     spillRound // what replay moved since the spill folder was last cleared
 	dbErrors    int        // outbox errors in a row
 	vacuumDue   bool       // free pages may be left to give back
+	lim         *limiter   // max_size, max_age: see limits.go
+	evictMore   bool       // the last eviction run stopped at its bound
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -251,7 +266,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 	}
 	dm.spillStamp = modTime(dm.h.path(spillDirName))
 	for ctx.Err() == nil {
-		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more {
+		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more || dm.evictMore {
 			dm.housekeep(ctx)
 		}
 		sent, err := dm.d.step(reqCtx)
@@ -269,6 +284,9 @@ func (dm *daemon) loop(ctx context.Context) error {
 		if dm.backlog.more {
 			continue
 		}
+		if dm.limitStep(false); dm.evictMore {
+			continue
+		}
 		if dm.vacuumDue {
 			dm.vacuumStep()
 		}
@@ -283,10 +301,11 @@ func (dm *daemon) loop(ctx context.Context) error {
 	return nil
 }
 
-// housekeep reopens the outbox when its file was deleted or replaced, and
-// moves one bounded round of spilled events into it. One round per turn of
-// the loop, a delivery between rounds: a backlog of spill files neither
-// holds events back nor keeps the daemon from stopping.
+// housekeep reopens the outbox when its file was deleted or replaced,
+// moves one bounded round of spilled events into it, and keeps it within
+// its limits (limitStep). One round per turn of the loop, a delivery between rounds: a
+// backlog of spill files or of evictions neither holds events back nor
+// keeps the daemon from stopping.
 func (dm *daemon) housekeep(ctx context.Context) {
 	dm.lastSpill = time.Now()
 	if dm.ob.replaced() {
@@ -306,6 +325,21 @@ func (dm *daemon) housekeep(ctx context.Context) {
 		dm.log.Info("replayed spilled events", "events", dm.backlog.moved, "dead_letters", dm.backlog.dead)
 		dm.backlog = spillRound{}
 	}
+	dm.limitStep(true)
+}
+
+// limitStep keeps the outbox within its limits: the one step in which the
+// daemon evicts (limits.go). It runs every limit with the housekeeping,
+// once a second, also while batches go out (the outbox may grow meanwhile,
+// behind a slow endpoint); and max_size alone, whose measure costs a few
+// microseconds, at every idle turn, which each commit by a hook wakes, so
+// that an outbox that is not being drained does not stay over max_size
+// after a commit. Evicted pages go back to the file system in the idle
+// moments after.
+func (dm *daemon) limitStep(all bool) {
+	evicted, more := dm.lim.enforce(dm.ob, all)
+	dm.evictMore = more
+	dm.vacuumDue = dm.vacuumDue || evicted
 }
 
 // reopenOutbox opens the outbox file now at the outbox's path in place of

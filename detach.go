@@ -29,7 +29,8 @@ const detachedEnv = "DIFFLORE_DETACHED"
 // hold credentials.
 func (o runOptions) childArgs() []string {
 	args := []string{"run", "--batch", strconv.Itoa(o.batch), "--tick", o.tick.String(),
-		"--log-level", strings.ToLower(o.logLevel.String())}
+		"--log-level", strings.ToLower(o.logLevel.String()),
+		"--max-size", strconv.FormatInt(o.limits.maxSize, 10), "--max-age", o.limits.maxAge.String()}
 	if o.allowInsecure {
 		args = append(args, "--allow-insecure")
 	}

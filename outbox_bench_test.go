@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -127,6 +128,58 @@ func BenchmarkEnqueue(b *testing.B) {
 	b.ReportMetric(float64(n)/tFloor.Seconds(), "floor-events/s")
 	b.ReportMetric(tEnq.Seconds()/tFloor.Seconds(), "x-floor")
 	b.ReportMetric(float64(n)/tConn.Seconds(), "conn-events/s")
+}
+
+// BenchmarkEnqueueAtLimit measures enqueueDB on an outbox at its max_size
+// (4 MiB), with a daemon's limiter evicting from it in the background (every
+// 10 ms, a hundred times as often as the daemon does), beside enqueueDB on
+// an outbox far below its limit, interleaved: x-below is the ratio of the
+// times (target ≤ 1.2).
+func BenchmarkEnqueueAtLimit(b *testing.B) {
+	_, below := newBenchOutbox(b)
+	full, fullHome := newBenchOutbox(b)
+	var ids benchIDs
+	fill(b, full, &ids, 4<<20/len(benchPayload)*2)
+	lim := newLimiter(limits{maxSize: 4 << 20}, fullHome, time.Now, slog.New(slog.DiscardHandler))
+	for _, more := lim.enforce(full, true); more; _, more = lim.enforce(full, true) {
+	}
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		runs := 0
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- runs
+				return
+			case <-t.C:
+				if evicted, _ := lim.enforce(full, false); evicted {
+					runs++
+				}
+			}
+		}
+	}()
+	paths := []string{below.path(dbFileName), fullHome.path(dbFileName)}
+	var took [2]time.Duration
+	n := 0
+	for b.Loop() {
+		for i, p := range paths {
+			t0 := time.Now()
+			if err := enqueueDB(p, enqueueBusy, ids.next(), "event", benchPayload, t0); err != nil {
+				b.Fatal(err)
+			}
+			took[i] += time.Since(t0)
+		}
+		n++
+	}
+	close(stop)
+	runs := <-done
+	b.ReportMetric(float64(n)/took[1].Seconds(), "limit-events/s")
+	b.ReportMetric(float64(n)/took[0].Seconds(), "below-events/s")
+	b.ReportMetric(took[1].Seconds()/took[0].Seconds(), "x-below")
+	b.ReportMetric(float64(runs), "evictions")
 }
 
 // enqueueFull is enqueueDB with synchronous=FULL: in WAL mode every commit
@@ -331,7 +384,7 @@ func BenchmarkClaimLatency(b *testing.B) {
 }
 
 // BenchmarkStatus measures status's outbox query (the counts, the oldest
-// pending event and the meta keys, on an open connection) with a
+// pending event, the size and the meta keys, on an open connection) with a
 // thousand and with a million events queued, alternating, and reports both
 // medians and their ratio (x-1k, target ≤ 2); open-x-1k is the same for
 // all status does with the outbox, its own connection included. scan-µs@1M
@@ -350,7 +403,12 @@ func BenchmarkStatus(b *testing.B) {
 		if err != nil || c.Pending == 0 {
 			b.Fatalf("counts %+v, %v", c, err)
 		}
-		if _, err := ob.meta(); err != nil {
+		m, err := ob.meta()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var st storeStatus
+		if err := fillStoreStatus(ob, m, &st); err != nil {
 			b.Fatal(err)
 		}
 	}

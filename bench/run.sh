@@ -57,7 +57,7 @@ bin=$out/difflore
 # BenchmarkStatus.
 count=3; [ -n "$quick" ] && count=1
 log "Go benchmarks (count $count)"
-(cd "$out" && timeout 20m ./difflore.test -test.run '^$' -test.bench '^Benchmark(Enqueue|ClaimAck|ClaimLatency|Status|Drain)$' \
+(cd "$out" && timeout 20m ./difflore.test -test.run '^$' -test.bench '^Benchmark(Enqueue|EnqueueAtLimit|ClaimAck|ClaimLatency|Status|Drain)$' \
 	-test.count "$count" | tee gobench.txt >&2)
 "$h" gobench "$out/gobench.txt" >>"$rows"
 
