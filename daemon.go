@@ -25,6 +25,7 @@ const vacuumStep = 4096
 
 const runUsage = `
 Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
+                    [--max-size SIZE] [--max-age AGE]
 
 Runs the delivery daemon of this data home: it drains the outbox in batches
 to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
@@ -34,10 +35,16 @@ named pipe on Linux, macOS and FreeBSD, a named event on Windows); --tick is
 only the safety-net poll behind that. What no flag sets comes from the environment, then
 from config.toml in the data home ('difflore config -h').
 
+The outbox is kept under --max-size (1GiB by default), and so that the disk
+keeps 5 % free; with --max-age, events older than that go too. Over a limit
+the oldest pending events are evicted, and each eviction is delivered as a
+difflore.gap event that says what went; status shows the totals.
+
 Examples:
   difflore run --endpoint https://ingest.example.com/v1/events
   difflore run --detach --endpoint file:///tmp/events.jsonl
   difflore run --endpoint otlp+http://127.0.0.1:4318   # an OpenTelemetry Collector
+  difflore run --max-size 500MB --max-age 30d
 `
 
 // runOptions are the daemon's settings after flags, environment and
@@ -53,6 +60,7 @@ type runOptions struct {
 	tick           time.Duration
 	allowInsecure  bool
 	logLevel       slog.Level
+	limits         limits
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
@@ -64,8 +72,13 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	fl.DurationVar(&opts.tick, "tick", 30*time.Second, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
+	maxSize := fl.String("max-size", "1GiB", "the outbox's largest `SIZE` (2MiB, 500MB, bytes; at least 1MiB): beyond it the oldest pending events are evicted, and reported")
+	maxAge := fl.String("max-age", "off", "evict, and report, pending events older than `AGE` (30d, 12h, or off)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
+	}
+	if err := opts.limits.parse(*maxSize, *maxAge); err != nil {
+		return usageError("%s", err.Error())
 	}
 	if fl.NArg() > 0 {
 		return usageError("run takes no arguments, got %q", fl.Arg(0))
@@ -192,7 +205,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
-	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits}
+	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits, lim: newLimiter(opts.limits, h, time.Now, log)}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
 	defer func() { dm.ob.Close() }()
@@ -259,6 +272,8 @@ type daemon struct {
 	dbErrors  int        // outbox errors in a row
 	vacuumDue bool       // free pages may be left to give back
 	ready     func()     // called once the first pass has left nothing to send now, then nil
+	lim       *limiter   // max_size, max_age: see limits.go
+	evictMore bool       // the last eviction run stopped at its bound
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -293,7 +308,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 		// One line per pass, at debug level: what tests count to see that
 		// a burst of wake-ups costs a few passes, not one each.
 		dm.log.Debug("drain pass")
-		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more {
+		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more || dm.evictMore {
 			dm.housekeep(ctx)
 		}
 		sent, err := dm.d.step(reqCtx)
@@ -309,6 +324,9 @@ func (dm *daemon) loop(ctx context.Context) error {
 			continue
 		}
 		if dm.backlog.more {
+			continue
+		}
+		if dm.limitStep(false); dm.evictMore {
 			continue
 		}
 		if dm.ready != nil {
@@ -329,10 +347,11 @@ func (dm *daemon) loop(ctx context.Context) error {
 	return nil
 }
 
-// housekeep reopens the outbox when its file was deleted or replaced, and
-// moves one bounded round of spilled events into it. One round per turn of
-// the loop, a delivery between rounds: a backlog of spill files neither
-// holds events back nor keeps the daemon from stopping.
+// housekeep reopens the outbox when its file was deleted or replaced,
+// moves one bounded round of spilled events into it, and keeps it within
+// its limits (limitStep). One round per turn of the loop, a delivery between rounds: a
+// backlog of spill files or of evictions neither holds events back nor
+// keeps the daemon from stopping.
 func (dm *daemon) housekeep(ctx context.Context) {
 	dm.lastSpill = time.Now()
 	if dm.ob.replaced() {
@@ -351,6 +370,21 @@ func (dm *daemon) housekeep(ctx context.Context) {
 		dm.log.Info("replayed spilled events", "events", dm.backlog.moved, "dead_letters", dm.backlog.dead)
 		dm.backlog = spillRound{}
 	}
+	dm.limitStep(true)
+}
+
+// limitStep keeps the outbox within its limits: the one step in which the
+// daemon evicts (limits.go). It runs every limit with the housekeeping,
+// once a second, also while batches go out (the outbox may grow meanwhile,
+// behind a slow endpoint); and max_size alone, whose measure costs a few
+// microseconds, at every idle turn, which each commit by a hook wakes, so
+// that an outbox that is not being drained does not stay over max_size
+// after a commit. Evicted pages go back to the file system in the idle
+// moments after.
+func (dm *daemon) limitStep(all bool) {
+	evicted, more := dm.lim.enforce(dm.ob, all)
+	dm.evictMore = more
+	dm.vacuumDue = dm.vacuumDue || evicted
 }
 
 // reopenOutbox opens the outbox file now at the outbox's path in place of

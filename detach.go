@@ -38,6 +38,7 @@ func (o runOptions) childArgs() []string {
 	if o.batchGiven {
 		args = append(args, "--batch", strconv.Itoa(o.batch))
 	}
+	args = append(args, "--max-size", strconv.FormatInt(o.limits.maxSize, 10), "--max-age", o.limits.maxAge.String())
 	if o.allowInsecure {
 		args = append(args, "--allow-insecure")
 	}

@@ -10,7 +10,7 @@
 // Usage:
 //
 //	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
-//	difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
+//	difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE]
 //	difflore stop [--grace DUR]
 //	difflore status [--json]
 //	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
@@ -80,6 +80,20 @@
 // status exits 0 when a daemon runs, 1 for a stale PID file, 3 when none
 // runs and 4 when the state is unknown: the lock is held by a process the
 // PID file does not describe, or the data home cannot be read.
+//
+// The daemon keeps the outbox under --max-size (1GiB by default; 2MiB,
+// 500MB or a byte count), measured as SQLite's pages in use, and so that the
+// disk keeps 5 % free; with --max-age (30d, 12h), events older than that go
+// too. Over a limit it evicts the oldest pending events first (dead letters
+// have their own limit, a tenth of --max-size) and reports each eviction
+// run as one event of kind difflore.gap, written with the eviction and
+// delivered like any other: its payload gives how many events and payload
+// bytes went, per kind, the creation times of the first and last, and the
+// reason (max_size or max_age). status shows the size, the evictions so far
+// and a warning from 80 % of --max-size. enqueue never evicts: the outbox
+// may pass its limit by what hooks commit before the daemon next measures
+// it (after each commit while idle, every second while delivering), and,
+// while no daemon runs, until the next one starts.
 //
 // What leaves the machine has its secrets replaced with [REDACTED:<rule>]:
 // provider keys and tokens, private-key blocks, JWTs, Authorization

@@ -138,7 +138,7 @@ func commands() []commandSpec {
 		{"enqueue", "queue one event (the hook fast path)", cmdEnqueue,
 			[]string{"--kind", "--id", "--ensure-daemon", "--strict"}},
 		{"run", "run the delivery daemon (--detach to start it in the background)", cmdRun,
-			[]string{"--detach", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level"}},
+			[]string{"--detach", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level", "--max-size", "--max-age"}},
 		{"stop", "stop the daemon of this data home", cmdStop, []string{"--grace"}},
 		{"status", "show the daemon and the outbox", cmdStatus, []string{"--json"}},
 		{"outbox", "inspect the queue: list, retry and purge dead letters", cmdOutbox,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -148,6 +149,58 @@ func BenchmarkEnqueue(b *testing.B) {
 	b.ReportMetric(tEnq.Seconds()/tFloor.Seconds(), "x-floor")
 	b.ReportMetric(float64(n)/tConn.Seconds(), "conn-events/s")
 	b.ReportMetric(float64(tWake.Microseconds())/float64(n), "wake-us")
+}
+
+// BenchmarkEnqueueAtLimit measures enqueueDB on an outbox at its max_size
+// (4 MiB), with a daemon's limiter evicting from it in the background (every
+// 10 ms, a hundred times as often as the daemon does), beside enqueueDB on
+// an outbox far below its limit, interleaved: x-below is the ratio of the
+// times (target ≤ 1.2).
+func BenchmarkEnqueueAtLimit(b *testing.B) {
+	_, below := newBenchOutbox(b)
+	full, fullHome := newBenchOutbox(b)
+	var ids benchIDs
+	fill(b, full, &ids, 4<<20/len(benchPayload)*2)
+	lim := newLimiter(limits{maxSize: 4 << 20}, fullHome, time.Now, slog.New(slog.DiscardHandler))
+	for _, more := lim.enforce(full, true); more; _, more = lim.enforce(full, true) {
+	}
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		runs := 0
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- runs
+				return
+			case <-t.C:
+				if evicted, _ := lim.enforce(full, false); evicted {
+					runs++
+				}
+			}
+		}
+	}()
+	paths := []string{below.path(dbFileName), fullHome.path(dbFileName)}
+	var took [2]time.Duration
+	n := 0
+	for b.Loop() {
+		for i, p := range paths {
+			t0 := time.Now()
+			if err := enqueueDB(p, enqueueBusy, ids.next(), "event", benchPayload, t0); err != nil {
+				b.Fatal(err)
+			}
+			took[i] += time.Since(t0)
+		}
+		n++
+	}
+	close(stop)
+	runs := <-done
+	b.ReportMetric(float64(n)/took[1].Seconds(), "limit-events/s")
+	b.ReportMetric(float64(n)/took[0].Seconds(), "below-events/s")
+	b.ReportMetric(took[1].Seconds()/took[0].Seconds(), "x-below")
+	b.ReportMetric(float64(runs), "evictions")
 }
 
 // enqueueFull is enqueueDB with synchronous=FULL: in WAL mode every commit
@@ -349,6 +402,64 @@ func BenchmarkClaimLatency(b *testing.B) {
 	b.ReportMetric(float64(p1k.Microseconds()), "µs-claim@1k")
 	b.ReportMetric(float64(p1m.Microseconds()), "µs-claim@1M")
 	b.ReportMetric(p1m.Seconds()/p1k.Seconds(), "x-1k")
+}
+
+// BenchmarkStatus measures status's outbox query (the counts, the oldest
+// pending event, the size and the meta keys, on an open connection) with a
+// thousand and with a million events queued, alternating, and reports both
+// medians and their ratio (x-1k, target ≤ 2); open-x-1k is the same for
+// all status does with the outbox, its own connection included. scan-µs@1M
+// is one run of the count by scan that status used before the tally.
+func BenchmarkStatus(b *testing.B) {
+	sizes := []int{1_000, 1_000_000}
+	homes := make([]home, len(sizes))
+	obs := make([]*outbox, len(sizes))
+	for i, n := range sizes {
+		homes[i] = home{dir: filepath.Dir(queuedOutbox(b, n))}
+		obs[i] = mustOutbox(b, homes[i], time.Now)
+		defer obs[i].Close()
+	}
+	query := func(ob *outbox) {
+		c, err := ob.counts()
+		if err != nil || c.Pending == 0 {
+			b.Fatalf("counts %+v, %v", c, err)
+		}
+		m, err := ob.meta()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var st storeStatus
+		if err := fillStoreStatus(ob, m, &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	took := make([][]time.Duration, len(sizes))
+	opened := make([][]time.Duration, len(sizes))
+	for b.Loop() {
+		for i, ob := range obs {
+			t0 := time.Now()
+			query(ob)
+			t1 := time.Now()
+			var rep statusReport
+			if err := fillOutboxStatus(homes[i], &rep); err != nil || rep.Outbox.Pending != int64(sizes[i]) {
+				b.Fatalf("status: %d pending, %v", rep.Outbox.Pending, err)
+			}
+			took[i] = append(took[i], t1.Sub(t0))
+			opened[i] = append(opened[i], time.Since(t1))
+		}
+	}
+	b.StopTimer()
+	t0 := time.Now()
+	if err := sqlitex.Execute(obs[1].conn, `SELECT state, count(*), min(created_at) FROM events GROUP BY state`, nil); err != nil {
+		b.Fatal(err)
+	}
+	scan := time.Since(t0)
+	p1k, p1m := median(took[0]), median(took[1])
+	b.ReportMetric(float64(p1k.Microseconds()), "µs-status@1k")
+	b.ReportMetric(float64(p1m.Microseconds()), "µs-status@1M")
+	b.ReportMetric(p1m.Seconds()/p1k.Seconds(), "x-1k")
+	b.ReportMetric(median(opened[1]).Seconds()/median(opened[0]).Seconds(), "open-x-1k")
+	b.ReportMetric(float64(scan.Microseconds()), "scan-µs@1M")
 }
 
 func median(d []time.Duration) time.Duration {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
@@ -453,5 +455,108 @@ func TestOutboxRetryMovesWaiting(t *testing.T) {
 		if got := rowOf(t, ob.conn, id); got.state != statePending || got.availableAt.After(time.Now()) {
 			t.Errorf("%s after retry: %+v, want pending and ready now", id, got)
 		}
+	}
+}
+
+// TestCountsMatchRows checks the counts (max(seq) less seq_offset, see
+// countsSQL) against a count of the rows, through every way events come and
+// go: a repeated id, a queue drained to empty and filled again (SQLite then
+// reuses the rowids of the deleted rows), evictions, purges, and across the
+// migration from version 2, which counts the rows once.
+func TestCountsMatchRows(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	clk := newFakeClock()
+	ob := mustOutbox(t, h, clk.now)
+	defer func() { ob.Close() }()
+	check := func(when string) {
+		t.Helper()
+		c, err := ob.counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scan counts
+		err = sqlitex.Execute(ob.conn, `SELECT state, count(*) FROM events GROUP BY state`, &sqlitex.ExecOptions{
+			ResultFunc: func(s *sqlite.Stmt) error {
+				*[]*int64{&scan.Pending, &scan.Inflight, &scan.Dead}[s.ColumnInt(0)] = s.ColumnInt64(1)
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Pending != scan.Pending || c.Inflight != scan.Inflight || c.Dead != scan.Dead {
+			t.Errorf("%s: counted %+v, rows %+v", when, c, scan)
+		}
+	}
+	add := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			if err := ob.insert(fmt.Sprintf("%s%02d", prefix, i), "event", []byte(`{}`), clk.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	immediate := func(fn func() error) {
+		t.Helper()
+		if err := ob.immediate(fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("e", 30)
+	ob.insert("e00", "event", []byte(`{}`), clk.now()) // a repeated id, stored once
+	ob.insertDead("d0", "event", []byte(`x`), clk.now(), "bad", true)
+	check("inserted")
+	tok, evs, err := ob.claim(10, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("claimed")
+	immediate(func() error { return ob.ack(tok, evs[:3]) })
+	immediate(func() error { return ob.ack(tok, evs[:3]) }) // a late ack deletes nothing
+	ob.bury(tok, evs[3:5], "refused")
+	ob.release(tok, evs[5:8], clk.now(), true, "later")
+	ob.giveBack(tok, evs[8:])
+	check("settled")
+	if _, _, err := ob.retryDead(true, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("retried")
+	ob.claim(5, maxBatchBytes, claimLease)
+	ob.resetInflight()
+	check("reset")
+	ob.purgeDead()
+	check("purged")
+
+	// Drained to empty, newest last: the next rows reuse the seqs.
+	for {
+		tok, evs, err := ob.claim(100, maxBatchBytes, claimLease)
+		if err != nil || len(evs) == 0 {
+			break
+		}
+		immediate(func() error { return ob.ack(tok, evs) })
+	}
+	check("drained")
+	add("f", 5)
+	check("filled again")
+
+	g, _, err := ob.evict(evictPlan{state: statePending, reason: reasonMaxSize,
+		over: func() (int64, error) { return 1, nil }, cost: func(int64, int64) int64 { return 0 }})
+	if err != nil || g.Evicted != 5 {
+		t.Fatalf("evict: %+v, %v", g, err)
+	}
+	check("evicted")
+	ob.insertDead("d1", "event", []byte(`x`), clk.now(), "bad", true)
+	add("g", 3)
+
+	// Back to version 2: no seq_offset. Reopening migrates.
+	err = sqlitex.ExecuteScript(ob.conn, `DELETE FROM meta WHERE key = 'seq_offset'; PRAGMA user_version = 2;`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	ob = mustOutbox(t, h, clk.now)
+	check("migrated from version 2")
+	if c, _ := ob.counts(); c.Pending != 4 || c.Dead != 1 {
+		t.Errorf("migrated counts %+v: want 4 pending (3 and the gap), 1 dead", c)
 	}
 }

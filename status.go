@@ -40,6 +40,7 @@ type statusReport struct {
 		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
 		Error                   string  `json:"error,omitempty"`
+		storeStatus
 	} `json:"outbox"`
 	Endpoint       *string `json:"endpoint"`                  // nil when there is none: null in JSON
 	EndpointSource string  `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
@@ -53,6 +54,44 @@ type statusReport struct {
 		PausedSince       string `json:"paused_since,omitempty"`
 	} `json:"delivery"`
 	Redacted map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+}
+
+// storeStatus is the outbox's size against its limits, and what evictions
+// removed so far.
+type storeStatus struct {
+	SizeBytes     int64   `json:"size_bytes"` // pages in use, as the limits measure it
+	MaxSize       int64   `json:"max_size"`
+	MaxAgeSeconds float64 `json:"max_age_seconds,omitempty"`
+	Evicted       int64   `json:"evicted"` // events, since the outbox was made
+	EvictedBytes  int64   `json:"evicted_bytes"`
+	Gaps          int64   `json:"gaps"`
+	Warning       string  `json:"warning,omitempty"`
+}
+
+// sizeWarnPercent is the share of max_size past which status warns.
+const sizeWarnPercent = 80
+
+// fillStoreStatus reads the outbox's size, the limits the daemon last
+// recorded (the defaults when none did) and the eviction totals.
+func fillStoreStatus(ob *outbox, m map[string]string, st *storeStatus) error {
+	sz, err := ob.size()
+	if err != nil {
+		return err
+	}
+	st.SizeBytes, st.MaxSize = sz.used, defaultMaxSize
+	if n, err := strconv.ParseInt(m["max_size"], 10, 64); err == nil && n > 0 {
+		st.MaxSize = n
+	}
+	if d, err := time.ParseDuration(m["max_age"]); err == nil {
+		st.MaxAgeSeconds = d.Seconds()
+	}
+	st.Evicted, _ = strconv.ParseInt(m["evicted_events"], 10, 64)
+	st.EvictedBytes, _ = strconv.ParseInt(m["evicted_bytes"], 10, 64)
+	st.Gaps, _ = strconv.ParseInt(m["gaps"], 10, 64)
+	if pct := st.SizeBytes * 100 / st.MaxSize; pct >= sizeWarnPercent {
+		st.Warning = fmt.Sprintf("the outbox is at %d %% of max_size (%s): past it, the oldest pending events are evicted", pct, formatSize(st.MaxSize))
+	}
+	return nil
 }
 
 // daemonState is what the lock and the PID file say together.
@@ -186,6 +225,9 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
 	dl.LastDeliveryCount, _ = strconv.Atoi(m["last_delivery_count"])
 	rep.Redacted = redactionCounts(m)
+	if err := fillStoreStatus(ob, m, &rep.Outbox.storeStatus); err != nil {
+		return err
+	}
 	if rep.Daemon.State == "running" {
 		dl.Breaker, dl.PausedReason, dl.PausedSince = m["breaker"], m["paused_reason"], m["paused_since"]
 	}
@@ -238,6 +280,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 	}
 	fmt.Fprintln(w)
+	if o.Error == "" && o.MaxSize > 0 {
+		printLimits(w, o.storeStatus, paint)
+	}
 	endpoint := "(none)"
 	if rep.Endpoint != nil {
 		endpoint = *rep.Endpoint
@@ -274,6 +319,26 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	}
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
+	}
+}
+
+// printLimits writes the outbox's size against max_size, the evictions so
+// far, and the warning when there is one.
+func printLimits(w io.Writer, st storeStatus, paint func(c, s string) string) {
+	fmt.Fprintf(w, "size:     %s of %s", formatSize(st.SizeBytes), formatSize(st.MaxSize))
+	if st.MaxAgeSeconds > 0 {
+		fmt.Fprintf(w, ", max age %s", time.Duration(st.MaxAgeSeconds*float64(time.Second)))
+	}
+	if st.Gaps > 0 {
+		gaps := "gaps"
+		if st.Gaps == 1 {
+			gaps = "gap"
+		}
+		fmt.Fprintf(w, "; evicted %d events (%s) in %d %s", st.Evicted, formatSize(st.EvictedBytes), st.Gaps, gaps)
+	}
+	fmt.Fprintln(w)
+	if st.Warning != "" {
+		fmt.Fprintf(w, "%s  %s\n", paint(yellow, "warning:"), st.Warning)
 	}
 }
 

@@ -53,10 +53,11 @@ bin=$out/difflore
 
 # The Go benchmarks run from the test binary, in bench/out so that their
 # temporary files are the only ones they make. The million-event outbox is
-# built once per binary run, inside BenchmarkClaimLatency.
+# built once per binary run, inside BenchmarkClaimLatency, and used again by
+# BenchmarkStatus.
 count=3; [ -n "$quick" ] && count=1
 log "Go benchmarks (count $count)"
-(cd "$out" && timeout 20m ./difflore.test -test.run '^$' -test.bench '^Benchmark(Enqueue|ClaimAck|ClaimLatency|Drain)$' \
+(cd "$out" && timeout 20m ./difflore.test -test.run '^$' -test.bench '^Benchmark(Enqueue|EnqueueAtLimit|ClaimAck|ClaimLatency|Status|Drain)$' \
 	-test.count "$count" | tee gobench.txt >&2)
 "$h" gobench "$out/gobench.txt" >>"$rows"
 

@@ -863,6 +863,16 @@ func cmdGoBench(args []string) error {
 	if r := b["BenchmarkClaimAck"]; r != nil {
 		row("claim + ack in batches of 100", fmt.Sprintf("%.0f events/s", medianOf(r, "events/s")), "-", "-", "", true)
 	}
+	if r := b["BenchmarkStatus"]; r != nil {
+		x := medianOf(r, "x-1k")
+		row("status's outbox query, 1M queued", fmt.Sprintf("%.0f µs", medianOf(r, "µs-status@1M")),
+			fmt.Sprintf("1k queued %.0f µs", medianOf(r, "µs-status@1k")), fmt.Sprintf("%.3f", x), "≤ 2", x <= 2)
+	}
+	if r := b["BenchmarkEnqueueAtLimit"]; r != nil {
+		x := medianOf(r, "x-below")
+		row("in-process enqueueDB at max_size, evicting", fmt.Sprintf("%.0f events/s", medianOf(r, "limit-events/s")),
+			fmt.Sprintf("below the limit %.0f/s", medianOf(r, "below-events/s")), fmt.Sprintf("%.3f (time)", x), "≤ 1.2", x <= 1.2)
+	}
 	return nil
 }
 

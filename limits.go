@@ -1,0 +1,469 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// The outbox's limits: how large it may grow and how old an event may get
+// before the daemon evicts the oldest pending events, and how each eviction
+// is reported (a gap). The README's Limits paragraph is the user's view.
+//
+// The size is what the outbox's pages in use take, (page_count −
+// freelist_count) × page_size, read from SQLite's own header: exact, a few
+// microseconds, and it counts what the disk really holds (rows, both
+// indexes, page slack), which a total of payload bytes would under-count by
+// about half for typical events. Free pages are left out because inserts
+// reuse them before the file grows, and the daemon gives them back to the
+// file system when idle.
+//
+// Only the daemon evicts (daemon.limitStep): enqueue does no limit work at
+// all, so the hook costs the same at the limit as below it. The daemon
+// measures the size after each commit that wakes it while idle, and once a
+// second while it delivers, so the outbox can pass max_size by what hooks
+// commit between two measures (one commit's worth when idle, about a
+// second's worth behind a slow endpoint) plus the WAL. While no daemon runs,
+// nothing evicts: the first housekeeping of the next daemon, before its
+// first delivery, brings the outbox back under the limit.
+
+// Defaults and bounds of the limits.
+const (
+	defaultMaxSize = 1 << 30
+	minMaxSize     = 1 << 20
+	// minFreeDisk is the share of the disk (in percent) the outbox never
+	// takes: it shrinks to leave that free, whatever max_size says.
+	minFreeDisk = 5
+	// deadShare is the share of max_size (in percent) that dead letters'
+	// payloads may take; beyond it the oldest go.
+	deadShare = 10
+	// evictSlack is the share of a limit (1/evictSlack) an eviction frees
+	// below it, so that an outbox at the limit is evicted in runs, one gap
+	// each, rather than one event (and one gap) per enqueue.
+	evictSlack = 50
+	// evictChunk bounds one eviction run (one transaction): an enqueue
+	// waits at most for that many deletes. The daemon runs again at once
+	// when a run stopped at it.
+	evictChunk = 10000
+	// rowOverhead is what a row costs on disk beyond its payload, id and
+	// kind (its two index entries, cell headers), used to pick how many
+	// rows to remove before measuring again.
+	rowOverhead = 64
+)
+
+// gapKind is the kind of the event that reports an eviction. Gap events
+// are never evicted themselves: each reports what no other record holds,
+// they are a few hundred bytes, and evictSlack keeps them rare.
+const gapKind = "difflore.gap"
+
+// Reasons a gap gives.
+const (
+	reasonMaxSize = "max_size"
+	reasonMaxAge  = "max_age"
+)
+
+// limits are the outbox's bounds, from the run flags (and later the
+// configuration file).
+type limits struct {
+	maxSize int64         // bytes of pages in use
+	maxAge  time.Duration // 0: no limit
+}
+
+// parse sets the limits from the text of --max-size and --max-age.
+func (l *limits) parse(size, age string) error {
+	n, err := parseSize(size)
+	if err != nil {
+		return fmt.Errorf("--max-size %w", err)
+	}
+	if n < minMaxSize {
+		return fmt.Errorf("--max-size %q: want at least 1MiB", size)
+	}
+	d, err := parseAge(age)
+	if err != nil {
+		return fmt.Errorf("--max-age %w", err)
+	}
+	*l = limits{maxSize: n, maxAge: d}
+	return nil
+}
+
+// parseSize reads a size: a byte count, or a whole number with a unit, KB,
+// MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024); the
+// unit's case does not matter.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1},
+	}
+	num, mult := strings.TrimSpace(s), int64(1)
+	lower := strings.ToLower(num)
+	for _, u := range units {
+		if strings.HasSuffix(lower, u.suffix) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q: want a byte count or a whole number with a unit, as 2MiB or 500MB", s)
+	}
+	return n * mult, nil
+}
+
+// parseAge reads an age: a whole number of days (30d), or a Go duration
+// (12h, 90m); 0 or off means no limit.
+func parseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || strings.EqualFold(s, "off") {
+		return 0, nil
+	}
+	bad := fmt.Errorf("%q: want days or a duration, as 30d or 12h, or off", s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n <= 0 || n > 100*365 {
+			return 0, bad
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+// gap is what one eviction run removed, as the payload of its gap event.
+type gap struct {
+	Evicted        int64            `json:"evicted"`
+	Bytes          int64            `json:"bytes"` // payload bytes
+	Kinds          map[string]int64 `json:"kinds"`
+	FirstCreatedAt string           `json:"first_created_at"`
+	LastCreatedAt  string           `json:"last_created_at"`
+	Reason         string           `json:"reason"`
+
+	first, last int64 // Unix milliseconds
+}
+
+func (g *gap) add(kind string, bytes, createdAt int64) {
+	if g.Evicted == 0 || createdAt < g.first {
+		g.first = createdAt
+	}
+	if g.Evicted == 0 || createdAt > g.last {
+		g.last = createdAt
+	}
+	g.Evicted++
+	g.Bytes += bytes
+	g.Kinds[kind]++
+}
+
+// wireTime writes a time as created_at goes on the wire.
+func wireTime(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// evictPlan says what one eviction run removes: the oldest events in
+// state, in queue order, until over (measured again after each round of
+// deletes) is no longer positive, counting each row's cost; with before
+// set, only those created before it.
+type evictPlan struct {
+	state  int
+	reason string
+	over   func() (int64, error)
+	cost   func(payload, idKind int64) int64
+	before int64 // Unix milliseconds; 0: any age
+}
+
+// evictCandidatesSQL walks the table from its start (NOT INDEXED: through
+// events_by_state SQLite would sort every pending event), past dead letters
+// and the batch in flight, to the oldest events in :state.
+const evictCandidatesSQL = `SELECT seq, kind, length(payload), length(id) + length(kind), created_at
+FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `'
+ORDER BY seq LIMIT CAST(:limit AS INTEGER)`
+
+// evictSQL removes the rows evictCandidatesSQL returned, up to :last, by
+// rowid range.
+const evictSQL = `DELETE FROM events NOT INDEXED
+WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `'`
+
+// addMetaSQL adds to a number kept in the meta table.
+const addMetaSQL = `INSERT INTO meta (key, value) VALUES (:key, :n)
+ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + :n AS TEXT)`
+
+// evict runs one eviction: in one transaction it removes what p says, at
+// most evictChunk events, and inserts the gap event that reports them and
+// adds them to the totals status shows. Since the gap is written with the
+// eviction, every event accepted is, at every commit, either in the outbox,
+// delivered, or counted by a gap that will be. It returns the gap (Evicted
+// 0 when nothing went) and whether it stopped at evictChunk.
+func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
+	g = gap{Kinds: map[string]int64{}, Reason: p.reason}
+	end, err := sqlitex.ImmediateTransaction(o.conn)
+	if err != nil {
+		return g, false, fmt.Errorf("evict: %w", err)
+	}
+	defer end(&err)
+	top, err := o.maxSeq()
+	if err != nil {
+		return g, false, fmt.Errorf("evict: %w", err)
+	}
+	for g.Evicted < evictChunk {
+		over, err := p.over()
+		if err != nil || over <= 0 {
+			if err != nil {
+				return g, false, fmt.Errorf("evict: %w", err)
+			}
+			break
+		}
+		n, err := o.evictRound(p, over, evictChunk-g.Evicted, &g)
+		if err != nil {
+			return g, false, fmt.Errorf("evict: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if g.Evicted == 0 {
+		return g, false, nil
+	}
+	// Before the gap's insert, which appends.
+	if err := o.rebase(top, g.Evicted); err != nil {
+		return g, false, fmt.Errorf("evict: %w", err)
+	}
+	g.FirstCreatedAt, g.LastCreatedAt = wireTime(g.first), wireTime(g.last)
+	payload, err := json.Marshal(g)
+	if err != nil {
+		return g, false, err
+	}
+	now := o.now()
+	if err := insertEvent(o.conn, newEventID(now), gapKind, payload, now); err != nil {
+		return g, false, fmt.Errorf("record gap: %w", err)
+	}
+	for key, n := range map[string]int64{"evicted_events": g.Evicted, "evicted_bytes": g.Bytes, "gaps": 1} {
+		if err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}}); err != nil {
+			return g, false, fmt.Errorf("record gap: %w", err)
+		}
+	}
+	return g, g.Evicted >= evictChunk, nil
+}
+
+// evictRound removes the oldest candidates until their cost reaches over,
+// at most limit of them, adding each to g, and reports how many went.
+func (o *outbox) evictRound(p evictPlan, over, limit int64, g *gap) (int64, error) {
+	stmt, err := o.conn.Prepare(evictCandidatesSQL)
+	if err != nil {
+		return 0, err
+	}
+	stmt.SetInt64(":state", int64(p.state))
+	stmt.SetInt64(":limit", limit)
+	var n, freed, last int64
+	for freed < over {
+		row, err := stmt.Step()
+		if err != nil {
+			stmt.Reset()
+			return 0, err
+		}
+		if !row || p.before != 0 && stmt.ColumnInt64(4) >= p.before {
+			break
+		}
+		payload := stmt.ColumnInt64(2)
+		g.add(stmt.ColumnText(1), payload, stmt.ColumnInt64(4))
+		freed += p.cost(payload, stmt.ColumnInt64(3))
+		last = stmt.ColumnInt64(0)
+		n++
+	}
+	if err := stmt.Reset(); err != nil || n == 0 {
+		return 0, err
+	}
+	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state}})
+	if err == nil && int64(o.conn.Changes()) != n {
+		err = fmt.Errorf("removed %d events, counted %d", o.conn.Changes(), n)
+	}
+	return n, err
+}
+
+// storeSize is how much of the disk the outbox takes.
+type storeSize struct {
+	used int64 // pages in use × page size: what the limits measure
+	file int64 // the database file, free pages included (not the WAL)
+}
+
+func (o *outbox) size() (storeSize, error) {
+	var v [3]int64
+	for i, name := range []string{"page_count", "freelist_count", "page_size"} {
+		n, err := o.pragmaInt(name)
+		if err != nil {
+			return storeSize{}, fmt.Errorf("outbox size: %w", err)
+		}
+		v[i] = n
+	}
+	return storeSize{used: (v[0] - v[1]) * v[2], file: v[0] * v[2]}, nil
+}
+
+// deadBytes is the payload bytes of the dead letters: a walk of the dead
+// letters alone, bounded by their limit, which the limiter takes at most
+// once every deadCheckEvery.
+func (o *outbox) deadBytes() (int64, error) {
+	var n int64
+	err := sqlitex.Execute(o.conn, `SELECT coalesce(sum(length(payload)), 0) FROM events WHERE state = 2`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { n = stmt.ColumnInt64(0); return nil },
+	})
+	return n, err
+}
+
+// oldestPending is the creation time of the oldest pending event that is
+// not a gap report, in queue order, and false when there is none.
+func (o *outbox) oldestPending() (int64, bool, error) {
+	var at int64
+	var ok bool
+	err := sqlitex.Execute(o.conn, `SELECT created_at FROM events NOT INDEXED
+WHERE state = 0 AND kind != '`+gapKind+`' ORDER BY seq LIMIT 1`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { at, ok = stmt.ColumnInt64(0), true; return nil },
+	})
+	return at, ok, err
+}
+
+// limiter keeps the outbox within its limits: the daemon's housekeeping
+// runs enforce.
+type limiter struct {
+	limits
+	dir  string // the data home, whose file system's free space counts
+	now  func() time.Time
+	log  *slog.Logger
+	disk func(dir string) (free, total uint64, err error) // diskSpace, or a test's
+
+	recorded    *outbox   // the outbox the limits were last written into, for status
+	deadChecked time.Time // when the dead letters' share was last measured
+}
+
+// deadCheckEvery is how often the limiter measures the dead letters'
+// share: a walk of them all, and they change seldom.
+const deadCheckEvery = time.Minute
+
+func newLimiter(l limits, h home, now func() time.Time, log *slog.Logger) *limiter {
+	return &limiter{limits: l, dir: h.dir, now: now, log: log, disk: diskSpace}
+}
+
+// enforce runs what eviction is due, oldest first: by age, the dead
+// letters' share, then the size; with all false, the size alone, whose
+// measure costs microseconds. It reports whether it evicted anything (free
+// pages to give back) and whether a run stopped at evictChunk, so that the
+// daemon runs it again before it sleeps. An error is logged: the limits
+// must never stop delivery.
+func (l *limiter) enforce(ob *outbox, all bool) (evicted, more bool) {
+	if l.recorded != ob {
+		kv := map[string]string{"max_size": strconv.FormatInt(l.maxSize, 10), "max_age": l.maxAge.String()}
+		if err := ob.setMeta(kv); err != nil {
+			l.log.Warn("record limits", "error", err)
+		} else {
+			l.recorded = ob
+		}
+	}
+	plans := []func(*outbox) (evictPlan, bool, error){l.sizePlan}
+	if all {
+		plans = []func(*outbox) (evictPlan, bool, error){l.agePlan, l.deadPlan, l.sizePlan}
+	}
+	for _, plan := range plans {
+		p, due, err := plan(ob)
+		if err == nil && due {
+			var g gap
+			var m bool
+			if g, m, err = ob.evict(p); err == nil && g.Evicted > 0 {
+				evicted, more = true, more || m
+				l.log.Warn("evicted the oldest events: a gap event reports them", "reason", g.Reason, "state", p.state,
+					"events", g.Evicted, "bytes", g.Bytes, "first_created_at", g.FirstCreatedAt, "last_created_at", g.LastCreatedAt)
+			}
+		}
+		if err != nil {
+			l.log.Error("outbox limits", "error", err)
+		}
+	}
+	return evicted, more
+}
+
+// agePlan evicts the pending events older than max_age once the oldest is
+// older than max_age plus its slack, so that a steady trickle of expiring
+// events makes one gap per slack, not one per event.
+func (l *limiter) agePlan(ob *outbox) (evictPlan, bool, error) {
+	if l.maxAge <= 0 {
+		return evictPlan{}, false, nil
+	}
+	oldest, ok, err := ob.oldestPending()
+	now := l.now()
+	if err != nil || !ok || oldest >= now.Add(-l.maxAge-l.maxAge/evictSlack).UnixMilli() {
+		return evictPlan{}, false, err
+	}
+	return evictPlan{
+		state: statePending, reason: reasonMaxAge, before: now.Add(-l.maxAge).UnixMilli(),
+		over: func() (int64, error) { return 1, nil },
+		cost: func(int64, int64) int64 { return 0 },
+	}, true, nil
+}
+
+// deadPlan evicts the oldest dead letters once their payloads take more
+// than deadShare of max_size.
+func (l *limiter) deadPlan(ob *outbox) (evictPlan, bool, error) {
+	now := l.now()
+	if now.Sub(l.deadChecked) < deadCheckEvery && !now.Before(l.deadChecked) {
+		return evictPlan{}, false, nil
+	}
+	l.deadChecked = now
+	limit := l.maxSize * deadShare / 100
+	dead, err := ob.deadBytes()
+	if err != nil || dead <= limit {
+		return evictPlan{}, false, err
+	}
+	target := limit - limit/evictSlack
+	return evictPlan{
+		state: stateDead, reason: reasonMaxSize,
+		over: func() (int64, error) {
+			n, err := ob.deadBytes()
+			return n - target, err
+		},
+		cost: func(payload, _ int64) int64 { return payload },
+	}, true, nil
+}
+
+// sizePlan evicts the oldest pending events once the outbox's pages in use
+// pass its size limit: max_size, or less when the disk would otherwise
+// keep under minFreeDisk percent free.
+func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
+	sz, err := ob.size()
+	if err != nil {
+		return evictPlan{}, false, err
+	}
+	limit := l.maxSize
+	if free, total, err := l.disk(l.dir); err == nil && total > 0 {
+		// The outbox may keep its file and take what is free beyond the
+		// reserve; when the disk is below the reserve, it must give back
+		// the difference (the daemon vacuums once the run is done).
+		room := sz.file + int64(free) - int64(total*minFreeDisk/100)
+		limit = max(min(limit, room), 0)
+	} else if err != nil && !errors.Is(err, errNoDiskInfo) {
+		l.log.Warn("free disk space", "error", err)
+	}
+	if sz.used <= limit {
+		return evictPlan{}, false, nil
+	}
+	target := limit - limit/evictSlack
+	return evictPlan{
+		state: statePending, reason: reasonMaxSize,
+		over: func() (int64, error) {
+			sz, err := ob.size()
+			return sz.used - target, err
+		},
+		cost: func(payload, idKind int64) int64 { return payload + idKind + rowOverhead },
+	}, true, nil
+}
+
+// errNoDiskInfo is what diskSpace returns where the OS gives no free
+// space: the disk then limits nothing, max_size still does.
+var errNoDiskInfo = errors.New("free disk space not known on this system")

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{in: "1048576", want: 1 << 20},
+		{in: "2MiB", want: 2 << 20},
+		{in: "2mib", want: 2 << 20},
+		{in: "500MB", want: 500e6},
+		{in: "1GiB", want: 1 << 30},
+		{in: "3 GB", want: 3e9},
+		{in: "10KiB", want: 10 << 10},
+		{in: "7kb", want: 7000},
+		{in: "1TiB", want: 1 << 40},
+		{in: "100B", want: 100},
+		{in: "", bad: true},
+		{in: "MiB", bad: true},
+		{in: "1.5GiB", bad: true},
+		{in: "-1", bad: true},
+		{in: "2XB", bad: true},
+		{in: "99999999999TiB", bad: true},
+	} {
+		got, err := parseSize(tc.in)
+		if tc.bad != (err != nil) || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, bad %v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{in: "30d", want: 30 * 24 * time.Hour},
+		{in: "1d", want: 24 * time.Hour},
+		{in: "12h", want: 12 * time.Hour},
+		{in: "90m", want: 90 * time.Minute},
+		{in: "720h0m0s", want: 720 * time.Hour},
+		{in: "off", want: 0},
+		{in: "0", want: 0},
+		{in: "0s", want: 0},
+		{in: "d", bad: true},
+		{in: "-1d", bad: true},
+		{in: "-5h", bad: true},
+		{in: "1.5d", bad: true},
+		{in: "soon", bad: true},
+		{in: "", bad: true},
+	} {
+		got, err := parseAge(tc.in)
+		if tc.bad != (err != nil) || got != tc.want {
+			t.Errorf("parseAge(%q) = %v, %v; want %v, bad %v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestRunRefusesBadLimits(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	for _, args := range [][]string{
+		{"run", "--max-size", "lots"},
+		{"run", "--max-size", "512KiB"},
+		{"run", "--max-age", "forever"},
+	} {
+		if _, stderr, code := e.cli("", args...); code != 2 || !strings.Contains(stderr, args[2]) {
+			t.Errorf("difflore %s: exit %d, stderr %q; want 2 naming %q", strings.Join(args, " "), code, stderr, args[2])
+		}
+	}
+}
+
+// gapsIn splits what an endpoint received into the events and the gap
+// reports.
+func gapsIn(t *testing.T, evs []wireEvent) (events []wireEvent, gaps []gap) {
+	t.Helper()
+	for _, e := range evs {
+		if e.Kind != gapKind {
+			events = append(events, e)
+			continue
+		}
+		var g gap
+		if err := json.Unmarshal(e.Payload, &g); err != nil {
+			t.Fatalf("gap payload %s: %v", e.Payload, err)
+		}
+		var n int64
+		for _, k := range g.Kinds {
+			n += k
+		}
+		if n != g.Evicted || g.FirstCreatedAt == "" || g.FirstCreatedAt > g.LastCreatedAt {
+			t.Errorf("gap %s: kinds add up to %d, dates %q..%q", e.Payload, n, g.FirstCreatedAt, g.LastCreatedAt)
+		}
+		gaps = append(gaps, g)
+	}
+	return events, gaps
+}
+
+// statusStore is the outbox part of 'status --json'.
+func statusStore(t *testing.T) storeStatus {
+	t.Helper()
+	out, _, _ := cli(t, "", "status", "--json")
+	var rep struct {
+		Outbox storeStatus `json:"outbox"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return rep.Outbox
+}
+
+// TestMaxSizeEvictsOldestAndReportsGaps fills an outbox well past a 1 MiB
+// max_size with no endpoint, as a week offline would: the daemon keeps it
+// under the limit by evicting the oldest pending events, status warns and
+// counts them, and once an endpoint is back, every accepted event is
+// either delivered or counted by a delivered difflore.gap event, exactly.
+func TestMaxSizeEvictsOldestAndReportsGaps(t *testing.T) {
+	home := testHome(t)
+	useQuickWaits(t)
+	const maxSize = 1 << 20
+	d := startDaemon(t, "--max-size", "1MiB")
+
+	payload := `{"blob":"` + strings.Repeat("x", 16<<10) + `"}`
+	const chunk, chunks = 16, 8 // 256 KiB a chunk, 2 MiB in all
+	dbPath := home + string(os.PathSeparator) + dbFileName
+	accepted := 0
+	for c := range chunks {
+		for range chunk {
+			if _, stderr, code := cli(t, payload, "enqueue", "--id", fmt.Sprintf("e%04d", accepted)); code != 0 {
+				t.Fatalf("enqueue: exit %d: %s", code, stderr)
+			}
+			accepted++
+		}
+		// Between two housekeeping runs the outbox may pass max_size by
+		// what was committed meanwhile: here, one chunk.
+		if fi, err := os.Stat(dbPath); err != nil || fi.Size() > maxSize+chunk*int64(len(payload))+64<<10 {
+			t.Fatalf("chunk %d: outbox.db is %d bytes (%v), over max_size plus one chunk", c, fi.Size(), err)
+		}
+		waitFor(t, 30*time.Second, "the daemon to bring the outbox under max_size", func() bool {
+			return statusStore(t).SizeBytes <= maxSize
+		})
+	}
+	st := statusStore(t)
+	if st.Gaps == 0 || st.Evicted == 0 || st.MaxSize != maxSize || st.Warning == "" {
+		t.Errorf("status after filling: %+v; want gaps, evictions, max_size %d and a warning", st, maxSize)
+	}
+	if out, _, _ := cli(t, "", "status"); !strings.Contains(out, "warning:") || !strings.Contains(out, fmt.Sprintf("evicted %d events", st.Evicted)) {
+		t.Errorf("status text shows no warning or gaps:\n%s", out)
+	}
+	mustCLI(t, "stop")
+	d.wait(t, 30*time.Second)
+
+	out := dbPath + ".jsonl"
+	startDaemon(t, "--max-size", "1MiB", "--endpoint", fileURL(out))
+	var got []wireEvent
+	waitFor(t, 30*time.Second, "every event delivered", func() bool {
+		// The file is read once the outbox is empty: every line is then
+		// in it, synced before its event was acknowledged.
+		c := outboxCounts(t, home)
+		return c.Pending == 0 && c.Inflight == 0
+	})
+	for _, l := range readLines(t, out) {
+		var e wireEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+	}
+	events, gaps := gapsIn(t, got)
+	var evicted, bytes int64
+	for _, g := range gaps {
+		evicted += g.Evicted
+		bytes += g.Bytes
+		if g.Reason != reasonMaxSize || g.Kinds["event"] != g.Evicted {
+			t.Errorf("gap %+v: want reason max_size, only kind event", g)
+		}
+	}
+	if int64(len(events))+evicted != int64(accepted) {
+		t.Errorf("delivered %d + evicted %d != accepted %d", len(events), evicted, accepted)
+	}
+	if int64(len(gaps)) != st.Gaps || evicted != st.Evicted || bytes != evicted*int64(len(payload)) {
+		t.Errorf("%d gaps delivered for %d events, %d bytes; status counted %d gaps, %d events", len(gaps), evicted, bytes, st.Gaps, st.Evicted)
+	}
+	// The oldest went: what was delivered is the newest events, in order.
+	for i, e := range events {
+		if want := fmt.Sprintf("e%04d", int(evicted)+i); e.ID != want {
+			t.Fatalf("delivered event %d is %s, want %s: eviction was not oldest first", i, e.ID, want)
+		}
+	}
+}
+
+// newLimitRig is an outbox on a fake clock with a limiter for it.
+func newLimitRig(t *testing.T, l limits) (*outbox, *limiter, *fakeClock) {
+	t.Helper()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	clk := newFakeClock()
+	ob := mustOutbox(t, h, clk.now)
+	t.Cleanup(func() { ob.Close() })
+	return ob, newLimiter(l, h, clk.now, slog.New(slog.DiscardHandler)), clk
+}
+
+// TestMaxAgeEvictsAndReports queues events over two days of a fake clock:
+// those older than max_age are evicted in one run once the oldest passes
+// max_age plus its slack, and a drain delivers the rest and the gap, whose
+// counts and dates say exactly what went.
+func TestMaxAgeEvictsAndReports(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, always(answer{status: 200}))
+	lim := newLimiter(limits{maxSize: defaultMaxSize, maxAge: 12 * time.Hour}, home{dir: t.TempDir()}, r.clk.now, slog.New(slog.DiscardHandler))
+	start := r.clk.now()
+	for i := range 48 { // one an hour, two kinds
+		kind := []string{"a.kind", "b.kind"}[i%2]
+		if err := r.ob.insert(fmt.Sprintf("h%02d", i), kind, []byte(`{"hour":1}`), r.clk.now()); err != nil {
+			t.Fatal(err)
+		}
+		r.clk.advance(time.Hour)
+	}
+	// Now is start+48h: the events of hours 0..35 are older than 12h.
+	if evicted, more := lim.enforce(r.ob, true); !evicted || more {
+		t.Fatalf("enforce: evicted %v, more %v; want one run", evicted, more)
+	}
+	// The oldest left is now exactly 12h old: no run until it is older
+	// than 12h plus the slack (2 %, about 14 minutes).
+	r.clk.advance(10 * time.Minute)
+	if evicted, _ := lim.enforce(r.ob, true); evicted {
+		t.Error("evicted again within the slack")
+	}
+	r.clk.advance(10 * time.Minute)
+	if evicted, _ := lim.enforce(r.ob, true); !evicted {
+		t.Error("nothing evicted past max_age plus the slack")
+	}
+	r.drain()
+	var got []wireEvent
+	for _, req := range r.ep.requests() {
+		got = append(got, req.batch.Events...)
+	}
+	events, gaps := gapsIn(t, got)
+	if len(gaps) != 2 {
+		t.Fatalf("%d gaps delivered, want 2", len(gaps))
+	}
+	g := gaps[0]
+	want := gap{Evicted: 36, Bytes: 36 * 10, Kinds: map[string]int64{"a.kind": 18, "b.kind": 18},
+		FirstCreatedAt: wireTime(start.UnixMilli()), LastCreatedAt: wireTime(start.Add(35 * time.Hour).UnixMilli()), Reason: reasonMaxAge}
+	if g.Evicted != want.Evicted || g.Bytes != want.Bytes || fmt.Sprint(g.Kinds) != fmt.Sprint(want.Kinds) ||
+		g.FirstCreatedAt != want.FirstCreatedAt || g.LastCreatedAt != want.LastCreatedAt || g.Reason != want.Reason {
+		t.Errorf("gap %+v, want %+v", g, want)
+	}
+	if len(events)+int(g.Evicted+gaps[1].Evicted) != 48 || gaps[1].Evicted != 1 || len(events) == 0 || events[0].ID != "h37" {
+		t.Errorf("delivered %d events from %v, then evicted %d; want hours 36 then 37..47", len(events), events[0].ID, gaps[1].Evicted)
+	}
+}
+
+// TestDeadLettersHaveTheirOwnLimit fills the dead letters past their share
+// of max_size while pending events stay: only the oldest dead letters go.
+func TestDeadLettersHaveTheirOwnLimit(t *testing.T) {
+	t.Parallel()
+	ob, lim, clk := newLimitRig(t, limits{maxSize: 10 << 20})
+	blob := []byte(strings.Repeat("d", 10<<10))
+	for i := range 200 { // 2 MiB of dead letters, twice their 1 MiB share
+		if err := ob.insertDead(fmt.Sprintf("d%03d", i), "bad", blob, clk.now(), "not JSON", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := ob.insert(fmt.Sprintf("p%03d", i), "event", []byte(`{}`), clk.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if evicted, _ := lim.enforce(ob, true); !evicted {
+		t.Fatal("nothing evicted")
+	}
+	dead, err := ob.deadBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(10<<20) * deadShare / 100; dead > limit || dead < limit/2 {
+		t.Errorf("dead letters hold %d bytes, want at most their share %d (and not much less)", dead, limit)
+	}
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pending != 201 { // the 200 events and the gap report
+		t.Errorf("%d pending, want the 200 events and one gap", c.Pending)
+	}
+	if r := rowOf(t, ob.conn, "d000"); r.state != -1 {
+		t.Error("the oldest dead letter is still there")
+	}
+	if r := rowOf(t, ob.conn, "d199"); r.state != stateDead {
+		t.Error("the newest dead letter went")
+	}
+}
+
+// TestFullDiskShrinksTheLimit gives the outbox a generous max_size on a
+// disk that has less than 5 % free: it evicts to leave that free.
+func TestFullDiskShrinksTheLimit(t *testing.T) {
+	t.Parallel()
+	ob, lim, clk := newLimitRig(t, limits{maxSize: defaultMaxSize})
+	for i := range 300 {
+		if err := ob.insert(fmt.Sprintf("e%03d", i), "event", []byte(`{"b":"`+strings.Repeat("y", 4<<10)+`"}`), clk.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := ob.size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 100 << 20
+	lim.disk = func(string) (uint64, uint64, error) { return total*minFreeDisk/100 - 512<<10, total, nil }
+	if evicted, _ := lim.enforce(ob, true); !evicted {
+		t.Fatal("nothing evicted on a full disk")
+	}
+	after, err := ob.size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.used > before.file-512<<10 {
+		t.Errorf("outbox uses %d bytes, want at most %d to leave 5 %% of the disk free", after.used, before.file-512<<10)
+	}
+	lim.disk = func(string) (uint64, uint64, error) { return total / 2, total, nil }
+	if evicted, _ := lim.enforce(ob, true); evicted {
+		t.Error("evicted with half the disk free")
+	}
+}
+
+// TestDiskSpace reads the free space of a real file system, as the limits
+// do on every OS (statfs, GetDiskFreeSpaceEx).
+func TestDiskSpace(t *testing.T) {
+	t.Parallel()
+	free, total, err := diskSpace(t.TempDir())
+	if errors.Is(err, errNoDiskInfo) {
+		t.Skip(err)
+	}
+	if err != nil || total == 0 || free > total {
+		t.Errorf("diskSpace: free %d of %d, %v", free, total, err)
+	}
+	if _, _, err := diskSpace(t.TempDir() + "/missing"); err == nil {
+		t.Error("diskSpace of a missing folder: no error")
+	}
+}
