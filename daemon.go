@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // shutdownGrace bounds what a stopping daemon still does: finish the request
@@ -24,11 +26,14 @@ const shutdownGrace = 5 * time.Second
 const vacuumStep = 4096
 
 const runUsage = `
-Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
+Usage: difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR]
 
 Runs the delivery daemon of this data home: it drains the outbox in batches
 to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
-daemon runs per data home; a second exits 1. With no endpoint the daemon runs
+daemon runs per data home; a second exits 1, unless given --takeover: then
+it asks the running daemon to stop, as 'difflore stop' does, waits for it
+to exit and takes its place (what service definitions use, so that a
+service never fights a daemon a hook started). With no endpoint the daemon runs
 and keeps events queued. What no flag sets comes from the environment, then
 from config.toml in the data home ('difflore config -h').
 
@@ -50,6 +55,7 @@ type runOptions struct {
 	warnings       []string // about config.toml, for the log
 	tick           time.Duration
 	allowInsecure  bool
+	takeover       bool // stop a running daemon of this home and take its place
 	logLevel       slog.Level
 }
 
@@ -60,6 +66,7 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
 	fl.DurationVar(&opts.tick, "tick", 75*time.Millisecond, "how often an idle daemon looks for new events where the OS gives no notice of them (`DUR`, 10ms to 10s; on Linux, inotify wakes it at once and it looks every second besides)")
+	fl.BoolVar(&opts.takeover, "takeover", false, "stop the daemon of this data home that runs, if any, and take its place")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := parseFlags(fl, args); err != nil {
@@ -144,7 +151,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock, cfg.waits.settle); err != nil {
+	if err := lockOrTakeOver(ctx, cfg, h, lock, opts.takeover, log); err != nil {
 		return err
 	}
 	defer lock.Unlock()
@@ -216,6 +223,52 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	err = dm.loop(ctx)
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
+}
+
+// takeoverTries bounds how often run --takeover stops a daemon and finds
+// the lock taken again, by a daemon a hook started in between.
+const takeoverTries = 3
+
+// lockOrTakeOver takes the daemon's lock. With takeover, it first stops the
+// daemon that holds it, when that is the verified daemon of this home
+// (stopTarget, stopProc: the same checks and handle as 'difflore stop'); a
+// holder that cannot be verified is never signalled.
+func lockOrTakeOver(ctx context.Context, cfg config, h home, lock *flock.Flock, takeover bool, log *slog.Logger) error {
+	for try := 1; ; try++ {
+		if takeover {
+			if err := takeOver(ctx, cfg, h, log); err != nil {
+				return err
+			}
+		}
+		err := takeLock(ctx, h, lock, cfg.waits.settle)
+		if err == nil || !takeover || try == takeoverTries {
+			return err
+		}
+	}
+}
+
+// takeOver stops the verified daemon of h, if one runs, and waits for it to
+// exit; it kills it after defaultStopGrace, as 'difflore stop' does.
+func takeOver(ctx context.Context, cfg config, h home, log *slog.Logger) error {
+	info, p, msg, err := stopTarget(ctx, h, cfg.waits.settle)
+	if err != nil || p == nil {
+		if msg != "" {
+			log.Info("taking over: " + msg)
+		}
+		return err
+	}
+	defer p.close()
+	log.Info("taking over: asking the running daemon to stop", "pid", info.PID)
+	killed, reqErr, err := stopProc(ctx, h, info, p, defaultStopGrace)
+	switch {
+	case err != nil:
+		return fmt.Errorf("take over: %w", err)
+	case killed:
+		log.Warn("taking over: killed the running daemon after the grace", "pid", info.PID, "grace", defaultStopGrace, "request_error", reqErr)
+	default:
+		log.Info("taking over: the running daemon stopped", "pid", info.PID)
+	}
+	return nil
 }
 
 // notifiedPoll is how often an idle daemon polls PRAGMA data_version when

@@ -68,7 +68,11 @@
 //
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
-// same data home exits 1 ("already running (pid N)"). stop signals a process
+// same data home exits 1 ("already running (pid N)"). run --takeover, what
+// the service definitions run, instead asks the daemon that runs to stop,
+// as stop does (through the same checks, never signalling a holder it
+// cannot verify), waits for it to exit and takes the lock: a service never
+// fights a daemon a hook started. stop signals a process
 // only when the lock is held and the process is the one daemon.pid
 // describes (same PID, start time and executable name), and only when
 // daemon.pid records the lock file of this home, so that a PID file copied

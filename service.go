@@ -13,8 +13,10 @@ Usage: difflore service print systemd|launchd|windows
 
 Prints what makes the daemon start at log-in and restart when it fails: a
 systemd user unit, a launchd LaunchAgent, or a Windows Task Scheduler
-command. The service runs 'difflore run' in the foreground, logging to
-stderr (journald, or the log file launchd writes).
+command. The service runs 'difflore run --takeover' in the foreground,
+logging to stderr (journald, or the log file launchd writes): it stops a
+daemon a hook started for the same data home and takes its place, rather
+than exiting 1 and being restarted for ever.
 
 Examples:
   difflore service print systemd > ~/.config/systemd/user/difflore.service
@@ -39,7 +41,7 @@ Documentation=https://github.com/difflore/difflore
 
 [Service]
 Type=simple
-ExecStart={{.Exe}} run
+ExecStart={{.Exe}} run --takeover
 Environment=DIFFLORE_HOME={{.Home}}
 # DIFFLORE_CLOUD_URL=... and DIFFLORE_CLOUD_TOKEN=... go in this file (mode 0600).
 EnvironmentFile=-%h/.config/difflore/env
@@ -61,6 +63,7 @@ WantedBy=default.target
 	<array>
 		<string>{{.Exe}}</string>
 		<string>run</string>
+		<string>--takeover</string>
 	</array>
 	<key>EnvironmentVariables</key>
 	<dict>
@@ -83,7 +86,7 @@ WantedBy=default.target
 </plist>
 `,
 	"windows": `REM Start the difflore daemon at log-on, in the background (run in cmd.exe):
-schtasks /Create /F /SC ONLOGON /TN difflore /TR "\"{{.Exe}}\" run --detach"
+schtasks /Create /F /SC ONLOGON /TN difflore /TR "\"{{.Exe}}\" run --detach --takeover"
 REM Set the endpoint and token for your user once:
 REM   setx DIFFLORE_CLOUD_URL https://...
 REM   setx DIFFLORE_CLOUD_TOKEN ...
