@@ -219,8 +219,14 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if cfg.getenv(detachedEnv) == "1" {
 		reportReady(cfg, info.PID, logFile, log)
 	}
+	if err := sdNotify(cfg.getenv, "READY=1"); err != nil {
+		log.Warn("tell systemd the daemon is ready", "error", err)
+	}
 
 	err = dm.loop(ctx)
+	if err := sdNotify(cfg.getenv, "STOPPING=1"); err != nil {
+		log.Warn("tell systemd the daemon is stopping", "error", err)
+	}
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
 }
