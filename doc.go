@@ -72,7 +72,9 @@
 // the service definitions run, instead asks the daemon that runs to stop,
 // as stop does (through the same checks, never signalling a holder it
 // cannot verify), waits for it to exit and takes the lock: a service never
-// fights a daemon a hook started. stop signals a process
+// fights a daemon a hook started. Under systemd (NOTIFY_SOCKET set), run
+// says READY=1 once it holds the lock and the outbox is open, and STOPPING=1
+// when it stops. stop signals a process
 // only when the lock is held and the process is the one daemon.pid
 // describes (same PID, start time and executable name), and only when
 // daemon.pid records the lock file of this home, so that a PID file copied

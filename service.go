@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"html"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
 )
 
@@ -40,9 +42,11 @@ Description=difflore: deliver queued agent-hook events
 Documentation=https://github.com/difflore/difflore
 
 [Service]
-Type=simple
-ExecStart={{.Exe}} run --takeover
-Environment=DIFFLORE_HOME={{.Home}}
+# The daemon tells systemd when it is ready: it holds the lock and the
+# outbox is open.
+Type=notify
+ExecStart={{quote .Exe}} run --takeover
+Environment={{envQuote "DIFFLORE_HOME" .Home}}
 # DIFFLORE_CLOUD_URL=... and DIFFLORE_CLOUD_TOKEN=... go in this file (mode 0600).
 EnvironmentFile=-%h/.config/difflore/env
 Restart=on-failure
@@ -102,7 +106,7 @@ func cmdService(cfg config, args []string) error {
 	if len(args) != 2 || args[0] != "print" {
 		return &exitError{code: 2, err: fmt.Errorf("usage: difflore service print systemd|launchd|windows")}
 	}
-	text, ok := serviceTemplates[args[1]]
+	_, ok := serviceTemplates[args[1]]
 	if !ok {
 		return &exitError{code: 2, err: fmt.Errorf("unknown service manager %q", args[1]), hint: "use systemd, launchd or windows"}
 	}
@@ -117,9 +121,54 @@ func cmdService(cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	data := serviceData{Exe: exe, Home: home}
-	if args[1] == "launchd" {
-		data = serviceData{Exe: html.EscapeString(exe), Home: html.EscapeString(home)}
+	return writeServiceDefinition(cfg.stdout, args[1], serviceData{Exe: exe, Home: home})
+}
+
+// writeServiceDefinition writes the definition for the service manager mgr
+// (a key of serviceTemplates), with the values quoted as that format needs.
+func writeServiceDefinition(w io.Writer, mgr string, data serviceData) error {
+	if mgr == "launchd" {
+		data = serviceData{Exe: html.EscapeString(data.Exe), Home: html.EscapeString(data.Home)}
 	}
-	return template.Must(template.New(args[1]).Parse(text)).Execute(cfg.stdout, data)
+	if mgr == "systemd" && strings.ContainsFunc(data.Exe, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }) {
+		// systemd refuses such a program path ("Executable name contains
+		// special characters") however it is quoted.
+		return &exitError{code: 1, err: fmt.Errorf("systemd cannot run a program whose path holds a quote, a backslash or a control character: %q", data.Exe),
+			hint: "install difflore in a folder whose path has none, and run its 'service print systemd'"}
+	}
+	funcs := template.FuncMap{
+		"quote":    systemdQuote,
+		"envQuote": func(k, v string) string { return systemdQuote(k + "=" + v) },
+	}
+	return template.Must(template.New(mgr).Funcs(funcs).Parse(serviceTemplates[mgr])).Execute(w, data)
+}
+
+// systemdQuote quotes s as one word of a systemd unit setting, so that a
+// path with a space, a quote or '%' reads back as itself: in double quotes,
+// with '\' and '"' escaped by a backslash and control characters as C
+// escapes, and '%' doubled (else it starts a specifier such as %h). A '$'
+// stays as it is: systemd expands variables neither in Environment= nor in
+// the program's path, the one word of ExecStart= that could hold one.
+func systemdQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '\\' || r == '"':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '%':
+			b.WriteString("%%")
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
