@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,9 +32,17 @@ to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
 daemon runs per data home; a second exits 1, unless given --takeover: then
 it asks the running daemon to stop, as 'difflore stop' does, waits for it
 to exit and takes its place (what service definitions use, so that a
-service never fights a daemon a hook started). With no endpoint the daemon runs
-and keeps events queued. What no flag sets comes from the environment, then
-from config.toml in the data home ('difflore config -h').
+service never fights a daemon a hook started). With no endpoint the daemon
+runs and keeps events queued. What no flag sets comes from the environment,
+then from config.toml in the data home ('difflore config -h').
+
+SIGHUP makes a daemon in the background (detached, or a service) read
+config.toml again (endpoint, token, batch, redaction; a file that does not
+check out is refused with a log line and the settings in use are kept) and
+reopen daemon.log; a daemon in the foreground of a terminal stops on it.
+Windows has no SIGHUP: restart the service to read config.toml again.
+Under systemd (NOTIFY_SOCKET set), the daemon says READY=1 once it holds
+the lock and the outbox is open, and STOPPING=1 when it stops.
 
 Examples:
   difflore run --endpoint https://ingest.example.com/v1/events
@@ -57,6 +64,10 @@ type runOptions struct {
 	allowInsecure  bool
 	takeover       bool // stop a running daemon of this home and take its place
 	logLevel       slog.Level
+
+	// What the command line said, which a reload of config.toml keeps.
+	endpointFlag  string
+	endpointGiven bool
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
@@ -78,7 +89,9 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	if opts.batch < 1 || opts.batch > 10000 {
 		return usageError("--batch %d: want 1 to 10000", opts.batch)
 	}
-	if err := opts.settle(cfg, fl, *endpoint); err != nil {
+	opts.endpointFlag, opts.endpointGiven = *endpoint, flagGiven(fl, "endpoint")
+	opts.batchGiven = flagGiven(fl, "batch")
+	if err := opts.settle(cfg); err != nil {
 		return err
 	}
 	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -102,18 +115,18 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 }
 
 // settle completes the options the flags gave with the settings of the
-// environment and config.toml, for what no flag set.
-func (o *runOptions) settle(cfg config, fl *flag.FlagSet, endpoint string) error {
+// environment and config.toml, for what no flag set: at start, and again at
+// each reload (SIGHUP).
+func (o *runOptions) settle(cfg config) error {
 	st, err := cfg.settings()
 	if err != nil {
 		return err
 	}
-	st.withEndpointFlag(endpoint, flagGiven(fl, "endpoint"))
-	if !flagGiven(fl, "endpoint") && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
+	st.withEndpointFlag(o.endpointFlag, o.endpointGiven)
+	if !o.endpointGiven && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
 		// The endpoint a 'run --detach' was given, passed on out of argv.
 		st.endpoint, st.endpointSource = cfg.getenv(detachedEndpointEnv), fromFlag
 	}
-	o.batchGiven = flagGiven(fl, "batch")
 	if !o.batchGiven {
 		o.batch = st.batch
 	}
@@ -166,6 +179,25 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		return err
 	}
 	defer stop()
+	// SIGHUP reloads config.toml and reopens the log of a daemon that runs
+	// in the background (detached, or a service); a daemon in the
+	// foreground of a terminal stops on it, as it did when the terminal
+	// went away.
+	hup, stopHup := hangups()
+	defer stopHup()
+	ctx, hangup := context.WithCancel(ctx)
+	defer hangup()
+	if hup != nil && !detached && (isTerminal(cfg.stdin) || isTerminal(cfg.stderr)) {
+		go func(hup <-chan os.Signal) {
+			select {
+			case <-hup:
+				log.Info("hangup: stopping")
+				hangup()
+			case <-ctx.Done():
+			}
+		}(hup)
+		hup = nil
+	}
 
 	info, err := writePIDFile(h, lock, s)
 	if err != nil {
@@ -197,7 +229,8 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
-	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits}
+	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits,
+		cfg: cfg, opts: opts, logFile: logFile, hup: hup}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
 	defer func() { dm.ob.Close() }()
@@ -301,6 +334,11 @@ type daemon struct {
 	tick  time.Duration // the idle poll the flag sets, and the vacuum's pace
 	waits waits
 
+	cfg     config           // to read config.toml again
+	opts    runOptions       // the settings in use
+	logFile *rotatingFile    // daemon.log, nil when logging to stderr
+	hup     <-chan os.Signal // SIGHUP: reload, nil where it stops the daemon or there is none
+
 	changes     <-chan struct{} // commit notices, nil where the OS gives none
 	poll        *time.Ticker
 	lastVersion int64      // PRAGMA data_version when last looked at
@@ -344,6 +382,11 @@ func (dm *daemon) loop(ctx context.Context) error {
 	}
 	dm.spillStamp = modTime(dm.h.path(spillDirName))
 	for ctx.Err() == nil {
+		select {
+		case <-dm.hup:
+			dm.reload()
+		default:
+		}
 		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more {
 			dm.housekeep(ctx)
 		}
@@ -422,6 +465,65 @@ func (dm *daemon) reopenOutbox() error {
 	return nil
 }
 
+// reload reopens daemon.log (moved away by logrotate, say) and applies
+// config.toml as it is now: the endpoint, the token, the batch size and
+// the redaction, each unless a flag set it. A file that cannot be read or
+// checked, or that names an endpoint or rules that do not work, changes
+// nothing: the daemon logs why and goes on with the settings it had.
+func (dm *daemon) reload() {
+	if dm.logFile != nil {
+		if err := dm.logFile.reopen(); err != nil {
+			dm.log.Error("reopen log", "error", err)
+		}
+	}
+	o := dm.opts
+	s, r, err := o.reread(dm.cfg)
+	if err != nil {
+		dm.log.Error("reload config.toml: keeping the settings in use", "error", err)
+		return
+	}
+	for _, w := range o.warnings {
+		dm.log.Warn(w)
+	}
+	endpoint := "(none)"
+	if s != nil {
+		endpoint = s.String()
+	}
+	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token {
+		// A pause or an open breaker was the old endpoint's answer.
+		dm.d.sink = s
+		dm.d.failures, dm.d.breakerDelay = 0, 0
+		dm.d.breakerUntil, dm.d.pausedUntil, dm.d.pausedSince = time.Time{}, time.Time{}, time.Time{}
+		if err := dm.ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": o.endpointSource, "paused_reason": "", "paused_since": "", "breaker": "closed"}); err != nil {
+			dm.log.Warn("write status", "error", err)
+		}
+		dm.d.written = nil // the drainer writes its status afresh
+	}
+	dm.d.batch, dm.d.redact = o.batch, r
+	dm.opts = o
+	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch)
+	if s == nil {
+		dm.log.Warn("no endpoint: events stay queued")
+	}
+}
+
+// reread settles the options again from the environment and config.toml
+// (settle), and makes the sink and the redactor they describe.
+func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
+	if err := o.settle(cfg); err != nil {
+		return nil, nil, err
+	}
+	s, err := parseEndpoint(o.endpoint, o.token, buildVersion(), o.allowInsecure)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := newRedactor(o.redact)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
 // backOff logs an outbox error and waits longer after each one in a row,
 // up to 30 s; it reports false when ctx ended the wait.
 func (dm *daemon) backOff(ctx context.Context, err error) bool {
@@ -488,6 +590,9 @@ func (dm *daemon) waitIdle(ctx context.Context, wake *time.Timer) {
 		case <-ctx.Done():
 			return
 		case <-wakeC:
+			return
+		case <-dm.hup:
+			dm.reload()
 			return
 		case <-vacuumNext:
 			return

@@ -206,7 +206,13 @@ func (l *loggedProc) String() string { return l.seen.String() }
 // error. The child is killed when the test ends, if still running.
 func startLogged(t *testing.T, args ...string) (*exec.Cmd, *loggedProc) {
 	t.Helper()
-	cmd := command(t, args...)
+	return startLoggedCmd(t, command(t, args...))
+}
+
+// startLoggedCmd starts a prepared difflore child (command) and reads its
+// standard error, as startLogged does.
+func startLoggedCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, *loggedProc) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

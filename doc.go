@@ -74,7 +74,11 @@
 // cannot verify), waits for it to exit and takes the lock: a service never
 // fights a daemon a hook started. Under systemd (NOTIFY_SOCKET set), run
 // says READY=1 once it holds the lock and the outbox is open, and STOPPING=1
-// when it stops. stop signals a process
+// when it stops. SIGHUP makes a daemon in the background (detached, or a
+// service) read config.toml again and reopen daemon.log; a file that does
+// not check out is refused with a log line and the settings in use are kept.
+// A daemon in the foreground of a terminal stops on SIGHUP, and Windows has
+// none: restart the service there. stop signals a process
 // only when the lock is held and the process is the one daemon.pid
 // describes (same PID, start time and executable name), and only when
 // daemon.pid records the lock file of this home, so that a PID file copied

@@ -46,6 +46,8 @@ Documentation=https://github.com/difflore/difflore
 # outbox is open.
 Type=notify
 ExecStart={{quote .Exe}} run --takeover
+# SIGHUP: read config.toml again ('systemctl --user reload difflore').
+ExecReload=/bin/kill -HUP $MAINPID
 Environment={{envQuote "DIFFLORE_HOME" .Home}}
 # DIFFLORE_CLOUD_URL=... and DIFFLORE_CLOUD_TOKEN=... go in this file (mode 0600).
 EnvironmentFile=-%h/.config/difflore/env

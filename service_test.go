@@ -56,6 +56,9 @@ func TestSystemdUnitRoundTrip(t *testing.T) {
 	if got := settings["Type"]; len(got) != 1 || got[0] != "notify" {
 		t.Errorf("Type=%q, want notify", got)
 	}
+	if got := settings["ExecReload"]; len(got) != 1 || got[0] != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload=%q, want /bin/kill -HUP $MAINPID", got)
+	}
 	start := settings["ExecStart"]
 	if len(start) != 1 {
 		t.Fatalf("ExecStart=%q, want one", start)
