@@ -63,6 +63,7 @@ type runOptions struct {
 	tick           time.Duration
 	allowInsecure  bool
 	takeover       bool // stop a running daemon of this home and take its place
+	service        bool // started by the Windows Service Control Manager: logs to daemon.log
 	logLevel       slog.Level
 
 	// What the command line said, which a reload of config.toml keeps.
@@ -111,6 +112,10 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	if *detach {
 		return startDetached(ctx, cfg, h, opts)
 	}
+	if underServiceManager() {
+		opts.service = true
+		return runAsService(ctx, func(ctx context.Context) error { return runDaemon(ctx, cfg, h, s, opts) })
+	}
 	return runDaemon(ctx, cfg, h, s, opts)
 }
 
@@ -150,7 +155,8 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	signal.Notify(brokenPipe, syscall.SIGPIPE)
 	defer signal.Stop(brokenPipe)
 
-	detached := cfg.getenv(detachedEnv) != ""
+	// A Windows service has no standard error anyone reads.
+	detached := cfg.getenv(detachedEnv) != "" || opts.service
 	var logOut io.Writer = cfg.stderr
 	var logFile *rotatingFile
 	if detached {

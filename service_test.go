@@ -13,7 +13,7 @@ import (
 
 func TestServicePrint(t *testing.T) {
 	testHome(t)
-	for mgr, want := range map[string]string{"systemd": "ExecStart=", "launchd": "<key>ProgramArguments</key>", "windows": "schtasks /Create"} {
+	for mgr, want := range map[string]string{"systemd": "ExecStart=", "launchd": "<key>ProgramArguments</key>", "windows": "Register-ScheduledTask -TaskName difflore"} {
 		if mgr == "systemd" && runtime.GOOS == "windows" {
 			continue // no program path with backslashes is one systemd runs
 		}
