@@ -148,14 +148,19 @@ func cmdService(cfg config, args []string) error {
 	case action == "print":
 		return writeServiceDefinition(cfg.stdout, mgr, data)
 	case mgr == "windows" && action == "install":
-		if err := installWindowsService(exe, home); err != nil {
+		if err := installWindowsService(exe, home, cfg.stderr); err != nil {
 			return err
 		}
 		fmt.Fprintf(cfg.stdout, "installed and started the Windows service %q\n", windowsServiceName)
 		return nil
 	case mgr == "windows":
-		if err := uninstallWindowsService(); err != nil {
+		removed, err := uninstallWindowsService()
+		if err != nil {
 			return err
+		}
+		if !removed {
+			fmt.Fprintf(cfg.stdout, "not installed: no Windows service %q\n", windowsServiceName)
+			return nil
 		}
 		fmt.Fprintf(cfg.stdout, "stopped and removed the Windows service %q\n", windowsServiceName)
 		return nil

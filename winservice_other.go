@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 )
 
 // underServiceManager reports false: only Windows has a Service Control
@@ -15,10 +16,10 @@ func runAsService(context.Context, func(context.Context) error) error {
 	return errors.ErrUnsupported
 }
 
-func installWindowsService(string, string) error {
+func installWindowsService(string, string, io.Writer) error {
 	return errors.New("a Windows service is installed on Windows")
 }
 
-func uninstallWindowsService() error {
-	return errors.New("a Windows service is uninstalled on Windows")
+func uninstallWindowsService() (bool, error) {
+	return false, errors.New("a Windows service is uninstalled on Windows")
 }

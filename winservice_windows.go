@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
@@ -13,10 +17,34 @@ import (
 )
 
 // underServiceManager reports whether the Service Control Manager started
-// this process as a service.
+// this process as a service. svc.IsWindowsService asks for a parent named
+// services.exe in session 0; Wine runs its services.exe in session 1, so a
+// parent of that name is taken as the manager too (on Windows, no other
+// services.exe can be a process's parent).
 func underServiceManager() bool {
-	ok, err := svc.IsWindowsService()
-	return err == nil && ok
+	if ok, err := svc.IsWindowsService(); err == nil && ok {
+		return true
+	}
+	return strings.EqualFold(parentImage(), "services.exe")
+}
+
+// parentImage is the file name of this process's parent, "" when it cannot
+// be found.
+func parentImage() string {
+	snap, err := windows.CreateToolhelp32Snapshot(windows.TH32CS_SNAPPROCESS, 0)
+	if err != nil {
+		return ""
+	}
+	defer windows.CloseHandle(snap)
+	ppid := uint32(os.Getppid())
+	var e windows.ProcessEntry32
+	e.Size = uint32(unsafe.Sizeof(e))
+	for err = windows.Process32First(snap, &e); err == nil; err = windows.Process32Next(snap, &e) {
+		if e.ProcessID == ppid {
+			return windows.UTF16ToString(e.ExeFile[:])
+		}
+	}
+	return ""
 }
 
 // runAsService runs the daemon under the Service Control Manager until it
@@ -82,18 +110,19 @@ func (h *serviceHandler) Execute(_ []string, changes <-chan svc.ChangeRequest, s
 // installWindowsService registers 'difflore run --takeover' with the
 // Service Control Manager, started at boot, with DIFFLORE_HOME set to home,
 // restarted after a failure (5 s, then 5 s, then 30 s; the count resets
-// after a day), and starts it. It needs an administrator.
-func installWindowsService(exe, home string) error {
+// after a day), and starts it. It needs an administrator. A manager that
+// takes no recovery actions (Wine's) gets a warning on warn: the service
+// runs, but nothing restarts it.
+func installWindowsService(exe, home string, warn io.Writer) error {
 	m, err := mgr.Connect()
 	if err != nil {
 		return adminError("connect to the service manager", err)
 	}
 	defer m.Disconnect()
 	s, err := m.CreateService(windowsServiceName, exe, mgr.Config{
-		DisplayName:      "difflore",
-		Description:      "Delivers queued agent-hook events from " + home,
-		StartType:        mgr.StartAutomatic,
-		DelayedAutoStart: true,
+		DisplayName: "difflore",
+		Description: "Delivers queued agent-hook events from " + home,
+		StartType:   mgr.StartAutomatic,
 	}, "run", "--takeover")
 	if err != nil {
 		return adminError("create the service", err)
@@ -108,15 +137,14 @@ func installWindowsService(exe, home string) error {
 		{Type: mgr.ServiceRestart, Delay: 5 * time.Second},
 		{Type: mgr.ServiceRestart, Delay: 30 * time.Second},
 	}
-	if err := s.SetRecoveryActions(actions, uint32((24 * time.Hour).Seconds())); err != nil {
-		s.Delete()
-		return fmt.Errorf("set recovery actions: %w", err)
+	err = s.SetRecoveryActions(actions, uint32((24 * time.Hour).Seconds()))
+	if err == nil {
+		// A daemon that exits 1 (a damaged outbox, say) is a failure
+		// too, not only a crash.
+		err = s.SetRecoveryActionsOnNonCrashFailures(true)
 	}
-	// A daemon that exits 1 (a damaged outbox, say) is a failure too, not
-	// only a crash.
-	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
-		s.Delete()
-		return fmt.Errorf("set recovery actions: %w", err)
+	if err != nil {
+		fmt.Fprintf(warn, "difflore: warning: set recovery actions: %v; nothing restarts the service when it fails\n", err)
 	}
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("start the service: %w", err)
@@ -139,16 +167,19 @@ func setServiceEnv(home string) error {
 }
 
 // uninstallWindowsService stops the service, waits for it to stop, and
-// removes it.
-func uninstallWindowsService() error {
+// removes it; it reports false when there was none.
+func uninstallWindowsService() (bool, error) {
 	m, err := mgr.Connect()
 	if err != nil {
-		return adminError("connect to the service manager", err)
+		return false, adminError("connect to the service manager", err)
 	}
 	defer m.Disconnect()
 	s, err := m.OpenService(windowsServiceName)
+	if errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST) {
+		return false, nil
+	}
 	if err != nil {
-		return adminError("open the service", err)
+		return false, adminError("open the service", err)
 	}
 	defer s.Close()
 	if st, err := s.Control(svc.Stop); err == nil {
@@ -164,9 +195,9 @@ func uninstallWindowsService() error {
 		}
 	}
 	if err := s.Delete(); err != nil {
-		return adminError("delete the service", err)
+		return false, adminError("delete the service", err)
 	}
-	return nil
+	return true, nil
 }
 
 // adminError says that an administrator is needed when access was denied.
