@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,113 +22,6 @@ const shutdownGrace = 5 * time.Second
 // behind it.
 const vacuumStep = 4096
 
-const runUsage = `
-Usage: difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR]
-                    [--max-size SIZE] [--max-age AGE]
-
-Runs the delivery daemon of this data home: it drains the outbox in batches
-to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
-daemon runs per data home; a second exits 1. With no endpoint the daemon runs
-and keeps events queued. An idle daemon sleeps until enqueue wakes it (a
-named pipe on Linux, macOS and FreeBSD, a named event on Windows); --tick is
-only the safety-net poll behind that. What no flag sets comes from the environment, then
-from config.toml in the data home ('difflore config -h').
-
-The outbox is kept under --max-size (1GiB by default), and so that the disk
-keeps 5 % free; with --max-age, events older than that go too. Over a limit
-the oldest pending events are evicted, and each eviction is delivered as a
-difflore.gap event that says what went; status shows the totals.
-
-Examples:
-  difflore run --endpoint https://ingest.example.com/v1/events
-  difflore run --detach --endpoint file:///tmp/events.jsonl
-  difflore run --endpoint otlp+http://127.0.0.1:4318   # an OpenTelemetry Collector
-  difflore run --max-size 500MB --max-age 30d
-`
-
-// runOptions are the daemon's settings after flags, environment and
-// config.toml.
-type runOptions struct {
-	endpoint       string
-	endpointSource string // flag, env, config or none
-	token          string
-	batch          int
-	batchGiven     bool // by --batch, not by config.toml or the default
-	redact         redactOptions
-	warnings       []string // about config.toml, for the log
-	tick           time.Duration
-	allowInsecure  bool
-	logLevel       slog.Level
-	limits         limits
-}
-
-func cmdRun(ctx context.Context, cfg config, args []string) error {
-	fl := newFlagSet(cfg, "run", runUsage)
-	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready and has made a first delivery pass (5s at most)")
-	var opts runOptions
-	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
-	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
-	fl.DurationVar(&opts.tick, "tick", 30*time.Second, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
-	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
-	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
-	maxSize := fl.String("max-size", "1GiB", "the outbox's largest `SIZE` (2MiB, 500MB, bytes; at least 1MiB): beyond it the oldest pending events are evicted, and reported")
-	maxAge := fl.String("max-age", "off", "evict, and report, pending events older than `AGE` (30d, 12h, or off)")
-	if err := parseFlags(fl, args); err != nil {
-		return err
-	}
-	if err := opts.limits.parse(*maxSize, *maxAge); err != nil {
-		return usageError("%s", err.Error())
-	}
-	if fl.NArg() > 0 {
-		return usageError("run takes no arguments, got %q", fl.Arg(0))
-	}
-	if opts.batch < 1 || opts.batch > 10000 {
-		return usageError("--batch %d: want 1 to 10000", opts.batch)
-	}
-	if err := opts.settle(cfg, fl, *endpoint); err != nil {
-		return err
-	}
-	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
-	}
-	if opts.tick < 10*time.Millisecond || opts.tick > 24*time.Hour {
-		return usageError("--tick %s: want 10ms to 24h", opts.tick)
-	}
-	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
-	if err != nil {
-		return err
-	}
-	h, err := openHome(cfg.home, true)
-	if err != nil {
-		return err
-	}
-	if *detach {
-		return startDetached(ctx, cfg, h, opts)
-	}
-	return runDaemon(ctx, cfg, h, s, opts)
-}
-
-// settle completes the options the flags gave with the settings of the
-// environment and config.toml, for what no flag set.
-func (o *runOptions) settle(cfg config, fl *flag.FlagSet, endpoint string) error {
-	st, err := cfg.settings()
-	if err != nil {
-		return err
-	}
-	st.withEndpointFlag(endpoint, flagGiven(fl, "endpoint"))
-	if !flagGiven(fl, "endpoint") && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
-		// The endpoint a 'run --detach' was given, passed on out of argv.
-		st.endpoint, st.endpointSource = cfg.getenv(detachedEndpointEnv), fromFlag
-	}
-	o.batchGiven = flagGiven(fl, "batch")
-	if !o.batchGiven {
-		o.batch = st.batch
-	}
-	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
-	o.redact, o.warnings = st.redact, st.warnings
-	return nil
-}
-
 // runDaemon is the daemon: take the lock, publish the PID file, drain until
 // stopped, then clean up in the reverse order. Every exit path goes through
 // the deferred cleanup, so the lock is released last.
@@ -145,7 +37,8 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	signal.Notify(brokenPipe, syscall.SIGPIPE)
 	defer signal.Stop(brokenPipe)
 
-	detached := cfg.getenv(detachedEnv) != ""
+	// A Windows service has no standard error anyone reads.
+	detached := cfg.getenv(detachedEnv) != "" || opts.service
 	var logOut io.Writer = cfg.stderr
 	var logFile *rotatingFile
 	if detached {
@@ -159,7 +52,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock, cfg.waits.settle); err != nil {
+	if err := lockOrTakeOver(ctx, cfg, h, lock, opts.takeover, log); err != nil {
 		return err
 	}
 	defer lock.Unlock()
@@ -174,6 +67,8 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		return err
 	}
 	defer stop()
+	ctx, hup, stopHup := onHangup(ctx, cfg, detached, log)
+	defer stopHup()
 
 	info, err := writePIDFile(h, lock, s)
 	if err != nil {
@@ -205,20 +100,12 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
-	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits, lim: newLimiter(opts.limits, h, time.Now, log)}
+	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits,
+		lim: newLimiter(opts.limits, h, time.Now, log), cfg: cfg, opts: opts, logFile: logFile, hup: hup}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
 	defer func() { dm.ob.Close() }()
-	if n, err := removeStaleSpillTemps(h, time.Now()); err != nil {
-		log.Warn("remove stale spill temporary files", "error", err)
-	} else if n > 0 {
-		log.Info("removed temporary files left in the spill folder by killed enqueues", "files", n, "older_than", spillTempStale)
-	}
-	if converted, err := ob.ensureAutoVacuum(); err != nil {
-		log.Warn("turn on auto_vacuum", "error", err)
-	} else if converted {
-		log.Info("turned on incremental auto_vacuum in the outbox")
-	}
+	dm.prepare()
 
 	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "endpoint_source", opts.endpointSource, "home", h.dir)
 	if s == nil {
@@ -235,10 +122,32 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		defer t.Stop()
 		dm.ready = ready
 	}
+	if err := sdNotify(cfg.getenv, "READY=1"); err != nil {
+		log.Warn("tell systemd the daemon is ready", "error", err)
+	}
 
 	err = dm.loop(ctx)
+	if err := sdNotify(cfg.getenv, "STOPPING=1"); err != nil {
+		log.Warn("tell systemd the daemon is stopping", "error", err)
+	}
 	log.Info("daemon stopped", "pid", info.PID)
 	return err
+}
+
+// prepare does what a daemon does once before its loop: remove the spill
+// folder's temporary files that killed enqueues left, and turn on
+// incremental auto_vacuum in an outbox made before it was the default.
+func (dm *daemon) prepare() {
+	if n, err := removeStaleSpillTemps(dm.h, time.Now()); err != nil {
+		dm.log.Warn("remove stale spill temporary files", "error", err)
+	} else if n > 0 {
+		dm.log.Info("removed temporary files left in the spill folder by killed enqueues", "files", n, "older_than", spillTempStale)
+	}
+	if converted, err := dm.ob.ensureAutoVacuum(); err != nil {
+		dm.log.Warn("turn on auto_vacuum", "error", err)
+	} else if converted {
+		dm.log.Info("turned on incremental auto_vacuum in the outbox")
+	}
 }
 
 // firstPassWait bounds how long a detached daemon's first delivery pass
@@ -264,6 +173,11 @@ type daemon struct {
 	log   *slog.Logger
 	tick  time.Duration // the safety-net poll the flag sets
 	waits waits
+
+	cfg     config           // to read config.toml again
+	opts    runOptions       // the settings in use
+	logFile *rotatingFile    // daemon.log, nil when logging to stderr
+	hup     <-chan os.Signal // SIGHUP: reload, nil where it stops the daemon or there is none
 
 	changes   <-chan struct{} // wake-ups from enqueue, nil when the daemon cannot listen
 	poll      *time.Ticker
@@ -305,6 +219,11 @@ func (dm *daemon) loop(ctx context.Context) error {
 	dm.poll = time.NewTicker(poll)
 	defer dm.poll.Stop()
 	for ctx.Err() == nil {
+		select {
+		case <-dm.hup:
+			dm.reload()
+		default:
+		}
 		// One line per pass, at debug level: what tests count to see that
 		// a burst of wake-ups costs a few passes, not one each.
 		dm.log.Debug("drain pass")
@@ -471,6 +390,8 @@ func (dm *daemon) waitIdle(ctx context.Context, wake *time.Timer) {
 	select {
 	case <-ctx.Done():
 	case <-wakeC:
+	case <-dm.hup:
+		dm.reload()
 	case <-vacuumNext:
 	case <-dm.changes:
 		dm.lastSpill = time.Time{}

@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shirou/gopsutil/v4/process"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
@@ -204,7 +206,13 @@ func (l *loggedProc) String() string { return l.seen.String() }
 // error. The child is killed when the test ends, if still running.
 func startLogged(t *testing.T, args ...string) (*exec.Cmd, *loggedProc) {
 	t.Helper()
-	cmd := command(t, args...)
+	return startLoggedCmd(t, command(t, args...))
+}
+
+// startLoggedCmd starts a prepared difflore child (command) and reads its
+// standard error, as startLogged does.
+func startLoggedCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, *loggedProc) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -265,4 +273,82 @@ func (l *loggedProc) waitExit(t *testing.T) {
 			t.Fatalf("the child still runs 30s on:\n%s", l)
 		}
 	}
+}
+
+// TestRunTakeover starts a detached daemon, as a hook would, then a
+// foreground 'run --takeover', as a service would: the old daemon stops
+// gracefully, the new one holds the lock, and every event enqueued before
+// and during the handover is delivered.
+func TestRunTakeover(t *testing.T) {
+	dir := testHome(t)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	t.Setenv("DIFFLORE_CLOUD_URL", fileURL(out))
+	t.Setenv(asMainEnv, "1")
+	started := mustCLI(t, "run", "--detach")
+	t.Cleanup(func() { cli(t, "", "stop") })
+	var oldPID int
+	if _, err := fmt.Sscanf(started, "started (pid %d)", &oldPID); err != nil {
+		t.Fatalf("run --detach said %q: %v", started, err)
+	}
+	want := map[string]bool{}
+	enqueue := func(id string) {
+		mustCLI(t, "enqueue", "--id", id, `{"n":1}`)
+		want[id] = true
+	}
+	for i := range 5 {
+		enqueue(fmt.Sprintf("before-%d", i))
+	}
+
+	d, ready := spawnDaemon(t, "--takeover")
+	for i := 0; ; i++ {
+		select {
+		case <-ready:
+		case <-d.done:
+			t.Fatalf("run --takeover exited: %v\n%s", d.err, d.log)
+		default:
+			enqueue(fmt.Sprintf("during-%d", i))
+			continue
+		}
+		break
+	}
+	enqueue("after")
+
+	waitFor(t, 20*time.Second, "the old daemon to exit", func() bool { return !processAlive(oldPID) })
+	if log, _ := os.ReadFile(filepath.Join(dir, logFileName)); !strings.Contains(string(log), "daemon stopped") {
+		t.Errorf("the old daemon's log does not say it stopped:\n%s", log)
+	}
+	if state, pid, _ := statusOf(t); state != "running" || pid != d.cmd.Process.Pid {
+		t.Errorf("status: %s pid %d, want running pid %d (the new daemon)", state, pid, d.cmd.Process.Pid)
+	}
+	waitFor(t, 20*time.Second, "every event delivered", func() bool {
+		got := map[string]bool{}
+		for _, l := range readLines(t, out) {
+			var ev struct{ ID string }
+			if json.Unmarshal([]byte(l), &ev) == nil {
+				got[ev.ID] = true
+			}
+		}
+		for id := range want {
+			if !got[id] {
+				return false
+			}
+		}
+		return true
+	})
+	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped") {
+		t.Errorf("stop: %q", got)
+	}
+	d.wait(t, 20*time.Second)
+}
+
+// processAlive reports whether a process with this PID runs. A detached
+// daemon this test process started stays a zombie once it exits, since its
+// parent never reaps it: that counts as not running.
+func processAlive(pid int) bool {
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return false
+	}
+	st, err := p.Status()
+	return err == nil && !slices.Contains(st, process.Zombie)
 }

@@ -42,6 +42,9 @@ func (o runOptions) childArgs() []string {
 	if o.allowInsecure {
 		args = append(args, "--allow-insecure")
 	}
+	if o.takeover {
+		args = append(args, "--takeover")
+	}
 	return args
 }
 

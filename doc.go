@@ -10,7 +10,7 @@
 // Usage:
 //
 //	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
-//	difflore run [--detach] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE]
+//	difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE]
 //	difflore stop [--grace DUR]
 //	difflore status [--json]
 //	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
@@ -18,7 +18,7 @@
 //	difflore redact [FILE|-]
 //	difflore logs [-f] [-n N]
 //	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
-//	difflore service print systemd|launchd|windows
+//	difflore service print|install|uninstall systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish|powershell
 //	difflore version
@@ -71,7 +71,19 @@
 //
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
-// same data home exits 1 ("already running (pid N)"). stop signals a process
+// same data home exits 1 ("already running (pid N)"). run --takeover, what
+// the service definitions run, instead asks the daemon that runs to stop,
+// as stop does (through the same checks, never signalling a holder it
+// cannot verify), waits for it to exit and takes the lock: a service never
+// fights a daemon a hook started. Under systemd (NOTIFY_SOCKET set), run
+// says READY=1 once it holds the lock and the outbox is open, and STOPPING=1
+// when it stops. SIGHUP makes a daemon in the background (detached, or a
+// service) read config.toml again and reopen daemon.log; a file that does
+// not check out is refused with a log line and the settings in use are kept.
+// A daemon in the foreground of a terminal stops on SIGHUP, and Windows has
+// none: restart the service there. Started by the Windows Service Control
+// Manager (service install windows), run answers Stop and Shutdown with
+// the same graceful stop and logs to daemon.log. stop signals a process
 // only when the lock is held and the process is the one daemon.pid
 // describes (same PID, start time and executable name), and only when
 // daemon.pid records the lock file of this home, so that a PID file copied

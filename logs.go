@@ -96,6 +96,20 @@ func (r *rotatingFile) rotate() error {
 	return nil
 }
 
+// reopen opens the file at the path again, for a log moved away by
+// another program (logrotate): the lines after it go to a new file there.
+func (r *rotatingFile) reopen() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.f
+	if err := r.open(); err != nil {
+		r.f = old
+		return err
+	}
+	old.Close()
+	return nil
+}
+
 func (r *rotatingFile) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -17,6 +17,9 @@ import "errors"
 //   - (*proc).kill ends the process at once; (*proc).close releases the
 //     handle.
 //   - stopContext returns a context cancelled when a stop request arrives.
+//   - hangups returns a channel that delivers SIGHUP, nil where there is
+//     none (Windows, or a daemon started with SIGHUP ignored), and a
+//     function that stops the delivery.
 //   - startDetachedProcess starts a command detached from the terminal or
 //     console that started it, so that the daemon outlives it, and returns
 //     the command it started; redirectStdio points this process's standard

@@ -14,11 +14,21 @@ import (
 )
 
 // stopContext is cancelled when the daemon is asked to stop: SIGTERM (what
-// 'difflore stop', systemd and launchd send), SIGINT (Ctrl-C) or SIGHUP (its
-// terminal went away).
+// 'difflore stop', systemd and launchd send) or SIGINT (Ctrl-C).
 func stopContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	return ctx, cancel, nil
+}
+
+// hangups delivers SIGHUP. Under nohup, which starts the daemon with SIGHUP
+// ignored, it delivers nothing, and the signal stays ignored.
+func hangups() (<-chan os.Signal, func()) {
+	if signal.Ignored(syscall.SIGHUP) {
+		return nil, func() {}
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
 }
 
 // requestStop asks the daemon to stop gracefully.

@@ -93,6 +93,10 @@ func (p *proc) kill() error {
 
 func (p *proc) close() { windows.CloseHandle(p.h) }
 
+// hangups delivers nothing: Windows has no SIGHUP. A service is restarted
+// to read config.toml again.
+func hangups() (<-chan os.Signal, func()) { return nil, func() {} }
+
 // stopContext is cancelled by the stop event, which 'difflore stop' sets, by
 // Ctrl-C or Ctrl-Break (os.Interrupt), and by the console closing, the user
 // logging off or the system shutting down (which Go reports as SIGTERM).

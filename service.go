@@ -1,27 +1,45 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"html"
+	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"text/template"
 )
 
 const serviceUsage = `
-Usage: difflore service print systemd|launchd|windows
+Usage: difflore service print|install|uninstall systemd|launchd|windows
 
-Prints what makes the daemon start at log-in and restart when it fails: a
-systemd user unit, a launchd LaunchAgent, or a Windows Task Scheduler
-command. The service runs 'difflore run' in the foreground, logging to
-stderr (journald, or the log file launchd writes).
+Makes the daemon of this data home start at log-in (or boot) and restart
+when it fails. The service runs 'difflore run --takeover' in the
+foreground, logging to stderr (journald, or the log file launchd writes):
+it stops a daemon a hook started for the same data home and takes its
+place, rather than exiting 1 and being restarted for ever.
+
+print writes the definition to standard output: a systemd user unit, a
+launchd LaunchAgent, or, for Windows, a PowerShell script that registers
+an at-log-on scheduled task for this user (no administrator needed; it
+runs on battery and has no time limit).
+
+install writes the definition and loads it: the user unit in
+~/.config/systemd/user/difflore.service ('systemctl --user daemon-reload'
+and 'enable --now'), the agent in
+~/Library/LaunchAgents/dev.difflore.daemon.plist ('launchctl bootstrap
+gui/UID'), or a Windows service registered with the Service Control
+Manager, started at boot and restarted when it fails (this needs an
+administrator). uninstall stops it and removes it.
 
 Examples:
-  difflore service print systemd > ~/.config/systemd/user/difflore.service
-  systemctl --user daemon-reload && systemctl --user enable --now difflore
-
-  difflore service print launchd > ~/Library/LaunchAgents/dev.difflore.daemon.plist
-  launchctl bootstrap gui/$(id -u) ~/Library/LaunchAgents/dev.difflore.daemon.plist
+  difflore service install systemd
+  systemctl --user reload difflore      # read config.toml again
+  difflore service print launchd
+  difflore service print windows | powershell -Command -
 `
 
 // serviceData is what the service templates fill in. The endpoint and the
@@ -38,9 +56,13 @@ Description=difflore: deliver queued agent-hook events
 Documentation=https://github.com/difflore/difflore
 
 [Service]
-Type=simple
-ExecStart={{.Exe}} run
-Environment=DIFFLORE_HOME={{.Home}}
+# The daemon tells systemd when it is ready: it holds the lock and the
+# outbox is open.
+Type=notify
+ExecStart={{quote .Exe}} run --takeover
+# SIGHUP: read config.toml again ('systemctl --user reload difflore').
+ExecReload=/bin/kill -HUP $MAINPID
+Environment={{envQuote "DIFFLORE_HOME" .Home}}
 # DIFFLORE_CLOUD_URL=... and DIFFLORE_CLOUD_TOKEN=... go in this file (mode 0600).
 EnvironmentFile=-%h/.config/difflore/env
 Restart=on-failure
@@ -61,6 +83,7 @@ WantedBy=default.target
 	<array>
 		<string>{{.Exe}}</string>
 		<string>run</string>
+		<string>--takeover</string>
 	</array>
 	<key>EnvironmentVariables</key>
 	<dict>
@@ -82,13 +105,19 @@ WantedBy=default.target
 </dict>
 </plist>
 `,
-	"windows": `REM Start the difflore daemon at log-on, in the background (run in cmd.exe):
-schtasks /Create /F /SC ONLOGON /TN difflore /TR "\"{{.Exe}}\" run --detach"
-REM Set the endpoint and token for your user once:
-REM   setx DIFFLORE_CLOUD_URL https://...
-REM   setx DIFFLORE_CLOUD_TOKEN ...
-REM Start it now without logging off:
-schtasks /Run /TN difflore
+	"windows": `# Start the difflore daemon at log-on, in the background, for this user
+# (PowerShell; no administrator needed). A Windows service, restarted when
+# it fails, needs one: difflore service install windows
+# The daemon reads its endpoint and token from config.toml in its data home.
+# For a data home other than the default, set it for your user first:
+#   [Environment]::SetEnvironmentVariable('DIFFLORE_HOME', {{ps .Home}}, 'User')
+$action = New-ScheduledTaskAction -Execute {{ps .Exe}} -Argument 'run --detach --takeover'
+$trigger = New-ScheduledTaskTrigger -AtLogOn -User $env:USERNAME
+# A task stops on battery and after 3 days by default: not this one.
+$settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit ([TimeSpan]::Zero)
+Register-ScheduledTask -TaskName difflore -Action $action -Trigger $trigger -Settings $settings -Force
+# Start it now without logging off:
+Start-ScheduledTask -TaskName difflore
 `,
 }
 
@@ -96,20 +125,20 @@ func cmdService(cfg config, args []string) error {
 	if usageAsked(cfg, args, serviceUsage, false) {
 		return nil
 	}
-	if len(args) == 0 || args[0] != "print" {
-		return &exitError{code: 2, err: fmt.Errorf("usage: difflore service print systemd|launchd|windows")}
+	if len(args) == 0 || (args[0] != "print" && args[0] != "install" && args[0] != "uninstall") {
+		return &exitError{code: 2, err: fmt.Errorf("usage: difflore service print|install|uninstall systemd|launchd|windows")}
 	}
-	fl := newFlagSet(cfg, "service print", serviceUsage)
+	action := args[0]
+	fl := newFlagSet(cfg, "service "+action, serviceUsage)
 	if err := parseFlags(fl, args[1:]); err != nil {
 		return err
 	}
 	if fl.NArg() != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("service print takes one service manager, got %d", fl.NArg()), hint: "use systemd, launchd or windows"}
+		return &exitError{code: 2, err: fmt.Errorf("service %s takes one service manager, got %d", action, fl.NArg()), hint: "use systemd, launchd or windows"}
 	}
-	manager := fl.Arg(0)
-	text, ok := serviceTemplates[manager]
-	if !ok {
-		return &exitError{code: 2, err: fmt.Errorf("unknown service manager %q", manager), hint: "use systemd, launchd or windows"}
+	mgr := fl.Arg(0)
+	if _, ok := serviceTemplates[mgr]; !ok {
+		return &exitError{code: 2, err: fmt.Errorf("unknown service manager %q", mgr), hint: "use systemd, launchd or windows"}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -123,8 +152,186 @@ func cmdService(cfg config, args []string) error {
 		return err
 	}
 	data := serviceData{Exe: exe, Home: home}
-	if manager == "launchd" {
-		data = serviceData{Exe: html.EscapeString(exe), Home: html.EscapeString(home)}
+	switch {
+	case action == "print":
+		return writeServiceDefinition(cfg.stdout, mgr, data)
+	case mgr == "windows" && action == "install":
+		if err := installWindowsService(exe, home, cfg.stderr); err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.stdout, "installed and started the Windows service %q\n", windowsServiceName)
+		return nil
+	case mgr == "windows":
+		removed, err := uninstallWindowsService()
+		if err != nil {
+			return err
+		}
+		if !removed {
+			fmt.Fprintf(cfg.stdout, "not installed: no Windows service %q\n", windowsServiceName)
+			return nil
+		}
+		fmt.Fprintf(cfg.stdout, "stopped and removed the Windows service %q\n", windowsServiceName)
+		return nil
 	}
-	return template.Must(template.New(manager).Parse(text)).Execute(cfg.stdout, data)
+	u, err := userServiceFor(cfg, mgr)
+	if err != nil {
+		return err
+	}
+	if action == "install" {
+		return u.install(cfg, data)
+	}
+	return u.uninstall(cfg)
+}
+
+// writeServiceDefinition writes the definition for the service manager mgr
+// (a key of serviceTemplates), with the values quoted as that format needs.
+func writeServiceDefinition(w io.Writer, mgr string, data serviceData) error {
+	if mgr == "launchd" {
+		data = serviceData{Exe: html.EscapeString(data.Exe), Home: html.EscapeString(data.Home)}
+	}
+	if mgr == "systemd" && strings.ContainsFunc(data.Exe, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 }) {
+		// systemd refuses such a program path ("Executable name contains
+		// special characters") however it is quoted.
+		return &exitError{code: 1, err: fmt.Errorf("systemd cannot run a program whose path holds a quote, a backslash or a control character: %q", data.Exe),
+			hint: "install difflore in a folder whose path has none, and run its 'service print systemd'"}
+	}
+	funcs := template.FuncMap{
+		"ps":       func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" },
+		"quote":    systemdQuote,
+		"envQuote": func(k, v string) string { return systemdQuote(k + "=" + v) },
+	}
+	return template.Must(template.New(mgr).Funcs(funcs).Parse(serviceTemplates[mgr])).Execute(w, data)
+}
+
+// systemdQuote quotes s as one word of a systemd unit setting, so that a
+// path with a space, a quote or '%' reads back as itself: in double quotes,
+// with '\' and '"' escaped by a backslash and control characters as C
+// escapes, and '%' doubled (else it starts a specifier such as %h). A '$'
+// stays as it is: systemd expands variables neither in Environment= nor in
+// the program's path, the one word of ExecStart= that could hold one.
+func systemdQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '\\' || r == '"':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '%':
+			b.WriteString("%%")
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// userService is a service definition that 'service install' writes to a
+// file of the user's and loads with the service manager's own command.
+type userService struct {
+	mgr    string
+	path   string     // where the definition goes
+	load   [][]string // the commands that load it, after it is written
+	unload [][]string // the commands that stop and unload it, before it is removed
+	reload [][]string // the commands that make the manager forget it, after it is removed
+}
+
+// userServiceFor is where the definition for mgr goes and how it is loaded:
+// a systemd user unit, enabled and started; or a launchd agent,
+// bootstrapped into the user's GUI domain.
+func userServiceFor(cfg config, mgr string) (userService, error) {
+	userHome := cfg.getenv("HOME")
+	if userHome == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return userService{}, fmt.Errorf("find the home folder: %w", err)
+		}
+		userHome = h
+	}
+	if mgr == "launchd" {
+		path := filepath.Join(userHome, "Library", "LaunchAgents", "dev.difflore.daemon.plist")
+		domain := fmt.Sprintf("gui/%d", os.Getuid())
+		// bootout first: bootstrap refuses an agent that is loaded already,
+		// as it is after an earlier install.
+		return userService{mgr: mgr, path: path,
+			load:   [][]string{{"launchctl", "bootout", domain, path}, {"launchctl", "bootstrap", domain, path}},
+			unload: [][]string{{"launchctl", "bootout", domain, path}},
+		}, nil
+	}
+	configHome := cfg.getenv("XDG_CONFIG_HOME")
+	if configHome == "" {
+		configHome = filepath.Join(userHome, ".config")
+	}
+	unit := "difflore.service"
+	return userService{mgr: mgr, path: filepath.Join(configHome, "systemd", "user", unit),
+		load:   [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", unit}},
+		unload: [][]string{{"systemctl", "--user", "disable", "--now", unit}},
+		reload: [][]string{{"systemctl", "--user", "daemon-reload"}},
+	}, nil
+}
+
+// install writes the definition and loads it. Running it again rewrites
+// the definition (for a difflore that moved, say) and loads it afresh.
+func (u userService) install(cfg config, data serviceData) error {
+	var b strings.Builder
+	if err := writeServiceDefinition(&b, u.mgr, data); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(u.path), 0o755); err != nil {
+		return err
+	}
+	if err := writeFileAtomicMode(u.path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", u.path, err)
+	}
+	fmt.Fprintf(cfg.stdout, "wrote %s\n", u.path)
+	for i, c := range u.load {
+		err := runServiceCommand(cfg, c)
+		if err != nil && !(u.mgr == "launchd" && i == 0) { // nothing to boot out on a first install
+			return err
+		}
+	}
+	fmt.Fprintf(cfg.stdout, "loaded and started it (%s)\n", strings.Join(u.load[len(u.load)-1], " "))
+	return nil
+}
+
+// uninstall stops and unloads the service, then removes its definition.
+// A service that is not loaded, or a file already gone, is no error.
+func (u userService) uninstall(cfg config) error {
+	if _, err := os.Stat(u.path); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(cfg.stdout, "not installed: no %s\n", u.path)
+		return nil
+	}
+	for _, c := range u.unload {
+		if err := runServiceCommand(cfg, c); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: warning: %v\n", err)
+		}
+	}
+	if err := os.Remove(u.path); err != nil {
+		return err
+	}
+	for _, c := range u.reload {
+		if err := runServiceCommand(cfg, c); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: warning: %v\n", err)
+		}
+	}
+	fmt.Fprintf(cfg.stdout, "stopped it and removed %s\n", u.path)
+	return nil
+}
+
+// runServiceCommand runs a command of the service manager, its output
+// passed on to difflore's standard error.
+func runServiceCommand(cfg config, args []string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = cfg.stderr, cfg.stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	return nil
 }

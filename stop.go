@@ -24,7 +24,7 @@ Example:
 
 func cmdStop(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "stop", stopUsage)
-	grace := fl.Duration("grace", 10*time.Second, "how long to wait for a graceful exit before killing (`DUR`)")
+	grace := fl.Duration("grace", defaultStopGrace, "how long to wait for a graceful exit before killing (`DUR`)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -50,37 +50,55 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	defer p.close()
-	// A request can fail because the daemon is already on its way out (its
-	// stop event closed by a stop that came first, the process gone) or
-	// because it cannot be reached (a Windows service in another session).
-	// Either way the wait below tells which: it exits, or after the grace
-	// it is killed, as a daemon that ignores the request would be.
-	reqErr := p.requestStop()
-	exited, err := waitExit(ctx, h, p, *grace)
+	killed, reqErr, err := stopProc(ctx, h, info, p, *grace)
 	if err != nil {
-		return fmt.Errorf("wait for pid %d: %w", info.PID, err)
+		return err
 	}
-	if exited {
+	if !killed {
 		fmt.Fprintf(cfg.stdout, "stopped (pid %d)\n", info.PID)
 		return nil
 	}
 	if reqErr != nil {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: could not ask pid %d to stop: %v\n", info.PID, reqErr)
 	}
+	fmt.Fprintf(cfg.stdout, "killed (pid %d) after %s\n", info.PID, *grace)
+	return nil
+}
+
+// defaultStopGrace is how long stop, and run --takeover, wait for a
+// daemon to exit after asking it to stop, before they kill it.
+const defaultStopGrace = 10 * time.Second
+
+// stopProc asks the verified daemon p to stop, waits up to grace for it to
+// exit, and kills it through the same handle when it does not. It reports
+// whether it had to kill, and why the request failed if it did.
+func stopProc(ctx context.Context, h home, info pidInfo, p *proc, grace time.Duration) (killed bool, reqErr, err error) {
+	// A request can fail because the daemon is already on its way out (its
+	// stop event closed by a stop that came first, the process gone) or
+	// because it cannot be reached (a Windows service in another session).
+	// Either way the wait below tells which: it exits, or after the grace
+	// it is killed, as a daemon that ignores the request would be.
+	reqErr = p.requestStop()
+	exited, err := waitExit(ctx, h, p, grace)
+	if err != nil {
+		return false, reqErr, fmt.Errorf("wait for pid %d: %w", info.PID, err)
+	}
+	if exited {
+		return false, reqErr, nil
+	}
 	if err := p.kill(); err != nil {
-		return fmt.Errorf("kill pid %d: %w", info.PID, err)
+		return false, reqErr, fmt.Errorf("kill pid %d: %w", info.PID, err)
 	}
 	exited, err = waitExit(ctx, h, p, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("pid %d did not exit after kill: %w", info.PID, err)
+		return true, reqErr, fmt.Errorf("pid %d did not exit after kill: %w", info.PID, err)
 	}
 	if !exited {
-		return fmt.Errorf("pid %d did not exit after kill", info.PID)
+		return true, reqErr, fmt.Errorf("pid %d did not exit after kill", info.PID)
 	}
 	// A killed daemon leaves its PID file behind; the lock is free now.
 	clearIfStale(h)
-	fmt.Fprintf(cfg.stdout, "killed (pid %d) after %s\n", info.PID, *grace)
-	return nil
+	return true, reqErr, nil
 }
 
 // stopTarget finds the daemon to stop: a process that holds the lock and

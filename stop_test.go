@@ -74,6 +74,12 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 					if _, err := os.Stat(pidPath); err != nil {
 						t.Errorf("stop removed the pid file of a held lock: %v", err)
 					}
+					// run --takeover stops a daemon as stop does, and so
+					// refuses the same holders.
+					out, stderr, code = cli(t, "", "run", "--takeover")
+					if code != 1 || !strings.Contains(stderr, "not signalling") && !strings.Contains(stderr, "cannot be used") {
+						t.Errorf("run --takeover with lock held: exit %d, stdout %q, stderr %q; want exit 1 and a refusal", code, out, stderr)
+					}
 				} else {
 					if code != 0 || !strings.HasPrefix(out, "removed stale pid file") {
 						t.Errorf("stop with lock free: exit %d, stdout %q, stderr %q; want 'removed stale pid file'", code, out, stderr)

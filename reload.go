@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// onHangup sets up what SIGHUP does. It reloads config.toml and reopens the
+// log of a daemon that runs in the background (detached, or a service): the
+// channel it returns is read by the daemon's loop (reload). A daemon in the
+// foreground of a terminal stops on it, as it did when the terminal went
+// away: the context it returns is cancelled then, and the channel is nil.
+func onHangup(ctx context.Context, cfg config, detached bool, log *slog.Logger) (context.Context, <-chan os.Signal, func()) {
+	hup, stopHup := hangups()
+	ctx, hangup := context.WithCancel(ctx)
+	stop := func() { hangup(); stopHup() }
+	if hup != nil && !detached && (isTerminal(cfg.stdin) || isTerminal(cfg.stderr)) {
+		go func(hup <-chan os.Signal) {
+			select {
+			case <-hup:
+				log.Info("hangup: stopping")
+				hangup()
+			case <-ctx.Done():
+			}
+		}(hup)
+		hup = nil
+	}
+	return ctx, hup, stop
+}
+
+// reload reopens daemon.log (moved away by logrotate, say) and applies
+// config.toml as it is now: the endpoint, the token, the batch size and
+// the redaction, each unless a flag set it. A file that cannot be read or
+// checked, or that names an endpoint or rules that do not work, changes
+// nothing: the daemon logs why and goes on with the settings it had.
+func (dm *daemon) reload() {
+	if dm.logFile != nil {
+		if err := dm.logFile.reopen(); err != nil {
+			dm.log.Error("reopen log", "error", err)
+		}
+	}
+	o := dm.opts
+	s, r, err := o.reread(dm.cfg)
+	if err != nil {
+		dm.log.Error("reload config.toml: keeping the settings in use", "error", err)
+		return
+	}
+	for _, w := range o.warnings {
+		dm.log.Warn(w)
+	}
+	endpoint := "(none)"
+	if s != nil {
+		endpoint = s.String()
+	}
+	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token {
+		// A pause or an open breaker was the old endpoint's answer.
+		dm.d.sink = s
+		dm.d.failures, dm.d.breakerDelay = 0, 0
+		dm.d.breakerUntil, dm.d.pausedUntil, dm.d.pausedSince = time.Time{}, time.Time{}, time.Time{}
+		if err := dm.ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": o.endpointSource, "paused_reason": "", "paused_since": "", "breaker": "closed"}); err != nil {
+			dm.log.Warn("write status", "error", err)
+		}
+		dm.d.written = nil // the drainer writes its status afresh
+	}
+	dm.d.batch, dm.d.redact = o.batch, r
+	dm.opts = o
+	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch)
+	if s == nil {
+		dm.log.Warn("no endpoint: events stay queued")
+	}
+}
+
+// reread settles the options again from the environment and config.toml
+// (settle), and makes the sink and the redactor they describe.
+func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
+	if err := o.settle(cfg); err != nil {
+		return nil, nil, err
+	}
+	s, err := parseEndpoint(o.endpoint, o.token, buildVersion(), o.allowInsecure)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := newRedactor(o.redact)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, r, nil
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+const runUsage = `
+Usage: difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR]
+                    [--max-size SIZE] [--max-age AGE]
+
+Runs the delivery daemon of this data home: it drains the outbox in batches
+to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One
+daemon runs per data home; a second exits 1, unless given --takeover: then
+it asks the running daemon to stop, as 'difflore stop' does, waits for it
+to exit and takes its place (what service definitions use, so that a
+service never fights a daemon a hook started). With no endpoint the daemon
+runs and keeps events queued. An idle daemon sleeps until enqueue wakes it
+(a named pipe on Linux, macOS and FreeBSD, a named event on Windows);
+--tick is only the safety-net poll behind that. What no flag sets comes
+from the environment, then from config.toml in the data home ('difflore
+config -h').
+
+SIGHUP makes a daemon in the background (detached, or a service) read
+config.toml again (endpoint, token, batch, redaction; a file that does not
+check out is refused with a log line and the settings in use are kept) and
+reopen daemon.log; a daemon in the foreground of a terminal stops on it.
+Windows has no SIGHUP: restart the service to read config.toml again.
+Under systemd (NOTIFY_SOCKET set), the daemon says READY=1 once it holds
+the lock and the outbox is open, and STOPPING=1 when it stops.
+
+The outbox is kept under --max-size (1GiB by default), and so that the disk
+keeps 5 % free; with --max-age, events older than that go too. Over a limit
+the oldest pending events are evicted, and each eviction is delivered as a
+difflore.gap event that says what went; status shows the totals.
+
+Examples:
+  difflore run --endpoint https://ingest.example.com/v1/events
+  difflore run --detach --endpoint file:///tmp/events.jsonl
+  difflore run --endpoint otlp+http://127.0.0.1:4318   # an OpenTelemetry Collector
+  difflore run --max-size 500MB --max-age 30d
+`
+
+// runOptions are the daemon's settings after flags, environment and
+// config.toml.
+type runOptions struct {
+	endpoint       string
+	endpointSource string // flag, env, config or none
+	token          string
+	batch          int
+	batchGiven     bool // by --batch, not by config.toml or the default
+	redact         redactOptions
+	warnings       []string // about config.toml, for the log
+	tick           time.Duration
+	allowInsecure  bool
+	takeover       bool // stop a running daemon of this home and take its place
+	service        bool // started by the Windows Service Control Manager: logs to daemon.log
+	logLevel       slog.Level
+	limits         limits
+
+	// What the command line said, which a reload of config.toml keeps.
+	endpointFlag  string
+	endpointGiven bool
+}
+
+func cmdRun(ctx context.Context, cfg config, args []string) error {
+	fl := newFlagSet(cfg, "run", runUsage)
+	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready and has made a first delivery pass (5s at most)")
+	var opts runOptions
+	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
+	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
+	fl.DurationVar(&opts.tick, "tick", 30*time.Second, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
+	fl.BoolVar(&opts.takeover, "takeover", false, "stop the daemon of this data home that runs, if any, and take its place")
+	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
+	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
+	maxSize := fl.String("max-size", "1GiB", "the outbox's largest `SIZE` (2MiB, 500MB, bytes; at least 1MiB): beyond it the oldest pending events are evicted, and reported")
+	maxAge := fl.String("max-age", "off", "evict, and report, pending events older than `AGE` (30d, 12h, or off)")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if err := opts.limits.parse(*maxSize, *maxAge); err != nil {
+		return usageError("%s", err.Error())
+	}
+	if fl.NArg() > 0 {
+		return usageError("run takes no arguments, got %q", fl.Arg(0))
+	}
+	if opts.batch < 1 || opts.batch > 10000 {
+		return usageError("--batch %d: want 1 to 10000", opts.batch)
+	}
+	opts.endpointFlag, opts.endpointGiven = *endpoint, flagGiven(fl, "endpoint")
+	opts.batchGiven = flagGiven(fl, "batch")
+	if err := opts.settle(cfg); err != nil {
+		return err
+	}
+	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	if opts.tick < 10*time.Millisecond || opts.tick > 24*time.Hour {
+		return usageError("--tick %s: want 10ms to 24h", opts.tick)
+	}
+	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
+	if err != nil {
+		return err
+	}
+	h, err := openHome(cfg.home, true)
+	if err != nil {
+		return err
+	}
+	if *detach {
+		return startDetached(ctx, cfg, h, opts)
+	}
+	if underServiceManager() {
+		opts.service = true
+		return runAsService(ctx, func(ctx context.Context) error { return runDaemon(ctx, cfg, h, s, opts) })
+	}
+	return runDaemon(ctx, cfg, h, s, opts)
+}
+
+// settle completes the options the flags gave with the settings of the
+// environment and config.toml, for what no flag set: at start, and again at
+// each reload (SIGHUP).
+func (o *runOptions) settle(cfg config) error {
+	st, err := cfg.settings()
+	if err != nil {
+		return err
+	}
+	st.withEndpointFlag(o.endpointFlag, o.endpointGiven)
+	if !o.endpointGiven && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
+		// The endpoint a 'run --detach' was given, passed on out of argv.
+		st.endpoint, st.endpointSource = cfg.getenv(detachedEndpointEnv), fromFlag
+	}
+	if !o.batchGiven {
+		o.batch = st.batch
+	}
+	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
+	o.redact, o.warnings = st.redact, st.warnings
+	return nil
+}
