@@ -289,6 +289,12 @@ func (dm *daemon) loop(ctx context.Context) error {
 			dm.housekeep(ctx)
 		}
 		sent, err := dm.d.step(reqCtx)
+		if err != nil && isCorrupt(err) {
+			if err := dm.heal(err); err != nil {
+				return fmt.Errorf("heal corrupt outbox: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			if !dm.backOff(ctx, err) {
 				break

@@ -50,6 +50,14 @@
 // enqueues left in the spill folder are removed when the daemon starts, once
 // an hour old.
 //
+// An outbox that SQLite reports corrupt or not a database, at the daemon's
+// start or as it works, is moved aside as outbox.corrupt-<UTC time>.db (with
+// its -wal and -shm), every row that can still be read is copied into a
+// fresh outbox, and one event of kind difflore.gap, reason "corrupt", tells
+// the endpoint how many events could not be read and between which creation
+// times; the daemon goes on. A file that cannot be read at all is kept aside
+// all the same, and the daemon starts empty. Hooks meanwhile spill.
+//
 // hooks install merges difflore's hooks into an agent's user settings file
 // (~/.claude/settings.json, ~/.codex/hooks.json, ~/.cursor/hooks.json,
 // ~/.gemini/settings.json; --project DIR for a project's): every event the

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// salvageEvents is how many events the corruption tests queue: of 1 KiB
+// each, they span hundreds of pages.
+const salvageEvents = 2000
+
+// fillOutbox queues salvageEvents events of 1 KiB in a closed outbox of h,
+// all in its main file, and returns the page size.
+func fillOutbox(t *testing.T, h home) int64 {
+	t.Helper()
+	ob := mustOutbox(t, h, time.Now)
+	pad := strings.Repeat("x", 1000)
+	created := time.Now().Add(-time.Hour)
+	err := ob.immediate(func() error {
+		for i := range salvageEvents {
+			p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad)
+			if err := ob.insert(fmt.Sprintf("old-%04d", i), "event", []byte(p), created.Add(time.Duration(i)*time.Millisecond)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := ob.pragmaInt("page_size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing the only connection checkpoints the WAL into the file.
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return size
+}
+
+// overwrite writes b at off in the file at path.
+func overwrite(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func garbage(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*131 + 7)
+	}
+	return b
+}
+
+func TestSalvageCorrupt(t *testing.T) {
+	cases := []struct {
+		name     string
+		corrupt  func(t *testing.T, db string, pageSize int64)
+		minSaved int  // readable events that must be delivered
+		lost     bool // some events are lost
+		counted  bool // and the gap can count them all
+	}{
+		{"middle pages garbage", func(t *testing.T, db string, ps int64) {
+			fi, _ := os.Stat(db)
+			mid := fi.Size() / ps / 2
+			overwrite(t, db, mid*ps, garbage(int(4*ps)))
+		}, salvageEvents - 100, true, true},
+		{"header zeroed", func(t *testing.T, db string, ps int64) {
+			overwrite(t, db, 0, make([]byte, 100))
+		}, salvageEvents, false, true},
+		{"truncated", func(t *testing.T, db string, ps int64) {
+			// Cut at a page boundary near the end, as a crash of the disk
+			// or the file system leaves a file. (Cut earlier, it takes the
+			// inner pages of the b-tree, written last, and with them every
+			// leaf they lead to.)
+			fi, _ := os.Stat(db)
+			if err := os.Truncate(db, fi.Size()/ps*9/10*ps); err != nil {
+				t.Fatal(err)
+			}
+		}, salvageEvents / 2, true, false},
+		{"wal garbage", func(t *testing.T, db string, ps int64) {
+			if err := os.WriteFile(db+"-wal", garbage(int(3*ps)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, salvageEvents, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := testHome(t)
+			useQuickWaits(t)
+			h := mustOpenHomeCreate(t, dir)
+			ps := fillOutbox(t, h)
+			c.corrupt(t, h.path(dbFileName), ps)
+			out := filepath.Join(t.TempDir(), "events.jsonl")
+			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
+
+			var gap gapPayload
+			var saved int
+			newSeen := false
+			waitFor(t, 30*time.Second, "the new event and the gap", func() bool {
+				saved, newSeen, gap = deliveredSalvage(t, out)
+				return newSeen && gap.Reason != ""
+			})
+			if saved < c.minSaved {
+				t.Errorf("%d old events delivered, want at least %d\n%s", saved, c.minSaved, logs)
+			}
+			if gap.Reason != "corrupt" {
+				t.Errorf("gap reason %q, want corrupt", gap.Reason)
+			}
+			if c.lost && gap.Evicted == 0 {
+				t.Errorf("gap reports nothing lost, but %d of %d were delivered", saved, salvageEvents)
+			}
+			if c.counted && int(gap.Evicted) < salvageEvents-saved {
+				t.Errorf("gap reports %d lost, but %d of %d were delivered", gap.Evicted, saved, salvageEvents)
+			}
+			aside, _ := filepath.Glob(filepath.Join(dir, "outbox.corrupt-*.db"))
+			if len(aside) != 1 {
+				t.Errorf("corrupt files kept aside: %q, want one", aside)
+			}
+			if !strings.Contains(logs.String(), "daemon ready") {
+				t.Errorf("daemon not running:\n%s", logs)
+			}
+		})
+	}
+}
+
+// deliveredSalvage reads what a salvage test delivered: how many of the
+// old events, whether the new one, and the gap.
+func deliveredSalvage(t *testing.T, out string) (saved int, newSeen bool, gap gapPayload) {
+	seen := map[string]bool{}
+	for _, line := range readLines(t, out) {
+		var ev struct {
+			ID      string          `json:"id"`
+			Kind    string          `json:"kind"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("delivered line %q: %v", line, err)
+		}
+		switch {
+		case ev.Kind == gapKind:
+			if err := json.Unmarshal(ev.Payload, &gap); err != nil {
+				t.Fatal(err)
+			}
+		case ev.ID == "new-after":
+			newSeen = true
+		case strings.HasPrefix(ev.ID, "old-") && !seen[ev.ID]:
+			seen[ev.ID] = true
+			saved++
+		}
+	}
+	return saved, newSeen, gap
+}
+
+// TestSalvageFails: a file that no page size makes a database is moved
+// aside all the same, and the daemon starts empty with a gap that says so.
+func TestSalvageFails(t *testing.T) {
+	dir := testHome(t)
+	useQuickWaits(t)
+	h := mustOpenHomeCreate(t, dir)
+	if err := os.WriteFile(h.path(dbFileName), bytes.Repeat([]byte("not a database at all "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	inProcessDaemon(t, "--endpoint", fileURL(out))
+	mustCLI(t, "enqueue", "--id", "new-after", `{}`)
+	var gap gapPayload
+	waitFor(t, 30*time.Second, "the new event and the gap", func() bool {
+		_, newSeen, g := deliveredSalvage(t, out)
+		gap = g
+		return newSeen && g.Reason != ""
+	})
+	if gap.Bytes == 0 {
+		t.Errorf("gap %+v: want the bytes of the file lost", gap)
+	}
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	if err := sqlitex.ExecuteTransient(ob.conn, "PRAGMA quick_check", nil); err != nil {
+		t.Errorf("fresh outbox: %v", err)
+	}
+}
+
+// TestCorruptEnqueueSpills: a hook's enqueue into an outbox that is not a
+// database keeps the event in the spill folder and exits 0, and the daemon,
+// salvaging the outbox, delivers it.
+func TestCorruptEnqueueSpills(t *testing.T) {
+	dir := testHome(t)
+	useQuickWaits(t)
+	h := mustOpenHomeCreate(t, dir)
+	ps := fillOutbox(t, h)
+	overwrite(t, h.path(dbFileName), 0, make([]byte, ps))
+	_, stderr, code := cli(t, "", "enqueue", "--id", "spilled-1", `{"spilled":true}`)
+	if code != 0 {
+		t.Fatalf("enqueue exit %d: %s", code, stderr)
+	}
+	if files, _ := os.ReadDir(h.path(spillDirName)); len(files) == 0 {
+		t.Fatalf("nothing spilled; enqueue said: %s", stderr)
+	}
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	inProcessDaemon(t, "--endpoint", fileURL(out))
+	waitFor(t, 30*time.Second, "the spilled event and the gap", func() bool {
+		_, _, gap := deliveredSalvage(t, out)
+		return gap.Reason != "" && strings.Contains(strings.Join(readLines(t, out), "\n"), `"spilled-1"`)
+	})
+}
