@@ -102,7 +102,16 @@ func healOutbox(h home, now time.Time, log *slog.Logger) error {
 func moveAside(h home, now time.Time) (string, error) {
 	aside := h.path("outbox.corrupt-" + now.UTC().Format("20060102T150405.000Z") + ".db")
 	db := h.path(dbFileName)
-	if err := os.Rename(db, aside); err != nil {
+	// On Windows an enqueue that has the file open for a moment keeps it
+	// from being renamed: try again, briefly.
+	var err error
+	for range 20 {
+		if err = os.Rename(db, aside); err == nil || errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		return "", err
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
@@ -429,14 +438,24 @@ func (s *salvager) copyMeta() {
 	})
 }
 
+// healPace is the least time between two salvages by one daemon: a disk
+// that corrupts every fresh outbox too gets one file moved aside a minute,
+// not one a turn of the loop.
+const healPace = time.Minute
+
 // heal replaces the daemon's corrupt outbox with a salvaged one
 // (healOutbox) and hands it to the drainer. The status the drainer last
-// wrote is unknown in the new file: it writes every key again.
+// wrote is unknown in the new file: it writes every key again. When the
+// salvage fails (the file cannot be moved aside while another process has
+// it open, on Windows), the outbox is opened again as it is and the error
+// only logged: the daemon backs off and tries again after healPace. It
+// fails only when no outbox can be opened at all.
 func (dm *daemon) heal(cause error) error {
+	dm.lastHeal = time.Now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
 	dm.ob.Close()
 	if err := healOutbox(dm.h, time.Now(), dm.log); err != nil {
-		return err
+		dm.log.Error("salvage the corrupt outbox", "error", err)
 	}
 	nob, err := openOutbox(dm.h, startBusy, dm.ob.now)
 	if err != nil {
@@ -446,6 +465,11 @@ func (dm *daemon) heal(cause error) error {
 	dm.ob, dm.d.ob, dm.d.written = nob, nob, nil
 	dm.lastVersion, _ = nob.dataVersion()
 	return nil
+}
+
+// healDue reports whether err calls for a salvage now.
+func (dm *daemon) healDue(err error) bool {
+	return isCorrupt(err) && time.Since(dm.lastHeal) >= healPace
 }
 
 // walHeaderSize is the size of a WAL file's header, which starts with one
