@@ -134,6 +134,8 @@ type salvager struct {
 	lostBytes   int64     // known only when all was lost: the file's size
 	first, last time.Time // readable events around what was lost
 	total       bool      // nothing could be read
+	lostRanges  []seqRange
+	uncounted   bool      // a lost range no index could count: lost is a lower bound
 	lastGood    time.Time // created_at of the last row copied
 	pendingLast bool      // last is the next readable row after a loss
 }
@@ -155,6 +157,36 @@ func (s *salvager) salvage(path string) error {
 		s.rows = fmt.Sprintf(salvageRowsSQL, "0")
 	}
 	s.copyMeta()
+	if err := s.walk(); err != nil {
+		return err
+	}
+	if len(s.lostRanges) == 0 {
+		return nil
+	}
+	// What the b-tree could not lead to may still lie in whole leaf pages.
+	var pageSize int64
+	_ = sqlitex.ExecuteTransient(from, "PRAGMA page_size", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { pageSize = stmt.ColumnInt64(0); return nil },
+	})
+	var found int64
+	err = s.to.immediate(func() error {
+		found = s.scanLeaves(path, int(pageSize), s.lostRanges)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.salvaged += found
+	s.lost = max(s.lost-found, 0)
+	if s.uncounted {
+		s.lost = max(s.lost, 1)
+	}
+	return nil
+}
+
+// walk copies the table in seq order, chunk by chunk, and skips the
+// ranges it cannot read.
+func (s *salvager) walk() error {
 	var after int64
 	for {
 		n, err := s.copyChunk(&after)
@@ -171,9 +203,6 @@ func (s *salvager) salvage(path string) error {
 		good, ok := s.skipUnreadable(after)
 		if !ok {
 			s.countLost(after, math.MaxInt64)
-			if s.salvaged == 0 && s.lost == 0 {
-				return err
-			}
 			return nil
 		}
 		s.countLost(after, good)
@@ -401,12 +430,15 @@ func (s *salvager) skipUnreadable(after int64) (good int64, ok bool) {
 // index still lists there, or, when no index can be read either, the
 // number of seqs in the range (events acknowledged before the damage left
 // holes, so this can count too many; it is never too few). An unbounded
-// range with no index to count it adds nothing it could vouch for.
+// range with no index to count it (a truncated file's tail) cannot be
+// counted: it marks the count as a lower bound, and the gap then says at
+// least one event was lost.
 func (s *salvager) countLost(lo, hi int64) {
 	if s.first.IsZero() && s.lost == 0 {
 		s.first = s.lastGood
 	}
 	s.pendingLast = true
+	s.lostRanges = append(s.lostRanges, seqRange{lo, hi})
 	for _, index := range []string{"events_by_state", "sqlite_autoindex_events_1"} {
 		var n int64
 		err := sqlitex.Execute(s.from, fmt.Sprintf(salvageCountSQL, index), &sqlitex.ExecOptions{
@@ -421,7 +453,7 @@ func (s *salvager) countLost(lo, hi int64) {
 	if hi != math.MaxInt64 {
 		s.lost += hi - lo
 	} else {
-		s.lost = max(s.lost, 1)
+		s.uncounted = true
 	}
 }
 
