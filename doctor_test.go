@@ -14,8 +14,8 @@ import (
 )
 
 // cmdAnswer: answer STATUS — starts a loopback HTTP server, for the rest of
-// the script, that answers STATUS to a POST of an empty batch and 400 to
-// anything else, and sets $ANSWER_URL to its address.
+// the script, that answers STATUS to a POST of an empty batch (or of an
+// empty OTLP export to /v1/logs) and 400 to anything else, and sets $ANSWER_URL to its address.
 func cmdAnswer(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
 		ts.Fatalf("usage: answer STATUS")
@@ -26,7 +26,8 @@ func cmdAnswer(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Method != http.MethodPost || string(body) != `{"events":[]}` {
+		empty := string(body) == `{"events":[]}` || r.URL.Path == "/v1/logs" && string(body) == `{"resourceLogs":[]}`
+		if r.Method != http.MethodPost || !empty {
 			http.Error(w, fmt.Sprintf("want an empty batch, got %s %q", r.Method, body), http.StatusBadRequest)
 			return
 		}
