@@ -184,6 +184,7 @@ type daemon struct {
 	lastSpill time.Time  // when housekeep last ran; zero makes it due
 	backlog   spillRound // what replay moved since the spill folder was last cleared
 	dbErrors  int        // outbox errors in a row
+	lastHeal  time.Time  // when a corrupt outbox was last salvaged
 	vacuumDue bool       // free pages may be left to give back
 	ready     func()     // called once the first pass has left nothing to send now, then nil
 	lim       *limiter   // max_size, max_age: see limits.go
@@ -231,6 +232,12 @@ func (dm *daemon) loop(ctx context.Context) error {
 			dm.housekeep(ctx)
 		}
 		sent, err := dm.d.step(reqCtx)
+		if err != nil && dm.healDue(err) {
+			if err := dm.heal(err); err != nil {
+				return fmt.Errorf("heal corrupt outbox: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			if !dm.backOff(ctx, err) {
 				break
@@ -283,6 +290,11 @@ func (dm *daemon) housekeep(ctx context.Context) {
 	r, err := replaySpill(ctx, dm.h, dm.ob)
 	if err != nil {
 		dm.log.Error("replay spilled events", "error", err)
+	}
+	if err != nil && dm.healDue(err) {
+		if herr := dm.heal(err); herr != nil {
+			dm.log.Error("reopen the outbox", "error", herr)
+		}
 	}
 	dm.backlog = spillRound{moved: dm.backlog.moved + r.moved, dead: dm.backlog.dead + r.dead, more: r.more && err == nil}
 	if !dm.backlog.more && dm.backlog.moved > 0 {

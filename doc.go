@@ -16,6 +16,7 @@
 //	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
 //	difflore drain [--endpoint URL] [--json]
 //	difflore redact [FILE|-]
+//	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]
 //	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
 //	difflore service print|install|uninstall systemd|launchd|windows
@@ -52,6 +53,24 @@
 // one that cannot be parsed is renamed to .bad. Temporary files that killed
 // enqueues left in the spill folder are removed when the daemon starts, once
 // an hour old.
+//
+// doctor prints one line per check, ok, warn or FAIL: each agent's hooks and
+// the program they run, the endpoint (an empty batch, {"events":[]}, must be
+// answered 2xx, token included; a file: endpoint's folder must be
+// writable), config.toml and who may read it, the free disk space against
+// the outbox's 1 GiB limit and the 5 % of the disk it always leaves, the
+// outbox's integrity (SQLite's quick_check, cut after --check-time and then
+// a warning), the PID file against the lock, and the clock (no queued event
+// dated more than a minute ahead). It exits 1 when a check fails, and
+// changes nothing.
+//
+// An outbox that SQLite reports corrupt or not a database, at the daemon's
+// start or as it works, is moved aside as outbox.corrupt-<UTC time>.db (with
+// its -wal and -shm), every row that can still be read is copied into a
+// fresh outbox, and one event of kind difflore.gap, reason "corrupt", tells
+// the endpoint how many events could not be read and between which creation
+// times; the daemon goes on. A file that cannot be read at all is kept aside
+// all the same, and the daemon starts empty. Hooks meanwhile spill.
 //
 // hooks install merges difflore's hooks into an agent's user settings file
 // (~/.claude/settings.json, ~/.codex/hooks.json, ~/.cursor/hooks.json,

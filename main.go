@@ -146,6 +146,8 @@ func commands() []commandSpec {
 		{"drain", "deliver everything now, in the foreground", cmdDrain,
 			[]string{"--endpoint", "--batch", "--allow-insecure", "--json"}},
 		{"redact", "print a payload as it would be sent, secrets replaced", noCtx(cmdRedact), []string{}},
+		{"doctor", "check the hooks, the endpoint, the config, the disk, the outbox, the daemon and the clock", cmdDoctor,
+			[]string{"--check-time"}},
 		{"logs", "print or follow the daemon's log", cmdLogs, []string{"-f", "-n"}},
 		{"hooks", "wire an agent's hooks to difflore: install, uninstall, status, print", noCtx(cmdHooks),
 			[]string{"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "--trust", "claude", "codex", "cursor", "gemini"}},

@@ -23,6 +23,7 @@ func cliForms() map[string][]cliForm {
 		"status":     {{nil, nil, 2}},
 		"outbox":     {{nil, nil, 2}, {[]string{"list"}, nil, 2}, {[]string{"show"}, []string{"evt-1"}, 2}, {[]string{"retry"}, []string{"--all"}, 2}, {[]string{"purge"}, []string{"--dead", "--yes"}, 2}},
 		"drain":      {{nil, nil, 2}},
+		"doctor":     {{nil, nil, 2}},
 		"redact":     {{nil, []string{"-"}, 2}},
 		"logs":       {{nil, nil, 2}},
 		"hooks":      {{[]string{"print"}, []string{"claude"}, 2}, {[]string{"install"}, []string{"claude"}, 2}, {[]string{"uninstall"}, []string{"claude"}, 2}, {[]string{"status"}, []string{"claude"}, 2}},

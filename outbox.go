@@ -1035,6 +1035,14 @@ const (
 // another error is returned: giving up on a locked outbox would leave the
 // events queued in it undelivered.
 func startOutbox(ctx context.Context, h home, endpoint, source string, log *slog.Logger) (*outbox, error) {
+	healed := false
+	if walGarbage(h.path(dbFileName) + "-wal") {
+		log.Error("outbox WAL is not a WAL; salvaging the outbox", "path", h.path(dbFileName)+"-wal")
+		if err := healOutbox(h, time.Now(), log); err != nil {
+			return nil, err
+		}
+		healed = true
+	}
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		ob, err := openOutbox(h, startBusy, time.Now)
 		if err == nil {
@@ -1050,6 +1058,16 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, log *slog
 				return ob, nil
 			}
 			ob.Close()
+		}
+		if isCorrupt(err) && !healed {
+			// Salvaged once: a fresh outbox that is corrupt too is not
+			// salvaged again and again.
+			log.Error("outbox is corrupt; salvaging it", "path", h.path(dbFileName), "error", err)
+			if err := healOutbox(h, time.Now(), log); err != nil {
+				return nil, err
+			}
+			healed = true
+			continue
 		}
 		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
 			return nil, err

@@ -26,9 +26,11 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitlines":  cmdWaitLines,
-			"exitcode":   cmdExitCode,
-			"waitstatus": cmdWaitStatus,
+			"waitlines":   cmdWaitLines,
+			"exitcode":    cmdExitCode,
+			"waitstatus":  cmdWaitStatus,
+			"answer":      cmdAnswer,
+			"futureevent": cmdFutureEvent,
 		},
 	})
 }

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"encoding/binary"
+	"math"
+	"os"
+)
+
+// seqRange is the seqs (lo, hi] a salvage could not read through the
+// table's b-tree.
+type seqRange struct{ lo, hi int64 }
+
+// tableLeafPage is the first byte of a table b-tree leaf page.
+const tableLeafPage = 0x0d
+
+// scanLeaves reads the file page by page, past the b-tree, and copies the
+// rows of every table leaf page whose seq lies in one of the lost ranges:
+// a truncated file loses the inner pages of the b-tree (written last)
+// and with them the way to leaves that are still whole. Only the events
+// table has table leaves beyond page 1 (meta is WITHOUT ROWID). A free page
+// may still hold rows acknowledged long ago: such an event can be sent
+// again, with its id, for the receiver to deduplicate; none is lost. It
+// reports how many rows it copied.
+func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 {
+	if len(lost) == 0 || pageSize < 512 {
+		return 0
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	in := func(seq int64) bool {
+		for _, r := range lost {
+			if seq > r.lo && seq <= r.hi {
+				return true
+			}
+		}
+		return false
+	}
+	page := make([]byte, pageSize)
+	var copied int64
+	for pgno := int64(2); pgno <= fi.Size()/int64(pageSize); pgno++ {
+		if _, err := f.ReadAt(page, (pgno-1)*int64(pageSize)); err != nil || page[0] != tableLeafPage {
+			continue
+		}
+		cells := int(binary.BigEndian.Uint16(page[3:]))
+		for i := range cells {
+			at := 8 + 2*i
+			if at+2 > len(page) {
+				break
+			}
+			seq, rec, ok := leafCell(f, page, int(binary.BigEndian.Uint16(page[at:])), fi.Size())
+			if !ok || !in(seq) {
+				continue
+			}
+			if cols, ok := decodeRecord(rec); ok && s.copyScanned(cols) {
+				copied++
+			}
+		}
+	}
+	return copied
+}
+
+// leafCell reads the cell at off of a table leaf page: its rowid and its
+// record, following overflow pages in f. ok is false for a cell that does
+// not parse.
+func leafCell(f *os.File, page []byte, off int, fileSize int64) (rowid int64, rec []byte, ok bool) {
+	u := len(page)
+	if off < 8 || off >= u {
+		return 0, nil, false
+	}
+	size, n := sqliteVarint(page[off:])
+	if n == 0 || size < 0 || size > 1<<30 {
+		return 0, nil, false
+	}
+	off += n
+	rowid, n = sqliteVarint(page[off:])
+	if n == 0 {
+		return 0, nil, false
+	}
+	off += n
+	local := int(size)
+	if local > u-35 {
+		m := (u-12)*32/255 - 23
+		k := m + (int(size)-m)%(u-4)
+		local = m
+		if k <= u-35 {
+			local = k
+		}
+	}
+	if off+local > u {
+		return 0, nil, false
+	}
+	rec = append([]byte(nil), page[off:off+local]...)
+	if local == int(size) {
+		return rowid, rec, true
+	}
+	if off+local+4 > u {
+		return 0, nil, false
+	}
+	next := int64(binary.BigEndian.Uint32(page[off+local:]))
+	buf := make([]byte, u)
+	for len(rec) < int(size) {
+		if next < 2 || next > fileSize/int64(u) {
+			return 0, nil, false
+		}
+		if _, err := f.ReadAt(buf, (next-1)*int64(u)); err != nil {
+			return 0, nil, false
+		}
+		take := min(u-4, int(size)-len(rec))
+		rec = append(rec, buf[4:4+take]...)
+		next = int64(binary.BigEndian.Uint32(buf))
+	}
+	return rowid, rec, true
+}
+
+// sqliteVarint decodes one of SQLite's big-endian varints (1 to 9 bytes),
+// and returns 0 bytes read when b ends first.
+func sqliteVarint(b []byte) (int64, int) {
+	var v uint64
+	for i := 0; i < 9; i++ {
+		if i >= len(b) {
+			return 0, 0
+		}
+		if i == 8 {
+			return int64(v<<8 | uint64(b[i])), 9
+		}
+		v = v<<7 | uint64(b[i]&0x7f)
+		if b[i] < 0x80 {
+			return int64(v), i + 1
+		}
+	}
+	return 0, 0
+}
+
+// decodeRecord decodes a record in SQLite's format into its column values:
+// nil, int64, float64, []byte for a blob, string for text.
+func decodeRecord(rec []byte) ([]any, bool) {
+	hdr, n := sqliteVarint(rec)
+	if n == 0 || hdr < int64(n) || hdr > int64(len(rec)) {
+		return nil, false
+	}
+	var types []int64
+	for at := n; at < int(hdr); {
+		t, m := sqliteVarint(rec[at:int(hdr)])
+		if m == 0 || t < 0 {
+			return nil, false
+		}
+		types, at = append(types, t), at+m
+	}
+	body := rec[hdr:]
+	cols := make([]any, 0, len(types))
+	for _, t := range types {
+		var size int
+		switch {
+		case t == 0 || t == 8 || t == 9:
+			size = 0
+		case t >= 1 && t <= 4:
+			size = int(t)
+		case t == 5:
+			size = 6
+		case t == 6 || t == 7:
+			size = 8
+		case t >= 12:
+			size = int((t - 12) / 2)
+		default:
+			return nil, false
+		}
+		if size > len(body) {
+			return nil, false
+		}
+		v := body[:size]
+		body = body[size:]
+		switch {
+		case t == 0:
+			cols = append(cols, nil)
+		case t == 8 || t == 9:
+			cols = append(cols, t-8)
+		case t == 7:
+			cols = append(cols, math.Float64frombits(binary.BigEndian.Uint64(v)))
+		case t <= 6:
+			var x int64
+			for _, c := range v {
+				x = x<<8 | int64(c)
+			}
+			shift := 64 - 8*uint(size) // sign-extend
+			cols = append(cols, x<<shift>>shift)
+		case t%2 == 0:
+			cols = append(cols, append([]byte(nil), v...))
+		default:
+			cols = append(cols, string(v))
+		}
+	}
+	return cols, true
+}
+
+// copyScanned copies one row that scanLeaves found into the fresh outbox:
+// seq (stored as NULL, the rowid being the key), id, kind, payload,
+// created_at, state, attempts, available_at, claim, last_error and, from
+// version 2, raw. A row of any other shape is not an event, and skipped.
+func (s *salvager) copyScanned(cols []any) bool {
+	if len(cols) != 10 && len(cols) != 11 || cols[0] != nil {
+		return false
+	}
+	id, ok1 := cols[1].(string)
+	kind, ok2 := cols[2].(string)
+	payload, ok3 := cols[3].([]byte)
+	created, ok4 := cols[4].(int64)
+	state, ok5 := cols[5].(int64)
+	attempts, ok6 := cols[6].(int64)
+	available, ok7 := cols[7].(int64)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+		return false
+	}
+	raw := int64(0)
+	if len(cols) == 11 {
+		raw, _ = cols[10].(int64)
+	}
+	ins, err := s.to.conn.Prepare(salvageInsertSQL)
+	if err != nil {
+		return false
+	}
+	ins.SetText(":id", id)
+	ins.SetText(":kind", kind)
+	ins.SetBytes(":payload", payload)
+	ins.SetInt64(":created", created)
+	ins.SetInt64(":state", state)
+	ins.SetInt64(":attempts", attempts)
+	ins.SetInt64(":available", available)
+	for param, v := range map[string]any{":claim": cols[8], ":error": cols[9]} {
+		if t, ok := v.(string); ok {
+			ins.SetText(param, t)
+		} else {
+			ins.SetNull(param)
+		}
+	}
+	ins.SetInt64(":raw", raw)
+	_, err = ins.Step()
+	if rerr := ins.Reset(); err == nil {
+		err = rerr
+	}
+	return err == nil && s.to.conn.Changes() > 0
+}
