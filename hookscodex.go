@@ -190,31 +190,12 @@ func codexTrustHint(project string) string {
 
 const codexTrustHintRest = ` (in a folder it trusts, or answer "Trust this folder?") and, when it says "Hooks need review", choose "Trust all" ("Review hooks", the default, lists them to trust one by one); 'codex exec' skips untrusted hooks without a word`
 
-// tomlKey writes a TOML basic string.
-func tomlKey(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
 // The trust tables difflore writes, and finds again to update or remove:
 // a header line and a trusted_hash line, after an empty line.
-func trustHeader(key string) string { return "[hooks.state." + tomlKey(key) + "]" }
+func trustHeader(key string) string { return "[hooks.state." + tomlString(key) + "]" }
 
 func trustBlock(e codexTrust) string {
-	return "\n" + trustHeader(e.key) + "\ntrusted_hash = " + tomlKey(e.hash) + "\n"
+	return "\n" + trustHeader(e.key) + "\ntrusted_hash = " + tomlString(e.hash) + "\n"
 }
 
 // editCodexTrust rewrites config.toml as text, never through a TOML
@@ -293,7 +274,7 @@ func addTrustLines(path string, lines []string, st codexState, add []codexTrust)
 		replaced := false
 		for j := i + 1; i >= 0 && j < end; j++ {
 			if k, _, _ := strings.Cut(lines[j], "="); strings.TrimSpace(k) == "trusted_hash" {
-				lines[j] = "trusted_hash = " + tomlKey(e.hash) + "\n"
+				lines[j] = "trusted_hash = " + tomlString(e.hash) + "\n"
 				replaced = true
 			}
 		}
