@@ -20,9 +20,13 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("DIFFLORE_HOME", env.WorkDir+string(os.PathSeparator)+"home")
+			home := env.WorkDir + string(os.PathSeparator) + "home"
+			env.Setenv("DIFFLORE_HOME", home)
 			env.Setenv("DIFFLORE_CLOUD_URL", "")
 			env.Setenv("DIFFLORE_CLOUD_TOKEN", "")
+			// A script that fails before its 'difflore stop' would leave the
+			// daemon it started running, in a folder that is then deleted.
+			env.Defer(func() { stopScriptDaemon(home) })
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -134,4 +138,18 @@ func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stopScriptDaemon runs 'difflore stop' for a script's data home, bounded,
+// whatever the script did: after a stop that ran, it finds nothing to do.
+func stopScriptDaemon(home string) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "stop", "--grace", "5s")
+	cmd.Env = append(os.Environ(), asMainEnv+"=1", "DIFFLORE_HOME="+home)
+	cmd.Run()
 }
