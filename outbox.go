@@ -400,7 +400,13 @@ func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created tim
 	stmt.BindText(2, kind)
 	stmt.BindBytes(3, payload)
 	stmt.BindInt64(4, created.UnixMilli())
-	_, err = stmt.Step()
+	return stepOnce(stmt)
+}
+
+// stepOnce runs a prepared statement that returns no rows and resets it
+// for its next use, returning the first error of the two.
+func stepOnce(stmt *sqlite.Stmt) error {
+	_, err := stmt.Step()
 	if rerr := stmt.Reset(); err == nil {
 		err = rerr
 	}
@@ -425,11 +431,7 @@ func insertDead(conn *sqlite.Conn, id, kind string, payload []byte, created time
 	stmt.BindInt64(4, created.UnixMilli())
 	stmt.BindText(5, reason)
 	stmt.BindBool(6, raw)
-	_, err = stmt.Step()
-	if rerr := stmt.Reset(); err == nil {
-		err = rerr
-	}
-	return err
+	return stepOnce(stmt)
 }
 
 // enqueueDB is enqueue's fast path: one connection, one version check, one
