@@ -179,16 +179,16 @@ type daemon struct {
 	logFile *rotatingFile    // daemon.log, nil when logging to stderr
 	hup     <-chan os.Signal // SIGHUP: reload, nil where it stops the daemon or there is none
 
-	changes   <-chan struct{} // wake-ups from enqueue, nil when the daemon cannot listen
-	poll      *time.Ticker
-	lastSpill time.Time  // when housekeep last ran; zero makes it due
-	backlog   spillRound // what replay moved since the spill folder was last cleared
-	dbErrors  int        // outbox errors in a row
-	lastHeal  time.Time  // when a corrupt outbox was last salvaged
-	vacuumDue bool       // free pages may be left to give back
-	ready     func()     // called once the first pass has left nothing to send now, then nil
-	lim       *limiter   // max_size, max_age: see limits.go
-	evictMore bool       // the last eviction run stopped at its bound
+	changes   <-chan struct{}  // wake-ups from enqueue, nil when the daemon cannot listen
+	poll      <-chan time.Time // the ticker that stands in for changes, nil while they come
+	lastSpill time.Time        // when housekeep last ran; zero makes it due
+	backlog   spillRound       // what replay moved since the spill folder was last cleared
+	dbErrors  int              // outbox errors in a row
+	lastHeal  time.Time        // when a corrupt outbox was last salvaged
+	vacuumDue bool             // free pages may be left to give back
+	ready     func()           // called once the first pass has left nothing to send now, then nil
+	lim       *limiter         // max_size, max_age: see limits.go
+	evictMore bool             // the last eviction run stopped at its bound
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -208,17 +208,19 @@ func (dm *daemon) loop(ctx context.Context) error {
 	})
 	defer stopAfter()
 
-	poll := dm.tick
-	changes, stopWatch, err := watchCommits(dm.h)
+	// The safety net comes with the wake-ups (watchCommits); a ticker
+	// stands in only when the daemon cannot listen.
+	changes, stopWatch, err := watchCommits(dm.h, dm.tick)
 	if err == nil {
 		defer stopWatch()
 		dm.changes = changes
 	} else {
-		poll = min(poll, unwatchedPoll)
+		poll := min(dm.tick, unwatchedPoll)
 		dm.log.Warn("no wake-ups from enqueue; polling", "every", poll, "error", err)
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		dm.poll = t.C
 	}
-	dm.poll = time.NewTicker(poll)
-	defer dm.poll.Stop()
 	for ctx.Err() == nil {
 		select {
 		case <-dm.hup:
@@ -407,7 +409,7 @@ func (dm *daemon) waitIdle(ctx context.Context, wake *time.Timer) {
 	case <-vacuumNext:
 	case <-dm.changes:
 		dm.lastSpill = time.Time{}
-	case <-dm.poll.C:
+	case <-dm.poll:
 		dm.lastSpill = time.Time{}
 	}
 }

@@ -739,7 +739,7 @@ func TestInstantWakeUp(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("enqueue→endpoint: %v", lat)
 	// A few milliseconds: enqueue wakes the daemon. A loaded CI box gets
-	// slack, but the 30 s safety-net poll would fail this.
+	// slack, but the 5-minute safety net would fail this.
 	if lat[len(lat)/2] > time.Second {
 		t.Errorf("median enqueue→endpoint latency %s, want well under a second", lat[len(lat)/2])
 	}

@@ -136,10 +136,11 @@
 // An idle daemon sleeps until enqueue (or outbox retry) wakes it, right
 // after its commit or spill file: through the named pipe "wake" in the data
 // home on Linux, macOS and FreeBSD, and through the named event
-// Local\difflore-wake-<hash of the data home> on Windows. Wake-ups sent
-// while the daemon is busy count as one. --tick (30s by default, 10ms to
-// 24h) is only the safety net: that often the daemon looks at the outbox and
-// the spill folder whether woken or not.
+// Local\difflore-wake-<hash of the data home> on Windows (and its Global\
+// twin, which a daemon that runs as a service listens on too). Wake-ups sent
+// while the daemon is busy count as one. --tick (5m by default, 10ms to 24h)
+// is only the safety net: that often the daemon looks at the outbox and the
+// spill folder whether woken or not.
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http

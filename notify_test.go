@@ -14,7 +14,7 @@ import (
 func TestWatchCommitsSeesWakeDaemon(t *testing.T) {
 	h := mustOpenHomeCreate(t, testHome(t))
 	wakeDaemon(h) // No one listens yet: nothing happens, nothing fails.
-	changes, stop, err := watchCommits(h)
+	changes, stop, err := watchCommits(h, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,6 +24,38 @@ func TestWatchCommitsSeesWakeDaemon(t *testing.T) {
 		t.Fatal("a notice before any wake-up")
 	case <-time.After(100 * time.Millisecond):
 	}
+	wakeDaemon(h)
+	select {
+	case <-changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notice of a wake-up after 5s")
+	}
+}
+
+// TestWatchCommitsSafetyNet checks that the safety net comes with the
+// watch: with no wake-up at all, a notice comes every tick, and a wake-up
+// still comes at once when the tick is an hour away. Stop returns while
+// the listener waits.
+func TestWatchCommitsSafetyNet(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	changes, stop, err := watchCommits(h, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		select {
+		case <-changes:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("safety-net notice %d: none after 5s with a 20ms tick", i)
+		}
+	}
+	stop()
+
+	changes, stop, err = watchCommits(h, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 	wakeDaemon(h)
 	select {
 	case <-changes:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,9 +36,9 @@ func listenWake(h home) (*wakeListener, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("wake pipe %q is not a named pipe; remove it and restart the daemon", path)
 	}
-	// Blocking reads in a thread of their own: Go's poller does not take
-	// FIFOs on macOS, and a thread blocked in read costs no wake-ups on any
-	// system.
+	// Blocking polls and reads in a thread of their own: Go's poller does
+	// not take FIFOs on macOS, and a thread blocked in poll costs no
+	// wake-ups on any system.
 	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("wake pipe: %w", err)
@@ -45,22 +46,41 @@ func listenWake(h home) (*wakeListener, error) {
 	return &wakeListener{fd: fd}, nil
 }
 
-func (w *wakeListener) wait() bool {
-	// One read takes up to 512 pending wake-ups at once: a burst of
-	// enqueues reads as one or two.
-	var buf [512]byte
+func (w *wakeListener) wait(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Read(w.fd, buf[:])
+		// Whole milliseconds, rounded up: poll's unit, and a timeout
+		// rounded down would return early and poll again.
+		left := time.Until(deadline)
+		ms := int((left + time.Millisecond - 1) / time.Millisecond)
+		n, err := unix.Poll(fds, max(ms, 0))
 		if w.interrupted.Load() {
 			return false
 		}
 		if errors.Is(err, unix.EINTR) {
-			continue
+			continue // A signal for another part of the program.
 		}
-		if err != nil || n == 0 {
-			return false // Broken: the safety-net poll still covers us.
+		if err != nil || fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+			return false
 		}
-		return true
+		if n == 0 {
+			return true // The safety net's turn.
+		}
+		break
+	}
+	// One read takes up to 512 pending wake-ups at once: a burst of
+	// enqueues reads as one or two. Poll said there is something, so the
+	// read does not block.
+	var buf [512]byte
+	n, err := unix.Read(w.fd, buf[:])
+	switch {
+	case w.interrupted.Load():
+		return false
+	case errors.Is(err, unix.EINTR):
+		return true // The pass that follows looks anyway.
+	default:
+		return err == nil && n > 0
 	}
 }
 

@@ -5,27 +5,36 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
 
-// wakeListener waits on the wake event, an auto-reset named event: any
+// wakeListener waits on the wake events, auto-reset named events: any
 // number of SetEvent calls before the daemon looks count as one.
 type wakeListener struct {
-	ev, quit windows.Handle
+	evs  []windows.Handle // the session's wake event, and the global one when it could be made
+	quit windows.Handle
 }
 
-// wakeEventName names the wake event of a data home. It is derived from
-// the home's path, case folded as Windows compares paths, and lives in the
-// session's namespace (Local\), where the hooks and the daemon they start
-// run.
-func wakeEventName(h home) string {
+// wakeEventName names the wake event of a data home in a namespace: Local\
+// (the session's, where the hooks and the daemon they start run) or
+// Global\ (seen from every session). The name is derived from the home's
+// path, case folded as Windows compares paths.
+func wakeEventName(h home, namespace string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(h.dir)))
-	return `Local\difflore-wake-` + hex.EncodeToString(sum[:8])
+	return namespace + `\difflore-wake-` + hex.EncodeToString(sum[:8])
 }
+
+// globalWakeSDDL lets any signed-in user set the global wake event, and
+// no one else do more than the system: the hooks of the home's owner run
+// in their own session, and a wake-up carries nothing but a reason to
+// look at the outbox, which the safety net gives anyway.
+const globalWakeSDDL = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x100002;;;AU)"
 
 func listenWake(h home) (*wakeListener, error) {
-	name, err := windows.UTF16PtrFromString(wakeEventName(h))
+	name, err := windows.UTF16PtrFromString(wakeEventName(h, "Local"))
 	if err != nil {
 		return nil, err
 	}
@@ -35,36 +44,76 @@ func listenWake(h home) (*wakeListener, error) {
 	if err != nil && ev == 0 {
 		return nil, fmt.Errorf("create wake event: %w", err)
 	}
-	quit, err := windows.CreateEvent(nil, 1, 0, nil)
+	w := &wakeListener{evs: []windows.Handle{ev}}
+	// A service runs in session 0, where the hooks' Local\ events never
+	// reach: it listens in Global\ too, which only a process with the
+	// right to create global objects (services, administrators) can do.
+	// Others are refused, and rely on their Local\ event alone.
+	if gev := createGlobalWakeEvent(h); gev != 0 {
+		w.evs = append(w.evs, gev)
+	}
+	w.quit, err = windows.CreateEvent(nil, 1, 0, nil)
 	if err != nil {
-		windows.CloseHandle(ev)
+		for _, e := range w.evs {
+			windows.CloseHandle(e)
+		}
 		return nil, fmt.Errorf("create event: %w", err)
 	}
-	return &wakeListener{ev: ev, quit: quit}, nil
+	return w, nil
 }
 
-func (w *wakeListener) wait() bool {
-	r, err := windows.WaitForMultipleObjects([]windows.Handle{w.ev, w.quit}, false, windows.INFINITE)
-	return err == nil && r == windows.WAIT_OBJECT_0
+// createGlobalWakeEvent makes the data home's Global\ wake event, or
+// returns 0 when this process may not.
+func createGlobalWakeEvent(h home) windows.Handle {
+	name, err := windows.UTF16PtrFromString(wakeEventName(h, "Global"))
+	if err != nil {
+		return 0
+	}
+	sd, err := windows.SecurityDescriptorFromString(globalWakeSDDL)
+	if err != nil {
+		return 0
+	}
+	sa := &windows.SecurityAttributes{SecurityDescriptor: sd}
+	sa.Length = uint32(unsafe.Sizeof(*sa))
+	ev, _ := windows.CreateEvent(sa, 0, 0, name)
+	return ev
+}
+
+func (w *wakeListener) wait(timeout time.Duration) bool {
+	// Whole milliseconds, rounded up, short of INFINITE.
+	ms := uint32(min((timeout+time.Millisecond-1)/time.Millisecond, windows.INFINITE-1))
+	handles := append([]windows.Handle{w.quit}, w.evs...)
+	r, err := windows.WaitForMultipleObjects(handles, false, ms)
+	if err != nil {
+		return false
+	}
+	return r > windows.WAIT_OBJECT_0 && r < windows.WAIT_OBJECT_0+uint32(len(handles)) || r == uint32(windows.WAIT_TIMEOUT)
 }
 
 func (w *wakeListener) interrupt() { windows.SetEvent(w.quit) }
 
 func (w *wakeListener) release() {
-	windows.CloseHandle(w.ev)
+	for _, ev := range w.evs {
+		windows.CloseHandle(ev)
+	}
 	windows.CloseHandle(w.quit)
 }
 
+// wakeDaemon sets the session's wake event, or the global one of a daemon
+// that runs as a service when the session has none.
 func wakeDaemon(h home) {
-	name, err := windows.UTF16PtrFromString(wakeEventName(h))
-	if err != nil {
+	for _, namespace := range []string{"Local", "Global"} {
+		name, err := windows.UTF16PtrFromString(wakeEventName(h, namespace))
+		if err != nil {
+			return
+		}
+		// No event: no daemon listens there.
+		ev, err := windows.OpenEvent(windows.EVENT_MODIFY_STATE, false, name)
+		if err != nil {
+			continue
+		}
+		windows.SetEvent(ev)
+		windows.CloseHandle(ev)
 		return
 	}
-	// No event: no daemon listens, and there is no one to wake.
-	ev, err := windows.OpenEvent(windows.EVENT_MODIFY_STATE, false, name)
-	if err != nil {
-		return
-	}
-	windows.SetEvent(ev)
-	windows.CloseHandle(ev)
 }

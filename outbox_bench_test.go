@@ -105,7 +105,7 @@ func floorInsert(path, id string, payload []byte, created time.Time) error {
 func BenchmarkEnqueue(b *testing.B) {
 	ob, h := newBenchOutbox(b)
 	path := h.path(dbFileName)
-	changes, stop, err := watchCommits(h)
+	changes, stop, err := watchCommits(h, time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,14 @@ import (
 	"time"
 )
 
+// defaultTick is the safety net's default: enqueue wakes the daemon at
+// every commit, so the net only catches what no wake-up announced (an
+// older enqueue, a file restored by hand), and each look costs an idle
+// daemon several context switches (BENCHMARKS.md). Every 5 minutes keeps
+// an idle daemon's wake-ups within twice those of a Go process that only
+// blocks; every 30 s, the earlier default, cost nine times as many.
+const defaultTick = 5 * time.Minute
+
 const runUsage = `
 Usage: difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR]
                     [--max-size SIZE] [--max-age AGE]
@@ -18,7 +26,9 @@ to exit and takes its place (what service definitions use, so that a
 service never fights a daemon a hook started). With no endpoint the daemon
 runs and keeps events queued. An idle daemon sleeps until enqueue wakes it
 (a named pipe on Linux, macOS and FreeBSD, a named event on Windows);
---tick is only the safety-net poll behind that. What no flag sets comes
+--tick (5 minutes by default) is only the safety net behind that: how
+long an idle daemon sleeps at most before it looks at the outbox and the
+spill folder whether woken or not. What no flag sets comes
 from the environment, then from config.toml in the data home ('difflore
 config -h').
 
@@ -70,7 +80,7 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	var opts runOptions
 	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
-	fl.DurationVar(&opts.tick, "tick", 30*time.Second, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
+	fl.DurationVar(&opts.tick, "tick", defaultTick, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
 	fl.BoolVar(&opts.takeover, "takeover", false, "stop the daemon of this data home that runs, if any, and take its place")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")

@@ -98,8 +98,8 @@ timeout 10m "$h" latency -difflore "$bin" -n "$n" >>"$rows"
 log "idle daemon CPU over 30 s"
 timeout 5m "$h" idlecpu -difflore "$bin" -secs 30 >>"$rows"
 
-log "idle daemon wake-ups (voluntary context switches) over 60 s beside a bare Go process"
-timeout 5m "$h" idlewake -difflore "$bin" -secs 60 >>"$rows"
+log "idle daemon wake-ups (voluntary context switches) over 5 min, one default --tick, beside a bare Go process"
+timeout 10m "$h" idlewake -difflore "$bin" >>"$rows"
 
 n=20; [ -n "$quick" ] && n=8
 log "stop of an idle daemon ($n times)"
