@@ -83,7 +83,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	for _, w := range opts.warnings {
 		log.Warn(w)
 	}
-	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, log)
+	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, cfg.waits.healGate, log)
 	if err != nil && ctx.Err() != nil {
 		// Asked to stop while it waited for the outbox: a graceful stop.
 		log.Info("daemon stopped", "pid", info.PID)
@@ -233,7 +233,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 		}
 		sent, err := dm.d.step(reqCtx)
 		if err != nil && dm.healDue(err) {
-			if err := dm.heal(err); err != nil {
+			if err := dm.heal(ctx, err); err != nil {
 				return fmt.Errorf("heal corrupt outbox: %w", err)
 			}
 			continue
@@ -292,7 +292,7 @@ func (dm *daemon) housekeep(ctx context.Context) {
 		dm.log.Error("replay spilled events", "error", err)
 	}
 	if err != nil && dm.healDue(err) {
-		if herr := dm.heal(err); herr != nil {
+		if herr := dm.heal(ctx, err); herr != nil {
 			dm.log.Error("reopen the outbox", "error", herr)
 		}
 	}
