@@ -100,7 +100,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
-	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits,
+	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits, now: time.Now,
 		lim: newLimiter(opts.limits, h, time.Now, log), cfg: cfg, opts: opts, logFile: logFile, hup: hup}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
@@ -173,6 +173,7 @@ type daemon struct {
 	log   *slog.Logger
 	tick  time.Duration // the safety-net poll the flag sets
 	waits waits
+	now   func() time.Time // the clock that paces salvages (healDue)
 
 	cfg     config           // to read config.toml again
 	opts    runOptions       // the settings in use

@@ -518,10 +518,10 @@ const healPace = time.Minute
 // error only logged: the daemon goes on, and tries again after healPace.
 // It fails only when no outbox can be opened at all.
 func (dm *daemon) heal(ctx context.Context, cause error) error {
-	dm.lastHeal = time.Now()
+	dm.lastHeal = dm.now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
 	dm.ob.Close()
-	if err := healOutbox(ctx, dm.h, time.Now(), dm.waits.healGate, dm.log); err != nil {
+	if err := healOutbox(ctx, dm.h, dm.now(), dm.waits.healGate, dm.log); err != nil {
 		dm.log.Error("salvage the corrupt outbox", "error", err)
 	}
 	nob, err := openOutbox(dm.h, startBusy, dm.ob.now)
@@ -535,7 +535,7 @@ func (dm *daemon) heal(ctx context.Context, cause error) error {
 
 // healDue reports whether err calls for a salvage now.
 func (dm *daemon) healDue(err error) bool {
-	return isCorrupt(err) && time.Since(dm.lastHeal) >= healPace
+	return isCorrupt(err) && dm.now().Sub(dm.lastHeal) >= healPace
 }
 
 // walHeaderSize is the size of a WAL file's header, which starts with one

@@ -545,3 +545,169 @@ func TestHealWhileHooksEnqueue(t *testing.T) {
 		})
 	}
 }
+
+// newHousekeeper is a daemon of h with no endpoint, on the fake clock clk,
+// whose steps a test runs one at a time, and what it logs.
+func newHousekeeper(t *testing.T, h home, clk *fakeClock) (*daemon, *lineWatch) {
+	t.Helper()
+	logs := newLineWatch("")
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ob := mustOutbox(t, h, clk.now)
+	dm := &daemon{h: h, ob: ob, d: newDrainer(ob, nil, defaultBatch, log, clk.now), log: log,
+		waits: quickWaits(), now: clk.now, lim: newLimiter(limits{maxSize: defaultMaxSize}, h, clk.now, log)}
+	t.Cleanup(func() { dm.ob.Close() })
+	return dm, logs
+}
+
+// corruptRoot writes garbage over the first page of the events table of
+// the outbox of h, which no connection has open.
+func corruptRoot(t *testing.T, h home, pageSize int64) {
+	t.Helper()
+	db := h.path(dbFileName)
+	overwrite(t, db, (rootPage(t, db, "events")-1)*pageSize, garbage(int(pageSize)))
+}
+
+// asideFiles lists the corrupt outboxes kept aside in h.
+func asideFiles(t *testing.T, h home) []string {
+	t.Helper()
+	aside, err := filepath.Glob(h.path("outbox.corrupt-*.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aside
+}
+
+// TestHealFromHousekeeping: the daemon's housekeeping, replaying a spill
+// file into an outbox that turns out corrupt, salvages the outbox, and the
+// next round replays the file into the fresh one.
+func TestHealFromHousekeeping(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	corruptRoot(t, h, fillOutbox(t, h, 100))
+	writeSpillFiles(t, h, "spilled", 1, `{"spilled":1}`)
+	dm, logs := newHousekeeper(t, h, newFakeClock())
+
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
+	}
+	dm.housekeep(context.Background())
+	ids, integrity := eventIDsIn(t, h)
+	if integrity != "ok" {
+		t.Fatalf("fresh outbox: integrity_check says %q", integrity)
+	}
+	if !ids["spilled-00000"] || !ids[gapKind] || !ids["old-0000"] {
+		t.Errorf("fresh outbox: spilled event %v, gap %v, salvaged events %v; want all\n%s",
+			ids["spilled-00000"], ids[gapKind], ids["old-0000"], logs.String())
+	}
+}
+
+// breakEventsTable makes the events table of the outbox of h corrupt
+// through a connection of its own, which other connections notice at
+// once: its root page becomes that of an index.
+func breakEventsTable(t *testing.T, h home) {
+	t.Helper()
+	conn, err := sqlite.OpenConn(h.path(dbFileName), sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var version int64
+	err = sqlitex.ExecuteTransient(conn, "PRAGMA schema_version", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { version = stmt.ColumnInt64(0); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new schema version makes the other connections read the schema
+	// again.
+	err = sqlitex.ExecuteScript(conn, fmt.Sprintf(`PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET rootpage = (SELECT rootpage FROM sqlite_schema WHERE name = 'events_by_state') WHERE name = 'events';
+PRAGMA schema_version = %d;`, version+1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHealPace: an outbox found corrupt again within healPace of a
+// salvage is not salvaged again at once (a disk that corrupts every fresh
+// outbox would get one moved aside per turn of the loop), but once
+// healPace has passed.
+func TestHealPace(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	corruptRoot(t, h, fillOutbox(t, h, 100))
+	writeSpillFiles(t, h, "first", 1, `{}`)
+	clk := newFakeClock()
+	dm, logs := newHousekeeper(t, h, clk)
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
+	}
+
+	clk.advance(healPace / 2)
+	breakEventsTable(t, h)
+	writeSpillFiles(t, h, "second", 1, `{}`)
+	dm.housekeep(context.Background())
+	if n := strings.Count(logs.String(), "outbox is corrupt; salvaging it"); n != 1 {
+		t.Errorf("%d salvages within healPace, want 1\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), `msg="replay spilled events"`); n != 2 {
+		t.Errorf("%d replays failed, want 2: the second corruption went unnoticed\n%s", n, logs.String())
+	}
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside within healPace: %q, want one", aside)
+	}
+
+	clk.advance(healPace / 2)
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 2 {
+		t.Fatalf("corrupt outboxes kept aside after healPace: %q, want two\n%s", aside, logs.String())
+	}
+	dm.housekeep(context.Background())
+	if ids, integrity := eventIDsIn(t, h); integrity != "ok" || !ids["second-00000"] {
+		t.Errorf("fresh outbox: integrity_check %q, spilled event %v; want ok and the event\n%s", integrity, ids["second-00000"], logs.String())
+	}
+}
+
+// TestHealWaitsOutOpenConnection: a salvage that cannot move the outbox
+// because a connection keeps it open for longer than the salvage waits
+// moves nothing; the daemon goes on with the outbox as it is, and salvages
+// it after healPace once the connection is gone.
+func TestHealWaitsOutOpenConnection(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	corruptRoot(t, h, fillOutbox(t, h, 100))
+	writeSpillFiles(t, h, "spilled", 1, `{}`)
+	clk := newFakeClock()
+	dm, logs := newHousekeeper(t, h, clk)
+	dm.waits.healGate = 0 // one look at the gate: the connection below holds it
+	conn, err := openConn(h.path(dbFileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm.housekeep(context.Background())
+	if !strings.Contains(logs.String(), errOutboxInUse.Error()) {
+		t.Errorf("the salvage did not say that the outbox stayed in use\n%s", logs.String())
+	}
+	if aside := asideFiles(t, h); len(aside) != 0 {
+		t.Fatalf("the outbox was moved aside under an open connection: %q", aside)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 0 {
+		t.Fatalf("salvaged again within healPace: %q", aside)
+	}
+	clk.advance(healPace)
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside after healPace: %q, want one\n%s", aside, logs.String())
+	}
+	dm.housekeep(context.Background())
+	if ids, integrity := eventIDsIn(t, h); integrity != "ok" || !ids["spilled-00000"] || !ids[gapKind] {
+		t.Errorf("fresh outbox: integrity_check %q, spilled event %v, gap %v; want ok and both\n%s",
+			integrity, ids["spilled-00000"], ids[gapKind], logs.String())
+	}
+}
