@@ -83,7 +83,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	for _, w := range opts.warnings {
 		log.Warn(w)
 	}
-	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, log)
+	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, cfg.waits.healGate, log)
 	if err != nil && ctx.Err() != nil {
 		// Asked to stop while it waited for the outbox: a graceful stop.
 		log.Info("daemon stopped", "pid", info.PID)
@@ -100,7 +100,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
-	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits,
+	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits, now: time.Now,
 		lim: newLimiter(opts.limits, h, time.Now, log), cfg: cfg, opts: opts, logFile: logFile, hup: hup}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
@@ -173,6 +173,7 @@ type daemon struct {
 	log   *slog.Logger
 	tick  time.Duration // the safety-net poll the flag sets
 	waits waits
+	now   func() time.Time // the clock that paces salvages (healDue)
 
 	cfg     config           // to read config.toml again
 	opts    runOptions       // the settings in use
@@ -235,7 +236,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 		}
 		sent, err := dm.d.step(reqCtx)
 		if err != nil && dm.healDue(err) {
-			if err := dm.heal(err); err != nil {
+			if err := dm.heal(ctx, err); err != nil {
 				return fmt.Errorf("heal corrupt outbox: %w", err)
 			}
 			continue
@@ -294,7 +295,7 @@ func (dm *daemon) housekeep(ctx context.Context) {
 		dm.log.Error("replay spilled events", "error", err)
 	}
 	if err != nil && dm.healDue(err) {
-		if herr := dm.heal(err); herr != nil {
+		if herr := dm.heal(ctx, err); herr != nil {
 			dm.log.Error("reopen the outbox", "error", herr)
 		}
 	}

@@ -715,6 +715,30 @@ func (a *arrivals) await(tb testing.TB, id string, timeout time.Duration) time.T
 	}
 }
 
+// awaitAll waits until every one of ids has arrived, for up to timeout in
+// all, and returns those that have not.
+func (a *arrivals) awaitAll(ids []string, timeout time.Duration) (missing []string) {
+	deadline := time.After(timeout)
+	for {
+		missing = missing[:0]
+		a.mu.Lock()
+		for _, id := range ids {
+			if a.n[id] == 0 {
+				missing = append(missing, id)
+			}
+		}
+		a.mu.Unlock()
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-a.wake:
+		case <-deadline:
+			return missing
+		}
+	}
+}
+
 func (a *arrivals) count(id string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -814,7 +838,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer locker.Close()
-	if err := sqlitex.ExecuteTransient(locker, "BEGIN IMMEDIATE", nil); err != nil {
+	if err := sqlitex.ExecuteTransient(locker.Conn, "BEGIN IMMEDIATE", nil); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -825,7 +849,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	if d := time.Since(start); d < enqueueBusy/2 || d > 3*enqueueBusy {
 		t.Errorf("enqueue waited %s for the lock, want about %s", d, enqueueBusy)
 	}
-	if err := sqlitex.ExecuteTransient(locker, "ROLLBACK", nil); err != nil {
+	if err := sqlitex.ExecuteTransient(locker.Conn, "ROLLBACK", nil); err != nil {
 		t.Fatal(err)
 	}
 	arr.await(t, "spilled-1", 20*time.Second)

@@ -260,6 +260,14 @@ func doctorOutbox(ctx context.Context, h home, checkTime time.Duration, add func
 		add(checkOK, "clock: %s", time.Now().UTC().Format(time.RFC3339))
 		return
 	}
+	// The gate keeps a salvage from moving the outbox aside under this
+	// connection (gate.go); it is let go of after the connection closes.
+	gate, err := holdGate(path, 2*time.Second)
+	if err != nil {
+		add(checkWarn, "outbox: %v; run 'difflore doctor' again", err)
+		return
+	}
+	defer releaseGate(gate)
 	// Read-write, but never created: a read-only connection to a WAL
 	// database fails where no -shm file exists yet.
 	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite|sqliteNoFollow)

@@ -54,7 +54,7 @@ const quickWaitsEnv = "DIFFLORE_TEST_QUICK_WAITS"
 // enough for what each is for in the test that asks for them: a settle
 // time that only an unverifiable lock holder ever runs out, say.
 func quickWaits() waits {
-	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, stdinWait: 250 * time.Millisecond, firstPass: firstPassWait}
+	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, stdinWait: 250 * time.Millisecond, firstPass: firstPassWait, healGate: healGateWait}
 }
 
 // useQuickWaits gives difflore quickWaits for the rest of the test.

@@ -90,11 +90,12 @@ type waits struct {
 	shutdownGrace time.Duration // what a stopping daemon still gives the request in flight
 	stdinWait     time.Duration // how long enqueue waits for standard input after bad usage
 	firstPass     time.Duration // how long a detached daemon's first delivery pass may hold back its ready report
+	healGate      time.Duration // how long a salvage waits for the connections to the outbox to close
 }
 
 // defaultWaits are the waits of difflore as users run it.
 func defaultWaits() waits {
-	return waits{settle: settleTime, shutdownGrace: shutdownGrace, stdinWait: usageStdinWait, firstPass: firstPassWait}
+	return waits{settle: settleTime, shutdownGrace: shutdownGrace, stdinWait: usageStdinWait, firstPass: firstPassWait, healGate: healGateWait}
 }
 
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gofrs/flock"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
@@ -229,9 +231,25 @@ type event struct {
 // use: the daemon owns one for its whole life.
 type outbox struct {
 	conn *sqlite.Conn
+	gate *flock.Flock // held shared while conn is open: see gate.go
 	now  func() time.Time
 	path string
 	file os.FileInfo // the database file as opened, to notice its replacement
+}
+
+// dbConn is one connection to the outbox and the gate it holds shared
+// while it is open (gate.go).
+type dbConn struct {
+	*sqlite.Conn
+	gate *flock.Flock
+}
+
+// Close closes the connection, then lets go of the gate: in this order,
+// so that a salvage never moves the outbox aside under the connection.
+func (c *dbConn) Close() error {
+	err := c.Conn.Close()
+	releaseGate(c.gate)
+	return err
 }
 
 // createDBFile makes the database file 0600 before SQLite opens it: SQLite
@@ -246,9 +264,27 @@ func createDBFile(path string) error {
 }
 
 // openConn opens one connection with the settings every user of the outbox
-// needs. synchronous=NORMAL is set explicitly: in WAL mode it keeps every
-// commit safe from a process crash and costs no fsync per commit.
-func openConn(path string, busy time.Duration) (*sqlite.Conn, error) {
+// needs, holding the outbox's gate shared until it is closed. busy bounds
+// the wait for both: for a salvage that holds the gate, then, with what is
+// left of it, for a lock that SQLite waits for.
+func openConn(path string, busy time.Duration) (*dbConn, error) {
+	start := time.Now()
+	gate, err := holdGate(path, busy)
+	if err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	conn, err := openSQLite(path, max(busy-time.Since(start), 0))
+	if err != nil {
+		releaseGate(gate)
+		return nil, err
+	}
+	return &dbConn{Conn: conn, gate: gate}, nil
+}
+
+// openSQLite is openConn without the gate, for the salvage, which holds it
+// exclusively. synchronous=NORMAL is set explicitly: in WAL mode it keeps
+// every commit safe from a process crash and costs no fsync per commit.
+func openSQLite(path string, busy time.Duration) (*sqlite.Conn, error) {
 	if err := createDBFile(path); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
@@ -345,14 +381,14 @@ func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(conn); err != nil {
+	if err := migrate(conn.Conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	// The daemon keeps its connection open for ever, so the WAL file is
 	// never deleted; without a limit it keeps the size of its largest burst
 	// (a vacuum after a big drain writes many pages through it).
-	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_size_limit = 4194304", nil); err != nil {
+	if err := sqlitex.ExecuteTransient(conn.Conn, "PRAGMA journal_size_limit = 4194304", nil); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
@@ -362,7 +398,7 @@ func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, erro
 		conn.Close()
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	return &outbox{conn: conn, now: now, path: path, file: fi}, nil
+	return &outbox{conn: conn.Conn, gate: conn.gate, now: now, path: path, file: fi}, nil
 }
 
 // replaced reports whether the database file this outbox has open is no
@@ -375,7 +411,12 @@ func (o *outbox) replaced() bool {
 	return err != nil || !os.SameFile(o.file, fi)
 }
 
-func (o *outbox) Close() error { return o.conn.Close() }
+// Close closes the connection, then lets go of the gate, as dbConn.Close.
+func (o *outbox) Close() error {
+	err := o.conn.Close()
+	releaseGate(o.gate)
+	return err
+}
 
 // immediate runs fn in one write transaction, taken at once, so that the
 // settlement of a batch (acks, retries, dead letters, the status it leaves)
@@ -442,7 +483,7 @@ func enqueueDB(path string, busy time.Duration, id, kind string, payload []byte,
 		return err
 	}
 	defer conn.Close()
-	return insertEvent(conn, id, kind, payload, created)
+	return insertEvent(conn.Conn, id, kind, payload, created)
 }
 
 // enqueueDeadDB is enqueueDB for a dead letter.
@@ -452,18 +493,18 @@ func enqueueDeadDB(path string, busy time.Duration, id, kind string, payload []b
 		return err
 	}
 	defer conn.Close()
-	return insertDead(conn, id, kind, payload, created, reason, raw)
+	return insertDead(conn.Conn, id, kind, payload, created, reason, raw)
 }
 
 // openEnqueueConn opens the one connection an enqueue uses.
-func openEnqueueConn(path string, busy time.Duration) (*sqlite.Conn, error) {
+func openEnqueueConn(path string, busy time.Duration) (*dbConn, error) {
 	conn, err := openConn(path, busy)
 	if err != nil {
 		return nil, err
 	}
 	// migrate reads the schema version and returns at once when it is
 	// current: one header read, the only schema work on the fast path.
-	if err := migrate(conn); err != nil {
+	if err := migrate(conn.Conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -1035,12 +1076,14 @@ const (
 // transaction, a backup): then the daemon says so in its log and tries
 // again, backing off to every 30 s, until it gets in or ctx is done. Only
 // another error is returned: giving up on a locked outbox would leave the
-// events queued in it undelivered.
-func startOutbox(ctx context.Context, h home, endpoint, source string, log *slog.Logger) (*outbox, error) {
+// events queued in it undelivered. A corrupt outbox is salvaged
+// (healAtStart), waiting up to gateWait at a time for other connections
+// to it to close.
+func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait time.Duration, log *slog.Logger) (*outbox, error) {
 	healed := false
 	if walGarbage(h.path(dbFileName) + "-wal") {
 		log.Error("outbox WAL is not a WAL; salvaging the outbox", "path", h.path(dbFileName)+"-wal")
-		if err := healOutbox(h, time.Now(), log); err != nil {
+		if err := healAtStart(ctx, h, gateWait, log); err != nil {
 			return nil, err
 		}
 		healed = true
@@ -1065,7 +1108,7 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, log *slog
 			// Salvaged once: a fresh outbox that is corrupt too is not
 			// salvaged again and again.
 			log.Error("outbox is corrupt; salvaging it", "path", h.path(dbFileName), "error", err)
-			if err := healOutbox(h, time.Now(), log); err != nil {
+			if err := healAtStart(ctx, h, gateWait, log); err != nil {
 				return nil, err
 			}
 			healed = true
@@ -1077,6 +1120,23 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, log *slog
 		log.Warn("outbox is locked by another process; waiting for it", "path", h.path(dbFileName), "retry_in", wait.String(), "error", err)
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
+		}
+	}
+}
+
+// healAtStart salvages the corrupt outbox for startOutbox (healOutbox).
+// While other connections keep the outbox open for longer than gateWait
+// (errOutboxInUse), it tries again, backing off to every 30 s, until ctx is
+// done: a daemon that gave up would leave the outbox corrupt.
+func healAtStart(ctx context.Context, h home, gateWait time.Duration, log *slog.Logger) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := healOutbox(ctx, h, time.Now(), gateWait, log)
+		if !errors.Is(err, errOutboxInUse) {
+			return err
+		}
+		log.Warn("outbox is in use; salvaging it later", "retry_in", wait.String(), "error", err)
+		if !sleepCtx(ctx, wait) {
+			return ctx.Err()
 		}
 	}
 }

@@ -212,13 +212,13 @@ func enqueueFull(path, id string, payload []byte, created time.Time) error {
 		return err
 	}
 	defer conn.Close()
-	if err := sqlitex.ExecuteTransient(conn, "PRAGMA synchronous = FULL", nil); err != nil {
+	if err := sqlitex.ExecuteTransient(conn.Conn, "PRAGMA synchronous = FULL", nil); err != nil {
 		return err
 	}
-	if err := migrate(conn); err != nil {
+	if err := migrate(conn.Conn); err != nil {
 		return err
 	}
-	return insertEvent(conn, id, "event", payload, created)
+	return insertEvent(conn.Conn, id, "event", payload, created)
 }
 
 // BenchmarkEnqueueDurability measures what synchronous=FULL would cost on

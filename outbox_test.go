@@ -402,10 +402,10 @@ func TestMigrateV1Outbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil); err != nil {
+	if err := sqlitex.ExecuteTransient(conn.Conn, "PRAGMA journal_mode = WAL", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := sqlitex.ExecuteScript(conn, schemaV1SQL, nil); err != nil {
+	if err := sqlitex.ExecuteScript(conn.Conn, schemaV1SQL, nil); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close()

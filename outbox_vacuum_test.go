@@ -70,7 +70,7 @@ func TestEnsureAutoVacuum(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{"PRAGMA journal_mode = WAL", "CREATE TABLE x (y)"} {
-		if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
+		if err := sqlitex.ExecuteTransient(conn.Conn, q, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

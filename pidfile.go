@@ -103,7 +103,13 @@ func newLock(h home) *flock.Flock {
 // that is not a regular file: difflore never makes one, and a lock on it
 // would prove nothing.
 func tryLock(l *flock.Flock) (bool, error) {
-	ok, err := l.TryLock()
+	return lockRegular(l, l.TryLock)
+}
+
+// lockRegular takes l with try (its TryLock or TryRLock), and refuses a
+// lock file that is not a regular file, letting go of it again.
+func lockRegular(l *flock.Flock, try func() (bool, error)) (bool, error) {
+	ok, err := try()
 	if err != nil || !ok {
 		return ok, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,11 +56,13 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 // fresh outbox with the gap alone, which says that all was lost: the daemon
 // goes on rather than failing at the same file again and again. Only when
 // the file cannot be moved aside, or no fresh outbox can be made, does it
-// fail. The caller has closed its own connection to the outbox.
-func healOutbox(h home, now time.Time, log *slog.Logger) error {
-	aside, err := moveAside(h, now)
+// fail; and with errOutboxInUse, having moved nothing, when other
+// connections keep the outbox open for longer than wait (replaceOutbox).
+// The caller has closed its own connection to the outbox.
+func healOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, log *slog.Logger) error {
+	aside, err := replaceOutbox(ctx, h, now, wait, log)
 	if err != nil {
-		return fmt.Errorf("move corrupt outbox aside: %w", err)
+		return err
 	}
 	fresh, err := openOutbox(h, startBusy, time.Now)
 	if err != nil {
@@ -97,13 +100,44 @@ func healOutbox(h home, now time.Time, log *slog.Logger) error {
 	return nil
 }
 
+// replaceOutbox moves the outbox aside (moveAside) and makes a fresh, empty
+// one in its place, holding the outbox's gate exclusively throughout
+// (closeGate): no connection has the old file open while it moves, and
+// none opens the outbox before all three of its files have moved and the
+// fresh one has its schema. Salvaging what the old file holds takes much
+// longer, and is done with the gate open again: hooks write into the
+// fresh outbox meanwhile.
+func replaceOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, log *slog.Logger) (string, error) {
+	gate, err := closeGate(ctx, h, wait, log)
+	if err != nil {
+		return "", err
+	}
+	defer releaseGate(gate)
+	aside, err := moveAside(h, now)
+	if err != nil {
+		return "", fmt.Errorf("move corrupt outbox aside: %w", err)
+	}
+	conn, err := openSQLite(h.path(dbFileName), startBusy)
+	if err == nil {
+		err = migrate(conn)
+		if cerr := conn.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("make a fresh outbox: %w", err)
+	}
+	return aside, nil
+}
+
 // moveAside renames the outbox and its -wal and -shm files to
 // outbox.corrupt-<UTC time>.db and returns the new name of the database.
 func moveAside(h home, now time.Time) (string, error) {
 	aside := h.path("outbox.corrupt-" + now.UTC().Format("20060102T150405.000Z") + ".db")
 	db := h.path(dbFileName)
-	// On Windows an enqueue that has the file open for a moment keeps it
-	// from being renamed: try again, briefly.
+	// On Windows a program that has the file open for a moment (one that
+	// does not take the gate: an sqlite3 shell, a backup) keeps it from
+	// being renamed: try again, briefly.
 	var err error
 	for range 20 {
 		if err = os.Rename(db, aside); err == nil || errors.Is(err, os.ErrNotExist) {
@@ -478,15 +512,16 @@ const healPace = time.Minute
 // heal replaces the daemon's corrupt outbox with a salvaged one
 // (healOutbox) and hands it to the drainer. The status the drainer last
 // wrote is unknown in the new file: it writes every key again. When the
-// salvage fails (the file cannot be moved aside while another process has
-// it open, on Windows), the outbox is opened again as it is and the error
-// only logged: the daemon backs off and tries again after healPace. It
-// fails only when no outbox can be opened at all.
-func (dm *daemon) heal(cause error) error {
-	dm.lastHeal = time.Now()
+// salvage fails (other connections keep the outbox open for longer than
+// waits.healGate, or the file cannot be moved aside while another program
+// has it open, on Windows), the outbox is opened again as it is and the
+// error only logged: the daemon goes on, and tries again after healPace.
+// It fails only when no outbox can be opened at all.
+func (dm *daemon) heal(ctx context.Context, cause error) error {
+	dm.lastHeal = dm.now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
 	dm.ob.Close()
-	if err := healOutbox(dm.h, time.Now(), dm.log); err != nil {
+	if err := healOutbox(ctx, dm.h, dm.now(), dm.waits.healGate, dm.log); err != nil {
 		dm.log.Error("salvage the corrupt outbox", "error", err)
 	}
 	nob, err := openOutbox(dm.h, startBusy, dm.ob.now)
@@ -500,7 +535,7 @@ func (dm *daemon) heal(cause error) error {
 
 // healDue reports whether err calls for a salvage now.
 func (dm *daemon) healDue(err error) bool {
-	return isCorrupt(err) && time.Since(dm.lastHeal) >= healPace
+	return isCorrupt(err) && dm.now().Sub(dm.lastHeal) >= healPace
 }
 
 // walHeaderSize is the size of a WAL file's header, which starts with one

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,14 +141,8 @@ func TestSalvageCorrupt(t *testing.T) {
 			c.corrupt(t, h.path(dbFileName), ps)
 			out := filepath.Join(t.TempDir(), "events.jsonl")
 			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
-			// The new event is queued once the salvage is done: an
-			// enqueue that has the file open while it is moved aside can
-			// still write to the wrong file (SQLite names the WAL after
-			// the path, not the file), which this test does not cover.
-			waitFor(t, 30*time.Second, "the gap", func() bool {
-				_, _, gap := deliveredSalvage(t, out)
-				return gap.Reason != ""
-			})
+			// The new event comes while the daemon salvages, or around
+			// then: wherever it lands, it must be delivered.
 			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
 
 			var gap gapPayload
@@ -265,4 +262,452 @@ func TestCorruptEnqueueSpills(t *testing.T) {
 		_, _, gap := deliveredSalvage(t, out)
 		return gap.Reason != "" && strings.Contains(strings.Join(readLines(t, out), "\n"), `"spilled-1"`)
 	})
+}
+
+// lineWatch is a log writer that keeps everything written and closes seen
+// at the first write that contains want; an empty want watches for nothing.
+type lineWatch struct {
+	want string
+	seen chan struct{}
+	once sync.Once
+	mu   sync.Mutex
+	b    strings.Builder
+}
+
+func newLineWatch(want string) *lineWatch {
+	return &lineWatch{want: want, seen: make(chan struct{})}
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	if w.want != "" && strings.Contains(string(p), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lineWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// eventIDsIn lists the ids of the events in the outbox of h, and checks
+// that SQLite finds the file whole.
+func eventIDsIn(t *testing.T, h home) (ids map[string]bool, integrity string) {
+	t.Helper()
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	err := sqlitex.ExecuteTransient(ob.conn, "PRAGMA integrity_check", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { integrity += stmt.ColumnText(0); return nil },
+	})
+	if err != nil {
+		return nil, err.Error()
+	}
+	ids = map[string]bool{}
+	err = sqlitex.ExecuteTransient(ob.conn, "SELECT id, kind FROM events", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			ids[stmt.ColumnText(0)] = true
+			if stmt.ColumnText(1) == gapKind {
+				ids[gapKind] = true
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err.Error()
+	}
+	return ids, integrity
+}
+
+// TestHealWaitsForOpenConnections: a connection that opened the outbox
+// before a salvage moved it aside (an enqueue, status, doctor…) must never
+// write into the fresh outbox through the old file. SQLite opens the -wal
+// and -shm files by the database's name, which after the move is the fresh
+// outbox's, and deletes the WAL by that name when its last connection
+// closes: the fresh outbox was damaged, or the event written lost. The
+// salvage must wait for such a connection to close.
+func TestHealWaitsForOpenConnections(t *testing.T) {
+	cases := []struct {
+		name string
+		open func(path string) (insert func(id string) error, close func() error, err error)
+	}{
+		{"enqueue connection", func(path string) (func(string) error, func() error, error) {
+			conn, err := openEnqueueConn(path, enqueueBusy)
+			if err != nil {
+				return nil, nil, err
+			}
+			insert := func(id string) error {
+				return insertEvent(conn.Conn, id, "event", []byte(`{"held":true}`), time.Now())
+			}
+			return insert, conn.Close, nil
+		}},
+		{"connection not yet read", func(path string) (func(string) error, func() error, error) {
+			conn, err := openConn(path, enqueueBusy)
+			if err != nil {
+				return nil, nil, err
+			}
+			insert := func(id string) error {
+				return insertEvent(conn.Conn, id, "event", []byte(`{"held":true}`), time.Now())
+			}
+			return insert, conn.Close, nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := mustOpenHomeCreate(t, ownHome(t))
+			fillOutbox(t, h, 100)
+			insert, closeConn, err := c.open(h.path(dbFileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeConn = sync.OnceValue(closeConn)
+			t.Cleanup(func() { closeConn() })
+			logs := newLineWatch(healWaitMsg)
+			healed := make(chan error, 1)
+			go func() {
+				healed <- healOutbox(context.Background(), h, time.Now(), healGateWait, slog.New(slog.NewTextHandler(logs, nil)))
+			}()
+			// The connection writes once the salvage either is done (it
+			// did not wait for the connection) or says that it waits.
+			var healErr error
+			done := false
+			select {
+			case healErr = <-healed:
+				done = true
+			case <-logs.seen:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("salvage neither done nor waiting after 30s\n%s", logs.String())
+			}
+			// The daemon works in the fresh outbox as soon as it is there.
+			var daemonOb *outbox
+			daemonWrites := func() {
+				daemonOb = mustOutbox(t, h, time.Now)
+				if err := daemonOb.insert("daemon-1", "event", []byte(`{}`), time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if done && healErr == nil {
+				daemonWrites()
+			}
+			insErr := insert("held-open")
+			if err := closeConn(); err != nil {
+				t.Errorf("close the connection: %v", err)
+			}
+			if !done {
+				select {
+				case healErr = <-healed:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("salvage not done 30s after the connection closed\n%s", logs.String())
+				}
+				if healErr == nil {
+					daemonWrites()
+				}
+			}
+			if healErr != nil {
+				t.Fatalf("salvage: %v\n%s", healErr, logs.String())
+			}
+			defer daemonOb.Close()
+			ids, integrity := eventIDsIn(t, h)
+			if integrity != "ok" {
+				t.Fatalf("fresh outbox: integrity_check says %q", integrity)
+			}
+			if insErr == nil && !ids["held-open"] {
+				t.Errorf("the event the open connection wrote (insert returned nil) is neither in the fresh outbox nor salvaged into it")
+			}
+			if !ids[gapKind] || !ids["daemon-1"] {
+				t.Errorf("fresh outbox: gap event %v, the daemon's event %v; want both", ids[gapKind], ids["daemon-1"])
+			}
+			for i := range salvageEvents {
+				if id := fmt.Sprintf("old-%04d", i); !ids[id] {
+					t.Errorf("event %s not salvaged", id)
+					break
+				}
+			}
+		})
+	}
+}
+
+// TestHealWhileHooksEnqueue: a daemon salvages a corrupt outbox while
+// hooks keep calling enqueue, as processes of their own, before, during
+// and after the salvage. Every enqueue exits 0 and prints nothing, and
+// every event one handed over reaches the endpoint.
+func TestHealWhileHooksEnqueue(t *testing.T) {
+	cases := []struct {
+		name    string
+		corrupt func(t *testing.T, db string, pageSize int64)
+	}{
+		// The daemon finds it at its first claim, and enqueues cannot
+		// write into it: they spill.
+		{"root page garbage", func(t *testing.T, db string, ps int64) {
+			overwrite(t, db, (rootPage(t, db, "events")-1)*ps, garbage(int(ps)))
+		}},
+		// The daemon finds it halfway through the old events; until it
+		// is moved aside, enqueues write into it, or spill where they
+		// meet the damage.
+		{"middle pages garbage", func(t *testing.T, db string, ps int64) {
+			fi, _ := os.Stat(db)
+			mid := fi.Size() / ps / 2
+			overwrite(t, db, mid*ps, garbage(int(4*ps)))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := testHome(t)
+			useQuickWaits(t)
+			h := mustOpenHomeCreate(t, dir)
+			ps := fillOutbox(t, h, 1000)
+			c.corrupt(t, h.path(dbFileName), ps)
+			arr := newArrivals()
+			ep := newEndpoint(t, arr.script(200))
+
+			const hooks, workers = 200, 4
+			type result struct {
+				id, stdout, stderr string
+				code               int
+			}
+			results := make(chan result, hooks)
+			next := make(chan int)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer close(next)
+				for i := range hooks {
+					select {
+					case next <- i:
+					case <-stop:
+						return
+					}
+				}
+			}()
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range next {
+						id := fmt.Sprintf("hook-%03d", i)
+						cmd := command(t, "enqueue", "--id", id, fmt.Sprintf(`{"hook":%d}`, i))
+						out, errOut, code := runProc(t, cmd, time.Minute)
+						results <- result{id, out, errOut, code}
+					}
+				}()
+			}
+			// Whatever ends the test, no enqueue is left running after it.
+			t.Cleanup(func() {
+				close(stop)
+				wg.Wait()
+			})
+
+			// The daemon starts once the first hooks have found the
+			// outbox corrupt; the rest come while it salvages and after.
+			var got []result
+			collect := func(n int) {
+				deadline := time.After(5 * time.Minute)
+				for len(got) < n {
+					select {
+					case r := <-results:
+						got = append(got, r)
+					case <-deadline:
+						t.Fatalf("%d of %d enqueues done after 5 minutes", len(got), n)
+					}
+				}
+			}
+			collect(2 * workers)
+			logs := inProcessDaemon(t, "--endpoint", ep.URL)
+			collect(hooks)
+
+			var ids []string
+			spilled := 0
+			for _, r := range got {
+				if r.code != 0 || r.stdout != "" {
+					t.Errorf("enqueue %s: exit %d, stdout %q, stderr %q; want exit 0 and nothing on stdout", r.id, r.code, r.stdout, r.stderr)
+				}
+				if strings.Contains(r.stderr, "saved to") {
+					spilled++
+				}
+				ids = append(ids, r.id)
+			}
+			t.Logf("%d of %d enqueues spilled; the salvage waited for connections to close: %v",
+				spilled, hooks, strings.Contains(logs.String(), healWaitMsg))
+			if missing := arr.awaitAll(ids, time.Minute); len(missing) > 0 {
+				t.Errorf("%d of %d events never reached the endpoint: %q\n%s", len(missing), hooks, missing, logs)
+			}
+			if !strings.Contains(logs.String(), "outbox was corrupt: moved it aside") {
+				t.Errorf("the daemon did not salvage the outbox:\n%s", logs)
+			}
+			if aside, _ := filepath.Glob(filepath.Join(dir, "outbox.corrupt-*.db")); len(aside) != 1 {
+				t.Errorf("corrupt files kept aside: %q, want one", aside)
+			}
+		})
+	}
+}
+
+// newHousekeeper is a daemon of h with no endpoint, on the fake clock clk,
+// whose steps a test runs one at a time, and what it logs.
+func newHousekeeper(t *testing.T, h home, clk *fakeClock) (*daemon, *lineWatch) {
+	t.Helper()
+	logs := newLineWatch("")
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ob := mustOutbox(t, h, clk.now)
+	dm := &daemon{h: h, ob: ob, d: newDrainer(ob, nil, defaultBatch, log, clk.now), log: log,
+		waits: quickWaits(), now: clk.now, lim: newLimiter(limits{maxSize: defaultMaxSize}, h, clk.now, log)}
+	t.Cleanup(func() { dm.ob.Close() })
+	return dm, logs
+}
+
+// corruptRoot writes garbage over the first page of the events table of
+// the outbox of h, which no connection has open.
+func corruptRoot(t *testing.T, h home, pageSize int64) {
+	t.Helper()
+	db := h.path(dbFileName)
+	overwrite(t, db, (rootPage(t, db, "events")-1)*pageSize, garbage(int(pageSize)))
+}
+
+// asideFiles lists the corrupt outboxes kept aside in h.
+func asideFiles(t *testing.T, h home) []string {
+	t.Helper()
+	aside, err := filepath.Glob(h.path("outbox.corrupt-*.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aside
+}
+
+// TestHealFromHousekeeping: the daemon's housekeeping, replaying a spill
+// file into an outbox that turns out corrupt, salvages the outbox, and the
+// next round replays the file into the fresh one.
+func TestHealFromHousekeeping(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	corruptRoot(t, h, fillOutbox(t, h, 100))
+	writeSpillFiles(t, h, "spilled", 1, `{"spilled":1}`)
+	dm, logs := newHousekeeper(t, h, newFakeClock())
+
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
+	}
+	dm.housekeep(context.Background())
+	ids, integrity := eventIDsIn(t, h)
+	if integrity != "ok" {
+		t.Fatalf("fresh outbox: integrity_check says %q", integrity)
+	}
+	if !ids["spilled-00000"] || !ids[gapKind] || !ids["old-0000"] {
+		t.Errorf("fresh outbox: spilled event %v, gap %v, salvaged events %v; want all\n%s",
+			ids["spilled-00000"], ids[gapKind], ids["old-0000"], logs.String())
+	}
+}
+
+// breakEventsTable makes the events table of the outbox of h corrupt
+// through a connection of its own, which other connections notice at
+// once: its root page becomes that of an index.
+func breakEventsTable(t *testing.T, h home) {
+	t.Helper()
+	conn, err := sqlite.OpenConn(h.path(dbFileName), sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var version int64
+	err = sqlitex.ExecuteTransient(conn, "PRAGMA schema_version", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { version = stmt.ColumnInt64(0); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new schema version makes the other connections read the schema
+	// again.
+	err = sqlitex.ExecuteScript(conn, fmt.Sprintf(`PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET rootpage = (SELECT rootpage FROM sqlite_schema WHERE name = 'events_by_state') WHERE name = 'events';
+PRAGMA schema_version = %d;`, version+1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHealPace: an outbox found corrupt again within healPace of a
+// salvage is not salvaged again at once (a disk that corrupts every fresh
+// outbox would get one moved aside per turn of the loop), but once
+// healPace has passed.
+func TestHealPace(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	corruptRoot(t, h, fillOutbox(t, h, 100))
+	writeSpillFiles(t, h, "first", 1, `{}`)
+	clk := newFakeClock()
+	dm, logs := newHousekeeper(t, h, clk)
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
+	}
+
+	clk.advance(healPace / 2)
+	breakEventsTable(t, h)
+	writeSpillFiles(t, h, "second", 1, `{}`)
+	dm.housekeep(context.Background())
+	if n := strings.Count(logs.String(), "outbox is corrupt; salvaging it"); n != 1 {
+		t.Errorf("%d salvages within healPace, want 1\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), `msg="replay spilled events"`); n != 2 {
+		t.Errorf("%d replays failed, want 2: the second corruption went unnoticed\n%s", n, logs.String())
+	}
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside within healPace: %q, want one", aside)
+	}
+
+	clk.advance(healPace / 2)
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 2 {
+		t.Fatalf("corrupt outboxes kept aside after healPace: %q, want two\n%s", aside, logs.String())
+	}
+	dm.housekeep(context.Background())
+	if ids, integrity := eventIDsIn(t, h); integrity != "ok" || !ids["second-00000"] {
+		t.Errorf("fresh outbox: integrity_check %q, spilled event %v; want ok and the event\n%s", integrity, ids["second-00000"], logs.String())
+	}
+}
+
+// TestHealWaitsOutOpenConnection: a salvage that cannot move the outbox
+// because a connection keeps it open for longer than the salvage waits
+// moves nothing; the daemon goes on with the outbox as it is, and salvages
+// it after healPace once the connection is gone.
+func TestHealWaitsOutOpenConnection(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	corruptRoot(t, h, fillOutbox(t, h, 100))
+	writeSpillFiles(t, h, "spilled", 1, `{}`)
+	clk := newFakeClock()
+	dm, logs := newHousekeeper(t, h, clk)
+	dm.waits.healGate = 0 // one look at the gate: the connection below holds it
+	conn, err := openConn(h.path(dbFileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm.housekeep(context.Background())
+	if !strings.Contains(logs.String(), errOutboxInUse.Error()) {
+		t.Errorf("the salvage did not say that the outbox stayed in use\n%s", logs.String())
+	}
+	if aside := asideFiles(t, h); len(aside) != 0 {
+		t.Fatalf("the outbox was moved aside under an open connection: %q", aside)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 0 {
+		t.Fatalf("salvaged again within healPace: %q", aside)
+	}
+	clk.advance(healPace)
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside after healPace: %q, want one\n%s", aside, logs.String())
+	}
+	dm.housekeep(context.Background())
+	if ids, integrity := eventIDsIn(t, h); integrity != "ok" || !ids["spilled-00000"] || !ids[gapKind] {
+		t.Errorf("fresh outbox: integrity_check %q, spilled event %v, gap %v; want ok and both\n%s",
+			integrity, ids["spilled-00000"], ids[gapKind], logs.String())
+	}
 }

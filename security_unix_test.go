@@ -82,7 +82,7 @@ func TestHomeModes(t *testing.T) {
 	mustCLI(t, "run", "--detach", "--endpoint", fileURL(out))
 	waitFor(t, 20*time.Second, "both events delivered", func() bool { return len(readLines(t, out)) == 2 })
 	seen := checkModes(t, home, "while the daemon runs")
-	for _, name := range []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", pidFileName, lockFileName, logFileName, spillDirName} {
+	for _, name := range []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", gateFileName, pidFileName, lockFileName, logFileName, spillDirName} {
 		if !seen[name] {
 			t.Errorf("while the daemon runs, the home has no %s, so its mode went unchecked", name)
 		}
@@ -131,7 +131,7 @@ func TestSymlinkHomeRefused(t *testing.T) {
 // with symlinks to a victim file outside it: nothing difflore does may
 // change the victim, whatever name the symlink takes.
 func TestSymlinksInHomeNotWrittenThrough(t *testing.T) {
-	for _, name := range []string{pidFileName, logFileName, dbFileName, lockFileName} {
+	for _, name := range []string{pidFileName, logFileName, dbFileName, lockFileName, gateFileName} {
 		t.Run(name, func(t *testing.T) {
 			home := testHome(t)
 			if _, err := openHome(home, true); err != nil {
@@ -390,6 +390,11 @@ func TestFIFOsInHomeRefused(t *testing.T) {
 			{[]string{"stop"}, 1, "not a regular file"},
 			{[]string{"run"}, 1, "not a regular file"},
 		}},
+		{gateFileName, []call{
+			// The event is kept in the spill folder.
+			{[]string{"enqueue", `{}`}, 0, "not a regular file"},
+			{[]string{"run"}, 1, "not a regular file"},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := testHome(t)
@@ -498,7 +503,7 @@ func TestPlantedFilesRefused(t *testing.T) {
 		t.Skip("giving a file to another user needs root")
 	}
 	const nobody = 65534
-	for _, name := range []string{dbFileName, dbFileName + "-wal", spillDirName, logFileName, pidFileName, lockFileName} {
+	for _, name := range []string{dbFileName, dbFileName + "-wal", gateFileName, spillDirName, logFileName, pidFileName, lockFileName} {
 		t.Run(name, func(t *testing.T) {
 			home := testHome(t)
 			mustCLI(t, "enqueue", `{"n":0}`)
