@@ -156,7 +156,7 @@ func (dm *daemon) prepare() {
 const firstPassWait = 5 * time.Second
 
 // unwatchedPoll is the most an idle daemon sleeps when it cannot listen
-// for wake-ups (watchCommits failed): it then finds new events by polling.
+// for wake-ups (listenWake failed): it then finds new events by polling.
 const unwatchedPoll = time.Second
 
 // vacuumPace is how soon an idle daemon comes back to shrink the outbox by
@@ -180,22 +180,22 @@ type daemon struct {
 	logFile *rotatingFile    // daemon.log, nil when logging to stderr
 	hup     <-chan os.Signal // SIGHUP: reload, nil where it stops the daemon or there is none
 
-	changes   <-chan struct{}  // wake-ups from enqueue, nil when the daemon cannot listen
-	poll      <-chan time.Time // the ticker that stands in for changes, nil while they come
-	lastSpill time.Time        // when housekeep last ran; zero makes it due
-	backlog   spillRound       // what replay moved since the spill folder was last cleared
-	dbErrors  int              // outbox errors in a row
-	lastHeal  time.Time        // when a corrupt outbox was last salvaged
-	vacuumDue bool             // free pages may be left to give back
-	ready     func()           // called once the first pass has left nothing to send now, then nil
-	lim       *limiter         // max_size, max_age: see limits.go
-	evictMore bool             // the last eviction run stopped at its bound
+	wake      *wakeListener // enqueue's wake-ups, nil when the daemon cannot listen
+	pollT     *time.Ticker  // what stands in for wake, nil while it works
+	lastSpill time.Time     // when housekeep last ran; zero makes it due
+	backlog   spillRound    // what replay moved since the spill folder was last cleared
+	dbErrors  int           // outbox errors in a row
+	lastHeal  time.Time     // when a corrupt outbox was last salvaged
+	vacuumDue bool          // free pages may be left to give back
+	ready     func()        // called once the first pass has left nothing to send now, then nil
+	lim       *limiter      // max_size, max_age: see limits.go
+	evictMore bool          // the last eviction run stopped at its bound
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
 // due, delivers one batch, and when there was nothing to send gives free
 // pages back and sleeps until the earliest of: a wake-up from enqueue
-// (watchCommits), the next event's available_at, the end of a pause or open
+// (notify.go), the next event's available_at, the end of a pause or open
 // breaker, or the safety-net tick, which looks at everything (outbox, spill
 // folder, the outbox file replaced) in case a wake-up was never sent.
 func (dm *daemon) loop(ctx context.Context) error {
@@ -209,19 +209,25 @@ func (dm *daemon) loop(ctx context.Context) error {
 	})
 	defer stopAfter()
 
-	// The safety net comes with the wake-ups (watchCommits); a ticker
-	// stands in only when the daemon cannot listen.
-	changes, stopWatch, err := watchCommits(dm.h, dm.tick)
-	if err == nil {
-		defer stopWatch()
-		dm.changes = changes
+	// An idle daemon waits in the wake listener (notify.go): its stop and
+	// SIGHUP, which come on channels, poke it. A ticker stands in only
+	// when the daemon cannot listen.
+	if w, err := listenWake(dm.h); err == nil {
+		dm.wake = w
+		var stopPokes func()
+		dm.hup, stopPokes = pokeOnNews(ctx, dm.hup, w)
+		defer func() {
+			stopPokes()
+			w.release()
+		}()
 	} else {
-		poll := min(dm.tick, unwatchedPoll)
-		dm.log.Warn("no wake-ups from enqueue; polling", "every", poll, "error", err)
-		t := time.NewTicker(poll)
-		defer t.Stop()
-		dm.poll = t.C
+		dm.pollInstead(err)
 	}
+	defer func() {
+		if dm.pollT != nil {
+			dm.pollT.Stop()
+		}
+	}()
 	for ctx.Err() == nil {
 		select {
 		case <-dm.hup:
@@ -265,11 +271,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 		if dm.vacuumDue {
 			dm.vacuumStep()
 		}
-		wake := dm.nextWake()
-		dm.waitIdle(ctx, wake)
-		if wake != nil {
-			wake.Stop()
-		}
+		dm.waitIdle(ctx)
 	}
 	// Shutting down: claims of a request cut short were given back by
 	// deliver; nothing else is in flight.
@@ -369,48 +371,112 @@ func (dm *daemon) vacuumStep() {
 	}
 }
 
-// nextWake is a timer for when delivery can go on without news: the next
-// event's available_at, or the end of a pause or open breaker, whichever is
-// later. It is nil when nothing waits for a time, or there is no endpoint.
-func (dm *daemon) nextWake() *time.Timer {
+// nextWake is when delivery can go on without news: the next event's
+// available_at, or the end of a pause or open breaker, whichever is later.
+// ok is false when nothing waits for a time, or there is no endpoint.
+func (dm *daemon) nextWake() (at time.Time, ok bool) {
 	if dm.d.sink == nil {
-		return nil
+		return time.Time{}, false
 	}
 	at, ok, err := dm.ob.nextAvailable()
 	if err != nil {
 		dm.log.Error("outbox", "error", err)
 	}
 	if !ok {
-		return nil
+		return time.Time{}, false
 	}
 	if hold := dm.d.holdUntil(); hold.After(at) {
 		at = hold
 	}
-	return time.NewTimer(time.Until(at))
+	return at, true
 }
 
-// waitIdle sleeps until ctx is done, wake fires, a vacuum step is due, or
-// news comes: a wake-up from enqueue (a new event in the outbox or a spill
-// file), or the safety-net tick. Either makes housekeeping due, so the next
-// turn looks at the spill folder and at an outbox file replaced under the
-// daemon too. The daemon's own commits send no wake-up.
-func (dm *daemon) waitIdle(ctx context.Context, wake *time.Timer) {
-	var wakeC, vacuumNext <-chan time.Time
-	if wake != nil {
-		wakeC = wake.C
+// waitIdle sleeps until the next thing to do: news (a wake-up from enqueue
+// for a new event in the outbox or a spill file, or the safety net when
+// --tick has passed since the last look), delivery going on (nextWake), a
+// vacuum step, or the daemon's stop or SIGHUP. News makes housekeeping
+// due, so the next turn looks at the spill folder and at an outbox file
+// replaced under the daemon too. The daemon's own commits send no wake-up.
+func (dm *daemon) waitIdle(ctx context.Context) {
+	next := dm.lastSpill.Add(dm.tick) // the safety net
+	at, timed := dm.nextWake()
+	if timed && at.Before(next) {
+		next = at
 	}
+	timeout := time.Until(next)
 	if dm.vacuumDue {
-		vacuumNext = time.After(vacuumPace)
+		timeout = min(timeout, vacuumPace)
 	}
+	if dm.wake == nil {
+		dm.waitPolling(ctx, timeout)
+		return
+	}
+	woke, err := dm.wake.wait(timeout)
+	if err != nil {
+		// The loop releases it at its end: pokes may still come.
+		dm.wake = nil
+		dm.pollInstead(err)
+		return
+	}
+	if woke || time.Since(dm.lastSpill) >= dm.tick {
+		dm.lastSpill = time.Time{}
+	}
+}
+
+// waitPolling is waitIdle for a daemon that cannot listen for wake-ups: it
+// looks every pollInstead tick.
+func (dm *daemon) waitPolling(ctx context.Context, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-wakeC:
+	case <-t.C:
 	case <-dm.hup:
 		dm.reload()
-	case <-vacuumNext:
-	case <-dm.changes:
+	case <-dm.pollT.C:
 		dm.lastSpill = time.Time{}
-	case <-dm.poll:
-		dm.lastSpill = time.Time{}
+	}
+}
+
+// pollInstead makes the daemon look every second at most, when it cannot
+// listen for wake-ups (err says why).
+func (dm *daemon) pollInstead(err error) {
+	poll := min(dm.tick, unwatchedPoll)
+	dm.log.Warn("no wake-ups from enqueue; polling", "every", poll, "error", err)
+	dm.pollT = time.NewTicker(poll)
+}
+
+// pokeOnNews pokes w when ctx is done, and when a signal comes on hup,
+// which it hands on through the channel it returns for the loop to read
+// between passes: an idle daemon waiting in w sees either at once. stop
+// returns once no poke can come any more, so that w can be released.
+func pokeOnNews(ctx context.Context, hup <-chan os.Signal, w *wakeListener) (out <-chan os.Signal, stop func()) {
+	var fwd chan os.Signal
+	if hup != nil {
+		fwd = make(chan os.Signal, 1)
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case s := <-hup:
+				select {
+				case fwd <- s:
+				default: // One reload pending covers them all.
+				}
+				w.poke()
+			case <-ctx.Done():
+				w.poke()
+				<-quit
+				return
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return fwd, func() {
+		close(quit)
+		<-done
 	}
 }

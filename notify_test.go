@@ -2,65 +2,50 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// TestWatchCommitsSeesWakeDaemon checks the seam on its own: nothing is
-// announced while no one enqueues, and a wake-up from another connection to
-// the same home (as enqueue sends it) is.
-func TestWatchCommitsSeesWakeDaemon(t *testing.T) {
+// TestWakeListener checks the seam on its own: a wait with no wake-up
+// runs out its time and says so, a wake-up from another connection to the
+// same home (as enqueue sends it) ends a wait that has an hour left, and so
+// does a poke from another goroutine (the daemon's stop).
+func TestWakeListener(t *testing.T) {
 	h := mustOpenHomeCreate(t, testHome(t))
 	wakeDaemon(h) // No one listens yet: nothing happens, nothing fails.
-	changes, stop, err := watchCommits(h, time.Hour)
+	w, err := listenWake(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
-	select {
-	case <-changes:
-		t.Fatal("a notice before any wake-up")
-	case <-time.After(100 * time.Millisecond):
+	defer w.release()
+	if woke, err := w.wait(50 * time.Millisecond); woke || err != nil {
+		t.Fatalf("wait with no wake-up = %v, %v; want false, nil", woke, err)
 	}
-	wakeDaemon(h)
-	select {
-	case <-changes:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no notice of a wake-up after 5s")
-	}
-}
-
-// TestWatchCommitsSafetyNet checks that the safety net comes with the
-// watch: with no wake-up at all, a notice comes every tick, and a wake-up
-// still comes at once when the tick is an hour away. Stop returns while
-// the listener waits.
-func TestWatchCommitsSafetyNet(t *testing.T) {
-	h := mustOpenHomeCreate(t, testHome(t))
-	changes, stop, err := watchCommits(h, 20*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
+	for _, send := range []struct {
+		name string
+		fn   func()
+	}{{"wakeDaemon", func() { wakeDaemon(h) }}, {"poke", func() { go w.poke() }}} {
+		woken := make(chan error, 1)
+		go func() {
+			woke, err := w.wait(time.Hour)
+			if err == nil && !woke {
+				err = fmt.Errorf("wait = false, want a wake-up")
+			}
+			woken <- err
+		}()
+		send.fn()
 		select {
-		case <-changes:
+		case err := <-woken:
+			if err != nil {
+				t.Fatalf("%s: %v", send.name, err)
+			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("safety-net notice %d: none after 5s with a 20ms tick", i)
+			w.poke()
+			t.Fatalf("%s: no wake-up after 5s", send.name)
 		}
-	}
-	stop()
-
-	changes, stop, err = watchCommits(h, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	wakeDaemon(h)
-	select {
-	case <-changes:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no notice of a wake-up after 5s")
 	}
 }
 
@@ -79,6 +64,23 @@ func TestWakeWithoutPolling(t *testing.T) {
 			t.Fatalf("enqueue: %v\n%s", err, out)
 		}
 		arr.await(t, id, time.Second)
+	}
+}
+
+// TestSafetyNetFindsUnannouncedEvents queues events the way an older
+// enqueue does, with no wake-up, into the outbox of an idle daemon whose
+// safety net is short: each pass of the net finds them.
+func TestSafetyNetFindsUnannouncedEvents(t *testing.T) {
+	dir := testHome(t)
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "200ms")
+	for i := range 3 {
+		id := fmt.Sprintf("unannounced-%d", i)
+		if err := enqueueDB(filepath.Join(dir, dbFileName), time.Second, id, "hook", []byte(`{"old":true}`), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		arr.await(t, id, 10*time.Second)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sync/atomic"
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,8 +14,7 @@ import (
 
 // wakeListener reads the wake pipe, a FIFO in the data home.
 type wakeListener struct {
-	fd          int
-	interrupted atomic.Bool
+	fd int // read and write
 }
 
 func listenWake(h home) (*wakeListener, error) {
@@ -24,8 +23,8 @@ func listenWake(h home) (*wakeListener, error) {
 		return nil, fmt.Errorf("make wake pipe: %w", err)
 	}
 	// Read and write: with a writer of its own the pipe never reads as
-	// ended when the last enqueue closes its end, and interrupt can wake
-	// the reader. O_NONBLOCK keeps the open from ever waiting; O_NOFOLLOW
+	// ended when the last enqueue closes its end, and poke can wake the
+	// reader. O_NONBLOCK keeps the open from ever waiting; O_NOFOLLOW
 	// and the check below refuse anything planted under the name.
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -46,26 +45,24 @@ func listenWake(h home) (*wakeListener, error) {
 	return &wakeListener{fd: fd}, nil
 }
 
-func (w *wakeListener) wait(timeout time.Duration) bool {
+func (w *wakeListener) wait(timeout time.Duration) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
 	for {
 		// Whole milliseconds, rounded up: poll's unit, and a timeout
 		// rounded down would return early and poll again.
 		left := time.Until(deadline)
-		ms := int((left + time.Millisecond - 1) / time.Millisecond)
+		ms := int(min((left+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 		n, err := unix.Poll(fds, max(ms, 0))
-		if w.interrupted.Load() {
-			return false
-		}
-		if errors.Is(err, unix.EINTR) {
+		switch {
+		case errors.Is(err, unix.EINTR):
 			continue // A signal for another part of the program.
-		}
-		if err != nil || fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-			return false
-		}
-		if n == 0 {
-			return true // The safety net's turn.
+		case err != nil:
+			return false, fmt.Errorf("wait for wake-ups: %w", err)
+		case fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0:
+			return false, fmt.Errorf("wait for wake-ups: poll revents %#x", fds[0].Revents)
+		case n == 0:
+			return false, nil
 		}
 		break
 	}
@@ -74,20 +71,13 @@ func (w *wakeListener) wait(timeout time.Duration) bool {
 	// read does not block.
 	var buf [512]byte
 	n, err := unix.Read(w.fd, buf[:])
-	switch {
-	case w.interrupted.Load():
-		return false
-	case errors.Is(err, unix.EINTR):
-		return true // The pass that follows looks anyway.
-	default:
-		return err == nil && n > 0
+	if err != nil && !errors.Is(err, unix.EINTR) || n == 0 && err == nil {
+		return false, fmt.Errorf("read wake pipe: %d bytes, %v", n, err)
 	}
+	return true, nil
 }
 
-func (w *wakeListener) interrupt() {
-	w.interrupted.Store(true)
-	unix.Write(w.fd, []byte{0})
-}
+func (w *wakeListener) poke() { unix.Write(w.fd, []byte{0}) }
 
 func (w *wakeListener) release() { unix.Close(w.fd) }
 

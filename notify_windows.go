@@ -14,8 +14,7 @@ import (
 // wakeListener waits on the wake events, auto-reset named events: any
 // number of SetEvent calls before the daemon looks count as one.
 type wakeListener struct {
-	evs  []windows.Handle // the session's wake event, and the global one when it could be made
-	quit windows.Handle
+	evs []windows.Handle // the session's wake event, and the global one when it could be made
 }
 
 // wakeEventName names the wake event of a data home in a namespace: Local\
@@ -52,13 +51,6 @@ func listenWake(h home) (*wakeListener, error) {
 	if gev := createGlobalWakeEvent(h); gev != 0 {
 		w.evs = append(w.evs, gev)
 	}
-	w.quit, err = windows.CreateEvent(nil, 1, 0, nil)
-	if err != nil {
-		for _, e := range w.evs {
-			windows.CloseHandle(e)
-		}
-		return nil, fmt.Errorf("create event: %w", err)
-	}
 	return w, nil
 }
 
@@ -79,24 +71,27 @@ func createGlobalWakeEvent(h home) windows.Handle {
 	return ev
 }
 
-func (w *wakeListener) wait(timeout time.Duration) bool {
+func (w *wakeListener) wait(timeout time.Duration) (bool, error) {
 	// Whole milliseconds, rounded up, short of INFINITE.
-	ms := uint32(min((timeout+time.Millisecond-1)/time.Millisecond, windows.INFINITE-1))
-	handles := append([]windows.Handle{w.quit}, w.evs...)
-	r, err := windows.WaitForMultipleObjects(handles, false, ms)
-	if err != nil {
-		return false
+	ms := uint32(min((max(timeout, 0)+time.Millisecond-1)/time.Millisecond, windows.INFINITE-1))
+	r, err := windows.WaitForMultipleObjects(w.evs, false, ms)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("wait for wake-ups: %w", err)
+	case r == uint32(windows.WAIT_TIMEOUT):
+		return false, nil
+	case r < windows.WAIT_OBJECT_0+uint32(len(w.evs)):
+		return true, nil
 	}
-	return r > windows.WAIT_OBJECT_0 && r < windows.WAIT_OBJECT_0+uint32(len(handles)) || r == uint32(windows.WAIT_TIMEOUT)
+	return false, fmt.Errorf("wait for wake-ups: %#x", r)
 }
 
-func (w *wakeListener) interrupt() { windows.SetEvent(w.quit) }
+func (w *wakeListener) poke() { windows.SetEvent(w.evs[0]) }
 
 func (w *wakeListener) release() {
 	for _, ev := range w.evs {
 		windows.CloseHandle(ev)
 	}
-	windows.CloseHandle(w.quit)
 }
 
 // wakeDaemon sets the session's wake event, or the global one of a daemon

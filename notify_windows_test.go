@@ -36,14 +36,17 @@ func TestWakeDaemonReachesService(t *testing.T) {
 		t.Fatal(err)
 	}
 	woke := make(chan bool, 1)
-	go func() { woke <- w.wait(time.Hour) }()
+	go func() {
+		ok, err := w.wait(time.Hour)
+		woke <- ok && err == nil
+	}()
 	select {
 	case ok := <-woke:
 		if !ok {
-			t.Fatal("wait returned false for a global wake-up")
+			t.Fatal("wait said no wake-up for a global one")
 		}
 	case <-time.After(5 * time.Second):
-		w.interrupt()
+		w.poke()
 		t.Fatal("no wake-up from the global event after 5s")
 	}
 }

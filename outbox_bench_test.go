@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,21 +106,25 @@ func floorInsert(path, id string, payload []byte, created time.Time) error {
 func BenchmarkEnqueue(b *testing.B) {
 	ob, h := newBenchOutbox(b)
 	path := h.path(dbFileName)
-	changes, stop, err := watchCommits(h, time.Hour)
+	w, err := listenWake(h)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer stop()
+	var stopped atomic.Bool
 	done := make(chan struct{})
-	defer close(done)
-	go func() { // Takes the notices as a daemon does.
-		for {
-			select {
-			case <-changes:
-			case <-done:
+	go func() { // Takes the wake-ups as a daemon does.
+		defer close(done)
+		for !stopped.Load() {
+			if _, err := w.wait(time.Hour); err != nil {
 				return
 			}
 		}
+	}()
+	defer func() {
+		stopped.Store(true)
+		w.poke()
+		<-done
+		w.release()
 	}()
 	var ids benchIDs
 	var tEnq, tFloor, tConn, tWake time.Duration
