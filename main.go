@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -15,9 +16,21 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "run" && os.Getenv("GOMAXPROCS") == "" {
+		daemonProcs()
+	}
 	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	os.Exit(report(os.Stderr, err))
 }
+
+// daemonProcs gives the daemon's process one P, one thread running Go code
+// at a time, unless GOMAXPROCS says otherwise. The daemon is one loop
+// (claim, send, settle) that never has two things to compute at once, and
+// drains as fast on one P (BENCHMARKS.md); but with two, an idle daemon
+// waiting in its wake listener's system call made the Go runtime's
+// monitor thread spin some 60 times a minute after each pass (measured,
+// three daemons of three each time), where one P let it sleep.
+func daemonProcs() { runtime.GOMAXPROCS(1) }
 
 // report prints err, unless it is silent, and returns the exit code it
 // carries.
