@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -44,7 +45,10 @@ ON CONFLICT (id) DO NOTHING`
 // indexes hold every seq; the first one readable is used.
 const salvageCountSQL = `SELECT count(*) FROM events INDEXED BY %s WHERE seq > :lo AND seq <= :hi`
 
-const salvageMetaSQL = `SELECT key, value FROM meta`
+// salvageMetaSQL reads the status and totals of the corrupt outbox, but
+// not its seq_offset: that counts the events of the old file's seqs, and
+// the fresh outbox numbers what it copies afresh from 1 (countsSQL).
+const salvageMetaSQL = `SELECT key, value FROM meta WHERE key != 'seq_offset'`
 
 const salvageSetMetaSQL = `INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value`
@@ -94,6 +98,11 @@ func healOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, 
 		if err := fresh.insert(newEventID(now), gapKind, gap, now); err != nil {
 			return fmt.Errorf("record the corrupt gap: %w", err)
 		}
+	}
+	// What status shows: salvages so far, what they lost, and the file
+	// kept aside last.
+	if err := fresh.recordSalvage(s.lost, filepath.Base(aside)); err != nil {
+		return fmt.Errorf("record the salvage: %w", err)
 	}
 	log.Warn("outbox was corrupt: moved it aside and salvaged what it could read",
 		"aside", aside, "salvaged", s.salvaged, "lost", s.lost, "all_lost", s.total)
@@ -501,6 +510,19 @@ func (s *salvager) copyMeta() {
 				Named: map[string]any{":key": stmt.ColumnText(0), ":value": stmt.ColumnText(1)},
 			})
 		},
+	})
+}
+
+// recordSalvage adds one salvage that lost lost events to the totals
+// status shows, and names the corrupt file kept aside.
+func (o *outbox) recordSalvage(lost int64, aside string) error {
+	return o.immediate(func() error {
+		for key, n := range map[string]int64{"salvages": 1, "salvage_lost": lost} {
+			if err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}}); err != nil {
+				return err
+			}
+		}
+		return sqlitex.Execute(o.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": "last_aside", ":value": aside}})
 	})
 }
 

@@ -212,6 +212,59 @@ func deliveredSalvage(t *testing.T, out string) (saved int, newSeen bool, gap ga
 	return saved, newSeen, gap
 }
 
+// TestSalvageKeepsCounts salvages an outbox from which events had been
+// delivered: the fresh outbox counts what it holds, not that less what
+// the old file had delivered (its seq_offset), and the evictions and gaps
+// the old file had counted carry over.
+func TestSalvageKeepsCounts(t *testing.T) {
+	h := mustOpenHomeCreate(t, ownHome(t))
+	fillOutbox(t, h, 100)
+	ob := mustOutbox(t, h, time.Now)
+	token, evs, err := ob.claim(500, 1<<30, time.Minute)
+	if err != nil || len(evs) != 500 {
+		t.Fatalf("claim: %d events, %v", len(evs), err)
+	}
+	if err := ob.ack(token, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.setMeta(map[string]string{"evicted_events": "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := healOutbox(context.Background(), h, time.Now(), healGateWait, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustOutbox(t, h, time.Now)
+	defer fresh.Close()
+	c, err := fresh.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What was left, and the corrupt gap.
+	if want := int64(salvageEvents - 500 + 1); c.Pending != want {
+		t.Errorf("pending after the salvage = %d, want %d", c.Pending, want)
+	}
+	m, err := fresh.meta()
+	if err != nil || m["evicted_events"] != "7" {
+		t.Errorf("evicted_events after the salvage = %q, %v; want 7", m["evicted_events"], err)
+	}
+	// status says that the outbox was salvaged, and where the old file is.
+	var st storeStatus
+	if err := fillStoreStatus(fresh, m, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Salvages != 1 || st.SalvageLost != 0 || !strings.HasPrefix(st.LastAside, "outbox.corrupt-") {
+		t.Errorf("status after the salvage: salvages %d, lost %d, aside %q; want 1, 0, outbox.corrupt-…", st.Salvages, st.SalvageLost, st.LastAside)
+	}
+	var b strings.Builder
+	printLimits(&b, st, func(_, s string) string { return s })
+	if !strings.Contains(b.String(), "corrupt:  salvaged 1 time, lost 0 events; the last corrupt file is kept as outbox.corrupt-") {
+		t.Errorf("status text does not say the outbox was salvaged:\n%s", b.String())
+	}
+}
+
 // TestSalvageFails: a file that no page size makes a database is moved
 // aside all the same, and the daemon starts empty with a gap that says so.
 func TestSalvageFails(t *testing.T) {

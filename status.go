@@ -65,6 +65,9 @@ type storeStatus struct {
 	Evicted       int64   `json:"evicted"` // events, since the outbox was made
 	EvictedBytes  int64   `json:"evicted_bytes"`
 	Gaps          int64   `json:"gaps"`
+	Salvages      int64   `json:"salvages"`     // corrupt outboxes moved aside and salvaged
+	SalvageLost   int64   `json:"salvage_lost"` // events they could not give back (a lower bound)
+	LastAside     string  `json:"last_aside,omitempty"`
 	Warning       string  `json:"warning,omitempty"`
 }
 
@@ -88,6 +91,9 @@ func fillStoreStatus(ob *outbox, m map[string]string, st *storeStatus) error {
 	st.Evicted, _ = strconv.ParseInt(m["evicted_events"], 10, 64)
 	st.EvictedBytes, _ = strconv.ParseInt(m["evicted_bytes"], 10, 64)
 	st.Gaps, _ = strconv.ParseInt(m["gaps"], 10, 64)
+	st.Salvages, _ = strconv.ParseInt(m["salvages"], 10, 64)
+	st.SalvageLost, _ = strconv.ParseInt(m["salvage_lost"], 10, 64)
+	st.LastAside = m["last_aside"]
 	if pct := st.SizeBytes * 100 / st.MaxSize; pct >= sizeWarnPercent {
 		st.Warning = fmt.Sprintf("the outbox is at %d %% of max_size (%s): past it, the oldest pending events are evicted", pct, formatSize(st.MaxSize))
 	}
@@ -337,6 +343,10 @@ func printLimits(w io.Writer, st storeStatus, paint func(c, s string) string) {
 		fmt.Fprintf(w, "; evicted %d events (%s) in %d %s", st.Evicted, formatSize(st.EvictedBytes), st.Gaps, gaps)
 	}
 	fmt.Fprintln(w)
+	if st.Salvages > 0 {
+		fmt.Fprintf(w, "corrupt:  salvaged %s, lost %s; the last corrupt file is kept as %s\n",
+			plural(st.Salvages, "time"), plural(st.SalvageLost, "event"), st.LastAside)
+	}
 	if st.Warning != "" {
 		fmt.Fprintf(w, "%s  %s\n", paint(yellow, "warning:"), st.Warning)
 	}
