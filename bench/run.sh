@@ -7,7 +7,7 @@
 # is set beside a baseline measured in the same run, so the ratios hold on a
 # busy machine where absolute numbers do not.
 #
-# Usage: bench/run.sh            everything (about six minutes)
+# Usage: bench/run.sh            everything (about 13 minutes)
 #        BENCH_QUICK=1 bench/run.sh   fewer runs, and no million-event drain
 #
 # Everything runs in temporary data homes (never ~/.difflore), servers
