@@ -41,7 +41,7 @@ type drainSummary struct {
 func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "drain", drainUsage)
 	endpoint := fl.String("endpoint", "", "ingest `URL`; default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
-	batch := fl.Int("batch", defaultBatch, "most events in one request, `N` from 1 to 10000; default batch in config.toml, then 100")
+	batch := fl.Int("batch", defaultBatch, "most events in one request, `N` from 1 to 10000; when not given, batch in config.toml")
 	allowInsecure := fl.Bool("allow-insecure", false, "allow plain http to a host that is not loopback")
 	asJSON := fl.Bool("json", false, "print the summary as one JSON object")
 	if err := parseFlags(fl, args); err != nil {

@@ -196,7 +196,7 @@ Commands:
 	usageTail = `
 Environment (over the settings in config.toml, see 'difflore config -h'):
   DIFFLORE_HOME          data home (default ~/.difflore)
-  DIFFLORE_CLOUD_URL     ingest endpoint (http(s):// or file:)
+  DIFFLORE_CLOUD_URL     ingest endpoint (http(s)://, otlp+http(s):// or file:)
   DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint
   DIFFLORE_AUTOSTART     set to 1: enqueue starts the daemon when none runs
   NO_COLOR               set: no colours in status
