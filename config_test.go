@@ -166,3 +166,22 @@ func TestConfigSetRefusesWhatItCannotEdit(t *testing.T) {
 		t.Fatalf("file changed to %q", data)
 	}
 }
+
+// TestConfigSetTellsRunningDaemon checks that a change made while a daemon
+// of the home runs says that the daemon goes on with what it read until it
+// is told to read the file again; with no daemon, nothing is said.
+func TestConfigSetTellsRunningDaemon(t *testing.T) {
+	dir := testHome(t)
+	if _, stderr, code := cli(t, "", "config", "set", "batch", "50"); code != 0 || stderr != "" {
+		t.Fatalf("config set with no daemon: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	l := newLock(mustOpenHomeCreate(t, dir))
+	if ok, err := tryLock(l); !ok || err != nil {
+		t.Fatalf("take the lock as a daemon would: %v, %v", ok, err)
+	}
+	defer l.Unlock()
+	_, stderr, code := cli(t, "", "config", "set", "batch", "60")
+	if code != 0 || !strings.Contains(stderr, "the running daemon keeps the settings it read") {
+		t.Fatalf("config set with a daemon running: exit %d, stderr %q; want 0 and a note", code, stderr)
+	}
+}

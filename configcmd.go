@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"unicode"
@@ -329,7 +330,22 @@ func editConfig(cfg config, key, lit string) error {
 	if err := writeFileAtomic(path, []byte(text)); err != nil {
 		return fmt.Errorf("write %s: %w", configFileName, err)
 	}
+	tellRunningDaemon(cfg, h)
 	return nil
+}
+
+// tellRunningDaemon says, when a daemon of h runs, that it goes on with the
+// settings it read until it reads config.toml again: a change made with
+// 'config set' is not the one 'status' shows or the daemon uses until then.
+func tellRunningDaemon(cfg config, h home) {
+	if held, err := lockHeld(h); err != nil || !held {
+		return
+	}
+	how := fmt.Sprintf("send it SIGHUP (kill -HUP $(head -1 %s)) or restart it", h.path(pidFileName))
+	if runtime.GOOS == "windows" {
+		how = "restart it (a service: 'sc stop difflore', then 'sc start difflore')"
+	}
+	fmt.Fprintf(cfg.stderr, "difflore: the running daemon keeps the settings it read: %s to use this one\n", how)
 }
 
 // editTOMLLine replaces the line that sets key at the top level of the TOML
