@@ -9,9 +9,9 @@ import (
 // defaultTick is the safety net's default: enqueue wakes the daemon at
 // every commit, so the net only catches what no wake-up announced (an
 // older enqueue, a file restored by hand), and each look costs an idle
-// daemon several context switches (BENCHMARKS.md). Every 5 minutes keeps
-// an idle daemon's wake-ups within twice those of a Go process that only
-// blocks; every 30 s, the earlier default, cost nine times as many.
+// daemon from a few to about 60 context switches (BENCHMARKS.md): two a
+// minute, at the earlier 30 s, could never stay near a Go process that
+// only blocks (2 a minute); one every 5 minutes comes close.
 const defaultTick = 5 * time.Minute
 
 const runUsage = `
