@@ -16,21 +16,19 @@ import (
 )
 
 func main() {
+	// The daemon's process runs on one P, one thread running Go code
+	// at a time, unless GOMAXPROCS says otherwise. The daemon is one loop
+	// (claim, send, settle) that never has two things to compute at once, and
+	// drains as fast on one P (BENCHMARKS.md); but with two, an idle daemon
+	// waiting in its wake listener's system call made the Go runtime's
+	// monitor thread spin some 60 times about a minute after going idle
+	// (three daemons of three, each time), where one P let it sleep.
 	if len(os.Args) > 1 && os.Args[1] == "run" && os.Getenv("GOMAXPROCS") == "" {
-		daemonProcs()
+		runtime.GOMAXPROCS(1)
 	}
 	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	os.Exit(report(os.Stderr, err))
 }
-
-// daemonProcs gives the daemon's process one P, one thread running Go code
-// at a time, unless GOMAXPROCS says otherwise. The daemon is one loop
-// (claim, send, settle) that never has two things to compute at once, and
-// drains as fast on one P (BENCHMARKS.md); but with two, an idle daemon
-// waiting in its wake listener's system call made the Go runtime's
-// monitor thread spin some 60 times a minute after each pass (measured,
-// three daemons of three each time), where one P let it sleep.
-func daemonProcs() { runtime.GOMAXPROCS(1) }
 
 // report prints err, unless it is silent, and returns the exit code it
 // carries.
