@@ -101,7 +101,7 @@ func healOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, 
 	}
 	// What status shows: salvages so far, what they lost, and the file
 	// kept aside last.
-	if err := fresh.recordSalvage(s.lost, filepath.Base(aside)); err != nil {
+	if err := fresh.recordSalvage(s.lost, s.total || s.uncounted, filepath.Base(aside)); err != nil {
 		return fmt.Errorf("record the salvage: %w", err)
 	}
 	log.Warn("outbox was corrupt: moved it aside and salvaged what it could read",
@@ -514,15 +514,26 @@ func (s *salvager) copyMeta() {
 }
 
 // recordSalvage adds one salvage that lost lost events to the totals
-// status shows, and names the corrupt file kept aside.
-func (o *outbox) recordSalvage(lost int64, aside string) error {
+// status shows, and names the corrupt file kept aside. atLeast says that
+// lost is only a lower bound (nothing could be read, or a lost range no
+// index could count), and stays said for every later salvage.
+func (o *outbox) recordSalvage(lost int64, atLeast bool, aside string) error {
 	return o.immediate(func() error {
 		for key, n := range map[string]int64{"salvages": 1, "salvage_lost": lost} {
 			if err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}}); err != nil {
 				return err
 			}
 		}
-		return sqlitex.Execute(o.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": "last_aside", ":value": aside}})
+		set := map[string]string{"last_aside": aside}
+		if atLeast {
+			set["salvage_lost_at_least"] = "1"
+		}
+		for k, v := range set {
+			if err := sqlitex.Execute(o.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": k, ":value": v}}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

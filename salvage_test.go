@@ -291,6 +291,20 @@ func TestSalvageFails(t *testing.T) {
 	if err := sqlitex.ExecuteTransient(ob.conn, "PRAGMA quick_check", nil); err != nil {
 		t.Errorf("fresh outbox: %v", err)
 	}
+	// status cannot count what was lost, and must not say it lost none.
+	m, err := ob.meta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st storeStatus
+	if err := fillStoreStatus(ob, m, &st); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printLimits(&b, st, func(_, s string) string { return s })
+	if !st.SalvageLostAtLeast || !strings.Contains(b.String(), "lost at least 0 events") {
+		t.Errorf("status after a salvage that read nothing does not say the count is a lower bound (%+v):\n%s", st, b.String())
+	}
 }
 
 // TestCorruptEnqueueSpills: a hook's enqueue into an outbox that is not a

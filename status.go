@@ -66,9 +66,12 @@ type storeStatus struct {
 	EvictedBytes  int64   `json:"evicted_bytes"`
 	Gaps          int64   `json:"gaps"`
 	Salvages      int64   `json:"salvages"`     // corrupt outboxes moved aside and salvaged
-	SalvageLost   int64   `json:"salvage_lost"` // events they could not give back (a lower bound)
-	LastAside     string  `json:"last_aside,omitempty"`
-	Warning       string  `json:"warning,omitempty"`
+	SalvageLost   int64   `json:"salvage_lost"` // events they could not give back
+	// SalvageLostAtLeast: SalvageLost is only a lower bound (a salvage
+	// that could read nothing, or could not count a lost range).
+	SalvageLostAtLeast bool   `json:"salvage_lost_at_least,omitempty"`
+	LastAside          string `json:"last_aside,omitempty"`
+	Warning            string `json:"warning,omitempty"`
 }
 
 // sizeWarnPercent is the share of max_size past which status warns.
@@ -93,6 +96,7 @@ func fillStoreStatus(ob *outbox, m map[string]string, st *storeStatus) error {
 	st.Gaps, _ = strconv.ParseInt(m["gaps"], 10, 64)
 	st.Salvages, _ = strconv.ParseInt(m["salvages"], 10, 64)
 	st.SalvageLost, _ = strconv.ParseInt(m["salvage_lost"], 10, 64)
+	st.SalvageLostAtLeast = m["salvage_lost_at_least"] == "1"
 	st.LastAside = m["last_aside"]
 	if pct := st.SizeBytes * 100 / st.MaxSize; pct >= sizeWarnPercent {
 		st.Warning = fmt.Sprintf("the outbox is at %d %% of max_size (%s): past it, the oldest pending events are evicted", pct, formatSize(st.MaxSize))
@@ -344,8 +348,12 @@ func printLimits(w io.Writer, st storeStatus, paint func(c, s string) string) {
 	}
 	fmt.Fprintln(w)
 	if st.Salvages > 0 {
+		lost := plural(st.SalvageLost, "event")
+		if st.SalvageLostAtLeast {
+			lost = "at least " + lost
+		}
 		fmt.Fprintf(w, "corrupt:  salvaged %s, lost %s; the last corrupt file is kept as %s\n",
-			plural(st.Salvages, "time"), plural(st.SalvageLost, "event"), st.LastAside)
+			plural(st.Salvages, "time"), lost, st.LastAside)
 	}
 	if st.Warning != "" {
 		fmt.Fprintf(w, "%s  %s\n", paint(yellow, "warning:"), st.Warning)
