@@ -159,6 +159,9 @@ const firstPassWait = 5 * time.Second
 // for wake-ups (listenWake failed): it then finds new events by polling.
 const unwatchedPoll = time.Second
 
+// quietLook is the debug line of a safety-net look that found nothing new.
+const quietLook = "safety net: nothing new"
+
 // vacuumPace is how soon an idle daemon comes back to shrink the outbox by
 // another vacuumStep while free pages are left.
 const vacuumPace = 75 * time.Millisecond
@@ -182,7 +185,9 @@ type daemon struct {
 
 	wake      *wakeListener // enqueue's wake-ups, nil when the daemon cannot listen
 	pollT     *time.Ticker  // what stands in for wake, nil while it works
-	lastSpill time.Time     // when housekeep last ran; zero makes it due
+	lastSpill time.Time     // when housekeep or a quiet safety-net look last ran; zero makes housekeep due
+	seenOb    *outbox       // the outbox housekeep last looked at, and
+	seenVer   int64         // its data_version then (nothingNew)
 	backlog   spillRound    // what replay moved since the spill folder was last cleared
 	dbErrors  int           // outbox errors in a row
 	lastHeal  time.Time     // when a corrupt outbox was last salvaged
@@ -292,6 +297,12 @@ func (dm *daemon) housekeep(ctx context.Context) {
 			dm.log.Warn("outbox file replaced; reopened it", "path", dm.ob.path)
 		}
 	}
+	// What other connections commit from here on shows as a new
+	// data_version to the safety net (nothingNew).
+	dm.seenOb = nil
+	if v, err := dm.ob.pragmaInt("data_version"); err == nil {
+		dm.seenOb, dm.seenVer = dm.ob, v
+	}
 	r, err := replaySpill(ctx, dm.h, dm.ob)
 	if err != nil {
 		dm.log.Error("replay spilled events", "error", err)
@@ -392,40 +403,56 @@ func (dm *daemon) nextWake() (at time.Time, ok bool) {
 }
 
 // waitIdle sleeps until the next thing to do: news (a wake-up from enqueue
-// for a new event in the outbox or a spill file, or the safety net when
-// --tick has passed since the last look), delivery going on (nextWake), a
-// vacuum step, or the daemon's stop or SIGHUP. News makes housekeeping
-// due, so the next turn looks at the spill folder and at an outbox file
-// replaced under the daemon too. The daemon's own commits send no wake-up.
+// for a new event in the outbox or a spill file), delivery going on
+// (nextWake), a vacuum step, or the daemon's stop or SIGHUP. News makes
+// housekeeping due, so the next turn looks at the spill folder and at an
+// outbox file replaced under the daemon too. The daemon's own commits send
+// no wake-up. When --tick has passed since the last look, the safety net
+// looks for what no wake-up announced, and sleeps again unless it finds
+// something (nothingNew).
 func (dm *daemon) waitIdle(ctx context.Context) {
-	next := dm.lastSpill.Add(dm.tick) // the safety net
 	at, timed := dm.nextWake()
-	if timed && at.Before(next) {
-		next = at
-	}
-	timeout := time.Until(next)
-	if dm.vacuumDue {
-		timeout = min(timeout, vacuumPace)
-	}
-	if dm.wake == nil {
-		dm.waitPolling(ctx, timeout)
-		return
-	}
-	woke, err := dm.wake.wait(timeout)
-	if err != nil {
-		// The loop releases it at its end: pokes may still come.
-		dm.wake = nil
-		dm.pollInstead(err)
-		return
-	}
-	if woke || time.Since(dm.lastSpill) >= dm.tick {
-		dm.lastSpill = time.Time{}
+	for {
+		next := dm.lastSpill.Add(dm.tick) // the safety net
+		if timed && at.Before(next) {
+			next = at
+		}
+		timeout := time.Until(next)
+		if dm.vacuumDue {
+			timeout = min(timeout, vacuumPace)
+		}
+		woke, look := dm.sleep(ctx, timeout)
+		if woke {
+			dm.lastSpill = time.Time{}
+			return
+		}
+		if ctx.Err() != nil || !look && time.Since(dm.lastSpill) < dm.tick {
+			return // Delivery goes on, or a vacuum step is due.
+		}
+		if !dm.nothingNew() {
+			dm.lastSpill = time.Time{}
+			return
+		}
+		dm.log.Debug(quietLook)
+		dm.lastSpill = time.Now()
 	}
 }
 
-// waitPolling is waitIdle for a daemon that cannot listen for wake-ups: it
-// looks every pollInstead tick.
-func (dm *daemon) waitPolling(ctx context.Context, timeout time.Duration) {
+// sleep waits at most timeout in the wake listener, or, when the daemon
+// cannot listen, until its poll: look is true then. woke is true for a
+// wake-up from enqueue or a poke (the stop, SIGHUP), which the loop
+// handles.
+func (dm *daemon) sleep(ctx context.Context, timeout time.Duration) (woke, look bool) {
+	if dm.wake != nil {
+		woke, err := dm.wake.wait(timeout)
+		if err == nil {
+			return woke, false
+		}
+		// The loop releases it at its end: pokes may still come.
+		dm.wake = nil
+		dm.pollInstead(err)
+		return true, false
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -434,8 +461,29 @@ func (dm *daemon) waitPolling(ctx context.Context, timeout time.Duration) {
 	case <-dm.hup:
 		dm.reload()
 	case <-dm.pollT.C:
-		dm.lastSpill = time.Time{}
+		return false, true
 	}
+	return false, false
+}
+
+// nothingNew is the safety net's look when no wake-up came: it reports
+// whether all a drain pass would look at is as the last housekeeping left
+// it. The outbox file is the same and no other connection has committed to
+// it since (SQLite's data_version), no spill file waits, and no limit is
+// due by the clock or the free disk space (limiter.dueWithoutNews). That
+// costs a few system calls, where a pass costs milliseconds of a cold CPU
+// and, with them, dozens of the Go runtime's wake-ups (BENCHMARKS.md).
+func (dm *daemon) nothingNew() bool {
+	if dm.seenOb != dm.ob || dm.ob.replaced() {
+		return false
+	}
+	if v, err := dm.ob.pragmaInt("data_version"); err != nil || v != dm.seenVer {
+		return false
+	}
+	if n, err := countSpilled(dm.h); err != nil || n > 0 {
+		return false
+	}
+	return !dm.lim.dueWithoutNews()
 }
 
 // pollInstead makes the daemon look every second at most, when it cannot

@@ -342,6 +342,13 @@ type limiter struct {
 
 	recorded    *outbox   // the outbox the limits were last written into, for status
 	deadChecked time.Time // when the dead letters' share was last measured
+
+	// What enforce last measured, for dueWithoutNews.
+	oldest    int64     // created_at of the oldest pending event, when oldestOK
+	oldestOK  bool      // false: no pending event
+	deadStale bool      // a run skipped measuring the dead letters (deadCheckEvery)
+	size      storeSize // the outbox's size, when sized
+	sized     bool
 }
 
 // deadCheckEvery is how often the limiter measures the dead letters'
@@ -397,6 +404,7 @@ func (l *limiter) agePlan(ob *outbox) (evictPlan, bool, error) {
 		return evictPlan{}, false, nil
 	}
 	oldest, ok, err := ob.oldestPending()
+	l.oldest, l.oldestOK = oldest, ok || err != nil // unknown counts as due
 	now := l.now()
 	if err != nil || !ok || oldest >= now.Add(-l.maxAge-l.maxAge/evictSlack).UnixMilli() {
 		return evictPlan{}, false, err
@@ -413,11 +421,13 @@ func (l *limiter) agePlan(ob *outbox) (evictPlan, bool, error) {
 func (l *limiter) deadPlan(ob *outbox) (evictPlan, bool, error) {
 	now := l.now()
 	if now.Sub(l.deadChecked) < deadCheckEvery && !now.Before(l.deadChecked) {
+		l.deadStale = true
 		return evictPlan{}, false, nil
 	}
 	l.deadChecked = now
 	limit := l.maxSize * deadShare / 100
 	dead, err := ob.deadBytes()
+	l.deadStale = err != nil
 	if err != nil || dead <= limit {
 		return evictPlan{}, false, err
 	}
@@ -437,17 +447,12 @@ func (l *limiter) deadPlan(ob *outbox) (evictPlan, bool, error) {
 // keep under minFreeDisk percent free.
 func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 	sz, err := ob.size()
+	l.size, l.sized = sz, err == nil
 	if err != nil {
 		return evictPlan{}, false, err
 	}
-	limit := l.maxSize
-	if free, total, err := l.disk(l.dir); err == nil && total > 0 {
-		// The outbox may keep its file and take what is free beyond the
-		// reserve; when the disk is below the reserve, it must give back
-		// the difference (the daemon vacuums once the run is done).
-		room := sz.file + int64(free) - int64(total*minFreeDisk/100)
-		limit = max(min(limit, room), 0)
-	} else if err != nil && !errors.Is(err, errNoDiskInfo) {
+	limit, err := l.sizeLimit(sz.file)
+	if err != nil {
 		l.log.Warn("free disk space", "error", err)
 	}
 	if sz.used <= limit {
@@ -462,6 +467,44 @@ func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 		},
 		cost: func(payload, idKind int64) int64 { return payload + idKind + rowOverhead },
 	}, true, nil
+}
+
+// sizeLimit is the most the outbox may use: max_size, or less when the
+// disk would otherwise keep under minFreeDisk percent free. file is the
+// outbox file's size: the outbox may keep its file and take what is free
+// beyond the reserve; when the disk is below the reserve, it must give
+// back the difference (the daemon vacuums once the run is done). Where the
+// free space cannot be read, max_size alone limits, and err says why
+// (none where the OS gives no free space).
+func (l *limiter) sizeLimit(file int64) (int64, error) {
+	free, total, err := l.disk(l.dir)
+	if err != nil || total == 0 {
+		if errors.Is(err, errNoDiskInfo) {
+			err = nil
+		}
+		return l.maxSize, err
+	}
+	room := file + int64(free) - int64(total*minFreeDisk/100)
+	return max(min(l.maxSize, room), 0), nil
+}
+
+// dueWithoutNews reports whether enforce may have something to do though
+// nothing was committed to the outbox since it last ran: the oldest
+// pending event has passed max_age and its slack, a run skipped measuring
+// the dead letters and deadCheckEvery has passed since they were, or the
+// disk filled under the outbox's share. It reads
+// the clock and the free disk space, never the outbox: the daemon's
+// safety net asks it between passes (daemon.nothingNew).
+func (l *limiter) dueWithoutNews() bool {
+	now := l.now()
+	if !l.sized || l.deadStale && now.Sub(l.deadChecked) >= deadCheckEvery {
+		return true
+	}
+	if l.maxAge > 0 && l.oldestOK && l.oldest < now.Add(-l.maxAge-l.maxAge/evictSlack).UnixMilli() {
+		return true
+	}
+	limit, err := l.sizeLimit(l.size.file)
+	return err != nil || l.size.used > limit
 }
 
 // errNoDiskInfo is what diskSpace returns where the OS gives no free

@@ -348,3 +348,59 @@ func TestDiskSpace(t *testing.T) {
 		t.Error("diskSpace of a missing folder: no error")
 	}
 }
+
+// TestLimitsDueWithoutNews: between passes, the daemon's safety net asks
+// the limiter whether a limit may be due with nothing committed since it
+// last ran, from the clock and the free disk space alone: max_age passing,
+// dead letters left unmeasured, the disk filling.
+func TestLimitsDueWithoutNews(t *testing.T) {
+	t.Parallel()
+	ob, lim, clk := newLimitRig(t, limits{maxSize: defaultMaxSize, maxAge: 12 * time.Hour})
+	const total = 100 << 20
+	lim.disk = func(string) (uint64, uint64, error) { return total / 2, total, nil }
+	if !lim.dueWithoutNews() {
+		t.Error("due = false before the limiter ever measured")
+	}
+	for i := range 300 {
+		if err := ob.insert(fmt.Sprintf("e%03d", i), "event", []byte(`{"b":"`+strings.Repeat("y", 4<<10)+`"}`), clk.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lim.enforce(ob, true)
+	if lim.dueWithoutNews() {
+		t.Error("due = true right after a run, with half the disk free")
+	}
+
+	clk.advance(30 * time.Second)
+	lim.enforce(ob, true) // within deadCheckEvery: the dead letters go unmeasured
+	if lim.dueWithoutNews() {
+		t.Error("due = true before deadCheckEvery passed")
+	}
+	clk.advance(deadCheckEvery / 2)
+	if !lim.dueWithoutNews() {
+		t.Error("due = false deadCheckEvery after a run that skipped the dead letters")
+	}
+	lim.enforce(ob, true)
+	if lim.dueWithoutNews() {
+		t.Error("due = true after a run that measured everything")
+	}
+
+	clk.advance(12*time.Hour + 12*time.Hour/evictSlack + time.Minute)
+	if !lim.dueWithoutNews() {
+		t.Error("due = false with the oldest event past max_age and its slack")
+	}
+	lim.enforce(ob, true) // evicts them all
+	lim.enforce(ob, true) // the pass the safety net then makes measures again
+	if lim.dueWithoutNews() {
+		t.Error("due = true once the expired events were evicted")
+	}
+
+	if err := ob.insert("late", "event", []byte(`{"b":"`+strings.Repeat("y", 512<<10)+`"}`), clk.now()); err != nil {
+		t.Fatal(err)
+	}
+	lim.enforce(ob, false)
+	lim.disk = func(string) (uint64, uint64, error) { return total*minFreeDisk/100 - 1<<20, total, nil }
+	if !lim.dueWithoutNews() {
+		t.Error("due = false with the disk filled under the outbox's share")
+	}
+}

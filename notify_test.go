@@ -129,3 +129,45 @@ func TestWakeBurstCoalesces(t *testing.T) {
 		t.Errorf("%d drain passes for a burst of %d enqueues, want a few dozen at most", passes, burst)
 	}
 }
+
+// TestSafetyNetLooksQuietly: when nothing changed, the safety net is a
+// look at a few things (the outbox's data_version and file, the spill
+// folder, the limits), not a drain pass, whose milliseconds on a cold CPU
+// cost dozens of the Go runtime's wake-ups; and what changed with no
+// wake-up to announce it, the look finds.
+func TestSafetyNetLooksQuietly(t *testing.T) {
+	dir := testHome(t)
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	logs := inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "20ms", "--log-level", "debug")
+	mustCLI(t, "enqueue", "--id", "announced", `{"n":1}`)
+	arr.await(t, "announced", 10*time.Second)
+
+	// Counted from the first quiet look on, once the delivery's passes
+	// are over.
+	looks := func() int { return strings.Count(logs.String(), quietLook) }
+	passes := strings.Count(logs.String(), "drain pass")
+	for deadline := time.Now().Add(10 * time.Second); looks() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no quiet safety-net look in 10 s at --tick 20ms, and %d drain passes",
+				strings.Count(logs.String(), "drain pass")-passes)
+		}
+	}
+	passes = strings.Count(logs.String(), "drain pass")
+	start := looks()
+	waitFor(t, 10*time.Second, "20 more quiet looks", func() bool { return looks() >= start+20 })
+	if n := strings.Count(logs.String(), "drain pass") - passes; n > 0 {
+		t.Errorf("%d drain passes in 20 safety-net looks with nothing new, want none", n)
+	}
+
+	// An event committed with no wake-up (an older enqueue), and one
+	// spilled with none: each look notices.
+	if err := enqueueDB(filepath.Join(dir, dbFileName), time.Second, "unannounced", "hook", []byte(`{"n":2}`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	arr.await(t, "unannounced", 10*time.Second)
+	if _, err := spillEvent(mustOpenHome(t, dir), spilled{ID: "spilled", Kind: "hook", CreatedAt: time.Now(), Payload: `{"n":3}`}); err != nil {
+		t.Fatal(err)
+	}
+	arr.await(t, "spilled", 10*time.Second)
+}
