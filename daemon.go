@@ -187,7 +187,7 @@ type daemon struct {
 	pollT     *time.Ticker  // what stands in for wake, nil while it works
 	lastSpill time.Time     // when housekeep or a quiet safety-net look last ran; zero makes housekeep due
 	seenOb    *outbox       // the outbox housekeep last looked at, and
-	seenVer   int64         // its data_version then (nothingNew)
+	seenVer   int64         // its data_version then (markIdle)
 	backlog   spillRound    // what replay moved since the spill folder was last cleared
 	dbErrors  int           // outbox errors in a row
 	lastHeal  time.Time     // when a corrupt outbox was last salvaged
@@ -298,7 +298,7 @@ func (dm *daemon) housekeep(ctx context.Context) {
 		}
 	}
 	// What other connections commit from here on shows as a new
-	// data_version to the safety net (nothingNew).
+	// data_version when the daemon goes idle (markIdle).
 	dm.seenOb = nil
 	if v, err := dm.ob.pragmaInt("data_version"); err == nil {
 		dm.seenOb, dm.seenVer = dm.ob, v
@@ -384,22 +384,22 @@ func (dm *daemon) vacuumStep() {
 
 // nextWake is when delivery can go on without news: the next event's
 // available_at, or the end of a pause or open breaker, whichever is later.
-// ok is false when nothing waits for a time, or there is no endpoint.
-func (dm *daemon) nextWake() (at time.Time, ok bool) {
-	if dm.d.sink == nil {
-		return time.Time{}, false
-	}
-	at, ok, err := dm.ob.nextAvailable()
+// timed is false when nothing waits for a time, or there is no endpoint;
+// pending is false when no event is pending at all (or true when that is
+// not known).
+func (dm *daemon) nextWake() (at time.Time, timed, pending bool) {
+	at, pending, err := dm.ob.nextAvailable()
 	if err != nil {
 		dm.log.Error("outbox", "error", err)
+		pending = true
 	}
-	if !ok {
-		return time.Time{}, false
+	if !pending || err != nil || dm.d.sink == nil {
+		return time.Time{}, false, pending
 	}
 	if hold := dm.d.holdUntil(); hold.After(at) {
 		at = hold
 	}
-	return at, true
+	return at, true, true
 }
 
 // waitIdle sleeps until the next thing to do: news (a wake-up from enqueue
@@ -411,11 +411,21 @@ func (dm *daemon) nextWake() (at time.Time, ok bool) {
 // looks for what no wake-up announced, and sleeps again unless it finds
 // something (nothingNew).
 func (dm *daemon) waitIdle(ctx context.Context) {
-	at, timed := dm.nextWake()
+	at, timed, pending := dm.nextWake()
+	mark, news := dm.markIdle()
+	if news {
+		dm.lastSpill = time.Time{}
+		return
+	}
+	mark.pending = pending
 	for {
 		next := dm.lastSpill.Add(dm.tick) // the safety net
 		if timed && at.Before(next) {
 			next = at
+		}
+		// An event passing max_age is no news either: its time is known.
+		if due, ok := dm.lim.ageDue(); ok && due.After(time.Now()) && due.Before(next) {
+			next = due
 		}
 		timeout := time.Until(next)
 		if dm.vacuumDue {
@@ -429,7 +439,7 @@ func (dm *daemon) waitIdle(ctx context.Context) {
 		if ctx.Err() != nil || !look && time.Since(dm.lastSpill) < dm.tick {
 			return // Delivery goes on, or a vacuum step is due.
 		}
-		if !dm.nothingNew() {
+		if !dm.nothingNew(mark) {
 			dm.lastSpill = time.Time{}
 			return
 		}
@@ -467,23 +477,52 @@ func (dm *daemon) sleep(ctx context.Context, timeout time.Duration) (woke, look 
 }
 
 // nothingNew is the safety net's look when no wake-up came: it reports
-// whether all a drain pass would look at is as the last housekeeping left
-// it. The outbox file is the same and no other connection has committed to
-// it since (SQLite's data_version), no spill file waits, and no limit is
-// due by the clock or the free disk space (limiter.dueWithoutNews). That
-// costs a few system calls, where a pass costs milliseconds of a cold CPU
-// and, with them, dozens of the Go runtime's wake-ups (BENCHMARKS.md).
-func (dm *daemon) nothingNew() bool {
-	if dm.seenOb != dm.ob || dm.ob.replaced() {
+// whether all a drain pass would look at is as the daemon left it when it
+// went idle (markIdle). The outbox file is the same and nobody has
+// committed to it since (its WAL-index header), no spill file waits, and
+// no limit is due by the clock or the free disk space
+// (limiter.dueWithoutNews). That is three or four small system calls and
+// no SQLite code. On a process gone cold after minutes asleep, even those
+// took from 0.1 to 2 ms each, a drain pass or a query that SQLite parses
+// far longer, and the Go runtime's monitor thread wakes every 100 µs or so
+// for as long (BENCHMARKS.md).
+func (dm *daemon) nothingNew(m idleMark) bool {
+	if dm.ob.replaced() {
 		return false
 	}
-	if v, err := dm.ob.pragmaInt("data_version"); err != nil || v != dm.seenVer {
+	if m.ok {
+		if h, err := dm.ob.walHeader(); err != nil || h != m.hdr {
+			return false
+		}
+	} else if v, err := dm.ob.pragmaInt("data_version"); err != nil || v != dm.seenVer {
 		return false
 	}
 	if n, err := countSpilled(dm.h); err != nil || n > 0 {
 		return false
 	}
-	return !dm.lim.dueWithoutNews()
+	return !dm.lim.dueWithoutNews(m.pending)
+}
+
+// idleMark is what the safety net compares with while the daemon is idle:
+// the outbox's WAL-index header when it went idle, if it could be read
+// (else SQLite's data_version stands in).
+type idleMark struct {
+	hdr     walHeader
+	ok      bool
+	pending bool // some event was pending: the free disk space counts
+}
+
+// markIdle takes the mark as the daemon goes idle: the WAL-index header
+// first, then SQLite's data_version, which must still be what housekeeping
+// saw (its commits are the daemon's own, which data_version does not
+// count). news is true when it is not: another connection committed
+// during the turn, perhaps with no wake-up, and a pass must look now.
+func (dm *daemon) markIdle() (m idleMark, news bool) {
+	var err error
+	m.hdr, err = dm.ob.walHeader()
+	m.ok = err == nil
+	v, err := dm.ob.pragmaInt("data_version")
+	return m, dm.seenOb != dm.ob || err != nil || v != dm.seenVer
 }
 
 // pollInstead makes the daemon look every second at most, when it cannot

@@ -138,9 +138,10 @@
 // home on Linux, macOS and FreeBSD, and through the named event
 // Local\difflore-wake-<hash of the data home> on Windows (and its Global\
 // twin, which a daemon that runs as a service listens on too). Wake-ups sent
-// while the daemon is busy count as one. --tick (5m by default, 10ms to 24h)
-// is only the safety net: that often the daemon looks at the outbox and the
-// spill folder whether woken or not.
+// while the daemon is busy count as one. --tick (15m by default, 10ms to 24h)
+// is only the safety net: that often the daemon looks, woken or not,
+// whether the outbox, the spill folder or the limits changed with no
+// wake-up, and makes a drain pass if they did.
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http

@@ -491,20 +491,34 @@ func (l *limiter) sizeLimit(file int64) (int64, error) {
 // dueWithoutNews reports whether enforce may have something to do though
 // nothing was committed to the outbox since it last ran: the oldest
 // pending event has passed max_age and its slack, a run skipped measuring
-// the dead letters and deadCheckEvery has passed since they were, or the
-// disk filled under the outbox's share. It reads
+// the dead letters and deadCheckEvery has passed since they were, or,
+// when some event is pending (which is what sizePlan evicts), the disk
+// filled under the outbox's share. It reads
 // the clock and the free disk space, never the outbox: the daemon's
 // safety net asks it between passes (daemon.nothingNew).
-func (l *limiter) dueWithoutNews() bool {
+func (l *limiter) dueWithoutNews(pending bool) bool {
 	now := l.now()
 	if !l.sized || l.deadStale && now.Sub(l.deadChecked) >= deadCheckEvery {
 		return true
 	}
-	if l.maxAge > 0 && l.oldestOK && l.oldest < now.Add(-l.maxAge-l.maxAge/evictSlack).UnixMilli() {
+	if due, ok := l.ageDue(); ok && !now.Before(due) {
 		return true
+	}
+	if !pending {
+		return false // The disk filling could make nothing to evict.
 	}
 	limit, err := l.sizeLimit(l.size.file)
 	return err != nil || l.size.used > limit
+}
+
+// ageDue is when the oldest pending event, as last measured, has passed
+// max_age and its slack: the first millisecond at which agePlan evicts.
+// ok is false with no max_age or no pending event.
+func (l *limiter) ageDue() (time.Time, bool) {
+	if l.maxAge <= 0 || !l.oldestOK {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(l.oldest).Add(l.maxAge + l.maxAge/evictSlack + time.Millisecond), true
 }
 
 // errNoDiskInfo is what diskSpace returns where the OS gives no free

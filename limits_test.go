@@ -356,9 +356,10 @@ func TestDiskSpace(t *testing.T) {
 func TestLimitsDueWithoutNews(t *testing.T) {
 	t.Parallel()
 	ob, lim, clk := newLimitRig(t, limits{maxSize: defaultMaxSize, maxAge: 12 * time.Hour})
+	start := clk.now()
 	const total = 100 << 20
 	lim.disk = func(string) (uint64, uint64, error) { return total / 2, total, nil }
-	if !lim.dueWithoutNews() {
+	if !lim.dueWithoutNews(true) {
 		t.Error("due = false before the limiter ever measured")
 	}
 	for i := range 300 {
@@ -367,31 +368,46 @@ func TestLimitsDueWithoutNews(t *testing.T) {
 		}
 	}
 	lim.enforce(ob, true)
-	if lim.dueWithoutNews() {
+	if lim.dueWithoutNews(true) {
 		t.Error("due = true right after a run, with half the disk free")
 	}
 
 	clk.advance(30 * time.Second)
 	lim.enforce(ob, true) // within deadCheckEvery: the dead letters go unmeasured
-	if lim.dueWithoutNews() {
+	if lim.dueWithoutNews(true) {
 		t.Error("due = true before deadCheckEvery passed")
 	}
 	clk.advance(deadCheckEvery / 2)
-	if !lim.dueWithoutNews() {
+	if !lim.dueWithoutNews(true) {
 		t.Error("due = false deadCheckEvery after a run that skipped the dead letters")
 	}
 	lim.enforce(ob, true)
-	if lim.dueWithoutNews() {
+	if lim.dueWithoutNews(true) {
 		t.Error("due = true after a run that measured everything")
 	}
 
-	clk.advance(12*time.Hour + 12*time.Hour/evictSlack + time.Minute)
-	if !lim.dueWithoutNews() {
-		t.Error("due = false with the oldest event past max_age and its slack")
+	due, ok := lim.ageDue()
+	if want := start.Add(12*time.Hour + 12*time.Hour/evictSlack + time.Millisecond); !ok || !due.Equal(want) {
+		t.Errorf("ageDue = %v, %v; want %v, the first millisecond past max_age and its slack", due, ok, want)
 	}
+	clk.set(due.Add(-time.Millisecond))
+	if lim.dueWithoutNews(true) {
+		t.Error("due = true a millisecond before ageDue")
+	}
+	if p, evict, _ := lim.agePlan(ob); evict {
+		t.Errorf("agePlan evicts a millisecond before ageDue: %+v", p)
+	}
+	clk.set(due)
+	if !lim.dueWithoutNews(true) {
+		t.Error("due = false at ageDue")
+	}
+	if _, evict, _ := lim.agePlan(ob); !evict {
+		t.Error("agePlan does not evict at ageDue")
+	}
+	clk.advance(time.Minute)
 	lim.enforce(ob, true) // evicts them all
 	lim.enforce(ob, true) // the pass the safety net then makes measures again
-	if lim.dueWithoutNews() {
+	if lim.dueWithoutNews(true) {
 		t.Error("due = true once the expired events were evicted")
 	}
 
@@ -400,7 +416,10 @@ func TestLimitsDueWithoutNews(t *testing.T) {
 	}
 	lim.enforce(ob, false)
 	lim.disk = func(string) (uint64, uint64, error) { return total*minFreeDisk/100 - 1<<20, total, nil }
-	if !lim.dueWithoutNews() {
+	if !lim.dueWithoutNews(true) {
 		t.Error("due = false with the disk filled under the outbox's share")
+	}
+	if lim.dueWithoutNews(false) {
+		t.Error("due = true with the disk filled but nothing pending to evict")
 	}
 }

@@ -8,11 +8,12 @@ import (
 
 // defaultTick is the safety net's default: enqueue wakes the daemon at
 // every commit, so the net only catches what no wake-up announced (an
-// older enqueue, a file restored by hand), and each look costs an idle
-// daemon from a few to about 60 context switches (BENCHMARKS.md): two a
-// minute, at the earlier 30 s, could never stay near a Go process that
-// only blocks (2 a minute); one every 5 minutes comes close.
-const defaultTick = 5 * time.Minute
+// older enqueue, a file restored by hand); an event's max_age has a timer
+// of its own. Each look wakes an idle daemon 4 to some 30 times, as the
+// process has gone cold (BENCHMARKS.md): one every 15 minutes keeps it
+// within twice a Go process that only blocks (2 wake-ups a minute), where
+// two a minute, at the earlier 30 s, could not.
+const defaultTick = 15 * time.Minute
 
 const runUsage = `
 Usage: difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR]
@@ -26,9 +27,10 @@ to exit and takes its place (what service definitions use, so that a
 service never fights a daemon a hook started). With no endpoint the daemon
 runs and keeps events queued. An idle daemon sleeps until enqueue wakes it
 (a named pipe on Linux, macOS and FreeBSD, a named event on Windows);
---tick (5 minutes by default) is only the safety net behind that: how
-long an idle daemon sleeps at most before it looks at the outbox and the
-spill folder whether woken or not. What no flag sets comes
+--tick (15 minutes by default) is only the safety net behind that: how
+long an idle daemon sleeps at most before it looks, woken or not, whether
+the outbox, the spill folder or the limits changed with no wake-up, and
+makes a drain pass if they did. What no flag sets comes
 from the environment, then from config.toml in the data home ('difflore
 config -h').
 

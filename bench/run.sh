@@ -7,7 +7,7 @@
 # is set beside a baseline measured in the same run, so the ratios hold on a
 # busy machine where absolute numbers do not.
 #
-# Usage: bench/run.sh            everything (about 13 minutes)
+# Usage: bench/run.sh            everything (about 23 minutes)
 #        BENCH_QUICK=1 bench/run.sh   fewer runs, and no million-event drain
 #
 # Everything runs in temporary data homes (never ~/.difflore), servers
@@ -98,8 +98,8 @@ timeout 10m "$h" latency -difflore "$bin" -n "$n" >>"$rows"
 log "idle daemon CPU over 30 s"
 timeout 5m "$h" idlecpu -difflore "$bin" -secs 30 >>"$rows"
 
-log "idle daemon wake-ups (voluntary context switches) over 5 min, one default --tick, beside a bare Go process"
-timeout 10m "$h" idlewake -difflore "$bin" >>"$rows"
+log "idle daemon wake-ups (voluntary context switches) over 15 min, one default --tick, beside a bare Go process"
+timeout 20m "$h" idlewake -difflore "$bin" >>"$rows"
 
 n=20; [ -n "$quick" ] && n=8
 log "stop of an idle daemon ($n times)"

@@ -516,13 +516,13 @@ func cmdBlock(args []string) error {
 // sleep, so how often something woke it) of two idle daemons over secs
 // seconds, beside a bare Go process that only blocks, all over the same
 // seconds, and reports them per 60 s: one daemon with the default --tick
-// (5 min; the default secs is one whole tick, so its safety-net pass is in
+// (15 min; the default secs is one whole tick, so its safety-net look is in
 // the count as often as it comes), one with --tick 1h (none comes, so what
 // is counted is what else wakes it).
 func cmdIdleWake(args []string) error {
 	fs := flag.NewFlagSet("idlewake", flag.ExitOnError)
 	bin := fs.String("difflore", "", "difflore binary")
-	secs := fs.Int("secs", 300, "seconds")
+	secs := fs.Int("secs", 900, "seconds")
 	fs.Parse(args)
 	_, _, dflt, stop, err := idleDaemon(*bin)
 	if err != nil {
