@@ -491,7 +491,7 @@ func (dm *daemon) nothingNew(m idleMark) bool {
 		return false
 	}
 	if m.ok {
-		if h, err := dm.ob.walHeader(); err != nil || h != m.hdr {
+		if h, err := dm.ob.readWALIndexHeader(); err != nil || h != m.hdr {
 			return false
 		}
 	} else if v, err := dm.ob.pragmaInt("data_version"); err != nil || v != dm.seenVer {
@@ -507,7 +507,7 @@ func (dm *daemon) nothingNew(m idleMark) bool {
 // the outbox's WAL-index header when it went idle, if it could be read
 // (else SQLite's data_version stands in).
 type idleMark struct {
-	hdr     walHeader
+	hdr     walIndexHeader
 	ok      bool
 	pending bool // some event was pending: the free disk space counts
 }
@@ -519,7 +519,7 @@ type idleMark struct {
 // during the turn, perhaps with no wake-up, and a pass must look now.
 func (dm *daemon) markIdle() (m idleMark, news bool) {
 	var err error
-	m.hdr, err = dm.ob.walHeader()
+	m.hdr, err = dm.ob.readWALIndexHeader()
 	m.ok = err == nil
 	v, err := dm.ob.pragmaInt("data_version")
 	return m, dm.seenOb != dm.ob || err != nil || v != dm.seenVer

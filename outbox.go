@@ -235,7 +235,7 @@ type outbox struct {
 	now  func() time.Time
 	path string
 	file os.FileInfo // the database file as opened, to notice its replacement
-	shm  *os.File    // its WAL index, opened by walHeader, closed after conn
+	shm  *os.File    // its WAL index, opened by readWALIndexHeader, closed after conn
 }
 
 // dbConn is one connection to the outbox and the gate it holds shared
@@ -412,12 +412,12 @@ func (o *outbox) replaced() bool {
 	return err != nil || !os.SameFile(o.file, fi)
 }
 
-// Close closes the connection, then the WAL index walHeader opened, then
-// lets go of the gate, as dbConn.Close. On Unix, closing any descriptor of
-// a file drops the locks the process holds on it (fcntl), SQLite's
-// included: the WAL index stays open as long as the outbox, and is closed
-// only once SQLite is done with it. (On Windows it is opened with delete
-// shared, so that SQLite may still remove it.)
+// Close closes the connection, then the WAL index that readWALIndexHeader
+// opened, then lets go of the gate, as dbConn.Close. On Unix, closing any
+// descriptor of a file drops the locks the process holds on it (fcntl),
+// SQLite's included: the WAL index stays open as long as the outbox, and
+// is closed only once SQLite is done with it. (On Windows it is opened
+// with delete shared, so that SQLite may still remove it.)
 func (o *outbox) Close() error {
 	err := o.conn.Close()
 	if o.shm != nil {
@@ -427,15 +427,15 @@ func (o *outbox) Close() error {
 	return err
 }
 
-// walHeader is the first 48 bytes of the outbox's WAL index
+// walIndexHeader is the first 48 bytes of the outbox's WAL index
 // (outbox.db-shm): SQLite's header, whose change counter, frame count and
 // salts move with every commit by any connection ("The WAL-Index Format" in
 // SQLite's file format document). It is read with one pread, no SQLite
 // code. A writer may update it meanwhile; a torn read differs.
-type walHeader [48]byte
+type walIndexHeader [48]byte
 
-func (o *outbox) walHeader() (walHeader, error) {
-	var h walHeader
+func (o *outbox) readWALIndexHeader() (walIndexHeader, error) {
+	var h walIndexHeader
 	if o.shm == nil {
 		f, err := openShared(o.path+"-shm", os.O_RDONLY, 0)
 		if err != nil {
