@@ -138,7 +138,7 @@
 // home on Linux, macOS and FreeBSD, and through the named event
 // Local\difflore-wake-<hash of the data home> on Windows (and its Global\
 // twin, which a daemon that runs as a service listens on too). Wake-ups sent
-// while the daemon is busy count as one. --tick (15m by default, 10ms to 24h)
+// while the daemon is busy count as one. --tick (1h by default, 10ms to 24h)
 // is only the safety net: that often the daemon looks, woken or not,
 // whether the outbox, the spill folder or the limits changed with no
 // wake-up, and makes a drain pass if they did.

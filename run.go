@@ -8,12 +8,13 @@ import (
 
 // defaultTick is the safety net's default: enqueue wakes the daemon at
 // every commit, so the net only catches what no wake-up announced (an
-// older enqueue, a file restored by hand); an event's max_age has a timer
-// of its own. Each look wakes an idle daemon 4 to some 30 times, as the
-// process has gone cold (BENCHMARKS.md): one every 15 minutes keeps it
-// within twice a Go process that only blocks (2 wake-ups a minute), where
-// two a minute, at the earlier 30 s, could not.
-const defaultTick = 15 * time.Minute
+// older enqueue, a file restored by hand), and an event's max_age has a
+// timer of its own. A look, on a process gone cold, wakes it from 4 to
+// about 60 times (BENCHMARKS.md): one an hour keeps an idle daemon within
+// twice a Go process that only blocks (2 wake-ups a minute) even then,
+// where one every 15 minutes did not, and two a minute, at the earlier
+// 30 s, never could.
+const defaultTick = time.Hour
 
 const runUsage = `
 Usage: difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR]
@@ -27,7 +28,7 @@ to exit and takes its place (what service definitions use, so that a
 service never fights a daemon a hook started). With no endpoint the daemon
 runs and keeps events queued. An idle daemon sleeps until enqueue wakes it
 (a named pipe on Linux, macOS and FreeBSD, a named event on Windows);
---tick (15 minutes by default) is only the safety net behind that: how
+--tick (1 hour by default) is only the safety net behind that: how
 long an idle daemon sleeps at most before it looks, woken or not, whether
 the outbox, the spill folder or the limits changed with no wake-up, and
 makes a drain pass if they did. What no flag sets comes

@@ -7,7 +7,7 @@
 # is set beside a baseline measured in the same run, so the ratios hold on a
 # busy machine where absolute numbers do not.
 #
-# Usage: bench/run.sh            everything (about 23 minutes)
+# Usage: bench/run.sh            everything (about 70 minutes: the idle figure waits one default --tick, an hour)
 #        BENCH_QUICK=1 bench/run.sh   fewer runs, and no million-event drain
 #
 # Everything runs in temporary data homes (never ~/.difflore), servers
@@ -98,8 +98,13 @@ timeout 10m "$h" latency -difflore "$bin" -n "$n" >>"$rows"
 log "idle daemon CPU over 30 s"
 timeout 5m "$h" idlecpu -difflore "$bin" -secs 30 >>"$rows"
 
-log "idle daemon wake-ups (voluntary context switches) over 15 min, one default --tick, beside a bare Go process"
-timeout 20m "$h" idlewake -difflore "$bin" >>"$rows"
+if [ -n "$quick" ]; then
+	log "idle daemon wake-ups (voluntary context switches) over 5 min, --tick 5m, beside a bare Go process"
+	timeout 10m "$h" idlewake -difflore "$bin" -secs 300 -tick 5m >>"$rows"
+else
+	log "idle daemon wake-ups (voluntary context switches) over 1 hour, one default --tick, beside a bare Go process"
+	timeout 70m "$h" idlewake -difflore "$bin" >>"$rows"
+fi
 
 n=20; [ -n "$quick" ] && n=8
 log "stop of an idle daemon ($n times)"
