@@ -171,3 +171,34 @@ func TestSafetyNetLooksQuietly(t *testing.T) {
 	}
 	arr.await(t, "spilled", 10*time.Second)
 }
+
+// TestWALIndexHeaderMovesWithCommits: the safety net's look reads the
+// outbox's WAL-index header, which must change with every commit by
+// another connection (or process) and stay the same without one, on every
+// OS (on Windows, through a handle that shares delete access).
+func TestWALIndexHeaderMovesWithCommits(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	ob := mustOutbox(t, h, time.Now)
+	t.Cleanup(func() { ob.Close() })
+	before, err := ob.readWALIndexHeader()
+	if err != nil {
+		t.Fatalf("read the WAL-index header: %v", err)
+	}
+	if again, err := ob.readWALIndexHeader(); err != nil || again != before {
+		t.Fatalf("the header changed with no commit (%v)", err)
+	}
+	for i := range 3 {
+		if err := enqueueDB(h.path(dbFileName), time.Second, fmt.Sprintf("e%d", i), "hook", []byte(`{}`), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		after, err := ob.readWALIndexHeader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after == before {
+			t.Fatalf("commit %d by another connection left the WAL-index header as it was", i)
+		}
+		before = after
+	}
+}
