@@ -515,14 +515,17 @@ type idleMark struct {
 // markIdle takes the mark as the daemon goes idle: the WAL-index header
 // first, then SQLite's data_version, which must still be what housekeeping
 // saw (its commits are the daemon's own, which data_version does not
-// count). news is true when it is not: another connection committed
-// during the turn, perhaps with no wake-up, and a pass must look now.
+// count). news is true when it is not, or housekeeping has not looked at
+// this outbox: another connection committed during the turn, perhaps with
+// no wake-up, and a pass must look now. When data_version cannot be read
+// at all, there is no news: a pass would read it no better, and the
+// safety net's looks go on.
 func (dm *daemon) markIdle() (m idleMark, news bool) {
 	var err error
 	m.hdr, err = dm.ob.readWALIndexHeader()
 	m.ok = err == nil
 	v, err := dm.ob.pragmaInt("data_version")
-	return m, dm.seenOb != dm.ob || err != nil || v != dm.seenVer
+	return m, err == nil && (dm.seenOb != dm.ob || v != dm.seenVer)
 }
 
 // pollInstead makes the daemon look every second at most, when it cannot
