@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -133,6 +134,12 @@ Examples:
 // a log file gives no portable notice of growth.
 const followPoll = 250 * time.Millisecond
 
+// sayNoLogYet says that there is no log at path yet, which is no error: a
+// daemon in the foreground logs to its terminal.
+func sayNoLogYet(cfg config, path string) {
+	fmt.Fprintf(cfg.stderr, "difflore: no log yet at %s (only a detached daemon writes one)\n", path)
+}
+
 func cmdLogs(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "logs", logsUsage)
 	follow := fl.Bool("f", false, "follow: keep printing new lines")
@@ -147,13 +154,19 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		return usageError("-n must not be negative")
 	}
 	h, err := openHome(cfg.home, false)
+	if errors.Is(err, fs.ErrNotExist) && !*follow {
+		// Nothing ran here yet, so no daemon wrote a log either.
+		dir, _ := filepath.Abs(cfg.home)
+		sayNoLogYet(cfg, filepath.Join(dir, logFileName))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	path := h.path(logFileName)
 	f, err := openRegular(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) && !*follow {
-		fmt.Fprintf(cfg.stderr, "difflore: no log yet at %s (only a detached daemon writes one)\n", path)
+		sayNoLogYet(cfg, path)
 		return nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
