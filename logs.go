@@ -134,6 +134,27 @@ Examples:
 // a log file gives no portable notice of growth.
 const followPoll = 250 * time.Millisecond
 
+// tailLog prints the last n lines of the log at path and returns its size
+// then; found is false when there is no log yet.
+func tailLog(w io.Writer, path string, n int) (size int64, found bool, err error) {
+	f, err := openRegular(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read log: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil {
+		err = printTail(w, f, fi.Size(), n)
+	}
+	if err != nil {
+		return 0, true, fmt.Errorf("read log: %w", err)
+	}
+	return fi.Size(), true, nil
+}
+
 // sayNoLogYet says that there is no log at path yet, which is no error: a
 // daemon in the foreground logs to its terminal.
 func sayNoLogYet(cfg config, path string) {
@@ -164,27 +185,14 @@ func cmdLogs(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	path := h.path(logFileName)
-	f, err := openRegular(path, os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) && !*follow {
-		sayNoLogYet(cfg, path)
-		return nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read log: %w", err)
-	}
-	var offset int64
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = f.Stat(); err == nil {
-			offset = fi.Size()
-			err = printTail(cfg.stdout, f, offset, *n)
-		}
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("read log: %w", err)
-		}
+	offset, found, err := tailLog(cfg.stdout, path, *n)
+	if err != nil {
+		return err
 	}
 	if !*follow {
+		if !found {
+			sayNoLogYet(cfg, path)
+		}
 		return nil
 	}
 	ctx, stop, err := stopContext(ctx)
