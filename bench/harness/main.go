@@ -921,7 +921,7 @@ func cmdPeer(args []string) error {
 	peer := theirs[(len(theirs)-1)/2]
 	x := ours / peer
 	row("enqueue → claim → ack, one at a time", fmt.Sprintf("%.0f msgs/s", ours), fmt.Sprintf("goqite %.0f msgs/s", peer), fmt.Sprintf("%.2f", x), "≥ 3", x >= 3)
-	if ourCPU := medianOf(b["BenchmarkEnqueueClaimAck"], "cpu-µs/msg"); ourCPU > 0 {
+	if ourCPU := medianOf(b["BenchmarkEnqueueClaimAck"], "process-cpu-µs/msg"); ourCPU > 0 {
 		slices.Sort(theirCPU)
 		peerCPU := theirCPU[(len(theirCPU)-1)/2]
 		row("  the same, CPU time per message", fmt.Sprintf("%.0f µs", ourCPU), fmt.Sprintf("goqite %.0f µs", peerCPU), fmt.Sprintf("%.2f (goqite/ours)", peerCPU/ourCPU), "", true)
