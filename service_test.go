@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"howett.net/plist"
 )
 
 func TestServicePrint(t *testing.T) {
@@ -81,8 +83,7 @@ func TestSystemdUnitRoundTrip(t *testing.T) {
 
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Log("systemd-analyze not installed: checked with the parser above only")
-		return
+		t.Skip("systemd-analyze not installed (Debian's systemd package): the unit was read back by this test's parser only, not by systemd")
 	}
 	unitPath := filepath.Join(t.TempDir(), "difflore.service")
 	if err := os.WriteFile(unitPath, []byte(unit.String()), 0o644); err != nil {
@@ -174,4 +175,49 @@ func systemdWords(t *testing.T, v string) []string {
 		words = append(words, w.String())
 	}
 	return words
+}
+
+// TestLaunchdPlistRoundTrip reads the launchd agent back with a real
+// property-list parser (howett.net/plist, the format's Go implementation
+// that follows Apple's): the program, its arguments and the data home come
+// back exactly as given, however odd the path, and the keys launchd acts on
+// have the types it wants.
+func TestLaunchdPlistRoundTrip(t *testing.T) {
+	exe := `/Users/O'Brien & <Co>/bin "x"/difflore`
+	home := `/Users/O'Brien & <Co>/.difflore ]]> --`
+	var def strings.Builder
+	if err := writeServiceDefinition(&def, "launchd", serviceData{Exe: exe, Home: home}); err != nil {
+		t.Fatal(err)
+	}
+	var agent struct {
+		Label                string            `plist:"Label"`
+		ProgramArguments     []string          `plist:"ProgramArguments"`
+		EnvironmentVariables map[string]string `plist:"EnvironmentVariables"`
+		RunAtLoad            bool              `plist:"RunAtLoad"`
+		KeepAlive            map[string]bool   `plist:"KeepAlive"`
+		ExitTimeOut          int               `plist:"ExitTimeOut"`
+		StandardErrorPath    string            `plist:"StandardErrorPath"`
+	}
+	format, err := plist.Unmarshal([]byte(def.String()), &agent)
+	if err != nil {
+		t.Fatalf("the plist does not parse: %v\n%s", err, def.String())
+	}
+	if format != plist.XMLFormat {
+		t.Errorf("format %d, want XML", format)
+	}
+	if want := []string{exe, "run", "--takeover"}; !slices.Equal(agent.ProgramArguments, want) {
+		t.Errorf("ProgramArguments read back as %q, want %q", agent.ProgramArguments, want)
+	}
+	if got := agent.EnvironmentVariables["DIFFLORE_HOME"]; got != home {
+		t.Errorf("DIFFLORE_HOME read back as %q, want %q", got, home)
+	}
+	if agent.Label != "dev.difflore.daemon" || !agent.RunAtLoad || agent.ExitTimeOut != 15 {
+		t.Errorf("Label %q, RunAtLoad %v, ExitTimeOut %d", agent.Label, agent.RunAtLoad, agent.ExitTimeOut)
+	}
+	if successful, ok := agent.KeepAlive["SuccessfulExit"]; !ok || successful {
+		t.Errorf("KeepAlive %v: want SuccessfulExit false, so that launchd restarts only a failed daemon", agent.KeepAlive)
+	}
+	if want := home + "/daemon.stderr.log"; agent.StandardErrorPath != want {
+		t.Errorf("StandardErrorPath %q, want %q", agent.StandardErrorPath, want)
+	}
 }
