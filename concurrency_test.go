@@ -138,48 +138,74 @@ func TestRacingRuns(t *testing.T) {
 	winner.wait(t, 15*time.Second)
 }
 
-// TestStopRacingRun runs stop while a daemon starts, many times over: stop
-// must never fail or signal anyone else, and what it says must match what
-// happened: it stopped the daemon, or found none and the daemon runs on.
+// TestStopRacingRun runs stop at each step of a daemon's start-up, aimed
+// with pause points: stop must never fail or signal anyone else, and what it
+// says must match what happened there.
+//   - Before the daemon takes the lock, stop finds none: "not running", and
+//     the daemon comes up and keeps running.
+//   - Between the lock and the PID file, stop cannot verify the holder; it
+//     looks again, and once the PID file names the daemon it stops it.
+//   - With the PID file written, before the daemon is ready, stop finds the
+//     daemon and stops it.
 func TestStopRacingRun(t *testing.T) {
-	rounds := 6
-	if testing.Short() {
-		rounds = 3
-	}
 	testHome(t)
 	bystander := startSleeper(t)
-	for round := range rounds {
-		d, ready := spawnDaemon(t)
-		// Let the daemon get a little way into its start-up, a different
-		// distance each round.
-		time.Sleep(time.Duration(round) * 15 * time.Millisecond)
-		out, errOut, code := cli(t, "", "stop")
-		if code != 0 {
-			t.Fatalf("round %d: stop: exit %d\n%s%s\ndaemon:\n%s", round, code, out, errOut, d.log)
+
+	t.Run("before the lock", func(t *testing.T) {
+		d := spawnPaused(t, []string{"run-start"}, "run")
+		d.awaitPause(t, "run-start", 30*time.Second)
+		if out, errOut, code := cli(t, "", "stop"); code != 0 || out != "not running\n" {
+			t.Fatalf("stop before the daemon took the lock: exit %d, %q %q; want not running", code, out, errOut)
 		}
-		switch {
-		case strings.HasPrefix(out, "stopped (pid "):
-			if err := d.wait(t, 15*time.Second); err != nil {
-				t.Errorf("round %d: the stopped daemon exited with %v", round, err)
-			}
-		case out == "not running\n":
-			// stop came first: the daemon must come up and keep running.
-			select {
-			case <-ready:
-			case <-d.done:
-				t.Fatalf("round %d: stop said not running, and the daemon exited: %v\n%s", round, d.err, d.log)
-			case <-time.After(30 * time.Second):
-				t.Fatalf("round %d: daemon not ready", round)
-			}
-			if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
-				t.Fatalf("round %d: second stop said %q", round, got)
-			}
-			d.wait(t, 15*time.Second)
-		default:
-			t.Fatalf("round %d: stop said %q", round, out)
+		d.resume(t)
+		d.awaitReady(t, 30*time.Second)
+		if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
+			t.Fatalf("the second stop said %q", got)
 		}
-		t.Logf("round %d: %s", round, strings.TrimSpace(out))
-	}
+		d.wait(t, 15*time.Second)
+	})
+
+	t.Run("locked, no pid file yet", func(t *testing.T) {
+		d := spawnPaused(t, []string{"run-locked", "run-pid-written"}, "run")
+		d.awaitPause(t, "run-locked", 30*time.Second)
+		stop := spawnPaused(t, []string{"stop-unverified"}, "stop")
+		stop.awaitPause(t, "stop-unverified", 30*time.Second) // it saw the lock held, and no daemon it could verify
+		d.resume(t)
+		d.awaitPause(t, "run-pid-written", 30*time.Second)
+		stop.resume(t) // it looks again, finds the daemon and asks it to stop
+		d.resume(t)
+		if err := stop.wait(t, 30*time.Second); err != nil {
+			t.Fatalf("stop: %v\n%s", err, stop.log)
+		}
+		if err := d.wait(t, 15*time.Second); err != nil {
+			t.Errorf("the stopped daemon exited with %v\n%s", err, d.log)
+		}
+		if out := stop.stdout.String(); !strings.HasPrefix(out, "stopped (pid ") {
+			t.Errorf("stop said %q, want stopped", out)
+		}
+	})
+
+	t.Run("pid file written, not ready", func(t *testing.T) {
+		d := spawnPaused(t, []string{"run-pid-written"}, "run")
+		d.awaitPause(t, "run-pid-written", 30*time.Second)
+		stop := spawnPaused(t, []string{"stop-verified"}, "stop")
+		stop.awaitPause(t, "stop-verified", 30*time.Second) // it found the daemon that the PID file names
+		// The daemon listens for the request from before it writes its PID
+		// file, so it stops whether the request comes before it goes on or
+		// after.
+		stop.resume(t)
+		d.resume(t)
+		if err := stop.wait(t, 30*time.Second); err != nil {
+			t.Fatalf("stop: %v\n%s", err, stop.log)
+		}
+		if err := d.wait(t, 15*time.Second); err != nil {
+			t.Errorf("the stopped daemon exited with %v\n%s", err, d.log)
+		}
+		if out := stop.stdout.String(); !strings.HasPrefix(out, "stopped (pid ") {
+			t.Errorf("stop said %q, want stopped", out)
+		}
+	})
+
 	if !bystander.alive() {
 		t.Error("an unrelated process was killed")
 	}
@@ -228,52 +254,30 @@ func TestStopTwiceAtOnce(t *testing.T) {
 	}
 }
 
-// TestRunRacingLookers starts daemons while other commands look at the
-// lock in a tight loop, as status and stop do: they take the free lock for
-// an instant to see whether it is held. A run that tries the lock in that
-// instant must not give up and report a daemon that does not exist.
+// TestRunRacingLookers starts a daemon while another command looks at the
+// lock, as status and stop do: they take the free lock for an instant to see
+// whether it is held. The test is that look, aimed with a pause point: it
+// holds the lock until the daemon has found it held with no daemon behind
+// it, then lets go. The daemon must not give up and report a daemon that
+// does not exist; it looks again and starts.
 func TestRunRacingLookers(t *testing.T) {
 	testHome(t)
 	h := home{dir: mustHome(t)}
-	stopLooking := make(chan struct{})
-	var looks sync.WaitGroup
-	var mu sync.Mutex
-	n := 0
-	for range 2 {
-		looks.Add(1)
-		go func() {
-			defer looks.Done()
-			for {
-				select {
-				case <-stopLooking:
-					return
-				default:
-				}
-				lockHeld(h)
-				mu.Lock()
-				n++
-				mu.Unlock()
-			}
-		}()
-	}
-	for round := range 10 {
-		d, ready := spawnDaemon(t)
-		select {
-		case <-ready:
-		case <-d.done:
-			t.Errorf("round %d: the daemon did not start while others looked at the lock: %v\n%s", round, d.err, d.log)
-			continue
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: daemon not ready", round)
+	for round := range 3 {
+		look := newLock(h)
+		if ok, err := tryLock(look); !ok || err != nil {
+			t.Fatalf("round %d: the test's look at the lock: %v, %v", round, ok, err)
 		}
+		d := spawnPaused(t, []string{"lock-busy"}, "run")
+		d.awaitPause(t, "lock-busy", 30*time.Second)
+		look.Unlock()
+		d.resume(t)
+		d.awaitReady(t, 30*time.Second)
 		if out, errOut, code := cli(t, "", "stop"); code != 0 || !strings.HasPrefix(out, "stopped") {
 			t.Errorf("round %d: stop: exit %d: %s%s", round, code, out, errOut)
 		}
 		d.wait(t, 15*time.Second)
 	}
-	close(stopLooking)
-	looks.Wait()
-	t.Logf("looked at the lock %d times", n)
 }
 
 // TestConcurrentEnqueueFreshHome starts many hooks at once on a home that

@@ -52,10 +52,12 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	log := newLogger(logOut, detached, opts.logLevel)
 
 	lock := newLock(h)
+	cfg.pauseAt("run-start")
 	if err := lockOrTakeOver(ctx, cfg, h, lock, opts.takeover, log); err != nil {
 		return err
 	}
 	defer lock.Unlock()
+	cfg.pauseAt("run-locked")
 
 	// Listen for stop requests before the PID file names us: 'stop' acts on
 	// the PID file, and a request sent before we listen would be lost (the
@@ -75,6 +77,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		return err
 	}
 	defer os.Remove(h.path(pidFileName))
+	cfg.pauseAt("run-pid-written")
 
 	endpoint := "(none)"
 	if s != nil {

@@ -77,7 +77,7 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	// Holding the lock keeps a daemon from starting and draining the same
 	// events at the same time.
 	lock := newLock(h)
-	if err := takeLock(ctx, h, lock, cfg.waits.settle); err != nil {
+	if err := takeLock(ctx, h, lock, cfg.waits.settle, cfg.pauseAt); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("a daemon is delivering for this data home: %v", err),
 			hint: "it delivers already; 'difflore status' shows its progress"}
 	}

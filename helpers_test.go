@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,9 @@ func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
 	if os.Getenv(quickWaitsEnv) != "" {
 		cfg.waits = quickWaits()
+	}
+	if steps := os.Getenv(pauseEnv); steps != "" {
+		cfg.pause = stdinPauser(steps, stdin, stderr)
 	}
 	return runConfig(ctx, cfg, args)
 }
@@ -209,7 +213,57 @@ func startDaemon(t *testing.T, args ...string) *daemonProc {
 // closed when the daemon logs that it is ready.
 func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 	t.Helper()
-	cmd := command(t, append([]string{"run"}, args...)...)
+	p := spawnPaused(t, nil, append([]string{"run"}, args...)...)
+	return p.daemonProc, p.ready
+}
+
+// pauseEnv names, comma-separated, the steps (config.pauseAt) at which a
+// child that the test started stops: it writes "test pause: STEP" to its
+// standard error and waits for a line on its standard input. The test
+// binary reads it (runTest); difflore itself never does.
+const pauseEnv = "DIFFLORE_TEST_PAUSE"
+
+// stdinPauser is config.pause for a child started with pauseEnv.
+func stdinPauser(steps string, stdin io.Reader, stderr io.Writer) func(string) {
+	want := strings.Split(steps, ",")
+	in := bufio.NewReader(stdin)
+	var mu sync.Mutex
+	return func(step string) {
+		if !slices.Contains(want, step) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stderr, "test pause: %s\n", step)
+		in.ReadString('\n') // the test's go-ahead, or the end of input when the test is gone
+	}
+}
+
+// pausedProc is a child difflore that stops at the steps the test named:
+// pauses receives each step as the child reaches it, and resume lets it go
+// on from there.
+type pausedProc struct {
+	*daemonProc
+	ready  <-chan struct{} // closed when it logs "daemon ready"
+	pauses <-chan string
+	stdin  io.WriteCloser
+	stdout *bytes.Buffer // what it printed, to read once it is done
+}
+
+// spawnPaused starts 'difflore args…' as a child that pauses at steps, and
+// returns at once.
+func spawnPaused(t *testing.T, steps []string, args ...string) *pausedProc {
+	t.Helper()
+	cmd := command(t, args...)
+	if len(steps) > 0 {
+		cmd.Env = append(cmd.Env, pauseEnv+"="+strings.Join(steps, ","))
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := &bytes.Buffer{}
+	cmd.Stdout = stdout
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -219,12 +273,16 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 	}
 	d := &daemonProc{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}}
 	ready := make(chan struct{})
+	pauses := make(chan string, 16)
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		first := true
 		for sc.Scan() {
 			lines <- sc.Text()
+			if step, ok := strings.CutPrefix(sc.Text(), "test pause: "); ok {
+				pauses <- step
+			}
 			if first && strings.Contains(sc.Text(), "daemon ready") {
 				first = false
 				close(ready)
@@ -243,7 +301,43 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 		cmd.Process.Kill()
 		<-d.done
 	})
-	return d, ready
+	return &pausedProc{daemonProc: d, ready: ready, pauses: pauses, stdin: stdin, stdout: stdout}
+}
+
+// awaitPause waits for the child to reach step, failing the test if it
+// reaches another first, exits, or takes longer than timeout.
+func (p *pausedProc) awaitPause(t *testing.T, step string, timeout time.Duration) {
+	t.Helper()
+	select {
+	case got := <-p.pauses:
+		if got != step {
+			t.Fatalf("paused at %q, want %q", got, step)
+		}
+	case <-p.done:
+		t.Fatalf("exited before it reached %q: %v\n%s", step, p.err, p.log)
+	case <-time.After(timeout):
+		t.Fatalf("did not reach %q in %s", step, timeout)
+	}
+}
+
+// resume lets the child go on from the step it paused at.
+func (p *pausedProc) resume(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(p.stdin, "\n"); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+}
+
+// awaitReady waits for the child's "daemon ready" line.
+func (p *pausedProc) awaitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-p.ready:
+	case <-p.done:
+		t.Fatalf("exited before it was ready: %v\n%s", p.err, p.log)
+	case <-time.After(timeout):
+		t.Fatalf("not ready after %s\n%s", timeout, p.log)
+	}
 }
 
 // wait waits for the daemon to exit, failing the test after timeout.

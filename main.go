@@ -92,6 +92,18 @@ type config struct {
 	// readConfig reads config.toml (readConfigFile). Commands read it only
 	// when they use a setting (config.load); a test counts the reads here.
 	readConfig func(path string) (configFile, error)
+	// pause, when set, is called at the named steps where a test aims a
+	// race or a kill (pauseAt); nil for users.
+	pause func(step string)
+}
+
+// pauseAt calls cfg.pause at step, if a test set one: the test then acts
+// (runs stop, takes the lock, kills the process) at exactly that point of
+// start-up, and knows that it did.
+func (cfg config) pauseAt(step string) {
+	if cfg.pause != nil {
+		cfg.pause(step)
+	}
 }
 
 // waits are the long waits of the commands: fixed for users, and set

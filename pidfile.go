@@ -268,8 +268,9 @@ const settleTime = 3 * time.Second
 // takeLock takes the single-instance lock, or returns the already-running
 // error when a daemon holds it. A lock held without a daemon that can be
 // verified is tried again for settle: it may be a command that only looks,
-// or a daemon that has not yet written its PID file.
-func takeLock(ctx context.Context, h home, lock *flock.Flock, settle time.Duration) error {
+// or a daemon that has not yet written its PID file. pause is called with
+// "lock-busy" each time that happens (config.pauseAt).
+func takeLock(ctx context.Context, h home, lock *flock.Flock, settle time.Duration, pause func(string)) error {
 	var running error
 	settled, err := settleLoop(ctx, settle, func() (bool, error) {
 		ok, err := tryLock(lock)
@@ -283,6 +284,7 @@ func takeLock(ctx context.Context, h home, lock *flock.Flock, settle time.Durati
 			running = fmt.Errorf("already running (pid %d)", info.PID)
 			return true, nil
 		}
+		pause("lock-busy")
 		return false, nil
 	})
 	switch {

@@ -42,7 +42,7 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	info, p, msg, err := stopTarget(ctx, h, cfg.waits.settle)
+	info, p, msg, err := stopTarget(ctx, h, cfg.waits.settle, cfg.pauseAt)
 	if err != nil || p == nil {
 		if msg != "" {
 			fmt.Fprintln(cfg.stdout, msg)
@@ -50,6 +50,7 @@ func cmdStop(ctx context.Context, cfg config, args []string) error {
 		return err
 	}
 	defer p.close()
+	cfg.pauseAt("stop-verified")
 	killed, reqErr, err := stopProc(ctx, h, info, p, *grace)
 	if err != nil {
 		return err
@@ -105,8 +106,9 @@ func stopProc(ctx context.Context, h home, info pidInfo, p *proc, grace time.Dur
 // is the one the PID file describes (lockHolder). When the lock is free it
 // clears a stale PID file and returns what to print, with a nil proc. A
 // holder that cannot be verified is looked for again, for settle
-// (settleLoop), before stop gives up; it is never signalled.
-func stopTarget(ctx context.Context, h home, settle time.Duration) (pidInfo, *proc, string, error) {
+// (settleLoop), before stop gives up; it is never signalled. pause is called
+// with "stop-unverified" each time that happens (config.pauseAt).
+func stopTarget(ctx context.Context, h home, settle time.Duration, pause func(string)) (pidInfo, *proc, string, error) {
 	var (
 		info   pidInfo
 		p      *proc
@@ -120,6 +122,9 @@ func stopTarget(ctx context.Context, h home, settle time.Duration) (pidInfo, *pr
 			return true, err
 		}
 		info, p, notYou = lockHolder(h, true)
+		if notYou != nil {
+			pause("stop-unverified")
+		}
 		return notYou == nil, nil
 	})
 	switch {

@@ -23,7 +23,7 @@ func lockOrTakeOver(ctx context.Context, cfg config, h home, lock *flock.Flock, 
 				return err
 			}
 		}
-		err := takeLock(ctx, h, lock, cfg.waits.settle)
+		err := takeLock(ctx, h, lock, cfg.waits.settle, cfg.pauseAt)
 		if err == nil || !takeover || try == takeoverTries {
 			return err
 		}
@@ -33,7 +33,7 @@ func lockOrTakeOver(ctx context.Context, cfg config, h home, lock *flock.Flock, 
 // takeOver stops the verified daemon of h, if one runs, and waits for it to
 // exit; it kills it after defaultStopGrace, as 'difflore stop' does.
 func takeOver(ctx context.Context, cfg config, h home, log *slog.Logger) error {
-	info, p, msg, err := stopTarget(ctx, h, cfg.waits.settle)
+	info, p, msg, err := stopTarget(ctx, h, cfg.waits.settle, cfg.pauseAt)
 	if err != nil || p == nil {
 		if msg != "" {
 			log.Info("taking over: " + msg)
