@@ -415,8 +415,18 @@ func checkName(what, s string, emptyOK bool) error {
 	if s[0] == '.' || s[0] == '-' {
 		return usageError("--%s %q must start with a letter or digit", what, s)
 	}
+	// The kinds that start with "difflore." are difflore's own: a hook
+	// that could enqueue a difflore.gap would make an event that eviction
+	// never takes and that a receiver reads as a loss report.
+	if what == "kind" && len(s) >= len(reservedKindPrefix) && strings.EqualFold(s[:len(reservedKindPrefix)], reservedKindPrefix) {
+		return usageError("--kind %q: kinds that start with %q are difflore's own", s, reservedKindPrefix)
+	}
 	return nil
 }
+
+// reservedKindPrefix starts the kinds of the events difflore makes itself
+// (gapKind).
+const reservedKindPrefix = "difflore."
 
 // newEventID returns a UUIDv7: 48 bits of Unix milliseconds then random
 // bits, so ids sort by creation time and never collide in practice.
