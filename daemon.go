@@ -111,6 +111,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	dm.prepare()
 
 	log.Info("daemon ready", "pid", info.PID, "version", info.Version, "endpoint", endpoint, "endpoint_source", opts.endpointSource, "home", h.dir)
+	clearStartFailure(h)
 	if s == nil {
 		log.Warn("no endpoint: events stay queued", "hint", "run 'difflore config set endpoint URL', or set DIFFLORE_CLOUD_URL or --endpoint")
 	}

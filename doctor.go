@@ -338,4 +338,14 @@ func doctorDaemon(h home, add func(level, format string, a ...any)) {
 	default:
 		add(checkFail, "daemon: %s", st.reason)
 	}
+	switch f, err := readStartFailure(h); {
+	case err != nil:
+		add(checkFail, "autostart: %s cannot be read: %v", startFailureFileName, err)
+	case f != nil:
+		hint := ""
+		if f.Hint != "" {
+			hint = "; hint: " + firstLine(f.Hint)
+		}
+		add(checkFail, "autostart: the daemon a hook started at %s could not start: %s%s", humanTimeString(f.At), firstLine(f.Error), hint)
+	}
 }

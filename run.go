@@ -78,6 +78,17 @@ type runOptions struct {
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
+	err := runCommand(ctx, cfg, args)
+	if err != nil && cfg.getenv(detachedEnv) == "quiet" {
+		// Started by a hook: nobody reads this process's standard error
+		// but the log, and the hook has exited 0 already.
+		return failedInBackground(cfg, err, time.Now())
+	}
+	return err
+}
+
+// runCommand is 'difflore run' with its flags, up to the daemon's end.
+func runCommand(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "run", runUsage)
 	detach := fl.Bool("detach", false, "start the daemon in the background and return once it is ready and has made a first delivery pass (5s at most)")
 	var opts runOptions

@@ -54,6 +54,9 @@ type statusReport struct {
 		PausedSince       string `json:"paused_since,omitempty"`
 	} `json:"delivery"`
 	Redacted map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+	// StartFailure is why the last daemon a hook started could not start,
+	// until a daemon gets ready.
+	StartFailure *startFailure `json:"start_failure,omitempty"`
 }
 
 // storeStatus is the outbox's size against its limits, and what evictions
@@ -172,6 +175,9 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		// outbox could not take.
 		if rep.Outbox.Spilled, err = countSpilled(h); err != nil && rep.Outbox.Error == "" {
 			rep.Outbox.Error = fmt.Sprintf("spill folder: %v", err)
+		}
+		if rep.StartFailure, err = readStartFailure(h); err != nil {
+			rep.StartFailure = &startFailure{Error: fmt.Sprintf("read %s: %v", startFailureFileName, err)}
 		}
 	}
 	if rep.Daemon.State != "running" || rep.Endpoint == nil {
@@ -329,6 +335,12 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	}
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
+	}
+	if f := rep.StartFailure; f != nil {
+		fmt.Fprintf(w, "%s the daemon a hook started at %s could not start: %s\n", paint(red, "autostart:"), humanTimeString(f.At), firstLine(f.Error))
+		if f.Hint != "" {
+			fmt.Fprintf(w, "          hint: %s\n", firstLine(f.Hint))
+		}
 	}
 }
 
