@@ -209,7 +209,12 @@ func keepEvent(cfg config, h home, id, kind string, payload []byte, dead *deadLe
 	if err != nil {
 		return fmt.Errorf("event not saved: outbox: %v; spill: %w", dbErr, err)
 	}
-	fmt.Fprintf(cfg.stderr, "difflore: warning: outbox not writable (%v); event %s saved to %s\n", dbErr, id, path)
+	// An agent shows a hook's standard error to the user, on every hook
+	// (Gemini CLI does): a spill is reported by status ("N spilled"), and
+	// said here only to a person who runs enqueue at a terminal.
+	if isTerminal(cfg.stderr) {
+		fmt.Fprintf(cfg.stderr, "difflore: warning: outbox not writable (%v); event %s saved to %s\n", dbErr, id, path)
+	}
 	return nil
 }
 
