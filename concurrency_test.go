@@ -77,7 +77,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	}
 }
 
-var alreadyRunningRE = regexp.MustCompile(`^difflore: already running \(pid (\d+)\)\n$`)
+var alreadyRunningRE = regexp.MustCompile(`^difflore: already running \(pid (\d+)\)\nhint: 'difflore stop' stops it; 'difflore run --takeover' replaces it\n$`)
 
 // TestRacingRuns starts ten daemons for one home at once: the lock lets
 // exactly one run, and the other nine exit 1 naming it.

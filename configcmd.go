@@ -67,7 +67,7 @@ func configKeys() []configKey {
 			// Plain http off loopback is a choice made where the daemon
 			// runs (--allow-insecure), not here: accept it.
 			if _, err := parseEndpoint(v, "", "", true); err != nil {
-				return "", err
+				return "", err // "endpoint …: …", with its hint
 			}
 			return tomlString(v), nil
 		}},
@@ -253,6 +253,9 @@ func configSet(cfg config, k configKey, value string) error {
 		value = strings.TrimRight(line, "\r\n")
 	}
 	lit, err := k.literal(value)
+	if err != nil && strings.HasPrefix(err.Error(), k.name+" ") {
+		return err // it names the key and the value already, and may carry a hint
+	}
 	if err != nil {
 		return usageError("%s %q: %v", k.name, shownValue(k, value), err)
 	}

@@ -217,7 +217,7 @@ func (d *drainer) onPaused(token string, events []event, r result, now time.Time
 	d.pausedUntil = now.Add(pauseRetry)
 	meta["paused_reason"] = r.err
 	meta["paused_since"] = d.pausedSince.UTC().Format(time.RFC3339)
-	d.log.Warn("delivery paused", "error", r.err, "retry_in", pauseRetry)
+	d.log.Warn("delivery paused", "error", r.err, "retry_in", pauseRetry.String())
 	return func() error { return d.ob.release(token, events, now, false, r.err) }
 }
 

@@ -54,7 +54,7 @@ type checkLine struct {
 
 func cmdDoctor(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "doctor", doctorUsage)
-	checkTime := fl.Duration("check-time", 5*time.Second, "how long the outbox's integrity check may take (`DUR`) before it is cut and reported as a warning")
+	checkTime := newDurationFlag(fl, "check-time", 5*time.Second, "how long the outbox's integrity check may take (`DUR`) before it is cut and reported as a warning")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}

@@ -395,6 +395,11 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	for _, n := range notes {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: %s\n", n)
 	}
+	if opts.command != "" {
+		if _, err := os.Stat(program); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: warning: the hooks run %s, which is not there (%v); every hook will fail until it is\n", program, errors.Unwrap(err))
+		}
+	}
 	if opts.command == "" && strings.Contains(program, "go-build") {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: the hooks run %s, a temporary build that 'go run' deletes; install difflore ('go install .') and run this again\n", program)
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -262,7 +263,50 @@ func runConfig(ctx context.Context, cfg config, args []string) error {
 	if c, ok := findCommand(name); ok {
 		return c.run(ctx, cfg, rest)
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", name), hint: "run 'difflore -h' for the list of commands"}
+	hint := "run 'difflore -h' for the list of commands"
+	if near := nearestCommand(name); near != "" {
+		hint = fmt.Sprintf("did you mean 'difflore %s'? (%s)", near, hint)
+	}
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", name), hint: hint}
+}
+
+// nearestCommand is the command whose name is within two edits of name
+// (a typo: a letter left out, doubled, swapped or wrong), or "".
+func nearestCommand(name string) string {
+	best, bestDist := "", 3
+	for _, c := range commands() {
+		if d := editDistance(strings.ToLower(name), c.name); d < bestDist {
+			best, bestDist = c.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of two neighbours.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }
 
 // newFlagSet returns a flag set whose -h prints usage, the flags and an
@@ -278,11 +322,30 @@ func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
 			return
 		}
 		fmt.Fprintln(cfg.stdout, "\nFlags:")
-		fs.SetOutput(cfg.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printFlags(cfg.stdout, fs)
 	}
 	return fs
+}
+
+// printFlags lists the flags of fs as the usage lines write them: two
+// dashes before a long name, one before a letter (the flag package takes
+// both), each with its argument's name, what it does, and its default.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		line := "  " + dash + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		if def := f.DefValue; def != "" && def != "false" && def != "0" && def != "[]" {
+			usage += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
 }
 
 // parseFlags parses args, flags and arguments in any order (enqueue {}
@@ -369,6 +432,46 @@ func usageAsked(cfg config, args []string, usage string, helpWord bool) bool {
 	}
 	fmt.Fprint(cfg.stdout, strings.TrimLeft(usage, "\n"))
 	return true
+}
+
+// durationFlag is a flag.Value for a duration that says, for a number
+// without a unit ('stop --grace 5'), which unit it wants, instead of the
+// flag package's bare "parse error".
+// String is the value as the user wrote it, for messages about it, or the
+// default's.
+type durationFlag struct {
+	d    *time.Duration
+	text string
+}
+
+// newDurationFlag defines the duration flag name on fs, as fs.Duration
+// does.
+func newDurationFlag(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	d := value
+	fs.Var(&durationFlag{d: &d}, name, usage)
+	return &d
+}
+
+func (f *durationFlag) String() string {
+	switch {
+	case f == nil || f.d == nil:
+		return ""
+	case f.text != "":
+		return f.text
+	}
+	return f.d.String()
+}
+
+func (f *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		*f.d, f.text = d, s
+		return nil
+	}
+	if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+		return fmt.Errorf("a duration needs a unit: %ss for seconds, %sm for minutes", s, s)
+	}
+	return errors.New("want a duration such as 500ms, 10s, 5m or 1h")
 }
 
 // errHelp means -h was given and usage printed: the command is done.

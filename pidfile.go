@@ -291,9 +291,13 @@ func takeLock(ctx context.Context, h home, lock *flock.Flock, settle time.Durati
 	case err != nil:
 		return err
 	case !settled:
-		return errors.New("already running (the lock is held, but its pid file names no running daemon)")
+		return &exitError{code: 1, err: errors.New("already running (the lock is held, but its pid file names no running daemon)"),
+			hint: "'difflore status' says more; 'difflore run --takeover' replaces the daemon that holds it"}
+	case running != nil:
+		return &exitError{code: 1, err: running,
+			hint: "'difflore stop' stops it; 'difflore run --takeover' replaces it"}
 	}
-	return running
+	return nil
 }
 
 // settleLoop calls try until it reports done or fails, for up to settle,

@@ -144,7 +144,7 @@ func TestWindowsSecondRunRefused(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("second run: %v, want exit code 1\nstderr: %s", err, stderr.String())
 	}
-	if want := fmt.Sprintf("difflore: already running (pid %d)\n", pid); stderr.String() != want {
+	if want := fmt.Sprintf("difflore: already running (pid %d)\nhint: 'difflore stop' stops it; 'difflore run --takeover' replaces it\n", pid); stderr.String() != want {
 		t.Errorf("second run said %q, want %q", stderr.String(), want)
 	}
 	if !d.alive() {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -87,6 +89,14 @@ func cmdRun(ctx context.Context, cfg config, args []string) error {
 	return err
 }
 
+// flagText is the value of the flag name as the user wrote it.
+func flagText(fl *flag.FlagSet, name string) string {
+	if f := fl.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
 // runCommand is 'difflore run' with its flags, up to the daemon's end.
 func runCommand(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "run", runUsage)
@@ -94,7 +104,8 @@ func runCommand(ctx context.Context, cfg config, args []string) error {
 	var opts runOptions
 	endpoint := fl.String("endpoint", "", "ingest `URL` (http, https, otlp+http, otlp+https or file:); default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
 	fl.IntVar(&opts.batch, "batch", defaultBatch, "most events in one request, `N` from 1 to 10000; when not given, batch in config.toml")
-	fl.DurationVar(&opts.tick, "tick", defaultTick, "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
+	opts.tick = defaultTick
+	fl.Var(&durationFlag{d: &opts.tick}, "tick", "the safety-net poll: how often an idle daemon looks for events no wake-up announced (`DUR`, 10ms to 24h); enqueue wakes it at once through a named pipe (Linux, macOS, FreeBSD) or a named event (Windows)")
 	fl.BoolVar(&opts.takeover, "takeover", false, "stop the daemon of this data home that runs, if any, and take its place")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
@@ -121,7 +132,8 @@ func runCommand(ctx context.Context, cfg config, args []string) error {
 		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	if opts.tick < 10*time.Millisecond || opts.tick > 24*time.Hour {
-		return usageError("--tick %s: want 10ms to 24h", opts.tick)
+		return &exitError{code: 2, err: fmt.Errorf("--tick %s: want 10ms to 24h", flagText(fl, "tick")),
+			hint: "the tick is only the safety net behind the wake-ups that enqueue sends: 24h is the longest, and the default is 1h"}
 	}
 	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
 	if err != nil {

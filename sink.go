@@ -97,6 +97,12 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 	if raw == "" {
 		return nil, nil
 	}
+	if !strings.Contains(raw, ":/") && !strings.HasPrefix(raw, "file:") {
+		// "host:8080/ingest" parses as a URL of scheme "host", or not at
+		// all; either way what is missing is the scheme.
+		return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q has no scheme", redactURL(raw)),
+			hint: fmt.Sprintf("write it in full, as in https://%s (or http://, otlp+https://, file:)", strings.TrimPrefix(redactURL(raw), "//"))}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error quotes the whole URL, password included: keep only

@@ -24,7 +24,7 @@ Example:
 
 func cmdStop(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "stop", stopUsage)
-	grace := fl.Duration("grace", defaultStopGrace, "how long to wait for a graceful exit before killing (`DUR`)")
+	grace := newDurationFlag(fl, "grace", defaultStopGrace, "how long to wait for a graceful exit before killing (`DUR`)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
