@@ -10,11 +10,11 @@
 // Usage:
 //
 //	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
-//	difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE]
+//	difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE] [--log-level LEVEL] [--allow-insecure]
 //	difflore stop [--grace DUR]
 //	difflore status [--json]
-//	difflore outbox [list | show ID | retry (--all | ID...) | purge --dead --yes]
-//	difflore drain [--endpoint URL] [--json]
+//	difflore outbox [list [--json] [--limit N] | show ID | retry (--all | ID...) | purge --dead --yes]
+//	difflore drain [--endpoint URL] [--batch N] [--allow-insecure] [--json]
 //	difflore redact [FILE|-]
 //	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]

@@ -11,7 +11,7 @@ import (
 )
 
 const drainUsage = `
-Usage: difflore drain [--endpoint URL] [--batch N] [--json]
+Usage: difflore drain [--endpoint URL] [--batch N] [--allow-insecure] [--json]
 
 Delivers everything deliverable now, in the foreground, and exits with a
 summary: for a last flush before a laptop sleeps, or in CI. It refuses while

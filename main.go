@@ -210,6 +210,7 @@ Environment (over the settings in config.toml, see 'difflore config -h'):
   DIFFLORE_CLOUD_URL     ingest endpoint (http(s)://, otlp+http(s):// or file:)
   DIFFLORE_CLOUD_TOKEN   bearer token for the endpoint
   DIFFLORE_AUTOSTART     set to 1: enqueue starts the daemon when none runs
+  DIFFLORE_REDACT        set to 0: send payloads without replacing secrets
   NO_COLOR               set: no colours in status
 
 Run 'difflore <command> -h' for a command's flags.

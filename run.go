@@ -20,7 +20,7 @@ const defaultTick = time.Hour
 
 const runUsage = `
 Usage: difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR]
-                    [--max-size SIZE] [--max-age AGE]
+                    [--max-size SIZE] [--max-age AGE] [--log-level LEVEL] [--allow-insecure]
 
 Runs the delivery daemon of this data home: it drains the outbox in batches
 to the endpoint until stopped (SIGTERM or SIGINT, or 'difflore stop'). One

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestHelpAgrees checks that every place that lists a command's flags lists
+// the same ones as the flag set the command parses with (its -h, which the
+// flag package prints from the flag set itself): the usage line at the top
+// of that -h, the synopsis in doc.go (the manual), and the words completion
+// offers. And that the top-level help names every environment variable
+// that difflore's source reads.
+func TestHelpAgrees(t *testing.T) {
+	testHome(t)
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagLine := regexp.MustCompile(`(?m)^  (--?[a-z][a-z-]*)`)
+	for _, c := range commands() {
+		help, _, code := cli(t, "", c.name, "-h")
+		if code != 0 {
+			t.Errorf("%s -h: exit %d", c.name, code)
+			continue
+		}
+		synopsis, _, _ := strings.Cut(help, "\n\n")
+		docLines := synopsisInDoc(string(doc), c.name)
+		if docLines == "" {
+			t.Errorf("doc.go's synopsis has no line for %s", c.name)
+		}
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			f := m[1]
+			word := regexp.MustCompile(`(^|[^-\w])` + regexp.QuoteMeta(f) + `\b`)
+			if !word.MatchString(synopsis) {
+				t.Errorf("%s: -h lists %s, but its usage line does not:\n%s", c.name, f, synopsis)
+			}
+			if !word.MatchString(docLines) {
+				t.Errorf("%s: -h lists %s, but doc.go's synopsis does not: %s", c.name, f, docLines)
+			}
+			if !slices.Contains(c.words, f) {
+				t.Errorf("%s: -h lists %s, but completion does not offer it", c.name, f)
+			}
+		}
+	}
+
+	top := mustCLI(t, "-h")
+	for _, name := range readEnvNames(t) {
+		if !strings.Contains(top, name) {
+			t.Errorf("difflore -h does not name %s, which difflore reads", name)
+		}
+	}
+}
+
+// synopsisInDoc is the lines of doc.go's synopsis for the command name.
+func synopsisInDoc(doc, name string) string {
+	var lines []string
+	for _, l := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(l, "//\tdifflore "+name+" ") || l == "//\tdifflore "+name {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// internalEnv are the variables difflore reads that are not for users: a
+// daemon started in the background learns through them that it is.
+var internalEnv = []string{"DIFFLORE_DETACHED", "DIFFLORE_DETACHED_ENDPOINT"}
+
+// readEnvNames are the environment variables named in difflore's own
+// source (not its tests), but the internal ones.
+func readEnvNames(t *testing.T) []string {
+	t.Helper()
+	files, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := regexp.MustCompile(`"(DIFFLORE_[A-Z_]+|NO_COLOR)"`)
+	var names []string
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name(), ".go") || strings.HasSuffix(f.Name(), "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(src), -1) {
+			if !slices.Contains(names, m[1]) && !slices.Contains(internalEnv, m[1]) {
+				names = append(names, m[1])
+			}
+		}
+	}
+	if len(names) < 5 {
+		t.Fatalf("found only %q in the source: the search is broken", names)
+	}
+	return names
+}
