@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,7 +140,7 @@ func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, asJSON bo
 	}
 	p.finish()
 	if asJSON {
-		if err := json.NewEncoder(cfg.stdout).Encode(sum); err != nil {
+		if err := writeJSON(cfg.stdout, sum, true); err != nil {
 			return err
 		}
 	} else {
