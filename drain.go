@@ -56,8 +56,8 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	st.printWarnings(cfg.stderr)
 	st.withEndpointFlag(*endpoint, flagGiven(fl, "endpoint"))
+	st.printWarnings(cfg.stderr)
 	if !flagGiven(fl, "batch") {
 		*batch = st.batch
 	}

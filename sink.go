@@ -283,9 +283,18 @@ func (p *poster) post(ctx context.Context, body []byte, events []event, readOK f
 	if gzipped {
 		body = gzipBody(body)
 	}
+	// A request that cannot be built is a local misconfiguration, not the
+	// batch's failure: it pauses delivery, as a refused token does, and
+	// counts no attempt, so that it never turns the queue into dead
+	// letters. The error never shows the token.
+	if p.token != "" {
+		if err := tokenProblem(p.token); err != nil {
+			return httpAnswer{}, &result{verdict: paused, err: "the token cannot be sent: " + err.Error()}
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return httpAnswer{}, &result{verdict: retryLater, err: p.scrub(err.Error())}
+		return httpAnswer{}, &result{verdict: paused, err: p.scrub("build the request: " + err.Error())}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", p.agent)
