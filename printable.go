@@ -84,10 +84,16 @@ func writeJSON(w io.Writer, v any, compact bool) error {
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	b := buf.Bytes()
+	_, err := w.Write(escapeJSONRunes(buf.Bytes()))
+	return err
+}
+
+// escapeJSONRunes escapes, in encoded JSON b, the runes of needsEscape that
+// encoding/json leaves raw, as \uXXXX. They can only be inside strings,
+// where the escape reads back as the same string.
+func escapeJSONRunes(b []byte) []byte {
 	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && needsEscape(r) }) {
-		_, err := w.Write(b)
-		return err
+		return b
 	}
 	out := make([]byte, 0, len(b)+32)
 	for len(b) > 0 {
@@ -99,6 +105,16 @@ func writeJSON(w io.Writer, v any, compact bool) error {
 		}
 		b = b[size:]
 	}
-	_, err := w.Write(out)
-	return err
+	return out
+}
+
+// jsonEscaper passes each record of a JSON log handler on with
+// escapeJSONRunes applied: the handler writes a whole record per Write.
+type jsonEscaper struct{ w io.Writer }
+
+func (e jsonEscaper) Write(p []byte) (int, error) {
+	if _, err := e.w.Write(escapeJSONRunes(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

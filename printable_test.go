@@ -100,3 +100,17 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("writeJSON = %q, %v", b.String(), err)
 	}
 }
+
+// TestJSONLogEscaped: the daemon's JSON log, which 'difflore logs' prints,
+// escapes what encoding/json leaves raw of an endpoint's answer.
+func TestJSONLogEscaped(t *testing.T) {
+	var b strings.Builder
+	newLogger(&b, true, 0).Warn("delivery failed", "error", hostileText)
+	if bad := terminalBytes(b.String()); len(bad) > 0 {
+		t.Errorf("JSON log line holds %s raw: %q", strings.Join(bad, ", "), b.String())
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &v); err != nil || v["error"] != hostileText {
+		t.Errorf("JSON log line does not read back as the same text: %v, %q", err, v["error"])
+	}
+}
