@@ -268,6 +268,10 @@ func (st *settings) bindToken() {
 	if st.token == "" || st.endpoint == "" || st.tokenFor == "" || sameOrigin(st.tokenFor, st.endpoint) {
 		return
 	}
+	if strings.HasPrefix(st.endpoint, "file:") {
+		st.token = "" // a file is sent no token: nothing to say
+		return
+	}
 	where := configFileName
 	if st.tokenSource == fromEnv {
 		where = "DIFFLORE_CLOUD_TOKEN"
