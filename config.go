@@ -1,14 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -47,9 +51,14 @@ type settings struct {
 	endpoint       string
 	endpointSource string // flag, env, config or none
 	token          string
-	batch          int
-	redact         redactOptions
-	warnings       []string // about the file: unknown keys
+	tokenSource    string // env or config, when there is a token
+	// tokenFor is the endpoint the token was set for: the one its own
+	// source names, else the one a source below it names; empty when
+	// none does, and then the token goes with any endpoint (bindToken).
+	tokenFor string
+	batch    int
+	redact   redactOptions
+	warnings []string // about the file: unknown keys
 }
 
 // The sources of a setting, as status shows them.
@@ -175,10 +184,10 @@ func (cfg config) settings() (settings, error) {
 	case fc.Endpoint != nil && *fc.Endpoint != "":
 		st.endpoint, st.endpointSource = *fc.Endpoint, fromConfig
 	}
-	st.token = cfg.token
-	if st.token == "" && fc.Token != nil {
-		st.token = *fc.Token
+	if err := st.takeToken(cfg, fc); err != nil {
+		return settings{}, err
 	}
+	st.bindToken()
 	if fc.Batch != nil {
 		st.batch = *fc.Batch
 	}
@@ -195,7 +204,108 @@ func (cfg config) settings() (settings, error) {
 	return st, nil
 }
 
-// withEndpointFlag gives the endpoint a flag named, when it was given.
+// takeToken takes the token of the first source that sets one, the
+// environment then config.toml, and the endpoint it was set for. White
+// space around it goes (a file written on Windows ends its lines in \r\n);
+// a token with white space or a control character inside it is refused,
+// since no request could carry it.
+func (st *settings) takeToken(cfg config, fc fileConfig) error {
+	fileEndpoint := ""
+	if fc.Endpoint != nil {
+		fileEndpoint = *fc.Endpoint
+	}
+	if tok := strings.TrimSpace(cfg.token); tok != "" {
+		if err := tokenProblem(tok); err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("DIFFLORE_CLOUD_TOKEN: %w", err), hint: "set it to the token alone"}
+		}
+		st.token, st.tokenSource, st.tokenFor = tok, fromEnv, cmp.Or(cfg.endpoint, fileEndpoint)
+		return nil
+	}
+	if fc.Token == nil {
+		return nil
+	}
+	if tok := strings.TrimSpace(*fc.Token); tok != "" {
+		if err := tokenProblem(tok); err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("%s: token: %w", cfg.configPath(), err),
+				hint: `set it again: printf '%s\n' "$TOKEN" | difflore config set token -`}
+		}
+		st.token, st.tokenSource, st.tokenFor = tok, fromConfig, fileEndpoint
+	}
+	return nil
+}
+
+// tokenProblem says what keeps tok from being sent as a bearer token: it
+// is empty, or it holds white space or a control character, which no
+// HTTP header may carry (and which a token never holds: it is a line
+// break or a tab pasted with it).
+func tokenProblem(tok string) error {
+	if tok == "" {
+		return errors.New("the token is empty")
+	}
+	i := strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+	if i < 0 {
+		return nil
+	}
+	what := "a control character"
+	switch r, _ := utf8.DecodeRuneInString(tok[i:]); {
+	case r == '\n' || r == '\r':
+		what = "a line break"
+	case r == '\t':
+		what = "a tab"
+	case unicode.IsSpace(r):
+		what = "a space"
+	}
+	return fmt.Errorf("the token holds %s inside it; want the token alone", what)
+}
+
+// bindToken keeps the token from an endpoint it was not set for: a token
+// goes only to the endpoint of its own source (or of a source below it,
+// for a token in the environment with the endpoint in config.toml), or to
+// one of the same origin, so that 'drain --endpoint URL' or a
+// DIFFLORE_CLOUD_URL never hands another server the token of config.toml.
+// A withheld token is a warning, with the hint that sends one.
+func (st *settings) bindToken() {
+	if st.token == "" || st.endpoint == "" || st.tokenFor == "" || sameOrigin(st.tokenFor, st.endpoint) {
+		return
+	}
+	if strings.HasPrefix(st.endpoint, "file:") {
+		st.token = "" // a file is sent no token: nothing to say
+		return
+	}
+	where := configFileName
+	if st.tokenSource == fromEnv {
+		where = "DIFFLORE_CLOUD_TOKEN"
+	}
+	st.warnings = append(st.warnings, fmt.Sprintf("the token in %s is for %s, not %s: not sent\nhint: to send %[3]s a token, set DIFFLORE_CLOUD_URL and DIFFLORE_CLOUD_TOKEN for it",
+		where, redactURL(st.tokenFor), redactURL(st.endpoint)))
+	st.token = ""
+}
+
+// sameOrigin reports whether two endpoints reach the same server: the same
+// scheme (otlp+https is https), host and port. A file: endpoint is the
+// same only as itself.
+func sameOrigin(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	scheme := func(u *url.URL) string { return strings.TrimPrefix(strings.ToLower(u.Scheme), "otlp+") }
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		return map[string]string{"http": "80", "https": "443"}[scheme(u)]
+	}
+	sa := scheme(ua)
+	if sa != "http" && sa != "https" {
+		return a == b
+	}
+	return sa == scheme(ub) && strings.EqualFold(ua.Hostname(), ub.Hostname()) && port(ua) == port(ub)
+}
+
+// withEndpointFlag gives the endpoint a flag named, when it was given, and
+// withholds the token if it was set for another (bindToken).
 func (st *settings) withEndpointFlag(endpoint string, given bool) {
 	if given {
 		st.endpoint, st.endpointSource = endpoint, fromFlag
@@ -203,6 +313,7 @@ func (st *settings) withEndpointFlag(endpoint string, given bool) {
 	if st.endpoint == "" {
 		st.endpointSource = fromNone
 	}
+	st.bindToken()
 }
 
 // printWarnings prints the warnings about config.toml, for a command that

@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -36,7 +36,10 @@ Keys:
   redact_rules   more redaction rules: [[redact_rules]] tables of name and pattern
   redact_allow   values never replaced: a list of strings
 set and unset handle endpoint, token, batch and redact; edit the file for
-redact_rules and redact_allow ('difflore config path' names it).
+redact_rules and redact_allow ('difflore config path' names it). A token
+is sent only to the endpoint named beside it (the file's token to the file's
+endpoint) or to one of the same origin, never to one a flag or another
+source names; white space around it is dropped.
 
 The file is written whole, to a temporary file renamed over it, mode 0600;
 its other lines and comments are kept. A file that holds a token and that
@@ -72,8 +75,8 @@ func configKeys() []configKey {
 			return tomlString(v), nil
 		}},
 		{"token", func(v string) (string, error) {
-			if v == "" || strings.IndexFunc(v, unicode.IsSpace) >= 0 || strings.IndexFunc(v, unicode.IsControl) >= 0 {
-				return "", errors.New("want a token without spaces or control characters")
+			if err := tokenProblem(v); err != nil {
+				return "", err
 			}
 			return tomlString(v), nil
 		}},
@@ -246,15 +249,24 @@ func configSet(cfg config, k configKey, value string) error {
 			hint: "edit the file that 'difflore config path' names"}
 	}
 	if k.name == "token" && value == "-" {
-		line, err := bufio.NewReader(cfg.stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return usageError("read the token from standard input: %v", err)
+		v, err := readToken(cfg)
+		if err != nil {
+			return err
 		}
-		value = strings.TrimRight(line, "\r\n")
+		value = v
+	}
+	if k.name == "token" {
+		// White space around a token is what a file or a paste adds to
+		// it, never part of it: the daemon trims it too.
+		value = strings.TrimSpace(value)
 	}
 	lit, err := k.literal(value)
 	if err != nil && strings.HasPrefix(err.Error(), k.name+" ") {
 		return err // it names the key and the value already, and may carry a hint
+	}
+	if k.name == "token" && err != nil {
+		// The token is not shown, so the error says what is wrong alone.
+		return &exitError{code: 2, err: err, hint: `printf '%s\n' "$TOKEN" | difflore config set token -`}
 	}
 	if err != nil {
 		return usageError("%s %q: %v", k.name, shownValue(k, value), err)
@@ -263,6 +275,31 @@ func configSet(cfg config, k configKey, value string) error {
 }
 
 // shownValue is the value as an error message may show it: never a token.
+// readToken reads the token 'config set token -' is given on standard input:
+// a line typed at a terminal, or else all of the input, so that a second
+// line is refused (tokenProblem) rather than silently dropped.
+func readToken(cfg config) (string, error) {
+	if isTerminal(cfg.stdin) {
+		line, err := bufio.NewReader(cfg.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", usageError("read the token from standard input: %v", err)
+		}
+		return line, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(cfg.stdin, maxTokenInput+1))
+	if err != nil {
+		return "", usageError("read the token from standard input: %v", err)
+	}
+	if len(b) > maxTokenInput {
+		return "", usageError("the token on standard input is longer than %d KiB", maxTokenInput>>10)
+	}
+	return string(b), nil
+}
+
+// maxTokenInput bounds what 'config set token -' reads: a token is at most
+// a few KiB.
+const maxTokenInput = 64 << 10
+
 func shownValue(k configKey, v string) string {
 	if k.name == "token" {
 		return "…"

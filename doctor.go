@@ -84,7 +84,7 @@ func cmdDoctor(ctx context.Context, cfg config, args []string) error {
 	}
 	failed := false
 	for _, l := range lines {
-		fmt.Fprintf(cfg.stdout, "%-4s %s\n", l.level, l.what)
+		fmt.Fprintf(cfg.stdout, "%-4s %s\n", l.level, printable(l.what))
 		failed = failed || l.level == checkFail
 	}
 	if failed {

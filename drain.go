@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,8 +56,8 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	st.printWarnings(cfg.stderr)
 	st.withEndpointFlag(*endpoint, flagGiven(fl, "endpoint"))
+	st.printWarnings(cfg.stderr)
 	if !flagGiven(fl, "batch") {
 		*batch = st.batch
 	}
@@ -141,7 +140,7 @@ func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, asJSON bo
 	}
 	p.finish()
 	if asJSON {
-		if err := json.NewEncoder(cfg.stdout).Encode(sum); err != nil {
+		if err := writeJSON(cfg.stdout, sum, true); err != nil {
 			return err
 		}
 	} else {

@@ -26,7 +26,9 @@ const (
 func newLogger(w io.Writer, jsonLines bool, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if jsonLines {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		// What encoding/json leaves raw of an endpoint's answer is
+		// escaped too, so that 'difflore logs' prints it harmlessly.
+		return slog.New(slog.NewJSONHandler(jsonEscaper{w}, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -35,7 +35,7 @@ func main() {
 // carries.
 func report(stderr io.Writer, err error) int {
 	if err != nil && !errors.Is(err, errSilent) {
-		fmt.Fprintf(stderr, "difflore: %v\n", err)
+		fmt.Fprintf(stderr, "difflore: %s\n", printableLines(err.Error()))
 	}
 	return exitCode(err)
 }

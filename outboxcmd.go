@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -127,9 +126,7 @@ func outboxList(cfg config, args []string) error {
 		if out.DeadLetters == nil {
 			out.DeadLetters = []deadLetter{}
 		}
-		enc := json.NewEncoder(cfg.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(cfg.stdout, out, false)
 	}
 	fmt.Fprintf(cfg.stdout, "%d pending, %d inflight, %d dead\n", total.Pending, total.Inflight, total.Dead)
 	kinds := make([]string, 0, len(byKind))
@@ -145,7 +142,7 @@ func outboxList(cfg config, args []string) error {
 		fmt.Fprintln(cfg.stdout, "dead letters:")
 		for _, d := range dead {
 			age := time.Since(d.CreatedAt).Round(time.Second)
-			fmt.Fprintf(cfg.stdout, "  %s  %s  %s  %s old  %s\n", d.ID, d.Kind, plural(d.Attempts, "attempt"), age, firstLine(d.LastError))
+			fmt.Fprintf(cfg.stdout, "  %s  %s  %s  %s old  %s\n", printable(d.ID), printable(d.Kind), plural(d.Attempts, "attempt"), age, firstLine(d.LastError))
 		}
 	}
 	return nil
@@ -240,9 +237,9 @@ func outboxShow(cfg config, args []string) error {
 		state += " (its payload is not one valid JSON value: never sent)"
 	}
 	fmt.Fprintf(cfg.stderr, "id:       %s\nkind:     %s\nstate:    %s\nattempts: %d\ncreated:  %s\nsize:     %s\n",
-		e.ID, e.Kind, state, e.Attempts, humanTime(e.CreatedAt), plural(len(e.Payload), "byte"))
+		printable(e.ID), printable(e.Kind), state, e.Attempts, humanTime(e.CreatedAt), plural(len(e.Payload), "byte"))
 	if e.LastError != "" {
-		fmt.Fprintf(cfg.stderr, "reason:   %s\n", e.LastError)
+		fmt.Fprintf(cfg.stderr, "reason:   %s\n", printable(e.LastError))
 	}
 	_, err = cfg.stdout.Write(e.Payload)
 	return err

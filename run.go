@@ -161,11 +161,12 @@ func (o *runOptions) settle(cfg config) error {
 	if err != nil {
 		return err
 	}
-	st.withEndpointFlag(o.endpointFlag, o.endpointGiven)
-	if !o.endpointGiven && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
+	endpoint, given := o.endpointFlag, o.endpointGiven
+	if !given && cfg.getenv(detachedEnv) != "" && cfg.getenv(detachedEndpointEnv) != "" {
 		// The endpoint a 'run --detach' was given, passed on out of argv.
-		st.endpoint, st.endpointSource = cfg.getenv(detachedEndpointEnv), fromFlag
+		endpoint, given = cfg.getenv(detachedEndpointEnv), true
 	}
+	st.withEndpointFlag(endpoint, given)
 	if !o.batchGiven {
 		o.batch = st.batch
 	}

@@ -40,7 +40,8 @@ const maxErrorBody = 1 << 20
 // maxAnswer bounds how much of a 2xx answer is read. Such an answer may name
 // rejected events, so it is read to its end or not trusted at all: an answer
 // that goes on past maxAnswer retries the batch. The bound is not what it
-// costs in memory (readRejected holds one entry at a time): it only stops
+// costs in memory (readRejected reads it a token at a time, and
+// answerGuard bounds the tokens and their nesting): it only stops
 // an endpoint that never ends its answer, and leaves over 6 KiB of answer
 // for each event of a full 10,000-event batch.
 const maxAnswer = 64 << 20
@@ -288,9 +289,18 @@ func (p *poster) post(ctx context.Context, body []byte, events []event, readOK f
 	if gzipped {
 		body = gzipBody(body)
 	}
+	// A request that cannot be built is a local misconfiguration, not the
+	// batch's failure: it pauses delivery, as a refused token does, and
+	// counts no attempt, so that it never turns the queue into dead
+	// letters. The error never shows the token.
+	if p.token != "" {
+		if err := tokenProblem(p.token); err != nil {
+			return httpAnswer{}, &result{verdict: paused, err: "the token cannot be sent: " + err.Error()}
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return httpAnswer{}, &result{verdict: retryLater, err: p.scrub(err.Error())}
+		return httpAnswer{}, &result{verdict: paused, err: p.scrub("build the request: " + err.Error())}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", p.agent)
@@ -424,13 +434,9 @@ func readRejected(body io.Reader, events []event, scrub func(string) string) ([]
 			return skipValue(dec, first)
 		}
 		for dec.More() {
-			var rj rejection
-			if err := dec.Decode(&rj); err != nil {
-				// A field of the wrong type leaves the others read; any
-				// other error is a broken answer.
-				if _, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok {
-					return err
-				}
+			rj, err := readRejection(dec)
+			if err != nil {
+				return err
 			}
 			if !inBatch[rj.ID] {
 				continue
@@ -452,13 +458,57 @@ func readRejected(body io.Reader, events []event, scrub func(string) string) ([]
 	return rejected, nil
 }
 
+// readRejection reads one entry of a "rejected" list a token at a time,
+// rather than decoding it whole: an entry may carry fields of any size
+// besides its own. Keys match as encoding/json matches them, ignoring case.
+// A field of the wrong type is skipped and leaves the others read, and an
+// entry that is not an object names no event.
+func readRejection(dec *json.Decoder) (rejection, error) {
+	var rj rejection
+	tok, err := dec.Token()
+	if err != nil {
+		return rj, err
+	}
+	if tok != json.Delim('{') {
+		return rj, skipValue(dec, tok)
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return rj, err
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return rj, err
+		}
+		k, _ := key.(string)
+		s, isString := v.(string)
+		b, isBool := v.(bool)
+		switch {
+		case strings.EqualFold(k, "id") && isString:
+			rj.ID = s
+		case strings.EqualFold(k, "error") && isString:
+			rj.Error = s
+		case strings.EqualFold(k, "retryable") && isBool:
+			rj.Retryable = b
+		default:
+			if err := skipValue(dec, v); err != nil {
+				return rj, err
+			}
+		}
+	}
+	_, err = dec.Token() // }
+	return rj, err
+}
+
 // readObject reads a 2xx answer that is a JSON object one member at a time,
 // as it streams in: member gets each key and the first token of its value,
 // and reads the rest of the value or skips it (skipValue). An answer that
 // is not a JSON object (empty, text, HTML, protobuf) is not read at all. An
 // object that cannot be read to its closing brace is an error: the body
 // broke off, went on past maxAnswer (cappedReader), or is not JSON after
-// all. What comes after the closing brace is not read.
+// all, or past the bounds of its nesting or its tokens (answerGuard). What
+// comes after the closing brace is not read.
 func readObject(body io.Reader, member func(dec *json.Decoder, key string, first json.Token) error) error {
 	br := bufio.NewReader(body)
 	for {
@@ -478,7 +528,7 @@ func readObject(body io.Reader, member func(dec *json.Decoder, key string, first
 		br.UnreadByte()
 		break
 	}
-	dec := json.NewDecoder(br)
+	dec := json.NewDecoder(&answerGuard{r: br})
 	dec.UseNumber()
 	if _, err := dec.Token(); err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -194,9 +193,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(cfg.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		writeJSON(cfg.stdout, rep, false)
 	} else {
 		printStatus(cfg.stdout, &rep, useColor(cfg, cfg.stdout))
 	}
@@ -269,7 +266,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	switch d.State {
 	case "running":
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
-		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, d.Version)
+		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, printable(d.Version))
 	case "stale":
 		if d.PID == 0 {
 			// The PID file could not be used (a symlink, garbage): there is
@@ -279,7 +276,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 			fmt.Fprintf(w, "%s (pid %d); not running\n", paint(yellow, "stale pid file"), d.PID)
 		}
 	case "unknown":
-		fmt.Fprintf(w, "%s: %s\n", paint(red, "unknown"), d.Reason)
+		fmt.Fprintf(w, "%s: %s\n", paint(red, "unknown"), printable(d.Reason))
 	default:
 		fmt.Fprintln(w, paint(yellow, "not running"))
 	}
@@ -301,7 +298,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	}
 	endpoint := "(none)"
 	if rep.Endpoint != nil {
-		endpoint = *rep.Endpoint
+		endpoint = printable(*rep.Endpoint)
 	}
 	if rep.EndpointSource == "" || rep.EndpointSource == fromNone {
 		fmt.Fprintf(w, "endpoint: %s\n", endpoint)
@@ -372,12 +369,15 @@ func printLimits(w io.Writer, st storeStatus, paint func(c, s string) string) {
 	}
 }
 
+// firstLine is the start of an error text for a line of output: its first
+// line, at most 200 bytes, escaped (printable), since the text may be an
+// endpoint's answer.
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}
-	return s
+	return printable(s)
 }
 
 // endpointOrNil is the endpoint a report shows: nil, null in JSON, when
