@@ -48,6 +48,12 @@ const (
 	// below it, so that an outbox at the limit is evicted in runs, one gap
 	// each, rather than one event (and one gap) per enqueue.
 	evictSlack = 50
+	// sizeSlack is the share of max_size (1/sizeSlack) a size eviction
+	// frees below it: half of evictSlack, because an eviction stops at the
+	// first measure under its target, which can be a page or two below it
+	// (a delete frees a page only once the page is empty). The outbox
+	// then holds what fits within 2 % and one event under the limit.
+	sizeSlack = 2 * evictSlack
 	// evictChunk bounds one eviction run (one transaction): an enqueue
 	// waits at most for that many deletes. The daemon runs again at once
 	// when a run stopped at it.
@@ -215,21 +221,8 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
-	for g.Evicted < evictChunk {
-		over, err := p.over()
-		if err != nil || over <= 0 {
-			if err != nil {
-				return g, false, fmt.Errorf("evict: %w", err)
-			}
-			break
-		}
-		n, err := o.evictRound(p, over, evictChunk-g.Evicted, &g)
-		if err != nil {
-			return g, false, fmt.Errorf("evict: %w", err)
-		}
-		if n == 0 {
-			break
-		}
+	if err := o.evictRounds(p, &g); err != nil {
+		return g, false, fmt.Errorf("evict: %w", err)
 	}
 	if g.Evicted == 0 {
 		return g, false, nil
@@ -255,39 +248,74 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	return g, g.Evicted >= evictChunk, nil
 }
 
-// evictRound removes the oldest candidates until their cost reaches over,
-// at most limit of them, adding each to g, and reports how many went.
-func (o *outbox) evictRound(p evictPlan, over, limit int64, g *gap) (int64, error) {
+// evictRounds removes what p says in rounds, measuring what is over
+// after each. A row's cost (payload, id, kind and rowOverhead) is only an
+// estimate of what its delete frees: pages, two indexes and their slack
+// make it some 30 % more for typical rows, and a delete frees a page only
+// once the page is empty. So the first round takes rows estimated at half
+// of what is over, and each later round three quarters of what is still
+// over, scaled by what the rounds so far freed per byte estimated: a round
+// never takes much more than is over, the rounds shrink geometrically to
+// one row at a time, and the eviction stops at the first measure at or
+// under the target, a row or a page below it at most.
+func (o *outbox) evictRounds(p evictPlan, g *gap) error {
+	over, err := p.over()
+	if err != nil {
+		return err
+	}
+	var freed, estimated int64 // over all rounds so far
+	for g.Evicted < evictChunk && over > 0 {
+		budget := over / 2
+		if freed > 0 && estimated > 0 {
+			budget = int64(float64(over) * float64(estimated) / float64(freed) * 3 / 4)
+		}
+		n, est, err := o.evictRound(p, max(budget, 1), evictChunk-g.Evicted, g)
+		if err != nil || n == 0 {
+			return err
+		}
+		next, err := p.over()
+		if err != nil {
+			return err
+		}
+		freed, estimated, over = freed+over-next, estimated+est, next
+	}
+	return nil
+}
+
+// evictRound removes the oldest candidates until their estimated cost
+// reaches budget, at most limit of them, adding each to g, and reports how
+// many went and their estimated cost.
+func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est int64, err error) {
 	stmt, err := o.conn.Prepare(evictCandidatesSQL)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	stmt.SetInt64(":state", int64(p.state))
 	stmt.SetInt64(":limit", limit)
-	var n, freed, last int64
-	for freed < over {
+	var last int64
+	for est < budget {
 		row, err := stmt.Step()
 		if err != nil {
 			stmt.Reset()
-			return 0, err
+			return 0, 0, err
 		}
 		if !row || p.before != 0 && stmt.ColumnInt64(4) >= p.before {
 			break
 		}
 		payload := stmt.ColumnInt64(2)
 		g.add(stmt.ColumnText(1), payload, stmt.ColumnInt64(4))
-		freed += p.cost(payload, stmt.ColumnInt64(3))
+		est += p.cost(payload, stmt.ColumnInt64(3))
 		last = stmt.ColumnInt64(0)
 		n++
 	}
 	if err := stmt.Reset(); err != nil || n == 0 {
-		return 0, err
+		return 0, 0, err
 	}
 	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state}})
 	if err == nil && int64(o.conn.Changes()) != n {
 		err = fmt.Errorf("removed %d events, counted %d", o.conn.Changes(), n)
 	}
-	return n, err
+	return n, est, err
 }
 
 // storeSize is how much of the disk the outbox takes.
@@ -458,7 +486,7 @@ func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 	if sz.used <= limit {
 		return evictPlan{}, false, nil
 	}
-	target := limit - limit/evictSlack
+	target := limit - limit/sizeSlack
 	return evictPlan{
 		state: statePending, reason: reasonMaxSize,
 		over: func() (int64, error) {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 func TestParseSize(t *testing.T) {
@@ -421,5 +424,89 @@ func TestLimitsDueWithoutNews(t *testing.T) {
 	}
 	if lim.dueWithoutNews(false) {
 		t.Error("due = true with the disk filled but nothing pending to evict")
+	}
+}
+
+// gapsInOutbox reads the payloads of the gap events an outbox holds.
+func gapsInOutbox(t *testing.T, ob *outbox) []gap {
+	t.Helper()
+	var gaps []gap
+	err := sqlitex.Execute(ob.conn, `SELECT payload FROM events WHERE kind = '`+gapKind+`' ORDER BY seq`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			var g gap
+			if err := json.Unmarshal([]byte(stmt.ColumnText(0)), &g); err != nil {
+				return err
+			}
+			gaps = append(gaps, g)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gaps
+}
+
+// TestEvictionKeepsWhatFits queues 4000 events while no daemon runs, six
+// times max_size (1 MiB) and more, then lets the limiter bring the outbox
+// under it, as a daemon's first housekeeping does: it must take only what
+// is over, so that the outbox then holds what fits, within 2 % (and one
+// event) under the limit, never emptier, and the gap must count exactly
+// what went. Rows of 1.5, 2.1 and 3 KB sit differently in 4 KiB pages.
+func TestEvictionKeepsWhatFits(t *testing.T) {
+	t.Parallel()
+	const maxSize, queued = 1 << 20, 4000
+	for _, size := range []int{1500, 2100, 3000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			ob, lim, clk := newLimitRig(t, limits{maxSize: maxSize})
+			lim.disk = func(string) (uint64, uint64, error) { return 50 << 30, 100 << 30, nil }
+			empty, err := ob.size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload := []byte(`{"b":"` + strings.Repeat("z", size-8) + `"}`)
+			for range queued {
+				if err := ob.insert(newEventID(clk.now()), "event", payload, clk.now()); err != nil {
+					t.Fatal(err)
+				}
+				clk.advance(time.Millisecond)
+			}
+			before, err := ob.size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What one event takes on disk, its index entries and page
+			// slack included, and what the outbox takes with none.
+			perEvent := (before.used - empty.used) / queued
+			for range 100 {
+				if _, more := lim.enforce(ob, true); !more {
+					break
+				}
+			}
+			after, err := ob.size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ob.counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gaps := gapsInOutbox(t, ob)
+			kept := c.Pending - int64(len(gaps))
+			checkAccounting(t, queued, kept, c.Dead, gaps)
+			floor := int64(maxSize) - maxSize/50 - perEvent
+			if after.used > maxSize || after.used < floor {
+				t.Errorf("after eviction the outbox uses %d bytes, want %d..%d (what fits, within 2 %% and one event of %d bytes under max_size)",
+					after.used, floor, maxSize, perEvent)
+			}
+			// A trimmed B-tree keeps what a fresh one of the same rows
+			// would not: an interior level and a partly filled edge page in
+			// the table and each of its two indexes, six pages at most.
+			if fit := (floor - empty.used - 6*4096) / perEvent; kept < fit {
+				t.Errorf("kept %d events of %d bytes on disk each, want at least %d (%d bytes in all, 2 %% and one event under max_size, less the pages of a trimmed tree)", kept, perEvent, fit, floor)
+			}
+			t.Logf("kept %d events (%d bytes each on disk), %d bytes used of %d, %d gaps", kept, perEvent, after.used, maxSize, len(gaps))
+		})
 	}
 }
