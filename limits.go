@@ -38,8 +38,9 @@ import (
 const (
 	defaultMaxSize = 1 << 30
 	minMaxSize     = 1 << 20
-	// minFreeDisk is the share of the disk (in percent) the outbox never
-	// takes: it shrinks to leave that free, whatever max_size says.
+	// minFreeDisk is the share of the disk (in percent, as df counts it
+	// for the daemon's user: diskFigures) the outbox does not grow into,
+	// whatever max_size says (limiter.sizeLimit).
 	minFreeDisk = 5
 	// deadShare is the share of max_size (in percent) that dead letters'
 	// payloads may take; beyond it the oldest go.
@@ -368,6 +369,13 @@ type limiter struct {
 	log  *slog.Logger
 	disk func(dir string) (free, total uint64, err error) // diskSpace, or a test's
 
+	// taking reports whether the endpoint takes events (drainer.taking),
+	// nil when there is no daemon delivering. held is the outbox size the
+	// free-disk reserve lets the outbox keep (hold, sizeLimit).
+	taking  func() bool
+	held    int64
+	heldSet bool
+
 	recorded    *outbox   // the outbox the limits were last written into, for status
 	deadChecked time.Time // when the dead letters' share was last measured
 
@@ -471,15 +479,17 @@ func (l *limiter) deadPlan(ob *outbox) (evictPlan, bool, error) {
 }
 
 // sizePlan evicts the oldest pending events once the outbox's pages in use
-// pass its size limit: max_size, or less when the disk would otherwise
-// keep under minFreeDisk percent free.
+// pass its size limit (sizeLimit): max_size, or less when the outbox
+// would grow into the free-disk reserve while the endpoint takes no
+// events.
 func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 	sz, err := ob.size()
 	l.size, l.sized = sz, err == nil
 	if err != nil {
 		return evictPlan{}, false, err
 	}
-	limit, err := l.sizeLimit(sz.file)
+	l.hold(sz)
+	limit, err := l.sizeLimit(sz)
 	if err != nil {
 		l.log.Warn("free disk space", "error", err)
 	}
@@ -498,13 +508,17 @@ func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 }
 
 // sizeLimit is the most the outbox may use: max_size, or less when the
-// disk would otherwise keep under minFreeDisk percent free. file is the
-// outbox file's size: the outbox may keep its file and take what is free
-// beyond the reserve; when the disk is below the reserve, it must give
-// back the difference (the daemon vacuums once the run is done). Where the
-// free space cannot be read, max_size alone limits, and err says why
-// (none where the OS gives no free space).
-func (l *limiter) sizeLimit(file int64) (int64, error) {
+// outbox would otherwise grow into the last minFreeDisk percent of the
+// disk. The outbox may keep its file and take what is free beyond that
+// reserve; and whatever the disk, it may keep what it held when the
+// endpoint last took events (held): evicting a few KB of events gives a
+// full disk next to nothing back, and it must not throw away events a
+// healthy endpoint is about to take, each before its first attempt. So
+// the reserve keeps the outbox from growing while the endpoint does not
+// take events, and never makes it shrink. Where the free space cannot be
+// read, max_size alone limits, and err says why (none where the OS gives
+// no free space).
+func (l *limiter) sizeLimit(sz storeSize) (int64, error) {
 	free, total, err := l.disk(l.dir)
 	if err != nil || total == 0 {
 		if errors.Is(err, errNoDiskInfo) {
@@ -512,8 +526,49 @@ func (l *limiter) sizeLimit(file int64) (int64, error) {
 		}
 		return l.maxSize, err
 	}
-	room := file + int64(free) - int64(total*minFreeDisk/100)
-	return max(min(l.maxSize, room), 0), nil
+	room := sz.file + int64(free) - int64(total*minFreeDisk/100)
+	return min(l.maxSize, max(room, l.held)), nil
+}
+
+// hold notes the outbox's size as what the free-disk reserve lets it keep
+// (sizeLimit): at the first measure, and at each while the endpoint takes
+// events, whose deliveries make the outbox shrink as it should.
+func (l *limiter) hold(sz storeSize) {
+	if !l.heldSet || l.taking != nil && l.taking() {
+		l.held, l.heldSet = sz.used, true
+	}
+}
+
+// diskFigures are a file system's size and free space, in bytes, as
+// statfs gives them: total (f_blocks), free (f_bfree) and what is free
+// for users without the privilege to write into the blocks the file
+// system keeps for root (f_bavail).
+type diskFigures struct {
+	total, free, avail uint64
+}
+
+// forUser is the disk as df counts it: the space free is what is
+// available (f_bavail), and the size is what is used plus that, so that
+// the share free is 100 less df's Use%. The root reserve counts neither
+// as free nor as used, for the daemon of any user: root may write into it
+// only with CAP_SYS_RESOURCE (a container's root often may not), and it
+// is there for the system's own needs when a disk is full, not for
+// queued events.
+func (f diskFigures) forUser() (free, total uint64) {
+	used := f.total - min(f.free, f.total)
+	return f.avail, used + f.avail
+}
+
+// diskSpace is the space free for the daemon's user and the size of the
+// file system that holds dir, in bytes, as df counts them
+// (diskFigures.forUser).
+func diskSpace(dir string) (free, total uint64, err error) {
+	f, err := statDisk(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	free, total = f.forUser()
+	return free, total, nil
 }
 
 // dueWithoutNews reports whether enforce may have something to do though
@@ -535,7 +590,7 @@ func (l *limiter) dueWithoutNews(pending bool) bool {
 	if !pending {
 		return false // The disk filling could make nothing to evict.
 	}
-	limit, err := l.sizeLimit(l.size.file)
+	limit, err := l.sizeLimit(l.size)
 	return err != nil || l.size.used > limit
 }
 

@@ -43,8 +43,8 @@ Windows has no SIGHUP: restart the service to read config.toml again.
 Under systemd (NOTIFY_SOCKET set), the daemon says READY=1 once it holds
 the lock and the outbox is open, and STOPPING=1 when it stops.
 
-The outbox is kept under --max-size (1GiB by default), and so that the disk
-keeps 5 % free; with --max-age, events older than that go too. Over a limit
+The outbox is kept under --max-size (1GiB by default), and does not grow into
+the last 5 % of the disk; with --max-age, events older than that go too. Over a limit
 the oldest pending events are evicted, and each eviction is delivered as a
 difflore.gap event that says what went; status shows the totals.
 
