@@ -149,11 +149,12 @@
 // to a host that is not loopback needs --allow-insecure.
 //
 // config.toml in the data home holds the settings: endpoint, token, batch,
-// redact, redact_rules ([[redact_rules]] tables of name and pattern) and
-// redact_allow (values never replaced). Every daemon of the home reads it,
+// redact, redact_rules ([[redact_rules]] tables of name and pattern),
+// redact_allow (values never replaced), max_size and max_age (as the run
+// flags take them). Every daemon of the home reads it,
 // whether a hook (--ensure-daemon), a service or a person started it. A flag
 // wins over the environment, which wins over the file, which wins over the
-// default; status says where the endpoint came from. config set checks a
+// default; status says where the endpoint and each limit came from. config set checks a
 // value and replaces the key's line, keeping the user's other lines and
 // comments; an unknown key is a warning. list shows "token = (set)", and get
 // prints the token only with --show-token. A file that holds a token and

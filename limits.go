@@ -76,33 +76,52 @@ const (
 	reasonMaxAge  = "max_age"
 )
 
-// limits are the outbox's bounds, from the run flags (and later the
-// configuration file).
+// limits are the outbox's bounds, each from the first of the run flag,
+// config.toml and the default that sets it, and where it came from, for
+// status.
 type limits struct {
-	maxSize int64         // bytes of pages in use
-	maxAge  time.Duration // 0: no limit
+	maxSize  int64         // bytes of pages in use
+	maxAge   time.Duration // 0: no limit
+	sizeFrom string        // fromFlag, fromConfig or fromDefault
+	ageFrom  string
 }
 
-// parse sets the limits from the text of --max-size and --max-age.
-func (l *limits) parse(size, age string) error {
-	n, err := parseSize(size)
+// defaultLimits are the limits when neither a flag nor config.toml sets
+// them.
+func defaultLimits() limits {
+	return limits{maxSize: defaultMaxSize, sizeFrom: fromDefault, ageFrom: fromDefault}
+}
+
+// parseMaxSize reads a max_size: a size (parseSize) of at least
+// minMaxSize. The error does not repeat the text: the caller names it
+// with the flag or key.
+func parseMaxSize(s string) (int64, error) {
+	n, err := parseSize(s)
 	if err != nil {
-		return fmt.Errorf("--max-size %w", err)
+		return 0, err
 	}
 	if n < minMaxSize {
-		return fmt.Errorf("--max-size %q: want at least 1MiB", size)
+		return 0, errors.New("want at least 1MiB")
 	}
-	d, err := parseAge(age)
-	if err != nil {
-		return fmt.Errorf("--max-age %w", err)
+	return n, nil
+}
+
+// formatAge writes a max_age as it would be given: whole days as 30d,
+// other durations as Go writes them, off for none.
+func formatAge(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "off"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
-	*l = limits{maxSize: n, maxAge: d}
-	return nil
+	return d.String()
 }
 
 // parseSize reads a size: a byte count, or a whole number with a unit, KB,
 // MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024); the
-// unit's case does not matter.
+// unit's case does not matter. Its errors, as parseAge's, do not repeat
+// the text.
 func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
@@ -121,7 +140,7 @@ func parseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q: want a byte count or a whole number with a unit, as 2MiB or 500MB", s)
+		return 0, errors.New("want a byte count or a whole number with a unit, as 2MiB or 500MB")
 	}
 	return n * mult, nil
 }
@@ -133,7 +152,7 @@ func parseAge(s string) (time.Duration, error) {
 	if s == "0" || strings.EqualFold(s, "off") {
 		return 0, nil
 	}
-	bad := fmt.Errorf("%q: want days or a duration, as 30d or 12h, or off", s)
+	bad := errors.New("want days or a duration, as 30d or 12h, or off")
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
 		if err != nil || n <= 0 || n > 100*365 {
@@ -387,6 +406,14 @@ type limiter struct {
 	sized     bool
 }
 
+// setLimits makes l the limits from the next enforce on, which records
+// them for status: a reload of config.toml calls it.
+func (l *limiter) setLimits(lim limits) {
+	if lim != l.limits {
+		l.limits, l.recorded = lim, nil
+	}
+}
+
 // deadCheckEvery is how often the limiter measures the dead letters'
 // share: a walk of them all, and they change seldom.
 const deadCheckEvery = time.Minute
@@ -403,7 +430,8 @@ func newLimiter(l limits, h home, now func() time.Time, log *slog.Logger) *limit
 // must never stop delivery.
 func (l *limiter) enforce(ob *outbox, all bool) (evicted, more bool) {
 	if l.recorded != ob {
-		kv := map[string]string{"max_size": strconv.FormatInt(l.maxSize, 10), "max_age": l.maxAge.String()}
+		kv := map[string]string{"max_size": strconv.FormatInt(l.maxSize, 10), "max_age": l.maxAge.String(),
+			"max_size_source": l.sizeFrom, "max_age_source": l.ageFrom}
 		if err := ob.setMeta(kv); err != nil {
 			l.log.Warn("record limits", "error", err)
 		} else {
