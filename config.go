@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -35,8 +36,26 @@ type fileConfig struct {
 	Redact      *bool      `toml:"redact"`
 	RedactRules []fileRule `toml:"redact_rules"`
 	RedactAllow []string   `toml:"redact_allow"`
-	// The outbox's limits (max_size, max_age) are keys of this struct
-	// too, once the outbox has them.
+	MaxSize     *limitText `toml:"max_size"`
+	MaxAge      *limitText `toml:"max_age"`
+}
+
+// limitText is a limit as config.toml gives it: a string, as the run flag
+// takes it ("2MiB", "30d"), or a whole number (a byte count, or 0 for no
+// max_age).
+type limitText string
+
+// UnmarshalTOML takes a string or an integer.
+func (t *limitText) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*t = limitText(v)
+	case int64:
+		*t = limitText(strconv.FormatInt(v, 10))
+	default:
+		return fmt.Errorf("want a string, as \"2MiB\" or \"30d\", got %v", v)
+	}
+	return nil
 }
 
 // fileRule is a [[redact_rules]] table: a customRule.
@@ -58,15 +77,17 @@ type settings struct {
 	tokenFor string
 	batch    int
 	redact   redactOptions
+	limits   limits
 	warnings []string // about the file: unknown keys
 }
 
 // The sources of a setting, as status shows them.
 const (
-	fromFlag   = "flag"
-	fromEnv    = "env"
-	fromConfig = "config"
-	fromNone   = "none"
+	fromFlag    = "flag"
+	fromEnv     = "env"
+	fromConfig  = "config"
+	fromNone    = "none"
+	fromDefault = "default"
 )
 
 // configFile is config.toml as read: its bytes and what the file system
@@ -126,7 +147,31 @@ func (f configFile) decode() (fileConfig, []string, error) {
 	if fc.Batch != nil && (*fc.Batch < 1 || *fc.Batch > 10000) {
 		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: batch = %d: want 1 to 10000", f.path, *fc.Batch)}
 	}
+	if _, err := fc.limits(); err != nil {
+		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", f.path, err),
+			hint: "fix it with 'difflore config set', or see 'difflore config -h'"}
+	}
 	return fc, warnings, nil
+}
+
+// limits are the limits the file sets, over the defaults.
+func (fc fileConfig) limits() (limits, error) {
+	l := defaultLimits()
+	if fc.MaxSize != nil {
+		n, err := parseMaxSize(string(*fc.MaxSize))
+		if err != nil {
+			return l, fmt.Errorf("max_size = %q: %w", *fc.MaxSize, err)
+		}
+		l.maxSize, l.sizeFrom = n, fromConfig
+	}
+	if fc.MaxAge != nil {
+		d, err := parseAge(string(*fc.MaxAge))
+		if err != nil {
+			return l, fmt.Errorf("max_age = %q: %w", *fc.MaxAge, err)
+		}
+		l.maxAge, l.ageFrom = d, fromConfig
+	}
+	return l, nil
 }
 
 // checkSecret refuses a file that holds a token and that another user may
@@ -201,7 +246,8 @@ func (cfg config) settings() (settings, error) {
 	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
 		st.redact.off = redactOptionsFromEnv(cfg.getenv).off
 	}
-	return st, nil
+	st.limits, err = fc.limits() // checked by load
+	return st, err
 }
 
 // takeToken takes the token of the first source that sets one, the

@@ -35,11 +35,13 @@ Keys:
   redact         false sends payloads without replacing secrets; env DIFFLORE_REDACT
   redact_rules   more redaction rules: [[redact_rules]] tables of name and pattern
   redact_allow   values never replaced: a list of strings
-set and unset handle endpoint, token, batch and redact; edit the file for
-redact_rules and redact_allow ('difflore config path' names it). A token
-is sent only to the endpoint named beside it (the file's token to the file's
-endpoint) or to one of the same origin, never to one a flag or another
-source names; white space around it is dropped.
+  max_size       the outbox's largest size: 2MiB, 500MB or bytes, at least 1MiB (default 1GiB); flag --max-size
+  max_age        evict pending events older than this: 30d, 12h, or off (default off); flag --max-age
+set and unset handle endpoint, token, batch, redact, max_size and max_age;
+edit the file for redact_rules and redact_allow ('difflore config path'
+names it). A token is sent only to the endpoint named beside it (the
+file's token to the file's endpoint) or to one of the same origin, never to
+one a flag or another source names; white space around it is dropped.
 
 The file is written whole, to a temporary file renamed over it, mode 0600;
 its other lines and comments are kept. A file that holds a token and that
@@ -50,6 +52,7 @@ get prints the token only with --show-token.
 Examples:
   difflore config set endpoint https://ingest.example.com/v1/events
   printf '%s\n' "$TOKEN" | difflore config set token -
+  difflore config set max_size 2GiB
   difflore config list
 `
 
@@ -98,6 +101,18 @@ func configKeys() []configKey {
 		}},
 		{"redact_rules", nil},
 		{"redact_allow", nil},
+		{"max_size", func(v string) (string, error) {
+			if _, err := parseMaxSize(v); err != nil {
+				return "", err
+			}
+			return tomlString(strings.TrimSpace(v)), nil
+		}},
+		{"max_age", func(v string) (string, error) {
+			if _, err := parseAge(v); err != nil {
+				return "", err
+			}
+			return tomlString(strings.TrimSpace(v)), nil
+		}},
 	}
 }
 
@@ -192,6 +207,11 @@ func configValues(fc fileConfig) map[string]configValue {
 			items = append(items, fmt.Sprintf("{name = %s, pattern = %s}", tomlString(r.Name), tomlString(r.Pattern)))
 		}
 		vals["redact_rules"] = configValue{strings.Join(lines, "\n"), "[" + strings.Join(items, ", ") + "]"}
+	}
+	for key, v := range map[string]*limitText{"max_size": fc.MaxSize, "max_age": fc.MaxAge} {
+		if v != nil {
+			vals[key] = configValue{string(*v), tomlString(string(*v))}
+		}
 	}
 	if fc.RedactAllow != nil {
 		var items []string

@@ -103,8 +103,10 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
+	lim := newLimiter(opts.limits, h, time.Now, log)
+	lim.taking = d.taking
 	dm := &daemon{h: h, ob: ob, d: d, log: log, tick: opts.tick, waits: cfg.waits, now: time.Now,
-		lim: newLimiter(opts.limits, h, time.Now, log), cfg: cfg, opts: opts, logFile: logFile, hup: hup}
+		lim: lim, cfg: cfg, opts: opts, logFile: logFile, hup: hup}
 	// The daemon owns the outbox from here on, and may replace it with a
 	// reopened one: close the one it has at the end.
 	defer func() { dm.ob.Close() }()

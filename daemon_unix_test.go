@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,4 +69,53 @@ func TestSighupReloads(t *testing.T) {
 	if out := mustCLI(t, "stop"); !strings.HasPrefix(out, "stopped (pid") {
 		t.Errorf("stop: %q", out)
 	}
+}
+
+// TestSighupReloadsLimits changes max_size and max_age in config.toml of a
+// detached daemon started with --max-age and sends it SIGHUP: it takes the
+// file's max_size from then on (status says so, and it evicts by it), and
+// keeps the max_age its flag gave.
+func TestSighupReloadsLimits(t *testing.T) {
+	home := testHome(t)
+	t.Setenv(asMainEnv, "1")
+	mustCLI(t, "run", "--detach", "--max-age", "12h")
+	t.Cleanup(func() { cli(t, "", "stop") })
+	_, pid, _ := statusOf(t)
+	if st := statusStore(t); st.MaxSize != defaultMaxSize || st.MaxSizeSource != fromDefault || st.MaxAgeSeconds != 12*3600 || st.MaxAgeSource != fromFlag {
+		t.Fatalf("status before the reload: %+v; want the default max_size and the flag's 12h max_age", st)
+	}
+	// 3 MiB queued while the daemon has no endpoint: under the default
+	// limit, over the one the file is about to give.
+	payload := `{"blob":"` + strings.Repeat("x", 16<<10) + `"}`
+	const n = 192
+	for i := range n {
+		if _, stderr, code := cli(t, payload, "enqueue", "--id", fmt.Sprintf("e%03d", i)); code != 0 {
+			t.Fatalf("enqueue: exit %d: %s", code, stderr)
+		}
+	}
+	mustCLI(t, "config", "set", "max_size", "1MiB")
+	mustCLI(t, "config", "set", "max_age", "30d")
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var st storeStatus
+	waitFor(t, 20*time.Second, "status to show the file's max_size and the outbox under it", func() bool {
+		st = statusStore(t)
+		return st.MaxSize == 1<<20 && st.MaxSizeSource == fromConfig && st.SizeBytes <= 1<<20
+	})
+	if st.MaxAgeSeconds != 12*3600 || st.MaxAgeSource != fromFlag {
+		t.Errorf("after the reload max_age is %vs from %s, want the flag's 12h", st.MaxAgeSeconds, st.MaxAgeSource)
+	}
+	h := mustOpenHome(t, home)
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	gaps := gapsInOutbox(t, ob)
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gaps) == 0 {
+		t.Fatal("nothing evicted after the reload")
+	}
+	checkAccounting(t, n, c.Pending-int64(len(gaps)), c.Dead, gaps)
 }

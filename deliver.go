@@ -81,6 +81,14 @@ func (d *drainer) holdUntil() time.Time {
 	return d.breakerUntil
 }
 
+// taking reports whether the endpoint takes events: there is one, and its
+// last answer left no failure in a row, pause or open breaker. Before its
+// first answer it counts as taking, so that every event gets its first
+// attempt (limiter.sizeLimit).
+func (d *drainer) taking() bool {
+	return d.sink != nil && d.failures == 0 && d.breakerDelay == 0 && d.pausedUntil.IsZero()
+}
+
 // capHolds shortens a pause or an open breaker that would end more than
 // maxWait from now, as one set before the clock stepped back does.
 func (d *drainer) capHolds(now time.Time) {

@@ -38,7 +38,13 @@ func (o runOptions) childArgs() []string {
 	if o.batchGiven {
 		args = append(args, "--batch", strconv.Itoa(o.batch))
 	}
-	args = append(args, "--max-size", strconv.FormatInt(o.limits.maxSize, 10), "--max-age", o.limits.maxAge.String())
+	// Likewise the limits: only those a flag gave.
+	if o.flagLimits.sizeFrom == fromFlag {
+		args = append(args, "--max-size", strconv.FormatInt(o.flagLimits.maxSize, 10))
+	}
+	if o.flagLimits.ageFrom == fromFlag {
+		args = append(args, "--max-age", o.flagLimits.maxAge.String())
+	}
 	if o.allowInsecure {
 		args = append(args, "--allow-insecure")
 	}

@@ -2,12 +2,12 @@ package main
 
 import "golang.org/x/sys/unix"
 
-// diskSpace is the space free for this user and the size of the file
-// system that holds dir, in bytes.
-func diskSpace(dir string) (free, total uint64, err error) {
+// statDisk reads the size and free space of the file system that holds
+// dir (see diskFigures).
+func statDisk(dir string) (diskFigures, error) {
 	var st unix.Statvfs_t
 	if err := unix.Statvfs(dir, &st); err != nil {
-		return 0, 0, err
+		return diskFigures{}, err
 	}
-	return st.Bavail * st.Frsize, st.Blocks * st.Frsize, nil
+	return diskFigures{total: st.Blocks * st.Frsize, free: st.Bfree * st.Frsize, avail: st.Bavail * st.Frsize}, nil
 }

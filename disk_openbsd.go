@@ -2,12 +2,14 @@ package main
 
 import "golang.org/x/sys/unix"
 
-// diskSpace is the space free for this user and the size of the file
-// system that holds dir, in bytes.
-func diskSpace(dir string) (free, total uint64, err error) {
+// statDisk reads the size and free space of the file system that holds
+// dir (see diskFigures).
+func statDisk(dir string) (diskFigures, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, 0, err
+		return diskFigures{}, err
 	}
-	return uint64(st.F_bavail) * uint64(st.F_bsize), st.F_blocks * uint64(st.F_bsize), nil
+	// F_bavail goes below zero once root writes into its reserve.
+	avail := uint64(max(st.F_bavail, 0))
+	return diskFigures{total: st.F_blocks * uint64(st.F_bsize), free: st.F_bfree * uint64(st.F_bsize), avail: avail * uint64(st.F_bsize)}, nil
 }

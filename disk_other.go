@@ -2,8 +2,8 @@
 
 package main
 
-// diskSpace reports errNoDiskInfo on systems whose free space difflore does
+// statDisk reports errNoDiskInfo on systems whose free space difflore does
 // not read: there, max_size alone bounds the outbox.
-func diskSpace(dir string) (free, total uint64, err error) {
-	return 0, 0, errNoDiskInfo
+func statDisk(dir string) (diskFigures, error) {
+	return diskFigures{}, errNoDiskInfo
 }

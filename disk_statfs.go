@@ -4,12 +4,14 @@ package main
 
 import "golang.org/x/sys/unix"
 
-// diskSpace is the space free for this user and the size of the file
-// system that holds dir, in bytes.
-func diskSpace(dir string) (free, total uint64, err error) {
+// statDisk reads the size and free space of the file system that holds
+// dir (see diskFigures).
+func statDisk(dir string) (diskFigures, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, 0, err
+		return diskFigures{}, err
 	}
-	return uint64(st.Bavail) * uint64(st.Bsize), uint64(st.Blocks) * uint64(st.Bsize), nil
+	// Bavail is signed on FreeBSD, and goes below zero once root writes
+	// into its reserve.
+	return diskFigures{total: uint64(st.Blocks) * uint64(st.Bsize), free: uint64(st.Bfree) * uint64(st.Bsize), avail: uint64(max(st.Bavail, 0)) * uint64(st.Bsize)}, nil
 }

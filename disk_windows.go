@@ -2,16 +2,21 @@ package main
 
 import "golang.org/x/sys/windows"
 
-// diskSpace is the space free for this user (quotas included) and the size
-// of the volume that holds dir, in bytes.
-func diskSpace(dir string) (free, total uint64, err error) {
+// statDisk reads the size and free space of the file system that holds
+// dir (see diskFigures).
+func statDisk(dir string) (diskFigures, error) {
 	p, err := windows.UTF16PtrFromString(dir)
 	if err != nil {
-		return 0, 0, err
+		return diskFigures{}, err
 	}
-	var totalFree uint64
-	if err := windows.GetDiskFreeSpaceEx(p, &free, &total, &totalFree); err != nil {
-		return 0, 0, err
+	// What Windows gives the caller already counts its quota, and keeps
+	// no reserve for administrators: the volume's own free space would
+	// only blur that.
+	var f diskFigures
+	var volumeFree uint64
+	if err := windows.GetDiskFreeSpaceEx(p, &f.avail, &f.total, &volumeFree); err != nil {
+		return diskFigures{}, err
 	}
-	return free, total, nil
+	f.free = f.avail
+	return f, nil
 }

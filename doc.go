@@ -58,7 +58,7 @@
 // the program they run, the endpoint (an empty batch, {"events":[]}, must be
 // answered 2xx, token included; a file: endpoint's folder must be
 // writable), config.toml and who may read it, the free disk space against
-// the outbox's 1 GiB limit and the 5 % of the disk it always leaves, the
+// the outbox's 1 GiB limit and the 5 % of the disk it does not grow into, the
 // outbox's integrity (SQLite's quick_check, cut after --check-time and then
 // a warning), the PID file against the lock, and the clock (no queued event
 // dated more than a minute ahead). It exits 1 when a check fails, and
@@ -113,8 +113,9 @@
 // PID file does not describe, or the data home cannot be read.
 //
 // The daemon keeps the outbox under --max-size (1GiB by default; 2MiB,
-// 500MB or a byte count), measured as SQLite's pages in use, and so that the
-// disk keeps 5 % free; with --max-age (30d, 12h), events older than that go
+// 500MB or a byte count), measured as SQLite's pages in use, and does not
+// grow into the last 5 % of the disk (as df counts it) while the endpoint
+// takes no events; with --max-age (30d, 12h), events older than that go
 // too. Over a limit it evicts the oldest pending events first (dead letters
 // have their own limit, a tenth of --max-size) and reports each eviction
 // run as one event of kind difflore.gap, written with the eviction and
@@ -148,11 +149,12 @@
 // to a host that is not loopback needs --allow-insecure.
 //
 // config.toml in the data home holds the settings: endpoint, token, batch,
-// redact, redact_rules ([[redact_rules]] tables of name and pattern) and
-// redact_allow (values never replaced). Every daemon of the home reads it,
+// redact, redact_rules ([[redact_rules]] tables of name and pattern),
+// redact_allow (values never replaced), max_size and max_age (as the run
+// flags take them). Every daemon of the home reads it,
 // whether a hook (--ensure-daemon), a service or a person started it. A flag
 // wins over the environment, which wins over the file, which wins over the
-// default; status says where the endpoint came from. config set checks a
+// default; status says where the endpoint and each limit came from. config set checks a
 // value and replaces the key's line, keeping the user's other lines and
 // comments; an unknown key is a warning. list shows "token = (set)", and get
 // prints the token only with --show-token. A file that holds a token and

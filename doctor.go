@@ -31,7 +31,7 @@ Example:
   difflore doctor
 `
 
-// minFreeShare is the share of the disk the outbox never takes: it stops
+// minFreeShare is the share of the disk the outbox does not grow into: it stops
 // growing when less than this would be left free.
 const minFreeShare = 0.05
 

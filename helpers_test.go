@@ -739,3 +739,20 @@ func eventIDs(evs []event) []string {
 	}
 	return ids
 }
+
+// checkAccounting asserts the invariant every test of a loss keeps: the
+// events hooks handed over are, exactly, those delivered, those in the
+// dead letters and those the difflore.gap events report. delivered and
+// dead count events other than gap reports; handedOver and the counts
+// come from the test, gaps from what the endpoint (or the outbox) holds.
+func checkAccounting(t testing.TB, handedOver, delivered, dead int64, gaps []gap) {
+	t.Helper()
+	var evicted int64
+	for _, g := range gaps {
+		evicted += g.Evicted
+	}
+	if delivered+dead+evicted != handedOver {
+		t.Errorf("accounting: %d handed over, but %d delivered + %d dead letters + %d reported by %d gaps = %d",
+			handedOver, delivered, dead, evicted, len(gaps), delivered+dead+evicted)
+	}
+}

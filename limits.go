@@ -38,8 +38,9 @@ import (
 const (
 	defaultMaxSize = 1 << 30
 	minMaxSize     = 1 << 20
-	// minFreeDisk is the share of the disk (in percent) the outbox never
-	// takes: it shrinks to leave that free, whatever max_size says.
+	// minFreeDisk is the share of the disk (in percent, as df counts it
+	// for the daemon's user: diskFigures) the outbox does not grow into,
+	// whatever max_size says (limiter.sizeLimit).
 	minFreeDisk = 5
 	// deadShare is the share of max_size (in percent) that dead letters'
 	// payloads may take; beyond it the oldest go.
@@ -48,6 +49,12 @@ const (
 	// below it, so that an outbox at the limit is evicted in runs, one gap
 	// each, rather than one event (and one gap) per enqueue.
 	evictSlack = 50
+	// sizeSlack is the share of max_size (1/sizeSlack) a size eviction
+	// frees below it: half of evictSlack, because an eviction stops at the
+	// first measure under its target, which can be a page or two below it
+	// (a delete frees a page only once the page is empty). The outbox
+	// then holds what fits within 2 % and one event under the limit.
+	sizeSlack = 2 * evictSlack
 	// evictChunk bounds one eviction run (one transaction): an enqueue
 	// waits at most for that many deletes. The daemon runs again at once
 	// when a run stopped at it.
@@ -69,33 +76,52 @@ const (
 	reasonMaxAge  = "max_age"
 )
 
-// limits are the outbox's bounds, from the run flags (and later the
-// configuration file).
+// limits are the outbox's bounds, each from the first of the run flag,
+// config.toml and the default that sets it, and where it came from, for
+// status.
 type limits struct {
-	maxSize int64         // bytes of pages in use
-	maxAge  time.Duration // 0: no limit
+	maxSize  int64         // bytes of pages in use
+	maxAge   time.Duration // 0: no limit
+	sizeFrom string        // fromFlag, fromConfig or fromDefault
+	ageFrom  string
 }
 
-// parse sets the limits from the text of --max-size and --max-age.
-func (l *limits) parse(size, age string) error {
-	n, err := parseSize(size)
+// defaultLimits are the limits when neither a flag nor config.toml sets
+// them.
+func defaultLimits() limits {
+	return limits{maxSize: defaultMaxSize, sizeFrom: fromDefault, ageFrom: fromDefault}
+}
+
+// parseMaxSize reads a max_size: a size (parseSize) of at least
+// minMaxSize. The error does not repeat the text: the caller names it
+// with the flag or key.
+func parseMaxSize(s string) (int64, error) {
+	n, err := parseSize(s)
 	if err != nil {
-		return fmt.Errorf("--max-size %w", err)
+		return 0, err
 	}
 	if n < minMaxSize {
-		return fmt.Errorf("--max-size %q: want at least 1MiB", size)
+		return 0, errors.New("want at least 1MiB")
 	}
-	d, err := parseAge(age)
-	if err != nil {
-		return fmt.Errorf("--max-age %w", err)
+	return n, nil
+}
+
+// formatAge writes a max_age as it would be given: whole days as 30d,
+// other durations as Go writes them, off for none.
+func formatAge(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "off"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
-	*l = limits{maxSize: n, maxAge: d}
-	return nil
+	return d.String()
 }
 
 // parseSize reads a size: a byte count, or a whole number with a unit, KB,
 // MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024); the
-// unit's case does not matter.
+// unit's case does not matter. Its errors, as parseAge's, do not repeat
+// the text.
 func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
@@ -114,7 +140,7 @@ func parseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q: want a byte count or a whole number with a unit, as 2MiB or 500MB", s)
+		return 0, errors.New("want a byte count or a whole number with a unit, as 2MiB or 500MB")
 	}
 	return n * mult, nil
 }
@@ -126,7 +152,7 @@ func parseAge(s string) (time.Duration, error) {
 	if s == "0" || strings.EqualFold(s, "off") {
 		return 0, nil
 	}
-	bad := fmt.Errorf("%q: want days or a duration, as 30d or 12h, or off", s)
+	bad := errors.New("want days or a duration, as 30d or 12h, or off")
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
 		if err != nil || n <= 0 || n > 100*365 {
@@ -215,21 +241,8 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
-	for g.Evicted < evictChunk {
-		over, err := p.over()
-		if err != nil || over <= 0 {
-			if err != nil {
-				return g, false, fmt.Errorf("evict: %w", err)
-			}
-			break
-		}
-		n, err := o.evictRound(p, over, evictChunk-g.Evicted, &g)
-		if err != nil {
-			return g, false, fmt.Errorf("evict: %w", err)
-		}
-		if n == 0 {
-			break
-		}
+	if err := o.evictRounds(p, &g); err != nil {
+		return g, false, fmt.Errorf("evict: %w", err)
 	}
 	if g.Evicted == 0 {
 		return g, false, nil
@@ -255,39 +268,74 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	return g, g.Evicted >= evictChunk, nil
 }
 
-// evictRound removes the oldest candidates until their cost reaches over,
-// at most limit of them, adding each to g, and reports how many went.
-func (o *outbox) evictRound(p evictPlan, over, limit int64, g *gap) (int64, error) {
+// evictRounds removes what p says in rounds, measuring what is over
+// after each. A row's cost (payload, id, kind and rowOverhead) is only an
+// estimate of what its delete frees: pages, two indexes and their slack
+// make it some 30 % more for typical rows, and a delete frees a page only
+// once the page is empty. So the first round takes rows estimated at half
+// of what is over, and each later round three quarters of what is still
+// over, scaled by what the rounds so far freed per byte estimated: a round
+// never takes much more than is over, the rounds shrink geometrically to
+// one row at a time, and the eviction stops at the first measure at or
+// under the target, a row or a page below it at most.
+func (o *outbox) evictRounds(p evictPlan, g *gap) error {
+	over, err := p.over()
+	if err != nil {
+		return err
+	}
+	var freed, estimated int64 // over all rounds so far
+	for g.Evicted < evictChunk && over > 0 {
+		budget := over / 2
+		if freed > 0 && estimated > 0 {
+			budget = int64(float64(over) * float64(estimated) / float64(freed) * 3 / 4)
+		}
+		n, est, err := o.evictRound(p, max(budget, 1), evictChunk-g.Evicted, g)
+		if err != nil || n == 0 {
+			return err
+		}
+		next, err := p.over()
+		if err != nil {
+			return err
+		}
+		freed, estimated, over = freed+over-next, estimated+est, next
+	}
+	return nil
+}
+
+// evictRound removes the oldest candidates until their estimated cost
+// reaches budget, at most limit of them, adding each to g, and reports how
+// many went and their estimated cost.
+func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est int64, err error) {
 	stmt, err := o.conn.Prepare(evictCandidatesSQL)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	stmt.SetInt64(":state", int64(p.state))
 	stmt.SetInt64(":limit", limit)
-	var n, freed, last int64
-	for freed < over {
+	var last int64
+	for est < budget {
 		row, err := stmt.Step()
 		if err != nil {
 			stmt.Reset()
-			return 0, err
+			return 0, 0, err
 		}
 		if !row || p.before != 0 && stmt.ColumnInt64(4) >= p.before {
 			break
 		}
 		payload := stmt.ColumnInt64(2)
 		g.add(stmt.ColumnText(1), payload, stmt.ColumnInt64(4))
-		freed += p.cost(payload, stmt.ColumnInt64(3))
+		est += p.cost(payload, stmt.ColumnInt64(3))
 		last = stmt.ColumnInt64(0)
 		n++
 	}
 	if err := stmt.Reset(); err != nil || n == 0 {
-		return 0, err
+		return 0, 0, err
 	}
 	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state}})
 	if err == nil && int64(o.conn.Changes()) != n {
 		err = fmt.Errorf("removed %d events, counted %d", o.conn.Changes(), n)
 	}
-	return n, err
+	return n, est, err
 }
 
 // storeSize is how much of the disk the outbox takes.
@@ -340,6 +388,13 @@ type limiter struct {
 	log  *slog.Logger
 	disk func(dir string) (free, total uint64, err error) // diskSpace, or a test's
 
+	// taking reports whether the endpoint takes events (drainer.taking),
+	// nil when there is no daemon delivering. held is the outbox size the
+	// free-disk reserve lets the outbox keep (hold, sizeLimit).
+	taking  func() bool
+	held    int64
+	heldSet bool
+
 	recorded    *outbox   // the outbox the limits were last written into, for status
 	deadChecked time.Time // when the dead letters' share was last measured
 
@@ -349,6 +404,14 @@ type limiter struct {
 	deadStale bool      // a run skipped measuring the dead letters (deadCheckEvery)
 	size      storeSize // the outbox's size, when sized
 	sized     bool
+}
+
+// setLimits makes l the limits from the next enforce on, which records
+// them for status: a reload of config.toml calls it.
+func (l *limiter) setLimits(lim limits) {
+	if lim != l.limits {
+		l.limits, l.recorded = lim, nil
+	}
 }
 
 // deadCheckEvery is how often the limiter measures the dead letters'
@@ -367,7 +430,8 @@ func newLimiter(l limits, h home, now func() time.Time, log *slog.Logger) *limit
 // must never stop delivery.
 func (l *limiter) enforce(ob *outbox, all bool) (evicted, more bool) {
 	if l.recorded != ob {
-		kv := map[string]string{"max_size": strconv.FormatInt(l.maxSize, 10), "max_age": l.maxAge.String()}
+		kv := map[string]string{"max_size": strconv.FormatInt(l.maxSize, 10), "max_age": l.maxAge.String(),
+			"max_size_source": l.sizeFrom, "max_age_source": l.ageFrom}
 		if err := ob.setMeta(kv); err != nil {
 			l.log.Warn("record limits", "error", err)
 		} else {
@@ -443,22 +507,24 @@ func (l *limiter) deadPlan(ob *outbox) (evictPlan, bool, error) {
 }
 
 // sizePlan evicts the oldest pending events once the outbox's pages in use
-// pass its size limit: max_size, or less when the disk would otherwise
-// keep under minFreeDisk percent free.
+// pass its size limit (sizeLimit): max_size, or less when the outbox
+// would grow into the free-disk reserve while the endpoint takes no
+// events.
 func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 	sz, err := ob.size()
 	l.size, l.sized = sz, err == nil
 	if err != nil {
 		return evictPlan{}, false, err
 	}
-	limit, err := l.sizeLimit(sz.file)
+	l.hold(sz)
+	limit, err := l.sizeLimit(sz)
 	if err != nil {
 		l.log.Warn("free disk space", "error", err)
 	}
 	if sz.used <= limit {
 		return evictPlan{}, false, nil
 	}
-	target := limit - limit/evictSlack
+	target := limit - limit/sizeSlack
 	return evictPlan{
 		state: statePending, reason: reasonMaxSize,
 		over: func() (int64, error) {
@@ -470,13 +536,17 @@ func (l *limiter) sizePlan(ob *outbox) (evictPlan, bool, error) {
 }
 
 // sizeLimit is the most the outbox may use: max_size, or less when the
-// disk would otherwise keep under minFreeDisk percent free. file is the
-// outbox file's size: the outbox may keep its file and take what is free
-// beyond the reserve; when the disk is below the reserve, it must give
-// back the difference (the daemon vacuums once the run is done). Where the
-// free space cannot be read, max_size alone limits, and err says why
-// (none where the OS gives no free space).
-func (l *limiter) sizeLimit(file int64) (int64, error) {
+// outbox would otherwise grow into the last minFreeDisk percent of the
+// disk. The outbox may keep its file and take what is free beyond that
+// reserve; and whatever the disk, it may keep what it held when the
+// endpoint last took events (held): evicting a few KB of events gives a
+// full disk next to nothing back, and it must not throw away events a
+// healthy endpoint is about to take, each before its first attempt. So
+// the reserve keeps the outbox from growing while the endpoint does not
+// take events, and never makes it shrink. Where the free space cannot be
+// read, max_size alone limits, and err says why (none where the OS gives
+// no free space).
+func (l *limiter) sizeLimit(sz storeSize) (int64, error) {
 	free, total, err := l.disk(l.dir)
 	if err != nil || total == 0 {
 		if errors.Is(err, errNoDiskInfo) {
@@ -484,8 +554,49 @@ func (l *limiter) sizeLimit(file int64) (int64, error) {
 		}
 		return l.maxSize, err
 	}
-	room := file + int64(free) - int64(total*minFreeDisk/100)
-	return max(min(l.maxSize, room), 0), nil
+	room := sz.file + int64(free) - int64(total*minFreeDisk/100)
+	return min(l.maxSize, max(room, l.held)), nil
+}
+
+// hold notes the outbox's size as what the free-disk reserve lets it keep
+// (sizeLimit): at the first measure, and at each while the endpoint takes
+// events, whose deliveries make the outbox shrink as it should.
+func (l *limiter) hold(sz storeSize) {
+	if !l.heldSet || l.taking != nil && l.taking() {
+		l.held, l.heldSet = sz.used, true
+	}
+}
+
+// diskFigures are a file system's size and free space, in bytes, as
+// statfs gives them: total (f_blocks), free (f_bfree) and what is free
+// for users without the privilege to write into the blocks the file
+// system keeps for root (f_bavail).
+type diskFigures struct {
+	total, free, avail uint64
+}
+
+// forUser is the disk as df counts it: the space free is what is
+// available (f_bavail), and the size is what is used plus that, so that
+// the share free is 100 less df's Use%. The root reserve counts neither
+// as free nor as used, for the daemon of any user: root may write into it
+// only with CAP_SYS_RESOURCE (a container's root often may not), and it
+// is there for the system's own needs when a disk is full, not for
+// queued events.
+func (f diskFigures) forUser() (free, total uint64) {
+	used := f.total - min(f.free, f.total)
+	return f.avail, used + f.avail
+}
+
+// diskSpace is the space free for the daemon's user and the size of the
+// file system that holds dir, in bytes, as df counts them
+// (diskFigures.forUser).
+func diskSpace(dir string) (free, total uint64, err error) {
+	f, err := statDisk(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	free, total = f.forUser()
+	return free, total, nil
 }
 
 // dueWithoutNews reports whether enforce may have something to do though
@@ -507,7 +618,7 @@ func (l *limiter) dueWithoutNews(pending bool) bool {
 	if !pending {
 		return false // The disk filling could make nothing to evict.
 	}
-	limit, err := l.sizeLimit(l.size.file)
+	limit, err := l.sizeLimit(l.size)
 	return err != nil || l.size.used > limit
 }
 

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 func TestParseSize(t *testing.T) {
@@ -301,35 +304,125 @@ func TestDeadLettersHaveTheirOwnLimit(t *testing.T) {
 	}
 }
 
-// TestFullDiskShrinksTheLimit gives the outbox a generous max_size on a
-// disk that has less than 5 % free: it evicts to leave that free.
-func TestFullDiskShrinksTheLimit(t *testing.T) {
+// TestFullDiskKeepsOutboxFromGrowing gives the outbox a generous max_size
+// on a disk that has less than 5 % free: while the endpoint takes events,
+// nothing is evicted, since deliveries shrink the outbox and evicting gives
+// the disk next to nothing back; while it takes none, the outbox keeps
+// what it held, the oldest going as new events come, never less.
+func TestFullDiskKeepsOutboxFromGrowing(t *testing.T) {
 	t.Parallel()
 	ob, lim, clk := newLimitRig(t, limits{maxSize: defaultMaxSize})
-	for i := range 300 {
-		if err := ob.insert(fmt.Sprintf("e%03d", i), "event", []byte(`{"b":"`+strings.Repeat("y", 4<<10)+`"}`), clk.now()); err != nil {
-			t.Fatal(err)
+	taking := true
+	lim.taking = func() bool { return taking }
+	add := func(prefix string, n int) {
+		for i := range n {
+			if err := ob.insert(fmt.Sprintf("%s%03d", prefix, i), "event", []byte(`{"b":"`+strings.Repeat("y", 4<<10)+`"}`), clk.now()); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	before, err := ob.size()
+	add("a", 300)
+	const total = 100 << 20
+	lim.disk = func(string) (uint64, uint64, error) { return total*minFreeDisk/100 - 512<<10, total, nil }
+	if evicted, _ := lim.enforce(ob, true); evicted {
+		t.Fatal("evicted on a full disk while the endpoint takes events")
+	}
+	add("b", 50)
+	if evicted, _ := lim.enforce(ob, true); evicted {
+		t.Fatal("evicted new events, before their first attempt, while the endpoint takes events")
+	}
+	held, err := ob.size()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const total = 100 << 20
-	lim.disk = func(string) (uint64, uint64, error) { return total*minFreeDisk/100 - 512<<10, total, nil }
+	taking = false
+	if evicted, _ := lim.enforce(ob, true); evicted {
+		t.Fatal("the outbox shrank on a full disk once the endpoint stopped taking events")
+	}
+	add("c", 50)
 	if evicted, _ := lim.enforce(ob, true); !evicted {
-		t.Fatal("nothing evicted on a full disk")
+		t.Fatal("the outbox grew into the reserve while the endpoint takes no events")
 	}
 	after, err := ob.size()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.used > before.file-512<<10 {
-		t.Errorf("outbox uses %d bytes, want at most %d to leave 5 %% of the disk free", after.used, before.file-512<<10)
+	if after.used > held.used || after.used < held.used-held.used/50-8<<10 {
+		t.Errorf("outbox uses %d bytes, want what it held, %d, within 2 %% and an event", after.used, held.used)
 	}
+	if r := rowOf(t, ob.conn, "a000"); r.state != -1 {
+		t.Error("the oldest event is still there")
+	}
+	if r := rowOf(t, ob.conn, "c049"); r.state != statePending {
+		t.Error("the newest event went")
+	}
+	gaps := gapsInOutbox(t, ob)
+	c, err := ob.counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, 400, c.Pending-int64(len(gaps)), c.Dead, gaps)
 	lim.disk = func(string) (uint64, uint64, error) { return total / 2, total, nil }
+	add("d", 50)
 	if evicted, _ := lim.enforce(ob, true); evicted {
 		t.Error("evicted with half the disk free")
+	}
+}
+
+// TestSizeLimit is the limit sizePlan enforces from max_size, the disk's
+// figures, what the outbox holds and whether the endpoint takes events.
+func TestSizeLimit(t *testing.T) {
+	t.Parallel()
+	const mib, total = 1 << 20, 1000 << 20 // the reserve is 50 MiB
+	for _, tc := range []struct {
+		name       string
+		maxSize    int64
+		free       uint64
+		file, used int64
+		held       int64
+		want       int64
+		diskErr    error
+		wantErr    bool
+	}{
+		{name: "plenty free: max_size", maxSize: 100 * mib, free: 500 * mib, file: 10 * mib, used: 10 * mib, held: 10 * mib, want: 100 * mib},
+		{name: "room under max_size", maxSize: 100 * mib, free: 60 * mib, file: 10 * mib, used: 10 * mib, held: 10 * mib, want: 20 * mib},
+		{name: "in the reserve: what it held", maxSize: 100 * mib, free: 10 * mib, file: 30 * mib, used: 30 * mib, held: 25 * mib, want: 25 * mib},
+		{name: "disk full: never below what it held", maxSize: 100 * mib, free: 0, file: 30 * mib, used: 30 * mib, held: 30 * mib, want: 30 * mib},
+		{name: "held over max_size: max_size", maxSize: 20 * mib, free: 0, file: 30 * mib, used: 30 * mib, held: 30 * mib, want: 20 * mib},
+		{name: "no free space on this OS: max_size", maxSize: 100 * mib, diskErr: errNoDiskInfo, want: 100 * mib},
+		{name: "unreadable: max_size, and why", maxSize: 100 * mib, diskErr: errors.New("statfs: boom"), want: 100 * mib, wantErr: true},
+	} {
+		lim := newLimiter(limits{maxSize: tc.maxSize}, home{dir: t.TempDir()}, time.Now, slog.New(slog.DiscardHandler))
+		lim.disk = func(string) (uint64, uint64, error) { return tc.free, total, tc.diskErr }
+		lim.held, lim.heldSet = tc.held, true
+		got, err := lim.sizeLimit(storeSize{used: tc.used, file: tc.file})
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("%s: sizeLimit = %d, %v; want %d, error %v", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// TestDiskFiguresForUser: the free share is what df shows for any user,
+// 100 less its Use%, from statfs's figures: the blocks kept for root
+// count neither as free nor in the size.
+func TestDiskFiguresForUser(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name              string
+		f                 diskFigures
+		wantFree, wantAll uint64
+	}{
+		// df: Size 1000, Used 900, Avail 50, Use% 95 (a 5 % root reserve).
+		{name: "ext4 with a root reserve", f: diskFigures{total: 1000, free: 100, avail: 50}, wantFree: 50, wantAll: 950},
+		// Root wrote into its reserve: nothing available, Use% 100.
+		{name: "the reserve in use", f: diskFigures{total: 1000, free: 20, avail: 0}, wantFree: 0, wantAll: 980},
+		{name: "no reserve (tmpfs, Windows)", f: diskFigures{total: 1000, free: 300, avail: 300}, wantFree: 300, wantAll: 1000},
+		{name: "empty", f: diskFigures{total: 1000, free: 1000, avail: 950}, wantFree: 950, wantAll: 950},
+	} {
+		free, all := tc.f.forUser()
+		if free != tc.wantFree || all != tc.wantAll {
+			t.Errorf("%s: %+v.forUser() = %d free of %d, want %d of %d", tc.name, tc.f, free, all, tc.wantFree, tc.wantAll)
+		}
 	}
 }
 
@@ -411,15 +504,102 @@ func TestLimitsDueWithoutNews(t *testing.T) {
 		t.Error("due = true once the expired events were evicted")
 	}
 
-	if err := ob.insert("late", "event", []byte(`{"b":"`+strings.Repeat("y", 512<<10)+`"}`), clk.now()); err != nil {
+	// With no endpoint taking events, the outbox may keep on a full disk
+	// what it held when first measured (300 events, about 1.3 MiB), not
+	// what it grew to since.
+	if err := ob.insert("late", "event", []byte(`{"b":"`+strings.Repeat("y", 2<<20)+`"}`), clk.now()); err != nil {
 		t.Fatal(err)
 	}
 	lim.enforce(ob, false)
-	lim.disk = func(string) (uint64, uint64, error) { return total*minFreeDisk/100 - 1<<20, total, nil }
+	lim.disk = func(string) (uint64, uint64, error) { return 0, total, nil }
 	if !lim.dueWithoutNews(true) {
-		t.Error("due = false with the disk filled under the outbox's share")
+		t.Error("due = false with the disk filled and the outbox grown past what it held")
 	}
 	if lim.dueWithoutNews(false) {
 		t.Error("due = true with the disk filled but nothing pending to evict")
+	}
+}
+
+// gapsInOutbox reads the payloads of the gap events an outbox holds.
+func gapsInOutbox(t *testing.T, ob *outbox) []gap {
+	t.Helper()
+	var gaps []gap
+	err := sqlitex.Execute(ob.conn, `SELECT payload FROM events WHERE kind = '`+gapKind+`' ORDER BY seq`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			var g gap
+			if err := json.Unmarshal([]byte(stmt.ColumnText(0)), &g); err != nil {
+				return err
+			}
+			gaps = append(gaps, g)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gaps
+}
+
+// TestEvictionKeepsWhatFits queues 4000 events while no daemon runs, six
+// times max_size (1 MiB) and more, then lets the limiter bring the outbox
+// under it, as a daemon's first housekeeping does: it must take only what
+// is over, so that the outbox then holds what fits, within 2 % (and one
+// event) under the limit, never emptier, and the gap must count exactly
+// what went. Rows of 1.5, 2.1 and 3 KB sit differently in 4 KiB pages.
+func TestEvictionKeepsWhatFits(t *testing.T) {
+	t.Parallel()
+	const maxSize, queued = 1 << 20, 4000
+	for _, size := range []int{1500, 2100, 3000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			ob, lim, clk := newLimitRig(t, limits{maxSize: maxSize})
+			lim.disk = func(string) (uint64, uint64, error) { return 50 << 30, 100 << 30, nil }
+			empty, err := ob.size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload := []byte(`{"b":"` + strings.Repeat("z", size-8) + `"}`)
+			for range queued {
+				if err := ob.insert(newEventID(clk.now()), "event", payload, clk.now()); err != nil {
+					t.Fatal(err)
+				}
+				clk.advance(time.Millisecond)
+			}
+			before, err := ob.size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What one event takes on disk, its index entries and page
+			// slack included, and what the outbox takes with none.
+			perEvent := (before.used - empty.used) / queued
+			for range 100 {
+				if _, more := lim.enforce(ob, true); !more {
+					break
+				}
+			}
+			after, err := ob.size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ob.counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gaps := gapsInOutbox(t, ob)
+			kept := c.Pending - int64(len(gaps))
+			checkAccounting(t, queued, kept, c.Dead, gaps)
+			floor := int64(maxSize) - maxSize/50 - perEvent
+			if after.used > maxSize || after.used < floor {
+				t.Errorf("after eviction the outbox uses %d bytes, want %d..%d (what fits, within 2 %% and one event of %d bytes under max_size)",
+					after.used, floor, maxSize, perEvent)
+			}
+			// A trimmed B-tree keeps what a fresh one of the same rows
+			// would not: an interior level and a partly filled edge page in
+			// the table and each of its two indexes, six pages at most.
+			if fit := (floor - empty.used - 6*4096) / perEvent; kept < fit {
+				t.Errorf("kept %d events of %d bytes on disk each, want at least %d (%d bytes in all, 2 %% and one event under max_size, less the pages of a trimmed tree)", kept, perEvent, fit, floor)
+			}
+			t.Logf("kept %d events (%d bytes each on disk), %d bytes used of %d, %d gaps", kept, perEvent, after.used, maxSize, len(gaps))
+		})
 	}
 }

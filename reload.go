@@ -31,8 +31,8 @@ func onHangup(ctx context.Context, cfg config, detached bool, log *slog.Logger) 
 }
 
 // reload reopens daemon.log (moved away by logrotate, say) and applies
-// config.toml as it is now: the endpoint, the token, the batch size and
-// the redaction, each unless a flag set it. A file that cannot be read or
+// config.toml as it is now: the endpoint, the token, the batch size, the
+// redaction and the limits, each unless a flag set it. A file that cannot be read or
 // checked, or that names an endpoint or rules that do not work, changes
 // nothing: the daemon logs why and goes on with the settings it had.
 func (dm *daemon) reload() {
@@ -65,8 +65,12 @@ func (dm *daemon) reload() {
 		dm.d.written = nil // the drainer writes its status afresh
 	}
 	dm.d.batch, dm.d.redact = o.batch, r
+	// The next housekeeping enforces the new limits and records them.
+	dm.lim.setLimits(o.limits)
+	dm.lastSpill = time.Time{}
 	dm.opts = o
-	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch)
+	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch,
+		"max_size", o.limits.maxSize, "max_size_source", o.limits.sizeFrom, "max_age", formatAge(o.limits.maxAge), "max_age_source", o.limits.ageFrom)
 	if s == nil {
 		dm.log.Warn("no endpoint: events stay queued")
 	}

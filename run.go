@@ -45,8 +45,8 @@ Windows has no SIGHUP: restart the service to read config.toml again.
 Under systemd (NOTIFY_SOCKET set), the daemon says READY=1 once it holds
 the lock and the outbox is open, and STOPPING=1 when it stops.
 
-The outbox is kept under --max-size (1GiB by default), and so that the disk
-keeps 5 % free; with --max-age, events older than that go too. Over a limit
+The outbox is kept under --max-size (1GiB by default), and does not grow into
+the last 5 % of the disk; with --max-age, events older than that go too. Over a limit
 the oldest pending events are evicted, and each eviction is delivered as a
 difflore.gap event that says what went; status shows the totals.
 
@@ -77,6 +77,27 @@ type runOptions struct {
 	// What the command line said, which a reload of config.toml keeps.
 	endpointFlag  string
 	endpointGiven bool
+	flagLimits    limits // --max-size and --max-age, where given (their From is fromFlag)
+}
+
+// parseLimitFlags reads --max-size and --max-age into o.flagLimits; a
+// limit whose flag was not given is left to config.toml (settle).
+func (o *runOptions) parseLimitFlags(fl *flag.FlagSet, size, age string) error {
+	if flagGiven(fl, "max-size") {
+		n, err := parseMaxSize(size)
+		if err != nil {
+			return usageError("--max-size %q: %v", size, err)
+		}
+		o.flagLimits.maxSize, o.flagLimits.sizeFrom = n, fromFlag
+	}
+	if flagGiven(fl, "max-age") {
+		d, err := parseAge(age)
+		if err != nil {
+			return usageError("--max-age %q: %v", age, err)
+		}
+		o.flagLimits.maxAge, o.flagLimits.ageFrom = d, fromFlag
+	}
+	return nil
 }
 
 func cmdRun(ctx context.Context, cfg config, args []string) error {
@@ -109,13 +130,13 @@ func runCommand(ctx context.Context, cfg config, args []string) error {
 	fl.BoolVar(&opts.takeover, "takeover", false, "stop the daemon of this data home that runs, if any, and take its place")
 	fl.BoolVar(&opts.allowInsecure, "allow-insecure", false, "allow plain http to a host that is not loopback")
 	logLevel := fl.String("log-level", "info", "log `level`: debug, info, warn or error")
-	maxSize := fl.String("max-size", "1GiB", "the outbox's largest `SIZE` (2MiB, 500MB, bytes; at least 1MiB): beyond it the oldest pending events are evicted, and reported")
-	maxAge := fl.String("max-age", "off", "evict, and report, pending events older than `AGE` (30d, 12h, or off)")
+	maxSize := fl.String("max-size", "1GiB", "the outbox's largest `SIZE` (2MiB, 500MB, bytes; at least 1MiB): beyond it the oldest pending events are evicted, and reported; when not given, max_size in config.toml")
+	maxAge := fl.String("max-age", "off", "evict, and report, pending events older than `AGE` (30d, 12h, or off); when not given, max_age in config.toml")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if err := opts.limits.parse(*maxSize, *maxAge); err != nil {
-		return usageError("%s", err.Error())
+	if err := opts.parseLimitFlags(fl, *maxSize, *maxAge); err != nil {
+		return err
 	}
 	if fl.NArg() > 0 {
 		return usageError("run takes no arguments, got %q", fl.Arg(0))
@@ -172,5 +193,12 @@ func (o *runOptions) settle(cfg config) error {
 	}
 	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
 	o.redact, o.warnings = st.redact, st.warnings
+	o.limits = st.limits
+	if o.flagLimits.sizeFrom == fromFlag {
+		o.limits.maxSize, o.limits.sizeFrom = o.flagLimits.maxSize, fromFlag
+	}
+	if o.flagLimits.ageFrom == fromFlag {
+		o.limits.maxAge, o.limits.ageFrom = o.flagLimits.maxAge, fromFlag
+	}
 	return nil
 }

@@ -63,7 +63,9 @@ type statusReport struct {
 type storeStatus struct {
 	SizeBytes     int64   `json:"size_bytes"` // pages in use, as the limits measure it
 	MaxSize       int64   `json:"max_size"`
+	MaxSizeSource string  `json:"max_size_source"` // flag, config or default
 	MaxAgeSeconds float64 `json:"max_age_seconds,omitempty"`
+	MaxAgeSource  string  `json:"max_age_source"`
 	Evicted       int64   `json:"evicted"` // events, since the outbox was made
 	EvictedBytes  int64   `json:"evicted_bytes"`
 	Gaps          int64   `json:"gaps"`
@@ -92,6 +94,13 @@ func fillStoreStatus(ob *outbox, m map[string]string, st *storeStatus) error {
 	}
 	if d, err := time.ParseDuration(m["max_age"]); err == nil {
 		st.MaxAgeSeconds = d.Seconds()
+	}
+	// Where the daemon that recorded the limits took each from; the
+	// defaults' when none did. A daemon of an older difflore recorded
+	// none: the source is then unknown (empty).
+	st.MaxSizeSource, st.MaxAgeSource = m["max_size_source"], m["max_age_source"]
+	if m["max_size"] == "" {
+		st.MaxSizeSource, st.MaxAgeSource = fromDefault, fromDefault
 	}
 	st.Evicted, _ = strconv.ParseInt(m["evicted_events"], 10, 64)
 	st.EvictedBytes, _ = strconv.ParseInt(m["evicted_bytes"], 10, 64)
@@ -344,10 +353,14 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 // printLimits writes the outbox's size against max_size, the evictions so
 // far, and the warning when there is one.
 func printLimits(w io.Writer, st storeStatus, paint func(c, s string) string) {
-	fmt.Fprintf(w, "size:     %s of %s", formatSize(st.SizeBytes), formatSize(st.MaxSize))
-	if st.MaxAgeSeconds > 0 {
-		fmt.Fprintf(w, ", max age %s", time.Duration(st.MaxAgeSeconds*float64(time.Second)))
+	from := func(source string) string {
+		if source == "" {
+			return ""
+		}
+		return " (" + source + ")"
 	}
+	fmt.Fprintf(w, "size:     %s of %s%s, max age %s%s", formatSize(st.SizeBytes), formatSize(st.MaxSize), from(st.MaxSizeSource),
+		formatAge(time.Duration(st.MaxAgeSeconds*float64(time.Second))), from(st.MaxAgeSource))
 	if st.Gaps > 0 {
 		gaps := "gaps"
 		if st.Gaps == 1 {
