@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -501,8 +502,7 @@ func TestHooksInstallRefusesMalformed(t *testing.T) {
 	tests := []struct{ name, content, wantErr string }{
 		{"truncated", "{\n  \"model\": \"opus\",\n  \"hooks\": {\n", "unexpected end"},
 		{"syntax error", "{\n  \"model\": \"opus\"\n  \"x\": 1\n}\n", "line 3"},
-		{"comments", "{\n  // my settings\n  \"model\": \"opus\"\n}\n", "line 2"},
-		{"two values", "{} {}\n", "more than one value"},
+		{"two values", "{} {}\n", "after top-level value"},
 		{"not an object", "[1, 2]\n", "not a JSON object"},
 		{"hooks not an object", `{"hooks": []}`, `"hooks" is not an object`},
 		{"event not an array", `{"hooks": {"SessionStart": {"command": "x"}}}`, "hooks.SessionStart is not an array"},
@@ -975,5 +975,78 @@ func TestHooksPrint(t *testing.T) {
 	}
 	if _, _, code := cli(t, "", "hooks", "print", "vim"); code != 2 {
 		t.Errorf("unknown agent: exit %d, want 2", code)
+	}
+}
+
+// TestHooksInstallJSONC installs into settings files with comments, as
+// Gemini CLI and VS Code read them, laid out by hand: every comment and
+// every byte outside the "hooks" key stays as it was, and uninstall gives
+// back the file byte for byte.
+func TestHooksInstallJSONC(t *testing.T) {
+	testHome(t)
+	exe := filepath.Join(t.TempDir(), "difflore")
+	for _, tt := range []struct{ agent, content string }{
+		{"gemini", `// Gemini CLI settings, kept by hand.
+{
+  /* the model,
+     on one line */
+  "model": {"name": "gemini-2.5-pro"},   // inline comment
+  "theme":"Dracula",
+  "numbers": [1,2,  3] // the last member
+}
+`},
+		{"gemini", "{\n\t\"a\": 1, // trailing comma next\n\t\"b\": [\n\t\t2,\n\t],\n}\n"},
+		{"cursor", "{\n  // cursor's own\n  \"version\": 1, \"x\": true\n}\n"},
+		{"claude", "{\n  \"hooks\": {\n    // the user's hook\n    \"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"notify.sh\"}]}]\n  }, // hooks\n  \"model\": \"opus\" /* last */\n}\n"},
+	} {
+		t.Run(tt.agent, func(t *testing.T) {
+			setUserHome(t)
+			a, _ := findAgent(tt.agent)
+			path, _ := a.settingsPath(os.Getenv, "")
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mustCLI(t, "hooks", "install", "--command", exe, tt.agent)
+			installed, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every line of the original outside "hooks" is still there, in
+			// its order, as it was written.
+			rest := strings.ReplaceAll(string(installed), ",", "")
+			inHooks := false
+			for _, line := range strings.Split(strings.TrimSuffix(tt.content, "\n"), "\n") {
+				if strings.Contains(line, `"hooks": {`) {
+					inHooks = true
+				}
+				if inHooks {
+					inHooks = !strings.HasPrefix(line, "  }")
+					continue
+				}
+				// A comma comes after the member that was the last: commas
+				// are left out of the comparison.
+				line = strings.ReplaceAll(line, ",", "")
+				i := strings.Index(rest, line)
+				if i < 0 {
+					t.Errorf("the line %q is gone or moved:\n%s", line, installed)
+					continue
+				}
+				rest = rest[i+len(line):]
+			}
+			out, _, _ := cli(t, "", "hooks", "status", tt.agent)
+			if !strings.Contains(out, fmt.Sprintf("wired, %d of %d", len(a.events), len(a.events))) {
+				t.Errorf("status after install: %s\n%s", out, installed)
+			}
+			if tt.agent == "claude" && !strings.Contains(string(installed), "notify.sh") {
+				t.Errorf("the user's hook is gone:\n%s", installed)
+			}
+			mustCLI(t, "hooks", "uninstall", tt.agent)
+			if got, _ := os.ReadFile(path); tt.agent != "claude" && string(got) != tt.content {
+				t.Errorf("uninstall did not give back the file:\n%s\nwant:\n%s", got, tt.content)
+			}
+		})
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tailscale/hujson"
 )
 
 // Installing merges difflore's hooks into an agent's settings file the way
@@ -260,21 +262,29 @@ func readSettings(path string) (*settingsFile, error) {
 }
 
 // parse returns the file's top-level object; an empty or missing file is
-// an empty object. A file that is not a JSON object is refused: merging
-// into a file that cannot be read would destroy it.
+// an empty object. Comments are allowed (parseJSONC). A file that is not a
+// JSON object is refused: merging into a file that cannot be read would
+// destroy it.
 func (f *settingsFile) parse(agent string) (*jsonValue, error) {
+	_, doc, err := f.parseTree(agent)
+	return doc, err
+}
+
+// parseTree is parse, and the file as written, for patchJSONC; the tree is
+// empty for an empty file.
+func (f *settingsFile) parseTree(agent string) (hujson.Value, *jsonValue, error) {
 	if len(bytes.TrimSpace(f.data)) == 0 {
-		return newObject(), nil
+		return hujson.Value{}, newObject(), nil
 	}
-	doc, err := parseJSON(f.data)
+	tree, doc, err := parseJSONC(f.data)
 	if err == nil && doc.kind != '{' {
 		err = errors.New("it is not a JSON object")
 	}
 	if err != nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("%s is not valid JSON, so it was left as it is: %w", f.path, err),
+		return hujson.Value{}, nil, &exitError{code: 1, err: fmt.Errorf("%s is not valid JSON, so it was left as it is: %w", f.path, err),
 			hint: "mend the file, or merge the output of 'difflore hooks print " + agent + "' by hand"}
 	}
-	return doc, nil
+	return tree, doc, nil
 }
 
 // write saves a copy of the file as it was beside it (returning the copy's
@@ -337,7 +347,7 @@ func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func
 	if err != nil {
 		return false, "", err
 	}
-	doc, err := f.parse(a.name)
+	tree, doc, err := f.parseTree(a.name)
 	if err != nil {
 		return false, "", err
 	}
@@ -350,6 +360,10 @@ func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func
 		return false, "", nil
 	}
 	out := encodeJSON(doc, detectIndent(f.data))
+	if tree.Value != nil {
+		patchJSONC(&tree, before, doc, detectIndent(f.data), 0)
+		out = tree.Pack()
+	}
 	if dryRun {
 		old := path
 		if !f.exists {
