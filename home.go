@@ -151,6 +151,14 @@ func writeFileAtomic(path string, data []byte) error {
 
 // writeFileAtomicMode is writeFileAtomic for a file of the given mode.
 func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomicIf(path, data, mode, nil)
+}
+
+// writeFileAtomicIf is writeFileAtomicMode that calls check, when it is
+// set, after the new file is written and synced and just before the rename,
+// and writes nothing when check fails: the moment to check that no one else
+// changed path meanwhile is the last one.
+func writeFileAtomicIf(path string, data []byte, mode os.FileMode, check func() error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -171,6 +179,11 @@ func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	return os.Rename(tmp, path)
 }

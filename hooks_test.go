@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1048,5 +1049,182 @@ func TestHooksInstallJSONC(t *testing.T) {
 				t.Errorf("uninstall did not give back the file:\n%s\nwant:\n%s", got, tt.content)
 			}
 		})
+	}
+}
+
+// installWithPause runs 'hooks install' in this process with pause as the
+// settings edit's pause point, and returns its error.
+func installWithPause(t *testing.T, pause func(step string), args ...string) error {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cfg := loadConfig(os.Getenv, strings.NewReader(""), &out, &errb)
+	cfg.settingsPause = pause
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return runConfig(ctx, cfg, append([]string{"hooks", "install"}, args...))
+}
+
+// agentSave rewrites a settings file as an agent saves its own: read,
+// change one key of its own, written whole to a new file renamed over it.
+func agentSave(path string, n int) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%w: %s", err, data)
+	}
+	doc["agentSaves"] = n
+	data, err = json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.agent%d", path, n)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// agentSaves is the count an agentSave wrote last in the file at path.
+func agentSaves(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ AgentSaves int }
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	return doc.AgentSaves
+}
+
+// TestHooksInstallAgentSavesMeanwhile makes the agent save its settings at
+// the worst moment: after install wrote the new file and before it
+// replaces the old one. Install must not throw the agent's save away: it
+// merges again into what the agent saved; and when the agent saves at that
+// moment every time, it gives up and says so, leaving the agent's file.
+func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{"model": "opus"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "difflore")
+	saves := 0
+	saveOnce := func(step string) {
+		if step == stepSettingsWritten && saves == 0 {
+			saves++
+			if err := agentSave(path, saves); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := installWithPause(t, saveOnce, "--command", exe, "claude"); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if saves != 1 {
+		t.Fatalf("the agent saved %d times, want 1: the pause point was not reached", saves)
+	}
+	if got := agentSaves(t, path); got != 1 {
+		t.Errorf("after install, the agent's save %d is in the file, want 1: install threw it away", got)
+	}
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), exe) || !strings.Contains(string(data), "opus") {
+		t.Errorf("the hooks or the user's key are missing:\n%s", data)
+	}
+
+	saveAlways := func(step string) {
+		if step == stepSettingsWritten {
+			saves++
+			if err := agentSave(path, saves); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	err := installWithPause(t, saveAlways, "--command", exe+"2", "claude")
+	if err == nil || !strings.Contains(err.Error(), "kept changing") {
+		t.Errorf("install with the agent saving every time: %v; want an error that says the file kept changing", err)
+	}
+	if got := agentSaves(t, path); got != saves {
+		t.Errorf("after install, the agent's save %d is in the file, want its last, %d", got, saves)
+	}
+	if data, _ := os.ReadFile(path); strings.Contains(string(data), exe+"2") {
+		t.Errorf("install wrote although it reported it could not:\n%s", data)
+	}
+}
+
+// TestHooksInstallRacesAgent runs install many times while an agent saves
+// its settings about every millisecond, each save read from the file and
+// written whole, as agents do. Every save must find the one before it in
+// the file: an install that replaced the file with a merge into an older
+// read would have thrown a save away. Install may instead report that the
+// file kept changing. Install reads the file again just before its rename,
+// so a save is lost only when it lands between that read and the rename, a
+// moment of a system call or two: a loaded machine may see one in the
+// test's run (it saw none on most runs, one on some), where install before
+// that check lost 21 of 60. The test allows trials/20.
+func TestHooksInstallRacesAgent(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{"agentSaves": 0}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var lost []string
+	go func() {
+		defer close(done)
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			data, err := os.ReadFile(path)
+			var doc struct{ AgentSaves int }
+			if err == nil {
+				err = json.Unmarshal(data, &doc)
+			}
+			if err != nil {
+				lost = append(lost, err.Error())
+				return
+			}
+			if doc.AgentSaves != n-1 {
+				lost = append(lost, fmt.Sprintf("save %d found save %d in the file", n, doc.AgentSaves))
+			}
+			if err := agentSave(path, n); err != nil {
+				lost = append(lost, err.Error())
+				return
+			}
+		}
+	}()
+	const trials = 60
+	gaveUp := 0
+	for i := range trials {
+		err := installWithPause(t, nil, "--command", filepath.Join(t.TempDir(), fmt.Sprintf("difflore%d", i)), "claude")
+		if err != nil {
+			if !strings.Contains(err.Error(), "kept changing") {
+				t.Errorf("install %d: %v", i, err)
+			}
+			gaveUp++
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d installs, %d gave up because the file kept changing; %d of the agent's saves lost: %s", trials, gaveUp, len(lost), strings.Join(lost, "; "))
+	if len(lost) > trials/20 {
+		t.Errorf("%d of the agent's saves were thrown away by %d installs: %s", len(lost), trials, strings.Join(lost, "; "))
 	}
 }

@@ -230,6 +230,7 @@ type settingsFile struct {
 	data   []byte
 	exists bool
 	mode   fs.FileMode
+	info   fs.FileInfo // the file's as it was read, nil when it did not exist
 }
 
 func readSettings(path string) (*settingsFile, error) {
@@ -254,6 +255,7 @@ func readSettings(path string) (*settingsFile, error) {
 	if fi.Size() > maxSettingsFile {
 		return nil, fmt.Errorf("%s is larger than %d MiB: not a settings file", path, maxSettingsFile>>20)
 	}
+	f.info = fi
 	if f.data, err = os.ReadFile(f.target); err != nil {
 		return nil, err
 	}
@@ -287,17 +289,20 @@ func (f *settingsFile) parseTree(agent string) (hujson.Value, *jsonValue, error)
 	return tree, doc, nil
 }
 
+// errSettingsChanged is write's error when the file changed since it was
+// read.
+var errSettingsChanged = errors.New("changed while difflore was editing it; nothing was written")
+
 // write saves a copy of the file as it was beside it (returning the copy's
 // name, empty when there was no file) and replaces the file with data. It
-// refuses when the file changed since it was read, as when the agent saved
-// its settings meanwhile.
-func (f *settingsFile) write(data []byte, now time.Time) (backup string, err error) {
-	current, err := os.ReadFile(f.target)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	if !bytes.Equal(current, f.data) || (err == nil) != f.exists {
-		return "", fmt.Errorf("%s changed while difflore was editing it; nothing was written: run the command again", f.path)
+// refuses, with errSettingsChanged, when the file changed since it was
+// read, as when the agent saved its settings meanwhile: it reads the file
+// again just before the rename, after the slow part (the new file written
+// and synced), so that a save of the agent's is lost only if it lands in
+// the microseconds between that read and the rename.
+func (f *settingsFile) write(data []byte, now time.Time, pause func(string)) (backup string, err error) {
+	if !f.unchanged() {
+		return "", fmt.Errorf("%s %w", f.path, errSettingsChanged)
 	}
 	if f.exists {
 		if backup, err = writeBackup(f.path, f.data, f.mode, now); err != nil {
@@ -307,11 +312,47 @@ func (f *settingsFile) write(data []byte, now time.Time) (backup string, err err
 	if err := os.MkdirAll(filepath.Dir(f.target), 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomicMode(f.target, data, f.mode); err != nil {
+	err = writeFileAtomicIf(f.target, data, f.mode, func() error {
+		if pause != nil {
+			pause(stepSettingsWritten)
+		}
+		if !f.unchanged() {
+			return fmt.Errorf("%s %w", f.path, errSettingsChanged)
+		}
+		return nil
+	})
+	if err != nil {
+		if backup != "" {
+			os.Remove(backup)
+		}
+		if errors.Is(err, errSettingsChanged) {
+			return "", err
+		}
 		return "", fmt.Errorf("write %s: %w", f.target, err)
 	}
 	return backup, nil
 }
+
+// unchanged reports whether the file is still as it was read: the same
+// bytes, or still missing. The bytes are compared first; then, as the last
+// thing, a single stat checks that it is still the same file, of the same
+// size and time, which narrows the moment in which a save can slip in
+// before the rename to that of one system call.
+func (f *settingsFile) unchanged() bool {
+	current, err := os.ReadFile(f.target)
+	if err != nil {
+		return !f.exists && errors.Is(err, fs.ErrNotExist)
+	}
+	if !f.exists || !bytes.Equal(current, f.data) {
+		return false
+	}
+	fi, err := os.Stat(f.target)
+	return err == nil && os.SameFile(fi, f.info) && fi.Size() == f.info.Size() && fi.ModTime().Equal(f.info.ModTime())
+}
+
+// stepSettingsWritten is the step of a settings edit after the new file
+// is written beside the old one, before the old one is replaced.
+const stepSettingsWritten = "written"
 
 // writeBackup writes data to a new file beside path, named for the time,
 // never over an older backup.
@@ -343,6 +384,24 @@ func writeBackup(path string, data []byte, mode fs.FileMode, now time.Time) (str
 // (dry run) or writes the file. It returns whether the file changed and
 // the backup's name.
 func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
+	// An agent that saved its settings meanwhile has the merge done again,
+	// into what it saved, a bounded number of times.
+	for range maxSettingsTries {
+		changed, backup, err = editSettingsOnce(cfg, a, path, dryRun, change)
+		if !errors.Is(err, errSettingsChanged) {
+			return changed, backup, err
+		}
+	}
+	return false, "", &exitError{code: 1, err: fmt.Errorf("%s kept changing while difflore was editing it (%d tries); nothing was written", path, maxSettingsTries),
+		hint: "run the command again once the agent has saved its settings, or with the agent closed"}
+}
+
+// maxSettingsTries bounds how many times editSettings merges again into a
+// settings file that changed under it.
+const maxSettingsTries = 5
+
+// editSettingsOnce is one try of editSettings.
+func editSettingsOnce(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
 	f, err := readSettings(path)
 	if err != nil {
 		return false, "", err
@@ -372,7 +431,7 @@ func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func
 		_, err := io.WriteString(cfg.stdout, lineDiff(old, path, f.data, out))
 		return true, "", err
 	}
-	backup, err = f.write(out, time.Now())
+	backup, err = f.write(out, time.Now(), cfg.settingsPause)
 	return true, backup, err
 }
 

@@ -51,8 +51,12 @@ func patchJSONC(tree *hujson.Value, have, want *jsonValue, indent string, depth 
 	if have.equal(want) {
 		return
 	}
+	// An object written on one line has no layout worth keeping, and a
+	// member added on a line of its own would look out of place in it: it
+	// is written anew, as a whole.
 	obj, ok := tree.Value.(*hujson.Object)
-	if !ok || have.kind != '{' || want.kind != '{' || len(have.members) == 0 || len(want.members) == 0 || !patchMembers(obj, have, want, indent, depth) {
+	oneLine := ok && !bytes.Contains(hujson.Value{Value: obj}.Pack(), []byte("\n"))
+	if !ok || oneLine || have.kind != '{' || want.kind != '{' || len(have.members) == 0 || len(want.members) == 0 || !patchMembers(obj, have, want, indent, depth) {
 		tree.Value = encodeTrimmed(want, indent, depth)
 	}
 }

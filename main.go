@@ -92,6 +92,10 @@ type config struct {
 	// readConfig reads config.toml (readConfigFile). Commands read it only
 	// when they use a setting (config.load); a test counts the reads here.
 	readConfig func(path string) (configFile, error)
+	// settingsPause, when set, is called at the named steps of an edit of
+	// an agent's settings file (editSettings): a test makes the agent save
+	// its settings there.
+	settingsPause func(step string)
 }
 
 // waits are the long waits of the commands: fixed for users, and set
