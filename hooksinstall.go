@@ -256,7 +256,7 @@ func readSettings(path string) (*settingsFile, error) {
 		return nil, fmt.Errorf("%s is larger than %d MiB: not a settings file", path, maxSettingsFile>>20)
 	}
 	f.info = fi
-	if f.data, err = os.ReadFile(f.target); err != nil {
+	if f.data, err = readSettingsData(f.target); err != nil {
 		return nil, err
 	}
 	f.exists, f.mode = true, fi.Mode().Perm()
@@ -287,6 +287,18 @@ func (f *settingsFile) parseTree(agent string) (hujson.Value, *jsonValue, error)
 			hint: "mend the file, or merge the output of 'difflore hooks print " + agent + "' by hand"}
 	}
 	return tree, doc, nil
+}
+
+// readSettingsData reads a settings file, up to maxSettingsFile and a byte,
+// without keeping the agent from renaming its own save over it meanwhile
+// (which a plain read does on Windows).
+func readSettingsData(path string) ([]byte, error) {
+	f, err := openShared(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxSettingsFile+1))
 }
 
 // errSettingsChanged is write's error when the file changed since it was
@@ -339,7 +351,7 @@ func (f *settingsFile) write(data []byte, now time.Time, pause func(string)) (ba
 // size and time, which narrows the moment in which a save can slip in
 // before the rename to that of one system call.
 func (f *settingsFile) unchanged() bool {
-	current, err := os.ReadFile(f.target)
+	current, err := readSettingsData(f.target)
 	if err != nil {
 		return !f.exists && errors.Is(err, fs.ErrNotExist)
 	}
