@@ -65,6 +65,53 @@ func checkPrivate(dir string, fi fs.FileInfo, names []string) error {
 	return nil
 }
 
+// checkAncestors walks up from the data home's parent to the root, as ssh
+// does for the folders above a key (StrictModes): each folder must be owned
+// by root or by us, and group or others may write it only if it is sticky.
+// A symlink on the way is checked where it leads too, after the folders
+// that hold it. It costs an lstat per folder, on the path of every enqueue.
+func checkAncestors(dir string) (string, error) {
+	uid := os.Geteuid()
+	symlinked := false
+	walk := func(start string) (string, error) {
+		for d := start; ; d = filepath.Dir(d) {
+			fi, err := os.Lstat(d)
+			if err != nil {
+				return d, err
+			}
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				symlinked = true
+			} else if err := checkAncestor(fi, uid); err != nil {
+				return d, err
+			}
+			if filepath.Dir(d) == d {
+				return "", nil
+			}
+		}
+	}
+	if d, err := walk(filepath.Dir(dir)); err != nil || !symlinked {
+		return d, err
+	}
+	real, err := filepath.EvalSymlinks(filepath.Dir(dir))
+	if err != nil {
+		return filepath.Dir(dir), err
+	}
+	return walk(real)
+}
+
+// checkAncestor refuses a folder above the data home that a user other
+// than root or uid could change.
+func checkAncestor(fi fs.FileInfo, uid int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && st.Uid != 0 && int(st.Uid) != uid {
+		return fmt.Errorf("it is owned by uid %d, neither you (uid %d) nor root; refusing it", st.Uid, uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return fmt.Errorf("mode %04o: %w", fi.Mode().Perm(), errWritableByOthers)
+	}
+	return nil
+}
+
 // fileID identifies the file fi describes for as long as it exists: its
 // device and inode.
 func fileID(_ string, fi fs.FileInfo) (string, error) {

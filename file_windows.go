@@ -90,6 +90,10 @@ func fileID(path string, fi fs.FileInfo) (string, error) {
 // keeps other users out; a DIFFLORE_HOME elsewhere is trusted as it is.
 func checkPrivate(string, fs.FileInfo, []string) error { return nil }
 
+// checkAncestors is a no-op on Windows: a user's profile folder, where the
+// default home lives, is closed to other users by its ACL.
+func checkAncestors(string) (string, error) { return "", nil }
+
 // checkOwner is a no-op on Windows, where the profile folder's ACL already
 // keeps other users out.
 func checkOwner(fs.FileInfo) error { return nil }

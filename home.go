@@ -20,6 +20,10 @@ const (
 	gateFileName = "outbox.gate"
 )
 
+// errWritableByOthers is checkAncestors' error for a folder that group or
+// others may write, which its owner may mend with chmod.
+var errWritableByOthers = errors.New("group or others may write it, and it is not sticky; refusing it")
+
 // home is the data home: the folder that holds the outbox, the PID file, its
 // lock, the log and the spill folder.
 type home struct {
@@ -63,6 +67,13 @@ func openHome(dir string, create bool) (home, error) {
 	if err := checkPrivate(abs, fi, entries); err != nil {
 		return home{}, &exitError{code: 1, err: fmt.Errorf("data home %q: %w", abs, err),
 			hint: "point DIFFLORE_HOME at a folder that only you own and can write; a missing one is created with mode 0700"}
+	}
+	if folder, err := checkAncestors(abs); err != nil {
+		hint := fmt.Sprintf("choose a DIFFLORE_HOME outside %q", folder)
+		if errors.Is(err, errWritableByOthers) {
+			hint = fmt.Sprintf("run 'chmod go-w %s' (or 'chmod +t' to make it sticky, as /tmp is), or %s", folder, hint)
+		}
+		return home{}, &exitError{code: 1, err: fmt.Errorf("data home %q: the folder %q above it: %w", abs, folder, err), hint: hint}
 	}
 	return home{dir: abs}, nil
 }
@@ -140,6 +151,14 @@ func writeFileAtomic(path string, data []byte) error {
 
 // writeFileAtomicMode is writeFileAtomic for a file of the given mode.
 func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomicIf(path, data, mode, nil)
+}
+
+// writeFileAtomicIf is writeFileAtomicMode that calls check, when it is
+// set, after the new file is written and synced and just before the rename,
+// and writes nothing when check fails: the moment to check that no one else
+// changed path meanwhile is the last one.
+func writeFileAtomicIf(path string, data []byte, mode os.FileMode, check func() error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -161,6 +180,11 @@ func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
 	return os.Rename(tmp, path)
 }
 
@@ -176,3 +200,12 @@ func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 //   - fileID identifies a file for as long as it exists.
 //   - checkOwner refuses a file or folder of another user, and checkPrivate
 //     a data home that another user could have written to.
+//   - checkAncestors refuses a data home below a folder that a user other
+//     than its owner or root could change, and returns that folder: she
+//     could rename a folder of the path away and put a symlink in its place
+//     between the check of the home and the open of a file in it, which
+//     oNoFollow does not see (it guards the last element only), and have
+//     the events written to an outbox of hers. A folder that others may
+//     write but that is sticky, as /tmp is, is safe: no one may rename
+//     there what is not theirs. The error is errWritableByOthers for a
+//     folder whose mode is to blame.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -501,8 +503,7 @@ func TestHooksInstallRefusesMalformed(t *testing.T) {
 	tests := []struct{ name, content, wantErr string }{
 		{"truncated", "{\n  \"model\": \"opus\",\n  \"hooks\": {\n", "unexpected end"},
 		{"syntax error", "{\n  \"model\": \"opus\"\n  \"x\": 1\n}\n", "line 3"},
-		{"comments", "{\n  // my settings\n  \"model\": \"opus\"\n}\n", "line 2"},
-		{"two values", "{} {}\n", "more than one value"},
+		{"two values", "{} {}\n", "after top-level value"},
 		{"not an object", "[1, 2]\n", "not a JSON object"},
 		{"hooks not an object", `{"hooks": []}`, `"hooks" is not an object`},
 		{"event not an array", `{"hooks": {"SessionStart": {"command": "x"}}}`, "hooks.SessionStart is not an array"},
@@ -975,5 +976,266 @@ func TestHooksPrint(t *testing.T) {
 	}
 	if _, _, code := cli(t, "", "hooks", "print", "vim"); code != 2 {
 		t.Errorf("unknown agent: exit %d, want 2", code)
+	}
+}
+
+// TestHooksInstallJSONC installs into settings files with comments, as
+// Gemini CLI and VS Code read them, laid out by hand: every comment and
+// every byte outside the "hooks" key stays as it was, and uninstall gives
+// back the file byte for byte.
+func TestHooksInstallJSONC(t *testing.T) {
+	testHome(t)
+	exe := filepath.Join(t.TempDir(), "difflore")
+	for _, tt := range []struct{ agent, content string }{
+		{"gemini", `// Gemini CLI settings, kept by hand.
+{
+  /* the model,
+     on one line */
+  "model": {"name": "gemini-2.5-pro"},   // inline comment
+  "theme":"Dracula",
+  "numbers": [1,2,  3] // the last member
+}
+`},
+		{"gemini", "{\n\t\"a\": 1, // trailing comma next\n\t\"b\": [\n\t\t2,\n\t],\n}\n"},
+		{"cursor", "{\n  // cursor's own\n  \"version\": 1, \"x\": true\n}\n"},
+		{"claude", "{\n  \"hooks\": {\n    // the user's hook\n    \"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"notify.sh\"}]}]\n  }, // hooks\n  \"model\": \"opus\" /* last */\n}\n"},
+	} {
+		t.Run(tt.agent, func(t *testing.T) {
+			setUserHome(t)
+			a, _ := findAgent(tt.agent)
+			path, _ := a.settingsPath(os.Getenv, "")
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mustCLI(t, "hooks", "install", "--command", exe, tt.agent)
+			installed, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every line of the original outside "hooks" is still there, in
+			// its order, as it was written.
+			rest := strings.ReplaceAll(string(installed), ",", "")
+			inHooks := false
+			for _, line := range strings.Split(strings.TrimSuffix(tt.content, "\n"), "\n") {
+				if strings.Contains(line, `"hooks": {`) {
+					inHooks = true
+				}
+				if inHooks {
+					inHooks = !strings.HasPrefix(line, "  }")
+					continue
+				}
+				// A comma comes after the member that was the last: commas
+				// are left out of the comparison.
+				line = strings.ReplaceAll(line, ",", "")
+				i := strings.Index(rest, line)
+				if i < 0 {
+					t.Errorf("the line %q is gone or moved:\n%s", line, installed)
+					continue
+				}
+				rest = rest[i+len(line):]
+			}
+			out, _, _ := cli(t, "", "hooks", "status", tt.agent)
+			if !strings.Contains(out, fmt.Sprintf("wired, %d of %d", len(a.events), len(a.events))) {
+				t.Errorf("status after install: %s\n%s", out, installed)
+			}
+			if tt.agent == "claude" && !strings.Contains(string(installed), "notify.sh") {
+				t.Errorf("the user's hook is gone:\n%s", installed)
+			}
+			mustCLI(t, "hooks", "uninstall", tt.agent)
+			if got, _ := os.ReadFile(path); tt.agent != "claude" && string(got) != tt.content {
+				t.Errorf("uninstall did not give back the file:\n%s\nwant:\n%s", got, tt.content)
+			}
+		})
+	}
+}
+
+// installWithPause runs 'hooks install' in this process with pause as the
+// settings edit's pause point, and returns its error.
+func installWithPause(t *testing.T, pause func(step string), args ...string) error {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cfg := loadConfig(os.Getenv, strings.NewReader(""), &out, &errb)
+	cfg.settingsPause = pause
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return runConfig(ctx, cfg, append([]string{"hooks", "install"}, args...))
+}
+
+// agentSave rewrites a settings file as an agent saves its own: read,
+// change one key of its own, written whole to a new file renamed over it.
+// It reads as Node.js does, letting others rename over the file meanwhile
+// (on Windows, a plain read would make their rename fail).
+func agentSave(path string, n int) error {
+	data, err := readSettingsData(path)
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%w: %s", err, data)
+	}
+	doc["agentSaves"] = n
+	data, err = json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.agent%d", path, n)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// agentSaves is the count an agentSave wrote last in the file at path.
+func agentSaves(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ AgentSaves int }
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	return doc.AgentSaves
+}
+
+// TestHooksInstallAgentSavesMeanwhile makes the agent save its settings at
+// the worst moment: after install wrote the new file and before it
+// replaces the old one. Install must not throw the agent's save away: it
+// merges again into what the agent saved; and when the agent saves at that
+// moment every time, it gives up and says so, leaving the agent's file.
+func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{"model": "opus"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "difflore")
+	saves := 0
+	saveOnce := func(step string) {
+		if step == stepSettingsWritten && saves == 0 {
+			saves++
+			if err := agentSave(path, saves); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := installWithPause(t, saveOnce, "--command", exe, "claude"); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if saves != 1 {
+		t.Fatalf("the agent saved %d times, want 1: the pause point was not reached", saves)
+	}
+	if got := agentSaves(t, path); got != 1 {
+		t.Errorf("after install, the agent's save %d is in the file, want 1: install threw it away", got)
+	}
+	// The program's path as the hook command names it.
+	inCommand := filepath.ToSlash
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), inCommand(exe)) || !strings.Contains(string(data), "opus") {
+		t.Errorf("the hooks or the user's key are missing:\n%s", data)
+	}
+
+	saveAlways := func(step string) {
+		if step == stepSettingsWritten {
+			saves++
+			if err := agentSave(path, saves); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	err := installWithPause(t, saveAlways, "--command", exe+"2", "claude")
+	if err == nil || !strings.Contains(err.Error(), "kept changing") {
+		t.Errorf("install with the agent saving every time: %v; want an error that says the file kept changing", err)
+	}
+	if got := agentSaves(t, path); got != saves {
+		t.Errorf("after install, the agent's save %d is in the file, want its last, %d", got, saves)
+	}
+	if data, _ := os.ReadFile(path); strings.Contains(string(data), inCommand(exe+"2")) {
+		t.Errorf("install wrote although it reported it could not:\n%s", data)
+	}
+}
+
+// TestHooksInstallRacesAgent runs install many times while an agent saves
+// its settings about every millisecond, each save read from the file and
+// written whole, as agents do. Every save must find the one before it in
+// the file: an install that replaced the file with a merge into an older
+// read would have thrown a save away. Install may instead report that the
+// file kept changing. Install reads the file again just before its rename,
+// so a save is lost only when it lands between that read and the rename, a
+// moment of a system call or two: a loaded machine may see one in the
+// test's run (it saw none on most runs, one on some), where install before
+// that check lost 21 of 60. The test allows trials/20.
+func TestHooksInstallRacesAgent(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		// Under Wine, a rename over the file fails (access denied) while
+		// another process reads or replaces it, difflore's and the test
+		// agent's alike, so the race there is another one;
+		// TestHooksInstallAgentSavesMeanwhile covers the merge again.
+		t.Skip("renames over a file in use fail on Windows (Wine): a race of its own")
+	}
+	testHome(t)
+	setUserHome(t)
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{"agentSaves": 0}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var lost []string
+	go func() {
+		defer close(done)
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			data, err := readSettingsData(path)
+			var doc struct{ AgentSaves int }
+			if err == nil {
+				err = json.Unmarshal(data, &doc)
+			}
+			if err != nil {
+				lost = append(lost, err.Error())
+				return
+			}
+			if doc.AgentSaves != n-1 {
+				lost = append(lost, fmt.Sprintf("save %d found save %d in the file", n, doc.AgentSaves))
+			}
+			if err := agentSave(path, n); err != nil {
+				lost = append(lost, err.Error())
+				return
+			}
+		}
+	}()
+	const trials = 60
+	gaveUp := 0
+	for i := range trials {
+		err := installWithPause(t, nil, "--command", filepath.Join(t.TempDir(), fmt.Sprintf("difflore%d", i)), "claude")
+		if err != nil {
+			if !strings.Contains(err.Error(), "kept changing") {
+				t.Errorf("install %d: %v", i, err)
+			}
+			gaveUp++
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d installs, %d gave up because the file kept changing; %d of the agent's saves lost: %s", trials, gaveUp, len(lost), strings.Join(lost, "; "))
+	if len(lost) > trials/20 {
+		t.Errorf("%d of the agent's saves were thrown away by %d installs: %s", len(lost), trials, strings.Join(lost, "; "))
 	}
 }

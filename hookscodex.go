@@ -250,7 +250,7 @@ func editCodexTrust(cfg config, path string, add []codexTrust, remove []string, 
 		_, err := io.WriteString(cfg.stdout, lineDiff(old, path, f.data, []byte(text)))
 		return true, "", err
 	}
-	backup, err = f.write([]byte(text), time.Now())
+	backup, err = f.write([]byte(text), time.Now(), cfg.settingsPause)
 	return true, backup, err
 }
 

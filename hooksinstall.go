@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tailscale/hujson"
 )
 
 // Installing merges difflore's hooks into an agent's settings file the way
@@ -228,6 +230,7 @@ type settingsFile struct {
 	data   []byte
 	exists bool
 	mode   fs.FileMode
+	info   fs.FileInfo // the file's as it was read, nil when it did not exist
 }
 
 func readSettings(path string) (*settingsFile, error) {
@@ -252,7 +255,8 @@ func readSettings(path string) (*settingsFile, error) {
 	if fi.Size() > maxSettingsFile {
 		return nil, fmt.Errorf("%s is larger than %d MiB: not a settings file", path, maxSettingsFile>>20)
 	}
-	if f.data, err = os.ReadFile(f.target); err != nil {
+	f.info = fi
+	if f.data, err = readSettingsData(f.target); err != nil {
 		return nil, err
 	}
 	f.exists, f.mode = true, fi.Mode().Perm()
@@ -260,34 +264,57 @@ func readSettings(path string) (*settingsFile, error) {
 }
 
 // parse returns the file's top-level object; an empty or missing file is
-// an empty object. A file that is not a JSON object is refused: merging
-// into a file that cannot be read would destroy it.
+// an empty object. Comments are allowed (parseJSONC). A file that is not a
+// JSON object is refused: merging into a file that cannot be read would
+// destroy it.
 func (f *settingsFile) parse(agent string) (*jsonValue, error) {
+	_, doc, err := f.parseTree(agent)
+	return doc, err
+}
+
+// parseTree is parse, and the file as written, for patchJSONC; the tree is
+// empty for an empty file.
+func (f *settingsFile) parseTree(agent string) (hujson.Value, *jsonValue, error) {
 	if len(bytes.TrimSpace(f.data)) == 0 {
-		return newObject(), nil
+		return hujson.Value{}, newObject(), nil
 	}
-	doc, err := parseJSON(f.data)
+	tree, doc, err := parseJSONC(f.data)
 	if err == nil && doc.kind != '{' {
 		err = errors.New("it is not a JSON object")
 	}
 	if err != nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("%s is not valid JSON, so it was left as it is: %w", f.path, err),
+		return hujson.Value{}, nil, &exitError{code: 1, err: fmt.Errorf("%s is not valid JSON, so it was left as it is: %w", f.path, err),
 			hint: "mend the file, or merge the output of 'difflore hooks print " + agent + "' by hand"}
 	}
-	return doc, nil
+	return tree, doc, nil
 }
+
+// readSettingsData reads a settings file, up to maxSettingsFile and a byte,
+// without keeping the agent from renaming its own save over it meanwhile
+// (which a plain read does on Windows).
+func readSettingsData(path string) ([]byte, error) {
+	f, err := openShared(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxSettingsFile+1))
+}
+
+// errSettingsChanged is write's error when the file changed since it was
+// read.
+var errSettingsChanged = errors.New("changed while difflore was editing it; nothing was written")
 
 // write saves a copy of the file as it was beside it (returning the copy's
 // name, empty when there was no file) and replaces the file with data. It
-// refuses when the file changed since it was read, as when the agent saved
-// its settings meanwhile.
-func (f *settingsFile) write(data []byte, now time.Time) (backup string, err error) {
-	current, err := os.ReadFile(f.target)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	if !bytes.Equal(current, f.data) || (err == nil) != f.exists {
-		return "", fmt.Errorf("%s changed while difflore was editing it; nothing was written: run the command again", f.path)
+// refuses, with errSettingsChanged, when the file changed since it was
+// read, as when the agent saved its settings meanwhile: it reads the file
+// again just before the rename, after the slow part (the new file written
+// and synced), so that a save of the agent's is lost only if it lands in
+// the microseconds between that read and the rename.
+func (f *settingsFile) write(data []byte, now time.Time, pause func(string)) (backup string, err error) {
+	if !f.unchanged() {
+		return "", fmt.Errorf("%s %w", f.path, errSettingsChanged)
 	}
 	if f.exists {
 		if backup, err = writeBackup(f.path, f.data, f.mode, now); err != nil {
@@ -297,11 +324,47 @@ func (f *settingsFile) write(data []byte, now time.Time) (backup string, err err
 	if err := os.MkdirAll(filepath.Dir(f.target), 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomicMode(f.target, data, f.mode); err != nil {
+	err = writeFileAtomicIf(f.target, data, f.mode, func() error {
+		if pause != nil {
+			pause(stepSettingsWritten)
+		}
+		if !f.unchanged() {
+			return fmt.Errorf("%s %w", f.path, errSettingsChanged)
+		}
+		return nil
+	})
+	if err != nil {
+		if backup != "" {
+			os.Remove(backup)
+		}
+		if errors.Is(err, errSettingsChanged) {
+			return "", err
+		}
 		return "", fmt.Errorf("write %s: %w", f.target, err)
 	}
 	return backup, nil
 }
+
+// unchanged reports whether the file is still as it was read: the same
+// bytes, or still missing. The bytes are compared first; then, as the last
+// thing, a single stat checks that it is still the same file, of the same
+// size and time, which narrows the moment in which a save can slip in
+// before the rename to that of one system call.
+func (f *settingsFile) unchanged() bool {
+	current, err := readSettingsData(f.target)
+	if err != nil {
+		return !f.exists && errors.Is(err, fs.ErrNotExist)
+	}
+	if !f.exists || !bytes.Equal(current, f.data) {
+		return false
+	}
+	fi, err := os.Stat(f.target)
+	return err == nil && os.SameFile(fi, f.info) && fi.Size() == f.info.Size() && fi.ModTime().Equal(f.info.ModTime())
+}
+
+// stepSettingsWritten is the step of a settings edit after the new file
+// is written beside the old one, before the old one is replaced.
+const stepSettingsWritten = "written"
 
 // writeBackup writes data to a new file beside path, named for the time,
 // never over an older backup.
@@ -333,11 +396,29 @@ func writeBackup(path string, data []byte, mode fs.FileMode, now time.Time) (str
 // (dry run) or writes the file. It returns whether the file changed and
 // the backup's name.
 func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
+	// An agent that saved its settings meanwhile has the merge done again,
+	// into what it saved, a bounded number of times.
+	for range maxSettingsTries {
+		changed, backup, err = editSettingsOnce(cfg, a, path, dryRun, change)
+		if !errors.Is(err, errSettingsChanged) {
+			return changed, backup, err
+		}
+	}
+	return false, "", &exitError{code: 1, err: fmt.Errorf("%s kept changing while difflore was editing it (%d tries); nothing was written", path, maxSettingsTries),
+		hint: "run the command again once the agent has saved its settings, or with the agent closed"}
+}
+
+// maxSettingsTries bounds how many times editSettings merges again into a
+// settings file that changed under it.
+const maxSettingsTries = 5
+
+// editSettingsOnce is one try of editSettings.
+func editSettingsOnce(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
 	f, err := readSettings(path)
 	if err != nil {
 		return false, "", err
 	}
-	doc, err := f.parse(a.name)
+	tree, doc, err := f.parseTree(a.name)
 	if err != nil {
 		return false, "", err
 	}
@@ -350,6 +431,10 @@ func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func
 		return false, "", nil
 	}
 	out := encodeJSON(doc, detectIndent(f.data))
+	if tree.Value != nil {
+		patchJSONC(&tree, before, doc, detectIndent(f.data), 0)
+		out = tree.Pack()
+	}
 	if dryRun {
 		old := path
 		if !f.exists {
@@ -358,7 +443,7 @@ func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func
 		_, err := io.WriteString(cfg.stdout, lineDiff(old, path, f.data, out))
 		return true, "", err
 	}
-	backup, err = f.write(out, time.Now())
+	backup, err = f.write(out, time.Now(), cfg.settingsPause)
 	return true, backup, err
 }
 

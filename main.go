@@ -96,6 +96,10 @@ type config struct {
 	// pause, when set, is called at the named steps where a test aims a
 	// race or a kill (pauseAt); nil for users.
 	pause func(step string)
+	// settingsPause, when set, is called at the named steps of an edit of
+	// an agent's settings file (editSettings): a test makes the agent save
+	// its settings there.
+	settingsPause func(step string)
 }
 
 // pauseAt calls cfg.pause at step, if a test set one: the test then acts

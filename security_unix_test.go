@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,10 +50,12 @@ func checkModes(t *testing.T, home, when string) map[string]bool {
 // umask of 0, so that no mode comes from the umask, and checks that the
 // home is 0700 and each file 0600.
 func TestHomeModes(t *testing.T) {
-	old := syscall.Umask(0)
-	defer syscall.Umask(old)
+	// The test's folders are made first: under a umask of 0, t.TempDir
+	// makes them 0777, and a home below them would be refused.
 	home := testHome(t)
 	out := filepath.Join(t.TempDir(), "events.jsonl")
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
 
 	mustCLI(t, "enqueue", "--id", "first", `{"n":1}`)
 	// Make the outbox unwritable for a moment, so that the next event is
@@ -482,10 +485,10 @@ func TestSharedFolderAsHomeRefused(t *testing.T) {
 	})
 
 	t.Run("new", func(t *testing.T) {
-		old := syscall.Umask(0)
-		defer syscall.Umask(old)
 		dir := filepath.Join(t.TempDir(), "a", "home")
 		testHome(t)
+		old := syscall.Umask(0) // after t.TempDir, which it would make 0777
+		defer syscall.Umask(old)
 		t.Setenv("DIFFLORE_HOME", dir)
 		mustCLI(t, "enqueue", `{"n":1}`)
 		if fi, err := os.Lstat(dir); err != nil || fi.Mode().Perm() != 0o700 {
@@ -545,4 +548,95 @@ func TestPlantedFilesRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnsafeAncestorRefused puts the data home inside a folder that another
+// user may write: she could rename the home's folder away and put a
+// symlink in its place between difflore's check of the home and its open
+// of outbox.db (O_NOFOLLOW guards the last element only), and have the
+// events written to an outbox of hers. difflore must refuse such a home, as
+// ssh refuses a key below a folder others may write, and accept one below a
+// sticky folder as /tmp is, where no one may rename what is not theirs.
+func TestUnsafeAncestorRefused(t *testing.T) {
+	const nobody = 65534
+	refused := []struct {
+		name  string
+		mode  fs.FileMode
+		owner int // -1: ours
+	}{
+		{"world-writable", 0o777, -1},
+		{"group-writable", 0o770, -1},
+		{"world-writable, another user's", 0o777, nobody},
+		{"another user's", 0o755, nobody},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.owner >= 0 && os.Geteuid() != 0 {
+				t.Skip("needs root: giving a folder to another user")
+			}
+			parent := filepath.Join(t.TempDir(), "shared")
+			home := filepath.Join(parent, "mine", "home")
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(parent, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tt.owner >= 0 {
+				if err := os.Chown(parent, tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testHome(t)
+			t.Setenv("DIFFLORE_HOME", home)
+			for _, args := range [][]string{{"enqueue", `{"n":1}`}, {"status"}, {"outbox", "list"}, {"run", "--endpoint", "file:///dev/null"}} {
+				_, errOut, code := cli(t, "", args...)
+				if code == 0 || !strings.Contains(errOut, strconv.Quote(parent)) || !strings.Contains(errOut, "hint:") {
+					t.Errorf("difflore %s below a folder of mode %s: exit %d, stderr %q; want a refusal that names %q, with a hint",
+						strings.Join(args, " "), tt.mode, code, errOut, parent)
+				}
+			}
+			if entries, _ := os.ReadDir(home); len(entries) != 0 {
+				t.Errorf("files were written in the refused home: %v", entries)
+			}
+		})
+	}
+
+	t.Run("sticky", func(t *testing.T) {
+		parent := filepath.Join(t.TempDir(), "tmp")
+		if err := os.Mkdir(parent, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(parent, 0o777|fs.ModeSticky); err != nil {
+			t.Fatal(err)
+		}
+		testHome(t)
+		t.Setenv("DIFFLORE_HOME", filepath.Join(parent, "a", "home"))
+		mustCLI(t, "enqueue", `{"n":1}`)
+		mustCLI(t, "outbox", "list")
+	})
+}
+
+// BenchmarkOpenHome measures the check of the data home that every enqueue
+// makes, and beside it the walk up its ancestors alone (ancestors-ns), for
+// a home five folders below the root as t.TempDir's are. ns/op counts both.
+func BenchmarkOpenHome(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "a", "b", "home")
+	if _, err := openHome(dir, true); err != nil {
+		b.Fatal(err)
+	}
+	var walk time.Duration
+	n := 0
+	for b.Loop() {
+		if _, err := openHome(dir, false); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := checkAncestors(dir); err != nil {
+			b.Fatal(err)
+		}
+		walk += time.Since(t0)
+		n++
+	}
+	b.ReportMetric(float64(walk.Nanoseconds())/float64(n), "ancestors-ns")
 }

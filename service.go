@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+	"unicode"
+	"unicode/utf8"
 )
 
 const serviceUsage = `
@@ -110,7 +112,8 @@ WantedBy=default.target
 # it fails, needs one: difflore service install windows
 # The daemon reads its endpoint and token from config.toml in its data home.
 # For a data home other than the default, set it for your user first:
-#   [Environment]::SetEnvironmentVariable('DIFFLORE_HOME', {{ps .Home}}, 'User')
+#   [Environment]::SetEnvironmentVariable('DIFFLORE_HOME', $dataHome, 'User')
+$dataHome = {{ps .Home}}
 $action = New-ScheduledTaskAction -Execute {{ps .Exe}} -Argument 'run --detach --takeover'
 $trigger = New-ScheduledTaskTrigger -AtLogOn -User $env:USERNAME
 # A task stops on battery and after 3 days by default: not this one.
@@ -152,6 +155,9 @@ func cmdService(cfg config, args []string) error {
 		return err
 	}
 	data := serviceData{Exe: exe, Home: home}
+	if err := checkServiceValues(data); err != nil {
+		return err
+	}
 	switch {
 	case action == "print":
 		return writeServiceDefinition(cfg.stdout, mgr, data)
@@ -186,6 +192,9 @@ func cmdService(cfg config, args []string) error {
 // writeServiceDefinition writes the definition for the service manager mgr
 // (a key of serviceTemplates), with the values quoted as that format needs.
 func writeServiceDefinition(w io.Writer, mgr string, data serviceData) error {
+	if err := checkServiceValues(data); err != nil {
+		return err
+	}
 	if mgr == "launchd" {
 		data = serviceData{Exe: html.EscapeString(data.Exe), Home: html.EscapeString(data.Home)}
 	}
@@ -196,11 +205,50 @@ func writeServiceDefinition(w io.Writer, mgr string, data serviceData) error {
 			hint: "install difflore in a folder whose path has none, and run its 'service print systemd'"}
 	}
 	funcs := template.FuncMap{
-		"ps":       func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" },
+		"ps":       powershellQuote,
 		"quote":    systemdQuote,
 		"envQuote": func(k, v string) string { return systemdQuote(k + "=" + v) },
 	}
 	return template.Must(template.New(mgr).Funcs(funcs).Parse(serviceTemplates[mgr])).Execute(w, data)
+}
+
+// checkServiceValues refuses a program path or data home that holds a
+// control character or is not UTF-8. No format keeps every such character
+// safely: a newline ends a PowerShell comment or statement, XML 1.0 has no
+// way to write most C0 characters in a plist, and systemd unescapes them
+// into an environment few programs expect; no real path needs one.
+func checkServiceValues(data serviceData) error {
+	for _, v := range []struct{ what, s string }{{"program path", data.Exe}, {"data home", data.Home}} {
+		if i := strings.IndexFunc(v.s, unicode.IsControl); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(v.s[i:])
+			return &exitError{code: 1, err: fmt.Errorf("the %s %q holds the control character %U; refusing to write it into a service definition", v.what, v.s, r),
+				hint: "use a " + v.what + " without control characters (newline, tab, …)"}
+		}
+		if !utf8.ValidString(v.s) {
+			return &exitError{code: 1, err: fmt.Errorf("the %s %q is not UTF-8; refusing to write it into a service definition", v.what, v.s),
+				hint: "use a " + v.what + " whose name is UTF-8"}
+		}
+	}
+	return nil
+}
+
+// powershellQuote quotes s as a PowerShell single-quoted string, in which
+// nothing is expanded. PowerShell ends such a string at any of five
+// characters, ASCII "'" and the typographic U+2018 to U+201B, and reads two
+// of them in a row as the second: so each is doubled, not only ASCII "'"
+// (a path such as C:\Users\O’Brien would otherwise end the string).
+func powershellQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range s {
+		switch r {
+		case '\'', '\u2018', '\u2019', '\u201a', '\u201b':
+			b.WriteRune(r)
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
 
 // systemdQuote quotes s as one word of a systemd unit setting, so that a

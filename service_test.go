@@ -221,3 +221,50 @@ func TestLaunchdPlistRoundTrip(t *testing.T) {
 		t.Errorf("StandardErrorPath %q, want %q", agent.StandardErrorPath, want)
 	}
 }
+
+// TestServiceValuesQuoted writes each service definition for data homes
+// that would break out of their quoting. PowerShell ends a single-quoted
+// string at U+2018 to U+201B as well as at ASCII "'", and each is escaped by
+// doubling it; a newline ends a '#' comment, so a home in a comment would
+// run as code. A control character is refused in every definition, with a
+// hint; what it would do differs by format, and no path needs one.
+func TestServiceValuesQuoted(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "difflore")
+	for _, home := range []string{`C:\Users\O’Brien\.difflore`, `C:\Users\‘a’‚b‛'c\.difflore`} {
+		var out strings.Builder
+		if err := writeServiceDefinition(&out, "windows", serviceData{Exe: exe, Home: home}); err != nil {
+			t.Fatalf("home %q: %v", home, err)
+		}
+		quoted := "'"
+		for _, r := range home {
+			if strings.ContainsRune("'\u2018\u2019\u201a\u201b", r) {
+				quoted += string(r)
+			}
+			quoted += string(r)
+		}
+		quoted += "'"
+		if !strings.Contains(out.String(), quoted) {
+			t.Errorf("the script lacks the home quoted as %s:\n%s", quoted, out.String())
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "#") && strings.Contains(line, "Users") {
+				t.Errorf("the home is in a comment line, which a newline in it would end: %q", line)
+			}
+		}
+	}
+
+	for _, mgr := range []string{"systemd", "launchd", "windows"} {
+		for _, home := range []string{"/home/a\nWrite-Host pwned\n#", "/home/a\rb", "/home/a\x01b", "/home/a\x7fb", "/home/a\u0085b"} {
+			var out strings.Builder
+			err := writeServiceDefinition(&out, mgr, serviceData{Exe: exe, Home: home})
+			if err == nil || !strings.Contains(err.Error(), "control character") || !strings.Contains(err.Error(), "hint:") {
+				t.Errorf("%s, home %q: err %v; want a refusal that names the control character, with a hint\n%s", mgr, home, err, out.String())
+			}
+		}
+	}
+	testHome(t)
+	t.Setenv("DIFFLORE_HOME", filepath.Join(t.TempDir(), "a\nb"))
+	if out, errOut, code := cli(t, "", "service", "print", "windows"); code != 1 || !strings.Contains(errOut, "control character") {
+		t.Errorf("service print windows with a newline in the home: exit %d, stderr %q; want exit 1 and a refusal\n%s", code, errOut, out)
+	}
+}
