@@ -97,6 +97,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 				h.path(dbFileName), h.path(spillDirName))}
 	}
 	d := newDrainer(ob, s, opts.batch, log, time.Now)
+	d.pauseAt = cfg.pauseAt
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}

@@ -53,6 +53,8 @@ type drainer struct {
 
 	redact *redactor // nil: payloads are sent as enqueued (see redact.go)
 
+	pauseAt func(step string) // a test's pause point (config.pauseAt), nil for users
+
 	// written is the status last stored in the meta table, so that a
 	// batch writes only the keys that changed: most of the nine stay the
 	// same from one batch to the next.
@@ -120,6 +122,9 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	// Secrets are replaced in what is sent, not in the outbox: the
 	// events settled below are the ones claimed.
 	sent, redacted := d.redact.events(events)
+	if d.pauseAt != nil {
+		d.pauseAt(pauseSend)
+	}
 	r := d.sink.send(ctx, sent)
 	now := d.now()
 	if ctx.Err() != nil && r.verdict != delivered {

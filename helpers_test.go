@@ -50,6 +50,28 @@ func TestMain(m *testing.M) {
 // itself never does.
 const quickWaitsEnv = "DIFFLORE_TEST_QUICK_WAITS"
 
+// pauseEnv, set in a test's environment to the name of a step
+// (config.pauseAt), makes the daemons it starts stop there: each writes
+// pausedLine and the step to standard error, then waits to be killed. The
+// test binary reads it; difflore itself never does.
+const (
+	pauseEnv   = "DIFFLORE_TEST_PAUSE"
+	pausedLine = "test pause point reached:"
+)
+
+// pauseAtStep is config.pauseAt for a test that asked for a pause at step
+// (pauseEnv): it says so on w and waits to be killed, two minutes at most,
+// so that a leaked child ends by itself.
+func pauseAtStep(step string, w io.Writer) func(string) {
+	return func(at string) {
+		if at != step {
+			return
+		}
+		fmt.Fprintln(w, pausedLine, at)
+		time.Sleep(2 * time.Minute)
+	}
+}
+
 // quickWaits are short enough that a test does not sit them out, and long
 // enough for what each is for in the test that asks for them: a settle
 // time that only an unverifiable lock holder ever runs out, say.
@@ -66,6 +88,9 @@ func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
 	if os.Getenv(quickWaitsEnv) != "" {
 		cfg.waits = quickWaits()
+	}
+	if step := os.Getenv(pauseEnv); step != "" {
+		cfg.pauseAt = pauseAtStep(step, stderr)
 	}
 	return runConfig(ctx, cfg, args)
 }
@@ -184,10 +209,11 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 
 // daemonProc is a foreground daemon started by a test.
 type daemonProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer // what it wrote to stderr
-	err  error         // its exit, after done is closed
+	cmd    *exec.Cmd
+	done   chan struct{}
+	paused chan string   // the step, when the daemon reports a pause point (pauseEnv)
+	log    *bytes.Buffer // what it wrote to stderr
+	err    error         // its exit, after done is closed
 }
 
 // startDaemon starts 'difflore run args…' as a child process and waits for
@@ -217,7 +243,7 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}}
+	d := &daemonProc{cmd: cmd, done: make(chan struct{}), paused: make(chan string, 1), log: &bytes.Buffer{}}
 	ready := make(chan struct{})
 	lines := make(chan string)
 	go func() {
@@ -225,6 +251,12 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 		first := true
 		for sc.Scan() {
 			lines <- sc.Text()
+			if _, step, ok := strings.Cut(sc.Text(), pausedLine+" "); ok {
+				select {
+				case d.paused <- step:
+				default:
+				}
+			}
 			if first && strings.Contains(sc.Text(), "daemon ready") {
 				first = false
 				close(ready)

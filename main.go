@@ -92,7 +92,16 @@ type config struct {
 	// readConfig reads config.toml (readConfigFile). Commands read it only
 	// when they use a setting (config.load); a test counts the reads here.
 	readConfig func(path string) (configFile, error)
+	// pauseAt, when set, is called at each named step of the daemon
+	// (pauseSend and the others below) before it is taken: a test's pause
+	// point, where it kills or interleaves exactly there. nil for users.
+	pauseAt func(step string)
 }
+
+// The named steps a test may pause the daemon at (config.pauseAt).
+const (
+	pauseSend = "send" // a batch is claimed and about to be sent
+)
 
 // waits are the long waits of the commands: fixed for users, and set
 // shorter by tests that would otherwise sit them out.
