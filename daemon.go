@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -196,6 +198,8 @@ type daemon struct {
 	ready     func()        // called once the first pass has left nothing to send now, then nil
 	lim       *limiter      // max_size, max_age: see limits.go
 	evictMore bool          // the last eviction run stopped at its bound
+
+	spillUnreadable int // spill files the last pass of replay could not read, as status shows
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -313,12 +317,41 @@ func (dm *daemon) housekeep(ctx context.Context) {
 			dm.log.Error("reopen the outbox", "error", herr)
 		}
 	}
-	dm.backlog = spillRound{moved: dm.backlog.moved + r.moved, dead: dm.backlog.dead + r.dead, more: r.more && err == nil}
-	if !dm.backlog.more && dm.backlog.moved > 0 {
-		dm.log.Info("replayed spilled events", "events", dm.backlog.moved, "dead_letters", dm.backlog.dead)
+	b := spillRound{moved: dm.backlog.moved + r.moved, dead: dm.backlog.dead + r.dead, more: r.more && err == nil,
+		unreadable: dm.backlog.unreadable + r.unreadable, unreadableErr: cmp.Or(dm.backlog.unreadableErr, r.unreadableErr)}
+	dm.backlog = b
+	if !b.more && err == nil {
+		dm.noteUnreadable(b.unreadable, b.unreadableErr)
+	}
+	if !b.more && (b.moved > 0 || b.unreadable > 0) {
+		if b.moved > 0 {
+			dm.log.Info("replayed spilled events", "events", b.moved, "dead_letters", b.dead)
+		}
 		dm.backlog = spillRound{}
 	}
 	dm.limitStep(true)
+}
+
+// noteUnreadable records, for status and the log, how many spill files
+// the last whole pass of replay could not read (they wait for the next
+// one), when that changes.
+func (dm *daemon) noteUnreadable(n int, why error) {
+	if n == dm.spillUnreadable {
+		return
+	}
+	msg := ""
+	if n > 0 {
+		msg = why.Error()
+		dm.log.Warn("spill files cannot be read now; they are kept and tried again", "files", n, "error", why, "folder", dm.h.path(spillDirName))
+	} else {
+		dm.log.Info("every spill file could be read again")
+	}
+	err := dm.ob.setMeta(map[string]string{metaSpillUnreadable: strconv.Itoa(n), metaSpillUnreadableErr: msg})
+	if err != nil {
+		dm.log.Warn("write status", "error", err)
+		return
+	}
+	dm.spillUnreadable = n
 }
 
 // limitStep keeps the outbox within its limits: the one step in which the

@@ -80,6 +80,7 @@ func cmdDoctor(ctx context.Context, cfg config, args []string) error {
 	default:
 		doctorDisk(h, add)
 		doctorOutbox(ctx, h, *checkTime, add)
+		doctorSpill(h, add)
 		doctorDaemon(h, add)
 	}
 	failed := false
@@ -337,5 +338,40 @@ func doctorDaemon(h home, add func(level, format string, a ...any)) {
 		add(checkFail, "daemon: stale PID file (pid %d) and no daemon holds the lock; 'difflore run --detach' replaces it", st.info.PID)
 	default:
 		add(checkFail, "daemon: %s", st.reason)
+	}
+}
+
+// doctorSpill reads the spill files that wait for the daemon, as replay
+// would, without moving any: one that cannot be read now is a warning
+// (replay keeps it and tries again), and so is a wait the daemon should
+// have ended, which only a file waiting with a daemon running shows.
+func doctorSpill(h home, add func(level, format string, a ...any)) {
+	dir := h.path(spillDirName)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		add(checkFail, "spill: %v", err)
+		return
+	}
+	waiting, unreadable := 0, 0
+	var first error
+	for _, e := range entries {
+		if !isSpillName(e.Name()) {
+			continue
+		}
+		waiting++
+		if _, err := readSpill(filepath.Join(dir, e.Name())); err != nil {
+			if unreadable++; first == nil {
+				first = err
+			}
+		}
+	}
+	switch {
+	case unreadable > 0:
+		add(checkWarn, "spill: %d of %s in %s cannot be read now (%v); the daemon keeps them and tries again", unreadable, plural(waiting, "file"), dir, first)
+	case waiting > 0:
+		add(checkOK, "spill: %s wait for the daemon to move them into the outbox", plural(waiting, "file"))
 	}
 }

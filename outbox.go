@@ -1140,7 +1140,8 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait 
 		if err == nil {
 			err = ob.resetInflight()
 			if err == nil {
-				err = ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": source, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": source, "paused_reason": "", "paused_since": "", "breaker": "closed",
+					metaSpillUnreadable: "0", metaSpillUnreadableErr: ""})
 				if err != nil {
 					err = fmt.Errorf("write status: %w", err)
 				}

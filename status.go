@@ -39,7 +39,11 @@ type statusReport struct {
 		counts
 		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
-		Error                   string  `json:"error,omitempty"`
+		// SpillUnreadable counts those of them the daemon could not read
+		// at its last look (kept, and tried again), and SpillError says why.
+		SpillUnreadable int    `json:"spill_unreadable,omitempty"`
+		SpillError      string `json:"spill_error,omitempty"`
+		Error           string `json:"error,omitempty"`
 		storeStatus
 	} `json:"outbox"`
 	Endpoint       *string `json:"endpoint"`                  // nil when there is none: null in JSON
@@ -240,9 +244,18 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	}
 	if rep.Daemon.State == "running" {
 		dl.Breaker, dl.PausedReason, dl.PausedSince = m["breaker"], m["paused_reason"], m["paused_since"]
+		rep.Outbox.SpillUnreadable, _ = strconv.Atoi(m[metaSpillUnreadable])
+		rep.Outbox.SpillError = m[metaSpillUnreadableErr]
 	}
 	return nil
 }
+
+// The meta keys in which the daemon records the spill files it could not
+// read at its last look (daemon.noteUnreadable).
+const (
+	metaSpillUnreadable    = "spill_unreadable"
+	metaSpillUnreadableErr = "spill_unreadable_error"
+)
 
 // ANSI colours for the state line of status, on a terminal only.
 const (
@@ -285,6 +298,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	}
 	if o.Spilled > 0 {
 		fmt.Fprintf(w, ", %d spilled", o.Spilled)
+	}
+	if o.SpillUnreadable > 0 {
+		fmt.Fprintf(w, " (%s: %d cannot be read now, kept and tried again: %s)", paint(yellow, "spill"), o.SpillUnreadable, firstLine(o.SpillError))
 	}
 	if o.Pending > 0 {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
