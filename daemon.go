@@ -165,6 +165,10 @@ const unwatchedPoll = time.Second
 // quietLook is the debug line of a safety-net look that found nothing new.
 const quietLook = "safety net: nothing new"
 
+// idleLine is the debug line of a daemon that goes to sleep until news or
+// a time: what a test waits for to know that the daemon is idle.
+const idleLine = "idle: waiting for wake-ups"
+
 // vacuumPace is how soon an idle daemon comes back to shrink the outbox by
 // another vacuumStep while free pages are left.
 const vacuumPace = 75 * time.Millisecond
@@ -465,6 +469,7 @@ func (dm *daemon) waitIdle(ctx context.Context) {
 		if dm.vacuumDue {
 			timeout = min(timeout, vacuumPace)
 		}
+		dm.log.Debug(idleLine, "for", timeout.Round(time.Millisecond))
 		woke, look := dm.sleep(ctx, timeout)
 		if woke {
 			dm.lastSpill = time.Time{}
@@ -489,6 +494,9 @@ func (dm *daemon) waitIdle(ctx context.Context) {
 func (dm *daemon) sleep(ctx context.Context, timeout time.Duration) (woke, look bool) {
 	if dm.wake != nil {
 		woke, err := dm.wake.wait(timeout)
+		if r := dm.wake.renewal(); r != nil {
+			dm.log.Warn(r.Error())
+		}
 		if err == nil {
 			return woke, false
 		}

@@ -332,6 +332,9 @@ func doctorDaemon(h home, add func(level, format string, a ...any)) {
 	switch st.state {
 	case "running":
 		add(checkOK, "daemon: running, pid %d; the PID file and the lock agree", st.info.PID)
+		if p := wakePipeProblem(h); p != "" {
+			add(checkWarn, "wake pipe %s: %s: enqueue cannot wake the daemon, which polls instead", h.path(wakeFileName), p)
+		}
 	case "not_running":
 		add(checkWarn, "daemon: not running; events stay queued until 'difflore run --detach'")
 	case "stale":

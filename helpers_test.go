@@ -212,8 +212,34 @@ type daemonProc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	paused chan string   // the step, when the daemon reports a pause point (pauseEnv)
-	log    *bytes.Buffer // what it wrote to stderr
+	log    *bytes.Buffer // what it wrote to stderr: read it under mu while it runs
 	err    error         // its exit, after done is closed
+	mu     sync.Mutex
+	grew   chan struct{} // a value after the log grows, dropped when full
+}
+
+// awaitLog waits, up to timeout, until what the daemon has logged so far
+// satisfies cond.
+func (d *daemonProc) awaitLog(t *testing.T, timeout time.Duration, what string, cond func(log string) bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		d.mu.Lock()
+		ok := cond(d.log.String())
+		d.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-d.grew:
+		case <-d.done:
+			t.Fatalf("the daemon exited while the test waited for %s: %v\n%s", what, d.err, d.log)
+		case <-deadline:
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			t.Fatalf("timed out after %s waiting for %s\n%s", timeout, what, d.log)
+		}
+	}
 }
 
 // startDaemon starts 'difflore run args…' as a child process and waits for
@@ -243,7 +269,7 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{cmd: cmd, done: make(chan struct{}), paused: make(chan string, 1), log: &bytes.Buffer{}}
+	d := &daemonProc{cmd: cmd, done: make(chan struct{}), paused: make(chan string, 1), log: &bytes.Buffer{}, grew: make(chan struct{}, 1)}
 	ready := make(chan struct{})
 	lines := make(chan string)
 	go func() {
@@ -266,7 +292,13 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 	}()
 	go func() {
 		for l := range lines {
+			d.mu.Lock()
 			d.log.WriteString(l + "\n")
+			d.mu.Unlock()
+			select {
+			case d.grew <- struct{}{}:
+			default:
+			}
 		}
 		d.err = cmd.Wait()
 		close(d.done)

@@ -34,6 +34,9 @@ type statusReport struct {
 		UptimeSeconds int64  `json:"uptime_seconds,omitempty"`
 		Version       string `json:"version,omitempty"`
 		Reason        string `json:"reason,omitempty"`
+		// WakePipe says what is wrong with the wake pipe of a running
+		// daemon: enqueue cannot wake it then (wakePipeProblem).
+		WakePipe string `json:"wake_pipe,omitempty"`
 	} `json:"daemon"`
 	Outbox struct {
 		counts
@@ -166,6 +169,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
 			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
 			rep.Daemon.Version = st.info.Version
+			rep.Daemon.WakePipe = wakePipeProblem(h)
 		}
 		// An outbox that cannot be read is reported, not fatal: whether
 		// the daemon runs is what status is for.
@@ -277,6 +281,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	case "running":
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
 		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, d.Version)
+		if d.WakePipe != "" {
+			fmt.Fprintf(w, "%s: %s: enqueue cannot wake the daemon, which looks for events every second instead\n", paint(yellow, "wake pipe"), d.WakePipe)
+		}
 	case "stale":
 		if d.PID == 0 {
 			// The PID file could not be used (a symlink, garbage): there is
