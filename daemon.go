@@ -204,6 +204,7 @@ type daemon struct {
 	evictMore bool          // the last eviction run stopped at its bound
 
 	spillUnreadable int // spill files the last pass of replay could not read, as status shows
+	reloads         int // SIGHUPs handled, the generation the reload logs
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -242,12 +243,9 @@ func (dm *daemon) loop(ctx context.Context) error {
 			dm.pollT.Stop()
 		}
 	}()
+	dm.d.beforeSend = dm.reloadIfAsked
 	for ctx.Err() == nil {
-		select {
-		case <-dm.hup:
-			dm.reload()
-		default:
-		}
+		dm.reloadIfAsked()
 		// One line per pass, at debug level: what tests count to see that
 		// a burst of wake-ups costs a few passes, not one each.
 		dm.log.Debug("drain pass")
@@ -290,6 +288,20 @@ func (dm *daemon) loop(ctx context.Context) error {
 	// Shutting down: claims of a request cut short were given back by
 	// deliver; nothing else is in flight.
 	return nil
+}
+
+// reloadIfAsked reloads when a SIGHUP is waiting to be handled. The loop
+// asks at the top of each turn, and the drainer again between the claim of
+// a batch and its sending: a turn's housekeeping, or a claim waiting for
+// the outbox's write lock, can take seconds under load, and a SIGHUP that
+// came meanwhile must apply to what that claim took (an event queued after
+// the signal went once to the old endpoint).
+func (dm *daemon) reloadIfAsked() {
+	select {
+	case <-dm.hup:
+		dm.reload()
+	default:
+	}
 }
 
 // housekeep reopens the outbox when its file was deleted or replaced,

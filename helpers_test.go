@@ -52,24 +52,50 @@ const quickWaitsEnv = "DIFFLORE_TEST_QUICK_WAITS"
 
 // pauseEnv, set in a test's environment to the name of a step
 // (config.pauseAt), makes the daemons it starts stop there: each writes
-// pausedLine and the step to standard error, then waits to be killed. The
-// test binary reads it; difflore itself never does.
+// pausedLine and the step to standard error, then waits to be killed.
+// With pauseReleaseEnv set to the path of a named pipe as well, a daemon
+// stops there once only, and goes on when the test opens that pipe for
+// writing (releasePause). The test binary reads them; difflore itself
+// never does.
 const (
-	pauseEnv   = "DIFFLORE_TEST_PAUSE"
-	pausedLine = "test pause point reached:"
+	pauseEnv        = "DIFFLORE_TEST_PAUSE"
+	pauseReleaseEnv = "DIFFLORE_TEST_PAUSE_RELEASE"
+	pausedLine      = "test pause point reached:"
 )
 
 // pauseAtStep is config.pauseAt for a test that asked for a pause at step
 // (pauseEnv): it says so on w and waits to be killed, two minutes at most,
-// so that a leaked child ends by itself.
-func pauseAtStep(step string, w io.Writer) func(string) {
+// so that a leaked child ends by itself, or, the first time only, for the
+// test to open release for writing.
+func pauseAtStep(step, release string, w io.Writer) func(string) {
+	var once sync.Once
 	return func(at string) {
 		if at != step {
 			return
 		}
-		fmt.Fprintln(w, pausedLine, at)
-		time.Sleep(2 * time.Minute)
+		if release == "" {
+			fmt.Fprintln(w, pausedLine, at)
+			time.Sleep(2 * time.Minute)
+			return
+		}
+		once.Do(func() {
+			fmt.Fprintln(w, pausedLine, at)
+			// Opening a named pipe to read waits for a writer.
+			if f, err := os.Open(release); err == nil {
+				f.Close()
+			}
+		})
 	}
+}
+
+// releasePause lets a daemon paused at its step go on (pauseReleaseEnv).
+func releasePause(t *testing.T, release string) {
+	t.Helper()
+	f, err := os.OpenFile(release, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }
 
 // quickWaits are short enough that a test does not sit them out, and long
@@ -90,7 +116,7 @@ func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		cfg.waits = quickWaits()
 	}
 	if step := os.Getenv(pauseEnv); step != "" {
-		cfg.pauseAt = pauseAtStep(step, stderr)
+		cfg.pauseAt = pauseAtStep(step, os.Getenv(pauseReleaseEnv), stderr)
 	}
 	return runConfig(ctx, cfg, args)
 }

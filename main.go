@@ -100,7 +100,8 @@ type config struct {
 
 // The named steps a test may pause the daemon at (config.pauseAt).
 const (
-	pauseSend = "send" // a batch is claimed and about to be sent
+	pauseSend  = "send"  // a batch is claimed and about to be sent
+	pauseClaim = "claim" // a drain pass is about to claim a batch
 )
 
 // waits are the long waits of the commands: fixed for users, and set
