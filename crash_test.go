@@ -108,8 +108,12 @@ func (rec *recorder) counts() (distinct, total int) {
 // crashSeedEnv replays TestCrashLoop with the seed a failing run logged.
 const crashSeedEnv = "DIFFLORE_CRASH_SEED"
 
+// crashInRequest is where TestCrashLoop kills a daemon besides its pause
+// points: while the endpoint holds a request unanswered.
+const crashInRequest = "request"
+
 // TestCrashLoop kills the daemon with kill -9 (TerminateProcess on Windows)
-// at random moments, most of them with a batch in flight, then lets a final
+// at named points chosen at random (crashPoints), then lets a final
 // daemon finish. Delivery is at-least-once: every event must arrive, and a
 // crash may cost at most one batch sent again.
 func TestCrashLoop(t *testing.T) {
@@ -155,19 +159,36 @@ func TestCrashLoop(t *testing.T) {
 	t.Logf("random seed %d (replay it with %s=%d)", seed, crashSeedEnv, seed)
 	args := []string{"--endpoint", srv.URL, "--batch", fmt.Sprint(batch)}
 	loopStart := time.Now()
+	crashPoints := []string{pauseClaim, pauseSend, crashInRequest, pauseSettle}
+	var points []string
 	for i := range crashes {
+		// Kill at a named point, chosen at random: before the claim, with a
+		// batch claimed but not sent, while the endpoint holds a request,
+		// or with the answer read but the batch not settled.
+		point := crashPoints[rng.IntN(len(crashPoints))]
+		points = append(points, point)
+		t.Setenv(pauseEnv, point)
+		if point == crashInRequest {
+			t.Setenv(pauseEnv, "")
+		}
+		select {
+		case <-rec.reqs: // an earlier daemon's request
+		default:
+		}
 		d := startDaemon(t, args...)
 		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
-		// Kill at a random moment: usually while a request is being
-		// answered, sometimes before the daemon has sent anything.
-		if rng.IntN(4) > 0 {
-			select {
-			case <-rec.reqs:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("crash %d: the daemon sent nothing in 10s\n%s", i, d.log)
-			}
+		reached, requested := d.paused, rec.reqs
+		if point == crashInRequest {
+			reached = nil
+		} else {
+			requested = nil
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(2 * rec.delay))))
+		select {
+		case <-reached:
+		case <-requested:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("crash %d: the daemon did not reach %s in 10s", i, point)
+		}
 		if err := d.cmd.Process.Kill(); err != nil {
 			t.Fatalf("crash %d: kill: %v", i, err)
 		}
@@ -176,6 +197,8 @@ func TestCrashLoop(t *testing.T) {
 			t.Fatalf("crash %d: the daemon panicked:\n%s", i, d.log)
 		}
 	}
+	t.Setenv(pauseEnv, "")
+	t.Logf("killed at %s", strings.Join(points, ", "))
 	loop := time.Since(loopStart)
 	distinctAfterCrashes, _ := rec.counts()
 

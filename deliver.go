@@ -144,6 +144,9 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		d.pauseAt(pauseSend)
 	}
 	r := d.sink.send(ctx, sent)
+	if d.pauseAt != nil {
+		d.pauseAt(pauseSettle)
+	}
 	now := d.now()
 	if ctx.Err() != nil && r.verdict != delivered {
 		// Shutting down: the answer (likely a cancelled request) says

@@ -100,8 +100,9 @@ type config struct {
 
 // The named steps a test may pause the daemon at (config.pauseAt).
 const (
-	pauseSend  = "send"  // a batch is claimed and about to be sent
-	pauseClaim = "claim" // a drain pass is about to claim a batch
+	pauseSend   = "send"   // a batch is claimed and about to be sent
+	pauseClaim  = "claim"  // a drain pass is about to claim a batch
+	pauseSettle = "settle" // the endpoint answered; the batch is not settled yet
 )
 
 // waits are the long waits of the commands: fixed for users, and set
