@@ -7,10 +7,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // recorder is an ingest endpoint that counts every event it receives,
@@ -22,17 +27,22 @@ type recorder struct {
 	seen  map[string]int             // event id → times received
 	keys  map[string]map[string]bool // event id → Idempotency-Keys it came with
 	total int
-	reqs  chan struct{} // one value per request received, dropped when full
+	gaps  map[string]int // gap event id → the events it says are missing
+	reqs  chan struct{}  // one value per request received, dropped when full
 }
 
 func newRecorder(delay time.Duration) *recorder {
-	return &recorder{delay: delay, seen: map[string]int{}, keys: map[string]map[string]bool{}, reqs: make(chan struct{}, 1)}
+	return &recorder{delay: delay, seen: map[string]int{}, gaps: map[string]int{}, keys: map[string]map[string]bool{}, reqs: make(chan struct{}, 1)}
 }
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var batch struct {
 		Events []struct {
-			ID string `json:"id"`
+			ID      string `json:"id"`
+			Kind    string `json:"kind"`
+			Payload struct {
+				Evicted int `json:"evicted"`
+			} `json:"payload"`
 		} `json:"events"`
 	}
 	body, err := readRequest(r)
@@ -48,6 +58,9 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.mu.Lock()
 	key := r.Header.Get("Idempotency-Key")
 	for _, e := range batch.Events {
+		if e.Kind == gapKind {
+			rec.gaps[e.ID] = e.Payload.Evicted
+		}
 		rec.seen[e.ID]++
 		rec.total++
 		if rec.keys[e.ID] == nil {
@@ -68,6 +81,23 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// checkAccounting checks the accounting that must hold once delivery is
+// done: every event handed over was delivered, is a dead letter, or is
+// counted by a gap event the endpoint received.
+func (rec *recorder) checkAccounting(t *testing.T, handedOver int, dead int64) {
+	t.Helper()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	delivered, gaps := len(rec.seen)-len(rec.gaps), 0
+	for _, n := range rec.gaps {
+		gaps += n
+	}
+	if got := int64(delivered) + dead + int64(gaps); got != int64(handedOver) {
+		t.Errorf("accounting: %d handed over, but %d delivered + %d dead letters + %d in gaps = %d",
+			handedOver, delivered, dead, gaps, got)
+	}
+}
+
 // counts returns how many distinct events arrived and how many in all.
 func (rec *recorder) counts() (distinct, total int) {
 	rec.mu.Lock()
@@ -75,8 +105,15 @@ func (rec *recorder) counts() (distinct, total int) {
 	return len(rec.seen), rec.total
 }
 
+// crashSeedEnv replays TestCrashLoop with the seed a failing run logged.
+const crashSeedEnv = "DIFFLORE_CRASH_SEED"
+
+// crashInRequest is where TestCrashLoop kills a daemon besides its pause
+// points: while the endpoint holds a request unanswered.
+const crashInRequest = "request"
+
 // TestCrashLoop kills the daemon with kill -9 (TerminateProcess on Windows)
-// at random moments, most of them with a batch in flight, then lets a final
+// at named points chosen at random (crashPoints), then lets a final
 // daemon finish. Delivery is at-least-once: every event must arrive, and a
 // crash may cost at most one batch sent again.
 func TestCrashLoop(t *testing.T) {
@@ -112,23 +149,46 @@ func TestCrashLoop(t *testing.T) {
 	enqueued := time.Since(start)
 
 	seed := rand.Uint64()
+	if v := os.Getenv(crashSeedEnv); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", crashSeedEnv, v, err)
+		}
+	}
 	rng := rand.New(rand.NewPCG(seed, 0))
-	t.Logf("random seed %d", seed)
+	t.Logf("random seed %d (replay it with %s=%d)", seed, crashSeedEnv, seed)
 	args := []string{"--endpoint", srv.URL, "--batch", fmt.Sprint(batch)}
 	loopStart := time.Now()
+	crashPoints := []string{pauseClaim, pauseSend, crashInRequest, pauseSettle}
+	var points []string
 	for i := range crashes {
+		// Kill at a named point, chosen at random: before the claim, with a
+		// batch claimed but not sent, while the endpoint holds a request,
+		// or with the answer read but the batch not settled.
+		point := crashPoints[rng.IntN(len(crashPoints))]
+		points = append(points, point)
+		t.Setenv(pauseEnv, point)
+		if point == crashInRequest {
+			t.Setenv(pauseEnv, "")
+		}
+		select {
+		case <-rec.reqs: // an earlier daemon's request
+		default:
+		}
 		d := startDaemon(t, args...)
 		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
-		// Kill at a random moment: usually while a request is being
-		// answered, sometimes before the daemon has sent anything.
-		if rng.IntN(4) > 0 {
-			select {
-			case <-rec.reqs:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("crash %d: the daemon sent nothing in 10s\n%s", i, d.log)
-			}
+		reached, requested := d.paused, rec.reqs
+		if point == crashInRequest {
+			reached = nil
+		} else {
+			requested = nil
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(2 * rec.delay))))
+		select {
+		case <-reached:
+		case <-requested:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("crash %d: the daemon did not reach %s in 10s", i, point)
+		}
 		if err := d.cmd.Process.Kill(); err != nil {
 			t.Fatalf("crash %d: kill: %v", i, err)
 		}
@@ -137,6 +197,8 @@ func TestCrashLoop(t *testing.T) {
 			t.Fatalf("crash %d: the daemon panicked:\n%s", i, d.log)
 		}
 	}
+	t.Setenv(pauseEnv, "")
+	t.Logf("killed at %s", strings.Join(points, ", "))
 	loop := time.Since(loopStart)
 	distinctAfterCrashes, _ := rec.counts()
 
@@ -181,6 +243,7 @@ func TestCrashLoop(t *testing.T) {
 	if !strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") {
 		t.Errorf("outbox after the final run:\n%s", out)
 	}
+	rec.checkAccounting(t, events, outboxCounts(t, os.Getenv("DIFFLORE_HOME")).Dead)
 	if bytes.Contains(d.log.Bytes(), []byte("level=ERROR")) {
 		t.Errorf("final daemon logged errors:\n%s", d.log)
 	}
@@ -249,5 +312,94 @@ func TestResentBatchKeepsItsKey(t *testing.T) {
 	}
 	if third[0].Attempt != again[0].Attempt {
 		t.Errorf("giving a batch back counted an attempt: %d, then %d", again[0].Attempt, third[0].Attempt)
+	}
+}
+
+// TestRetriedBuriedBatchDelivers kills a daemon with kill -9 twenty times
+// (maxAttempts), each time at the moment it is about to send the same
+// batch, so that the next daemon dead-letters the batch. 'outbox retry
+// --all' then puts it back, and delivery must go on: every event arrives.
+// A retried batch once kept the claim it died with; every claim after
+// took it for a batch given back, reclaimed nothing and sent nothing.
+func TestRetriedBuriedBatchDelivers(t *testing.T) {
+	testHome(t)
+	rec := newRecorder(0)
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	const events = 3
+	for i := range events {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("buried-%d", i), fmt.Sprintf(`{"n":%d}`, i))
+	}
+	args := []string{"--endpoint", srv.URL, "--batch", "10"}
+	t.Setenv(pauseEnv, pauseSend)
+	for i := range maxAttempts {
+		d := startDaemon(t, args...)
+		select {
+		case <-d.paused:
+		case <-d.done:
+			t.Fatalf("death %d: the daemon exited before it sent: %v\n%s", i, d.err, d.log)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("death %d: the daemon did not reach the send step in 30s", i)
+		}
+		if err := d.cmd.Process.Kill(); err != nil {
+			t.Fatalf("death %d: kill: %v", i, err)
+		}
+		d.wait(t, 10*time.Second)
+	}
+	if distinct, _ := rec.counts(); distinct != 0 {
+		t.Fatalf("%d events arrived, but every daemon was killed before it sent", distinct)
+	}
+	// The next daemon to start buries the batch, and sends nothing.
+	t.Setenv(pauseEnv, "")
+	d := startDaemon(t, args...)
+	mustCLI(t, "stop")
+	d.wait(t, 15*time.Second)
+	dead := deadLetters(t)
+	if len(dead) != events || !strings.Contains(dead[0].LastError, "in flight when the daemon stopped") {
+		t.Fatalf("after %d deaths: dead letters %+v, want the %d events of the batch", maxAttempts, dead, events)
+	}
+
+	mustCLI(t, "outbox", "retry", "--all")
+	mustCLI(t, "enqueue", "--id", "after-retry", `{"n":"after"}`)
+	out, errOut, code := cli(t, "", "drain", "--endpoint", srv.URL)
+	if code != 0 {
+		t.Errorf("drain after 'outbox retry --all': exit %d\n%s%s", code, out, errOut)
+	}
+	if distinct, _ := rec.counts(); distinct != events+1 {
+		t.Errorf("%d distinct events arrived, want %d", distinct, events+1)
+	}
+	if out := mustCLI(t, "outbox", "list"); !strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") {
+		t.Errorf("outbox after the drain:\n%s", out)
+	}
+	rec.checkAccounting(t, events+1, outboxCounts(t, os.Getenv("DIFFLORE_HOME")).Dead)
+}
+
+// TestClaimPassesAStaleToken checks the outbox a release before the fix
+// left behind: dead letters sent again by 'outbox retry' with the claim
+// token they died with. A claim must send them as new events, not stop at
+// them as at a batch given back.
+func TestClaimPassesAStaleToken(t *testing.T) {
+	h := mustOpenHomeCreate(t, ownHome(t))
+	clk := newFakeClock()
+	ob := mustOutbox(t, h, clk.now)
+	defer ob.Close()
+	for i := range 3 {
+		if err := ob.insert(fmt.Sprintf("e%d", i), "event", []byte(`{}`), clk.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As the old retryDeadSQL left them: pending, ready now, token kept.
+	err := sqlitex.Execute(ob.conn, `UPDATE events SET claim = 'old-token', attempts = 0, available_at = :now WHERE id IN ('e0', 'e1')`,
+		&sqlitex.ExecOptions{Named: map[string]any{":now": clk.now().UnixMilli()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Second)
+	_, events, err := ob.claim(10, maxBatchBytes, claimLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(events); !slices.Equal(got, []string{"e0", "e1", "e2"}) {
+		t.Fatalf("claim took %v, want e0, e1 and e2", got)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -100,6 +102,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 				h.path(dbFileName), h.path(spillDirName))}
 	}
 	d := newDrainer(ob, s, opts.batch, log, time.Now)
+	d.pauseAt = cfg.pauseAt
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
 	}
@@ -168,6 +171,10 @@ const unwatchedPoll = time.Second
 // quietLook is the debug line of a safety-net look that found nothing new.
 const quietLook = "safety net: nothing new"
 
+// idleLine is the debug line of a daemon that goes to sleep until news or
+// a time: what a test waits for to know that the daemon is idle.
+const idleLine = "idle: waiting for wake-ups"
+
 // vacuumPace is how soon an idle daemon comes back to shrink the outbox by
 // another vacuumStep while free pages are left.
 const vacuumPace = 75 * time.Millisecond
@@ -201,6 +208,9 @@ type daemon struct {
 	ready     func()        // called once the first pass has left nothing to send now, then nil
 	lim       *limiter      // max_size, max_age: see limits.go
 	evictMore bool          // the last eviction run stopped at its bound
+
+	spillUnreadable int // spill files the last pass of replay could not read, as status shows
+	reloads         int // SIGHUPs handled, the generation the reload logs
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -239,12 +249,9 @@ func (dm *daemon) loop(ctx context.Context) error {
 			dm.pollT.Stop()
 		}
 	}()
+	dm.d.beforeSend = dm.reloadIfAsked
 	for ctx.Err() == nil {
-		select {
-		case <-dm.hup:
-			dm.reload()
-		default:
-		}
+		dm.reloadIfAsked()
 		// One line per pass, at debug level: what tests count to see that
 		// a burst of wake-ups costs a few passes, not one each.
 		dm.log.Debug("drain pass")
@@ -289,6 +296,20 @@ func (dm *daemon) loop(ctx context.Context) error {
 	return nil
 }
 
+// reloadIfAsked reloads when a SIGHUP is waiting to be handled. The loop
+// asks at the top of each turn, and the drainer again between the claim of
+// a batch and its sending: a turn's housekeeping, or a claim waiting for
+// the outbox's write lock, can take seconds under load, and a SIGHUP that
+// came meanwhile must apply to what that claim took (an event queued after
+// the signal went once to the old endpoint).
+func (dm *daemon) reloadIfAsked() {
+	select {
+	case <-dm.hup:
+		dm.reload()
+	default:
+	}
+}
+
 // housekeep reopens the outbox when its file was deleted or replaced,
 // moves one bounded round of spilled events into it, and keeps it within
 // its limits (limitStep). One round per turn of the loop, a delivery between rounds: a
@@ -318,12 +339,41 @@ func (dm *daemon) housekeep(ctx context.Context) {
 			dm.log.Error("reopen the outbox", "error", herr)
 		}
 	}
-	dm.backlog = spillRound{moved: dm.backlog.moved + r.moved, dead: dm.backlog.dead + r.dead, more: r.more && err == nil}
-	if !dm.backlog.more && dm.backlog.moved > 0 {
-		dm.log.Info("replayed spilled events", "events", dm.backlog.moved, "dead_letters", dm.backlog.dead)
+	b := spillRound{moved: dm.backlog.moved + r.moved, dead: dm.backlog.dead + r.dead, more: r.more && err == nil,
+		unreadable: dm.backlog.unreadable + r.unreadable, unreadableErr: cmp.Or(dm.backlog.unreadableErr, r.unreadableErr)}
+	dm.backlog = b
+	if !b.more && err == nil {
+		dm.noteUnreadable(b.unreadable, b.unreadableErr)
+	}
+	if !b.more && (b.moved > 0 || b.unreadable > 0) {
+		if b.moved > 0 {
+			dm.log.Info("replayed spilled events", "events", b.moved, "dead_letters", b.dead)
+		}
 		dm.backlog = spillRound{}
 	}
 	dm.limitStep(true)
+}
+
+// noteUnreadable records, for status and the log, how many spill files
+// the last whole pass of replay could not read (they wait for the next
+// one), when that changes.
+func (dm *daemon) noteUnreadable(n int, why error) {
+	if n == dm.spillUnreadable {
+		return
+	}
+	msg := ""
+	if n > 0 {
+		msg = why.Error()
+		dm.log.Warn("spill files cannot be read now; they are kept and tried again", "files", n, "error", why, "folder", dm.h.path(spillDirName))
+	} else {
+		dm.log.Info("every spill file could be read again")
+	}
+	err := dm.ob.setMeta(map[string]string{metaSpillUnreadable: strconv.Itoa(n), metaSpillUnreadableErr: msg})
+	if err != nil {
+		dm.log.Warn("write status", "error", err)
+		return
+	}
+	dm.spillUnreadable = n
 }
 
 // limitStep keeps the outbox within its limits: the one step in which the
@@ -437,6 +487,7 @@ func (dm *daemon) waitIdle(ctx context.Context) {
 		if dm.vacuumDue {
 			timeout = min(timeout, vacuumPace)
 		}
+		dm.log.Debug(idleLine, "for", timeout.Round(time.Millisecond))
 		woke, look := dm.sleep(ctx, timeout)
 		if woke {
 			dm.lastSpill = time.Time{}
@@ -461,6 +512,9 @@ func (dm *daemon) waitIdle(ctx context.Context) {
 func (dm *daemon) sleep(ctx context.Context, timeout time.Duration) (woke, look bool) {
 	if dm.wake != nil {
 		woke, err := dm.wake.wait(timeout)
+		if r := dm.wake.renewal(); r != nil {
+			dm.log.Warn(r.Error())
+		}
 		if err == nil {
 			return woke, false
 		}

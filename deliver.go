@@ -53,6 +53,13 @@ type drainer struct {
 
 	redact *redactor // nil: payloads are sent as enqueued (see redact.go)
 
+	pauseAt func(step string) // a test's pause point (config.pauseAt), nil for users
+
+	// beforeSend, when set, runs between the claim of a batch and its
+	// sending: the daemon applies a pending reload there (reloadIfAsked),
+	// which may change the sink.
+	beforeSend func()
+
 	// written is the status last stored in the meta table, so that a
 	// batch writes only the keys that changed: most of the nine stay the
 	// same from one batch to the next.
@@ -109,6 +116,9 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	if d.sink == nil || now.Before(d.holdUntil()) {
 		return false, nil
 	}
+	if d.pauseAt != nil {
+		d.pauseAt(pauseClaim)
+	}
 	limit := d.batch
 	probing := d.breakerDelay > 0
 	if probing {
@@ -117,6 +127,16 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	token, events, err := d.ob.claim(limit, maxBatchBytes-batchFrame, claimLease)
 	if err != nil || len(events) == 0 {
 		return false, err
+	}
+	if d.beforeSend != nil {
+		// A reload asked for while the batch was claimed (SIGHUP) applies
+		// to it: an event queued after the daemon had the signal goes to
+		// the endpoint the reload names, however long the claim took.
+		d.beforeSend()
+		if d.sink == nil {
+			return false, d.ob.giveBack(token, events)
+		}
+		probing = d.breakerDelay > 0
 	}
 	return true, d.deliver(ctx, token, events, probing)
 }
@@ -128,7 +148,13 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	// Secrets are replaced in what is sent, not in the outbox: the
 	// events settled below are the ones claimed.
 	sent, redacted := d.redact.events(events)
+	if d.pauseAt != nil {
+		d.pauseAt(pauseSend)
+	}
 	r := d.sink.send(ctx, sent)
+	if d.pauseAt != nil {
+		d.pauseAt(pauseSettle)
+	}
 	now := d.now()
 	if ctx.Err() != nil && r.verdict != delivered {
 		// Shutting down: the answer (likely a cancelled request) says

@@ -49,8 +49,11 @@
 // delivery between rounds, and status counts those still waiting as
 // "spilled". A spilled payload gets enqueue's own checks, so one over 1 MiB
 // or not JSON becomes a dead letter; a spill file larger than enqueue ever
-// writes is renamed to .toobig, unread, and recorded as a dead letter, and
-// one that cannot be parsed is renamed to .bad. Temporary files that killed
+// writes, or that is not a file, is renamed to .toobig or .notfile, unread,
+// and recorded as a dead letter, and one that holds no event becomes a dead
+// letter of its bytes. One that cannot be read now (an error opening or
+// reading it) stays, is tried again, and is counted by status and doctor.
+// Files an older release set aside as .bad are read again. Temporary files that killed
 // enqueues left in the spill folder are removed when the daemon starts, once
 // an hour old.
 //

@@ -80,6 +80,7 @@ func cmdDoctor(ctx context.Context, cfg config, args []string) error {
 	default:
 		doctorDisk(h, add)
 		doctorOutbox(ctx, h, *checkTime, add)
+		doctorSpill(h, add)
 		doctorDaemon(h, add)
 	}
 	failed := false
@@ -331,6 +332,9 @@ func doctorDaemon(h home, add func(level, format string, a ...any)) {
 	switch st.state {
 	case "running":
 		add(checkOK, "daemon: running, pid %d; the PID file and the lock agree", st.info.PID)
+		if p := wakePipeProblem(h); p != "" {
+			add(checkWarn, "wake pipe %s: %s: enqueue cannot wake the daemon, which polls instead", h.path(wakeFileName), p)
+		}
 	case "not_running":
 		add(checkWarn, "daemon: not running; events stay queued until 'difflore run --detach'")
 	case "stale":
@@ -347,5 +351,40 @@ func doctorDaemon(h home, add func(level, format string, a ...any)) {
 			hint = "; hint: " + firstLine(f.Hint)
 		}
 		add(checkFail, "autostart: the daemon a hook started at %s could not start: %s%s", humanTimeString(f.At), firstLine(f.Error), hint)
+	}
+}
+
+// doctorSpill reads the spill files that wait for the daemon, as replay
+// would, without moving any: one that cannot be read now is a warning
+// (replay keeps it and tries again), and so is a wait the daemon should
+// have ended, which only a file waiting with a daemon running shows.
+func doctorSpill(h home, add func(level, format string, a ...any)) {
+	dir := h.path(spillDirName)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		add(checkFail, "spill: %v", err)
+		return
+	}
+	waiting, unreadable := 0, 0
+	var first error
+	for _, e := range entries {
+		if !isSpillName(e.Name()) {
+			continue
+		}
+		waiting++
+		if _, err := readSpill(filepath.Join(dir, e.Name())); err != nil {
+			if unreadable++; first == nil {
+				first = err
+			}
+		}
+	}
+	switch {
+	case unreadable > 0:
+		add(checkWarn, "spill: %d of %s in %s cannot be read now (%v); the daemon keeps them and tries again", unreadable, plural(waiting, "file"), dir, first)
+	case waiting > 0:
+		add(checkOK, "spill: %s wait for the daemon to move them into the outbox", plural(waiting, "file"))
 	}
 }

@@ -51,6 +51,66 @@ func TestMain(m *testing.M) {
 // itself never does.
 const quickWaitsEnv = "DIFFLORE_TEST_QUICK_WAITS"
 
+// pauseEnv, set in the environment of a child difflore of the test to
+// the names of steps, comma-separated (config.pauseAt), makes it stop at
+// each: it writes pausedLine and the step to standard error, then waits.
+// How it waits:
+//   - with pauseStdinEnv set, for a line on its standard input
+//     (spawnPaused, pausedProc.resume), at every step named;
+//   - with pauseReleaseEnv set to the path of a named pipe, once only,
+//     until the test opens that pipe for writing (releasePause);
+//   - else until it is killed (two minutes at most, so that a leaked child
+//     ends by itself).
+//
+// The test binary reads them (runTest); difflore itself never does.
+const (
+	pauseEnv        = "DIFFLORE_TEST_PAUSE"
+	pauseReleaseEnv = "DIFFLORE_TEST_PAUSE_RELEASE"
+	pauseStdinEnv   = "DIFFLORE_TEST_PAUSE_STDIN"
+	pausedLine      = "test pause point reached:"
+)
+
+// pauseAtStep is config.pause for a child started with pauseEnv.
+func pauseAtStep(steps, release string, fromStdin bool, stdin io.Reader, w io.Writer) func(string) {
+	want := strings.Split(steps, ",")
+	in := bufio.NewReader(stdin)
+	var mu sync.Mutex
+	var once sync.Once
+	return func(at string) {
+		if !slices.Contains(want, at) {
+			return
+		}
+		switch {
+		case fromStdin:
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(w, pausedLine, at)
+			in.ReadString('\n') // the test's go-ahead, or the end of input when the test is gone
+		case release != "":
+			once.Do(func() {
+				fmt.Fprintln(w, pausedLine, at)
+				// Opening a named pipe to read waits for a writer.
+				if f, err := os.Open(release); err == nil {
+					f.Close()
+				}
+			})
+		default:
+			fmt.Fprintln(w, pausedLine, at)
+			time.Sleep(2 * time.Minute)
+		}
+	}
+}
+
+// releasePause lets a daemon paused at its step go on (pauseReleaseEnv).
+func releasePause(t *testing.T, release string) {
+	t.Helper()
+	f, err := os.OpenFile(release, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
 // quickWaits are short enough that a test does not sit them out, and long
 // enough for what each is for in the test that asks for them: a settle
 // time that only an unverifiable lock holder ever runs out, say.
@@ -69,7 +129,7 @@ func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		cfg.waits = quickWaits()
 	}
 	if steps := os.Getenv(pauseEnv); steps != "" {
-		cfg.pause = stdinPauser(steps, stdin, stderr)
+		cfg.pause = pauseAtStep(steps, os.Getenv(pauseReleaseEnv), os.Getenv(pauseStdinEnv) != "", stdin, stderr)
 	}
 	return runConfig(ctx, cfg, args)
 }
@@ -188,10 +248,37 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 
 // daemonProc is a foreground daemon started by a test.
 type daemonProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer // what it wrote to stderr
-	err  error         // its exit, after done is closed
+	cmd    *exec.Cmd
+	done   chan struct{}
+	paused chan string   // the step, when the daemon reports a pause point (pauseEnv)
+	log    *bytes.Buffer // what it wrote to stderr: read it under mu while it runs
+	err    error         // its exit, after done is closed
+	mu     sync.Mutex
+	grew   chan struct{} // a value after the log grows, dropped when full
+}
+
+// awaitLog waits, up to timeout, until what the daemon has logged so far
+// satisfies cond.
+func (d *daemonProc) awaitLog(t *testing.T, timeout time.Duration, what string, cond func(log string) bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		d.mu.Lock()
+		ok := cond(d.log.String())
+		d.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-d.grew:
+		case <-d.done:
+			t.Fatalf("the daemon exited while the test waited for %s: %v\n%s", what, d.err, d.log)
+		case <-deadline:
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			t.Fatalf("timed out after %s waiting for %s\n%s", timeout, what, d.log)
+		}
+	}
 }
 
 // startDaemon starts 'difflore run args…' as a child process and waits for
@@ -217,28 +304,6 @@ func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
 	return p.daemonProc, p.ready
 }
 
-// pauseEnv names, comma-separated, the steps (config.pauseAt) at which a
-// child that the test started stops: it writes "test pause: STEP" to its
-// standard error and waits for a line on its standard input. The test
-// binary reads it (runTest); difflore itself never does.
-const pauseEnv = "DIFFLORE_TEST_PAUSE"
-
-// stdinPauser is config.pause for a child started with pauseEnv.
-func stdinPauser(steps string, stdin io.Reader, stderr io.Writer) func(string) {
-	want := strings.Split(steps, ",")
-	in := bufio.NewReader(stdin)
-	var mu sync.Mutex
-	return func(step string) {
-		if !slices.Contains(want, step) {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stderr, "test pause: %s\n", step)
-		in.ReadString('\n') // the test's go-ahead, or the end of input when the test is gone
-	}
-}
-
 // pausedProc is a child difflore that stops at the steps the test named:
 // pauses receives each step as the child reaches it, and resume lets it go
 // on from there.
@@ -256,7 +321,7 @@ func spawnPaused(t *testing.T, steps []string, args ...string) *pausedProc {
 	t.Helper()
 	cmd := command(t, args...)
 	if len(steps) > 0 {
-		cmd.Env = append(cmd.Env, pauseEnv+"="+strings.Join(steps, ","))
+		cmd.Env = append(cmd.Env, pauseEnv+"="+strings.Join(steps, ","), pauseStdinEnv+"=1")
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -271,7 +336,7 @@ func spawnPaused(t *testing.T, steps []string, args ...string) *pausedProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}}
+	d := &daemonProc{cmd: cmd, done: make(chan struct{}), paused: make(chan string, 1), log: &bytes.Buffer{}, grew: make(chan struct{}, 1)}
 	ready := make(chan struct{})
 	pauses := make(chan string, 16)
 	lines := make(chan string)
@@ -280,8 +345,15 @@ func spawnPaused(t *testing.T, steps []string, args ...string) *pausedProc {
 		first := true
 		for sc.Scan() {
 			lines <- sc.Text()
-			if step, ok := strings.CutPrefix(sc.Text(), "test pause: "); ok {
-				pauses <- step
+			if _, step, ok := strings.Cut(sc.Text(), pausedLine+" "); ok {
+				select {
+				case d.paused <- step:
+				default:
+				}
+				select {
+				case pauses <- step:
+				default: // a child paused by pauseEnv in the test's environment, which no one awaits
+				}
 			}
 			if first && strings.Contains(sc.Text(), "daemon ready") {
 				first = false
@@ -292,7 +364,13 @@ func spawnPaused(t *testing.T, steps []string, args ...string) *pausedProc {
 	}()
 	go func() {
 		for l := range lines {
+			d.mu.Lock()
 			d.log.WriteString(l + "\n")
+			d.mu.Unlock()
+			select {
+			case d.grew <- struct{}{}:
+			default:
+			}
 		}
 		d.err = cmd.Wait()
 		close(d.done)

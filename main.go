@@ -104,12 +104,21 @@ type config struct {
 
 // pauseAt calls cfg.pause at step, if a test set one: the test then acts
 // (runs stop, takes the lock, kills the process) at exactly that point of
-// start-up, and knows that it did.
+// start-up, delivery or salvage, and knows that it did. The steps are
+// named where they are taken; pauseSend and the others below are the
+// delivery's.
 func (cfg config) pauseAt(step string) {
 	if cfg.pause != nil {
 		cfg.pause(step)
 	}
 }
+
+// The named steps a test may pause the daemon at (config.pauseAt).
+const (
+	pauseSend   = "send"   // a batch is claimed and about to be sent
+	pauseClaim  = "claim"  // a drain pass is about to claim a batch
+	pauseSettle = "settle" // the endpoint answered; the batch is not settled yet
+)
 
 // waits are the long waits of the commands: fixed for users, and set
 // shorter by tests that would otherwise sit them out.

@@ -29,6 +29,16 @@ const wakeFileName = "wake"
 //   - (*wakeListener).wait(timeout time.Duration) (woke bool, err error),
 //     which blocks until some wake-ups have been sent (woke) or timeout
 //     has passed, and fails once the listener broke;
+//     A wait also notices when what enqueue writes to is gone (the wake
+//     pipe removed or replaced under an idle daemon: at once where the
+//     data home can be watched, on Linux, else within pipeCheckEvery): it
+//     makes it again and reports woke, so that what was queued meanwhile
+//     is looked at, or fails when something else stands under its name;
+//   - (*wakeListener).renewal() error, what the last wait found and
+//     mended, once, for the daemon's log (nil on Windows);
+//   - wakePipeProblem(h home) string, what is wrong with the wake pipe
+//     of h ("missing", "not a named pipe"), "" when nothing (or on
+//     Windows), for status and doctor;
 //   - (*wakeListener).poke(), which wakes a wait from within the daemon
 //     (its stop, SIGHUP), from any goroutine;
 //   - (*wakeListener).release(), which frees it;

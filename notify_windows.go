@@ -112,3 +112,9 @@ func wakeDaemon(h home) {
 		return
 	}
 }
+
+// renewal is nil: named events cannot be removed under the daemon.
+func (w *wakeListener) renewal() error { return nil }
+
+// wakePipeProblem is "": Windows has no wake pipe (named events instead).
+func wakePipeProblem(home) string { return "" }

@@ -88,8 +88,13 @@ VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
 // events_by_state. claim reads them, cuts the batch at the byte budget
 // (counting each event as it will be encoded: payload, id, kind and
 // eventOverhead) and marks each one with markSQL, all in one write
-// transaction. A claim token on the first row marks a batch given back
-// unacknowledged, which goes out again whole (reclaimBatchSQL).
+// transaction. A claim token on the first row, when that row waits at
+// available_at 0, marks a batch given back unacknowledged, which goes out
+// again whole (reclaimBatchSQL). A token anywhere else is left from a
+// claim that ended otherwise (a dead letter sent again by 'outbox retry',
+// in releases that kept its token): readySQL does not name it, so that it
+// cannot make a claim stop at a batch it cannot claim again, which once
+// stalled delivery for good.
 //
 // This replaced one UPDATE … WHERE seq IN (window-function subquery)
 // RETURNING …: that statement built three temporary b-trees per call (the IN
@@ -97,7 +102,7 @@ VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
 // :limit in its LIMIT SQLite even re-planned it on every call, since it reads
 // such a parameter while planning and then expires the statement whenever
 // it is bound again. The limit here is CAST for the same reason.
-const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, claim FROM events
+const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, CASE WHEN available_at = 0 THEN claim END FROM events
 WHERE state = 0 AND available_at <= :now
 ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`
 
@@ -119,7 +124,9 @@ WHERE seq = :seq`
 //
 // A batch that was in flight when the daemon died maxAttempts times is not
 // put back: it is likely what kills the daemon, and at the head of the
-// queue it would block everything behind it. It becomes a dead letter.
+// queue it would block everything behind it. It becomes a dead letter, and
+// loses its claim token: 'outbox retry' sends it as new events, not as a
+// batch given back (see claim).
 const reclaimSQL = `UPDATE events SET ` + giveBackOrBury + `
 WHERE state = 1 AND available_at <= :now`
 
@@ -127,6 +134,7 @@ const resetInflightSQL = `UPDATE events SET ` + giveBackOrBury + ` WHERE state =
 
 const giveBackOrBury = `state = CASE WHEN attempts >= :max THEN 2 ELSE 0 END,
 	available_at = 0,
+	claim = CASE WHEN attempts >= :max THEN NULL ELSE claim END,
 	last_error = CASE WHEN attempts >= :max
 		THEN 'in flight when the daemon stopped without an answer, ' || attempts || ' times'
 		ELSE last_error END`
@@ -578,44 +586,15 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	if err != nil {
 		return "", nil, fmt.Errorf("cap waits: %w", err)
 	}
-	ready, err := o.conn.Prepare(readySQL)
+	events, old, err := o.ready(now, limit, budget)
 	if err != nil {
-		return "", nil, fmt.Errorf("claim: %w", err)
-	}
-	ready.SetInt64(":now", now.UnixMilli())
-	ready.SetInt64(":limit", int64(limit))
-	size := 0
-	var old string
-	for {
-		row, err := ready.Step()
-		if err != nil {
-			ready.Reset()
-			return "", nil, fmt.Errorf("claim: %w", err)
-		}
-		if !row {
-			break
-		}
-		if len(events) == 0 && !ready.ColumnIsNull(6) {
-			old = ready.ColumnText(6)
-			break
-		}
-		// The first event always goes, so that one large event still goes
-		// out alone; after it, the batch ends at the byte budget.
-		n := ready.ColumnLen(3) + ready.ColumnLen(1) + ready.ColumnLen(2) + eventOverhead
-		if len(events) > 0 && size+n > budget {
-			break
-		}
-		size += n
-		e := scanEvent(ready)
-		e.Attempt++ // markSQL counts this attempt.
-		events = append(events, e)
-	}
-	if err := ready.Reset(); err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
 	if old != "" {
 		// A batch given back goes out again whole, whatever limit and
-		// budget say: they held when it was first claimed.
+		// budget say: they held when it was first claimed. readySQL
+		// names it only where reclaimBatchSQL finds it (pending, at
+		// available_at 0), so this claims at least its first event.
 		events, err = o.reclaimBatch(token, old, now.Add(lease))
 		if err != nil {
 			return "", nil, fmt.Errorf("claim: %w", err)
@@ -641,6 +620,43 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	}
 	slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
 	return token, events, nil
+}
+
+// ready reads the next ready events for claim (readySQL), up to limit
+// events and budget bytes. old is the claim token of a batch given back
+// when one is at the head of the queue; events is empty then.
+func (o *outbox) ready(now time.Time, limit, budget int) (events []event, old string, err error) {
+	ready, err := o.conn.Prepare(readySQL)
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		if rerr := ready.Reset(); err == nil {
+			err = rerr
+		}
+	}()
+	ready.SetInt64(":now", now.UnixMilli())
+	ready.SetInt64(":limit", int64(limit))
+	size := 0
+	for {
+		row, err := ready.Step()
+		if err != nil || !row {
+			return events, "", err
+		}
+		if len(events) == 0 && !ready.ColumnIsNull(6) {
+			return nil, ready.ColumnText(6), nil
+		}
+		// The first event always goes, so that one large event still goes
+		// out alone; after it, the batch ends at the byte budget.
+		n := ready.ColumnLen(3) + ready.ColumnLen(1) + ready.ColumnLen(2) + eventOverhead
+		if len(events) > 0 && size+n > budget {
+			return events, "", nil
+		}
+		size += n
+		e := scanEvent(ready)
+		e.Attempt++ // markSQL counts this attempt.
+		events = append(events, e)
+	}
 }
 
 // scanEvent reads an event from a row of seq, id, kind, payload,
@@ -958,7 +974,9 @@ func (o *outbox) kindCounts() (map[string]*counts, error) {
 
 // retryDeadSQL leaves raw dead letters dead: their bytes are not JSON and
 // would break the batch they went out in (the CHECK on raw refuses it too).
-const retryDeadSQL = `UPDATE events SET state = 0, attempts = 0, available_at = :now
+// It clears the claim token a buried batch may have kept (older releases
+// kept it): claim would take the event for a batch given back.
+const retryDeadSQL = `UPDATE events SET state = 0, attempts = 0, available_at = :now, claim = NULL
 WHERE state = 2 AND raw = 0 AND (:all OR id = :id)`
 
 const rawDeadSQL = `SELECT id FROM events WHERE state = 2 AND raw = 1 AND (:all OR id = :id) ORDER BY seq`
@@ -1122,7 +1140,8 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait 
 		if err == nil {
 			err = ob.resetInflight()
 			if err == nil {
-				err = ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": source, "paused_reason": "", "paused_since": "", "breaker": "closed"})
+				err = ob.setMeta(map[string]string{"endpoint": endpoint, "endpoint_source": source, "paused_reason": "", "paused_since": "", "breaker": "closed",
+					metaSpillUnreadable: "0", metaSpillUnreadableErr: ""})
 				if err != nil {
 					err = fmt.Errorf("write status: %w", err)
 				}

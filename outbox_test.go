@@ -283,10 +283,11 @@ func TestReplaySpill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// s-1, already (stored once), old (as older versions wrote it) and
-	// badjson (a dead letter, as enqueue would have made it).
-	if n := replayAll(t, h, ob); n != 4 {
-		t.Fatalf("replayed %d, want 4", n)
+	// s-1, already (stored once), old (as older versions wrote it),
+	// badjson (a dead letter, as enqueue would have made it), and broken
+	// and badid, which hold no event: dead letters of their bytes.
+	if n := replayAll(t, h, ob); n != 6 {
+		t.Fatalf("replayed %d, want 6", n)
 	}
 	// A crash between insert and remove replays a file twice: stored once.
 	if _, err := spillEvent(h, spilled{ID: "s-1", Kind: "hook", CreatedAt: created, Payload: `{"a": 1}`}); err != nil {
@@ -309,15 +310,27 @@ func TestReplaySpill(t *testing.T) {
 	if string(evs[0].Payload) != `{"id":"already"}` {
 		t.Errorf("a spilled duplicate replaced the queued event: %s", evs[0].Payload)
 	}
-	if dead, err := ob.deadLetters(10); err != nil || len(dead) != 1 || dead[0].ID != "y" || !strings.Contains(dead[0].LastError, "not one valid JSON value") {
-		t.Errorf("dead letters %+v, %v; want y, its payload not JSON", dead, err)
+	dead, err := ob.deadLetters(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, d := range dead {
+		reasons[d.ID] = d.LastError
+	}
+	if len(dead) != 3 || !strings.Contains(reasons["y"], "not one valid JSON value") ||
+		!strings.Contains(reasons["spill-broken"], "holds no event") || !strings.Contains(reasons["spill-badid"], "holds no event") {
+		t.Errorf("dead letters %+v; want y (its payload not JSON), spill-broken and spill-badid (no event)", dead)
+	}
+	if e, _, err := ob.event("spill-broken"); err != nil || string(e.Payload) != `{"id":"x"` || !e.Raw {
+		t.Errorf("dead letter of broken.json: %+v, %v; want its bytes, raw", e, err)
 	}
 	left, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range left {
 		names = append(names, e.Name())
 	}
-	want := []string{".partial.json", "badid.json.bad", "broken.json.bad", "notes.txt"}
+	want := []string{".partial.json", "notes.txt"}
 	if !slices.Equal(names, want) {
 		t.Errorf("spill folder holds %v, want %v", names, want)
 	}

@@ -35,7 +35,11 @@ func onHangup(ctx context.Context, cfg config, detached bool, log *slog.Logger) 
 // redaction and the limits, each unless a flag set it. A file that cannot be read or
 // checked, or that names an endpoint or rules that do not work, changes
 // nothing: the daemon logs why and goes on with the settings it had.
+//
+// Each reload logs its generation (1 for the first SIGHUP, and so on), so
+// that whoever sent the signal can see when it took effect.
 func (dm *daemon) reload() {
+	dm.reloads++
 	if dm.logFile != nil {
 		if err := dm.logFile.reopen(); err != nil {
 			dm.log.Error("reopen log", "error", err)
@@ -44,7 +48,7 @@ func (dm *daemon) reload() {
 	o := dm.opts
 	s, r, err := o.reread(dm.cfg)
 	if err != nil {
-		dm.log.Error("reload config.toml: keeping the settings in use", "error", err)
+		dm.log.Error("reload config.toml: keeping the settings in use", "error", err, "generation", dm.reloads)
 		return
 	}
 	for _, w := range o.warnings {
@@ -70,7 +74,8 @@ func (dm *daemon) reload() {
 	dm.lastSpill = time.Time{}
 	dm.opts = o
 	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch,
-		"max_size", o.limits.maxSize, "max_size_source", o.limits.sizeFrom, "max_age", formatAge(o.limits.maxAge), "max_age_source", o.limits.ageFrom)
+		"max_size", o.limits.maxSize, "max_size_source", o.limits.sizeFrom, "max_age", formatAge(o.limits.maxAge), "max_age_source", o.limits.ageFrom,
+		"generation", dm.reloads)
 	if s == nil {
 		dm.log.Warn("no endpoint: events stay queued")
 	}

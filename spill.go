@@ -89,22 +89,44 @@ type spillRound struct {
 	moved int  // spill files now in the outbox, dead letters included
 	dead  int  // of those, dead letters
 	more  bool // files are left for another round
+	// unreadable counts the spill files this round could not read (an
+	// error opening, inspecting or reading one, which may pass): they stay
+	// where they are for the next round, and unreadableErr says why the
+	// first of them could not be read.
+	unreadable    int
+	unreadableErr error
 }
 
+// badSpillSuffix is what older releases added to the name of a spill
+// file they could not read, hiding it from every count. Replay reads such
+// files again: one set aside for an error that has passed is an event.
+const badSpillSuffix = ".bad"
+
 // isSpillName reports whether a name in the spill folder is a spill file:
-// not a temporary file (a dot first) nor one set aside (.bad, .toobig).
+// not a temporary file (a dot first) nor one set aside unread (.toobig,
+// .notfile). A .json.bad file, set aside by an older release, is one.
 func isSpillName(name string) bool {
+	name = strings.TrimSuffix(name, badSpillSuffix)
 	return strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, ".")
+}
+
+// spillStem is a spill file's name without its suffixes: the event id
+// given to the dead letter that records it when it holds no event.
+func spillStem(path string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), badSpillSuffix), ".json")
 }
 
 // replaySpill moves one round of spilled events into the outbox. Insertion
 // is by event id, so a file replayed twice (a crash between insert and
-// remove) is stored once. A file that cannot be read or parsed is renamed to
-// .bad and kept for a person; one larger than maxSpillFile is renamed to
-// .toobig, unread, and recorded as a dead letter. A payload that enqueue
-// would not have queued (over 1 MiB, not JSON) becomes a dead letter, as
-// enqueue would have made it. Cancelling ctx ends the round before the next
-// file, leaving the rest for later.
+// remove) is stored once. Nothing is hidden: a file that cannot be read
+// now stays for the next round and is counted (spillRound.unreadable); one
+// that is read whole but holds no event becomes a raw dead letter with its
+// bytes and the reason, and one larger than maxSpillFile, or that is not a
+// file (a named pipe, a device), is set aside unread (.toobig, .notfile)
+// and recorded as a dead letter. A payload that enqueue would not have
+// queued (over 1 MiB, not JSON) becomes a dead letter, as enqueue would
+// have made it. Cancelling ctx ends the round before the next file,
+// leaving the rest for later.
 func replaySpill(ctx context.Context, h home, o *outbox) (spillRound, error) {
 	var r spillRound
 	dir := h.path(spillDirName)
@@ -138,14 +160,15 @@ scan:
 				r.more = true
 				break scan
 			}
-			it, err := loadSpill(filepath.Join(dir, name))
+			it, err := readSpill(filepath.Join(dir, name))
 			if err != nil {
-				return r, err
+				if r.unreadable++; r.unreadableErr == nil {
+					r.unreadableErr = err
+				}
+				continue
 			}
-			if it != nil {
-				batch = append(batch, *it)
-				read += it.size
-			}
+			batch = append(batch, *it)
+			read += it.size
 		}
 	}
 	if ctx.Err() != nil {
@@ -197,51 +220,65 @@ func (it spillItem) insert(o *outbox) error {
 	return o.insertDead(it.ev.ID, it.ev.Kind, it.ev.Bytes, it.ev.CreatedAt, it.dead.reason, it.dead.raw)
 }
 
-// loadSpill reads one spill file for replay. It returns nil, having set the
-// file aside as .bad, when the file cannot be used.
-func loadSpill(path string) (*spillItem, error) {
-	it := readSpill(path)
-	if it == nil {
-		// Closed by now: Windows refuses to rename an open file.
-		return nil, setAsideBad(path)
+// readSpill reads a spill file without ever blocking on it or reading more
+// than maxSpillFile: it is opened without following a symlink and without
+// waiting for a FIFO's writer, and checked to be a regular file of a size
+// enqueue writes before it is read. An error means that it could not be
+// read now, which may pass (the file is left for the next round); a file
+// read whole that holds no event comes back as a dead letter of its bytes.
+func readSpill(path string) (*spillItem, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|oNonBlock, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		// A named pipe or a device: never enqueue's, and reading it could
+		// block or never end.
+		return setAsideUnread(path, fi, ".notfile", fmt.Sprintf("spill file is not a file (%s)", fi.Mode().Type())), nil
+	}
+	if fi.Size() > maxSpillFile {
+		return setAsideUnread(path, fi, ".toobig", fmt.Sprintf("spill file is %s (%d bytes), more than enqueue ever writes (%s)",
+			formatSize(fi.Size()), fi.Size(), formatSize(maxSpillFile))), nil
+	}
+	// A folder reads as an error here (EISDIR), left for a later round
+	// like any read error: whatever made it, it is not proof that an
+	// event is lost.
+	data, err := io.ReadAll(io.LimitReader(f, maxSpillFile+1))
+	if err != nil {
+		return nil, err
+	}
+	it := &spillItem{path: path, size: int64(len(data))}
+	if err := decodeSpill(it, data); err != nil {
+		it.ev = spilled{ID: spillDeadID(path, fi), Kind: "event", CreatedAt: fi.ModTime(), Bytes: data}
+		it.dead = &deadLetterIn{raw: true, reason: fmt.Sprintf("spill file %s holds no event (%v): its bytes are kept here", filepath.Base(path), err)}
+		if len(data) > maxDeadPayload {
+			it.ev.Bytes = data[:maxDeadPayload]
+			it.dead.reason += "; cut to 64 MiB"
+		}
 	}
 	return it, nil
 }
 
-// readSpill reads a spill file without ever blocking on it or reading more
-// than maxSpillFile: it is opened without following a symlink and without
-// waiting for a FIFO's writer, and checked to be a regular file of a size
-// enqueue writes before it is read. It returns nil when the file cannot be
-// used.
-func readSpill(path string) *spillItem {
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|oNonBlock, 0)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return nil
-	}
-	it := &spillItem{path: path, size: fi.Size()}
-	if fi.Size() > maxSpillFile {
-		// Not enqueue's: record it and keep it for a person, unread.
-		it.aside = path + ".toobig"
-		it.ev = spilled{ID: "spill-" + newEventID(fi.ModTime()), Kind: "event", CreatedAt: fi.ModTime()}
-		if stem := strings.TrimSuffix(filepath.Base(path), ".json"); checkName("id", stem, false) == nil {
-			// The same id for the same file, should this round be
-			// replayed again after a crash.
-			it.ev.ID = "spill-" + stem
-		}
-		it.dead = &deadLetterIn{raw: true, reason: fmt.Sprintf("spill file is %s (%d bytes), more than enqueue ever writes (%s): set aside unread as %s",
-			formatSize(fi.Size()), fi.Size(), formatSize(maxSpillFile), it.aside)}
-		return it
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSpillFile+1))
+// decodeSpill reads the event or dead letter a spill file holds into it,
+// or says why the bytes are not one.
+func decodeSpill(it *spillItem, data []byte) error {
 	var ev spilled
-	if err != nil || len(data) > maxSpillFile || json.Unmarshal(data, &ev) != nil ||
-		checkName("id", ev.ID, false) != nil || checkName("kind", ev.Kind, false) != nil {
-		return nil
+	if len(data) > maxSpillFile {
+		return fmt.Errorf("more than %s", formatSize(maxSpillFile))
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return err
+	}
+	if err := checkName("id", ev.ID, false); err != nil {
+		return err
+	}
+	if err := checkName("kind", ev.Kind, false); err != nil {
+		return err
 	}
 	it.ev = ev
 	if ev.Reason != "" {
@@ -253,7 +290,7 @@ func readSpill(path string) *spillItem {
 			it.dead.raw = true
 			it.dead.reason += "; cut to 64 MiB when replayed"
 		}
-		return it
+		return nil
 	}
 	// An event's payload goes into the outbox from Bytes too, checked as
 	// enqueue checks it.
@@ -262,16 +299,29 @@ func readSpill(path string) *spillItem {
 		dead.reason = "spilled payload: " + dead.reason
 	}
 	it.ev.Bytes, it.dead = p, dead
-	return it
+	return nil
 }
 
-// setAsideBad renames a spill file that cannot be used to .bad, so that
-// replay goes on with the others and a person can look at it.
-func setAsideBad(path string) error {
-	if err := os.Rename(path, path+".bad"); err != nil {
-		return fmt.Errorf("set aside bad spill file: %w", err)
+// spillDeadID is the id of the dead letter that records a spill file
+// holding no event: the same for the same file, should a round be replayed
+// again after a crash.
+func spillDeadID(path string, fi os.FileInfo) string {
+	if stem := spillStem(path); checkName("id", stem, false) == nil {
+		return "spill-" + stem
 	}
-	return nil
+	return "spill-" + newEventID(fi.ModTime())
+}
+
+// setAsideUnread is the item of a spill file that replay must not read:
+// a dead letter that records it, and the name it is kept under for a
+// person (path with suffix), out of later rounds.
+func setAsideUnread(path string, fi os.FileInfo, suffix, why string) *spillItem {
+	aside := strings.TrimSuffix(path, badSpillSuffix) + suffix
+	return &spillItem{
+		path: path, aside: aside,
+		ev:   spilled{ID: spillDeadID(path, fi), Kind: "event", CreatedAt: fi.ModTime()},
+		dead: &deadLetterIn{raw: true, reason: why + ": set aside unread as " + aside},
+	}
 }
 
 // formatSize writes a byte count for a person: 1.0 GiB, 85.3 MiB, 512 B.

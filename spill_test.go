@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -201,4 +202,140 @@ func TestStaleSpillTempRemoved(t *testing.T) {
 	if _, err := os.Lstat(fresh); err != nil {
 		t.Errorf("fresh temp file removed: %v", err)
 	}
+}
+
+// spillStatus reads what status says of the outbox and the spill folder.
+func spillStatus(t *testing.T) (state string, dead int64, spilled, unreadable int, why string) {
+	t.Helper()
+	out, _, _ := cli(t, "", "status", "--json")
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	o := rep.Outbox
+	return rep.Daemon.State, o.Dead, o.Spilled, o.SpillUnreadable, o.SpillError
+}
+
+// TestSpillUnreadableKept: a spill file that cannot be read now (here a
+// folder under a spill file's name, which reads as an error even as root)
+// stays where it is, is counted by status and doctor, and is delivered
+// once it can be read; a spill file that holds no event becomes a dead
+// letter of its bytes, visible in 'outbox list' and status. Once both are
+// settled, every event handed over is delivered or a dead letter.
+func TestSpillUnreadableKept(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	dir := h.path(spillDirName)
+	stuck := filepath.Join(dir, newEventID(time.Now())+".json")
+	if err := os.MkdirAll(stuck, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	garbage := []byte("not an event \x00\xff")
+	if err := os.WriteFile(filepath.Join(dir, "garbage.json"), garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ep := newEndpoint(t, nil)
+	startDaemon(t, "--endpoint", ep.URL)
+
+	waitFor(t, 30*time.Second, "status to count the unreadable spill file and the dead letter", func() bool {
+		_, dead, _, unreadable, _ := spillStatus(t)
+		return unreadable == 1 && dead == 1
+	})
+	if fi, err := os.Stat(stuck); err != nil || !fi.IsDir() {
+		t.Fatalf("the spill file that could not be read was moved: %v", err)
+	}
+	state, _, waiting, _, why := spillStatus(t)
+	if state != "running" || waiting != 1 || why == "" {
+		t.Errorf("status: daemon %s, %d spilled, error %q; want running, 1 spilled and why", state, waiting, why)
+	}
+	if out, _, _ := cli(t, "", "doctor"); !strings.Contains(out, "warn spill: 1 of 1 file") {
+		t.Errorf("doctor does not warn of the unreadable spill file:\n%s", out)
+	}
+	dead := deadLetters(t)
+	if len(dead) != 1 || dead[0].ID != "spill-garbage" || !strings.Contains(dead[0].LastError, "holds no event") {
+		t.Fatalf("dead letters %+v, want spill-garbage, which holds no event", dead)
+	}
+	if got, _, _ := cli(t, "", "outbox", "show", "spill-garbage"); got != string(garbage) {
+		t.Errorf("outbox show spill-garbage = %q, want the file's bytes %q", got, garbage)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "garbage.json")); !os.IsNotExist(err) {
+		t.Errorf("garbage.json is still in the spill folder (%v)", err)
+	}
+
+	// The fault passes: the spill file is there to read. An enqueue wakes
+	// the daemon.
+	if err := os.Remove(stuck); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(spilled{ID: "kept-1", Kind: "event", CreatedAt: time.Now(), Payload: `{"kept":1}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(stuck, data); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "enqueue", "--id", "wake-1", `{"wake":1}`)
+	got := ep.awaitIDs(t, 30*time.Second, "kept-1", "wake-1")
+	waitFor(t, 30*time.Second, "status to count no unreadable spill file", func() bool {
+		_, _, waiting, unreadable, _ := spillStatus(t)
+		return unreadable == 0 && waiting == 0
+	})
+	// Handed over: kept-1, wake-1 and garbage.json.
+	if c := outboxCounts(t, h.dir); len(got)+int(c.Dead) != 3 || c.Pending != 0 {
+		t.Errorf("accounting: 3 handed over, %d delivered + %d dead letters, %d pending", len(got), c.Dead, c.Pending)
+	}
+}
+
+// TestOldBadSpillFilesReplayed: spill files an older release set aside as
+// .bad (for any error, a passing one too) are read again: an event goes
+// into the outbox, and bytes that hold no event become a dead letter.
+func TestOldBadSpillFilesReplayed(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	dir := h.path(spillDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	good, err := json.Marshal(spilled{ID: "was-bad", Kind: "event", CreatedAt: time.Now(), Payload: `{"ok":1}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"a.json.bad": good, "b.json.bad": []byte(`{"id":`)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	if n := replayAll(t, h, ob); n != 2 {
+		t.Errorf("replayed %d, want both .bad files", n)
+	}
+	if e, ok, err := ob.event("was-bad"); err != nil || !ok || e.State != statePending {
+		t.Errorf("event of a.json.bad: %+v, %v, %v; want it pending", e, ok, err)
+	}
+	if e, ok, err := ob.event("spill-b"); err != nil || !ok || e.State != stateDead || string(e.Payload) != `{"id":` {
+		t.Errorf("dead letter of b.json.bad: %+v, %v, %v; want its bytes, dead", e, ok, err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("spill folder still holds %d files", len(left))
+	}
+}
+
+// awaitIDs waits, up to timeout, until the endpoint has received every one
+// of ids, and returns the ids it received meanwhile.
+func (ep *endpoint) awaitIDs(t *testing.T, timeout time.Duration, ids ...string) map[string]bool {
+	t.Helper()
+	got := map[string]bool{}
+	deadline := time.After(timeout)
+	for _, id := range ids {
+		for !got[id] {
+			select {
+			case r := <-ep.got:
+				for _, id := range r.ids() {
+					got[id] = true
+				}
+			case <-deadline:
+				t.Fatalf("after %s the endpoint got %v, want %v", timeout, got, ids)
+			}
+		}
+	}
+	return got
 }

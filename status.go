@@ -33,12 +33,19 @@ type statusReport struct {
 		UptimeSeconds int64  `json:"uptime_seconds,omitempty"`
 		Version       string `json:"version,omitempty"`
 		Reason        string `json:"reason,omitempty"`
+		// WakePipe says what is wrong with the wake pipe of a running
+		// daemon: enqueue cannot wake it then (wakePipeProblem).
+		WakePipe string `json:"wake_pipe,omitempty"`
 	} `json:"daemon"`
 	Outbox struct {
 		counts
 		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
-		Error                   string  `json:"error,omitempty"`
+		// SpillUnreadable counts those of them the daemon could not read
+		// at its last look (kept, and tried again), and SpillError says why.
+		SpillUnreadable int    `json:"spill_unreadable,omitempty"`
+		SpillError      string `json:"spill_error,omitempty"`
+		Error           string `json:"error,omitempty"`
 		storeStatus
 	} `json:"outbox"`
 	Endpoint       *string `json:"endpoint"`                  // nil when there is none: null in JSON
@@ -173,6 +180,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
 			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
 			rep.Daemon.Version = st.info.Version
+			rep.Daemon.WakePipe = wakePipeProblem(h)
 		}
 		// An outbox that cannot be read is reported, not fatal: whether
 		// the daemon runs is what status is for.
@@ -252,9 +260,18 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	}
 	if rep.Daemon.State == "running" {
 		dl.Breaker, dl.PausedReason, dl.PausedSince = m["breaker"], m["paused_reason"], m["paused_since"]
+		rep.Outbox.SpillUnreadable, _ = strconv.Atoi(m[metaSpillUnreadable])
+		rep.Outbox.SpillError = m[metaSpillUnreadableErr]
 	}
 	return nil
 }
+
+// The meta keys in which the daemon records the spill files it could not
+// read at its last look (daemon.noteUnreadable).
+const (
+	metaSpillUnreadable    = "spill_unreadable"
+	metaSpillUnreadableErr = "spill_unreadable_error"
+)
 
 // ANSI colours for the state line of status, on a terminal only.
 const (
@@ -276,6 +293,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	case "running":
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
 		fmt.Fprintf(w, "%s (pid %d, up %s, version %s)\n", paint(green, "running"), d.PID, up, printable(d.Version))
+		if d.WakePipe != "" {
+			fmt.Fprintf(w, "%s: %s: enqueue cannot wake the daemon, which looks for events every second instead\n", paint(yellow, "wake pipe"), printable(d.WakePipe))
+		}
 	case "stale":
 		if d.PID == 0 {
 			// The PID file could not be used (a symlink, garbage): there is
@@ -297,6 +317,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	}
 	if o.Spilled > 0 {
 		fmt.Fprintf(w, ", %d spilled", o.Spilled)
+	}
+	if o.SpillUnreadable > 0 {
+		fmt.Fprintf(w, " (%s: %d cannot be read now, kept and tried again: %s)", paint(yellow, "spill"), o.SpillUnreadable, firstLine(o.SpillError))
 	}
 	if o.Pending > 0 {
 		fmt.Fprintf(w, "; oldest pending %s ago", (time.Duration(o.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
