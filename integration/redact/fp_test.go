@@ -363,7 +363,7 @@ func replaced(doc, in, out string) []replacement {
 // overlapping what difflore replaced, in the text around it.
 func gitleaksAgrees(d *detect.Detector, r replacement) []string {
 	var ids []string
-	for _, f := range d.Detect(detect.Fragment{Raw: r.around}) {
+	for _, f := range d.DetectString(r.around) {
 		if f.Secret != "" && (strings.Contains(r.text, f.Secret) || strings.Contains(f.Secret, r.text)) && !slices.Contains(ids, f.RuleID) {
 			ids = append(ids, f.RuleID)
 		}
