@@ -141,6 +141,11 @@ func TestSalvageCorrupt(t *testing.T) {
 			c.corrupt(t, h.path(dbFileName), ps)
 			out := filepath.Join(t.TempDir(), "events.jsonl")
 			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("daemon log:\n%s", logs)
+				}
+			})
 			// The new event comes while the daemon salvages, or around
 			// then: wherever it lands, it must be delivered.
 			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)

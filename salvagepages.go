@@ -8,19 +8,26 @@ import (
 
 // seqRange is the seqs (lo, hi] a salvage could not read through the
 // table's b-tree.
-type seqRange struct{ lo, hi int64 }
+type seqRange struct {
+	Lo int64 `json:"lo"`
+	Hi int64 `json:"hi"`
+}
 
-// tableLeafPage is the first byte of a table b-tree leaf page.
-const tableLeafPage = 0x0d
+// The first byte of a table b-tree's leaf and interior pages.
+const (
+	tableLeafPage     = 0x0d
+	tableInteriorPage = 0x05
+)
 
 // scanLeaves reads the file page by page, past the b-tree, and copies the
 // rows of every table leaf page whose seq lies in one of the lost ranges:
 // a truncated file loses the inner pages of the b-tree (written last)
 // and with them the way to leaves that are still whole. Only the events
-// table has table leaves beyond page 1 (meta is WITHOUT ROWID). A free page
-// may still hold rows acknowledged long ago: such an event can be sent
-// again, with its id, for the receiver to deduplicate; none is lost. It
-// reports how many rows it copied.
+// table has table pages beyond page 1 (meta is WITHOUT ROWID). Pages on
+// the free list are skipped: they hold rows acknowledged long ago, whose
+// seqs a later event may have taken. It reports how many rows it copied,
+// and records in s.st.MaxKey the largest seq that any leaf or inner page
+// in use names: the table held at least that many seqs.
 func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 {
 	if len(lost) == 0 || pageSize < 512 {
 		return 0
@@ -36,16 +43,31 @@ func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 
 	}
 	in := func(seq int64) bool {
 		for _, r := range lost {
-			if seq > r.lo && seq <= r.hi {
+			if seq > r.Lo && seq <= r.Hi {
 				return true
 			}
 		}
 		return false
 	}
+	pages := fi.Size() / int64(pageSize)
+	free := freePages(f, pageSize, pages)
 	page := make([]byte, pageSize)
 	var copied int64
-	for pgno := int64(2); pgno <= fi.Size()/int64(pageSize); pgno++ {
-		if _, err := f.ReadAt(page, (pgno-1)*int64(pageSize)); err != nil || page[0] != tableLeafPage {
+	for pgno := int64(2); pgno <= pages; pgno++ {
+		if free[pgno] {
+			continue
+		}
+		if _, err := f.ReadAt(page, (pgno-1)*int64(pageSize)); err != nil {
+			continue
+		}
+		switch page[0] {
+		case tableInteriorPage:
+			key, gone := interiorKeys(page, pages)
+			s.st.MaxKey = max(s.st.MaxKey, key)
+			s.st.Gone += gone
+			continue
+		case tableLeafPage:
+		default:
 			continue
 		}
 		cells := int(binary.BigEndian.Uint16(page[3:]))
@@ -55,7 +77,11 @@ func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 
 				break
 			}
 			seq, rec, ok := leafCell(f, page, int(binary.BigEndian.Uint16(page[at:])), fi.Size())
-			if !ok || !in(seq) {
+			if !ok {
+				continue
+			}
+			s.st.MaxKey = max(s.st.MaxKey, seq)
+			if !in(seq) {
 				continue
 			}
 			if cols, ok := decodeRecord(rec); ok && s.copyScanned(cols) {
@@ -64,6 +90,62 @@ func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 
 		}
 	}
 	return copied
+}
+
+// interiorKeys reads a table interior page: the largest key it names,
+// and how many of its children lie past the end of the file (pages, a
+// truncated file's). A child page of a b-tree in use is never empty, so
+// each child gone held at least one row.
+func interiorKeys(page []byte, pages int64) (maxKey, gone int64) {
+	child := func(pgno uint32) {
+		if int64(pgno) > pages {
+			gone++
+		}
+	}
+	cells := int(binary.BigEndian.Uint16(page[3:]))
+	for i := range cells {
+		at := 12 + 2*i
+		if at+2 > len(page) {
+			break
+		}
+		off := int(binary.BigEndian.Uint16(page[at:]))
+		if off < 12 || off+4 >= len(page) {
+			continue
+		}
+		child(binary.BigEndian.Uint32(page[off:]))
+		if key, n := sqliteVarint(page[off+4:]); n > 0 {
+			maxKey = max(maxKey, key)
+		}
+	}
+	child(binary.BigEndian.Uint32(page[8:]))
+	return maxKey, gone
+}
+
+// freePages reads the free list that the file's header starts (its first
+// trunk page at byte 32): the trunk pages and the leaves they list. What
+// cannot be read of it is left out, and every loop is bounded by the
+// file's pages.
+func freePages(f *os.File, pageSize int, pages int64) map[int64]bool {
+	free := map[int64]bool{}
+	hdr := make([]byte, 4)
+	if _, err := f.ReadAt(hdr, 32); err != nil {
+		return free
+	}
+	page := make([]byte, pageSize)
+	for trunk := int64(binary.BigEndian.Uint32(hdr)); trunk >= 2 && trunk <= pages && !free[trunk]; {
+		free[trunk] = true
+		if _, err := f.ReadAt(page, (trunk-1)*int64(pageSize)); err != nil {
+			break
+		}
+		n := int(binary.BigEndian.Uint32(page[4:]))
+		for i := 0; i < n && 8+4*i+4 <= pageSize; i++ {
+			if leaf := int64(binary.BigEndian.Uint32(page[8+4*i:])); leaf >= 2 && leaf <= pages {
+				free[leaf] = true
+			}
+		}
+		trunk = int64(binary.BigEndian.Uint32(page))
+	}
+	return free
 }
 
 // leafCell reads the cell at off of a table leaf page: its rowid and its
