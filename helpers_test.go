@@ -67,7 +67,31 @@ func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if os.Getenv(quickWaitsEnv) != "" {
 		cfg.waits = quickWaits()
 	}
+	if step := os.Getenv(salvagePauseEnv); step != "" {
+		cfg.salvagePause = pauseAt(step, stderr)
+	}
 	return runConfig(ctx, cfg, args)
+}
+
+// salvagePauseEnv, set in the environment of a daemon that a test starts,
+// names a step of the salvage (healOpts.pause) at which the daemon says
+// so on its standard error and then waits until it is asked to stop, for
+// the test to kill it or stop it exactly there. The test binary reads it;
+// difflore itself never does.
+const salvagePauseEnv = "DIFFLORE_TEST_SALVAGE_PAUSE"
+
+// salvagePausedMsg is what a daemon paused at a salvage step says.
+const salvagePausedMsg = "test: salvage paused at "
+
+// pauseAt is a salvage pause that waits at step, having said so on w.
+func pauseAt(step string, w io.Writer) func(ctx context.Context, at string) {
+	return func(ctx context.Context, at string) {
+		if at != step {
+			return
+		}
+		fmt.Fprintf(w, "%s%s\n", salvagePausedMsg, at)
+		<-ctx.Done()
+	}
 }
 
 // ownHome is a data home for the test alone, not yet made, which it passes

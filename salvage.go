@@ -336,6 +336,7 @@ type salvageState struct {
 	Inexact     bool       `json:"inexact,omitempty"`   // a WAL or file lost whole
 	MaxKey      int64      `json:"max_key,omitempty"`   // the largest seq page scanning saw
 	Gone        int64      `json:"gone,omitempty"`      // children of inner pages past the end of the file
+	Unsure      bool       `json:"unsure,omitempty"`    // page scanning copied a row no index could vouch for
 }
 
 // salvager copies what it can read of a corrupt outbox into a fresh one,
@@ -462,7 +463,7 @@ func (s *salvager) lostCount(found int64) (lost int64, exact bool) {
 	}
 	if st.Offset != nil && !st.Uncounted {
 		if n := st.After - *st.Offset - st.Copied - found; n >= 0 {
-			return n, !st.Inexact
+			return n, !st.Inexact && !st.Unsure
 		}
 	}
 	lost = max(st.Lost-found, 0)
@@ -474,7 +475,7 @@ func (s *salvager) lostCount(found int64) (lost int64, exact bool) {
 	if st.Uncounted {
 		lost = max(lost, st.Gone)
 	}
-	return lost, !(st.Uncounted || st.Estimated || st.Inexact)
+	return lost, !(st.Uncounted || st.Estimated || st.Inexact || st.Unsure)
 }
 
 // walk copies the table in seq order, chunk by chunk, and skips the

@@ -139,7 +139,7 @@ func walHeaderFor(magic uint32, pageSize int, frame []byte) ([]byte, bool) {
 	// sequence (from the salts back), which fixes the sequence.
 	a0, a1 := walChecksum(bo, 0, 0, hdr[:8])
 	b0, b1 := walUnsum(bo, h0, h1, hdr[16:24])
-	if b0 != a0+uint32(pageSize)+a1 {
+	if b0 != a0+bo.Uint32(hdr[8:])+a1 {
 		return nil, false
 	}
 	bo.PutUint32(hdr[12:], b1-a1-b0)
