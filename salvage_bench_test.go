@@ -179,4 +179,3 @@ func BenchmarkSalvage(b *testing.B) {
 	b.ReportMetric(float64(hSalvage)/(1<<20), "salvage-heap-MB")
 	b.ReportMetric(float64(hCopy)/(1<<20), "copy-heap-MB")
 }
-
