@@ -826,12 +826,14 @@ const healPace = time.Minute
 // waits.healGate, or the file cannot be moved aside while another program
 // has it open, on Windows), the outbox is opened again as it is and the
 // error only logged: the daemon goes on, and tries again after healPace.
-// It fails only when no outbox can be opened at all.
+// Asked to stop during the salvage, it stops between two chunks, and the
+// next start finishes the salvage (resumeSalvage). It fails only when no
+// outbox can be opened at all.
 func (dm *daemon) heal(ctx context.Context, cause error) error {
 	dm.lastHeal = dm.now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
 	dm.ob.Close()
-	if err := healWith(ctx, dm.h, dm.now(), dm.cfg.healOpts(), dm.log); err != nil {
+	if err := healWith(ctx, dm.h, dm.now(), dm.cfg.healOpts(), dm.log); err != nil && ctx.Err() == nil {
 		dm.log.Error("salvage the corrupt outbox", "error", err)
 	}
 	nob, err := openOutbox(dm.h, startBusy, dm.ob.now)

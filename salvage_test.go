@@ -947,10 +947,9 @@ func corruptKilledOutbox(t *testing.T, h home) {
 // until everything handed over is delivered or counted by the gap; then it
 // checks the invariant, that one gap alone was sent, and that the salvage
 // left nothing under way.
-func finishAfterRestart(t *testing.T, h home, out string) {
+func finishAfterRestart(t *testing.T, h home, out string, handed int, wantLost bool) {
 	t.Helper()
 	d := startDaemon(t, "--endpoint", fileURL(out))
-	handed := salvageEvents + salvageWALEvents
 	var got received
 	waitFor(t, time.Minute, "every event delivered or counted", func() bool {
 		got = readDelivered(t, out)
@@ -963,8 +962,8 @@ func finishAfterRestart(t *testing.T, h home, out string) {
 	if !accounted(t, got, handed, len(deadLetters(t))) {
 		t.Errorf("gap not exact: %+v", got.gaps)
 	}
-	if len(got.gaps) != 1 || got.gaps[0].Reason != "corrupt" || got.gaps[0].Evicted == 0 {
-		t.Errorf("gaps %+v, want one corrupt gap that counts the damaged pages' events", got.gaps)
+	if len(got.gaps) != 1 || got.gaps[0].Reason != "corrupt" || (got.gaps[0].Evicted > 0) != wantLost {
+		t.Errorf("gaps %+v, want one corrupt gap (that counts lost events: %v)", got.gaps, wantLost)
 	}
 	if _, err := os.Lstat(h.path(salvageIntentName)); err == nil {
 		t.Errorf("salvage intent %s left behind", salvageIntentName)
@@ -982,26 +981,58 @@ func finishAfterRestart(t *testing.T, h home, out string) {
 // TestSalvageKilled kills the daemon (kill -9) at each step of a salvage,
 // from the move of the corrupt files aside to the end, and starts it
 // again: every event handed over is then delivered or counted by the one
-// gap, exactly.
+// gap, exactly. Damaged pages are found by the running daemon, whose
+// closed connection leaves no WAL to move; a WAL whose header is garbled
+// is found at the start, and moved aside before the database.
 func TestSalvageKilled(t *testing.T) {
-	for _, step := range []string{"intent", "aside-wal", "aside", "fresh", "chunk-1", "chunk-4", "copied", "finished"} {
-		t.Run(step, func(t *testing.T) {
-			dir := testHome(t)
-			useQuickWaits(t)
-			h := mustOpenHomeCreate(t, dir)
-			corruptKilledOutbox(t, h)
-			out := filepath.Join(t.TempDir(), "events.jsonl")
-			cmd, logs, done := pausedDaemon(t, step, "--endpoint", fileURL(out))
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; err == nil {
-				t.Fatalf("daemon paused at %s exited cleanly, not killed:\n%s", step, logs)
-			}
-			done <- nil
-			finishAfterRestart(t, h, out)
-		})
+	cases := []struct {
+		damage string
+		steps  []string
+	}{
+		{"pages", []string{"intent", "aside-wal", "aside", "fresh", "chunk-1", "chunk-4", "copied", "finished"}},
+		{"wal", []string{"intent", "aside-wal", "aside", "chunk-2"}},
 	}
+	for _, c := range cases {
+		for _, step := range c.steps {
+			t.Run(c.damage+"/"+step, func(t *testing.T) {
+				testSalvageKilled(t, c.damage, step)
+			})
+		}
+	}
+}
+
+func testSalvageKilled(t *testing.T, damage, step string) {
+	dir := testHome(t)
+	useQuickWaits(t)
+	h := mustOpenHomeCreate(t, dir)
+	if damage == "wal" {
+		killedOutbox(t, h, 200, salvageWALEvents)
+		overwrite(t, h.path(dbFileName)+"-wal", 0, garbage(walHeaderSize))
+	} else {
+		corruptKilledOutbox(t, h)
+	}
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	cmd, logs, done := pausedDaemon(t, step, "--endpoint", fileURL(out))
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatalf("daemon paused at %s exited cleanly, not killed:\n%s", step, logs)
+	}
+	done <- nil
+	handed := salvageEvents + salvageWALEvents
+	if damage == "wal" && step == "aside-wal" {
+		// The WAL is moved, the database not yet: no connection may
+		// open the database without its WAL.
+		if _, err := os.Stat(h.path(dbFileName)); err != nil {
+			t.Errorf("killed after the WAL moved: the database should still be in place: %v", err)
+		}
+		if _, _, code := cli(t, "", "enqueue", "--id", "meanwhile", `{}`); code != 0 {
+			t.Errorf("enqueue while the move aside is half done: exit %d", code)
+		}
+		handed++
+	}
+	finishAfterRestart(t, h, out, handed, damage == "pages")
 }
 
 // TestSalvageStops: 'stop' during a salvage stops the daemon promptly,
@@ -1032,7 +1063,7 @@ func TestSalvageStops(t *testing.T) {
 	if st, _, _ := cli(t, "", "status"); !strings.Contains(st, "salvage of outbox.corrupt-") || !strings.Contains(st, "under way") {
 		t.Errorf("status does not show the salvage under way:\n%s", st)
 	}
-	finishAfterRestart(t, h, out)
+	finishAfterRestart(t, h, out, salvageEvents+salvageWALEvents, true)
 }
 
 // manyEvents queues n events of about 100 bytes ("ev-…") in a closed
