@@ -64,11 +64,11 @@ func useQuickWaits(t *testing.T) { t.Setenv(quickWaitsEnv, "1") }
 // quickWaits where the test asked for them (useQuickWaits).
 func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+	if step := os.Getenv(salvagePauseEnv); step != "" {
+		cfg.salvagePause = salvagePauser(step, stderr)
+	}
 	if os.Getenv(quickWaitsEnv) != "" {
 		cfg.waits = quickWaits()
-	}
-	if step := os.Getenv(salvagePauseEnv); step != "" {
-		cfg.salvagePause = pauseAt(step, stderr)
 	}
 	return runConfig(ctx, cfg, args)
 }
@@ -83,8 +83,8 @@ const salvagePauseEnv = "DIFFLORE_TEST_SALVAGE_PAUSE"
 // salvagePausedMsg is what a daemon paused at a salvage step says.
 const salvagePausedMsg = "test: salvage paused at "
 
-// pauseAt is a salvage pause that waits at step, having said so on w.
-func pauseAt(step string, w io.Writer) func(ctx context.Context, at string) {
+// salvagePauser is a salvage pause that waits at step, having said so on w.
+func salvagePauser(step string, w io.Writer) func(ctx context.Context, at string) {
 	return func(ctx context.Context, at string) {
 		if at != step {
 			return

@@ -89,17 +89,12 @@ type config struct {
 	stderr   io.Writer
 	getenv   func(string) string
 	waits    waits
-	// readConfig reads config.toml (readConfigFile). Commands read it only
-	// when they use a setting (config.load); a test counts the reads here.
-	readConfig func(path string) (configFile, error)
 	// salvagePause is a test's pause point in a salvage (healOpts.pause);
 	// nil for users.
 	salvagePause func(ctx context.Context, step string)
-}
-
-// healOpts are what a salvage takes from the config.
-func (c config) healOpts() healOpts {
-	return healOpts{gateWait: c.waits.healGate, pause: c.salvagePause}
+	// readConfig reads config.toml (readConfigFile). Commands read it only
+	// when they use a setting (config.load); a test counts the reads here.
+	readConfig func(path string) (configFile, error)
 }
 
 // waits are the long waits of the commands: fixed for users, and set

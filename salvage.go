@@ -79,6 +79,11 @@ type healOpts struct {
 	pause func(ctx context.Context, step string)
 }
 
+// healOpts are what a salvage takes from the config.
+func (c config) healOpts() healOpts {
+	return healOpts{gateWait: c.waits.healGate, pause: c.salvagePause}
+}
+
 // step calls the test-only pause at a named step.
 func (o healOpts) step(ctx context.Context, name string) {
 	if o.pause != nil {
