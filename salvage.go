@@ -344,6 +344,19 @@ type salvageState struct {
 	Unsure      bool       `json:"unsure,omitempty"`    // page scanning copied a row no index could vouch for
 }
 
+// salvageUnderWay names the corrupt file of the salvage whose state is
+// state (the meta key salvage_state), "" when no salvage is under way.
+func salvageUnderWay(state string) string {
+	if state == "" {
+		return ""
+	}
+	var st salvageState
+	if json.Unmarshal([]byte(state), &st) != nil || st.Aside == "" {
+		return "(unreadable state)"
+	}
+	return st.Aside
+}
+
 // salvager copies what it can read of a corrupt outbox into a fresh one,
 // and counts what it cannot.
 type salvager struct {

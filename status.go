@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,11 +101,7 @@ func fillStoreStatus(ob *outbox, m map[string]string, st *storeStatus) error {
 	st.SalvageLost, _ = strconv.ParseInt(m["salvage_lost"], 10, 64)
 	st.SalvageLostAtLeast = m["salvage_lost_at_least"] == "1"
 	st.LastAside = m["last_aside"]
-	if v := m[salvageStateKey]; v != "" {
-		var ss salvageState
-		_ = json.Unmarshal([]byte(v), &ss)
-		st.SalvageUnderWay = cmp.Or(ss.Aside, "?")
-	}
+	st.SalvageUnderWay = salvageUnderWay(m[salvageStateKey])
 	if pct := st.SizeBytes * 100 / st.MaxSize; pct >= sizeWarnPercent {
 		st.Warning = fmt.Sprintf("the outbox is at %d %% of max_size (%s): past it, the oldest pending events are evicted", pct, formatSize(st.MaxSize))
 	}
