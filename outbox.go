@@ -1167,7 +1167,7 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, opts heal
 }
 
 // healAtStart salvages the corrupt outbox for startOutbox (healOutbox).
-// While other connections keep the outbox open for longer than gateWait
+// While other connections keep the outbox open for longer than opts.gateWait
 // (errOutboxInUse), it tries again, backing off to every 30 s, until ctx is
 // done: a daemon that gave up would leave the outbox corrupt.
 func healAtStart(ctx context.Context, h home, opts healOpts, log *slog.Logger) error {
