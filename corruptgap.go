@@ -15,15 +15,18 @@ type gapPayload struct {
 	FirstCreatedAt *time.Time       `json:"first_created_at"`
 	LastCreatedAt  *time.Time       `json:"last_created_at"`
 	Reason         string           `json:"reason"`
+	// Exact is false where only a lower bound of the events lost can be
+	// known (a damaged file): Evicted is then at most what was lost.
+	Exact bool `json:"exact"`
 }
 
 // corruptGap is the payload of the gap that a salvage of a corrupt outbox
 // reports: lost events, and as dates the creation times of the readable
 // events on either side of what could not be read (nil where there was
-// none). The kinds of events that could not be read are unknown: kinds
-// stays empty.
-func corruptGap(lost, bytes int64, first, last time.Time) []byte {
-	g := gapPayload{Evicted: lost, Bytes: bytes, Kinds: map[string]int64{}, Reason: "corrupt"}
+// none), and whether lost is exact or only a lower bound. The kinds of
+// events that could not be read are unknown: kinds stays empty.
+func corruptGap(lost, bytes int64, exact bool, first, last time.Time) []byte {
+	g := gapPayload{Evicted: lost, Bytes: bytes, Kinds: map[string]int64{}, Reason: "corrupt", Exact: exact}
 	if !first.IsZero() {
 		f := first.UTC()
 		g.FirstCreatedAt = &f

@@ -57,8 +57,19 @@ func newGate(dbPath string) *flock.Flock {
 // The caller lets go of it (releaseGate) once the connection is closed.
 func holdGate(dbPath string, wait time.Duration) (*flock.Flock, error) {
 	g := newGate(dbPath)
+	intent := filepath.Join(filepath.Dir(dbPath), salvageIntentName)
 	ok, err := settleLoop(context.Background(), wait, func() (bool, error) {
-		return lockRegular(g, g.TryRLock)
+		ok, err := lockRegular(g, g.TryRLock)
+		if ok {
+			// A salvage killed while it moved the outbox's files aside
+			// left them half moved: none is opened until the daemon's
+			// next start has finished the move (resumeSalvage).
+			if _, serr := os.Lstat(intent); serr == nil {
+				g.Unlock()
+				return false, nil
+			}
+		}
+		return ok, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("outbox gate: %w", err)

@@ -125,6 +125,9 @@ func useQuickWaits(t *testing.T) { t.Setenv(quickWaitsEnv, "1") }
 // quickWaits where the test asked for them (useQuickWaits).
 func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
+	if step := os.Getenv(salvagePauseEnv); step != "" {
+		cfg.salvagePause = salvagePauser(step, stderr)
+	}
 	if os.Getenv(quickWaitsEnv) != "" {
 		cfg.waits = quickWaits()
 	}
@@ -132,6 +135,27 @@ func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		cfg.pause = pauseAtStep(steps, os.Getenv(pauseReleaseEnv), os.Getenv(pauseStdinEnv) != "", stdin, stderr)
 	}
 	return runConfig(ctx, cfg, args)
+}
+
+// salvagePauseEnv, set in the environment of a daemon that a test starts,
+// names a step of the salvage (healOpts.pause) at which the daemon says
+// so on its standard error and then waits until it is asked to stop, for
+// the test to kill it or stop it exactly there. The test binary reads it;
+// difflore itself never does.
+const salvagePauseEnv = "DIFFLORE_TEST_SALVAGE_PAUSE"
+
+// salvagePausedMsg is what a daemon paused at a salvage step says.
+const salvagePausedMsg = "test: salvage paused at "
+
+// salvagePauser is a salvage pause that waits at step, having said so on w.
+func salvagePauser(step string, w io.Writer) func(ctx context.Context, at string) {
+	return func(ctx context.Context, at string) {
+		if at != step {
+			return
+		}
+		fmt.Fprintf(w, "%s%s\n", salvagePausedMsg, at)
+		<-ctx.Done()
+	}
 }
 
 // ownHome is a data home for the test alone, not yet made, which it passes

@@ -175,6 +175,7 @@ type gap struct {
 	FirstCreatedAt string           `json:"first_created_at"`
 	LastCreatedAt  string           `json:"last_created_at"`
 	Reason         string           `json:"reason"`
+	Exact          bool             `json:"exact"` // an eviction counts what it removed: always exact
 
 	first, last int64 // Unix milliseconds
 }
@@ -231,7 +232,7 @@ ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + :n AS TEXT
 // delivered, or counted by a gap that will be. It returns the gap (Evicted
 // 0 when nothing went) and whether it stopped at evictChunk.
 func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
-	g = gap{Kinds: map[string]int64{}, Reason: p.reason}
+	g = gap{Kinds: map[string]int64{}, Reason: p.reason, Exact: true}
 	end, err := sqlitex.ImmediateTransaction(o.conn)
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)

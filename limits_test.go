@@ -257,7 +257,7 @@ func TestMaxAgeEvictsAndReports(t *testing.T) {
 	want := gap{Evicted: 36, Bytes: 36 * 10, Kinds: map[string]int64{"a.kind": 18, "b.kind": 18},
 		FirstCreatedAt: wireTime(start.UnixMilli()), LastCreatedAt: wireTime(start.Add(35 * time.Hour).UnixMilli()), Reason: reasonMaxAge}
 	if g.Evicted != want.Evicted || g.Bytes != want.Bytes || fmt.Sprint(g.Kinds) != fmt.Sprint(want.Kinds) ||
-		g.FirstCreatedAt != want.FirstCreatedAt || g.LastCreatedAt != want.LastCreatedAt || g.Reason != want.Reason {
+		g.FirstCreatedAt != want.FirstCreatedAt || g.LastCreatedAt != want.LastCreatedAt || g.Reason != want.Reason || !g.Exact {
 		t.Errorf("gap %+v, want %+v", g, want)
 	}
 	if len(events)+int(g.Evicted+gaps[1].Evicted) != 48 || gaps[1].Evicted != 1 || len(events) == 0 || events[0].ID != "h37" {

@@ -90,6 +90,9 @@ type config struct {
 	stderr   io.Writer
 	getenv   func(string) string
 	waits    waits
+	// salvagePause is a test's pause point in a salvage (healOpts.pause);
+	// nil for users.
+	salvagePause func(ctx context.Context, step string)
 	// readConfig reads config.toml (readConfigFile). Commands read it only
 	// when they use a setting (config.load); a test counts the reads here.
 	readConfig func(path string) (configFile, error)

@@ -1123,17 +1123,30 @@ const (
 // transaction, a backup): then the daemon says so in its log and tries
 // again, backing off to every 30 s, until it gets in or ctx is done. Only
 // another error is returned: giving up on a locked outbox would leave the
-// events queued in it undelivered. A corrupt outbox is salvaged
-// (healAtStart), waiting up to gateWait at a time for other connections
-// to it to close.
-func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait time.Duration, log *slog.Logger) (*outbox, error) {
+// events queued in it undelivered. A salvage that a killed or stopped
+// daemon left unfinished is finished first (resumeSalvage). A corrupt
+// outbox is salvaged (healAtStart), waiting up to opts.gateWait at a time
+// for other connections to it to close.
+func startOutbox(ctx context.Context, h home, endpoint, source string, opts healOpts, log *slog.Logger) (*outbox, error) {
 	healed := false
+	// Looked at before anything opens the outbox, which would drop such
+	// a WAL.
 	if walGarbage(h.path(dbFileName) + "-wal") {
 		log.Error("outbox WAL is not a WAL; salvaging the outbox", "path", h.path(dbFileName)+"-wal")
-		if err := healAtStart(ctx, h, gateWait, log); err != nil {
+		if err := healAtStart(ctx, h, opts, log); err != nil {
 			return nil, err
 		}
 		healed = true
+	}
+	if err := resumeSalvage(ctx, h, opts, log); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if !isCorrupt(err) {
+			// The salvage stays under way, for the next start; a corrupt
+			// outbox is salvaged below.
+			log.Error("finish the salvage under way", "error", err)
+		}
 	}
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		ob, err := openOutbox(h, startBusy, time.Now)
@@ -1156,7 +1169,7 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait 
 			// Salvaged once: a fresh outbox that is corrupt too is not
 			// salvaged again and again.
 			log.Error("outbox is corrupt; salvaging it", "path", h.path(dbFileName), "error", err)
-			if err := healAtStart(ctx, h, gateWait, log); err != nil {
+			if err := healAtStart(ctx, h, opts, log); err != nil {
 				return nil, err
 			}
 			healed = true
@@ -1173,12 +1186,12 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait 
 }
 
 // healAtStart salvages the corrupt outbox for startOutbox (healOutbox).
-// While other connections keep the outbox open for longer than gateWait
+// While other connections keep the outbox open for longer than opts.gateWait
 // (errOutboxInUse), it tries again, backing off to every 30 s, until ctx is
 // done: a daemon that gave up would leave the outbox corrupt.
-func healAtStart(ctx context.Context, h home, gateWait time.Duration, log *slog.Logger) error {
+func healAtStart(ctx context.Context, h home, opts healOpts, log *slog.Logger) error {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		err := healOutbox(ctx, h, time.Now(), gateWait, log)
+		err := healWith(ctx, h, time.Now(), opts, log)
 		if !errors.Is(err, errOutboxInUse) {
 			return err
 		}

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -47,66 +48,138 @@ const salvageCountSQL = `SELECT count(*) FROM events INDEXED BY %s WHERE seq > :
 
 // salvageMetaSQL reads the status and totals of the corrupt outbox, but
 // not its seq_offset: that counts the events of the old file's seqs, and
-// the fresh outbox numbers what it copies afresh from 1 (countsSQL).
-const salvageMetaSQL = `SELECT key, value FROM meta WHERE key != 'seq_offset'`
+// the fresh outbox numbers what it copies afresh from 1 (countsSQL); nor
+// the state of a salvage that file itself was still making.
+const salvageMetaSQL = `SELECT key, value FROM meta WHERE key NOT IN ('seq_offset', 'salvage_state')`
+
+// salvageOffsetSQL reads the old file's seq_offset: with the largest seq
+// the walk reached, it says how many events the file held (countsSQL).
+const salvageOffsetSQL = `SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq_offset'`
 
 const salvageSetMetaSQL = `INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 
+// salvageStateSQL reads the state of the salvage under way, which the fresh
+// outbox keeps under the meta key salvage_state until the salvage is done.
+const (
+	salvageStateSQL    = `SELECT value FROM meta WHERE key = 'salvage_state'`
+	salvageDoneSQL     = `DELETE FROM meta WHERE key = 'salvage_state'`
+	salvageStartSQL    = `INSERT INTO meta (key, value) VALUES ('salvage_state', :value) ON CONFLICT (key) DO NOTHING`
+	salvageStateKey    = "salvage_state"
+	salvageIntentName  = "outbox.salvage"
+	salvageAsidePrefix = "outbox.corrupt-"
+)
+
+// healOpts are what a salvage takes from the daemon's config.
+type healOpts struct {
+	gateWait time.Duration // how long it waits for connections to the outbox to close
+	// pause, when set (by tests only), is called at each named step of the
+	// salvage (salvageSteps) with the salvage's context, so that a test
+	// can kill the daemon, or ask it to stop, exactly there.
+	pause func(ctx context.Context, step string)
+}
+
+// healOpts are what a salvage takes from the config.
+func (c config) healOpts() healOpts {
+	return healOpts{gateWait: c.waits.healGate, pause: c.salvagePause}
+}
+
+// step calls the test-only pause at a named step.
+func (o healOpts) step(ctx context.Context, name string) {
+	if o.pause != nil {
+		o.pause(ctx, name)
+	}
+}
+
 // healOutbox mends a corrupt outbox: it moves the file aside (with its
 // -wal and -shm) as outbox.corrupt-<UTC time>.db, copies every row it can
 // read into a fresh outbox, and queues a difflore.gap event, reason
-// corrupt, for what it could not read. A salvage that fails leaves the
-// fresh outbox with the gap alone, which says that all was lost: the daemon
-// goes on rather than failing at the same file again and again. Only when
-// the file cannot be moved aside, or no fresh outbox can be made, does it
-// fail; and with errOutboxInUse, having moved nothing, when other
-// connections keep the outbox open for longer than wait (replaceOutbox).
+// corrupt, for what it could not read. It is the entry point of a salvage
+// for every caller: a corrupt file, a WAL that is not one, a WAL or file of
+// another outbox. A salvage that cannot read the file leaves the fresh
+// outbox with the gap alone, which says that all was lost (with "exact":
+// false): the daemon goes on rather than failing at the same file again
+// and again. Only when the file cannot be moved aside, or no fresh outbox
+// can be made, does it fail; and with errOutboxInUse, having moved nothing,
+// when other connections keep the outbox open for longer than wait
+// (replaceOutbox). When ctx is done it stops between two chunks and
+// returns ctx's error: the salvage survives that, as it survives being
+// killed at any point, and the next start finishes it (resumeSalvage).
 // The caller has closed its own connection to the outbox.
 func healOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, log *slog.Logger) error {
-	aside, err := replaceOutbox(ctx, h, now, wait, log)
-	if err != nil {
+	return healWith(ctx, h, now, healOpts{gateWait: wait}, log)
+}
+
+// healWith is healOutbox with the daemon's healOpts.
+func healWith(ctx context.Context, h home, now time.Time, opts healOpts, log *slog.Logger) error {
+	if err := replaceOutbox(ctx, h, now, opts, log); err != nil {
 		return err
 	}
+	return finishSalvage(ctx, h, opts, log)
+}
+
+// resumeSalvage finishes, at a daemon's start, a salvage that a daemon
+// killed or stopped before the end left: first the move of the corrupt
+// files aside (the intent file outbox.salvage names it), then the copy,
+// from the last chunk the fresh outbox holds.
+func resumeSalvage(ctx context.Context, h home, opts healOpts, log *slog.Logger) error {
+	if _, err := os.Lstat(h.path(salvageIntentName)); err == nil {
+		log.Warn("a salvage of the outbox was cut short while it moved the corrupt files aside; finishing it")
+		if err := replaceOutbox(ctx, h, time.Time{}, opts, log); err != nil {
+			return err
+		}
+	}
+	return finishSalvage(ctx, h, opts, log)
+}
+
+// finishSalvage copies what the corrupt file that the fresh outbox's
+// salvage_state names still holds, from where the state says the copy got
+// to, and then, in one transaction, what page scanning finds, the gap and
+// the totals status shows, and the end of the state. Every chunk of the
+// copy commits with the state that says how far it got: a salvage killed at
+// any point goes on from a chunk it finished, and reports every event
+// once. It does nothing when no salvage is under way.
+func finishSalvage(ctx context.Context, h home, opts healOpts, log *slog.Logger) error {
 	fresh, err := openOutbox(h, startBusy, time.Now)
 	if err != nil {
-		return fmt.Errorf("make a fresh outbox: %w", err)
+		return fmt.Errorf("open the fresh outbox: %w", err)
 	}
 	defer fresh.Close()
-	s := &salvager{to: fresh}
-	if fi, err := os.Stat(aside + "-wal"); err == nil && walGarbage(aside+"-wal") {
-		// SQLite ignores such a WAL: what it held is lost, count unknown.
-		s.lostBytes += fi.Size()
+	var state string
+	err = sqlitex.Execute(fresh.conn, salvageStateSQL, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { state = stmt.ColumnText(0); return nil },
+	})
+	if err != nil || state == "" {
+		return err
 	}
-	if err := s.salvage(aside); err != nil {
+	s := &salvager{to: fresh, opts: opts}
+	if err := json.Unmarshal([]byte(state), &s.st); err != nil || s.st.Aside == "" || filepath.Base(s.st.Aside) != s.st.Aside {
+		// Not a state this difflore wrote: what the file held is unknown.
+		log.Error("the state of the salvage under way is unreadable; the salvage ends", "state", state, "error", err)
+		s.st = salvageState{Total: true, Inexact: true}
+		return s.finish(ctx, "", log)
+	}
+	aside := h.path(s.st.Aside)
+	if s.st.After > 0 || s.st.Walked {
+		log.Warn("resuming the salvage of the corrupt outbox", "aside", aside, "after_seq", s.st.After)
+	}
+	err = s.salvage(ctx, aside)
+	if ctx.Err() != nil {
+		log.Warn("salvage of the corrupt outbox stopped; the next start finishes it", "aside", aside, "copied", s.st.Copied)
+		return ctx.Err()
+	}
+	if err != nil {
 		var size int64
 		for _, suffix := range []string{"", "-wal"} {
 			if fi, err := os.Stat(aside + suffix); err == nil {
 				size += fi.Size()
 			}
 		}
-		log.Error("salvage of the corrupt outbox failed; starting with what it could copy", "aside", aside, "error", err, "salvaged", s.salvaged)
-		s.lostBytes, s.total = max(s.lostBytes, size), true
+		log.Error("salvage of the corrupt outbox failed; starting with what it could copy", "aside", aside, "error", err, "copied", s.st.Copied)
+		s.st.LostBytes, s.st.Total, s.st.Inexact = max(s.st.LostBytes, size), true, true
+		s.st.Walked = true
 	}
-	if err := fresh.resetInflight(); err != nil {
-		return err
-	}
-	// The gap goes out even when nothing was lost: the receiver learns that
-	// the outbox was damaged, and that it lost nothing.
-	{
-		gap := corruptGap(s.lost, s.lostBytes, s.first, s.last)
-		if err := fresh.insert(newEventID(now), gapKind, gap, now); err != nil {
-			return fmt.Errorf("record the corrupt gap: %w", err)
-		}
-	}
-	// What status shows: salvages so far, what they lost, and the file
-	// kept aside last.
-	if err := fresh.recordSalvage(s.lost, s.total || s.uncounted, filepath.Base(aside)); err != nil {
-		return fmt.Errorf("record the salvage: %w", err)
-	}
-	log.Warn("outbox was corrupt: moved it aside and salvaged what it could read",
-		"aside", aside, "salvaged", s.salvaged, "lost", s.lost, "all_lost", s.total)
-	return nil
+	return s.finish(ctx, aside, log)
 }
 
 // replaceOutbox moves the outbox aside (moveAside) and makes a fresh, empty
@@ -116,82 +189,204 @@ func healOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, 
 // fresh one has its schema. Salvaging what the old file holds takes much
 // longer, and is done with the gate open again: hooks write into the
 // fresh outbox meanwhile.
-func replaceOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, log *slog.Logger) (string, error) {
-	gate, err := closeGate(ctx, h, wait, log)
+//
+// A kill can come between any two of its file operations. So it first
+// writes the name it will move the files to into an intent file,
+// outbox.salvage (whole, by a rename), and removes that only once the
+// fresh outbox holds the salvage's state naming the same file; while the
+// intent file is there no connection opens the outbox (holdGate), and
+// the next start (resumeSalvage) calls replaceOutbox again, which goes on
+// from the intent: a file already moved is not moved again, and a fresh
+// outbox that already has its state keeps it. A zero now means: only
+// finish what the intent file says.
+func replaceOutbox(ctx context.Context, h home, now time.Time, opts healOpts, log *slog.Logger) error {
+	gate, err := closeGate(ctx, h, opts.gateWait, log)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer releaseGate(gate)
-	aside, err := moveAside(h, now)
+	aside, err := readIntent(h)
 	if err != nil {
-		return "", fmt.Errorf("move corrupt outbox aside: %w", err)
+		return err
 	}
-	conn, err := openSQLite(h.path(dbFileName), startBusy)
-	if err == nil {
-		err = migrate(conn)
-		if cerr := conn.Close(); err == nil {
-			err = cerr
+	if aside == "" {
+		if now.IsZero() {
+			return nil
+		}
+		aside = salvageAsidePrefix + now.UTC().Format("20060102T150405.000Z") + ".db"
+		if err := writeIntent(h, aside); err != nil {
+			return fmt.Errorf("move corrupt outbox aside: %w", err)
 		}
 	}
-	if err != nil {
-		return "", fmt.Errorf("make a fresh outbox: %w", err)
+	opts.step(ctx, "intent")
+	if err := moveAside(ctx, h, aside, opts); err != nil {
+		return fmt.Errorf("move corrupt outbox aside: %w", err)
 	}
-	return aside, nil
+	opts.step(ctx, "aside")
+	if err := makeFresh(h, aside); err != nil {
+		return fmt.Errorf("make a fresh outbox: %w", err)
+	}
+	opts.step(ctx, "fresh")
+	if err := os.Remove(h.path(salvageIntentName)); err != nil {
+		return fmt.Errorf("remove the salvage intent: %w", err)
+	}
+	return nil
 }
 
-// moveAside renames the outbox and its -wal and -shm files to
-// outbox.corrupt-<UTC time>.db and returns the new name of the database.
-func moveAside(h home, now time.Time) (string, error) {
-	aside := h.path("outbox.corrupt-" + now.UTC().Format("20060102T150405.000Z") + ".db")
-	db := h.path(dbFileName)
-	// On Windows a program that has the file open for a moment (one that
-	// does not take the gate: an sqlite3 shell, a backup) keeps it from
-	// being renamed: try again, briefly.
+// makeFresh makes the fresh outbox (or finds the one a killed salvage
+// made) and gives it the state of a salvage of aside, unless it has one.
+func makeFresh(h home, aside string) error {
+	conn, err := openSQLite(h.path(dbFileName), startBusy)
+	if err != nil {
+		return err
+	}
+	err = migrate(conn)
+	if err == nil {
+		st, _ := json.Marshal(salvageState{Aside: aside})
+		err = sqlitex.Execute(conn, salvageStartSQL, &sqlitex.ExecOptions{Named: map[string]any{":value": string(st)}})
+	}
+	if cerr := conn.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readIntent returns the name of the file that the salvage intent
+// (outbox.salvage) says the outbox moves to, "" when there is none.
+func readIntent(h home) (string, error) {
+	b, err := os.ReadFile(h.path(salvageIntentName))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the salvage intent: %w", err)
+	}
+	name := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(name, salvageAsidePrefix) || filepath.Base(name) != name {
+		return "", fmt.Errorf("salvage intent %s names %q, not a corrupt outbox's file", h.path(salvageIntentName), name)
+	}
+	return name, nil
+}
+
+// writeIntent writes the salvage intent whole: into a temporary file that
+// is then renamed, so that a kill leaves either no intent or all of it.
+func writeIntent(h home, aside string) error {
+	tmp := h.path(salvageIntentName + ".tmp")
+	if err := os.WriteFile(tmp, []byte(aside+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, h.path(salvageIntentName))
+}
+
+// moveAside renames the outbox's -wal and -shm files, then the outbox
+// itself, to aside (in the data home). The WAL goes first: while the
+// database is still in its place, a kill leaves it for the next start to
+// move; once the database has moved, what bears the outbox's name is the
+// fresh outbox's. A file whose new name already exists has moved before a
+// kill and is not moved again.
+func moveAside(ctx context.Context, h home, aside string, opts healOpts) error {
+	db, to := h.path(dbFileName), h.path(aside)
+	if _, err := os.Lstat(to); err == nil {
+		return nil
+	}
+	for _, suffix := range []string{"-wal", "-shm", ""} {
+		if _, err := os.Lstat(to + suffix); err == nil {
+			continue
+		}
+		if err := renameRetry(db+suffix, to+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if suffix == "-wal" {
+			opts.step(ctx, "aside-wal")
+		}
+	}
+	return nil
+}
+
+// renameRetry renames from to to. On Windows a program that has the file
+// open for a moment (one that does not take the gate: an sqlite3 shell, a
+// backup) keeps it from being renamed: it tries again, briefly.
+func renameRetry(from, to string) error {
 	var err error
 	for range 20 {
-		if err = os.Rename(db, aside); err == nil || errors.Is(err, os.ErrNotExist) {
-			break
+		if err = os.Rename(from, to); err == nil || errors.Is(err, os.ErrNotExist) {
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		return "", err
+	return err
+}
+
+// salvageState is how far a salvage got, kept as JSON in the fresh
+// outbox's meta (salvage_state) and written in the transaction of every
+// chunk it copies.
+type salvageState struct {
+	Aside     string `json:"aside"`              // the corrupt file, in the data home
+	Prepared  bool   `json:"prepared,omitempty"` // its WAL has been looked at
+	After     int64  `json:"after"`              // the old seq the copy got to
+	Walked    bool   `json:"walked,omitempty"`   // the walk of the table is done
+	Copied    int64  `json:"copied"`             // rows of the old file that the fresh one took
+	Offset    *int64 `json:"offset,omitempty"`   // the old file's seq_offset, if it could be read
+	Lost      int64  `json:"lost"`               // events an index counts in the lost ranges, and rows refused
+	LostBytes int64  `json:"lost_bytes"`         // known only when a file was lost whole
+
+	First       time.Time  `json:"first"`     // created_at of the readable event before the first loss
+	Last        time.Time  `json:"last"`      // and after the last one
+	LastGood    time.Time  `json:"last_good"` // created_at of the last row copied
+	PendingLast bool       `json:"pending_last,omitempty"`
+	Ranges      []seqRange `json:"ranges,omitempty"`
+	Total       bool       `json:"total,omitempty"`     // nothing could be read
+	Uncounted   bool       `json:"uncounted,omitempty"` // a lost range no index could count
+	Estimated   bool       `json:"estimated,omitempty"` // a lost range counted by its seqs
+	Inexact     bool       `json:"inexact,omitempty"`   // a WAL or file lost whole
+	MaxKey      int64      `json:"max_key,omitempty"`   // the largest seq page scanning saw
+	Gone        int64      `json:"gone,omitempty"`      // children of inner pages past the end of the file
+	Unsure      bool       `json:"unsure,omitempty"`    // page scanning copied a row no index could vouch for
+}
+
+// salvageUnderWay names the corrupt file of the salvage whose state is
+// state (the meta key salvage_state), "" when no salvage is under way.
+func salvageUnderWay(state string) string {
+	if state == "" {
+		return ""
 	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Rename(db+suffix, aside+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return aside, err
-		}
+	var st salvageState
+	if json.Unmarshal([]byte(state), &st) != nil || st.Aside == "" {
+		return "(unreadable state)"
 	}
-	return aside, nil
+	return st.Aside
 }
 
 // salvager copies what it can read of a corrupt outbox into a fresh one,
 // and counts what it cannot.
 type salvager struct {
-	from *sqlite.Conn
-	to   *outbox
-	rows string // salvageRowsSQL for the schema version of from
-
-	salvaged    int64
-	lost        int64
-	lostBytes   int64     // known only when all was lost: the file's size
-	first, last time.Time // readable events around what was lost
-	total       bool      // nothing could be read
-	lostRanges  []seqRange
-	uncounted   bool      // a lost range no index could count: lost is a lower bound
-	lastGood    time.Time // created_at of the last row copied
-	pendingLast bool      // last is the next readable row after a loss
+	from     *sqlite.Conn
+	to       *outbox
+	rows     string // salvageRowsSQL for the schema version of from
+	opts     healOpts
+	st       salvageState
+	chunks   int   // chunks copied by this run, for the pause steps
+	salvaged int64 // rows read by this run, for the log
 }
 
 // salvage walks the events table of the file at path by ranges of seq:
 // a range that fails to read is narrowed down, by probing and bisecting,
 // to the seqs that cannot be read, which are counted and skipped.
-func (s *salvager) salvage(path string) error {
+func (s *salvager) salvage(ctx context.Context, path string) error {
+	if !s.st.Prepared {
+		s.prepareWAL(path)
+		s.st.Prepared = true
+		if err := s.to.immediate(s.saveState); err != nil {
+			return &writeError{err}
+		}
+	}
+	if s.st.Walked {
+		return nil
+	}
 	from, err := openSalvage(path)
 	if err != nil {
 		return err
 	}
-	defer from.Close()
 	s.from = from
 	// A version 1 outbox has no raw column. Asked for by name rather than
 	// by user_version, which a rewritten header no longer holds.
@@ -200,39 +395,119 @@ func (s *salvager) salvage(path string) error {
 		s.rows = fmt.Sprintf(salvageRowsSQL, "0")
 	}
 	s.copyMeta()
-	if err := s.walk(); err != nil {
+	if err := s.walk(ctx); err != nil {
 		return err
 	}
-	if len(s.lostRanges) == 0 {
-		return nil
-	}
-	// What the b-tree could not lead to may still lie in whole leaf pages.
-	var pageSize int64
-	_ = sqlitex.ExecuteTransient(from, "PRAGMA page_size", &sqlitex.ExecOptions{
-		ResultFunc: func(stmt *sqlite.Stmt) error { pageSize = stmt.ColumnInt64(0); return nil },
-	})
-	var found int64
-	err = s.to.immediate(func() error {
-		found = s.scanLeaves(path, int(pageSize), s.lostRanges)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	s.salvaged += found
-	s.lost = max(s.lost-found, 0)
-	if s.uncounted {
-		s.lost = max(s.lost, 1)
-	}
+	s.st.Walked = true
 	return nil
 }
 
+// saveState writes s.st into the fresh outbox, in the transaction of the
+// caller.
+func (s *salvager) saveState() error {
+	b, err := json.Marshal(s.st)
+	if err != nil {
+		return err
+	}
+	return sqlitex.Execute(s.to.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{
+		Named: map[string]any{":key": salvageStateKey, ":value": string(b)},
+	})
+}
+
+// finish ends a walked salvage in one transaction of the fresh outbox:
+// it copies what page scanning finds in the lost ranges, counts what was
+// lost (lostCount), queues the gap, adds to the totals status shows and
+// ends the salvage's state. The corrupt file stays, for a person to look
+// at; status names it.
+func (s *salvager) finish(ctx context.Context, aside string, log *slog.Logger) error {
+	s.opts.step(ctx, "copied")
+	now := time.Now()
+	if len(s.st.Ranges) > 0 && s.from == nil && aside != "" {
+		// Walked before a kill: the pages are scanned now.
+		if from, err := openSalvage(aside); err == nil {
+			s.from = from
+		}
+	}
+	err := s.to.immediate(func() error {
+		var found int64
+		if len(s.st.Ranges) > 0 && s.from != nil {
+			// What the b-tree could not lead to may still lie in whole
+			// leaf pages.
+			var pageSize int64
+			_ = sqlitex.ExecuteTransient(s.from, "PRAGMA page_size", &sqlitex.ExecOptions{
+				ResultFunc: func(stmt *sqlite.Stmt) error { pageSize = stmt.ColumnInt64(0); return nil },
+			})
+			found = s.scanLeaves(aside, int(pageSize), s.st.Ranges)
+		}
+		lost, exact := s.lostCount(found)
+		// The gap goes out even when nothing was lost: the receiver
+		// learns that the outbox was damaged, and that it lost nothing.
+		gap := corruptGap(lost, s.st.LostBytes, exact, s.st.First, s.st.Last)
+		if err := s.to.insert(newEventID(now), gapKind, gap, now); err != nil {
+			return fmt.Errorf("record the corrupt gap: %w", err)
+		}
+		if err := s.to.recordSalvage(lost, !exact, filepath.Base(aside)); err != nil {
+			return fmt.Errorf("record the salvage: %w", err)
+		}
+		if err := sqlitex.Execute(s.to.conn, salvageDoneSQL, nil); err != nil {
+			return err
+		}
+		log.Warn("outbox was corrupt: moved it aside and salvaged what it could read",
+			"aside", aside, "salvaged", s.st.Copied+found, "lost", lost, "exact", exact, "all_lost", s.st.Total)
+		return nil
+	})
+	if s.from != nil {
+		s.from.Close()
+	}
+	if err != nil {
+		return err
+	}
+	s.opts.step(ctx, "finished")
+	return s.to.resetInflight()
+}
+
+// lostCount is how many events the salvage lost, found being the rows
+// page scanning copied, and whether that is exact. The old file held
+// max(seq) − seq_offset events (countsSQL): when the walk reached the end
+// of the table and the offset could be read, what it lost is that less
+// what the fresh outbox took, exactly. Otherwise the lost ranges are
+// counted through an index, and the count is exact only if an index
+// counted each of them; a range past the last readable row that nothing
+// counts (a truncated file's tail) makes it a lower bound.
+func (s *salvager) lostCount(found int64) (lost int64, exact bool) {
+	st := &s.st
+	if st.Total {
+		return st.Lost, false
+	}
+	if st.Offset != nil && !st.Uncounted {
+		if n := st.After - *st.Offset - st.Copied - found; n >= 0 {
+			return n, !st.Inexact && !st.Unsure
+		}
+	}
+	lost = max(st.Lost-found, 0)
+	if st.Uncounted && st.Offset != nil {
+		// The table held seqs up to at least MaxKey, so at least MaxKey
+		// less seq_offset events.
+		lost = max(lost, st.MaxKey-*st.Offset-st.Copied-found)
+	}
+	if st.Uncounted {
+		lost = max(lost, st.Gone)
+	}
+	return lost, !(st.Uncounted || st.Estimated || st.Inexact || st.Unsure)
+}
+
 // walk copies the table in seq order, chunk by chunk, and skips the
-// ranges it cannot read.
-func (s *salvager) walk() error {
-	var after int64
+// ranges it cannot read. It stops between two chunks when ctx is done.
+func (s *salvager) walk(ctx context.Context) error {
 	for {
-		n, err := s.copyChunk(&after)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := s.copyChunk()
+		if err == nil {
+			s.chunks++
+			s.opts.step(ctx, fmt.Sprintf("chunk-%d", s.chunks))
+		}
 		if err == nil && n < salvageChunk {
 			return nil
 		}
@@ -243,13 +518,13 @@ func (s *salvager) walk() error {
 		if errors.As(err, &werr) {
 			return werr.err
 		}
-		good, ok := s.skipUnreadable(after)
+		good, ok := s.skipUnreadable(s.st.After)
 		if !ok {
-			s.countLost(after, math.MaxInt64)
+			s.countLost(s.st.After, math.MaxInt64)
 			return nil
 		}
-		s.countLost(after, good)
-		after = good
+		s.countLost(s.st.After, good)
+		s.st.After = good
 	}
 }
 
@@ -280,7 +555,17 @@ func openSalvage(path string) (*sqlite.Conn, error) {
 	if _, err := f.ReadAt(old, 0); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
-	if err := os.WriteFile(path+"-header", old, 0o600); err != nil {
+	// The first header found is kept: a salvage resumed after a kill
+	// must not keep the one it wrote itself.
+	if hf, err := os.OpenFile(path+"-header", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_, err = hf.Write(old)
+		if cerr := hf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
 	fi, err := f.Stat()
@@ -367,19 +652,23 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }
 
-// copyChunk copies up to salvageChunk rows after *after, in one
-// transaction of the fresh outbox, and moves *after past what it copied.
-// A row the fresh outbox refuses (garbage in a page that still reads) is
-// lost, and counted.
-func (s *salvager) copyChunk(after *int64) (n int, err error) {
+// copyChunk copies up to salvageChunk rows after s.st.After, in one
+// transaction of the fresh outbox, moves s.st.After past what it read and
+// writes the state with them (saveState). A row the fresh outbox refuses
+// (garbage in a page that still reads) is lost, and counted; a row it
+// already holds (copied before a kill) is not copied twice.
+func (s *salvager) copyChunk() (n int, err error) {
 	end, err := sqlitex.ImmediateTransaction(s.to.conn)
 	if err != nil {
 		return 0, &writeError{err}
 	}
 	defer func() {
 		var e error
+		if err == nil || !errors.As(err, new(*writeError)) {
+			e = s.saveState()
+		}
 		end(&e)
-		if e != nil && err == nil {
+		if e != nil {
 			err = &writeError{e}
 		}
 	}()
@@ -388,15 +677,15 @@ func (s *salvager) copyChunk(after *int64) (n int, err error) {
 		return 0, &writeError{err}
 	}
 	err = sqlitex.Execute(s.from, s.rows, &sqlitex.ExecOptions{
-		Named: map[string]any{":after": *after, ":limit": salvageChunk},
+		Named: map[string]any{":after": s.st.After, ":limit": salvageChunk},
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			n++
-			*after = stmt.ColumnInt64(0)
+			s.st.After = stmt.ColumnInt64(0)
 			created := time.UnixMilli(stmt.ColumnInt64(4))
-			if s.pendingLast {
-				s.last, s.pendingLast = created, false
+			if s.st.PendingLast {
+				s.st.Last, s.st.PendingLast = created, false
 			}
-			s.lastGood = created
+			s.st.LastGood = created
 			ins.SetText(":id", stmt.ColumnText(1))
 			ins.SetText(":kind", stmt.ColumnText(2))
 			ins.SetBytes(":payload", []byte(stmt.ColumnText(3)))
@@ -411,9 +700,11 @@ func (s *salvager) copyChunk(after *int64) (n int, err error) {
 			if rerr := ins.Reset(); ierr == nil {
 				ierr = rerr
 			}
-			if ierr != nil {
-				s.lost++
-				return nil
+			switch {
+			case ierr != nil:
+				s.st.Lost++
+			case s.to.conn.Changes() > 0:
+				s.st.Copied++
 			}
 			s.salvaged++
 			return nil
@@ -477,11 +768,11 @@ func (s *salvager) skipUnreadable(after int64) (good int64, ok bool) {
 // counted: it marks the count as a lower bound, and the gap then says at
 // least one event was lost.
 func (s *salvager) countLost(lo, hi int64) {
-	if s.first.IsZero() && s.lost == 0 {
-		s.first = s.lastGood
+	if len(s.st.Ranges) == 0 {
+		s.st.First = s.st.LastGood
 	}
-	s.pendingLast = true
-	s.lostRanges = append(s.lostRanges, seqRange{lo, hi})
+	s.st.PendingLast = true
+	s.st.Ranges = append(s.st.Ranges, seqRange{lo, hi})
 	for _, index := range []string{"events_by_state", "sqlite_autoindex_events_1"} {
 		var n int64
 		err := sqlitex.Execute(s.from, fmt.Sprintf(salvageCountSQL, index), &sqlitex.ExecOptions{
@@ -489,21 +780,26 @@ func (s *salvager) countLost(lo, hi int64) {
 			ResultFunc: func(stmt *sqlite.Stmt) error { n = stmt.ColumnInt64(0); return nil },
 		})
 		if err == nil {
-			s.lost += n
+			s.st.Lost += n
 			return
 		}
 	}
 	if hi != math.MaxInt64 {
-		s.lost += hi - lo
+		s.st.Lost += hi - lo
+		s.st.Estimated = true
 	} else {
-		s.uncounted = true
+		s.st.Uncounted = true
 	}
 }
 
 // copyMeta copies the status the daemon keeps (the endpoint, totals) as
 // far as it can be read; what cannot be read is written again by the
-// daemon as it goes on.
+// daemon as it goes on. It reads the old file's seq_offset too.
 func (s *salvager) copyMeta() {
+	s.st.Offset = nil
+	_ = sqlitex.Execute(s.from, salvageOffsetSQL, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { n := stmt.ColumnInt64(0); s.st.Offset = &n; return nil },
+	})
 	_ = sqlitex.Execute(s.from, salvageMetaSQL, &sqlitex.ExecOptions{
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			return sqlitex.Execute(s.to.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{
@@ -514,27 +810,26 @@ func (s *salvager) copyMeta() {
 }
 
 // recordSalvage adds one salvage that lost lost events to the totals
-// status shows, and names the corrupt file kept aside. atLeast says that
-// lost is only a lower bound (nothing could be read, or a lost range no
-// index could count), and stays said for every later salvage.
+// status shows, and names the corrupt file kept aside, in the caller's
+// transaction. atLeast says that lost is only a lower bound (nothing could
+// be read, or a lost range no index could count), and stays said for every
+// later salvage.
 func (o *outbox) recordSalvage(lost int64, atLeast bool, aside string) error {
-	return o.immediate(func() error {
-		for key, n := range map[string]int64{"salvages": 1, "salvage_lost": lost} {
-			if err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}}); err != nil {
-				return err
-			}
+	for key, n := range map[string]int64{"salvages": 1, "salvage_lost": lost} {
+		if err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}}); err != nil {
+			return err
 		}
-		set := map[string]string{"last_aside": aside}
-		if atLeast {
-			set["salvage_lost_at_least"] = "1"
+	}
+	set := map[string]string{"last_aside": aside}
+	if atLeast {
+		set["salvage_lost_at_least"] = "1"
+	}
+	for k, v := range set {
+		if err := sqlitex.Execute(o.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": k, ":value": v}}); err != nil {
+			return err
 		}
-		for k, v := range set {
-			if err := sqlitex.Execute(o.conn, salvageSetMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": k, ":value": v}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // healPace is the least time between two salvages by one daemon: a disk
@@ -549,12 +844,14 @@ const healPace = time.Minute
 // waits.healGate, or the file cannot be moved aside while another program
 // has it open, on Windows), the outbox is opened again as it is and the
 // error only logged: the daemon goes on, and tries again after healPace.
-// It fails only when no outbox can be opened at all.
+// Asked to stop during the salvage, it stops between two chunks, and the
+// next start finishes the salvage (resumeSalvage). It fails only when no
+// outbox can be opened at all.
 func (dm *daemon) heal(ctx context.Context, cause error) error {
 	dm.lastHeal = dm.now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
 	dm.ob.Close()
-	if err := healOutbox(ctx, dm.h, dm.now(), dm.waits.healGate, dm.log); err != nil {
+	if err := healWith(ctx, dm.h, dm.now(), dm.cfg.healOpts(), dm.log); err != nil && ctx.Err() == nil {
 		dm.log.Error("salvage the corrupt outbox", "error", err)
 	}
 	nob, err := openOutbox(dm.h, startBusy, dm.ob.now)
@@ -569,27 +866,4 @@ func (dm *daemon) heal(ctx context.Context, cause error) error {
 // healDue reports whether err calls for a salvage now.
 func (dm *daemon) healDue(err error) bool {
 	return isCorrupt(err) && dm.now().Sub(dm.lastHeal) >= healPace
-}
-
-// walHeaderSize is the size of a WAL file's header, which starts with one
-// of two magic numbers.
-const walHeaderSize = 32
-
-// walGarbage reports whether the file at path is a WAL that SQLite would
-// ignore as not a WAL at all: a whole header that does not start with
-// either magic number. SQLite writes no such file; a disk or a program that
-// wrote garbage over it did, and what it held is lost without any error
-// from SQLite, so the daemon treats it as a corrupt outbox.
-func walGarbage(path string) bool {
-	f, err := openRegular(path, os.O_RDONLY, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [walHeaderSize]byte
-	if _, err := io.ReadFull(f, b[:]); err != nil {
-		return false
-	}
-	magic := binary.BigEndian.Uint32(b[:])
-	return magic != 0x377f0682 && magic != 0x377f0683
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -141,6 +142,11 @@ func TestSalvageCorrupt(t *testing.T) {
 			c.corrupt(t, h.path(dbFileName), ps)
 			out := filepath.Join(t.TempDir(), "events.jsonl")
 			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("daemon log:\n%s", logs)
+				}
+			})
 			// The new event comes while the daemon salvages, or around
 			// then: wherever it lands, it must be delivered.
 			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
@@ -776,5 +782,400 @@ func TestHealWaitsOutOpenConnection(t *testing.T) {
 	if ids, integrity := eventIDsIn(t, h); integrity != "ok" || !ids["spilled-00000"] || !ids[gapKind] {
 		t.Errorf("fresh outbox: integrity_check %q, spilled event %v, gap %v; want ok and both\n%s",
 			integrity, ids["spilled-00000"], ids[gapKind], logs.String())
+	}
+}
+
+// killedOutbox makes the outbox of h as a daemon killed in the middle of
+// its work leaves it: fillOutbox's events ("old-…") in the main file and
+// walEvents more ("wal-…") in its WAL alone. The closing of the last
+// connection would checkpoint the WAL into the file, so the files are
+// copied while the connection that wrote them still has them open. It
+// returns the page size.
+func killedOutbox(t *testing.T, h home, pad, walEvents int) int64 {
+	t.Helper()
+	ps := fillOutbox(t, h, pad)
+	ob := mustOutbox(t, h, time.Now)
+	if err := sqlitex.ExecuteTransient(ob.conn, "PRAGMA wal_autocheckpoint = 0", nil); err != nil {
+		t.Fatal(err)
+	}
+	err := ob.immediate(func() error {
+		for i := range walEvents {
+			if err := ob.insert(fmt.Sprintf("wal-%04d", i), "event", []byte(fmt.Sprintf(`{"wal":%d}`, i)), time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := t.TempDir()
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(h.path(dbFileName) + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(saved, "db"+suffix), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ob.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(h.path(dbFileName) + suffix)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(filepath.Join(saved, "db"+suffix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(h.path(dbFileName)+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ps
+}
+
+// received is what a file endpoint received: the distinct ids of the
+// events handed over ("old-…", "wal-…"), and every gap.
+type received struct {
+	ids  map[string]bool
+	gaps []gapPayload
+}
+
+// readDelivered reads the whole lines of the file endpoint out.
+func readDelivered(t *testing.T, out string) received {
+	t.Helper()
+	d := received{ids: map[string]bool{}}
+	data, err := os.ReadFile(out)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var ev struct {
+			ID      string          `json:"id"`
+			Kind    string          `json:"kind"`
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("delivered line %q: %v", line, err)
+		}
+		if ev.Kind == gapKind {
+			var g gapPayload
+			if err := json.Unmarshal(ev.Payload, &g); err != nil {
+				t.Fatal(err)
+			}
+			d.gaps = append(d.gaps, g)
+			continue
+		}
+		d.ids[ev.ID] = true
+	}
+	return d
+}
+
+// accounted checks the accounting invariant: of handed events handed
+// over, every one was delivered, is a dead letter, or is counted by a gap,
+// exactly; or, where the gap says it is a lower bound, it counts no more
+// than were lost. It reports whether the count was exact.
+func accounted(t *testing.T, d received, handed int, dead int) (exact bool) {
+	t.Helper()
+	var evicted int64
+	exact = true
+	for _, g := range d.gaps {
+		evicted += g.Evicted
+		exact = exact && g.Exact
+	}
+	lost := int64(handed - len(d.ids) - dead)
+	switch {
+	case exact && evicted != lost:
+		t.Errorf("handed over %d = delivered %d + dead letters %d + gaps %d does not hold (%d lost, gaps %+v)", handed, len(d.ids), dead, evicted, lost, d.gaps)
+	case !exact && evicted > lost:
+		t.Errorf("gaps say at least %d were lost, but %d were (handed over %d, delivered %d, dead letters %d; gaps %+v)", evicted, lost, handed, len(d.ids), dead, d.gaps)
+	}
+	return exact
+}
+
+// pausedDaemon starts 'difflore run args…' as a child that pauses at the
+// salvage step step (salvagePauseEnv), and waits until it says it has.
+func pausedDaemon(t *testing.T, step string, args ...string) (*exec.Cmd, *lineWatch, chan error) {
+	t.Helper()
+	cmd := command(t, append([]string{"run"}, args...)...)
+	cmd.Env = append(cmd.Env, salvagePauseEnv+"="+step)
+	logs := newLineWatch("")
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	waitFor(t, time.Minute, "the daemon to pause at salvage step "+step, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("daemon exited (%v) before it paused at %s:\n%s", err, step, logs)
+		default:
+		}
+		return strings.Contains(logs.String(), salvagePausedMsg+step+"\n")
+	})
+	return cmd, logs, done
+}
+
+// salvageWALEvents is how many events the kill tests leave in the WAL.
+const salvageWALEvents = 500
+
+// corruptKilledOutbox makes a killed daemon's outbox (killedOutbox) and
+// damages four pages in the middle of its main file.
+func corruptKilledOutbox(t *testing.T, h home) {
+	t.Helper()
+	ps := killedOutbox(t, h, 200, salvageWALEvents)
+	db := h.path(dbFileName)
+	fi, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overwrite(t, db, fi.Size()/ps/2*ps, garbage(int(4*ps)))
+}
+
+// finishAfterRestart starts the daemon again, with no pause, and waits
+// until everything handed over is delivered or counted by the gap; then it
+// checks the invariant, that one gap alone was sent, and that the salvage
+// left nothing under way.
+func finishAfterRestart(t *testing.T, h home, out string, handed int, wantLost bool) {
+	t.Helper()
+	d := startDaemon(t, "--endpoint", fileURL(out))
+	var got received
+	waitFor(t, time.Minute, "every event delivered or counted", func() bool {
+		got = readDelivered(t, out)
+		var evicted int64
+		for _, g := range got.gaps {
+			evicted += g.Evicted
+		}
+		return len(got.gaps) > 0 && len(got.ids)+int(evicted) >= handed
+	})
+	if !accounted(t, got, handed, len(deadLetters(t))) {
+		t.Errorf("gap not exact: %+v", got.gaps)
+	}
+	if len(got.gaps) != 1 || got.gaps[0].Reason != "corrupt" || (got.gaps[0].Evicted > 0) != wantLost {
+		t.Errorf("gaps %+v, want one corrupt gap (that counts lost events: %v)", got.gaps, wantLost)
+	}
+	if _, err := os.Lstat(h.path(salvageIntentName)); err == nil {
+		t.Errorf("salvage intent %s left behind", salvageIntentName)
+	}
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Errorf("corrupt files kept aside: %q, want one", aside)
+	}
+	if st := mustCLI(t, "status"); strings.Contains(st, "under way") {
+		t.Errorf("status says a salvage is still under way:\n%s", st)
+	}
+	mustCLI(t, "stop")
+	d.wait(t, 30*time.Second)
+}
+
+// TestSalvageKilled kills the daemon (kill -9) at each step of a salvage,
+// from the move of the corrupt files aside to the end, and starts it
+// again: every event handed over is then delivered or counted by the one
+// gap, exactly. Damaged pages are found by the running daemon, whose
+// closed connection leaves no WAL to move; a WAL whose header is garbled
+// is found at the start, and moved aside before the database.
+func TestSalvageKilled(t *testing.T) {
+	cases := []struct {
+		damage string
+		steps  []string
+	}{
+		{"pages", []string{"intent", "aside-wal", "aside", "fresh", "chunk-1", "chunk-4", "copied", "finished"}},
+		{"wal", []string{"intent", "aside-wal", "aside", "chunk-2"}},
+	}
+	for _, c := range cases {
+		for _, step := range c.steps {
+			t.Run(c.damage+"/"+step, func(t *testing.T) {
+				testSalvageKilled(t, c.damage, step)
+			})
+		}
+	}
+}
+
+func testSalvageKilled(t *testing.T, damage, step string) {
+	dir := testHome(t)
+	useQuickWaits(t)
+	h := mustOpenHomeCreate(t, dir)
+	if damage == "wal" {
+		killedOutbox(t, h, 200, salvageWALEvents)
+		overwrite(t, h.path(dbFileName)+"-wal", 0, garbage(walHeaderSize))
+	} else {
+		corruptKilledOutbox(t, h)
+	}
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	cmd, logs, done := pausedDaemon(t, step, "--endpoint", fileURL(out))
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatalf("daemon paused at %s exited cleanly, not killed:\n%s", step, logs)
+	}
+	done <- nil
+	handed := salvageEvents + salvageWALEvents
+	if damage == "wal" && step == "aside-wal" {
+		// The WAL is moved, the database not yet: no connection may
+		// open the database without its WAL.
+		if _, err := os.Stat(h.path(dbFileName)); err != nil {
+			t.Errorf("killed after the WAL moved: the database should still be in place: %v", err)
+		}
+		if _, _, code := cli(t, "", "enqueue", "--id", "meanwhile", `{}`); code != 0 {
+			t.Errorf("enqueue while the move aside is half done: exit %d", code)
+		}
+		handed++
+	}
+	finishAfterRestart(t, h, out, handed, damage == "pages")
+}
+
+// TestSalvageStops: 'stop' during a salvage stops the daemon promptly,
+// between two chunks ("stopped", not a hard kill), with the salvage under
+// way in status; the next start finishes it.
+func TestSalvageStops(t *testing.T) {
+	dir := testHome(t)
+	useQuickWaits(t)
+	h := mustOpenHomeCreate(t, dir)
+	corruptKilledOutbox(t, h)
+	out := filepath.Join(t.TempDir(), "events.jsonl")
+	_, logs, done := pausedDaemon(t, "chunk-2", "--endpoint", fileURL(out))
+	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
+		t.Fatalf("stop during a salvage: %q, want stopped\n%s", got, logs)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("daemon stopped during a salvage exited with %v:\n%s", err, logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon still running 30s after stop")
+	}
+	if !strings.Contains(logs.String(), "the next start finishes it") {
+		t.Errorf("daemon log does not say the salvage stopped:\n%s", logs)
+	}
+	if st, _, _ := cli(t, "", "status"); !strings.Contains(st, "salvage of outbox.corrupt-") || !strings.Contains(st, "under way") {
+		t.Errorf("status does not show the salvage under way:\n%s", st)
+	}
+	finishAfterRestart(t, h, out, salvageEvents+salvageWALEvents, true)
+}
+
+// manyEvents queues n events of about 100 bytes ("ev-…") in a closed
+// outbox of h, delivers (claims and acknowledges) the first acked of them,
+// as a daemon would have, which leaves free pages holding their rows, and
+// returns the page size.
+func manyEvents(t *testing.T, h home, n, acked int) int64 {
+	t.Helper()
+	ob := mustOutbox(t, h, time.Now)
+	created := time.Now().Add(-time.Hour)
+	err := ob.immediate(func() error {
+		for i := range n {
+			p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("y", 80))
+			if err := ob.insert(fmt.Sprintf("ev-%06d", i), "event", []byte(p), created.Add(time.Duration(i)*time.Millisecond)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for acked > 0 {
+		token, evs, err := ob.claim(min(acked, 1000), 1<<30, time.Minute)
+		if err != nil || len(evs) == 0 {
+			t.Fatalf("claim: %d events, %v", len(evs), err)
+		}
+		if err := ob.ack(token, evs); err != nil {
+			t.Fatal(err)
+		}
+		acked -= len(evs)
+	}
+	ps, err := ob.pragmaInt("page_size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// manyAcked is how many events TestSalvageGapCounts delivers before it
+// damages the outbox.
+const manyAcked = 5000
+
+// TestSalvageGapCounts: the corrupt gap counts exactly what was lost, or
+// says with "exact": false that it counts no more than was lost.
+func TestSalvageGapCounts(t *testing.T) {
+	cases := []struct {
+		name   string
+		fill   func(t *testing.T, h home) (handed int)
+		damage func(t *testing.T, db string)
+		exact  bool // the count must be exact
+	}{
+		{"truncated to half", func(t *testing.T, h home) int {
+			fillOutbox(t, h, 200)
+			return salvageEvents
+		}, func(t *testing.T, db string) {
+			fi, _ := os.Stat(db)
+			if err := os.Truncate(db, fi.Size()/4096/2*4096); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"wal header garbled after a kill", func(t *testing.T, h home) int {
+			killedOutbox(t, h, 200, 100)
+			return salvageEvents + 100
+		}, func(t *testing.T, db string) {
+			overwrite(t, db+"-wal", 0, garbage(walHeaderSize))
+		}, true},
+		{"many damaged pages", func(t *testing.T, h home) int {
+			manyEvents(t, h, 40000, manyAcked)
+			return 40000 - manyAcked
+		}, func(t *testing.T, db string) {
+			// Every fourth page, from the third on: leaves, inner pages,
+			// index pages and free pages alike.
+			fi, _ := os.Stat(db)
+			for pg := int64(2); pg < fi.Size()/4096; pg += 4 {
+				overwrite(t, db, pg*4096, garbage(4096))
+			}
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := testHome(t)
+			useQuickWaits(t)
+			h := mustOpenHomeCreate(t, dir)
+			handed := c.fill(t, h)
+			c.damage(t, h.path(dbFileName))
+			out := filepath.Join(t.TempDir(), "events.jsonl")
+			d := startDaemon(t, "--endpoint", fileURL(out))
+			var got received
+			waitFor(t, 2*time.Minute, "the gap, and the outbox drained", func() bool {
+				got = readDelivered(t, out)
+				cnt := outboxCounts(t, dir)
+				return len(got.gaps) > 0 && cnt.Pending == 0 && cnt.Inflight == 0
+			})
+			// Events delivered before the damage may go again, for the
+			// receiver to deduplicate; they are not counted.
+			for i := range manyAcked {
+				delete(got.ids, fmt.Sprintf("ev-%06d", i))
+			}
+			exact := accounted(t, got, handed, len(deadLetters(t)))
+			if c.exact && !exact {
+				t.Errorf("gap %+v says it is a lower bound; the count can be exact", got.gaps)
+			}
+			if !exact && got.gaps[0].Evicted == 0 && len(got.ids) < handed {
+				t.Errorf("gap %+v: says no more than that nothing was lost; %d of %d were", got.gaps, handed-len(got.ids), handed)
+			}
+			t.Logf("handed %d, delivered %d, gaps %+v", handed, len(got.ids), got.gaps)
+			mustCLI(t, "stop")
+			d.wait(t, 30*time.Second)
+		})
 	}
 }

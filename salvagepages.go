@@ -4,23 +4,39 @@ import (
 	"encoding/binary"
 	"math"
 	"os"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // seqRange is the seqs (lo, hi] a salvage could not read through the
 // table's b-tree.
-type seqRange struct{ lo, hi int64 }
+type seqRange struct {
+	Lo int64 `json:"lo"`
+	Hi int64 `json:"hi"`
+}
 
-// tableLeafPage is the first byte of a table b-tree leaf page.
-const tableLeafPage = 0x0d
+// The first byte of a table b-tree's leaf and interior pages.
+const (
+	tableLeafPage     = 0x0d
+	tableInteriorPage = 0x05
+)
 
 // scanLeaves reads the file page by page, past the b-tree, and copies the
 // rows of every table leaf page whose seq lies in one of the lost ranges:
 // a truncated file loses the inner pages of the b-tree (written last)
 // and with them the way to leaves that are still whole. Only the events
-// table has table leaves beyond page 1 (meta is WITHOUT ROWID). A free page
-// may still hold rows acknowledged long ago: such an event can be sent
-// again, with its id, for the receiver to deduplicate; none is lost. It
-// reports how many rows it copied.
+// table has table pages beyond page 1 (meta is WITHOUT ROWID). Pages on
+// the free list are read too: a page that SQLite moved rows out of keeps
+// them, and its copy may be the one left whole. But a free page also holds
+// rows acknowledged long ago, whose seqs a later event may have taken: a
+// row is copied only when the index on id says it is in the table with
+// that seq (liveRow); where the index cannot say, it is copied all the
+// same (sent again at worst, with its id, for the receiver to
+// deduplicate) and the count of what was lost becomes a lower bound. It
+// reports how many rows it copied, and records in s.st.MaxKey the largest
+// seq that any leaf or inner page in use names: the table held at least
+// that many seqs.
 func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 {
 	if len(lost) == 0 || pageSize < 512 {
 		return 0
@@ -34,36 +50,171 @@ func (s *salvager) scanLeaves(path string, pageSize int, lost []seqRange) int64 
 	if err != nil {
 		return 0
 	}
-	in := func(seq int64) bool {
-		for _, r := range lost {
-			if seq > r.lo && seq <= r.hi {
-				return true
-			}
-		}
-		return false
-	}
+	pages := fi.Size() / int64(pageSize)
+	sc := pageScan{f: f, size: fi.Size(), lost: lost}
+	sc.free, sc.complete = freePages(f, pageSize, pages)
 	page := make([]byte, pageSize)
 	var copied int64
-	for pgno := int64(2); pgno <= fi.Size()/int64(pageSize); pgno++ {
-		if _, err := f.ReadAt(page, (pgno-1)*int64(pageSize)); err != nil || page[0] != tableLeafPage {
+	for pgno := int64(2); pgno <= pages; pgno++ {
+		if _, err := f.ReadAt(page, (pgno-1)*int64(pageSize)); err != nil {
 			continue
 		}
-		cells := int(binary.BigEndian.Uint16(page[3:]))
-		for i := range cells {
-			at := 8 + 2*i
-			if at+2 > len(page) {
-				break
+		switch page[0] {
+		case tableInteriorPage:
+			if !sc.free[pgno] {
+				key, gone := interiorKeys(page, pages)
+				s.st.MaxKey = max(s.st.MaxKey, key)
+				s.st.Gone += gone
 			}
-			seq, rec, ok := leafCell(f, page, int(binary.BigEndian.Uint16(page[at:])), fi.Size())
-			if !ok || !in(seq) {
-				continue
-			}
-			if cols, ok := decodeRecord(rec); ok && s.copyScanned(cols) {
-				copied++
-			}
+		case tableLeafPage:
+			copied += s.scanLeaf(&sc, page, pgno)
 		}
 	}
 	return copied
+}
+
+// pageScan is what scanLeaves knows of the file it reads.
+type pageScan struct {
+	f        *os.File
+	size     int64
+	lost     []seqRange
+	free     map[int64]bool
+	complete bool // free lists every free page
+}
+
+// in reports whether seq lies in one of the lost ranges.
+func (sc *pageScan) in(seq int64) bool {
+	for _, r := range sc.lost {
+		if seq > r.Lo && seq <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// scanLeaf copies the live rows of table leaf page pgno whose seqs lie in
+// the lost ranges (scanLeaves), and reports how many it copied.
+func (s *salvager) scanLeaf(sc *pageScan, page []byte, pgno int64) (copied int64) {
+	cells := int(binary.BigEndian.Uint16(page[3:]))
+	for i := range cells {
+		at := 8 + 2*i
+		if at+2 > len(page) {
+			break
+		}
+		seq, rec, ok := leafCell(sc.f, page, int(binary.BigEndian.Uint16(page[at:])), sc.size)
+		if !ok {
+			continue
+		}
+		if !sc.free[pgno] {
+			s.st.MaxKey = max(s.st.MaxKey, seq)
+		}
+		if !sc.in(seq) {
+			continue
+		}
+		cols, ok := decodeRecord(rec)
+		if !ok || len(cols) < 2 {
+			continue
+		}
+		id, _ := cols[1].(string)
+		// A page in use, when the whole free list was read, is a page of
+		// the table: its rows are live.
+		live, known := true, sc.complete && !sc.free[pgno]
+		if !known {
+			live, known = s.liveRow(id, seq)
+		}
+		if known && !live {
+			continue
+		}
+		if s.copyScanned(cols) {
+			copied++
+			s.st.Unsure = s.st.Unsure || !known
+		}
+	}
+	return copied
+}
+
+// salvageLiveSQL finds the seq of an event by its id through the index
+// on id alone, which a damaged table leaves whole more often than not.
+const salvageLiveSQL = `SELECT seq FROM events INDEXED BY sqlite_autoindex_events_1 WHERE id = :id`
+
+// liveRow reports whether the old file's index on id lists id with seq
+// (live), and whether it could tell (known).
+func (s *salvager) liveRow(id string, seq int64) (live, known bool) {
+	if s.from == nil {
+		return false, false
+	}
+	found := int64(-1)
+	err := sqlitex.Execute(s.from, salvageLiveSQL, &sqlitex.ExecOptions{
+		Named:      map[string]any{":id": id},
+		ResultFunc: func(stmt *sqlite.Stmt) error { found = stmt.ColumnInt64(0); return nil },
+	})
+	if err != nil {
+		return false, false
+	}
+	return found == seq, true
+}
+
+// interiorKeys reads a table interior page: the largest key it names,
+// and how many of its children lie past the end of the file (pages, a
+// truncated file's). A child page of a b-tree in use is never empty, so
+// each child gone held at least one row.
+func interiorKeys(page []byte, pages int64) (maxKey, gone int64) {
+	child := func(pgno uint32) {
+		if int64(pgno) > pages {
+			gone++
+		}
+	}
+	cells := int(binary.BigEndian.Uint16(page[3:]))
+	for i := range cells {
+		at := 12 + 2*i
+		if at+2 > len(page) {
+			break
+		}
+		off := int(binary.BigEndian.Uint16(page[at:]))
+		if off < 12 || off+4 >= len(page) {
+			continue
+		}
+		child(binary.BigEndian.Uint32(page[off:]))
+		if key, n := sqliteVarint(page[off+4:]); n > 0 {
+			maxKey = max(maxKey, key)
+		}
+	}
+	child(binary.BigEndian.Uint32(page[8:]))
+	return maxKey, gone
+}
+
+// freePages reads the free list that the file's header starts (its first
+// trunk page at byte 32): the trunk pages and the leaves they list. What
+// cannot be read of it is left out, and every loop is bounded by the
+// file's pages. complete says that it found as many free pages as the
+// header counts (at byte 36).
+func freePages(f *os.File, pageSize int, pages int64) (free map[int64]bool, complete bool) {
+	free = map[int64]bool{}
+	hdr := make([]byte, 8)
+	if _, err := f.ReadAt(hdr, 32); err != nil {
+		return free, false
+	}
+	defer func() { complete = int64(len(free)) == int64(binary.BigEndian.Uint32(hdr[4:])) }()
+	page := make([]byte, pageSize)
+	for trunk := int64(binary.BigEndian.Uint32(hdr)); trunk >= 2 && trunk <= pages && !free[trunk]; {
+		if _, err := f.ReadAt(page, (trunk-1)*int64(pageSize)); err != nil {
+			break
+		}
+		// A trunk that lists more leaves than it can hold is damaged:
+		// what it lists would take pages in use for free ones.
+		n := int(binary.BigEndian.Uint32(page[4:]))
+		if n < 0 || n > pageSize/4-2 {
+			break
+		}
+		free[trunk] = true
+		for i := range n {
+			if leaf := int64(binary.BigEndian.Uint32(page[8+4*i:])); leaf >= 2 && leaf <= pages {
+				free[leaf] = true
+			}
+		}
+		trunk = int64(binary.BigEndian.Uint32(page))
+	}
+	return free, false
 }
 
 // leafCell reads the cell at off of a table leaf page: its rowid and its

@@ -82,7 +82,10 @@ type storeStatus struct {
 	// that could read nothing, or could not count a lost range).
 	SalvageLostAtLeast bool   `json:"salvage_lost_at_least,omitempty"`
 	LastAside          string `json:"last_aside,omitempty"`
-	Warning            string `json:"warning,omitempty"`
+	// SalvageUnderWay names the corrupt file whose salvage a stopped or
+	// killed daemon left unfinished; the daemon's next start finishes it.
+	SalvageUnderWay string `json:"salvage_under_way,omitempty"`
+	Warning         string `json:"warning,omitempty"`
 }
 
 // sizeWarnPercent is the share of max_size past which status warns.
@@ -116,6 +119,7 @@ func fillStoreStatus(ob *outbox, m map[string]string, st *storeStatus) error {
 	st.SalvageLost, _ = strconv.ParseInt(m["salvage_lost"], 10, 64)
 	st.SalvageLostAtLeast = m["salvage_lost_at_least"] == "1"
 	st.LastAside = m["last_aside"]
+	st.SalvageUnderWay = salvageUnderWay(m[salvageStateKey])
 	if pct := st.SizeBytes * 100 / st.MaxSize; pct >= sizeWarnPercent {
 		st.Warning = fmt.Sprintf("the outbox is at %d %% of max_size (%s): past it, the oldest pending events are evicted", pct, formatSize(st.MaxSize))
 	}
@@ -399,6 +403,9 @@ func printLimits(w io.Writer, st storeStatus, paint func(c, s string) string) {
 		}
 		fmt.Fprintf(w, "corrupt:  salvaged %s, lost %s; the last corrupt file is kept as %s\n",
 			plural(st.Salvages, "time"), lost, st.LastAside)
+	}
+	if st.SalvageUnderWay != "" {
+		fmt.Fprintf(w, "corrupt:  a salvage of %s is under way (a daemon stopped during it finishes it when it starts)\n", st.SalvageUnderWay)
 	}
 	if st.Warning != "" {
 		fmt.Fprintf(w, "%s  %s\n", paint(yellow, "warning:"), st.Warning)
