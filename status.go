@@ -26,43 +26,52 @@ Example:
 
 // statusReport is what 'status --json' prints.
 type statusReport struct {
-	Daemon struct {
-		State         string `json:"state"`
-		PID           int    `json:"pid,omitempty"`
-		StartedAt     string `json:"started_at,omitempty"`
-		UptimeSeconds int64  `json:"uptime_seconds,omitempty"`
-		Version       string `json:"version,omitempty"`
-		Reason        string `json:"reason,omitempty"`
-		// WakePipe says what is wrong with the wake pipe of a running
-		// daemon: enqueue cannot wake it then (wakePipeProblem).
-		WakePipe string `json:"wake_pipe,omitempty"`
-	} `json:"daemon"`
-	Outbox struct {
-		counts
-		OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
-		Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
-		// SpillUnreadable counts those of them the daemon could not read
-		// at its last look (kept, and tried again), and SpillError says why.
-		SpillUnreadable int    `json:"spill_unreadable,omitempty"`
-		SpillError      string `json:"spill_error,omitempty"`
-		Error           string `json:"error,omitempty"`
-		storeStatus
-	} `json:"outbox"`
-	Endpoint       *string `json:"endpoint"`                  // nil when there is none: null in JSON
-	EndpointSource string  `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
-	Delivery       struct {
-		LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
-		LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
-		LastAttemptAt     string `json:"last_attempt_at,omitempty"`
-		LastError         string `json:"last_error,omitempty"`
-		Breaker           string `json:"breaker,omitempty"`
-		PausedReason      string `json:"paused_reason,omitempty"`
-		PausedSince       string `json:"paused_since,omitempty"`
-	} `json:"delivery"`
-	Redacted map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+	Daemon         daemonStatus     `json:"daemon"`
+	Outbox         outboxStatus     `json:"outbox"`
+	Endpoint       *string          `json:"endpoint"`                  // nil when there is none: null in JSON
+	EndpointSource string           `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
+	Delivery       deliveryStatus   `json:"delivery"`
+	Redacted       map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
 	// StartFailure is why the last daemon a hook started could not start,
 	// until a daemon gets ready.
 	StartFailure *startFailure `json:"start_failure,omitempty"`
+}
+
+// daemonStatus is status's "daemon" object.
+type daemonStatus struct {
+	State         string `json:"state"`
+	PID           int    `json:"pid,omitempty"`
+	StartedAt     string `json:"started_at,omitempty"`
+	UptimeSeconds int64  `json:"uptime_seconds,omitempty"`
+	Version       string `json:"version,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	// WakePipe says what is wrong with the wake pipe of a running
+	// daemon: enqueue cannot wake it then (wakePipeProblem).
+	WakePipe string `json:"wake_pipe,omitempty"`
+}
+
+// outboxStatus is status's "outbox" object.
+type outboxStatus struct {
+	counts
+	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+	Spilled                 int     `json:"spilled"` // files in spill/ waiting for replay
+	// SpillUnreadable counts those of them the daemon could not read
+	// at its last look (kept, and tried again), and SpillError says why.
+	SpillUnreadable int    `json:"spill_unreadable,omitempty"`
+	SpillError      string `json:"spill_error,omitempty"`
+	Error           string `json:"error,omitempty"`
+	storeStatus
+}
+
+// deliveryStatus is status's "delivery" object.
+type deliveryStatus struct {
+	LastDeliveryAt    string `json:"last_delivery_at,omitempty"`
+	LastDeliveryCount int    `json:"last_delivery_count,omitempty"`
+	LastAttemptAt     string `json:"last_attempt_at,omitempty"`
+	LastError         string `json:"last_error,omitempty"`
+	Breaker           string `json:"breaker,omitempty"`
+	PausedReason      string `json:"paused_reason,omitempty"`
+	PausedSince       string `json:"paused_since,omitempty"`
 }
 
 // storeStatus is the outbox's size against its limits, and what evictions
@@ -292,7 +301,31 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		}
 		return c + s + reset
 	}
-	d := rep.Daemon
+	printDaemon(w, rep.Daemon, paint)
+	printOutbox(w, rep.Outbox, paint)
+	endpoint := "(none)"
+	if rep.Endpoint != nil {
+		endpoint = printable(*rep.Endpoint)
+	}
+	if rep.EndpointSource == "" || rep.EndpointSource == fromNone {
+		fmt.Fprintf(w, "endpoint: %s\n", endpoint)
+	} else {
+		fmt.Fprintf(w, "endpoint: %s (from %s)\n", endpoint, rep.EndpointSource)
+	}
+	printDelivery(w, rep.Delivery, paint)
+	if len(rep.Redacted) > 0 {
+		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
+	}
+	if f := rep.StartFailure; f != nil {
+		fmt.Fprintf(w, "%s the daemon a hook started at %s could not start: %s\n", paint(red, "autostart:"), humanTimeString(f.At), firstLine(f.Error))
+		if f.Hint != "" {
+			fmt.Fprintf(w, "          hint: %s\n", firstLine(f.Hint))
+		}
+	}
+}
+
+// printDaemon writes status's first line: whether a daemon runs.
+func printDaemon(w io.Writer, d daemonStatus, paint func(c, s string) string) {
 	switch d.State {
 	case "running":
 		up := (time.Duration(d.UptimeSeconds) * time.Second).String()
@@ -313,7 +346,10 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	default:
 		fmt.Fprintln(w, paint(yellow, "not running"))
 	}
-	o := rep.Outbox
+}
+
+// printOutbox writes the outbox's counts, then its size against its limits.
+func printOutbox(w io.Writer, o outboxStatus, paint func(c, s string) string) {
 	if o.Error != "" {
 		fmt.Fprintf(w, "outbox:   cannot be read: %s", firstLine(o.Error))
 	} else {
@@ -332,16 +368,10 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	if o.Error == "" && o.MaxSize > 0 {
 		printLimits(w, o.storeStatus, paint)
 	}
-	endpoint := "(none)"
-	if rep.Endpoint != nil {
-		endpoint = printable(*rep.Endpoint)
-	}
-	if rep.EndpointSource == "" || rep.EndpointSource == fromNone {
-		fmt.Fprintf(w, "endpoint: %s\n", endpoint)
-	} else {
-		fmt.Fprintf(w, "endpoint: %s (from %s)\n", endpoint, rep.EndpointSource)
-	}
-	dl := rep.Delivery
+}
+
+// printDelivery writes the last delivery, and a pause or an open breaker.
+func printDelivery(w io.Writer, dl deliveryStatus, paint func(c, s string) string) {
 	switch {
 	case dl.LastAttemptAt == "":
 		fmt.Fprintln(w, "delivery: nothing sent yet")
@@ -365,15 +395,6 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 			state += " until " + humanTimeString(until)
 		}
 		fmt.Fprintf(w, "breaker:  %s\n", state)
-	}
-	if len(rep.Redacted) > 0 {
-		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
-	}
-	if f := rep.StartFailure; f != nil {
-		fmt.Fprintf(w, "%s the daemon a hook started at %s could not start: %s\n", paint(red, "autostart:"), humanTimeString(f.At), firstLine(f.Error))
-		if f.Hint != "" {
-			fmt.Fprintf(w, "          hint: %s\n", firstLine(f.Hint))
-		}
 	}
 }
 
