@@ -70,7 +70,11 @@
 // fresh outbox, and one event of kind difflore.gap, reason "corrupt", tells
 // the endpoint how many events could not be read and between which creation
 // times; the daemon goes on. A file that cannot be read at all is kept aside
-// all the same, and the daemon starts empty. Hooks meanwhile spill.
+// all the same, and the daemon starts empty. Hooks meanwhile spill. The
+// outbox has an id, kept in outbox.id and inside outbox.db: a WAL or a
+// database file of another outbox (a backup restored by halves) is never
+// applied, but kept aside as outbox.foreign-<UTC time>.db, and handled as
+// damage.
 //
 // hooks install merges difflore's hooks into an agent's user settings file
 // (~/.claude/settings.json, ~/.codex/hooks.json, ~/.cursor/hooks.json,

@@ -377,12 +377,25 @@ func setWAL(conn *sqlite.Conn) error {
 
 // openOutbox opens the outbox for the daemon and the inspection commands,
 // creating or migrating it as needed.
+//
+// It first checks that the outbox is this home's (checkIdentity): one that
+// holds another outbox's WAL or database file is not opened for writing,
+// which would apply that WAL to outbox.db as it closed, and the error is
+// errForeignOutbox.
 func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, error) {
+	idn, err := checkIdentity(h, busy)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := openConn(h.path(dbFileName), busy)
 	if err != nil {
 		return nil, err
 	}
 	if err := migrate(conn.Conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := idn.adopt(h, conn.Conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -1143,6 +1156,14 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait 
 			healed = true
 			continue
 		}
+		if errors.Is(err, errForeignOutbox) && !healed {
+			log.Error("outbox holds another outbox's files; setting them aside", "path", h.path(dbFileName), "error", err)
+			if err := retryHeal(ctx, gateWait, log, healForeign, h); err != nil {
+				return nil, err
+			}
+			healed = true
+			continue
+		}
 		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
 			return nil, err
 		}
@@ -1158,8 +1179,14 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, gateWait 
 // (errOutboxInUse), it tries again, backing off to every 30 s, until ctx is
 // done: a daemon that gave up would leave the outbox corrupt.
 func healAtStart(ctx context.Context, h home, gateWait time.Duration, log *slog.Logger) error {
+	return retryHeal(ctx, gateWait, log, healOutbox, h)
+}
+
+// retryHeal runs heal (healOutbox or healForeign) as healAtStart says.
+func retryHeal(ctx context.Context, gateWait time.Duration, log *slog.Logger,
+	heal func(context.Context, home, time.Time, time.Duration, *slog.Logger) error, h home) error {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		err := healOutbox(ctx, h, time.Now(), gateWait, log)
+		err := heal(ctx, h, time.Now(), gateWait, log)
 		if !errors.Is(err, errOutboxInUse) {
 			return err
 		}
