@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
@@ -254,10 +255,20 @@ func (c *dbConn) Close() error {
 }
 
 // createDBFile makes the database file 0600 before SQLite opens it: SQLite
-// gives the -wal and -shm files the mode of the database file. A symlink in
-// its place is refused, not written through.
+// gives the -wal and -shm files the mode of the database file. It only
+// ever creates the file (O_EXCL), and leaves one that is there alone,
+// unopened: on Unix, closing any descriptor of a file drops every record
+// lock the process holds on it, so opening and closing outbox.db beside a
+// live connection of this process (the daemon's, when it reopens or
+// salvages the outbox) would drop the locks SQLite holds for it, and
+// another process would act as if no connection had the outbox open. A
+// symlink in its place is refused, not written through: O_EXCL fails on
+// it, and SQLite opens no symlink (sqliteNoFollow).
 func createDBFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
