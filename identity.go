@@ -345,3 +345,42 @@ func separateForeign(ctx context.Context, h home, aside string, wait time.Durati
 	}
 	return true, nil
 }
+
+// checkEnqueueIdentity is enqueue's check of the outbox's id, kept to one
+// header read and one small file: the header's application_id, as SQLite
+// shows it with the WAL applied, must be the home's, or 0 (an outbox the
+// daemon has not stamped yet). A home without outbox.id is not checked.
+func checkEnqueueIdentity(path string, conn *sqlite.Conn) error {
+	id, known, err := readHomeID(home{dir: filepath.Dir(path)})
+	if err != nil || !known {
+		return err
+	}
+	var app int32
+	err = sqlitex.ExecuteTransient(conn, "PRAGMA application_id", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { app = int32(stmt.ColumnInt64(0)); return nil },
+	})
+	if err != nil {
+		return err
+	}
+	if app != 0 && app != id.appID() {
+		return fmt.Errorf("%w (id %s, the outbox's header shows %08x)", errForeignOutbox, id, uint32(app))
+	}
+	return nil
+}
+
+// closeUnapplied closes a connection that found another outbox's half in
+// the outbox without letting it apply that half: the last connection to
+// close checkpoints the WAL into outbox.db and deletes it, so a read-only
+// connection (which never checkpoints) holds the database open, in this
+// process, while conn closes, and closes after it.
+func closeUnapplied(path string, conn *dbConn) {
+	if hold, err := sqlite.OpenConn(path, sqlite.OpenReadOnly|sqliteNoFollow); err == nil {
+		defer hold.Close()
+		// A read takes the shared lock that a connection in WAL mode keeps
+		// for as long as it is open. Should it fail, conn's close may
+		// apply the WAL, as before the id: the daemon then finds
+		// outbox.db itself foreign, and reports what was lost.
+		_, _ = readDBIdentity(hold)
+	}
+	conn.Close()
+}

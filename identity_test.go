@@ -233,3 +233,32 @@ func TestOutboxIdentityAdopted(t *testing.T) {
 		t.Errorf("outbox holds id %08x/%q, outbox.id %s (%v)", uint32(got.app), got.meta, id, err)
 	}
 }
+
+// TestEnqueueLeavesForeignWAL runs a hook's enqueue on an outbox that has
+// another outbox's WAL beside it, before any daemon looks: the enqueue
+// must not apply that WAL to outbox.db (a connection that closes last
+// checkpoints it), and must keep its event (spill).
+func TestEnqueueLeavesForeignWAL(t *testing.T) {
+	dir := testHome(t)
+	own := mustOpenHomeCreate(t, dir)
+	other := mustOpenHomeCreate(t, filepath.Join(t.TempDir(), "other"))
+	fillHome(t, own, "own")
+	otherWAL := fillHome(t, other, "other")
+	if err := os.WriteFile(own.path(dbFileName)+"-wal", otherWAL, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := fileSum(t, own.path(dbFileName))
+	wal := fileSum(t, own.path(dbFileName)+"-wal")
+
+	mustCLI(t, "enqueue", "--id", "hook-event", `{"hook":true}`)
+	if fileSum(t, own.path(dbFileName)) != db {
+		t.Errorf("enqueue changed outbox.db: the other outbox's WAL was applied to it")
+	}
+	if _, err := os.Stat(own.path(dbFileName) + "-wal"); err != nil || fileSum(t, own.path(dbFileName)+"-wal") != wal {
+		t.Errorf("enqueue changed or removed the WAL: %v", err)
+	}
+	spilled, _ := os.ReadDir(own.path(spillDirName))
+	if len(spilled) != 1 {
+		t.Errorf("%d spill files, want the event in one", len(spilled))
+	}
+}

@@ -561,6 +561,10 @@ func openEnqueueConn(path string, busy time.Duration) (*dbConn, error) {
 		conn.Close()
 		return nil, err
 	}
+	if err := checkEnqueueIdentity(path, conn.Conn); err != nil {
+		closeUnapplied(path, conn)
+		return nil, err
+	}
 	return conn, nil
 }
 
