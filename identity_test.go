@@ -49,6 +49,7 @@ func fillHome(t *testing.T, h home, prefix string) (wal []byte) {
 type identityDelivery struct {
 	own, foreign int // events of this home, of the other one
 	newSeen      bool
+	hookSeen     bool // the event a hook enqueued before the daemon started
 	gaps         []gapPayload
 }
 
@@ -82,6 +83,8 @@ func readIdentityDelivery(t *testing.T, out string) identityDelivery {
 			d.gaps = append(d.gaps, g)
 		case ev.ID == "new-after":
 			d.newSeen = true
+		case ev.ID == "hook-before":
+			d.hookSeen = true
 		case seen[ev.ID]:
 		case strings.HasPrefix(ev.ID, "own-"):
 			seen[ev.ID] = true
@@ -152,6 +155,13 @@ func TestForeignOutbox(t *testing.T) {
 				t.Errorf("opening the outbox changed outbox.db")
 			}
 
+			// A hook before the daemon starts: its event is kept, and
+			// the other half is not applied as its connection closes.
+			mustCLI(t, "enqueue", "--id", "hook-before", `{"before":true}`)
+			if fileSum(t, own.path(dbFileName)) != before {
+				t.Errorf("enqueue changed outbox.db")
+			}
+
 			out := filepath.Join(t.TempDir(), "events.jsonl")
 			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
 			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
@@ -162,7 +172,7 @@ func TestForeignOutbox(t *testing.T) {
 					return false
 				}
 				n := outboxCounts(t, dir)
-				return n.Pending == 0 && n.Inflight == 0
+				return d.hookSeen && n.Pending == 0 && n.Inflight == 0
 			})
 			t.Logf("delivered: %d of this home, %d of the other, gaps %+v", d.own, d.foreign, d.gaps)
 			if d.foreign != 0 {
