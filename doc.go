@@ -59,8 +59,9 @@
 // answered 2xx, token included; a file: endpoint's folder must be
 // writable), config.toml and who may read it, the free disk space against
 // the outbox's 1 GiB limit and the 5 % of the disk it always leaves, the
-// outbox's integrity (SQLite's quick_check, cut after --check-time and then
-// a warning), the PID file against the lock, and the clock (no queued event
+// outbox's identity (no WAL or file of another outbox in it) and integrity
+// (SQLite's quick_check, cut after --check-time and then a warning), the
+// PID file against the lock, and the clock (no queued event
 // dated more than a minute ahead). It exits 1 when a check fails, and
 // changes nothing.
 //

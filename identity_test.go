@@ -272,3 +272,28 @@ func TestEnqueueLeavesForeignWAL(t *testing.T) {
 		t.Errorf("%d spill files, want the event in one", len(spilled))
 	}
 }
+
+// TestDoctorLeavesForeignWAL runs doctor, which changes nothing, on an
+// outbox with another outbox's WAL beside it: it must say so, and leave
+// both files as they are.
+func TestDoctorLeavesForeignWAL(t *testing.T) {
+	dir := testHome(t)
+	own := mustOpenHomeCreate(t, dir)
+	other := mustOpenHomeCreate(t, filepath.Join(t.TempDir(), "other"))
+	fillHome(t, own, "own")
+	otherWAL := fillHome(t, other, "other")
+	if err := os.WriteFile(own.path(dbFileName)+"-wal", otherWAL, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := fileSum(t, own.path(dbFileName))
+	out, _, _ := cli(t, "", "doctor")
+	if fileSum(t, own.path(dbFileName)) != db {
+		t.Errorf("doctor changed outbox.db: the other outbox's WAL was applied to it")
+	}
+	if _, err := os.Stat(own.path(dbFileName) + "-wal"); err != nil {
+		t.Errorf("doctor removed the WAL: %v", err)
+	}
+	if !strings.Contains(out, "another data home") {
+		t.Errorf("doctor does not say that the outbox holds another's files:\n%s", out)
+	}
+}
