@@ -196,6 +196,13 @@ func checkIdentity(h home, busy time.Duration) (identity, error) {
 	if err != nil {
 		return identity{}, fmt.Errorf("open outbox: %w", err)
 	}
+	return judgeIdentity(id, known, d)
+}
+
+// judgeIdentity decides, from the home's id (known says that outbox.id
+// holds it) and the id the outbox shows, whether the outbox is this
+// home's, and what of the id is still to be written.
+func judgeIdentity(id outboxID, known bool, d dbIdentity) (identity, error) {
 	switch {
 	case known && d.is(id):
 		return identity{id: id, known: true}, nil

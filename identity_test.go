@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -295,5 +296,48 @@ func TestDoctorLeavesForeignWAL(t *testing.T) {
 	}
 	if !strings.Contains(out, "another data home") {
 		t.Errorf("doctor does not say that the outbox holds another's files:\n%s", out)
+	}
+}
+
+func TestJudgeIdentity(t *testing.T) {
+	home, other := newOutboxID(), newOutboxID()
+	stamped := func(id outboxID) dbIdentity { return dbIdentity{app: id.appID(), meta: id.String()} }
+	cases := []struct {
+		name    string
+		known   bool
+		d       dbIdentity
+		foreign bool
+		stamp   bool
+		adopt   bool // the home takes the outbox's id
+	}{
+		{"this home's outbox", true, stamped(home), false, false, false},
+		{"new outbox, or from before the id", true, dbIdentity{}, false, true, false},
+		{"no outbox.id, outbox from before the id", false, dbIdentity{}, false, true, false},
+		{"outbox.id lost, or killed before writing it", false, stamped(home), false, false, true},
+		{"another home's outbox.db", true, stamped(other), true, false, false},
+		{"another WAL's page 1", true, dbIdentity{app: other.appID(), meta: home.String()}, true, false, false},
+		{"another WAL's meta page", true, dbIdentity{app: home.appID(), meta: other.String()}, true, false, false},
+		{"an unstamped outbox's page 1", true, dbIdentity{meta: home.String()}, true, false, false},
+		{"no outbox.id, halves disagree", false, dbIdentity{app: other.appID(), meta: home.String()}, true, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := judgeIdentity(home, c.known, c.d)
+			if c.foreign {
+				if !errors.Is(err, errForeignOutbox) {
+					t.Fatalf("got %+v, %v; want errForeignOutbox", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.stamp != c.stamp || got.known != c.known {
+				t.Errorf("stamp %v, known %v; want %v, %v", got.stamp, got.known, c.stamp, c.known)
+			}
+			if c.known && got.id != home || c.adopt && got.id != home {
+				t.Errorf("id %s, want the home's %s", got.id, home)
+			}
+		})
 	}
 }
