@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -57,5 +58,45 @@ func TestDetachedStdioFollowsLog(t *testing.T) {
 	})
 	if !strings.Contains(read(log), "SIGQUIT") {
 		t.Errorf("the stack traces went to the log moved away, not to daemon.log:\n%s", read(log))
+	}
+}
+
+// stdioRotateEnv makes TestStdioFollowsRotation's child do the
+// redirecting, which would take the test binary's own output with it.
+const stdioRotateEnv = "DIFFLORE_TEST_STDIO_ROTATION"
+
+// TestStdioFollowsRotation points standard error at a log that then
+// rotates by size: what is written to descriptor 2 afterwards, as the Go
+// runtime writes a panic, must land in the current daemon.log.
+func TestStdioFollowsRotation(t *testing.T) {
+	if dir := os.Getenv(stdioRotateEnv); dir != "" {
+		f, err := openRotatingFile(filepath.Join(dir, logFileName), 1024, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.followStdio(); err != nil {
+			t.Fatal(err)
+		}
+		log := newLogger(f, true, 0)
+		for i := range 20 { // Some 2 KiB: at least one rotation.
+			log.Info("line", "n", i, "pad", strings.Repeat("x", 60))
+		}
+		syscall.Write(2, []byte("marker written to descriptor 2\n"))
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStdioFollowsRotation$", "-test.count=1")
+	cmd.Env = append(os.Environ(), stdioRotateEnv+"="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, logFileName+".1")); err != nil {
+		t.Fatalf("the log did not rotate: %v", err)
+	}
+	cur, _ := os.ReadFile(filepath.Join(dir, logFileName))
+	if !strings.Contains(string(cur), "marker") {
+		old, _ := os.ReadFile(filepath.Join(dir, logFileName+".1"))
+		t.Errorf("descriptor 2 did not follow the rotation: daemon.log:\n%s\ndaemon.log.1:\n%s", cur, old)
 	}
 }
