@@ -171,7 +171,7 @@ func ensureDaemon(cfg config, h home) error {
 // the daemon.
 func reportReady(cfg config, pid int, logFile *rotatingFile, log *slog.Logger) {
 	fmt.Fprintf(cfg.stdout, "ready %d\n", pid)
-	if err := redirectStdio(logFile.f); err != nil {
+	if err := logFile.followStdio(); err != nil {
 		log.Warn("redirect output to log", "error", err)
 	}
 }

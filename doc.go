@@ -62,8 +62,9 @@
 // answered 2xx, token included; a file: endpoint's folder must be
 // writable), config.toml and who may read it, the free disk space against
 // the outbox's 1 GiB limit and the 5 % of the disk it does not grow into, the
-// outbox's integrity (SQLite's quick_check, cut after --check-time and then
-// a warning), the PID file against the lock, and the clock (no queued event
+// outbox's identity (no WAL or file of another outbox in it) and integrity
+// (SQLite's quick_check, cut after --check-time and then a warning), the
+// PID file against the lock, and the clock (no queued event
 // dated more than a minute ahead). It exits 1 when a check fails, and
 // changes nothing.
 //
@@ -73,7 +74,11 @@
 // fresh outbox, and one event of kind difflore.gap, reason "corrupt", tells
 // the endpoint how many events could not be read and between which creation
 // times; the daemon goes on. A file that cannot be read at all is kept aside
-// all the same, and the daemon starts empty. Hooks meanwhile spill.
+// all the same, and the daemon starts empty. Hooks meanwhile spill. The
+// outbox has an id, kept in outbox.id and inside outbox.db: a WAL or a
+// database file of another outbox (a backup restored by halves) is never
+// applied, but kept aside as outbox.foreign-<UTC time>.db, and handled as
+// damage.
 //
 // hooks install merges difflore's hooks into an agent's user settings file
 // (~/.claude/settings.json, ~/.codex/hooks.json, ~/.cursor/hooks.json,

@@ -261,6 +261,13 @@ func doctorOutbox(ctx context.Context, h home, checkTime time.Duration, add func
 		add(checkOK, "clock: %s", time.Now().UTC().Format(time.RFC3339))
 		return
 	}
+	// Another outbox's WAL beside outbox.db would be applied to it for good
+	// as the connection below closed: the id is checked first, read-only.
+	if _, err := checkIdentity(h, 2*time.Second); errors.Is(err, errForeignOutbox) {
+		add(checkFail, "outbox: %v; the daemon sets the other outbox's files aside when it starts, and reports what this home lost", err)
+		add(checkOK, "clock: %s", time.Now().UTC().Format(time.RFC3339))
+		return
+	}
 	// The gate keeps a salvage from moving the outbox aside under this
 	// connection (gate.go); it is let go of after the connection closes.
 	gate, err := holdGate(path, 2*time.Second)

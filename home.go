@@ -18,6 +18,7 @@ const (
 	logFileName  = "daemon.log"
 	spillDirName = "spill"
 	gateFileName = "outbox.gate"
+	idFileName   = "outbox.id"
 )
 
 // errWritableByOthers is checkAncestors' error for a folder that group or
@@ -63,7 +64,7 @@ func openHome(dir string, create bool) (home, error) {
 	if !fi.IsDir() {
 		return home{}, fmt.Errorf("data home %q is not a directory", abs)
 	}
-	entries := []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", gateFileName, spillDirName, pidFileName, lockFileName, logFileName}
+	entries := []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", gateFileName, idFileName, spillDirName, pidFileName, lockFileName, logFileName}
 	if err := checkPrivate(abs, fi, entries); err != nil {
 		return home{}, &exitError{code: 1, err: fmt.Errorf("data home %q: %w", abs, err),
 			hint: "point DIFFLORE_HOME at a folder that only you own and can write; a missing one is created with mode 0700"}

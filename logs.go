@@ -42,6 +42,9 @@ type rotatingFile struct {
 	keep int
 	f    *os.File
 	size int64
+	// stdio says that the process's standard output and error follow the
+	// file (followStdio).
+	stdio bool
 }
 
 func openRotatingFile(path string, max int64, keep int) (*rotatingFile, error) {
@@ -90,13 +93,37 @@ func (r *rotatingFile) rotate() error {
 	if err := os.Rename(r.path, r.path+".1"); err != nil {
 		return err
 	}
+	return r.replace()
+}
+
+// replace opens the file at the path in place of the one the log has
+// open, points standard output and error at it when they follow the log,
+// and closes the old one. The caller holds r.mu.
+func (r *rotatingFile) replace() error {
 	old := r.f
 	if err := r.open(); err != nil {
 		r.f = old
 		return err
 	}
+	if r.stdio {
+		if err := redirectStdio(r.f); err != nil {
+			fmt.Fprintf(r.f, "{\"level\":\"WARN\",\"msg\":\"redirect output to log\",\"error\":%q}\n", err.Error())
+		}
+	}
 	old.Close()
 	return nil
+}
+
+// followStdio points the process's standard output and error at the log,
+// now and after every rotation and reopen: what the Go runtime writes
+// there (a panic's stack traces, a fatal error) and what main prints as
+// the daemon fails land in the log that is current, not in a file renamed
+// away, which rotation would delete.
+func (r *rotatingFile) followStdio() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stdio = true
+	return redirectStdio(r.f)
 }
 
 // reopen opens the file at the path again, for a log moved away by
@@ -104,13 +131,7 @@ func (r *rotatingFile) rotate() error {
 func (r *rotatingFile) reopen() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.f
-	if err := r.open(); err != nil {
-		r.f = old
-		return err
-	}
-	old.Close()
-	return nil
+	return r.replace()
 }
 
 func (r *rotatingFile) Close() error {

@@ -28,7 +28,7 @@ func main() {
 		runtime.GOMAXPROCS(1)
 	}
 	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
-	os.Exit(report(os.Stderr, err))
+	os.Exit(report(currentStderr(), err))
 }
 
 // report prints err, unless it is silent, and returns the exit code it

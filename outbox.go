@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
@@ -262,10 +263,20 @@ func (c *dbConn) Close() error {
 }
 
 // createDBFile makes the database file 0600 before SQLite opens it: SQLite
-// gives the -wal and -shm files the mode of the database file. A symlink in
-// its place is refused, not written through.
+// gives the -wal and -shm files the mode of the database file. It only
+// ever creates the file (O_EXCL), and leaves one that is there alone,
+// unopened: on Unix, closing any descriptor of a file drops every record
+// lock the process holds on it, so opening and closing outbox.db beside a
+// live connection of this process (the daemon's, when it reopens or
+// salvages the outbox) would drop the locks SQLite holds for it, and
+// another process would act as if no connection had the outbox open. A
+// symlink in its place is refused, not written through: O_EXCL fails on
+// it, and SQLite opens no symlink (sqliteNoFollow).
 func createDBFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|oNoFollow, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -385,12 +396,25 @@ func setWAL(conn *sqlite.Conn) error {
 
 // openOutbox opens the outbox for the daemon and the inspection commands,
 // creating or migrating it as needed.
+//
+// It first checks that the outbox is this home's (checkIdentity): one that
+// holds another outbox's WAL or database file is not opened for writing,
+// which would apply that WAL to outbox.db as it closed, and the error is
+// errForeignOutbox.
 func openOutbox(h home, busy time.Duration, now func() time.Time) (*outbox, error) {
+	idn, err := checkIdentity(h, busy)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := openConn(h.path(dbFileName), busy)
 	if err != nil {
 		return nil, err
 	}
 	if err := migrate(conn.Conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := idn.adopt(h, conn.Conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -543,6 +567,10 @@ func openEnqueueConn(path string, busy time.Duration) (*dbConn, error) {
 	// current: one header read, the only schema work on the fast path.
 	if err := migrate(conn.Conn); err != nil {
 		conn.Close()
+		return nil, err
+	}
+	if err := checkEnqueueIdentity(path, conn.Conn); err != nil {
+		closeUnapplied(path, conn)
 		return nil, err
 	}
 	return conn, nil
@@ -1175,6 +1203,14 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, opts heal
 			healed = true
 			continue
 		}
+		if errors.Is(err, errForeignOutbox) && !healed {
+			log.Error("outbox holds another outbox's files; setting them aside", "path", h.path(dbFileName), "error", err)
+			if err := retryHeal(ctx, opts, log, foreignHeal, h); err != nil {
+				return nil, err
+			}
+			healed = true
+			continue
+		}
 		if code := sqlite.ErrCode(err).ToPrimary(); code != sqlite.ResultBusy && code != sqlite.ResultLocked {
 			return nil, err
 		}
@@ -1190,8 +1226,19 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, opts heal
 // (errOutboxInUse), it tries again, backing off to every 30 s, until ctx is
 // done: a daemon that gave up would leave the outbox corrupt.
 func healAtStart(ctx context.Context, h home, opts healOpts, log *slog.Logger) error {
+	return retryHeal(ctx, opts, log, healWith, h)
+}
+
+// foreignHeal is healForeign with the daemon's healOpts.
+func foreignHeal(ctx context.Context, h home, now time.Time, opts healOpts, log *slog.Logger) error {
+	return healForeign(ctx, h, now, opts.gateWait, log)
+}
+
+// retryHeal runs heal (healWith or foreignHeal) as healAtStart says.
+func retryHeal(ctx context.Context, opts healOpts, log *slog.Logger,
+	heal func(context.Context, home, time.Time, healOpts, *slog.Logger) error, h home) error {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		err := healWith(ctx, h, time.Now(), opts, log)
+		err := heal(ctx, h, time.Now(), opts, log)
 		if !errors.Is(err, errOutboxInUse) {
 			return err
 		}

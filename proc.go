@@ -23,7 +23,15 @@ import "errors"
 //   - startDetachedProcess starts a command detached from the terminal or
 //     console that started it, so that the daemon outlives it, and returns
 //     the command it started; redirectStdio points this process's standard
-//     output and error at a file.
+//     output and error at a file, where the Go runtime writes a panic's
+//     stack traces (dup2 onto descriptors 1 and 2 on Unix; SetStdHandle on
+//     Windows, never by replacing os.Stdout and os.Stderr, which other
+//     goroutines read without a lock). It may be called again for a new
+//     file (the log rotated).
+//   - currentStderr is where main prints the error the program ends with:
+//     standard error as redirectStdio last set it (os.Stderr on Unix, where
+//     descriptor 2 follows dup2; on Windows os.Stderr keeps the handle it
+//     was made with, so the current standard error handle is written to).
 
 var (
 	errNotRunning  = errors.New("not running")

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,3 +55,5 @@ func redirectStdio(f *os.File) error {
 	}
 	return nil
 }
+
+func currentStderr() io.Writer { return os.Stderr }

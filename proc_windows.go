@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -158,12 +159,13 @@ func startDetachedProcess(cmd *exec.Cmd) (*exec.Cmd, error) {
 }
 
 // redirectStdio does for the detached daemon what dup2 does on Unix: the
-// standard output and error handles, and os.Stdout and os.Stderr, become
-// duplicates of f's handle, and the pipe to the process that started the
-// daemon is closed. Setting the std handles alone would not do: os.Stderr
-// would still write to the pipe, so the error main prints when the daemon
-// fails would be lost instead of landing in daemon.log. Duplicates, not f
-// itself, so that they outlive f when the log rotates or is closed.
+// standard output and error handles, where the Go runtime writes a panic,
+// become duplicates of f's handle (so that they outlive f when the log
+// rotates or is closed), and what they were is closed: the pipe to the
+// process that started the daemon, through os.Stdout and os.Stderr, which
+// own it, or the duplicates of an earlier call. os.Stdout and os.Stderr
+// themselves are not replaced: other goroutines read them without a lock,
+// and main prints through currentStderr.
 func redirectStdio(f *os.File) error {
 	self := windows.CurrentProcess()
 	dup := func() (windows.Handle, error) {
@@ -183,6 +185,8 @@ func redirectStdio(f *os.File) error {
 		windows.CloseHandle(out)
 		return err
 	}
+	prevOut, _ := windows.GetStdHandle(windows.STD_OUTPUT_HANDLE)
+	prevErr, _ := windows.GetStdHandle(windows.STD_ERROR_HANDLE)
 	if err := windows.SetStdHandle(windows.STD_OUTPUT_HANDLE, out); err != nil {
 		windows.CloseHandle(out)
 		windows.CloseHandle(errh)
@@ -192,15 +196,44 @@ func redirectStdio(f *os.File) error {
 		windows.CloseHandle(errh)
 		return fmt.Errorf("set standard error: %w", err)
 	}
-	oldOut, oldErr := os.Stdout, os.Stderr
-	os.Stdout = os.NewFile(uintptr(out), "/dev/stdout")
-	os.Stderr = os.NewFile(uintptr(errh), "/dev/stderr")
-	// Close each old handle once: closing a handle value twice could close
-	// whatever handle was given that value in between.
-	same := oldOut.Fd() == oldErr.Fd()
-	oldOut.Close()
-	if !same {
-		oldErr.Close()
+	// Each old handle is closed once: closing a handle value twice could
+	// close whatever handle was given that value in between.
+	closeStdHandle(prevOut)
+	if prevErr != prevOut {
+		closeStdHandle(prevErr)
 	}
 	return nil
 }
+
+// closeStdHandle closes a standard handle that redirectStdio replaced:
+// through os.Stdout or os.Stderr when one of them owns it, so that it
+// knows, and never closes it again.
+func closeStdHandle(h windows.Handle) {
+	switch h {
+	case 0, windows.InvalidHandle:
+	case windows.Handle(os.Stdout.Fd()):
+		os.Stdout.Close()
+	case windows.Handle(os.Stderr.Fd()):
+		os.Stderr.Close()
+	default:
+		windows.CloseHandle(h)
+	}
+}
+
+// stdErr writes to the standard error handle as it is at each write.
+type stdErr struct{}
+
+func (stdErr) Write(p []byte) (int, error) {
+	h, err := windows.GetStdHandle(windows.STD_ERROR_HANDLE)
+	if err != nil {
+		return 0, err
+	}
+	if h == windows.Handle(os.Stderr.Fd()) {
+		return os.Stderr.Write(p) // A console: os.Stderr writes UTF-16 to it.
+	}
+	var n uint32
+	err = windows.WriteFile(h, p, &n, nil)
+	return int(n), err
+}
+
+func currentStderr() io.Writer { return stdErr{} }
