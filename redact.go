@@ -74,6 +74,9 @@ type redactRule struct {
 	// opens marks the private-key rule: a key that runs to the end of its
 	// string goes on in the strings after it (keyRun).
 	opens bool
+	// scan, when set, finds the matches instead of re, leftmost first and
+	// without overlap as re would, calling found with each one's span.
+	scan func(text []byte, found func(start, end int))
 }
 
 // ruleSet is the rules and an index of their keywords, which tells in one
@@ -177,8 +180,12 @@ func compileBuiltinRules() *ruleSet {
 	opens := func(r *redactRule) { r.opens = true }
 	lower := func(r *redactRule) { r.lower = true }
 	valid := func(f func([]byte) bool) opt { return func(r *redactRule) { r.valid = f } }
+	scan := func(f func([]byte, func(s, e int))) opt { return func(r *redactRule) { r.scan = f } }
 	mk := func(name, pattern string, keywords []string, opts ...opt) redactRule {
-		r := redactRule{name: name, keywords: keywords, re: regexp.MustCompile(pattern)}
+		r := redactRule{name: name, keywords: keywords}
+		if pattern != "" {
+			r.re = regexp.MustCompile(pattern)
+		}
 		for _, o := range opts {
 			o(&r)
 		}
@@ -187,21 +194,24 @@ func compileBuiltinRules() *ruleSet {
 	kw := func(k ...string) []string { return k }
 	// In the armour lines of a key, a + stands for a space as a form
 	// encodes one (-----BEGIN+EC+PRIVATE+KEY----- in a query).
-	const keyEnd = `-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`
+	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	keyEnd := regexp.MustCompile(`-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
 	rs := newRuleSet([]redactRule{
 		// A key block is replaced whole, armour lines included; one cut
 		// short (a head of the file, a line of a diff) to the end of the
 		// text, and on in the strings that follow (keyRun).
-		mk(privateKey, `-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----(?:[\s\S]*?`+keyEnd+`|[\s\S]*)`, kw("-----begin"), opens),
+		mk(privateKey, "", kw("-----begin"), opens, scan(func(text []byte, found func(s, e int)) {
+			privateKeys(keyBegin, keyEnd, text, found)
+		})),
 		// One expression per prefix: each keeps a literal prefix to scan
 		// for. A provider's prefix is its own, so neither a letter or a
 		// digit before it (key1AKIA…) nor a word after it (AKIA…_prod)
 		// keeps it from matching. A key id is random: base64 of zeros
 		// (…AAAACCAAAAAAAA…) is not one.
-		mk("aws-access-key-id", `AKIA[A-Z0-9]{16}`, kw("akia"), valid(highEntropy)),
-		mk("aws-access-key-id", `ASIA[A-Z0-9]{16}`, kw("asia"), valid(highEntropy)),
-		mk("aws-access-key-id", `ABIA[A-Z0-9]{16}`, kw("abia"), valid(highEntropy)),
-		mk("aws-access-key-id", `ACCA[A-Z0-9]{16}`, kw("acca"), valid(highEntropy)),
+		// AKIA…, ASIA…, ABIA…, ACCA… and 16 of [A-Z0-9], found by hand
+		// (awsKeyIDs): where the prefixes are dense (AKIAAKIA…) the
+		// regexp machine steps 16 states a byte.
+		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(highEntropy)),
 		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
@@ -218,7 +228,8 @@ func compileBuiltinRules() *ruleSet {
 		// Hugging Face tokens are letters, often with no digit at all.
 		mk("huggingface-token", `hf_[A-Za-z0-9]{34,}`, kw("hf_"), valid(upperAndLower)),
 		mk("sendgrid-key", `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, kw("sg.")),
-		mk("jwt", `eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, kw("eyj")),
+		// eyJ….eyJ….…, each part 8 or more of [A-Za-z0-9_-] (jwts).
+		mk("jwt", "", kw("eyj"), scan(jwts)),
 		// After Authorization: the scheme says what follows is a
 		// credential. Standing alone, "bearer" is often prose ("a bearer
 		// token"), so the credential must look like one.
@@ -227,7 +238,7 @@ func compileBuiltinRules() *ruleSet {
 		// scheme://user:password@host; the scheme is checked in find.
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
 	})
-	rs.keyEnd = regexp.MustCompile(keyEnd)
+	rs.keyEnd = keyEnd
 	return rs
 }
 
@@ -261,10 +272,11 @@ func highEntropy(b []byte) bool {
 		n[c]++
 	}
 	h := 0.0
-	for _, k := range n {
-		if k > 0 {
+	for _, c := range b {
+		if k := n[c]; k > 0 {
 			p := float64(k) / float64(len(b))
 			h -= p * math.Log2(p)
+			n[c] = 0 // counted
 		}
 	}
 	return h >= 3
@@ -349,15 +361,17 @@ const minSecret = 8
 // next one (redactor.scratch): a batch of a hundred events would otherwise
 // allocate it a hundred times.
 type scratch struct {
-	lower []byte // the string being scanned, lower case
-	text  []byte // the string being scanned, decoded, when it has escapes
-	repl  []byte // the string with its secrets replaced
-	spans []span
-	view  [2][]byte  // decodeView's passes, each reading the other's
-	at    [2][]int32 // where each byte of view came from
-	run   valueRun   // the last unquoted value an assignment gave
-	open  bool       // find saw a private key run to the end of its text
-	steps int        // bytes the scans stepped over, which TestRedactLinear counts
+	lower  []byte // the string being scanned, lower case
+	text   []byte // the string being scanned, decoded, when it has escapes
+	repl   []byte // the string with its secrets replaced
+	spans  []span
+	spare  []span     // sortSpans merges spans into it, and the two swap
+	bounds []int      // where the runs of spans in order start
+	view   [2][]byte  // decodeView's passes, each reading the other's
+	at     [2][]int32 // where each byte of view came from
+	run    valueRun   // the last unquoted value an assignment gave
+	open   bool       // find saw a private key run to the end of its text
+	steps  int        // bytes the scans stepped over, which TestRedactLinear counts
 }
 
 // payload returns p with its secrets replaced, and calls found once for
@@ -566,7 +580,7 @@ func hex4(b []byte) (rune, bool) {
 }
 
 // spans returns the secrets in text, a string of the payload, in order,
-// those that overlap merged into one (mergeSpans). It reads text as it is
+// those that overlap merged into one (scratch.mergeSpans). It reads text as it is
 // and, when text holds escapes, as it reads with them undone
 // (scratch.decodeView). key is a private key begun in an earlier string:
 // while it is open, text is the key's up to its END line.
@@ -583,7 +597,7 @@ func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun) []sp
 	if sc.open {
 		*key = keyRun{open: true}
 	}
-	return mergeSpans(sc.spans)
+	return sc.mergeSpans()
 }
 
 // keyRun follows a private key whose BEGIN line was in one string and
@@ -681,43 +695,152 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 		in = sc.lower
 	}
 	sc.steps += len(in)
-	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
+	try := func(m []int) {
 		if rule.word && m[0] > 0 && isLetter(text[m[0]-1]) {
-			continue
+			return
 		}
 		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
-			continue // no scheme before ://
+			return // no scheme before ://
 		}
 		s, e := m[0], m[1]
 		if len(m) >= 4 && m[2] >= 0 {
 			s, e = m[2], m[3]
 		}
 		if rule.valid != nil && !rule.valid(text[s:e]) {
-			continue
+			return
 		}
 		if rule.opens && e == len(in) && !r.keyEnd.Match(in[s:e]) {
 			sc.open = true // cut short: the key goes on in the strings that follow
 		}
 		add(s, e, rule.name, i)
 	}
+	if rule.scan != nil {
+		rule.scan(in, func(s, e int) { try([]int{s, e}) })
+		return
+	}
+	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
+		try(m)
+	}
 }
 
-// mergeSpans sorts spans by where they start and merges those that
+// privateKeys finds private-key blocks in text: a BEGIN line (begin, which
+// reads only the start of what it is given) through the first END line
+// (end) after it, or to the end of text. Found by hand rather than with one
+// expression, a BEGIN that is no key's is given up on within a line's
+// length, and the search for an END line is made once per key.
+func privateKeys(begin, end *regexp.Regexp, text []byte, found func(start, end int)) {
+	const maxBegin = 80 // -----BEGIN, 40 bytes, PRIVATE KEY BLOCK-----
+	for i := 0; ; {
+		b := bytes.Index(text[i:], []byte("-----BEGIN"))
+		if b < 0 {
+			return
+		}
+		b += i
+		w := text[b:min(len(text), b+maxBegin)]
+		var h []int
+		if bytes.Contains(w, []byte("PRIVATE")) { // most BEGIN lines are no key's: look before asking begin
+			h = begin.FindIndex(w)
+		}
+		if h == nil {
+			i = b + 1
+			continue
+		}
+		head := b + h[1]
+		m := end.FindIndex(text[head:])
+		if m == nil {
+			found(b, len(text))
+			return
+		}
+		found(b, head+m[1])
+		i = head + m[1]
+	}
+}
+
+// jwts finds JSON web tokens in text: eyJ, 8 or more of [A-Za-z0-9_-],
+// a dot, the same again, a dot, 8 or more of [A-Za-z0-9_-], as the
+// expression eyJ[…]{8,}\.eyJ[…]{8,}\.[…]{8,} would, leftmost first. Where
+// a token that starts at one eyJ fails, so does one at any eyJ in the
+// same run of characters (its first part ends where this one's does), so
+// the search goes on past the run: each byte is looked at a bounded number
+// of times, where the regexp machine, for dense eyJ, steps many states a
+// byte.
+func jwts(text []byte, found func(start, end int)) {
+	run := func(k int) int { // the end of the run of [A-Za-z0-9_-] at k
+		for k < len(text) && (isWordByte(text[k]) || text[k] == '-') {
+			k++
+		}
+		return k
+	}
+	part := func(k int, eyJ bool) (end int, ok bool) {
+		from := k
+		if eyJ {
+			if !bytes.HasPrefix(text[k:], []byte("eyJ")) {
+				return k, false
+			}
+			from = k + 3
+		}
+		end = run(from)
+		return end, end-from >= 8
+	}
+	for i := 0; ; {
+		j := bytes.Index(text[i:], []byte("eyJ"))
+		if j < 0 {
+			return
+		}
+		i += j
+		e1, ok := part(i, true)
+		if ok && e1 < len(text) && text[e1] == '.' {
+			e2, ok := part(e1+1, true)
+			if ok && e2 < len(text) && text[e2] == '.' {
+				if e3, ok := part(e2+1, false); ok {
+					found(i, e3)
+					i = e3
+					continue
+				}
+			}
+		}
+		i = max(e1, i+1)
+	}
+}
+
+// awsKeyIDs finds AWS access key ids in text: AKIA, ASIA, ABIA or ACCA,
+// and 16 of [A-Z0-9]. It looks at each byte a bounded number of times.
+func awsKeyIDs(text []byte, found func(start, end int)) {
+	const n = 20
+	for i := 0; i+n <= len(text); {
+		a := bytes.IndexByte(text[i:len(text)-n+1], 'A')
+		if a < 0 {
+			return
+		}
+		i += a
+		switch string(text[i : i+4]) {
+		case "AKIA", "ASIA", "ABIA", "ACCA":
+		default:
+			i++
+			continue
+		}
+		k := i + 4
+		for k < i+n && ('A' <= text[k] && text[k] <= 'Z' || isDigit(text[k])) {
+			k++
+		}
+		if k < i+n {
+			i++
+			continue
+		}
+		found(i, i+n)
+		i += n
+	}
+}
+
+// mergeSpans sorts sc.spans by where they start and merges those that
 // overlap into their union, named for the rule of the span that starts
 // first (of spans that start together, the rule that comes first in the
 // list): where an assignment holds a key id and a secret key, or a secret
-// and a JWT, all of it is replaced. Sorting first keeps this linear in the
-// spans after the sort: a .env of thousands of lines holds thousands of
-// secrets.
-func mergeSpans(spans []span) []span {
-	slices.SortFunc(spans, func(a, b span) int {
-		if a.start != b.start {
-			return a.start - b.start
-		}
-		return a.prio - b.prio
-	})
-	kept := spans[:0]
-	for _, s := range spans {
+// and a JWT, all of it is replaced.
+func (sc *scratch) mergeSpans() []span {
+	sc.sortSpans()
+	kept := sc.spans[:0]
+	for _, s := range sc.spans {
 		if n := len(kept); n > 0 && s.start < kept[n-1].end {
 			kept[n-1].end = max(kept[n-1].end, s.end)
 			continue
@@ -725,6 +848,42 @@ func mergeSpans(spans []span) []span {
 		kept = append(kept, s)
 	}
 	return kept
+}
+
+// sortSpans sorts sc.spans by where they start, and by rule. They come in
+// runs already in order, one for each rule and each name that found some
+// (find adds them so), so it merges the runs, two by two, rather than sort
+// afresh: a .env of 100,000 passwords would spend most of its time in a
+// sort that compares them all again.
+func (sc *scratch) sortSpans() {
+	before := func(a, b span) bool { return a.start < b.start || a.start == b.start && a.prio < b.prio }
+	bounds := append(sc.bounds[:0], 0)
+	for i := 1; i < len(sc.spans); i++ {
+		if before(sc.spans[i], sc.spans[i-1]) {
+			bounds = append(bounds, i)
+		}
+	}
+	bounds = append(bounds, len(sc.spans))
+	for len(bounds) > 2 {
+		out := sc.spare[:0]
+		next := bounds[:1]
+		for k := 0; k+1 < len(bounds); k += 2 {
+			lo, mid, hi := bounds[k], bounds[k+1], bounds[min(k+2, len(bounds)-1)]
+			a, b := sc.spans[lo:mid], sc.spans[mid:hi]
+			for len(a) > 0 && len(b) > 0 {
+				if before(b[0], a[0]) {
+					out, b = append(out, b[0]), b[1:]
+				} else {
+					out, a = append(out, a[0]), a[1:]
+				}
+			}
+			out = append(append(out, a...), b...)
+			next = append(next, hi)
+		}
+		sc.spare, sc.spans = sc.spans[:0], out
+		bounds = next
+	}
+	sc.bounds = bounds[:0]
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

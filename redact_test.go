@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -859,6 +860,45 @@ func TestRedactLinear(t *testing.T) {
 		// quadratic work multiplies it by about eight.
 		if perByte2 > 1.5*perByte1+1 {
 			t.Errorf("%s: %.1f steps per byte at %d bytes, %.1f at %d: not linear", a.name, perByte1, n1, perByte2, n2)
+		}
+	}
+}
+
+// TestRedactScannersMatchExpressions checks the rules found by hand
+// (jwts, awsKeyIDs, privateKeys) against the regular expressions they
+// stand for, run by the regexp package, on random text made of the bytes
+// that matter to each.
+func TestRedactScannersMatchExpressions(t *testing.T) {
+	keyEnd := `-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`
+	begin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	end := regexp.MustCompile(keyEnd)
+	for _, tc := range []struct {
+		name   string
+		re     *regexp.Regexp
+		scan   func([]byte, func(s, e int))
+		pieces []string
+	}{
+		{"jwt", regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), jwts,
+			[]string{"eyJ", "a", "b", "_", "-", ".", " ", "eyJhbGciOi", "J"}},
+		{"aws", regexp.MustCompile(`(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}`), awsKeyIDs,
+			[]string{"AKIA", "ASIA", "ACCA", "ABIA", "A", "K", "7", "a", " ", "QWERTYUIOP"}},
+		{"private-key", regexp.MustCompile(`-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----(?:[\s\S]*?` + keyEnd + `|[\s\S]*)`),
+			func(text []byte, found func(s, e int)) { privateKeys(begin, end, text, found) },
+			[]string{"-----BEGIN", "-----END", " PRIVATE KEY-----", "+PRIVATE+KEY", " BLOCK-----", "RSA", "\n", "MIIE", "-"}},
+	} {
+		rnd := rand.New(rand.NewPCG(21, uint64(len(tc.name))))
+		for range 3000 {
+			var b strings.Builder
+			for range rnd.IntN(40) {
+				b.WriteString(tc.pieces[rnd.IntN(len(tc.pieces))])
+			}
+			text := []byte(b.String())
+			want := tc.re.FindAllIndex(text, -1)
+			var got [][]int
+			tc.scan(text, func(s, e int) { got = append(got, []int{s, e}) })
+			if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("%s in %q: found %v, the expression %v", tc.name, text, got, want)
+			}
 		}
 	}
 }
