@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -62,11 +63,20 @@ type redactRule struct {
 	// matched in any case: (?i) would cost the regexp its literal prefix,
 	// and so its fast scan.
 	lower bool
-	// word requires the match to start a word; a leading \b would also
-	// cost the literal prefix.
+	// word requires the match not to follow a letter, for a prefix that
+	// ends ordinary words too (task_, risk-, "a bearer"); a leading \b
+	// would also cost the literal prefix. A rule whose prefix is a
+	// provider's own (AKIA, ghp_, xoxb-) has none: in access_token%3Dghp_…
+	// or key1AKIA… the letter or digit before it hides nothing.
 	word bool
 	// valid, when set, checks a match further; RE2 has no look-around.
 	valid func(secret []byte) bool
+	// opens marks the private-key rule: a key that runs to the end of its
+	// string goes on in the strings after it (keyRun).
+	opens bool
+	// scan, when set, finds the matches instead of re, leftmost first and
+	// without overlap as re would, calling found with each one's span.
+	scan func(text []byte, found func(start, end int))
 }
 
 // ruleSet is the rules and an index of their keywords, which tells in one
@@ -74,8 +84,9 @@ type redactRule struct {
 // keyword at all, and a rule whose keywords are absent is not run.
 type ruleSet struct {
 	rules    []redactRule
-	keywords []string     // lower case, two bytes or more
-	byFirst  [256][]uint8 // indexes into keywords, by first byte
+	keyEnd   *regexp.Regexp // a private key's END line
+	keywords []string       // lower case, two bytes or more
+	byFirst  [256][]uint8   // indexes into keywords, by first byte
 	// pairs has bit c0<<8|c1 set when a keyword starts with the bytes c0
 	// c1: one look-up rules out nearly every position of a text.
 	pairs  [1 << 10]uint64
@@ -166,39 +177,59 @@ var builtinRules = sync.OnceValue(compileBuiltinRules)
 func compileBuiltinRules() *ruleSet {
 	type opt func(*redactRule)
 	word := func(r *redactRule) { r.word = true }
+	opens := func(r *redactRule) { r.opens = true }
 	lower := func(r *redactRule) { r.lower = true }
 	valid := func(f func([]byte) bool) opt { return func(r *redactRule) { r.valid = f } }
+	scan := func(f func([]byte, func(s, e int))) opt { return func(r *redactRule) { r.scan = f } }
 	mk := func(name, pattern string, keywords []string, opts ...opt) redactRule {
-		r := redactRule{name: name, keywords: keywords, re: regexp.MustCompile(pattern)}
+		r := redactRule{name: name, keywords: keywords}
+		if pattern != "" {
+			r.re = regexp.MustCompile(pattern)
+		}
 		for _, o := range opts {
 			o(&r)
 		}
 		return r
 	}
 	kw := func(k ...string) []string { return k }
-	return newRuleSet([]redactRule{
+	// In the armour lines of a key, a + stands for a space as a form
+	// encodes one (-----BEGIN+EC+PRIVATE+KEY----- in a query).
+	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	keyEnd := regexp.MustCompile(`-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	rs := newRuleSet([]redactRule{
 		// A key block is replaced whole, armour lines included; one cut
-		// short (a head of the file) to the end of the text.
-		mk("private-key", `-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)`, kw("-----begin")),
-		// One expression per prefix: each keeps a literal prefix to scan for.
-		mk("aws-access-key-id", `AKIA[A-Z0-9]{16}\b`, kw("akia"), word),
-		mk("aws-access-key-id", `ASIA[A-Z0-9]{16}\b`, kw("asia"), word),
-		mk("aws-access-key-id", `ABIA[A-Z0-9]{16}\b`, kw("abia"), word),
-		mk("aws-access-key-id", `ACCA[A-Z0-9]{16}\b`, kw("acca"), word),
+		// short (a head of the file, a line of a diff) to the end of the
+		// text, and on in the strings that follow (keyRun).
+		mk(privateKey, "", kw("-----begin"), opens, scan(func(text []byte, found func(s, e int)) {
+			privateKeys(keyBegin, keyEnd, text, found)
+		})),
+		// One expression per prefix: each keeps a literal prefix to scan
+		// for. A provider's prefix is its own, so neither a letter or a
+		// digit before it (key1AKIA…) nor a word after it (AKIA…_prod)
+		// keeps it from matching. A key id is random: base64 of zeros
+		// (…AAAACCAAAAAAAA…) is not one.
+		// AKIA…, ASIA…, ABIA…, ACCA… and 16 of [A-Z0-9], found by hand
+		// (awsKeyIDs): where the prefixes are dense (AKIAAKIA…) the
+		// regexp machine steps 16 states a byte.
+		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(highEntropy)),
 		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
-		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}\b`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), word),
-		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}\b`, kw("github_pat_"), word),
-		mk("gitlab-token", `glpat-[A-Za-z0-9_-]{20,}`, kw("glpat-"), word),
-		mk("slack-token", `xox[abposr]-[A-Za-z0-9-]{10,}`, kw("xox"), word),
-		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{20,}\b`, kw("sk_"), word),
-		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{20,}\b`, kw("rk_"), word),
+		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
+		mk("gitlab-token", `glpat-[A-Za-z0-9_-]{20,}`, kw("glpat-")),
+		mk("slack-token", `xox[abposr]-[A-Za-z0-9-]{10,}`, kw("xox")),
+		// sk_, rk_ and sk- end words (task_test_…, risk-…): these must
+		// not follow a letter.
+		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{20,}`, kw("sk_"), word),
+		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{20,}`, kw("rk_"), word),
 		mk("anthropic-key", `sk-ant-[A-Za-z0-9_-]{32,}`, kw("sk-"), word),
 		mk("openai-key", `sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`, kw("sk-"), word, valid(mixedCase)),
-		mk("google-api-key", `AIza[0-9A-Za-z_-]{35}`, kw("aiza"), word),
-		mk("npm-token", `npm_[A-Za-z0-9]{36}\b`, kw("npm_"), word),
-		mk("huggingface-token", `hf_[A-Za-z0-9]{34,}\b`, kw("hf_"), word, valid(mixedCase)),
-		mk("sendgrid-key", `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, kw("sg."), word),
-		mk("jwt", `eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, kw("eyj"), word),
+		mk("google-api-key", `AIza[0-9A-Za-z_-]{35}`, kw("aiza")),
+		mk("npm-token", `npm_[A-Za-z0-9]{36,}`, kw("npm_")),
+		// Hugging Face tokens are letters, often with no digit at all.
+		mk("huggingface-token", `hf_[A-Za-z0-9]{34,}`, kw("hf_"), valid(upperAndLower)),
+		mk("sendgrid-key", `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, kw("sg.")),
+		// eyJ….eyJ….…, each part 8 or more of [A-Za-z0-9_-] (jwts).
+		mk("jwt", "", kw("eyj"), scan(jwts)),
 		// After Authorization: the scheme says what follows is a
 		// credential. Standing alone, "bearer" is often prose ("a bearer
 		// token"), so the credential must look like one.
@@ -207,11 +238,16 @@ func compileBuiltinRules() *ruleSet {
 		// scheme://user:password@host; the scheme is checked in find.
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
 	})
+	rs.keyEnd = keyEnd
+	return rs
 }
+
+// privateKey is the name of the rule that replaces private-key blocks.
+const privateKey = "private-key"
 
 // mixedCase is true of a key's random part: upper and lower case letters
 // and a digit, which a slug or an identifier of the same shape
-// ("sk-learn-…", "hf_hub_…") lacks.
+// ("sk-learn-…") lacks.
 func mixedCase(b []byte) bool {
 	var upper, lower, digit bool
 	for _, c := range b {
@@ -227,6 +263,36 @@ func mixedCase(b []byte) bool {
 	return upper && lower && digit
 }
 
+// highEntropy is true of text whose bytes carry three bits of entropy or
+// more each, as gitleaks asks of an AWS key id: AKIAIOSFODNN7EXAMPLE
+// carries 3.7, AKIAAAAAAAAAAAAAAAAA 0.6.
+func highEntropy(b []byte) bool {
+	var n [256]int
+	for _, c := range b {
+		n[c]++
+	}
+	h := 0.0
+	for _, c := range b {
+		if k := n[c]; k > 0 {
+			p := float64(k) / float64(len(b))
+			h -= p * math.Log2(p)
+			n[c] = 0 // counted
+		}
+	}
+	return h >= 3
+}
+
+// upperAndLower is true of text with upper and lower case letters, as
+// random letters have and a slug or an identifier (hf_hub_download) has not.
+func upperAndLower(b []byte) bool {
+	var upper, lower bool
+	for _, c := range b {
+		upper = upper || 'A' <= c && c <= 'Z'
+		lower = lower || 'a' <= c && c <= 'z'
+	}
+	return upper && lower
+}
+
 func hasDigit(b []byte) bool { return bytes.ContainsAny(b, "0123456789") }
 
 // notReference is false for a value that names a secret kept elsewhere
@@ -239,8 +305,9 @@ func notReference(b []byte) bool {
 // that is redaction turned off.
 type redactor struct {
 	*ruleSet
-	allow   map[string]bool
-	scratch sync.Pool // of *scratch
+	allow    map[string]bool
+	maxAllow int       // the length of the longest value in allow
+	scratch  sync.Pool // of *scratch
 }
 
 // newRedactor compiles the rules opts asks for; nil when redaction is off.
@@ -258,15 +325,25 @@ func newRedactor(opts redactOptions) (*redactor, error) {
 			}
 			rules = append(rules, redactRule{name: c.name, re: re})
 		}
+		keyEnd := r.keyEnd
 		r.ruleSet = newRuleSet(rules)
+		r.keyEnd = keyEnd
 	}
 	if len(opts.allow) > 0 {
 		r.allow = make(map[string]bool, len(opts.allow))
 		for _, v := range opts.allow {
 			r.allow[v] = true
+			r.maxAllow = max(r.maxAllow, len(v))
 		}
 	}
 	return r, nil
+}
+
+// allowed reports whether v is a value the options never replace. Only
+// text as long as an allowed value is looked up: hashing every span of a
+// payload of overlapping ones would cost the square of its size.
+func (r *redactor) allowed(v []byte) bool {
+	return len(v) <= r.maxAllow && r.allow[string(v)]
 }
 
 // span is a part of a decoded string that a rule found to be a secret.
@@ -284,10 +361,17 @@ const minSecret = 8
 // next one (redactor.scratch): a batch of a hundred events would otherwise
 // allocate it a hundred times.
 type scratch struct {
-	lower []byte // the string being scanned, lower case
-	text  []byte // the string being scanned, decoded, when it has escapes
-	repl  []byte // the string with its secrets replaced
-	spans []span
+	lower  []byte // the string being scanned, lower case
+	text   []byte // the string being scanned, decoded, when it has escapes
+	repl   []byte // the string with its secrets replaced
+	spans  []span
+	spare  []span     // sortSpans merges spans into it, and the two swap
+	bounds []int      // where the runs of spans in order start
+	view   [2][]byte  // decodeView's passes, each reading the other's
+	at     [2][]int32 // where each byte of view came from
+	run    valueRun   // the last unquoted value an assignment gave
+	open   bool       // find saw a private key run to the end of its text
+	steps  int        // bytes the scans stepped over, which TestRedactLinear counts
 }
 
 // payload returns p with its secrets replaced, and calls found once for
@@ -304,6 +388,12 @@ type scratch struct {
 // surely as values do. The value of a member whose key says secret
 // ("password", "apiKey", "client_secret", "Authorization") is replaced
 // whole when no other rule found something in it.
+//
+// Each string is read as it is and with its percent and backslash escapes
+// undone (redactview.go); where the spans that rules find overlap, their
+// union is replaced; a private key that begins in one string goes on in
+// the strings after it (keyRun). The work is linear in the size of p on
+// every input (TestRedactLinear, BenchmarkRedactAdversarial).
 func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 	if r == nil {
 		return p
@@ -313,15 +403,25 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 		sc = new(scratch)
 	}
 	defer r.scratch.Put(sc)
+	return r.redact(sc, p, found)
+}
+
+// redact is payload with the scratch given.
+func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte {
 	var out []byte // nil until the first replacement
 	copied := 0    // p[:copied] is in out already
 	secretValueAt := -1
+	var key keyRun
 	for i := 0; i < len(p); {
 		q := bytes.IndexByte(p[i:], '"')
 		if q < 0 {
 			break
 		}
 		start := i + q
+		if key.open {
+			key.frame(p[i:start])
+			sc.steps += start - i
+		}
 		end := stringEnd(p, start)
 		if end < 0 {
 			break
@@ -337,8 +437,9 @@ func (r *redactor) payload(p []byte, found func(rule string)) []byte {
 		if len(text) > 0 && len(raw) > 2 && &text[0] != &raw[1] {
 			sc.text = text[:0] // the decoded copy: keep its memory
 		}
-		spans := r.find(sc, text, isKey)
-		if len(spans) == 0 && start == secretValueAt && secretValue(text, true, false) && !r.allow[string(text)] {
+		sc.steps += len(raw)
+		spans := r.spans(sc, text, isKey, &key)
+		if len(spans) == 0 && start == secretValueAt && mayBeSecret(text) && !r.allowed(text) {
 			spans = append(spans, span{0, len(text), secretAssignment, 0})
 		}
 		secretValueAt = -1
@@ -478,85 +579,311 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
-// find returns the secrets in text, in order and without overlap: where two
-// rules find overlapping text, the earlier rule in the list wins.
-func (r *redactor) find(sc *scratch, text []byte, isKey bool) []span {
-	if len(text) < minSecret {
-		return nil
-	}
+// spans returns the secrets in text, a string of the payload, in order,
+// those that overlap merged into one (scratch.mergeSpans). It reads text as it is
+// and, when text holds escapes, as it reads with them undone
+// (scratch.decodeView). key is a private key begun in an earlier string:
+// while it is open, text is the key's up to its END line.
+func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun) []span {
 	sc.spans = sc.spans[:0]
-	seen := r.seen(text)
-	if seen == 0 && !r.always {
-		return nil // no keyword: no rule can match
+	if key.open && !isKey {
+		r.keyGoesOn(sc, text, key)
 	}
-	sc.lower = asciiLower(sc.lower[:0], text)
-	prio := 0 // the rule's place in the list: where spans overlap, the lower wins
-	add := func(s, e int, rule string) {
-		if s < e && !r.allow[string(text[s:e])] {
-			sc.spans = append(sc.spans, span{s, e, rule, prio})
-		}
+	sc.open = false
+	r.find(sc, text, isKey, viewMap{})
+	if view, m := sc.decodeView(text); view != nil {
+		r.find(sc, view, isKey, m)
 	}
-	for i, rule := range r.rules {
-		if rule.mask != 0 && rule.mask&seen == 0 {
-			continue
-		}
-		prio = i
-		in := text
-		if rule.lower {
-			in = sc.lower
-		}
-		for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
-			if rule.word && m[0] > 0 && isWordByte(text[m[0]-1]) {
-				continue
-			}
-			if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
-				continue // no scheme before ://
-			}
-			s, e := m[0], m[1]
-			if len(m) >= 4 && m[2] >= 0 {
-				s, e = m[2], m[3]
-			}
-			if rule.valid != nil && !rule.valid(text[s:e]) {
-				continue
-			}
-			add(s, e, rule.name)
-		}
+	if sc.open {
+		*key = keyRun{open: true}
 	}
-	prio = len(r.rules)
-	if !isKey && seen&r.assign != 0 {
-		for i, a := range secretAnchors {
-			if seen&r.anchor[i] != 0 {
-				findAssignments(text, sc.lower, a.anchor, a.names, func(s, e int) { add(s, e, secretAssignment) })
-			}
-		}
-	}
-	return dropOverlaps(sc.spans)
+	return sc.mergeSpans()
 }
 
-// dropOverlaps sorts spans by where they start and keeps, of spans that
-// overlap, the one whose rule comes first. Sorting first keeps this linear
-// in the spans after the sort: a .env of thousands of lines holds
-// thousands of secrets.
-func dropOverlaps(spans []span) []span {
-	slices.SortFunc(spans, func(a, b span) int {
-		if a.start != b.start {
-			return a.start - b.start
-		}
-		return a.prio - b.prio
-	})
-	kept := spans[:0]
-	for _, s := range spans {
-		if n := len(kept); n > 0 && s.start < kept[n-1].end {
-			// Every span kept before the last ends before the last
-			// starts, so before s starts: only the last can overlap s.
-			if s.prio < kept[n-1].prio {
-				kept[n-1] = s
+// keyRun follows a private key whose BEGIN line was in one string and
+// whose END line has not come yet: an Edit's structuredPatch holds the
+// lines of a file one per string. The strings after the BEGIN line in the
+// same array or object (and in the arrays and objects within it) are the
+// key's, up to and with its END line; object keys are names, and stay.
+type keyRun struct {
+	open  bool
+	depth int // brackets opened since the key began, less those closed
+}
+
+// frame follows the brackets in p, JSON between two strings, and ends the
+// run where the array or object that the key began in closes.
+func (k *keyRun) frame(p []byte) {
+	for _, c := range p {
+		switch c {
+		case '[', '{':
+			k.depth++
+		case ']', '}':
+			if k.depth--; k.depth < 0 {
+				k.open = false
+				return
 			}
+		}
+	}
+}
+
+// keyGoesOn adds the part of text that belongs to the open key: all of it,
+// or up to the end of the END line, which closes the key.
+func (r *redactor) keyGoesOn(sc *scratch, text []byte, key *keyRun) {
+	sc.steps += len(text)
+	end := len(text)
+	if m := r.keyEnd.FindIndex(text); m != nil {
+		end, key.open = m[1], false
+	}
+	if end > 0 {
+		sc.spans = append(sc.spans, span{0, end, privateKey, 0})
+	}
+}
+
+// find adds to sc.spans the secrets in text, a string of the payload or a
+// view of one (vm maps the view's offsets back to the string's).
+func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
+	if len(text) < minSecret {
+		return
+	}
+	seen := r.seen(text)
+	sc.steps += len(text)
+	if seen == 0 && !r.always {
+		return // no keyword: no rule can match
+	}
+	sc.lower = asciiLower(sc.lower[:0], text)
+	first := len(sc.spans) // the spans found in text start here
+	// prio is the rule's place in the list: of spans that start
+	// together, the lower names their union.
+	add := func(s, e int, rule string, prio int) {
+		if s < e && !r.allowed(text[s:e]) {
+			sc.spans = append(sc.spans, span{vm.orig(s), vm.orig(e), rule, prio})
+		}
+	}
+	for i := range r.rules {
+		if rule := &r.rules[i]; rule.mask == 0 || rule.mask&seen != 0 {
+			r.match(sc, rule, i, text, add)
+		}
+	}
+	if isKey || seen&r.assign == 0 {
+		return
+	}
+	// A value that looks like code is still replaced where it holds what
+	// a rule found (client_secret=<secret>.<JWT> is a dotted path too):
+	// the union of the two is the secret.
+	found := sc.spans[first:]
+	slices.SortFunc(found, func(a, b span) int { return a.start - b.start })
+	holds := func(s, e int) bool {
+		i, _ := slices.BinarySearchFunc(found, s, func(sp span, s int) int { return sp.start - s })
+		return i < len(found) && found[i].start < e
+	}
+	sc.run = valueRun{start: -1}
+	for i, a := range secretAnchors {
+		if seen&r.anchor[i] != 0 {
+			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind) {
+				if kind == secretValue || holds(vm.orig(s), vm.orig(e)) {
+					add(s, e, secretAssignment, len(r.rules))
+				}
+			})
+		}
+	}
+}
+
+// match adds what rule, the i-th, finds in text.
+func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add func(s, e int, rule string, prio int)) {
+	in := text
+	if rule.lower {
+		in = sc.lower
+	}
+	sc.steps += len(in)
+	try := func(m []int) {
+		if rule.word && m[0] > 0 && isLetter(text[m[0]-1]) {
+			return
+		}
+		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
+			return // no scheme before ://
+		}
+		s, e := m[0], m[1]
+		if len(m) >= 4 && m[2] >= 0 {
+			s, e = m[2], m[3]
+		}
+		if rule.valid != nil && !rule.valid(text[s:e]) {
+			return
+		}
+		if rule.opens && e == len(in) && !r.keyEnd.Match(in[s:e]) {
+			sc.open = true // cut short: the key goes on in the strings that follow
+		}
+		add(s, e, rule.name, i)
+	}
+	if rule.scan != nil {
+		rule.scan(in, func(s, e int) { try([]int{s, e}) })
+		return
+	}
+	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
+		try(m)
+	}
+}
+
+// privateKeys finds private-key blocks in text: a BEGIN line (begin, which
+// reads only the start of what it is given) through the first END line
+// (end) after it, or to the end of text. Found by hand rather than with one
+// expression, a BEGIN that is no key's is given up on within a line's
+// length, and the search for an END line is made once per key.
+func privateKeys(begin, end *regexp.Regexp, text []byte, found func(start, end int)) {
+	const maxBegin = 80 // -----BEGIN, 40 bytes, PRIVATE KEY BLOCK-----
+	for i := 0; ; {
+		b := bytes.Index(text[i:], []byte("-----BEGIN"))
+		if b < 0 {
+			return
+		}
+		b += i
+		w := text[b:min(len(text), b+maxBegin)]
+		var h []int
+		if bytes.Contains(w, []byte("PRIVATE")) { // most BEGIN lines are no key's: look before asking begin
+			h = begin.FindIndex(w)
+		}
+		if h == nil {
+			i = b + 1
+			continue
+		}
+		head := b + h[1]
+		m := end.FindIndex(text[head:])
+		if m == nil {
+			found(b, len(text))
+			return
+		}
+		found(b, head+m[1])
+		i = head + m[1]
+	}
+}
+
+// jwts finds JSON web tokens in text: eyJ, 8 or more of [A-Za-z0-9_-],
+// a dot, the same again, a dot, 8 or more of [A-Za-z0-9_-], as the
+// expression eyJ[…]{8,}\.eyJ[…]{8,}\.[…]{8,} would, leftmost first. Where
+// a token that starts at one eyJ fails, so does one at any eyJ in the
+// same run of characters (its first part ends where this one's does), so
+// the search goes on past the run: each byte is looked at a bounded number
+// of times, where the regexp machine, for dense eyJ, steps many states a
+// byte.
+func jwts(text []byte, found func(start, end int)) {
+	run := func(k int) int { // the end of the run of [A-Za-z0-9_-] at k
+		for k < len(text) && (isWordByte(text[k]) || text[k] == '-') {
+			k++
+		}
+		return k
+	}
+	part := func(k int, eyJ bool) (end int, ok bool) {
+		from := k
+		if eyJ {
+			if !bytes.HasPrefix(text[k:], []byte("eyJ")) {
+				return k, false
+			}
+			from = k + 3
+		}
+		end = run(from)
+		return end, end-from >= 8
+	}
+	for i := 0; ; {
+		j := bytes.Index(text[i:], []byte("eyJ"))
+		if j < 0 {
+			return
+		}
+		i += j
+		e1, ok := part(i, true)
+		if ok && e1 < len(text) && text[e1] == '.' {
+			e2, ok := part(e1+1, true)
+			if ok && e2 < len(text) && text[e2] == '.' {
+				if e3, ok := part(e2+1, false); ok {
+					found(i, e3)
+					i = e3
+					continue
+				}
+			}
+		}
+		i = max(e1, i+1)
+	}
+}
+
+// awsKeyIDs finds AWS access key ids in text: AKIA, ASIA, ABIA or ACCA,
+// and 16 of [A-Z0-9]. It looks at each byte a bounded number of times.
+func awsKeyIDs(text []byte, found func(start, end int)) {
+	const n = 20
+	for i := 0; i+n <= len(text); {
+		a := bytes.IndexByte(text[i:len(text)-n+1], 'A')
+		if a < 0 {
+			return
+		}
+		i += a
+		switch string(text[i : i+4]) {
+		case "AKIA", "ASIA", "ABIA", "ACCA":
+		default:
+			i++
+			continue
+		}
+		k := i + 4
+		for k < i+n && ('A' <= text[k] && text[k] <= 'Z' || isDigit(text[k])) {
+			k++
+		}
+		if k < i+n {
+			i++
+			continue
+		}
+		found(i, i+n)
+		i += n
+	}
+}
+
+// mergeSpans sorts sc.spans by where they start and merges those that
+// overlap into their union, named for the rule of the span that starts
+// first (of spans that start together, the rule that comes first in the
+// list): where an assignment holds a key id and a secret key, or a secret
+// and a JWT, all of it is replaced.
+func (sc *scratch) mergeSpans() []span {
+	sc.sortSpans()
+	kept := sc.spans[:0]
+	for _, s := range sc.spans {
+		if n := len(kept); n > 0 && s.start < kept[n-1].end {
+			kept[n-1].end = max(kept[n-1].end, s.end)
 			continue
 		}
 		kept = append(kept, s)
 	}
 	return kept
+}
+
+// sortSpans sorts sc.spans by where they start, and by rule. They come in
+// runs already in order, one for each rule and each name that found some
+// (find adds them so), so it merges the runs, two by two, rather than sort
+// afresh: a .env of 100,000 passwords would spend most of its time in a
+// sort that compares them all again.
+func (sc *scratch) sortSpans() {
+	before := func(a, b span) bool { return a.start < b.start || a.start == b.start && a.prio < b.prio }
+	bounds := append(sc.bounds[:0], 0)
+	for i := 1; i < len(sc.spans); i++ {
+		if before(sc.spans[i], sc.spans[i-1]) {
+			bounds = append(bounds, i)
+		}
+	}
+	bounds = append(bounds, len(sc.spans))
+	for len(bounds) > 2 {
+		out := sc.spare[:0]
+		next := bounds[:1]
+		for k := 0; k+1 < len(bounds); k += 2 {
+			lo, mid, hi := bounds[k], bounds[k+1], bounds[min(k+2, len(bounds)-1)]
+			a, b := sc.spans[lo:mid], sc.spans[mid:hi]
+			for len(a) > 0 && len(b) > 0 {
+				if before(b[0], a[0]) {
+					out, b = append(out, b[0]), b[1:]
+				} else {
+					out, a = append(out, a[0]), a[1:]
+				}
+			}
+			out = append(append(out, a...), b...)
+			next = append(next, hi)
+		}
+		sc.spare, sc.spans = sc.spans[:0], out
+		bounds = next
+	}
+	sc.bounds = bounds[:0]
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
@@ -595,27 +922,30 @@ func (rs *ruleSet) keySaysSecret(key []byte) bool {
 }
 
 // findAssignments finds values given to names, which all start or end with
-// anchor, in text: name=value (.env, a shell, a query string), name: value (YAML, a header)
-// and "name": "value" (JSON quoted inside a string). It calls add with the
-// value's span; a quoted value's quotes stay.
-func findAssignments(text, lower []byte, anchor string, names []string, add func(start, end int)) {
+// anchor, in text: name=value (.env, a shell, a query string), name: value
+// (YAML, a header) and "name": "value" (JSON quoted inside a string). It
+// calls add with the span of each value that may be a secret, and its
+// kind; a quoted value's quotes stay.
+func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind)) {
 	for off := 0; ; {
-		i := bytes.Index(lower[off:], []byte(anchor))
+		i := bytes.Index(sc.lower[off:], []byte(anchor))
 		if i < 0 {
+			sc.steps += len(text) - off
 			return
 		}
 		i += off
+		sc.steps += i + 1 - off
 		off = i + 1
 		for _, name := range names {
 			start := i
 			if len(name) > len(anchor) && name[len(name)-len(anchor):] == anchor {
 				start = i + len(anchor) - len(name) // a name that ends in the anchor
 			}
-			if start < 0 || !bytes.HasPrefix(lower[start:], []byte(name)) {
+			if start < 0 || !bytes.HasPrefix(sc.lower[start:], []byte(name)) {
 				continue
 			}
-			if s, e, ok := assignedValue(text, start+len(name)); ok {
-				add(s, e)
+			if s, e, kind := sc.assignedValue(text, start+len(name)); kind != notSecret {
+				add(s, e, kind)
 			}
 		}
 	}
@@ -638,13 +968,15 @@ var secretAnchors = []struct {
 
 // assignedValue reads what follows a name that ends at j: an optional
 // closing quote, '=' or ':' with optional blanks around it, and the value.
-// It reports the value's span and whether it is a secret.
-func assignedValue(text []byte, j int) (start, end int, ok bool) {
+// It reports the value's span and what it is.
+func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind valueKind) {
 	n := len(text)
 	blank := func(k int) int {
+		from := k
 		for k < n && (text[k] == ' ' || text[k] == '\t') {
 			k++
 		}
+		sc.steps += k - from
 		return k
 	}
 	if j < n && (text[j] == '"' || text[j] == '\'') {
@@ -653,34 +985,112 @@ func assignedValue(text []byte, j int) (start, end int, ok bool) {
 	k := blank(j)
 	spaced := k > j
 	if k >= n || (text[k] != '=' && text[k] != ':') {
-		return 0, 0, false
+		return 0, 0, notSecret
 	}
 	sep := text[k]
 	k++
 	// ==, =>, := and :: are code: a comparison, an arrow, a declaration,
 	// a path.
 	if k < n && (text[k] == '=' || text[k] == '>' || text[k] == ':') {
-		return 0, 0, false
+		return 0, 0, notSecret
 	}
 	v := blank(k)
 	spaced = spaced && v > k
 	if v >= n {
-		return 0, 0, false
+		return 0, 0, notSecret
 	}
 	if q := text[v]; q == '"' || q == '\'' || q == '`' {
-		e := bytes.IndexByte(text[v+1:], q)
-		if e < 0 || bytes.IndexByte(text[v+1:v+1+e], '\n') >= 0 {
-			return 0, 0, false
-		}
-		s, e := v+1, v+1+e
-		return s, e, secretValue(text[s:e], true, false)
+		return sc.quotedValue(text, v)
 	}
-	e := v
-	for e < n && !endsValue(text[e]) {
-		e++
+	run := &sc.run
+	if v < run.start || v > run.end {
+		run.read(text, v)
+		sc.steps += run.end - v
 	}
-	return v, e, secretValue(text[v:e], false, sep == '=' && spaced)
+	return v, run.end, run.kind(text, v, sep == '=' && spaced)
 }
+
+// quotedValue reads the value that the quote text[v] opens, which ends at
+// the same quote on the same line.
+func (sc *scratch) quotedValue(text []byte, v int) (start, end int, kind valueKind) {
+	// The quote is found once per value: two values that open with the
+	// same quote cannot hold each other.
+	e := bytes.IndexByte(text[v+1:], text[v])
+	if e < 0 {
+		sc.steps += len(text) - v
+		return 0, 0, notSecret
+	}
+	s, e := v+1, v+1+e
+	sc.steps += 2 * (e - v)
+	if bytes.IndexByte(text[s:e], '\n') >= 0 || !mayBeSecret(text[s:e]) {
+		return 0, 0, notSecret
+	}
+	return s, e, secretValue
+}
+
+// valueRun is the last unquoted value assignedValue read, and what
+// valueRun.kind asks of any part of it that runs to its end. In
+// token=token=token=… every name starts a value that ends where the first
+// one ends; read again for each, the text would cost the square of its
+// size.
+type valueRun struct {
+	start, end int // text[start:end] is the value
+	paren      int // the last '(' in it, or -1
+	dot        int // the last '.', or -1
+	// notPath is the last byte that no identifier or dotted path of
+	// them (cfg.Token) holds there: a byte of neither, or a '.' at the
+	// end or before another '.' or a digit. -1 if none.
+	notPath int
+}
+
+// read reads the unquoted value that starts at text[v].
+func (run *valueRun) read(text []byte, v int) {
+	*run = valueRun{start: v, end: v, paren: -1, dot: -1, notPath: -1}
+	for ; run.end < len(text) && !endsValue(text[run.end]); run.end++ {
+	}
+	for k := v; k < run.end; k++ {
+		switch c := text[k]; {
+		case c == '(':
+			run.paren, run.notPath = k, k
+		case c == '.':
+			run.dot = k
+			if k+1 == run.end || text[k+1] == '.' || isDigit(text[k+1]) {
+				run.notPath = k
+			}
+		case !isWordByte(c):
+			run.notPath = k
+		}
+	}
+}
+
+// kind tells a secret from what stands in its place (mayBeSecret), and
+// from code and counts: a call (getToken()), a field (cfg.Token), a plain
+// identifier after "name = " (code, not a .env line) and a short number
+// (token: 12). The value is text[v:run.end], which starts within the run:
+// what it asks of the whole value, it learns from the run.
+func (run *valueRun) kind(text []byte, v int, codeStyle bool) valueKind {
+	s := text[v:run.end]
+	switch {
+	case !mayBeSecret(s):
+		return notSecret
+	case run.paren >= v, len(s) < 6 && allDigits(s):
+		return codeValue
+	}
+	path := run.notPath < v && s[0] != '.' && !isDigit(s[0])
+	if path && (codeStyle || run.dot >= v) {
+		return codeValue
+	}
+	return secretValue
+}
+
+// valueKind is what assignedValue makes of a value.
+type valueKind int
+
+const (
+	notSecret   valueKind = iota // no value, or one that stands for a secret
+	codeValue                    // code or a count, a secret only where a rule finds one in it
+	secretValue                  // a secret
+)
 
 // endsValue reports whether c ends an unquoted value: a blank, a quote, a
 // separator of a list, a query or a command, a closing bracket.
@@ -699,13 +1109,11 @@ var placeholders = []string{
 	"secret", "password", "token", "redacted", "xxx", "xxxx", "...", "…",
 }
 
-// secretValue tells a secret from what stands in its place: an empty value,
-// a reference to one kept elsewhere, a path (to a key file, a secrets
-// mount), a placeholder, one already redacted. Unquoted, it also tells
-// values from code and counts: a call (getToken()), a field (cfg.Token),
-// a plain identifier after "name = " (code, not a .env line) and a short
-// number (token: 12).
-func secretValue(v []byte, quoted, codeStyle bool) bool {
+// mayBeSecret tells a secret from what stands in its place: an empty
+// value, a reference to one kept elsewhere, a path (to a key file, a
+// secrets mount), a placeholder, one already redacted. An unquoted value
+// is asked more (valueRun.kind).
+func mayBeSecret(v []byte) bool {
 	if len(v) < 3 || !notReference(v) || bytes.HasPrefix(v, []byte("[REDACTED")) {
 		return false
 	}
@@ -725,38 +1133,15 @@ func secretValue(v []byte, quoted, codeStyle bool) bool {
 			return false
 		}
 	}
-	if quoted {
-		return true
-	}
-	if bytes.IndexByte(v, '(') >= 0 {
-		return false
-	}
-	digits := 0
-	for _, c := range v {
-		if '0' <= c && c <= '9' {
-			digits++
-		}
-	}
-	if digits == len(v) && len(v) < 6 {
-		return false
-	}
-	if isIdentPath(v) && (codeStyle || bytes.IndexByte(v, '.') >= 0) {
-		return false
-	}
 	return true
 }
 
-// isIdentPath reports whether v is an identifier or a dotted path of them
-// (token, cfg.Token, os.environ), as code has.
-func isIdentPath(v []byte) bool {
-	for _, part := range bytes.Split(v, []byte(".")) {
-		if len(part) == 0 || ('0' <= part[0] && part[0] <= '9') {
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if !isDigit(c) {
 			return false
-		}
-		for _, c := range part {
-			if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-				return false
-			}
 		}
 	}
 	return true

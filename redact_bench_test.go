@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -175,4 +176,44 @@ func fillPayload(b *testing.B, ob *outbox, ids *benchIDs, n int, payload []byte)
 	if err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkRedactAdversarial redacts, in the same run, plain payloads (a
+// typical hook event, a 1 MiB Read of source code) and 1 MiB of each of
+// the adversarial inputs, and reports each one's throughput (MB/s:name)
+// and the slowest adversarial one's beside the plain 1 MiB's (x-plain; a
+// small constant, where quadratic work would give a fraction of a
+// percent).
+func BenchmarkRedactAdversarial(b *testing.B) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	type input struct {
+		name    string
+		payload []byte
+	}
+	inputs := []input{{"plain-typical", benchPayload}, {"plain-1MiB", bigPayload()}}
+	for _, a := range adversarial {
+		inputs = append(inputs, input{a.name, a.make(1 << 20)})
+	}
+	took := make([]time.Duration, len(inputs))
+	for b.Loop() {
+		for i, in := range inputs {
+			t0 := time.Now()
+			r.payload(in.payload, func(string) {})
+			took[i] += time.Since(t0)
+		}
+	}
+	mbps := func(i int) float64 {
+		return float64(len(inputs[i].payload)) * float64(b.N) / 1e6 / took[i].Seconds()
+	}
+	slowest := math.Inf(1)
+	for i, in := range inputs {
+		b.ReportMetric(mbps(i), "MB/s:"+in.name)
+		if i >= 2 {
+			slowest = min(slowest, mbps(i))
+		}
+	}
+	b.ReportMetric(slowest/mbps(1), "x-plain")
 }

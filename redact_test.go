@@ -2,16 +2,23 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -470,5 +477,428 @@ func TestRedactHTTPAndOTLP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// realSecrets are secrets in the shapes their providers document, not in
+// the shapes the rules were written from: where a provider publishes an
+// example (AWS, Slack, jwt.io), it is that example; else random text of
+// the documented alphabet and length. None is a live key.
+var realSecrets = []struct {
+	provider, secret string
+}{
+	// AWS's documentation example access key id and secret access key.
+	{"aws-key-id", "AKIAIOSFODNN7EXAMPLE"},
+	{"aws-secret", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+	// GitHub: ghp_ and 36 base62 characters (the last six a checksum);
+	// fine-grained: github_pat_, 22 characters, _, 59 characters.
+	{"github", "ghp_30PExMNrz5qw8w5luEHjej0YMV7J4iaSX9cg"},
+	{"github-pat", "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"},
+	// GitLab: glpat- and 20 characters of [0-9A-Za-z_-].
+	{"gitlab", "glpat-xo_xiDLU-A_IcoOXVsqs"},
+	// Slack's own documentation example of a bot token.
+	{"slack", "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"},
+	// Stripe: sk_live_, then 99 base62 characters in today's keys.
+	{"stripe", "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"},
+	// OpenAI project key: sk-proj-, T3BlbkFJ ("OpenAI" in base64) in the
+	// middle of 156 characters of [0-9A-Za-z_-].
+	{"openai", "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"},
+	// Anthropic: sk-ant-api03-, 93 characters of [0-9A-Za-z_-], AA.
+	{"anthropic", "sk-ant-api03-9HDvQ-q7tx5JgNvg6PZqJnfQShNlbaR--bEqvBYSkHh0HPCd4_v3CuSsz46c4dC6cLs_TVBipqmbG6XZTBUTcOVOzPPaaAA"},
+	// Google API key: AIza and 35 characters of [0-9A-Za-z_-].
+	{"google", "AIzaffUI409HkGhlE1fVyIrST9GgR9DbuTv2_9n"},
+	// npm: npm_ and 36 base62 characters.
+	{"npm", "npm_wm7TPGKE70LxbXKrCrh5q9Pa6K9vlA4WfgYq"},
+	// Hugging Face: hf_ and 34 letters, upper and lower case, no digit.
+	{"huggingface", "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"},
+	// SendGrid: SG., 22 characters, ., 43 characters.
+	{"sendgrid", "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"},
+	// jwt.io's example token.
+	{"jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"},
+}
+
+// realSecret returns the secret of realSecrets for provider.
+func realSecret(t testing.TB, provider string) string {
+	t.Helper()
+	for _, s := range realSecrets {
+		if s.provider == provider {
+			return s.secret
+		}
+	}
+	t.Fatalf("no real secret of %q", provider)
+	return ""
+}
+
+// redactString redacts one JSON payload and returns it.
+func redactString(t testing.TB, p string) string {
+	t.Helper()
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.payload([]byte(p), func(string) {})
+	if !json.Valid(out) {
+		t.Fatalf("redaction made invalid JSON:\n in %s\nout %s", p, out)
+	}
+	return string(out)
+}
+
+// survivors returns what of secrets can still be read in the payload out:
+// in its JSON strings as they decode, with percent and backslash escapes
+// undone (as a reader of a URL or of JSON quoted in text would).
+func survivors(out string, secrets ...string) []string {
+	var v any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return []string{"(output is not JSON: " + err.Error() + ")"}
+	}
+	var texts []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			texts = append(texts, v, unescapeAll(v))
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for k, e := range v {
+				texts = append(texts, k)
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	all := strings.Join(texts, "\n")
+	var left []string
+	for _, s := range secrets {
+		if strings.Contains(all, s) {
+			left = append(left, s)
+		}
+	}
+	return left
+}
+
+// unescapeAll undoes percent-encoding and JSON backslash escapes until
+// nothing changes, with url.PathUnescape and strconv.Unquote: an
+// implementation of its own, not the redactor's.
+func unescapeAll(s string) string {
+	for range 8 {
+		prev := s
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if s[i] == '%' && i+2 < len(s) {
+				if d, err := url.PathUnescape(s[i : i+3]); err == nil {
+					b.WriteString(d)
+					i += 2
+					continue
+				}
+			}
+			if s[i] == '\\' && i+1 < len(s) {
+				n := 2
+				if s[i+1] == 'u' {
+					n = 6
+				}
+				if i+n <= len(s) {
+					if d, err := strconv.Unquote(`"` + s[i:i+n] + `"`); err == nil {
+						b.WriteString(d)
+						i += n - 1
+						continue
+					}
+				}
+			}
+			b.WriteByte(s[i])
+		}
+		if s = b.String(); s == prev {
+			break
+		}
+	}
+	return s
+}
+
+// TestRedactHuggingFaceToken checks real Hugging Face tokens: hf_ and 34
+// letters, upper and lower case, with or without digits.
+func TestRedactHuggingFaceToken(t *testing.T) {
+	for _, tok := range []string{realSecret(t, "huggingface"), "hf_ncC9VifsHp88XBJv0FHz7BdKjuVZfJLqCe"} {
+		p := fmt.Sprintf(`{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"huggingface-cli upload acme/llama-ft ./out --token %s","description":"Upload the model"}}`, tok)
+		out := redactString(t, p)
+		if left := survivors(out, tok); len(left) > 0 || !strings.Contains(out, "[REDACTED:huggingface-token]") {
+			t.Errorf("%s survived:\n%s", tok, out)
+		}
+	}
+	benign := `{"prompt":"pip install hf_transfer; from huggingface_hub import hf_hub_download, HfApi"}`
+	if out := redactString(t, benign); out != benign {
+		t.Errorf("benign text changed:\n%s", out)
+	}
+}
+
+// TestRedactPercentEncoded checks secrets in percent-encoded text (a
+// redirect URL, double encoding, JSON escapes inside text) and keys that a
+// letter, a digit or an underscore touches.
+func TestRedactPercentEncoded(t *testing.T) {
+	ghp, aws, jwt := realSecret(t, "github"), realSecret(t, "aws-key-id"), realSecret(t, "jwt")
+	const opaque = "iBFxPOmkGPNbky07" // a value of no provider's shape
+	for _, tc := range []struct {
+		name, text string
+		secrets    []string
+	}{
+		{"redirect", "https://app.example.com/login?next=%2Fcb%3Faccess_token%3D" + ghp + "%26aws%3D" + aws + "%26id_token%3D" + jwt, []string{ghp, aws, jwt}},
+		{"name only", "https://app.example.com/login?next=%2Fcb%3Faccess_token%3D" + opaque + "%26page%3D2", []string{opaque}},
+		{"double", "https://sso.example.com/?r=https%253A%252F%252Fapp%252Fcb%253Fclient_secret%253D" + opaque + "%2526x%253D1", []string{opaque}},
+		{"encoded chars", "token%3D%69%42%46xPOmkGPNbky07 and %67hp_" + ghp[4:], []string{opaque, ghp}},
+		{"json in text", `{"url":"https:\/\/app.example.com\/cb?token\u003d` + opaque + `\u0026page=2"}`, []string{opaque}},
+		{"digit before", "key1" + aws + " and x" + ghp, []string{aws, ghp}},
+		{"suffix", aws + "_prod " + ghp + "_old", []string{aws, ghp}},
+	} {
+		p, _ := json.Marshal(map[string]any{"hook_event_name": "PostToolUse", "tool_name": "WebFetch",
+			"tool_input":    map[string]any{"url": "https://app.example.com/", "prompt": "summarise"},
+			"tool_response": map[string]any{"result": "Redirected to " + tc.text + " (302)"}})
+		out := redactString(t, string(p))
+		if left := survivors(out, tc.secrets...); len(left) > 0 {
+			t.Errorf("%s: %q survived:\n%s", tc.name, left, out)
+		}
+	}
+}
+
+// editPayload is a Claude Code PostToolUse event of an Edit that added
+// lines to a file: tool_response carries the edit's structuredPatch, one
+// JSON string per line of each hunk, as Claude Code sends it.
+func editPayload(t testing.TB, path string, before, added, after []string) []byte {
+	t.Helper()
+	var lines []string
+	for _, l := range before {
+		lines = append(lines, " "+l)
+	}
+	for _, l := range added {
+		lines = append(lines, "+"+l)
+	}
+	for _, l := range after {
+		lines = append(lines, " "+l)
+	}
+	oldText := strings.Join(append(slices.Clone(before), after...), "\n") + "\n"
+	p, err := json.Marshal(map[string]any{
+		"session_id":      "558cdcc9-eca8-448a-8061-64b5629eccb2",
+		"transcript_path": "/home/dev/.claude/projects/-home-dev-project/558cdcc9-eca8-448a-8061-64b5629eccb2.jsonl",
+		"cwd":             "/home/dev/project", "permission_mode": "default",
+		"hook_event_name": "PostToolUse", "tool_name": "Edit",
+		"tool_input": map[string]any{"file_path": path, "old_string": before[len(before)-1], "new_string": strings.Join(append(before[len(before)-1:], added...), "\n")},
+		"tool_response": map[string]any{
+			"filePath": path, "oldString": before[len(before)-1], "newString": strings.Join(append(before[len(before)-1:], added...), "\n"),
+			"originalFile": oldText,
+			"structuredPatch": []any{map[string]any{
+				"oldStart": 1, "oldLines": len(before) + len(after), "newStart": 1, "newLines": len(before) + len(added) + len(after),
+				"lines": lines,
+			}},
+			"userModified": false, "replaceAll": false,
+		},
+		"tool_use_id": "toolu_01ABC",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ecKeyPEM is a real EC private key (P-256, from a fixed scalar), as
+// openssl and Go write one: PEM, without the final newline.
+func ecKeyPEM(t testing.TB) string {
+	t.Helper()
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{0x5e}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})), "\n")
+}
+
+// pemLines is ecKeyPEM as lines indented for a YAML block.
+func pemLines(t testing.TB, indent string) []string {
+	lines := strings.Split(ecKeyPEM(t), "\n")
+	for i := range lines {
+		lines[i] = indent + lines[i]
+	}
+	return lines
+}
+
+// TestRedactKeySplitOverStrings checks a private key that an Edit's
+// structuredPatch carries one line per string: every line of it, from
+// BEGIN to END, is replaced, and the lines after END, and the strings
+// after the array, stay.
+func TestRedactKeySplitOverStrings(t *testing.T) {
+	key := pemLines(t, "  ")
+	before := []string{"apiVersion: v1", "kind: Secret", "metadata:", "  name: tls", "stringData:"}
+	after := []string{"  tls.crt: /etc/tls/tls.crt", "type: kubernetes.io/tls"}
+	p := editPayload(t, "/home/dev/project/deploy/tls-secret.yaml", before, append([]string{"  tls.key: |"}, key...), after)
+	out := redactString(t, string(p))
+	var body []string
+	for _, l := range key[1 : len(key)-1] {
+		body = append(body, strings.TrimSpace(l))
+	}
+	if left := survivors(out, append(body, "-----END EC PRIVATE KEY-----")...); len(left) > 0 {
+		t.Errorf("lines of the key survived: %q\n%s", left, out)
+	}
+	var got struct {
+		ToolResponse struct {
+			StructuredPatch []struct{ Lines []string } `json:"structuredPatch"`
+			UserModified    bool                       `json:"userModified"`
+		} `json:"tool_response"`
+		ToolUseID string `json:"tool_use_id"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	lines := got.ToolResponse.StructuredPatch[0].Lines
+	if want := " " + after[0]; lines[len(lines)-2] != want || lines[len(lines)-1] != " "+after[1] {
+		t.Errorf("the lines after the key changed: %q", lines[len(lines)-2:])
+	}
+	if lines[len(before)] != "+  tls.key: |" || got.ToolUseID != "toolu_01ABC" {
+		t.Errorf("text around the key changed:\n%s", out)
+	}
+
+	// A key whose END is not in the array ends with the array: the
+	// strings after it are not the key's.
+	cut := editPayload(t, "/home/dev/project/key.pem", []string{"# key"}, key[:3], nil)
+	out = redactString(t, string(cut))
+	if left := survivors(out, strings.TrimSpace(key[1]), strings.TrimSpace(key[2])); len(left) > 0 {
+		t.Errorf("lines of a cut key survived: %q\n%s", left, out)
+	}
+	if !strings.Contains(out, `"tool_use_id":"toolu_01ABC"`) || !strings.Contains(out, `"userModified":false`) {
+		t.Errorf("strings after the array were replaced:\n%s", out)
+	}
+}
+
+// TestRedactOverlapsMerge checks that where two rules find overlapping
+// text, their union is replaced: an assignment that holds a key id and a
+// secret key, a secret and a JWT joined by a dot.
+func TestRedactOverlapsMerge(t *testing.T) {
+	id, key, jwt := realSecret(t, "aws-key-id"), realSecret(t, "aws-secret"), realSecret(t, "jwt")
+	const opaque = "iBFxPOmkGPNbky07"
+	for _, tc := range []struct {
+		text    string
+		secrets []string
+	}{
+		{"AWS_CREDENTIALS=" + id + ":" + key + "\n", []string{id, key}},
+		{"client_secret=" + opaque + "." + jwt + "\n", []string{opaque, jwt}},
+		{"curl -H 'Authorization: Bearer " + opaque + jwt + "' https://api.example.com/", []string{opaque, jwt}},
+	} {
+		p, _ := json.Marshal(map[string]any{"hook_event_name": "PostToolUse", "tool_name": "Bash",
+			"tool_input": map[string]any{"command": "cat .env"}, "tool_response": map[string]any{"stdout": tc.text, "stderr": ""}})
+		out := redactString(t, string(p))
+		if left := survivors(out, tc.secrets...); len(left) > 0 {
+			t.Errorf("%q survived:\n%s", left, out)
+		}
+	}
+}
+
+// adversarial are payloads built to make a redactor do more than linear
+// work, by size: names that each start a value holding the next, runs
+// that a rule starts on and never finishes, escapes to decode, quotes.
+var adversarial = []struct {
+	name string
+	make func(n int) []byte
+}{
+	{"token-chain", func(n int) []byte { return stringPayload(strings.Repeat("token=", n/6)) }},
+	{"key-names", func(n int) []byte { return stringPayload(strings.Repeat("api_key=password: secret=", n/25)) }},
+	{"calls", func(n int) []byte { return stringPayload(strings.Repeat("token=a(", n/8)) }},
+	{"paths", func(n int) []byte { return stringPayload(strings.Repeat("token=/", n/7)) }},
+	{"quotes", func(n int) []byte { return stringPayload(strings.Repeat(`token="x token='`, n/16)) }},
+	{"run-of-a", func(n int) []byte { return stringPayload(strings.Repeat("a", n)) }},
+	{"begin", func(n int) []byte { return stringPayload(strings.Repeat("-----BEGIN", n/10)) }},
+	{"begin-key", func(n int) []byte { return stringPayload(strings.Repeat("-----BEGIN RSA PRIVATE KEY-----\n", n/32)) }},
+	{"pct3D", func(n int) []byte { return stringPayload("token" + strings.Repeat("%3D", n/3)) }},
+	{"pct253D", func(n int) []byte { return stringPayload(strings.Repeat("token%253D", n/10)) }},
+	{"akia", func(n int) []byte { return stringPayload(strings.Repeat("AKIA", n/4)) }},
+	{"jwt-parts", func(n int) []byte { return stringPayload(strings.Repeat("eyJhbGciOiJI.", n/13)) }},
+	{"nested-json", func(n int) []byte { return nestedJSON(n) }},
+	{"many-strings", func(n int) []byte {
+		return []byte(`["-----BEGIN RSA PRIVATE KEY-----",` + strings.Repeat(`"token=abc","x",`, n/16) + `"y"]`)
+	}},
+}
+
+// stringPayload is a hook event whose one long string is s.
+func stringPayload(s string) []byte {
+	p, _ := json.Marshal(map[string]any{"hook_event_name": "PostToolUse", "tool_name": "Read",
+		"tool_response": map[string]any{"file": map[string]any{"filePath": "/home/dev/x", "content": s}}})
+	return p
+}
+
+// nestedJSON is JSON quoted in a string, quoted in a string, eight deep,
+// with an assignment at every level: each level doubles the backslashes.
+func nestedJSON(n int) []byte {
+	s := `{"password":"hunter22"}`
+	for range 8 {
+		b, _ := json.Marshal(map[string]string{"token": "abc", "data": s})
+		s = string(b)
+	}
+	return stringPayload(strings.Repeat(s, max(1, n/len(s))))
+}
+
+// TestRedactLinear checks that redaction does work in proportion to the
+// payload on every adversarial input: it counts the bytes the redactor's
+// scans step over (scratch.steps), not time, at two sizes.
+func TestRedactLinear(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const small, large = 16 << 10, 128 << 10
+	for _, a := range adversarial {
+		steps := func(n int) (int, int) {
+			p := a.make(n)
+			sc := new(scratch)
+			r.redact(sc, p, func(string) {})
+			return sc.steps, len(p)
+		}
+		s1, n1 := steps(small)
+		s2, n2 := steps(large)
+		perByte1, perByte2 := float64(s1)/float64(n1), float64(s2)/float64(n2)
+		t.Logf("%-12s %7d bytes %9d steps (%.1f/byte); %7d bytes %9d steps (%.1f/byte)", a.name, n1, s1, perByte1, n2, s2, perByte2)
+		// Linear work keeps steps per byte as the size grows eightfold;
+		// quadratic work multiplies it by about eight.
+		if perByte2 > 1.5*perByte1+1 {
+			t.Errorf("%s: %.1f steps per byte at %d bytes, %.1f at %d: not linear", a.name, perByte1, n1, perByte2, n2)
+		}
+	}
+}
+
+// TestRedactScannersMatchExpressions checks the rules found by hand
+// (jwts, awsKeyIDs, privateKeys) against the regular expressions they
+// stand for, run by the regexp package, on random text made of the bytes
+// that matter to each.
+func TestRedactScannersMatchExpressions(t *testing.T) {
+	keyEnd := `-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`
+	begin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	end := regexp.MustCompile(keyEnd)
+	for _, tc := range []struct {
+		name   string
+		re     *regexp.Regexp
+		scan   func([]byte, func(s, e int))
+		pieces []string
+	}{
+		{"jwt", regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), jwts,
+			[]string{"eyJ", "a", "b", "_", "-", ".", " ", "eyJhbGciOi", "J"}},
+		{"aws", regexp.MustCompile(`(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}`), awsKeyIDs,
+			[]string{"AKIA", "ASIA", "ACCA", "ABIA", "A", "K", "7", "a", " ", "QWERTYUIOP"}},
+		{"private-key", regexp.MustCompile(`-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----(?:[\s\S]*?` + keyEnd + `|[\s\S]*)`),
+			func(text []byte, found func(s, e int)) { privateKeys(begin, end, text, found) },
+			[]string{"-----BEGIN", "-----END", " PRIVATE KEY-----", "+PRIVATE+KEY", " BLOCK-----", "RSA", "\n", "MIIE", "-"}},
+	} {
+		rnd := rand.New(rand.NewPCG(21, uint64(len(tc.name))))
+		for range 3000 {
+			var b strings.Builder
+			for range rnd.IntN(40) {
+				b.WriteString(tc.pieces[rnd.IntN(len(tc.pieces))])
+			}
+			text := []byte(b.String())
+			want := tc.re.FindAllIndex(text, -1)
+			var got [][]int
+			tc.scan(text, func(s, e int) { got = append(got, []int{s, e}) })
+			if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("%s in %q: found %v, the expression %v", tc.name, text, got, want)
+			}
+		}
 	}
 }
