@@ -355,12 +355,20 @@ func separateForeign(ctx context.Context, h home, aside string, wait time.Durati
 
 // checkEnqueueIdentity is enqueue's check of the outbox's id, kept to one
 // header read and one small file: the header's application_id, as SQLite
-// shows it with the WAL applied, must be the home's, or 0 (an outbox the
-// daemon has not stamped yet). A home without outbox.id is not checked.
+// shows it with the WAL applied, must be the home's, or 0 (an outbox not
+// stamped yet). A home without outbox.id takes an id here.
 func checkEnqueueIdentity(path string, conn *sqlite.Conn) error {
-	id, known, err := readHomeID(home{dir: filepath.Dir(path)})
-	if err != nil || !known {
+	h := home{dir: filepath.Dir(path)}
+	id, known, err := readHomeID(h)
+	if err != nil {
 		return err
+	}
+	if !known {
+		// A home that no daemon or command has opened yet (new, or made
+		// by a difflore before the id) takes its id from its first hook:
+		// where only hooks ever ran, a WAL of another outbox put beside
+		// it later must still be told apart. Once per home.
+		return identity{id: newOutboxID(), stamp: true}.adopt(h, conn)
 	}
 	var app int32
 	err = sqlitex.ExecuteTransient(conn, "PRAGMA application_id", &sqlitex.ExecOptions{

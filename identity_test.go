@@ -46,6 +46,37 @@ func fillHome(t *testing.T, h home, prefix string) (wal []byte) {
 	return wal
 }
 
+// fillHomeByHooks is fillHome through enqueue's path alone (enqueueDB, one
+// connection an event), as hooks fill a home that no daemon has opened. A
+// reader holds the database meanwhile, so that the WAL outlives each
+// hook's connection and can be read whole before the last close
+// checkpoints it.
+func fillHomeByHooks(t *testing.T, h home, prefix string) (wal []byte) {
+	t.Helper()
+	if err := enqueueDB(h.path(dbFileName), time.Second, prefix+"-first", "event", []byte(`{}`), time.Now().Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := openConn(h.path(dbFileName), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now().Add(-time.Hour)
+	for i := range identityEvents - 1 {
+		p := fmt.Sprintf(`{"n":%d,"pad":"%0200d"}`, i, i)
+		if err := enqueueDB(h.path(dbFileName), time.Second, fmt.Sprintf("%s-%04d", prefix, i), "event", []byte(p), created.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wal, err = os.ReadFile(h.path(dbFileName) + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	holder.Close()
+	if _, err := os.Stat(h.path(dbFileName) + "-wal"); !os.IsNotExist(err) {
+		t.Fatalf("the WAL of %s outlived its last connection: %v", h.dir, err)
+	}
+	return wal
+}
+
 // identityDelivery is what an identity test's daemon delivered.
 type identityDelivery struct {
 	own, foreign int // events of this home, of the other one
@@ -117,12 +148,20 @@ func TestForeignOutbox(t *testing.T) {
 		name    string
 		restore func(t *testing.T, own, other home, otherWAL []byte)
 		ownKept bool // this home's events are all still there to deliver
+		// hooksOnly fills both homes through enqueue's own path, as a
+		// home that no daemon or command ever opened is filled.
+		hooksOnly bool
 	}{
 		{"foreign wal", func(t *testing.T, own, _ home, otherWAL []byte) {
 			if err := os.WriteFile(own.path(dbFileName)+"-wal", otherWAL, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, true},
+		}, true, false},
+		{"foreign wal, hooks only", func(t *testing.T, own, _ home, otherWAL []byte) {
+			if err := os.WriteFile(own.path(dbFileName)+"-wal", otherWAL, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, true, true},
 		{"foreign db", func(t *testing.T, own, other home, _ []byte) {
 			b, err := os.ReadFile(other.path(dbFileName))
 			if err != nil {
@@ -131,7 +170,7 @@ func TestForeignOutbox(t *testing.T) {
 			if err := os.WriteFile(own.path(dbFileName), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, false},
+		}, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -139,8 +178,12 @@ func TestForeignOutbox(t *testing.T) {
 			useQuickWaits(t)
 			own := mustOpenHomeCreate(t, dir)
 			other := mustOpenHomeCreate(t, filepath.Join(t.TempDir(), "other"))
-			fillHome(t, own, "own")
-			otherWAL := fillHome(t, other, "other")
+			fill := fillHome
+			if c.hooksOnly {
+				fill = fillHomeByHooks
+			}
+			fill(t, own, "own")
+			otherWAL := fill(t, other, "other")
 			c.restore(t, own, other, otherWAL)
 
 			// A command that opens the outbox (status, outbox list) must
@@ -208,8 +251,11 @@ func TestOutboxIdentityAdopted(t *testing.T) {
 	useQuickWaits(t)
 	h := mustOpenHomeCreate(t, dir)
 	// The previous release's enqueue: schema, rows, no id.
-	conn, err := openEnqueueConn(h.path(dbFileName), time.Second)
+	conn, err := openConn(h.path(dbFileName), time.Second)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(conn.Conn); err != nil {
 		t.Fatal(err)
 	}
 	for i := range identityEvents {
