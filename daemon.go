@@ -287,7 +287,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 			dm.ready = nil
 		}
 		if dm.vacuumDue {
-			dm.vacuumStep()
+			dm.vacuumStep(ctx)
 		}
 		dm.waitIdle(ctx)
 	}
@@ -423,9 +423,18 @@ func (dm *daemon) backOff(ctx context.Context, err error) bool {
 // 4 KiB pages), and leaves vacuumDue set while some are left, so that the
 // next idle moment goes on: one step after a burst left a drained
 // million-event outbox at nearly its peak size.
-func (dm *daemon) vacuumStep() {
+func (dm *daemon) vacuumStep(ctx context.Context) {
 	freed, left, err := dm.ob.vacuum(vacuumStep)
-	if err != nil {
+	switch {
+	case err != nil && dm.healDue(err):
+		// The vacuum walks the free pages, where damage that no claim or
+		// acknowledgement reads shows first: salvage now, rather than
+		// log the same error after every delivery until an ack fails.
+		if herr := dm.heal(ctx, err); herr != nil {
+			dm.log.Error("reopen the outbox", "error", herr)
+		}
+		return
+	case err != nil:
 		dm.log.Warn("vacuum", "error", err)
 	}
 	dm.vacuumDue = err == nil && left > 0

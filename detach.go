@@ -125,7 +125,12 @@ func startDetached(ctx context.Context, cfg config, h home, opts runOptions) err
 		werr := cmd.Wait()
 		cfg.stderr.Write(out.Bytes())
 		code := cmd.ProcessState.ExitCode()
-		if code <= 0 {
+		if code == 0 {
+			// A graceful exit before ready: a stop request came while it
+			// started (a long salvage, say), which the next start finishes.
+			return fmt.Errorf("the daemon was stopped before it was ready (see %s)", h.path(logFileName))
+		}
+		if code < 0 {
 			return fmt.Errorf("daemon exited before it was ready: %v", werr)
 		}
 		return withCode(code, errSilent)
