@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestReloadBeforeClaim aims SIGHUP at the moment a drain pass is about to
@@ -24,7 +26,7 @@ func TestReloadBeforeClaim(t *testing.T) {
 	oldEP, newEP := newEndpoint(t, oldArr.script(200)), newEndpoint(t, newArr.script(200))
 	mustCLI(t, "config", "set", "endpoint", oldEP.URL)
 	release := filepath.Join(t.TempDir(), "release")
-	if err := syscall.Mkfifo(release, 0o600); err != nil {
+	if err := unix.Mkfifo(release, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(pauseEnv, pauseClaim)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // checkModes walks the data home and fails the test for a folder that is
@@ -407,7 +409,7 @@ func TestFIFOsInHomeRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			fifo := filepath.Join(home, tc.name)
-			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			for _, c := range tc.calls {

@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSpillReplaySkipsFIFO puts a FIFO where a spill file would be: replay
@@ -18,7 +19,7 @@ func TestSpillReplaySkipsFIFO(t *testing.T) {
 	h := mustOpenHomeCreate(t, testHome(t))
 	writeSpillFiles(t, h, "s", 1, `{}`)
 	fifo := filepath.Join(h.path(spillDirName), "fifo.json")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ob := mustOutbox(t, h, time.Now)
