@@ -360,3 +360,19 @@ func (o *outbox) purgeDead() (n int, err error) {
 	})
 	return n, err
 }
+
+// addRedactionsSQL adds to a rule's count in the meta table, whose values
+// are text.
+const addRedactionsSQL = `INSERT INTO meta (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)`
+
+// addRedactions adds what a delivered batch had redacted to the counts
+// status shows.
+func (o *outbox) addRedactions(counts map[string]int64) error {
+	for rule, n := range counts {
+		if err := sqlitex.Execute(o.conn, addRedactionsSQL, &sqlitex.ExecOptions{Args: []any{redactedKey + rule, fmt.Sprint(n)}}); err != nil {
+			return fmt.Errorf("count redactions: %w", err)
+		}
+	}
+	return nil
+}
