@@ -18,8 +18,9 @@ import (
 // outbox keeps what the hook gave; only what leaves the machine changes.
 
 // redactOptions is how redaction is set up. Its zero value is the default:
-// on, with the built-in rules. A config file can later fill it; for now the
-// environment can only turn it off (redactOptionsFromEnv).
+// on, with the built-in rules. config.toml's redact, redact_rules and
+// redact_allow fill it, and the environment, when it sets DIFFLORE_REDACT,
+// decides whether it is on (redactOptionsFromEnv).
 type redactOptions struct {
 	off   bool         // send payloads as the hook gave them
 	rules []customRule // more rules, run after the built-in ones
@@ -33,7 +34,7 @@ type customRule struct {
 	name, pattern string
 }
 
-// redactEnv turns redaction off when set to 0, false or off.
+// redactEnv turns redaction off when set to 0, false, off or no.
 const redactEnv = "DIFFLORE_REDACT"
 
 // redactOptionsFromEnv reads the one redaction setting the environment
