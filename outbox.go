@@ -176,26 +176,6 @@ func (o *outbox) Close() error {
 	return err
 }
 
-// walIndexHeader is the first 48 bytes of the outbox's WAL index
-// (outbox.db-shm): SQLite's header, whose change counter, frame count and
-// salts move with every commit by any connection ("The WAL-Index Format" in
-// SQLite's file format document). It is read with one pread, no SQLite
-// code. A writer may update it meanwhile; a torn read differs.
-type walIndexHeader [48]byte
-
-func (o *outbox) readWALIndexHeader() (walIndexHeader, error) {
-	var h walIndexHeader
-	if o.shm == nil {
-		f, err := openShared(o.path+"-shm", os.O_RDONLY, 0)
-		if err != nil {
-			return h, err
-		}
-		o.shm = f
-	}
-	_, err := o.shm.ReadAt(h[:], 0)
-	return h, err
-}
-
 // immediate runs fn in one write transaction, taken at once, so that the
 // settlement of a batch (acks, retries, dead letters, the status it leaves)
 // commits together or not at all.
