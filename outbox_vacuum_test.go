@@ -13,6 +13,7 @@ import (
 // TestOutboxGivesSpaceBack checks that a new outbox has incremental
 // auto_vacuum on, and that vacuuming a drained outbox shrinks the file.
 func TestOutboxGivesSpaceBack(t *testing.T) {
+	t.Parallel()
 	h := home{dir: t.TempDir()}
 	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()

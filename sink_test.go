@@ -401,6 +401,7 @@ func TestHTTPSinkAnswers(t *testing.T) {
 }
 
 func TestHTTPSinkNetworkErrorAndTimeout(t *testing.T) {
+	t.Parallel()
 	ep := newEndpoint(t, func(int, recorded) answer { return answer{hang: true} })
 	s := testSink(t, ep.URL, "")
 	s.timeout = 200 * time.Millisecond
