@@ -18,8 +18,8 @@ import (
 // path writes nothing more. inflight (a batch) and dead (bounded by the
 // dead letters' limit) are counted on events_by_state, and pending is
 // what remains: status reads a few index pages, whatever is queued. (A
-// count by scan took about 0.5 s with a million queued; triggers that kept a
-// tally cost enqueue 17 % and claim plus ack five times over.)
+// count by scan, and a tally kept by triggers, were measured and rejected:
+// BENCHMARKS.md.)
 const countsSQL = `SELECT
 	(SELECT coalesce(max(seq), 0) FROM events) - (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq_offset'),
 	(SELECT count(*) FROM events WHERE state = 1),

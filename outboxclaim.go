@@ -27,12 +27,10 @@ const maxAttempts = 20
 // cannot make a claim stop at a batch it cannot claim again, which once
 // stalled delivery for good.
 //
-// This replaced one UPDATE … WHERE seq IN (window-function subquery)
-// RETURNING …: that statement built three temporary b-trees per call (the IN
-// list, the window's partition and the RETURNING buffer), and with a bare
-// :limit in its LIMIT SQLite even re-planned it on every call, since it reads
-// such a parameter while planning and then expires the statement whenever
-// it is bound again. The limit here is CAST for the same reason.
+// The limit is CAST: SQLite reads a bare :limit in a LIMIT while planning,
+// and then expires the statement whenever it is bound again, so that it
+// would plan it anew on every call. (What this SELECT replaced, and what
+// that cost, is in BENCHMARKS.md.)
 const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, CASE WHEN available_at = 0 THEN claim END FROM events
 WHERE state = 0 AND available_at <= :now
 ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`

@@ -121,10 +121,9 @@ func (dm *daemon) sleep(ctx context.Context, timeout time.Duration) (woke, look 
 // committed to it since (its WAL-index header), no spill file waits, and
 // no limit is due by the clock or the free disk space
 // (limiter.dueWithoutNews). That is three or four small system calls and
-// no SQLite code. On a process gone cold after minutes asleep, even those
-// took from 0.1 to 2 ms each, a drain pass or a query that SQLite parses
-// far longer, and the Go runtime's monitor thread wakes every 100 µs or so
-// for as long (BENCHMARKS.md).
+// no SQLite code: on a process gone cold after minutes asleep, a drain pass
+// or a query that SQLite parses runs far longer, and the Go runtime's
+// monitor thread keeps waking for as long as it runs (BENCHMARKS.md).
 func (dm *daemon) nothingNew(m idleMark) bool {
 	if dm.ob.replaced() {
 		return false
