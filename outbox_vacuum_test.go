@@ -65,6 +65,7 @@ func TestOutboxGivesSpaceBack(t *testing.T) {
 // TestEnsureAutoVacuum converts an outbox made with auto_vacuum off, as
 // versions that set it after WAL mode made them.
 func TestEnsureAutoVacuum(t *testing.T) {
+	t.Parallel()
 	h := home{dir: t.TempDir()}
 	conn, err := openConn(h.path(dbFileName), time.Second)
 	if err != nil {
