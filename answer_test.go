@@ -83,6 +83,7 @@ func TestHostileAnswerBounded(t *testing.T) {
 // nesting up to maxAnswerDepth and strings up to maxAnswerToken are read,
 // past them the answer is an error; white space, however long, is not.
 func TestReadRejectedBounds(t *testing.T) {
+	t.Parallel()
 	events := []event{{ID: "a"}}
 	ok := []string{
 		`{"x":` + strings.Repeat("[", maxAnswerDepth-1) + strings.Repeat("]", maxAnswerDepth-1) + `,"rejected":[{"id":"a","error":"e"}]}`,

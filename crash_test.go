@@ -379,6 +379,7 @@ func TestRetriedBuriedBatchDelivers(t *testing.T) {
 // token they died with. A claim must send them as new events, not stop at
 // them as at a batch given back.
 func TestClaimPassesAStaleToken(t *testing.T) {
+	t.Parallel()
 	h := mustOpenHomeCreate(t, ownHome(t))
 	clk := newFakeClock()
 	ob := mustOutbox(t, h, clk.now)

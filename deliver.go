@@ -374,3 +374,14 @@ func splitRejected(events []event, rejected []rejection) (ok []event, retry, dea
 	}
 	return ok, retry, dead
 }
+
+// setRedaction sets how the drainer redacts what it sends; a new drainer
+// redacts with the defaults.
+func (d *drainer) setRedaction(opts redactOptions) error {
+	r, err := newRedactor(opts)
+	if err != nil {
+		return err
+	}
+	d.redact = r
+	return nil
+}

@@ -20,10 +20,9 @@ func main() {
 	// The daemon's process runs on one P, one thread running Go code
 	// at a time, unless GOMAXPROCS says otherwise. The daemon is one loop
 	// (claim, send, settle) that never has two things to compute at once, and
-	// drains as fast on one P (BENCHMARKS.md); but with two, an idle daemon
-	// waiting in its wake listener's system call made the Go runtime's
-	// monitor thread spin some 60 times about a minute after going idle
-	// (three daemons of three, each time), where one P let it sleep.
+	// drains as fast on one P; but with two, an idle daemon waiting in its
+	// wake listener's system call made the Go runtime's monitor thread spin
+	// a while after going idle, where one P let it sleep (BENCHMARKS.md).
 	if len(os.Args) > 1 && os.Args[1] == "run" && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}

@@ -8,11 +8,11 @@ const wakeFileName = "wake"
 // An idle daemon waits for enqueue's wake-ups in the wake listener's own
 // blocking system call (poll on Unix, WaitForMultipleObjects on Windows),
 // with the safety net and any timer of its own as the call's timeout: not
-// on a Go timer or channel. Measured on an idle daemon (BENCHMARKS.md),
-// each Go timer woke the runtime's monitor thread ahead of it, which then
-// sleeps 20 µs at a time until the timer has run; and a wake-up handed
-// from a listening goroutine to the daemon's loop woke a second thread
-// for it. A safety-net pass cost 20 to 60 context switches that way.
+// on a Go timer or channel. On an idle daemon, each Go timer woke the
+// runtime's monitor thread ahead of it, which then kept waking until the
+// timer had run; and a wake-up handed from a listening goroutine to the
+// daemon's loop woke a second thread for it (BENCHMARKS.md has the
+// figures).
 //
 // The wake-up is explicit, as Postfix's pickup FIFO is: enqueue sends it
 // after its commit or its spill file (wakeDaemon), through a named pipe in

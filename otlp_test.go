@@ -409,6 +409,7 @@ func TestOTLPPartialSuccessDelivers(t *testing.T) {
 // end, so the count and the start of the message reach the log and status,
 // where an answer cut at a MiB read as a plain success and said nothing.
 func TestOTLPLargeAnswer(t *testing.T) {
+	t.Parallel()
 	srv := newOTLPServer(t)
 	s, err := parseEndpoint("otlp+"+srv.URL, "", "1.2.3", false)
 	if err != nil {

@@ -37,6 +37,7 @@ func lockedByProcess(t *testing.T, path string) bool {
 // believe that no connection had the outbox open (and checkpoint and
 // delete the WAL under it).
 func TestOpenKeepsLocksOfLiveConnection(t *testing.T) {
+	t.Parallel()
 	h := mustOpenHomeCreate(t, ownHome(t))
 	live := mustOutbox(t, h, time.Now)
 	defer live.Close()

@@ -13,6 +13,7 @@ import (
 // TestOutboxGivesSpaceBack checks that a new outbox has incremental
 // auto_vacuum on, and that vacuuming a drained outbox shrinks the file.
 func TestOutboxGivesSpaceBack(t *testing.T) {
+	t.Parallel()
 	h := home{dir: t.TempDir()}
 	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
@@ -64,6 +65,7 @@ func TestOutboxGivesSpaceBack(t *testing.T) {
 // TestEnsureAutoVacuum converts an outbox made with auto_vacuum off, as
 // versions that set it after WAL mode made them.
 func TestEnsureAutoVacuum(t *testing.T) {
+	t.Parallel()
 	h := home{dir: t.TempDir()}
 	conn, err := openConn(h.path(dbFileName), time.Second)
 	if err != nil {

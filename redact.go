@@ -11,8 +11,6 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // Redaction replaces secrets in payloads as the daemon sends them: every
@@ -21,8 +19,9 @@ import (
 // outbox keeps what the hook gave; only what leaves the machine changes.
 
 // redactOptions is how redaction is set up. Its zero value is the default:
-// on, with the built-in rules. A config file can later fill it; for now the
-// environment can only turn it off (redactOptionsFromEnv).
+// on, with the built-in rules. config.toml's redact, redact_rules and
+// redact_allow fill it, and the environment, when it sets DIFFLORE_REDACT,
+// decides whether it is on (redactOptionsFromEnv).
 type redactOptions struct {
 	off   bool         // send payloads as the hook gave them
 	rules []customRule // more rules, run after the built-in ones
@@ -36,7 +35,7 @@ type customRule struct {
 	name, pattern string
 }
 
-// redactEnv turns redaction off when set to 0, false or off.
+// redactEnv turns redaction off when set to 0, false, off or no.
 const redactEnv = "DIFFLORE_REDACT"
 
 // redactOptionsFromEnv reads the one redaction setting the environment
@@ -1261,22 +1260,6 @@ func (h redactions) of(events []event) map[string]int64 {
 // redactedKey is the meta key that counts a rule's redactions, for status.
 const redactedKey = "redacted:"
 
-// addRedactionsSQL adds to a rule's count in the meta table, whose values
-// are text.
-const addRedactionsSQL = `INSERT INTO meta (key, value) VALUES (?, ?)
-ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)`
-
-// addRedactions adds what a delivered batch had redacted to the counts
-// status shows.
-func (o *outbox) addRedactions(counts map[string]int64) error {
-	for rule, n := range counts {
-		if err := sqlitex.Execute(o.conn, addRedactionsSQL, &sqlitex.ExecOptions{Args: []any{redactedKey + rule, fmt.Sprint(n)}}); err != nil {
-			return fmt.Errorf("count redactions: %w", err)
-		}
-	}
-	return nil
-}
-
 // redactionCounts reads the counts addRedactions stored out of the meta
 // table; nil when nothing was ever redacted.
 func redactionCounts(meta map[string]string) map[string]int64 {
@@ -1304,15 +1287,4 @@ func formatRedactions(c map[string]int64) string {
 		parts[i] = fmt.Sprintf("%d %s", c[r], r)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// setRedaction sets how the drainer redacts what it sends; a new drainer
-// redacts with the defaults.
-func (d *drainer) setRedaction(opts redactOptions) error {
-	r, err := newRedactor(opts)
-	if err != nil {
-		return err
-	}
-	d.redact = r
-	return nil
 }

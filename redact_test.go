@@ -194,15 +194,15 @@ var benignCorpus = []string{
 // payloads as they arrived, by id.
 func deliverThroughFile(t *testing.T, payloads map[string][]byte) map[string][]byte {
 	t.Helper()
-	testHome(t)
+	e := newTestEnv(t)
 	ids := slices.Sorted(maps.Keys(payloads))
 	for _, id := range ids {
-		if out, errOut, code := cli(t, string(payloads[id]), "enqueue", "--id", id); code != 0 {
+		if out, errOut, code := e.cli(string(payloads[id]), "enqueue", "--id", id); code != 0 {
 			t.Fatalf("enqueue %s: exit %d: %s%s", id, code, out, errOut)
 		}
 	}
 	sink := filepath.Join(t.TempDir(), "events.jsonl")
-	mustCLI(t, "drain", "--endpoint", fileURL(sink))
+	e.mustCLI("drain", "--endpoint", fileURL(sink))
 	got := map[string][]byte{}
 	for _, line := range readLines(t, sink) {
 		var e struct {
@@ -224,6 +224,7 @@ func deliverThroughFile(t *testing.T, payloads map[string][]byte) map[string][]b
 // payloads, through enqueue and drain to a file: endpoint, and checks that
 // none arrives, and that benign text arrives byte for byte.
 func TestRedactCorpus(t *testing.T) {
+	t.Parallel()
 	g := newSecretGen(14)
 	cases := secretCorpus(g)
 	payloads := map[string][]byte{}

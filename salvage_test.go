@@ -223,6 +223,7 @@ func deliveredSalvage(t *testing.T, out string) (saved int, newSeen bool, gap ga
 // the old file had delivered (its seq_offset), and the evictions and gaps
 // the old file had counted carry over.
 func TestSalvageKeepsCounts(t *testing.T) {
+	t.Parallel()
 	h := mustOpenHomeCreate(t, ownHome(t))
 	fillOutbox(t, h, 100)
 	ob := mustOutbox(t, h, time.Now)
@@ -402,6 +403,7 @@ func eventIDsIn(t *testing.T, h home) (ids map[string]bool, integrity string) {
 // closes: the fresh outbox was damaged, or the event written lost. The
 // salvage must wait for such a connection to close.
 func TestHealWaitsForOpenConnections(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		open func(path string) (insert func(id string) error, close func() error, err error)

@@ -34,6 +34,7 @@ func TestServicePrint(t *testing.T) {
 // the unit too (it checks that ExecStart names a program that exists, which
 // only the right unquoting finds).
 func TestSystemdUnitRoundTrip(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS == "windows" {
 		t.Skip("systemd units name Unix paths")
 	}

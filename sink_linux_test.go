@@ -127,6 +127,7 @@ const fsizeChildEnv = "DIFFLORE_TEST_FSIZE_CHILD"
 // failed batch must be cut off again, and its retry must leave every line
 // JSON and every event in the file once.
 func TestFileSinkFailedWriteIsUndone(t *testing.T) {
+	t.Parallel()
 	if path := os.Getenv(fsizeChildEnv); path != "" {
 		fileSinkUnderFsizeLimit(t, path)
 		return

@@ -401,6 +401,7 @@ func TestHTTPSinkAnswers(t *testing.T) {
 }
 
 func TestHTTPSinkNetworkErrorAndTimeout(t *testing.T) {
+	t.Parallel()
 	ep := newEndpoint(t, func(int, recorded) answer { return answer{hang: true} })
 	s := testSink(t, ep.URL, "")
 	s.timeout = 200 * time.Millisecond
@@ -468,6 +469,7 @@ func TestHTTPSinkAnswerPastLimitRetries(t *testing.T) {
 }
 
 func TestFileSink(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	s, err := parseEndpoint(fileURL(path), "", "x", false)
 	if err != nil {
@@ -504,6 +506,7 @@ func TestFileSink(t *testing.T) {
 // that every line is one JSON value; its value is unchanged, since JSON
 // allows a line break only as white space between tokens.
 func TestFileSinkOneLinePerEvent(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	const payload = "{\r\n  \"prompt\": \"two\\nlines\",\n  \"n\": [1,\n 2]\n}"
 	evs := testEvents(2, payload)
@@ -533,6 +536,7 @@ func TestFileSinkOneLinePerEvent(t *testing.T) {
 // writer's, or one cut short by a crash) gets the batch on a line of its
 // own, not glued onto that line.
 func TestFileSinkStartsOnAFreshLine(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	const torn = `{"id":"other","kind":"x","pay`
 	if err := os.WriteFile(path, []byte(torn), 0o600); err != nil {
@@ -558,6 +562,7 @@ func TestFileSinkStartsOnAFreshLine(t *testing.T) {
 // batch began, on every OS (Windows cannot truncate through a handle opened
 // for appending), and leaves it alone when someone else wrote after it.
 func TestUndoAppend(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "out.jsonl")
 	if err := os.WriteFile(path, []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 // stopped, and the handler returns its nil error). It runs natively and,
 // as a Windows program, under Wine.
 func TestServiceHandlerStopsGracefully(t *testing.T) {
+	t.Parallel()
 	for _, req := range []serviceRequest{serviceStop, serviceShutdown} {
 		t.Run(req.String(), func(t *testing.T) {
 			env := newTestEnv(t)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// schemaVersion is stored in PRAGMA user_version. enqueue compares it and
+// does no migration work when it matches. Version 2 added the raw column;
+// version 3 the seq_offset that counts the events (countsSQL).
+const schemaVersion = 3
+
+// Event states.
+const (
+	statePending  = 0
+	stateInflight = 1
+	stateDead     = 2
+)
+
+// schemaSQL creates the outbox. available_at means "not before" for a
+// pending event and "lease ends" for an inflight one, so one index serves
+// claiming, reclaiming and the next wake-up time.
+//
+// raw marks a dead letter whose payload is the bytes a hook handed over
+// that are not one JSON value (or were cut at maxDeadPayload): it can never
+// be sent, since the wire format embeds payloads as JSON, so the CHECK keeps
+// it dead whatever statement tries to move it.
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS events (
+	seq          INTEGER PRIMARY KEY,
+	id           TEXT    NOT NULL UNIQUE,
+	kind         TEXT    NOT NULL,
+	payload      BLOB    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	state        INTEGER NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	available_at INTEGER NOT NULL,
+	claim        TEXT,
+	last_error   TEXT,
+	` + rawColumn + `
+) STRICT;
+CREATE INDEX IF NOT EXISTS events_by_state ON events (state, available_at, seq);
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('seq_offset', '0');
+PRAGMA user_version = 3;
+`
+
+const rawColumn = `raw INTEGER NOT NULL DEFAULT 0 CHECK (raw = 0 OR state = 2)`
+
+// migrateV1SQL brings a version 1 outbox to version 2. Adding a column with
+// a constant default rewrites no row, so it is quick on any size of queue.
+const migrateV1SQL = `ALTER TABLE events ADD COLUMN ` + rawColumn + `;
+PRAGMA user_version = 2;
+`
+
+// migrateV2SQL brings a version 2 outbox to version 3: seq_offset, counted
+// once from the rows (one scan, once per outbox). See countsSQL.
+const migrateV2SQL = `INSERT INTO meta (key, value)
+SELECT 'seq_offset', CAST(coalesce(max(seq), 0) - count(*) AS TEXT) FROM events WHERE true
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+PRAGMA user_version = 3;
+`
+
+// userVersion reads the schema version of an open database.
+func userVersion(conn *sqlite.Conn) (int, error) {
+	var v int
+	err := sqlitex.ExecuteTransient(conn, "PRAGMA user_version", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt(0); return nil },
+	})
+	return v, err
+}
+
+// migrate brings the schema to schemaVersion. WAL mode is persistent in the
+// file, so it is set here once rather than on every open.
+//
+// auto_vacuum is set first, outside any transaction: it only takes effect
+// while the file has no page 1 yet, and switching to WAL writes page 1. (Set
+// after journal_mode, as before, it was silently ignored and a drained
+// outbox kept its peak size for ever; see ensureAutoVacuum for such files.)
+func migrate(conn *sqlite.Conn) (err error) {
+	v, err := userVersion(conn)
+	if err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	if v == schemaVersion {
+		return nil
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("outbox schema version %d is newer than this difflore (%d)", v, schemaVersion)
+	}
+	if v == 0 {
+		if err := sqlitex.ExecuteTransient(conn, "PRAGMA auto_vacuum = INCREMENTAL", nil); err != nil {
+			return fmt.Errorf("migrate outbox: auto_vacuum: %w", err)
+		}
+		if err := setWAL(conn); err != nil {
+			return fmt.Errorf("migrate outbox: wal: %w", err)
+		}
+	}
+	// Concurrent first enqueues may all get here: the immediate transaction
+	// lets one create or upgrade the schema, and the others find it done.
+	end, err := sqlitex.ImmediateTransaction(conn)
+	if err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	defer end(&err)
+	if v, err = userVersion(conn); err != nil || v == schemaVersion {
+		return err
+	}
+	script := schemaSQL
+	switch v {
+	case 1:
+		script = migrateV1SQL + migrateV2SQL
+	case 2:
+		script = migrateV2SQL
+	}
+	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	return nil
+}
+
+// setWAL switches the database to WAL mode. When several processes create
+// the outbox at once, the switch can fail with SQLITE_BUSY straight away,
+// without the busy handler: SQLite will not wait when two connections that
+// each hold a shared lock both want an exclusive one, as that could
+// deadlock. Only the first enqueues of a new home meet this, so a short
+// retry with backoff settles it.
+func setWAL(conn *sqlite.Conn) error {
+	for delay := time.Millisecond; ; delay *= 2 {
+		err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode = WAL", nil)
+		if err == nil || sqlite.ErrCode(err).ToPrimary() != sqlite.ResultBusy || delay > 512*time.Millisecond {
+			return err
+		}
+		time.Sleep(delay + time.Duration(mrand.Int64N(int64(delay))))
+	}
+}
