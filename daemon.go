@@ -214,7 +214,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 	if w, err := listenWake(dm.h); err == nil {
 		dm.wake = w
 		var stopPokes func()
-		dm.hup, stopPokes = pokeOnNews(ctx, dm.hup, w)
+		dm.hup, stopPokes = pokeOnNews(ctx, dm.hup, w, dm.log)
 		defer func() {
 			stopPokes()
 			w.release()

@@ -41,9 +41,18 @@ func TestReloadBeforeClaim(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal crosses the runtime and a goroutine or two before the
+	// daemon has it: the event is queued once the daemon says it does.
+	d.awaitLog(t, 10*time.Second, "the daemon to take the SIGHUP", func(log string) bool {
+		return strings.Contains(log, "reload asked (SIGHUP)")
+	})
 	mustCLI(t, "enqueue", "--id", "after-hup", `{"n":1}`)
 	releasePause(t, release)
-	newArr.await(t, "after-hup", 10*time.Second)
+	if missing := newArr.awaitAll([]string{"after-hup"}, 10*time.Second); len(missing) > 0 {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		t.Fatalf("event after-hup did not reach the new endpoint within 10s; the old one had %d requests\n%s", len(oldEP.requests()), d.log)
+	}
 	if n := len(oldEP.requests()); n != 0 {
 		t.Errorf("the old endpoint got %d requests after SIGHUP", n)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"time"
 )
@@ -177,8 +178,11 @@ func (dm *daemon) pollInstead(err error) {
 // pokeOnNews pokes w when ctx is done, and when a signal comes on hup,
 // which it hands on through the channel it returns for the loop to read
 // between passes: an idle daemon waiting in w sees either at once. stop
-// returns once no poke can come any more, so that w can be released.
-func pokeOnNews(ctx context.Context, hup <-chan os.Signal, w *wakeListener) (out <-chan os.Signal, stop func()) {
+// returns once no poke can come any more, so that w can be released. It
+// logs each SIGHUP as it takes it: from then on the reload applies to the
+// next batch sent (reloadIfAsked), and whoever sent the signal can see
+// when the daemon had it.
+func pokeOnNews(ctx context.Context, hup <-chan os.Signal, w *wakeListener, log *slog.Logger) (out <-chan os.Signal, stop func()) {
 	var fwd chan os.Signal
 	if hup != nil {
 		fwd = make(chan os.Signal, 1)
@@ -189,6 +193,7 @@ func pokeOnNews(ctx context.Context, hup <-chan os.Signal, w *wakeListener) (out
 		for {
 			select {
 			case s := <-hup:
+				log.Info("reload asked (SIGHUP)")
 				select {
 				case fwd <- s:
 				default: // One reload pending covers them all.
