@@ -193,11 +193,12 @@ func pokeOnNews(ctx context.Context, hup <-chan os.Signal, w *wakeListener, log 
 		for {
 			select {
 			case s := <-hup:
-				log.Info("reload asked (SIGHUP)")
 				select {
 				case fwd <- s:
 				default: // One reload pending covers them all.
 				}
+				// Said once the loop can see it: from here on it applies.
+				log.Info("reload asked (SIGHUP)")
 				w.poke()
 			case <-ctx.Done():
 				w.poke()
