@@ -46,8 +46,13 @@ one a flag or another source names; white space around it is dropped.
 The file is written whole, to a temporary file renamed over it, mode 0600;
 its other lines and comments are kept. A file that holds a token and that
 group or others can read is refused by every command, as ssh refuses such a
-key, until it is chmod 600 (or the token unset). list shows "token = (set)";
-get prints the token only with --show-token.
+key, until it is chmod 600 (or the token unset).
+
+get prints the value in force: the environment's, else the file's, else the
+default. list prints every key with its value in force and where it came
+from: (default), (file) or (env: VARIABLE); the token only as
+"token = (set, env)" or "(set, file)". get prints the token only with
+--show-token.
 
 Examples:
   difflore config set endpoint https://ingest.example.com/v1/events
@@ -223,25 +228,68 @@ func configValues(fc fileConfig) map[string]configValue {
 	return vals
 }
 
-// configList prints the keys the file sets, as TOML, the token hidden.
+// shownSetting is a key's value in force, as config get and list show it,
+// and where it came from: "default", "file" or "env: VARIABLE"; an empty
+// source when nothing sets the key and it has no default.
+type shownSetting struct {
+	value  configValue
+	source string
+}
+
+// configInForce gives every key its value in force: the environment's,
+// else the file's, else the default. Flags are not seen here: they belong
+// to one command's run.
+func configInForce(cfg config, fc fileConfig) map[string]shownSetting {
+	shown := map[string]shownSetting{
+		"batch":        {configValue{strconv.Itoa(defaultBatch), strconv.Itoa(defaultBatch)}, fromDefault},
+		"redact":       {configValue{"true", "true"}, fromDefault},
+		"redact_rules": {configValue{"", "[]"}, fromDefault},
+		"redact_allow": {configValue{"", "[]"}, fromDefault},
+		"max_size":     {configValue{"1GiB", tomlString("1GiB")}, fromDefault},
+		"max_age":      {configValue{"off", tomlString("off")}, fromDefault},
+	}
+	for k, v := range configValues(fc) {
+		shown[k] = shownSetting{v, "file"}
+	}
+	if cfg.endpoint != "" {
+		shown["endpoint"] = shownSetting{configValue{cfg.endpoint, tomlString(cfg.endpoint)}, "env: DIFFLORE_CLOUD_URL"}
+	}
+	if tok := strings.TrimSpace(cfg.token); tok != "" {
+		shown["token"] = shownSetting{configValue{tok, "(set)"}, "env: DIFFLORE_CLOUD_TOKEN"}
+	}
+	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
+		on := strconv.FormatBool(!redactOptionsFromEnv(cfg.getenv).off)
+		shown["redact"] = shownSetting{configValue{on, on}, "env: " + redactEnv}
+	}
+	return shown
+}
+
+// configList prints every key with its value in force, as TOML, and where
+// it came from; the token is only said to be set, and by which source.
 func configList(cfg config) error {
 	fc, warnings, err := cfg.load()
 	if err != nil {
 		return err
 	}
 	settings{warnings: warnings}.printWarnings(cfg.stderr)
-	vals := configValues(fc)
+	shown := configInForce(cfg, fc)
 	for _, k := range configKeys() {
-		if v, ok := vals[k.name]; ok {
-			fmt.Fprintf(cfg.stdout, "%s = %s\n", k.name, v.toml)
+		v, ok := shown[k.name]
+		switch {
+		case !ok:
+			fmt.Fprintf(cfg.stdout, "%s = (not set)\n", k.name)
+		case k.name == "token":
+			fmt.Fprintf(cfg.stdout, "%s = (set, %s)\n", k.name, strings.SplitN(v.source, ":", 2)[0])
+		default:
+			fmt.Fprintf(cfg.stdout, "%s = %s (%s)\n", k.name, v.value.toml, v.source)
 		}
 	}
 	return nil
 }
 
-// configGet prints the value the file gives the key. The token is printed
-// only when asked for by name with --show-token, as 'gh auth status
-// --show-token' does: a plain 'get token' in a shared terminal or a
+// configGet prints the key's value in force (configInForce). The token is
+// printed only when asked for by name with --show-token, as 'gh auth
+// status --show-token' does: a plain 'get token' in a shared terminal or a
 // screencast must not show it.
 func configGet(cfg config, k configKey, showToken bool) error {
 	if k.name == "token" && !showToken {
@@ -253,12 +301,17 @@ func configGet(cfg config, k configKey, showToken bool) error {
 		return err
 	}
 	settings{warnings: warnings}.printWarnings(cfg.stderr)
-	v, ok := configValues(fc)[k.name]
+	v, ok := configInForce(cfg, fc)[k.name]
 	if !ok {
-		return fmt.Errorf("%s is not set in %s", k.name, cfg.configPath())
+		env, how := "DIFFLORE_CLOUD_URL", "difflore config set endpoint URL"
+		if k.name == "token" {
+			env, how = "DIFFLORE_CLOUD_TOKEN", `printf '%s\n' "$TOKEN" | difflore config set token -`
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s is not set: not in %s nor in %s, and it has no default", k.name, env, cfg.configPath()),
+			hint: how}
 	}
-	if v.plain != "" {
-		fmt.Fprintln(cfg.stdout, v.plain)
+	if v.value.plain != "" {
+		fmt.Fprintln(cfg.stdout, v.value.plain)
 	}
 	return nil
 }

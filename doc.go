@@ -164,7 +164,9 @@
 // wins over the environment, which wins over the file, which wins over the
 // default; status says where the endpoint and each limit came from. config set checks a
 // value and replaces the key's line, keeping the user's other lines and
-// comments; an unknown key is a warning. list shows "token = (set)", and get
+// comments; an unknown key is a warning. get prints the value in force, and
+// list every key with its value in force and where it came from: (default),
+// (file) or (env: VARIABLE); the token only as "token = (set, file)", and get
 // prints the token only with --show-token. A file that holds a token and
 // that group or others may read is refused by every command that reads it
 // (chmod 600 it, or config unset token). enqueue never reads the file.
