@@ -154,12 +154,13 @@
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http
-// to a host that is not loopback needs --allow-insecure.
+// to a host that is not loopback needs --allow-insecure, or allow_insecure =
+// true in config.toml; config set refuses such an endpoint without it.
 //
 // config.toml in the data home holds the settings: endpoint, token, batch,
 // redact, redact_rules ([[redact_rules]] tables of name and pattern),
 // redact_allow (values never replaced), max_size and max_age (as the run
-// flags take them). Every daemon of the home reads it,
+// flags take them), allow_insecure. Every daemon of the home reads it,
 // whether a hook (--ensure-daemon), a service or a person started it. A flag
 // wins over the environment, which wins over the file, which wins over the
 // default; status says where the endpoint and each limit came from. config set checks a
