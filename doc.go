@@ -86,8 +86,11 @@
 // agent's hook reference lists and that a silent hook may observe runs
 // 'difflore enqueue --kind <agent>.<event>', named by difflore's absolute
 // path, with a 10-second timeout. Every other key and hook is kept, a second
-// install changes nothing, the file as it was is saved beside it, and
-// --dry-run shows the change. uninstall removes only difflore's hooks;
+// install changes nothing, a copy of the file as it was is kept in the data
+// home (backups/, the last 5 per file), and --dry-run shows the change.
+// uninstall gives the file back byte for byte as it was before install, or
+// removes it when install made it; when it changed since, it removes only
+// difflore's hooks;
 // status says whether each agent is wired and exits 1 when a hook runs a
 // program that does not exist, or when Gemini CLI's hooksConfig.enabled,
 // which install and uninstall never change, is false. Codex runs a hook

@@ -25,8 +25,11 @@ gemini.
              names the file it belongs in (stderr)
   install    merges it into the agent's user settings file (or a project's,
              with --project): other keys and hooks are kept, a second
-             install changes nothing, a backup of the file is kept beside it
-  uninstall  removes difflore's hooks, and nothing else, from that file
+             install changes nothing, a copy of the file as it was is kept
+             in the data home (backups/, the last 5 per file)
+  uninstall  gives the file back as it was before install, byte for byte
+             (or removes it, when install made it); when it changed
+             since, removes difflore's hooks, and nothing else, from it
   status     says for each agent whether its hooks are wired, whether
              the program they run exists and whether the agent runs them
              (Codex: trusts them; Gemini CLI: hooksConfig.enabled is not
