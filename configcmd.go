@@ -142,7 +142,11 @@ func findConfigKey(name string) (configKey, error) {
 }
 
 func cmdConfig(cfg config, args []string) error {
-	if usageAsked(cfg, args, configUsage, true) {
+	if len(args) > 0 && usageAsked(cfg, args[:1], "", true) {
+		// config -h lists the flags of its subcommands too.
+		fl := newFlagSet(cfg, "config", configUsage)
+		fl.Bool("show-token", false, "print the token, for 'get token'")
+		fl.Usage()
 		return nil
 	}
 	if len(args) == 0 {

@@ -329,6 +329,10 @@ func editDistance(a, b string) int {
 // newFlagSet returns a flag set whose -h prints usage, the flags and an
 // example to stdout.
 func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
+	if s, ok := findSubcommand(name); ok {
+		// A subcommand's -h is its own, not its parent's whole help.
+		usage = s.usage(usage)
+	}
 	fs := flag.NewFlagSet("difflore "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {

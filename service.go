@@ -16,7 +16,10 @@ import (
 )
 
 const serviceUsage = `
-Usage: difflore service print|install|uninstall systemd|launchd|windows
+Usage:
+  difflore service print systemd|launchd|windows
+  difflore service install systemd|launchd|windows
+  difflore service uninstall systemd|launchd|windows
 
 Makes the daemon of this data home start at log-in (or boot) and restart
 when it fails. The service runs 'difflore run --takeover' in the
