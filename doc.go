@@ -18,10 +18,7 @@
 //	difflore redact [FILE|-]
 //	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]
-//	difflore hooks print [--autostart] [--command PATH] AGENT
-//	difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] AGENT
-//	difflore hooks uninstall [--project DIR] [--dry-run] AGENT
-//	difflore hooks status [--project DIR] [AGENT]
+//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] claude|codex|cursor|gemini
 //	difflore service print|install|uninstall systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish|powershell
