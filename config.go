@@ -38,6 +38,9 @@ type fileConfig struct {
 	RedactAllow []string   `toml:"redact_allow"`
 	MaxSize     *limitText `toml:"max_size"`
 	MaxAge      *limitText `toml:"max_age"`
+	// AllowInsecure lets an endpoint be plain http to a host that is
+	// not loopback: the network between is trusted.
+	AllowInsecure *bool `toml:"allow_insecure"`
 }
 
 // limitText is a limit as config.toml gives it: a string, as the run flag
@@ -78,7 +81,10 @@ type settings struct {
 	batch    int
 	redact   redactOptions
 	limits   limits
-	warnings []string // about the file: unknown keys
+	// allowInsecure is allow_insecure of config.toml; a command's flag
+	// --allow-insecure, when given, wins over it.
+	allowInsecure bool
+	warnings      []string // about the file: unknown keys
 }
 
 // The sources of a setting, as status shows them.
@@ -243,6 +249,7 @@ func (cfg config) settings() (settings, error) {
 		st.redact.rules = append(st.redact.rules, customRule{name: r.Name, pattern: r.Pattern})
 	}
 	st.redact.allow = fc.RedactAllow
+	st.allowInsecure = fc.AllowInsecure != nil && *fc.AllowInsecure
 	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
 		st.redact.off = redactOptionsFromEnv(cfg.getenv).off
 	}

@@ -37,17 +37,25 @@ Keys:
   redact_allow   values never replaced: a list of strings
   max_size       the outbox's largest size: 2MiB, 500MB or bytes, at least 1MiB (default 1GiB); flag --max-size
   max_age        evict pending events older than this: 30d, 12h, or off (default off); flag --max-age
-set and unset handle endpoint, token, batch, redact, max_size and max_age;
+  allow_insecure true lets the endpoint be plain http to a host that is not loopback (default false); flag --allow-insecure
+set and unset handle endpoint, token, batch, redact, max_size, max_age and allow_insecure;
 edit the file for redact_rules and redact_allow ('difflore config path'
 names it). A token is sent only to the endpoint named beside it (the
 file's token to the file's endpoint) or to one of the same origin, never to
 one a flag or another source names; white space around it is dropped.
 
 The file is written whole, to a temporary file renamed over it, mode 0600;
-its other lines and comments are kept. A file that holds a token and that
+its other lines and comments are kept. An endpoint no daemon would use,
+plain http to a host that is not loopback, is refused unless allow_insecure
+is true (set it first, if the network is trusted). A file that holds a token and that
 group or others can read is refused by every command, as ssh refuses such a
-key, until it is chmod 600 (or the token unset). list shows "token = (set)";
-get prints the token only with --show-token.
+key, until it is chmod 600 (or the token unset).
+
+get prints the value in force: the environment's, else the file's, else the
+default. list prints every key with its value in force and where it came
+from: (default), (file) or (env: VARIABLE); the token only as
+"token = (set, env)" or "(set, file)". get prints the token only with
+--show-token.
 
 Examples:
   difflore config set endpoint https://ingest.example.com/v1/events
@@ -70,8 +78,8 @@ func configKeys() []configKey {
 			if v == "" {
 				return "", errors.New("empty; 'difflore config unset endpoint' removes it")
 			}
-			// Plain http off loopback is a choice made where the daemon
-			// runs (--allow-insecure), not here: accept it.
+			// Plain http off loopback depends on allow_insecure, which
+			// editConfig checks with the file as it will be.
 			if _, err := parseEndpoint(v, "", "", true); err != nil {
 				return "", err // "endpoint …: …", with its hint
 			}
@@ -90,15 +98,7 @@ func configKeys() []configKey {
 			}
 			return strconv.Itoa(n), nil
 		}},
-		{"redact", func(v string) (string, error) {
-			switch strings.ToLower(v) {
-			case "true", "on", "1", "yes":
-				return "true", nil
-			case "false", "off", "0", "no":
-				return "false", nil
-			}
-			return "", errors.New("want true or false")
-		}},
+		{"redact", boolLiteral},
 		{"redact_rules", nil},
 		{"redact_allow", nil},
 		{"max_size", func(v string) (string, error) {
@@ -113,7 +113,19 @@ func configKeys() []configKey {
 			}
 			return tomlString(strings.TrimSpace(v)), nil
 		}},
+		{"allow_insecure", boolLiteral},
 	}
+}
+
+// boolLiteral is a yes or no as a TOML boolean.
+func boolLiteral(v string) (string, error) {
+	switch strings.ToLower(v) {
+	case "true", "on", "1", "yes":
+		return "true", nil
+	case "false", "off", "0", "no":
+		return "false", nil
+	}
+	return "", errors.New("want true or false")
 }
 
 // findConfigKey is the key of that name, or a usage error listing the keys.
@@ -130,7 +142,11 @@ func findConfigKey(name string) (configKey, error) {
 }
 
 func cmdConfig(cfg config, args []string) error {
-	if usageAsked(cfg, args, configUsage, true) {
+	if len(args) > 0 && usageAsked(cfg, args[:1], "", true) {
+		// config -h lists the flags of its subcommands too.
+		fl := newFlagSet(cfg, "config", configUsage)
+		fl.Bool("show-token", false, "print the token, for 'get token'")
+		fl.Usage()
 		return nil
 	}
 	if len(args) == 0 {
@@ -197,8 +213,10 @@ func configValues(fc fileConfig) map[string]configValue {
 	if fc.Batch != nil {
 		vals["batch"] = configValue{strconv.Itoa(*fc.Batch), strconv.Itoa(*fc.Batch)}
 	}
-	if fc.Redact != nil {
-		vals["redact"] = configValue{strconv.FormatBool(*fc.Redact), strconv.FormatBool(*fc.Redact)}
+	for key, v := range map[string]*bool{"redact": fc.Redact, "allow_insecure": fc.AllowInsecure} {
+		if v != nil {
+			vals[key] = configValue{strconv.FormatBool(*v), strconv.FormatBool(*v)}
+		}
 	}
 	if fc.RedactRules != nil {
 		var lines, items []string
@@ -223,25 +241,70 @@ func configValues(fc fileConfig) map[string]configValue {
 	return vals
 }
 
-// configList prints the keys the file sets, as TOML, the token hidden.
+// shownSetting is a key's value in force, as config get and list show it,
+// and where it came from: "default", "file" or "env: VARIABLE"; an empty
+// source when nothing sets the key and it has no default.
+type shownSetting struct {
+	value  configValue
+	source string
+}
+
+// configInForce gives every key its value in force: the environment's,
+// else the file's, else the default. Flags are not seen here: they belong
+// to one command's run.
+func configInForce(cfg config, fc fileConfig) map[string]shownSetting {
+	shown := map[string]shownSetting{
+		"batch":        {configValue{strconv.Itoa(defaultBatch), strconv.Itoa(defaultBatch)}, fromDefault},
+		"redact":       {configValue{"true", "true"}, fromDefault},
+		"redact_rules": {configValue{"", "[]"}, fromDefault},
+		"redact_allow": {configValue{"", "[]"}, fromDefault},
+		"max_size":     {configValue{"1GiB", tomlString("1GiB")}, fromDefault},
+		"max_age":      {configValue{"off", tomlString("off")}, fromDefault},
+		// allow_insecure has no variable: a flag or the file sets it.
+		"allow_insecure": {configValue{"false", "false"}, fromDefault},
+	}
+	for k, v := range configValues(fc) {
+		shown[k] = shownSetting{v, "file"}
+	}
+	if cfg.endpoint != "" {
+		shown["endpoint"] = shownSetting{configValue{cfg.endpoint, tomlString(cfg.endpoint)}, "env: DIFFLORE_CLOUD_URL"}
+	}
+	if tok := strings.TrimSpace(cfg.token); tok != "" {
+		shown["token"] = shownSetting{configValue{tok, "(set)"}, "env: DIFFLORE_CLOUD_TOKEN"}
+	}
+	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
+		on := strconv.FormatBool(!redactOptionsFromEnv(cfg.getenv).off)
+		shown["redact"] = shownSetting{configValue{on, on}, "env: " + redactEnv}
+	}
+	return shown
+}
+
+// configList prints every key with its value in force, as TOML, and where
+// it came from; the token is only said to be set, and by which source.
 func configList(cfg config) error {
 	fc, warnings, err := cfg.load()
 	if err != nil {
 		return err
 	}
 	settings{warnings: warnings}.printWarnings(cfg.stderr)
-	vals := configValues(fc)
+	shown := configInForce(cfg, fc)
 	for _, k := range configKeys() {
-		if v, ok := vals[k.name]; ok {
-			fmt.Fprintf(cfg.stdout, "%s = %s\n", k.name, v.toml)
+		v, ok := shown[k.name]
+		switch {
+		case !ok:
+			fmt.Fprintf(cfg.stdout, "%s = (not set)\n", k.name)
+		case k.name == "token":
+			fmt.Fprintf(cfg.stdout, "%s = (set, %s)\n", k.name, strings.SplitN(v.source, ":", 2)[0])
+		default:
+			fmt.Fprintf(cfg.stdout, "%s = %s (%s)\n", k.name, v.value.toml, v.source)
 		}
 	}
 	return nil
 }
 
-// configGet prints the value the file gives the key. The token is printed
-// only when asked for by name with --show-token, as 'gh auth status
-// --show-token' does: a plain 'get token' in a shared terminal or a
+// configGet prints the key's value in force (configInForce). The token is
+// printed only when asked for by name with --show-token, as 'gh auth
+// status --show-token' does: a plain 'get token' in a shared terminal or a
 // screencast must not show it.
 func configGet(cfg config, k configKey, showToken bool) error {
 	if k.name == "token" && !showToken {
@@ -253,12 +316,17 @@ func configGet(cfg config, k configKey, showToken bool) error {
 		return err
 	}
 	settings{warnings: warnings}.printWarnings(cfg.stderr)
-	v, ok := configValues(fc)[k.name]
+	v, ok := configInForce(cfg, fc)[k.name]
 	if !ok {
-		return fmt.Errorf("%s is not set in %s", k.name, cfg.configPath())
+		env, how := "DIFFLORE_CLOUD_URL", "difflore config set endpoint URL"
+		if k.name == "token" {
+			env, how = "DIFFLORE_CLOUD_TOKEN", `printf '%s\n' "$TOKEN" | difflore config set token -`
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s is not set: not in %s nor in %s, and it has no default", k.name, env, cfg.configPath()),
+			hint: how}
 	}
-	if v.plain != "" {
-		fmt.Fprintln(cfg.stdout, v.plain)
+	if v.value.plain != "" {
+		fmt.Fprintln(cfg.stdout, v.value.plain)
 	}
 	return nil
 }
@@ -387,11 +455,42 @@ func editConfig(cfg config, key, lit string) error {
 		return &exitError{code: 1, err: fmt.Errorf("cannot change %s in %s line by line", key, path),
 			hint: "edit the file by hand"}
 	}
+	if key == "endpoint" || key == "allow_insecure" {
+		if err := checkEndpointUsable(key, text); err != nil {
+			return err
+		}
+	}
 	if err := writeFileAtomic(path, []byte(text)); err != nil {
 		return fmt.Errorf("write %s: %w", configFileName, err)
 	}
 	tellRunningDaemon(cfg, h)
 	return nil
+}
+
+// checkEndpointUsable refuses a config.toml, as text would make it, whose
+// endpoint no daemon would use: plain http to a host that is not loopback
+// without allow_insecure. Every daemon would refuse to start with it, and
+// a hook's daemon does so where nobody sees it, so the refusal comes now,
+// from the key just set, with the hint that allows it.
+func checkEndpointUsable(key, text string) error {
+	var fc fileConfig
+	if _, err := toml.Decode(text, &fc); err != nil || fc.Endpoint == nil {
+		return nil // decode has spoken, or there is no endpoint to use
+	}
+	allow := fc.AllowInsecure != nil && *fc.AllowInsecure
+	if _, err := parseEndpoint(*fc.Endpoint, "", "", allow); err == nil || allow {
+		return nil
+	}
+	if _, err := parseEndpoint(*fc.Endpoint, "", "", true); err != nil {
+		return nil // wrong for another reason, which the daemon reports
+	}
+	shown := redactURL(*fc.Endpoint)
+	if key == "endpoint" {
+		return &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", shown),
+			hint: "use https, or, if the network is trusted, run 'difflore config set allow_insecure true' first"}
+	}
+	return &exitError{code: 2, err: fmt.Errorf("endpoint %q in %s is plain http to a host that is not loopback: no daemon would use it without allow_insecure", shown, configFileName),
+		hint: "set an https endpoint first: difflore config set endpoint https://…"}
 }
 
 // tellRunningDaemon says, when a daemon of h runs, that it goes on with the

@@ -45,8 +45,10 @@ func (o runOptions) childArgs() []string {
 	if o.flagLimits.ageFrom == fromFlag {
 		args = append(args, "--max-age", o.flagLimits.maxAge.String())
 	}
-	if o.allowInsecure {
-		args = append(args, "--allow-insecure")
+	// And allow_insecure: only when a flag gave it, so that the daemon
+	// follows the file's when it reads the file again.
+	if o.allowInsecureGiven {
+		args = append(args, "--allow-insecure="+strconv.FormatBool(o.allowInsecure))
 	}
 	if o.takeover {
 		args = append(args, "--takeover")

@@ -18,7 +18,7 @@
 //	difflore redact [FILE|-]
 //	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]
-//	difflore hooks install|uninstall|status|print claude|codex|cursor|gemini
+//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] claude|codex|cursor|gemini
 //	difflore service print|install|uninstall systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish|powershell
@@ -86,8 +86,11 @@
 // agent's hook reference lists and that a silent hook may observe runs
 // 'difflore enqueue --kind <agent>.<event>', named by difflore's absolute
 // path, with a 10-second timeout. Every other key and hook is kept, a second
-// install changes nothing, the file as it was is saved beside it, and
-// --dry-run shows the change. uninstall removes only difflore's hooks;
+// install changes nothing, a copy of the file as it was is kept in the data
+// home (backups/, the last 5 per file), and --dry-run shows the change.
+// uninstall gives the file back byte for byte as it was before install, or
+// removes it when install made it; when it changed since, it removes only
+// difflore's hooks;
 // status says whether each agent is wired and exits 1 when a hook runs a
 // program that does not exist, or when Gemini CLI's hooksConfig.enabled,
 // which install and uninstall never change, is false. Codex runs a hook
@@ -154,17 +157,20 @@
 //
 // Endpoints: http:// and https:// (difflore's JSON batches), otlp+http:// and
 // otlp+https:// (OTLP/HTTP logs), and file: (JSON lines, synced). Plain http
-// to a host that is not loopback needs --allow-insecure.
+// to a host that is not loopback needs --allow-insecure, or allow_insecure =
+// true in config.toml; config set refuses such an endpoint without it.
 //
 // config.toml in the data home holds the settings: endpoint, token, batch,
 // redact, redact_rules ([[redact_rules]] tables of name and pattern),
 // redact_allow (values never replaced), max_size and max_age (as the run
-// flags take them). Every daemon of the home reads it,
+// flags take them), allow_insecure. Every daemon of the home reads it,
 // whether a hook (--ensure-daemon), a service or a person started it. A flag
 // wins over the environment, which wins over the file, which wins over the
 // default; status says where the endpoint and each limit came from. config set checks a
 // value and replaces the key's line, keeping the user's other lines and
-// comments; an unknown key is a warning. list shows "token = (set)", and get
+// comments; an unknown key is a warning. get prints the value in force, and
+// list every key with its value in force and where it came from: (default),
+// (file) or (env: VARIABLE); the token only as "token = (set, file)", and get
 // prints the token only with --show-token. A file that holds a token and
 // that group or others may read is refused by every command that reads it
 // (chmod 600 it, or config unset token). enqueue never reads the file.

@@ -148,7 +148,7 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 		add(checkWarn, "endpoint: none; events stay queued ('difflore config set endpoint URL')")
 		return
 	}
-	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), false)
+	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), st.allowInsecure)
 	if err != nil {
 		add(checkFail, "endpoint: %v", err)
 		return

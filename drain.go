@@ -61,6 +61,9 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if !flagGiven(fl, "batch") {
 		*batch = st.batch
 	}
+	if !flagGiven(fl, "allow-insecure") {
+		*allowInsecure = st.allowInsecure
+	}
 	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), *allowInsecure)
 	if err != nil {
 		return err

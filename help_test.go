@@ -99,3 +99,45 @@ func readEnvNames(t *testing.T) []string {
 	}
 	return names
 }
+
+// TestSubcommandHelp checks that each subcommand's -h is its own: it starts
+// with the subcommand's usage line, which is one of its parent's, says
+// nothing of the other subcommands, and lists only flags that its usage line
+// and its parent's -h name; and that the parent's -h lists every flag a
+// subcommand's does.
+func TestSubcommandHelp(t *testing.T) {
+	testHome(t)
+	flagLine := regexp.MustCompile(`(?m)^  (--?[a-z][a-z-]*)`)
+	for _, s := range subcommands() {
+		parentName, _, _ := strings.Cut(s.name, " ")
+		parent := mustCLI(t, parentName, "-h")
+		help, _, code := cli(t, "", append(strings.Fields(s.name), "-h")...)
+		if code != 0 {
+			t.Errorf("%s -h: exit %d", s.name, code)
+			continue
+		}
+		synopsis, _, _ := strings.Cut(help, "\n\n")
+		if !strings.HasPrefix(synopsis, "Usage: difflore "+s.name) && !strings.HasPrefix(synopsis, "Usage:\n  difflore "+s.name) {
+			t.Errorf("%s -h does not start with its usage:\n%s", s.name, help)
+		}
+		for _, l := range strings.Split(strings.TrimPrefix(synopsis, "Usage:"), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.Contains(parent, l) {
+				t.Errorf("%s -h: the usage line %q is not in %s -h", s.name, l, parentName)
+			}
+		}
+		for _, other := range subcommands() {
+			if strings.HasPrefix(other.name, parentName+" ") && other.name != s.name && strings.Contains(help, "difflore "+other.name+" ") {
+				t.Errorf("%s -h speaks of %s:\n%s", s.name, other.name, help)
+			}
+		}
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			word := regexp.MustCompile(`(^|[^-\w])` + regexp.QuoteMeta(m[1]) + `\b`)
+			if !word.MatchString(synopsis) {
+				t.Errorf("%s -h lists %s, but its usage line does not:\n%s", s.name, m[1], synopsis)
+			}
+			if !regexp.MustCompile(`(?m)^  `+regexp.QuoteMeta(m[1])+`\b`).MatchString(parent) && parentName != "outbox" {
+				t.Errorf("%s -h lists %s, but %s -h's flags do not", s.name, m[1], parentName)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,8 +26,11 @@ gemini.
              names the file it belongs in (stderr)
   install    merges it into the agent's user settings file (or a project's,
              with --project): other keys and hooks are kept, a second
-             install changes nothing, a backup of the file is kept beside it
-  uninstall  removes difflore's hooks, and nothing else, from that file
+             install changes nothing, a copy of the file as it was is kept
+             in the data home (backups/, the last 5 per file)
+  uninstall  gives the file back as it was before install, byte for byte
+             (or removes it, when install made it); when it changed
+             since, removes difflore's hooks, and nothing else, from it
   status     says for each agent whether its hooks are wired, whether
              the program they run exists and whether the agent runs them
              (Codex: trusts them; Gemini CLI: hooksConfig.enabled is not
@@ -356,7 +360,10 @@ func cmdHooks(cfg config, args []string) error {
 	if len(args) == 0 {
 		return &exitError{code: 2, err: errors.New("usage: difflore hooks print|install|uninstall|status AGENT"), hint: "run 'difflore hooks -h' for usage"}
 	}
-	if usageAsked(cfg, args, hooksUsage, true) {
+	if usageAsked(cfg, []string{args[0]}, "", true) {
+		// hooks -h lists the flags of every subcommand.
+		fl, _, _, _ := hooksFlags(cfg, "hooks", "")
+		fl.Usage()
 		return nil
 	}
 	sub, rest := args[0], args[1:]
@@ -365,26 +372,39 @@ func cmdHooks(cfg config, args []string) error {
 	default:
 		return &exitError{code: 2, err: fmt.Errorf("unknown hooks command %q", sub), hint: "use print, install, uninstall or status"}
 	}
-	fl := newFlagSet(cfg, "hooks "+sub, hooksUsage)
+	fl, opts, project, dryRun := hooksFlags(cfg, "hooks "+sub, sub)
+	if err := parseFlags(fl, rest); err != nil {
+		return err
+	}
+	return hooksRun(cfg, sub, fl, *opts, *project, *dryRun)
+}
+
+// hooksFlags is the flag set of the hooks subcommand sub, named name, or,
+// for an empty sub, of them all (for hooks -h), and where its flags go.
+func hooksFlags(cfg config, name, sub string) (*flag.FlagSet, *hookOptions, *string, *bool) {
+	fl := newFlagSet(cfg, name, hooksUsage)
 	var opts hookOptions
 	var project string
 	var dryRun bool
-	if sub == "print" || sub == "install" {
+	all := sub == ""
+	if all || sub == "print" || sub == "install" {
 		fl.BoolVar(&opts.autostart, "autostart", false, "add --ensure-daemon, so the first event starts the daemon")
 		fl.StringVar(&opts.command, "command", "", "the difflore `PATH` the hooks run (default: this difflore's absolute path)")
 	}
 	if sub != "print" {
 		fl.StringVar(&project, "project", "", "the settings file of the project in `DIR`, not the user's")
 	}
-	if sub == "install" || sub == "uninstall" {
+	if all || sub == "install" || sub == "uninstall" {
 		fl.BoolVar(&dryRun, "dry-run", false, "show the change and write nothing")
 	}
-	if sub == "install" {
+	if all || sub == "install" {
 		fl.BoolVar(&opts.trust, "trust", false, "codex: trust difflore's hooks in Codex's config.toml, so that Codex runs them")
 	}
-	if err := parseFlags(fl, rest); err != nil {
-		return err
-	}
+	return fl, &opts, &project, &dryRun
+}
+
+// hooksRun runs the hooks subcommand sub with its parsed flags.
+func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, project string, dryRun bool) error {
 	if sub == "status" {
 		if fl.NArg() > 1 {
 			return &exitError{code: 2, err: errors.New("hooks status takes at most one agent"), hint: "agents: claude, codex, cursor, gemini"}

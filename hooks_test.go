@@ -271,10 +271,17 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// backups lists the backups beside a settings file.
+// backups lists the backups of a settings file (or of the file a symlink
+// at path leads to) in the data home; none is ever left beside the file.
 func backups(t *testing.T, path string) []string {
 	t.Helper()
-	m, err := filepath.Glob(path + ".difflore-*.bak")
+	if beside, _ := filepath.Glob(path + "*.bak"); len(beside) > 0 {
+		t.Errorf("backups beside %s: %v", path, beside)
+	}
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	m, err := filepath.Glob(filepath.Join(backupDir(config{home: os.Getenv("DIFFLORE_HOME")}, path), "*.bak"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,8 +439,7 @@ func checkOneHookPerEvent(t *testing.T, a agentSpec, doc *jsonValue) {
 }
 
 // TestHooksInstallFreshFile installs where the agent has no settings file
-// yet, and uninstalls: what is left is an empty object, which every agent
-// reads as no settings.
+// yet, and uninstalls: the file install made is gone again.
 func TestHooksInstallFreshFile(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
@@ -456,8 +462,8 @@ func TestHooksInstallFreshFile(t *testing.T) {
 				t.Errorf("a backup of a file that did not exist")
 			}
 			mustCLI(t, "hooks", "uninstall", a.name)
-			if data, _ := os.ReadFile(path); string(data) != "{}\n" {
-				t.Errorf("after uninstall: %q, want {}", data)
+			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("after uninstall: %s is there (%v), want it gone as before install", path, err)
 			}
 		})
 	}
@@ -623,7 +629,7 @@ func TestHooksInstallThroughSymlink(t *testing.T) {
 		t.Errorf("the link's target has %d events wired, want %d", len(events), len(a.events))
 	}
 	if bk := backups(t, path); len(bk) != 1 {
-		t.Errorf("backups beside the link: %v, want one", bk)
+		t.Errorf("backups of the link's target: %v, want one", bk)
 	}
 	if entries, _ := os.ReadDir(dotfiles); len(entries) != 1 {
 		t.Errorf("the dotfiles folder holds %d files, want only the settings", len(entries))

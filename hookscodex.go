@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/BurntSushi/toml"
@@ -242,15 +240,7 @@ func editCodexTrust(cfg config, path string, add []codexTrust, remove []string, 
 	if err := checkTrustEdit(before, text, want, remove); err != nil {
 		return false, "", &exitError{code: 1, err: fmt.Errorf("%s: %w; it was left as it is", path, err), hint: "trust them in Codex instead: start codex" + codexTrustHintRest}
 	}
-	if dryRun {
-		old := path
-		if !f.exists {
-			old = "/dev/null"
-		}
-		_, err := io.WriteString(cfg.stdout, lineDiff(old, path, f.data, []byte(text)))
-		return true, "", err
-	}
-	backup, err = f.write([]byte(text), time.Now(), cfg.settingsPause)
+	backup, err = f.commitEdit(cfg, []byte(text), len(add) > 0, emptyTOML(text), dryRun)
 	return true, backup, err
 }
 

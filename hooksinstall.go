@@ -231,6 +231,7 @@ type settingsFile struct {
 	exists bool
 	mode   fs.FileMode
 	info   fs.FileInfo // the file's as it was read, nil when it did not exist
+	made   []string    // the folders write made for it, deepest first
 }
 
 func readSettings(path string) (*settingsFile, error) {
@@ -305,22 +306,24 @@ func readSettingsData(path string) ([]byte, error) {
 // read.
 var errSettingsChanged = errors.New("changed while difflore was editing it; nothing was written")
 
-// write saves a copy of the file as it was beside it (returning the copy's
-// name, empty when there was no file) and replaces the file with data. It
-// refuses, with errSettingsChanged, when the file changed since it was
-// read, as when the agent saved its settings meanwhile: it reads the file
-// again just before the rename, after the slow part (the new file written
-// and synced), so that a save of the agent's is lost only if it lands in
-// the microseconds between that read and the rename.
-func (f *settingsFile) write(data []byte, now time.Time, pause func(string)) (backup string, err error) {
+// write saves a copy of the file as it was in the data home (saveBackup;
+// returning the copy's name, empty when there was no file) and replaces
+// the file with data, making the folders it needs (f.made). It refuses,
+// with errSettingsChanged, when the file changed since it was read, as
+// when the agent saved its settings meanwhile: it reads the file again
+// just before the rename, after the slow part (the new file written and
+// synced), so that a save of the agent's is lost only if it lands in the
+// microseconds between that read and the rename.
+func (f *settingsFile) write(cfg config, data []byte, now time.Time, pause func(string)) (backup string, err error) {
 	if !f.unchanged() {
 		return "", fmt.Errorf("%s %w", f.path, errSettingsChanged)
 	}
 	if f.exists {
-		if backup, err = writeBackup(f.path, f.data, f.mode, now); err != nil {
+		if backup, err = saveBackup(cfg, f.target, f.data, now); err != nil {
 			return "", fmt.Errorf("back up %s: %w", f.path, err)
 		}
 	}
+	f.made = missingDirs(filepath.Dir(f.target))
 	if err := os.MkdirAll(filepath.Dir(f.target), 0o700); err != nil {
 		return "", err
 	}
@@ -345,6 +348,44 @@ func (f *settingsFile) write(data []byte, now time.Time, pause func(string)) (ba
 	return backup, nil
 }
 
+// commitEdit writes out, the edited text of f, for install (recording
+// the file for uninstall: noteInstall) or for uninstall (giving the file
+// back: planUninstall), or shows the difference on a dry run. empty says
+// whether out holds nothing.
+func (f *settingsFile) commitEdit(cfg config, out []byte, install, empty, dryRun bool) (backup string, err error) {
+	if install {
+		if dryRun {
+			return "", f.showDiff(cfg, out, false)
+		}
+		if backup, err = f.write(cfg, out, time.Now(), cfg.settingsPause); err != nil {
+			return "", err
+		}
+		if err := noteInstall(cfg, f, out, f.made); err != nil {
+			return backup, fmt.Errorf("record %s for uninstall: %w", f.path, err)
+		}
+		return backup, nil
+	}
+	plan := planUninstall(readRestoreRecord(cfg, f.target), f, out, empty)
+	if dryRun {
+		return "", f.showDiff(cfg, plan.data, plan.remove)
+	}
+	return applyUninstall(cfg, f, plan)
+}
+
+// showDiff prints, for --dry-run, how the file would change to out, or be
+// removed.
+func (f *settingsFile) showDiff(cfg config, out []byte, remove bool) error {
+	old, now := f.path, f.path
+	if !f.exists {
+		old = "/dev/null"
+	}
+	if remove {
+		now, out = "/dev/null", nil
+	}
+	_, err := io.WriteString(cfg.stdout, lineDiff(old, now, f.data, out))
+	return err
+}
+
 // unchanged reports whether the file is still as it was read: the same
 // bytes, or still missing. The bytes are compared first; then, as the last
 // thing, a single stat checks that it is still the same file, of the same
@@ -366,40 +407,15 @@ func (f *settingsFile) unchanged() bool {
 // is written beside the old one, before the old one is replaced.
 const stepSettingsWritten = "written"
 
-// writeBackup writes data to a new file beside path, named for the time,
-// never over an older backup.
-func writeBackup(path string, data []byte, mode fs.FileMode, now time.Time) (string, error) {
-	base := path + ".difflore-" + now.UTC().Format("20060102T150405Z")
-	for i := 1; i <= 100; i++ {
-		name := base + ".bak"
-		if i > 1 {
-			name = fmt.Sprintf("%s-%d.bak", base, i)
-		}
-		b, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		_, err = b.Write(data)
-		if cerr := b.Close(); err == nil {
-			err = cerr
-		}
-		return name, err
-	}
-	return "", fmt.Errorf("too many backups named %s*.bak", base)
-}
-
 // editSettings reads an agent's settings file, applies change to its
 // top-level object and, when that changed anything, shows the difference
 // (dry run) or writes the file. It returns whether the file changed and
 // the backup's name.
-func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
+func editSettings(cfg config, a agentSpec, path string, install, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
 	// An agent that saved its settings meanwhile has the merge done again,
 	// into what it saved, a bounded number of times.
 	for range maxSettingsTries {
-		changed, backup, err = editSettingsOnce(cfg, a, path, dryRun, change)
+		changed, backup, err = editSettingsOnce(cfg, a, path, install, dryRun, change)
 		if !errors.Is(err, errSettingsChanged) {
 			return changed, backup, err
 		}
@@ -413,7 +429,7 @@ func editSettings(cfg config, a agentSpec, path string, dryRun bool, change func
 const maxSettingsTries = 5
 
 // editSettingsOnce is one try of editSettings.
-func editSettingsOnce(cfg config, a agentSpec, path string, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
+func editSettingsOnce(cfg config, a agentSpec, path string, install, dryRun bool, change func(doc *jsonValue) error) (changed bool, backup string, err error) {
 	f, err := readSettings(path)
 	if err != nil {
 		return false, "", err
@@ -435,15 +451,7 @@ func editSettingsOnce(cfg config, a agentSpec, path string, dryRun bool, change 
 		patchJSONC(&tree, before, doc, detectIndent(f.data), 0)
 		out = tree.Pack()
 	}
-	if dryRun {
-		old := path
-		if !f.exists {
-			old = "/dev/null"
-		}
-		_, err := io.WriteString(cfg.stdout, lineDiff(old, path, f.data, out))
-		return true, "", err
-	}
-	backup, err = f.write(out, time.Now(), cfg.settingsPause)
+	backup, err = f.commitEdit(cfg, out, install, emptyJSONObject(doc), dryRun)
 	return true, backup, err
 }
 
@@ -458,7 +466,7 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	}
 	var notes []string
 	var merged *jsonValue
-	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+	changed, backup, err := editSettings(cfg, a, path, true, dryRun, func(doc *jsonValue) error {
 		merged = doc
 		notes, err = a.merge(doc, program, opts.autostart)
 		return err
@@ -523,7 +531,13 @@ func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) (err e
 	}
 	removed := 0
 	var trust []codexTrust
-	changed, backup, err := editSettings(cfg, a, path, dryRun, func(doc *jsonValue) error {
+	// Codex's config.toml shares the folder install made for hooks.json:
+	// the folder goes once both are gone.
+	var made []string
+	if rec := readRestoreRecord(cfg, path); rec != nil && !rec.Existed {
+		made = rec.Dirs
+	}
+	changed, backup, err := editSettings(cfg, a, path, false, dryRun, func(doc *jsonValue) error {
 		if a.name == "codex" {
 			trust = a.codexTrustEntries(path, doc)
 		}
@@ -536,6 +550,9 @@ func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) (err e
 	defer func() {
 		if err == nil && len(trust) > 0 {
 			err = codexUninstallTrust(cfg, trust, dryRun)
+		}
+		if err == nil && !dryRun {
+			removeEmptyDirs(made)
 		}
 	}()
 	switch {
@@ -652,3 +669,6 @@ func geminiHooksOff(doc *jsonValue) bool {
 	en := doc.get("hooksConfig").get("enabled")
 	return en != nil && !en.isTrue()
 }
+
+// maxBackups is how many copies of one settings file the data home keeps.
+const maxBackups = 5

@@ -194,7 +194,7 @@ func commands() []commandSpec {
 		{"service", "run the daemon as a systemd, launchd or Windows service: print, install, uninstall", noCtx(cmdService),
 			[]string{"print", "install", "uninstall", "systemd", "launchd", "windows"}},
 		{"config", "show and edit the settings in config.toml: get, set, unset, list, path", noCtx(cmdConfig),
-			[]string{"get", "set", "unset", "list", "path", "--show-token", "endpoint", "token", "batch", "redact", "redact_rules", "redact_allow"}},
+			[]string{"get", "set", "unset", "list", "path", "--show-token", "endpoint", "token", "batch", "redact", "redact_rules", "redact_allow", "max_size", "max_age", "allow_insecure"}},
 		{"completion", "print a shell completion script", noCtx(cmdCompletion), []string{"bash", "zsh", "fish", "powershell"}},
 		{"version", "print the version", noCtx(cmdVersion), []string{}},
 	}
@@ -328,6 +328,10 @@ func editDistance(a, b string) int {
 // newFlagSet returns a flag set whose -h prints usage, the flags and an
 // example to stdout.
 func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
+	if s, ok := findSubcommand(name); ok {
+		// A subcommand's -h is its own, not its parent's whole help.
+		usage = s.usage(usage)
+	}
 	fs := flag.NewFlagSet("difflore "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {

@@ -156,14 +156,62 @@ func sameExeName(name, exe string) bool {
 }
 
 // selfStartTime is this process's create time as the OS reports it, so that
-// the PID file's started_at compares like with like in verifyProcess.
+// the PID file's started_at compares like with like in verifyProcess; to
+// the tick on Linux (procStartLinux), where the OS's figure is up to a
+// second early (it counts from the boot time in whole seconds), which
+// startTolerance allows for and which status would otherwise show.
 func selfStartTime() time.Time {
+	if t, ok := procStartLinux(time.Now(), "/proc"); ok {
+		return t
+	}
 	if p, err := process.NewProcess(int32(os.Getpid())); err == nil {
 		if ms, err := p.CreateTime(); err == nil {
 			return time.UnixMilli(ms).UTC()
 		}
 	}
 	return time.Now().UTC()
+}
+
+// procStartLinux is when this process started, from Linux's /proc under
+// proc, read at now: now less the time since, which is the system's uptime
+// (/proc/uptime, to the hundredth of a second) less the uptime at which the
+// process started (field 22 of /proc/self/stat, in clock ticks of 1/100 s:
+// USER_HZ is 100 on every architecture Linux runs on). ok is false where
+// there is no such /proc: another OS.
+func procStartLinux(now time.Time, proc string) (time.Time, bool) {
+	stat, err := os.ReadFile(filepath.Join(proc, "self", "stat"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	up, err := os.ReadFile(filepath.Join(proc, "uptime"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	// The command name, in parentheses, may hold spaces: fields are
+	// counted after its closing parenthesis, which is field 2.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	const startField = 22 - 3 // fields[0] is field 3
+	if len(fields) <= startField {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseInt(fields[startField], 10, 64)
+	upFields := strings.Fields(string(up))
+	if err != nil || len(upFields) == 0 {
+		return time.Time{}, false
+	}
+	uptime, err := strconv.ParseFloat(upFields[0], 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	since := time.Duration(uptime*float64(time.Second)) - time.Duration(ticks)*10*time.Millisecond
+	if since < 0 {
+		return time.Time{}, false
+	}
+	return now.Add(-since).UTC(), true
 }
 
 // jsonUTF8 replaces each byte of s that is not part of valid UTF-8 with

@@ -68,7 +68,7 @@ type runOptions struct {
 	redact         redactOptions
 	warnings       []string // about config.toml, for the log
 	tick           time.Duration
-	allowInsecure  bool
+	allowInsecure  bool // from --allow-insecure when given, else allow_insecure of config.toml
 	takeover       bool // stop a running daemon of this home and take its place
 	service        bool // started by the Windows Service Control Manager: logs to daemon.log
 	logLevel       slog.Level
@@ -78,6 +78,8 @@ type runOptions struct {
 	endpointFlag  string
 	endpointGiven bool
 	flagLimits    limits // --max-size and --max-age, where given (their From is fromFlag)
+	// allowInsecureGiven is set when --allow-insecure was given.
+	allowInsecureGiven bool
 }
 
 // parseLimitFlags reads --max-size and --max-age into o.flagLimits; a
@@ -146,6 +148,7 @@ func runCommand(ctx context.Context, cfg config, args []string) error {
 	}
 	opts.endpointFlag, opts.endpointGiven = *endpoint, flagGiven(fl, "endpoint")
 	opts.batchGiven = flagGiven(fl, "batch")
+	opts.allowInsecureGiven = flagGiven(fl, "allow-insecure")
 	if err := opts.settle(cfg); err != nil {
 		return err
 	}
@@ -190,6 +193,9 @@ func (o *runOptions) settle(cfg config) error {
 	st.withEndpointFlag(endpoint, given)
 	if !o.batchGiven {
 		o.batch = st.batch
+	}
+	if !o.allowInsecureGiven {
+		o.allowInsecure = st.allowInsecure
 	}
 	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
 	o.redact, o.warnings = st.redact, st.warnings

@@ -16,7 +16,10 @@ import (
 )
 
 const serviceUsage = `
-Usage: difflore service print|install|uninstall systemd|launchd|windows
+Usage:
+  difflore service print systemd|launchd|windows
+  difflore service install systemd|launchd|windows
+  difflore service uninstall systemd|launchd|windows
 
 Makes the daemon of this data home start at log-in (or boot) and restart
 when it fails. The service runs 'difflore run --takeover' in the
@@ -35,7 +38,13 @@ and 'enable --now'), the agent in
 ~/Library/LaunchAgents/dev.difflore.daemon.plist ('launchctl bootstrap
 gui/UID'), or a Windows service registered with the Service Control
 Manager, started at boot and restarted when it fails (this needs an
-administrator). uninstall stops it and removes it.
+administrator). When the service manager refuses (no user session bus,
+as under su or sudo), install exits 1 and leaves nothing installed.
+uninstall stops it and removes it, and says which of these happened.
+
+The daemon reads the endpoint and the token from config.toml in the data
+home: set them with 'difflore config set'. No environment file is read,
+whose DIFFLORE_CLOUD_URL would win over config.toml.
 
 Examples:
   difflore service install systemd
@@ -45,8 +54,10 @@ Examples:
 `
 
 // serviceData is what the service templates fill in. The endpoint and the
-// token are not written into the files: the token is a secret, and both are
-// read from an environment file the user keeps.
+// token are not written into the files: the daemon reads them from
+// config.toml, as every daemon of the home does. An environment file would
+// win over config.toml, so that a later 'config set endpoint' would
+// silently change nothing: the definitions tell the user to use config set.
 type serviceData struct {
 	Exe  string
 	Home string
@@ -64,9 +75,8 @@ Type=notify
 ExecStart={{quote .Exe}} run --takeover
 # SIGHUP: read config.toml again ('systemctl --user reload difflore').
 ExecReload=/bin/kill -HUP $MAINPID
+# The endpoint and the token come from config.toml in the data home: set them with 'difflore config set'.
 Environment={{envQuote "DIFFLORE_HOME" .Home}}
-# DIFFLORE_CLOUD_URL=... and DIFFLORE_CLOUD_TOKEN=... go in this file (mode 0600).
-EnvironmentFile=-%h/.config/difflore/env
 Restart=on-failure
 RestartSec=5
 KillSignal=SIGTERM
@@ -91,7 +101,7 @@ WantedBy=default.target
 	<dict>
 		<key>DIFFLORE_HOME</key>
 		<string>{{.Home}}</string>
-		<!-- Add DIFFLORE_CLOUD_URL and DIFFLORE_CLOUD_TOKEN here; keep this file 0600. -->
+		<!-- The endpoint and the token come from config.toml in the data home: set them with 'difflore config set'. -->
 	</dict>
 	<key>RunAtLoad</key>
 	<true/>
@@ -289,6 +299,7 @@ type userService struct {
 	load   [][]string // the commands that load it, after it is written
 	unload [][]string // the commands that stop and unload it, before it is removed
 	reload [][]string // the commands that make the manager forget it, after it is removed
+	hint   string     // what to do when the manager refuses the commands
 }
 
 // userServiceFor is where the definition for mgr goes and how it is loaded:
@@ -311,6 +322,7 @@ func userServiceFor(cfg config, mgr string) (userService, error) {
 		return userService{mgr: mgr, path: path,
 			load:   [][]string{{"launchctl", "bootout", domain, path}, {"launchctl", "bootstrap", domain, path}},
 			unload: [][]string{{"launchctl", "bootout", domain, path}},
+			hint:   "launchctl needs your GUI session: run this in a terminal of the user logged in at the Mac",
 		}, nil
 	}
 	configHome := cfg.getenv("XDG_CONFIG_HOME")
@@ -322,43 +334,70 @@ func userServiceFor(cfg config, mgr string) (userService, error) {
 		load:   [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", unit}},
 		unload: [][]string{{"systemctl", "--user", "disable", "--now", unit}},
 		reload: [][]string{{"systemctl", "--user", "daemon-reload"}},
+		hint: "systemctl --user needs your user session: log in as that user (ssh or a console, not su or sudo), or keep it with 'loginctl enable-linger'; " +
+			"until then, hooks installed with --autostart start the daemon",
 	}, nil
 }
 
 // install writes the definition and loads it. Running it again rewrites
-// the definition (for a difflore that moved, say) and loads it afresh.
+// the definition (for a difflore that moved, say) and loads it afresh. A
+// manager that refuses it leaves nothing installed: the definition that was
+// there before is put back, or the file and the folders made for it are
+// removed, and the error names the command that failed, with a hint.
 func (u userService) install(cfg config, data serviceData) error {
 	var b strings.Builder
 	if err := writeServiceDefinition(&b, u.mgr, data); err != nil {
 		return err
 	}
+	old, readErr := os.ReadFile(u.path)
+	made := missingDirs(filepath.Dir(u.path))
 	if err := os.MkdirAll(filepath.Dir(u.path), 0o755); err != nil {
 		return err
 	}
 	if err := writeFileAtomicMode(u.path, []byte(b.String()), 0o644); err != nil {
+		removeEmptyDirs(made)
 		return fmt.Errorf("write %s: %w", u.path, err)
 	}
-	fmt.Fprintf(cfg.stdout, "wrote %s\n", u.path)
 	for i, c := range u.load {
 		err := runServiceCommand(cfg, c)
-		if err != nil && !(u.mgr == "launchd" && i == 0) { // nothing to boot out on a first install
-			return err
+		if err == nil || (u.mgr == "launchd" && i == 0) { // nothing to boot out on a first install
+			continue
 		}
+		if readErr == nil {
+			writeFileAtomicMode(u.path, old, 0o644)
+		} else {
+			os.Remove(u.path)
+			removeEmptyDirs(made)
+		}
+		if i > 0 {
+			// The manager read the definition: it forgets it again.
+			for _, c := range u.reload {
+				runServiceCommand(config{stderr: io.Discard}, c)
+			}
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s failed (%v): the service was not installed", strings.Join(c, " "), errors.Unwrap(err)),
+			hint: u.hint}
 	}
+	fmt.Fprintf(cfg.stdout, "wrote %s\n", u.path)
 	fmt.Fprintf(cfg.stdout, "loaded and started it (%s)\n", strings.Join(u.load[len(u.load)-1], " "))
 	return nil
 }
 
-// uninstall stops and unloads the service, then removes its definition.
-// A service that is not loaded, or a file already gone, is no error.
+// uninstall stops and unloads the service, then removes its definition,
+// and says which of these happened. A service that is not loaded, or a
+// file already gone, is no error.
 func (u userService) uninstall(cfg config) error {
 	if _, err := os.Stat(u.path); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(cfg.stdout, "not installed: no %s\n", u.path)
 		return nil
 	}
+	failed := ""
 	for _, c := range u.unload {
 		if err := runServiceCommand(cfg, c); err != nil {
 			fmt.Fprintf(cfg.stderr, "difflore: warning: %v\n", err)
+			if failed == "" {
+				failed = strings.Join(c, " ")
+			}
 		}
 	}
 	if err := os.Remove(u.path); err != nil {
@@ -368,6 +407,10 @@ func (u userService) uninstall(cfg config) error {
 		if err := runServiceCommand(cfg, c); err != nil {
 			fmt.Fprintf(cfg.stderr, "difflore: warning: %v\n", err)
 		}
+	}
+	if failed != "" {
+		fmt.Fprintf(cfg.stdout, "removed %s; %s failed, so it was not stopped or disabled\n", u.path, failed)
+		return nil
 	}
 	fmt.Fprintf(cfg.stdout, "stopped it and removed %s\n", u.path)
 	return nil

@@ -190,7 +190,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		st := inspect(h)
 		rep.Daemon.State, rep.Daemon.PID, rep.Daemon.Reason = st.state, st.info.PID, st.reason
 		if st.state == "running" {
-			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339)
+			rep.Daemon.StartedAt = st.info.StartedAt.UTC().Format(time.RFC3339Nano)
 			rep.Daemon.UptimeSeconds = int64(time.Since(st.info.StartedAt).Seconds())
 			rep.Daemon.Version = st.info.Version
 			rep.Daemon.WakePipe = wakePipeProblem(h)

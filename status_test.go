@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +131,60 @@ func TestStatusTimesToTheMillisecond(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status does not show %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestStatusStartedAtExact starts a daemon and checks that the started_at
+// status shows lies between the moment before it was started and the moment
+// it was ready: not a second early, as a start time in whole seconds (the
+// boot time Linux counts process starts from, or a time cut to the second)
+// would be.
+func TestStatusStartedAtExact(t *testing.T) {
+	testHome(t)
+	t.Setenv(asMainEnv, "1")
+	before := time.Now()
+	mustCLI(t, "run", "--detach")
+	t.Cleanup(func() { cli(t, "", "stop") })
+	after := time.Now()
+	out := mustCLI(t, "status", "--json")
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	started, err := time.Parse(time.RFC3339Nano, rep.Daemon.StartedAt)
+	if err != nil {
+		t.Fatalf("started_at %q: %v", rep.Daemon.StartedAt, err)
+	}
+	// Linux counts a process's start in ticks of 10 ms.
+	const tick = 10 * time.Millisecond
+	if started.Before(before.Add(-tick)) || started.After(after) {
+		t.Errorf("started_at %s, want between %s and %s", started.Format(time.RFC3339Nano),
+			before.UTC().Format(time.RFC3339Nano), after.UTC().Format(time.RFC3339Nano))
+	}
+}
+
+// TestProcStartLinux reads a start time from a /proc as Linux writes it,
+// with a command name that holds spaces and a parenthesis.
+func TestProcStartLinux(t *testing.T) {
+	t.Parallel()
+	proc := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(proc, "self"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Field 22, the start, is 12345 ticks: 123.45 s after boot.
+	stat := "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 100\n"
+	if err := os.WriteFile(filepath.Join(proc, "self", "stat"), []byte(stat), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "uptime"), []byte("200.50 390.00\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	got, ok := procStartLinux(now, proc)
+	if want := now.Add(-77050 * time.Millisecond); !ok || !got.Equal(want) {
+		t.Errorf("procStartLinux = %s, %v; want %s", got.Format(time.RFC3339Nano), ok, want.Format(time.RFC3339Nano))
+	}
+	if _, ok := procStartLinux(now, filepath.Join(proc, "none")); ok {
+		t.Errorf("procStartLinux found a start where there is no /proc")
 	}
 }
