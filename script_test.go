@@ -98,10 +98,15 @@ func runDifflore(ts *testscript.TestScript, stdin string, args ...string) (stdou
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Dir = ts.Getenv("WORK")
+	// The script's own home and PATH, never the test process's: a script
+	// that sets HOME for an agent's files, or puts a fake systemctl on
+	// PATH, must not reach the real ones through a child.
 	cmd.Env = append(os.Environ(), asMainEnv+"=1",
 		"DIFFLORE_HOME="+ts.Getenv("DIFFLORE_HOME"),
 		"DIFFLORE_CLOUD_URL="+ts.Getenv("DIFFLORE_CLOUD_URL"),
-		"DIFFLORE_CLOUD_TOKEN="+ts.Getenv("DIFFLORE_CLOUD_TOKEN"))
+		"DIFFLORE_CLOUD_TOKEN="+ts.Getenv("DIFFLORE_CLOUD_TOKEN"),
+		"HOME="+ts.Getenv("HOME"), "USERPROFILE="+ts.Getenv("USERPROFILE"),
+		"XDG_CONFIG_HOME="+ts.Getenv("XDG_CONFIG_HOME"), "PATH="+ts.Getenv("PATH"))
 	var out, errOut strings.Builder
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errOut

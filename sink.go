@@ -103,7 +103,7 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 		}
 		if u.Scheme == "http" && !allowInsecure && !isLoopback(u.Hostname()) {
 			return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", redactURL(raw)),
-				hint: "use https, or pass --allow-insecure if the network is trusted"}
+				hint: "use https, or, if the network is trusted, pass --allow-insecure or run 'difflore config set allow_insecure true'"}
 		}
 		return &httpSink{newPoster(u.String(), raw, token, version)}, nil
 	case "otlp+http", "otlp+https":
@@ -112,7 +112,7 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 		}
 		if u.Scheme == "otlp+http" && !allowInsecure && !isLoopback(u.Hostname()) {
 			return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", redactURL(raw)),
-				hint: "use otlp+https, or pass --allow-insecure if the network is trusted"}
+				hint: "use otlp+https, or, if the network is trusted, pass --allow-insecure or run 'difflore config set allow_insecure true'"}
 		}
 		return newOTLPSink(u, raw, token, version), nil
 	}
