@@ -739,6 +739,46 @@ func (a *arrivals) awaitAll(ids []string, timeout time.Duration) (missing []stri
 	}
 }
 
+// awaitN waits until n distinct events have arrived, for up to timeout in
+// all, and fails the test saying how many did.
+func (a *arrivals) awaitN(tb testing.TB, n int, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		a.mu.Lock()
+		got := len(a.n)
+		a.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-a.wake:
+		case <-deadline:
+			tb.Fatalf("%d of %d events reached the endpoint within %s", got, n, timeout)
+		}
+	}
+}
+
+// mustAwaitAll waits until every one of ids has arrived, for up to timeout
+// in all, and fails the test naming those that have not.
+func (a *arrivals) mustAwaitAll(tb testing.TB, timeout time.Duration, ids ...string) {
+	tb.Helper()
+	if missing := a.awaitAll(ids, timeout); len(missing) > 0 {
+		tb.Fatalf("events %v did not reach the endpoint within %s", missing, timeout)
+	}
+}
+
+// counts returns how many times each event id has arrived.
+func (a *arrivals) counts() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := make(map[string]int, len(a.n))
+	for id, c := range a.n {
+		n[id] = c
+	}
+	return n
+}
+
 func (a *arrivals) count(id string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
