@@ -200,11 +200,15 @@ func TestSymlinkedSpillFolder(t *testing.T) {
 	os.Remove(db)
 	os.Rename(db+".away", db)
 
-	out := filepath.Join(t.TempDir(), "out")
-	d := startDaemon(t, "--endpoint", fileURL(out))
-	waitFor(t, 20*time.Second, "the queued event", func() bool { return len(readLines(t, out)) == 1 })
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	d := startDaemon(t, "--endpoint", ep.URL)
+	arr.awaitN(t, 1, 20*time.Second)
 	mustCLI(t, "stop")
 	d.wait(t, 15*time.Second)
+	if got := arr.counts(); len(got) != 1 || got["evt"] != 0 {
+		t.Errorf("delivered %v, want the queued event only", got)
+	}
 	// The daemon looks at the spill folder before it first delivers, so
 	// by now it has said why it will not replay it.
 	if !strings.Contains(d.log.String(), "spill folder") {
