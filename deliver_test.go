@@ -789,7 +789,11 @@ func TestInstantWakeUp(t *testing.T) {
 	testHome(t)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	inProcessDaemon(t, "--endpoint", ep.URL)
+	// With the safety net an hour away, only enqueue's wake-up can bring
+	// an event to the endpoint within await's bound: the order, not a
+	// latency figure, is what this asserts. The figures belong to
+	// BenchmarkEnqueueToEndpoint.
+	inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "1h")
 	ob := mustOutbox(t, mustOpenHome(t, os.Getenv("DIFFLORE_HOME")), time.Now)
 	defer ob.Close()
 	var lat []time.Duration
@@ -802,11 +806,6 @@ func TestInstantWakeUp(t *testing.T) {
 	}
 	slices.Sort(lat)
 	t.Logf("enqueue→endpoint: %v", lat)
-	// A few milliseconds: enqueue wakes the daemon. A loaded CI box gets
-	// slack, but the 5-minute safety net would fail this.
-	if lat[len(lat)/2] > time.Second {
-		t.Errorf("median enqueue→endpoint latency %s, want well under a second", lat[len(lat)/2])
-	}
 }
 
 // waitIdle waits until the daemon has settled everything it was sent, so
