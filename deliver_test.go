@@ -665,11 +665,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// arrivals records when each event id reached an endpoint.
+// arrivals records when each event id reached an endpoint, and every event
+// in the order it arrived.
 type arrivals struct {
 	mu   sync.Mutex
 	at   map[string]time.Time
 	n    map[string]int
+	evs  []wireEvent
 	wake chan struct{}
 }
 
@@ -687,6 +689,7 @@ func (a *arrivals) script(status int) func(int, recorded) answer {
 			}
 			a.n[id]++
 		}
+		a.evs = append(a.evs, req.batch.Events...)
 		a.mu.Unlock()
 		select {
 		case a.wake <- struct{}{}:
@@ -757,6 +760,34 @@ func (a *arrivals) awaitN(tb testing.TB, n int, timeout time.Duration) {
 			tb.Fatalf("%d of %d events reached the endpoint within %s", got, n, timeout)
 		}
 	}
+}
+
+// awaitEvents waits until done holds for the events that have arrived, in
+// the order they arrived, checking again at each arrival, for up to timeout
+// in all; it returns the events done held for.
+func (a *arrivals) awaitEvents(tb testing.TB, timeout time.Duration, what string, done func([]wireEvent) bool) []wireEvent {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		a.mu.Lock()
+		evs := slices.Clone(a.evs)
+		a.mu.Unlock()
+		if done(evs) {
+			return evs
+		}
+		select {
+		case <-a.wake:
+		case <-deadline:
+			tb.Fatalf("timed out after %s waiting for %s; %d events arrived", timeout, what, len(evs))
+		}
+	}
+}
+
+// events returns every event that has arrived, in the order it arrived.
+func (a *arrivals) events() []wireEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.evs)
 }
 
 // mustAwaitAll waits until every one of ids has arrived, for up to timeout

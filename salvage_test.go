@@ -140,8 +140,9 @@ func TestSalvageCorrupt(t *testing.T) {
 			h := mustOpenHomeCreate(t, dir)
 			ps := fillOutbox(t, h, cmp.Or(c.pad, 1000))
 			c.corrupt(t, h.path(dbFileName), ps)
-			out := filepath.Join(t.TempDir(), "events.jsonl")
-			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+			arr := newArrivals()
+			ep := newEndpoint(t, arr.script(200))
+			logs := inProcessDaemon(t, "--endpoint", ep.URL)
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("daemon log:\n%s", logs)
@@ -154,8 +155,8 @@ func TestSalvageCorrupt(t *testing.T) {
 			var gap gapPayload
 			var saved int
 			newSeen := false
-			waitFor(t, 30*time.Second, "the new event and the gap", func() bool {
-				saved, newSeen, gap = deliveredSalvage(t, out)
+			arr.awaitEvents(t, 30*time.Second, "the new event and the gap", func(evs []wireEvent) bool {
+				saved, newSeen, gap = deliveredSalvage(t, evs)
 				return newSeen && gap.Reason != ""
 			})
 			if saved < c.minSaved {
@@ -183,26 +184,9 @@ func TestSalvageCorrupt(t *testing.T) {
 
 // deliveredSalvage reads what a salvage test delivered: how many of the
 // old events, whether the new one, and the gap.
-func deliveredSalvage(t *testing.T, out string) (saved int, newSeen bool, gap gapPayload) {
+func deliveredSalvage(t *testing.T, evs []wireEvent) (saved int, newSeen bool, gap gapPayload) {
 	seen := map[string]bool{}
-	data, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	// The daemon may be writing the last line: read whole lines only.
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		var ev struct {
-			ID      string          `json:"id"`
-			Kind    string          `json:"kind"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("delivered line %q: %v", line, err)
-		}
+	for _, ev := range evs {
 		switch {
 		case ev.Kind == gapKind:
 			if err := json.Unmarshal(ev.Payload, &gap); err != nil {
@@ -280,12 +264,13 @@ func TestSalvageFails(t *testing.T) {
 	if err := os.WriteFile(h.path(dbFileName), bytes.Repeat([]byte("not a database at all "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	inProcessDaemon(t, "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	inProcessDaemon(t, "--endpoint", ep.URL)
 	mustCLI(t, "enqueue", "--id", "new-after", `{}`)
 	var gap gapPayload
-	waitFor(t, 30*time.Second, "the new event and the gap", func() bool {
-		_, newSeen, g := deliveredSalvage(t, out)
+	arr.awaitEvents(t, 30*time.Second, "the new event and the gap", func(evs []wireEvent) bool {
+		_, newSeen, g := deliveredSalvage(t, evs)
 		gap = g
 		return newSeen && g.Reason != ""
 	})
@@ -329,11 +314,16 @@ func TestCorruptEnqueueSpills(t *testing.T) {
 	if files, _ := os.ReadDir(h.path(spillDirName)); len(files) == 0 {
 		t.Fatalf("nothing spilled; enqueue said: %s", stderr)
 	}
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	inProcessDaemon(t, "--endpoint", fileURL(out))
-	waitFor(t, 30*time.Second, "the spilled event and the gap", func() bool {
-		_, _, gap := deliveredSalvage(t, out)
-		return gap.Reason != "" && strings.Contains(strings.Join(readLines(t, out), "\n"), `"spilled-1"`)
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	inProcessDaemon(t, "--endpoint", ep.URL)
+	arr.awaitEvents(t, 30*time.Second, "the spilled event and the gap", func(evs []wireEvent) bool {
+		_, _, gap := deliveredSalvage(t, evs)
+		spilled := false
+		for _, e := range evs {
+			spilled = spilled || e.ID == "spilled-1"
+		}
+		return gap.Reason != "" && spilled
 	})
 }
 
