@@ -104,6 +104,7 @@ func TestSighupReloadsLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st storeStatus
+	// The detached daemon announces a reload only in status and daemon.log: poll status.
 	waitFor(t, 20*time.Second, "status to show the file's max_size and the outbox under it", func() bool {
 		st = statusStore(t)
 		return st.MaxSize == 1<<20 && st.MaxSizeSource == fromConfig && st.SizeBytes <= 1<<20

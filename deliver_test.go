@@ -937,6 +937,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	// empty, then make sure a further replay round sends nothing again.
 	ob := mustOutbox(t, mustOpenHome(t, home), time.Now)
 	defer ob.Close()
+	// The acknowledgement and the spill file's removal signal nothing a test can wait on.
 	waitFor(t, 20*time.Second, "outbox and spill folder to empty", func() bool {
 		c, err := ob.counts()
 		files, _ := filepath.Glob(filepath.Join(home, spillDirName, "*.json"))

@@ -83,6 +83,7 @@ func TestHomeModes(t *testing.T) {
 	}
 
 	mustCLI(t, "run", "--detach", "--endpoint", fileURL(out))
+	// This test checks the file sink's own file mode, so it waits on that file.
 	waitFor(t, 20*time.Second, "both events delivered", func() bool { return len(readLines(t, out)) == 2 })
 	seen := checkModes(t, home, "while the daemon runs")
 	for _, name := range []string{dbFileName, dbFileName + "-wal", dbFileName + "-shm", gateFileName, pidFileName, lockFileName, logFileName, spillDirName} {
