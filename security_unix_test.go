@@ -308,14 +308,12 @@ func TestUnwritableOutbox(t *testing.T) {
 				t.Errorf("spill file %s: %v", data, err)
 			}
 
-			start := time.Now()
+			// A run that waits or retries instead of giving up is killed,
+			// and the test failed, at runProc's bound: exiting with 1
+			// before it is the order asserted, not a duration.
 			_, errOut, code = runProc(t, command(t, "run", "--endpoint", fileURL(filepath.Join(t.TempDir(), "out"))), 20*time.Second)
-			took := time.Since(start)
 			if code != 1 || !strings.Contains(errOut, "outbox") || strings.Count(errOut, "\n") > 3 {
-				t.Errorf("run: exit %d after %s, stderr %q; want exit 1 and one clear message", code, took, errOut)
-			}
-			if took > 10*time.Second {
-				t.Errorf("run took %s to give up", took)
+				t.Errorf("run: exit %d, stderr %q; want exit 1 and one clear message", code, errOut)
 			}
 			if _, err := os.Lstat(filepath.Join(home, pidFileName)); !os.IsNotExist(err) {
 				t.Errorf("run left its pid file behind: %v", err)
