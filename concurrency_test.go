@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -14,14 +13,15 @@ import (
 )
 
 // TestConcurrentEnqueue runs 8 hooks at once, each enqueueing 40 events in
-// processes of their own, while the daemon drains to a file: no hook may
+// processes of their own, while the daemon drains to an endpoint: no hook may
 // fail or warn (a warning means the event was spilled), and every event
 // must arrive exactly once.
 func TestConcurrentEnqueue(t *testing.T) {
 	const writers, each = 8, 40
 	testHome(t)
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	d := startDaemon(t, "--endpoint", fileURL(out), "--batch", "7")
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	d := startDaemon(t, "--endpoint", ep.URL, "--batch", "7")
 
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -43,24 +43,12 @@ func TestConcurrentEnqueue(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d enqueues from %d writers in %s", writers*each, writers, time.Since(start).Round(time.Millisecond))
 
-	waitFor(t, 30*time.Second, "every event in the file", func() bool {
-		return len(readLines(t, out)) >= writers*each
-	})
+	arr.awaitN(t, writers*each, 30*time.Second)
 	mustCLI(t, "stop")
 	if err := d.wait(t, 15*time.Second); err != nil {
 		t.Errorf("daemon: %v\n%s", err, d.log)
 	}
-	seen := map[string]int{}
-	for _, l := range readLines(t, out) {
-		var e struct {
-			ID      string          `json:"id"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal([]byte(l), &e); err != nil {
-			t.Fatalf("bad line in the file: %q: %v", l, err)
-		}
-		seen[e.ID]++
-	}
+	seen := arr.counts()
 	for w := range writers {
 		for i := range each {
 			id := fmt.Sprintf("w%d-e%02d", w, i)

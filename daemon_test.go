@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,19 +36,14 @@ func TestKilledDaemonLosesNothing(t *testing.T) {
 		t.Fatalf("after kill: status = %s pid %d exit %d, want stale pid %d exit 1", state, pid, code, d.cmd.Process.Pid)
 	}
 
-	out := filepath.Join(t.TempDir(), "out.jsonl")
-	d2 := startDaemon(t, "--endpoint", fileURL(out))
-	waitFor(t, 20*time.Second, "every event delivered", func() bool { return len(readLines(t, out)) >= n })
-	seen := map[string]bool{}
-	for _, l := range readLines(t, out) {
-		var e struct{ ID string }
-		if err := json.Unmarshal([]byte(l), &e); err != nil {
-			t.Fatalf("bad line %q: %v", l, err)
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	d2 := startDaemon(t, "--endpoint", ep.URL)
+	arr.awaitN(t, n, 20*time.Second)
+	for i := range n {
+		if id := fmt.Sprintf("evt-%02d", i); arr.count(id) == 0 {
+			t.Errorf("event %s was not delivered", id)
 		}
-		seen[e.ID] = true
-	}
-	if len(seen) != n {
-		t.Errorf("delivered %d distinct events, want %d", len(seen), n)
 	}
 	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d2.cmd.Process.Pid) {
 		t.Errorf("stop said %q", got)
@@ -179,14 +173,16 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	}
 
 	// Once the lock is gone, it goes on and delivers.
-	_, log = startLogged(t, "run", "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	_, log = startLogged(t, "run", "--endpoint", ep.URL)
 	log.waitFor(t, waiting)
 	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close() // Exclusive locking mode holds the lock until then.
 	log.waitFor(t, "daemon ready")
-	waitFor(t, 20*time.Second, "the queued event delivered", func() bool { return len(readLines(t, out)) == 1 })
+	arr.await(t, "queued", 20*time.Second)
 	mustCLI(t, "stop")
 	log.waitExit(t)
 	if strings.Contains(log.String(), "aside") {
@@ -281,8 +277,9 @@ func (l *loggedProc) waitExit(t *testing.T) {
 // and during the handover is delivered.
 func TestRunTakeover(t *testing.T) {
 	dir := testHome(t)
-	out := filepath.Join(t.TempDir(), "out.jsonl")
-	t.Setenv("DIFFLORE_CLOUD_URL", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	t.Setenv("DIFFLORE_CLOUD_URL", ep.URL)
 	t.Setenv(asMainEnv, "1")
 	started := mustCLI(t, "run", "--detach")
 	t.Cleanup(func() { cli(t, "", "stop") })
@@ -290,10 +287,10 @@ func TestRunTakeover(t *testing.T) {
 	if _, err := fmt.Sscanf(started, "started (pid %d)", &oldPID); err != nil {
 		t.Fatalf("run --detach said %q: %v", started, err)
 	}
-	want := map[string]bool{}
+	var want []string
 	enqueue := func(id string) {
 		mustCLI(t, "enqueue", "--id", id, `{"n":1}`)
-		want[id] = true
+		want = append(want, id)
 	}
 	for i := range 5 {
 		enqueue(fmt.Sprintf("before-%d", i))
@@ -313,6 +310,7 @@ func TestRunTakeover(t *testing.T) {
 	}
 	enqueue("after")
 
+	// The old daemon is detached, not this test's child: no wait signals its exit.
 	waitFor(t, 20*time.Second, "the old daemon to exit", func() bool { return !processAlive(oldPID) })
 	if log, _ := os.ReadFile(filepath.Join(dir, logFileName)); !strings.Contains(string(log), "daemon stopped") {
 		t.Errorf("the old daemon's log does not say it stopped:\n%s", log)
@@ -320,21 +318,7 @@ func TestRunTakeover(t *testing.T) {
 	if state, pid, _ := statusOf(t); state != "running" || pid != d.cmd.Process.Pid {
 		t.Errorf("status: %s pid %d, want running pid %d (the new daemon)", state, pid, d.cmd.Process.Pid)
 	}
-	waitFor(t, 20*time.Second, "every event delivered", func() bool {
-		got := map[string]bool{}
-		for _, l := range readLines(t, out) {
-			var ev struct{ ID string }
-			if json.Unmarshal([]byte(l), &ev) == nil {
-				got[ev.ID] = true
-			}
-		}
-		for id := range want {
-			if !got[id] {
-				return false
-			}
-		}
-		return true
-	})
+	arr.mustAwaitAll(t, 20*time.Second, want...)
 	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped") {
 		t.Errorf("stop: %q", got)
 	}

@@ -665,11 +665,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// arrivals records when each event id reached an endpoint.
+// arrivals records when each event id reached an endpoint, and every event
+// in the order it arrived.
 type arrivals struct {
 	mu   sync.Mutex
 	at   map[string]time.Time
 	n    map[string]int
+	evs  []wireEvent
 	wake chan struct{}
 }
 
@@ -687,6 +689,7 @@ func (a *arrivals) script(status int) func(int, recorded) answer {
 			}
 			a.n[id]++
 		}
+		a.evs = append(a.evs, req.batch.Events...)
 		a.mu.Unlock()
 		select {
 		case a.wake <- struct{}{}:
@@ -739,6 +742,74 @@ func (a *arrivals) awaitAll(ids []string, timeout time.Duration) (missing []stri
 	}
 }
 
+// awaitN waits until n distinct events have arrived, for up to timeout in
+// all, and fails the test saying how many did.
+func (a *arrivals) awaitN(tb testing.TB, n int, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		a.mu.Lock()
+		got := len(a.n)
+		a.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-a.wake:
+		case <-deadline:
+			tb.Fatalf("%d of %d events reached the endpoint within %s", got, n, timeout)
+		}
+	}
+}
+
+// awaitEvents waits until done holds for the events that have arrived, in
+// the order they arrived, checking again at each arrival, for up to timeout
+// in all; it returns the events done held for.
+func (a *arrivals) awaitEvents(tb testing.TB, timeout time.Duration, what string, done func([]wireEvent) bool) []wireEvent {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		a.mu.Lock()
+		evs := slices.Clone(a.evs)
+		a.mu.Unlock()
+		if done(evs) {
+			return evs
+		}
+		select {
+		case <-a.wake:
+		case <-deadline:
+			tb.Fatalf("timed out after %s waiting for %s; %d events arrived", timeout, what, len(evs))
+		}
+	}
+}
+
+// events returns every event that has arrived, in the order it arrived.
+func (a *arrivals) events() []wireEvent {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.evs)
+}
+
+// mustAwaitAll waits until every one of ids has arrived, for up to timeout
+// in all, and fails the test naming those that have not.
+func (a *arrivals) mustAwaitAll(tb testing.TB, timeout time.Duration, ids ...string) {
+	tb.Helper()
+	if missing := a.awaitAll(ids, timeout); len(missing) > 0 {
+		tb.Fatalf("events %v did not reach the endpoint within %s", missing, timeout)
+	}
+}
+
+// counts returns how many times each event id has arrived.
+func (a *arrivals) counts() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := make(map[string]int, len(a.n))
+	for id, c := range a.n {
+		n[id] = c
+	}
+	return n
+}
+
 func (a *arrivals) count(id string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -749,7 +820,11 @@ func TestInstantWakeUp(t *testing.T) {
 	testHome(t)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	inProcessDaemon(t, "--endpoint", ep.URL)
+	// With the safety net an hour away, only enqueue's wake-up can bring
+	// an event to the endpoint within await's bound: the order, not a
+	// latency figure, is what this asserts. The figures belong to
+	// BenchmarkEnqueueToEndpoint.
+	inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "1h")
 	ob := mustOutbox(t, mustOpenHome(t, os.Getenv("DIFFLORE_HOME")), time.Now)
 	defer ob.Close()
 	var lat []time.Duration
@@ -762,11 +837,6 @@ func TestInstantWakeUp(t *testing.T) {
 	}
 	slices.Sort(lat)
 	t.Logf("enqueue→endpoint: %v", lat)
-	// A few milliseconds: enqueue wakes the daemon. A loaded CI box gets
-	// slack, but the 5-minute safety net would fail this.
-	if lat[len(lat)/2] > time.Second {
-		t.Errorf("median enqueue→endpoint latency %s, want well under a second", lat[len(lat)/2])
-	}
 }
 
 // waitIdle waits until the daemon has settled everything it was sent, so
@@ -867,6 +937,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 	// empty, then make sure a further replay round sends nothing again.
 	ob := mustOutbox(t, mustOpenHome(t, home), time.Now)
 	defer ob.Close()
+	// The acknowledgement and the spill file's removal signal nothing a test can wait on.
 	waitFor(t, 20*time.Second, "outbox and spill folder to empty", func() bool {
 		c, err := ob.counts()
 		files, _ := filepath.Glob(filepath.Join(home, spillDirName, "*.json"))

@@ -67,6 +67,7 @@ func TestKill9InFlightResendsSameBatch(t *testing.T) {
 			t.Errorf("payload resent as %s", second.batch.Events[i].Payload)
 		}
 	}
+	// The acknowledgement after the endpoint's answer signals nothing a test can wait on.
 	waitFor(t, 10*time.Second, "the outbox to empty", func() bool {
 		c := outboxCounts(t, dir)
 		return c.Pending+c.Inflight+c.Dead == 0
@@ -114,6 +115,7 @@ func TestSIGTERMWhileEndpointHangs(t *testing.T) {
 	if second.batch.Events[0].Attempt != 1 {
 		t.Errorf("next run sent attempt %d, want 1: the cancelled one did not count", second.batch.Events[0].Attempt)
 	}
+	// The acknowledgement after the endpoint's answer signals nothing a test can wait on.
 	waitFor(t, 10*time.Second, "the outbox to empty", func() bool {
 		c := outboxCounts(t, dir)
 		return c.Pending+c.Inflight+c.Dead == 0

@@ -14,20 +14,21 @@ import (
 // starts a daemon, which delivers; later calls find it running.
 func TestEnsureDaemonStartsOne(t *testing.T) {
 	dir := testHome(t)
-	out := filepath.Join(t.TempDir(), "out.jsonl")
-	t.Setenv("DIFFLORE_CLOUD_URL", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	t.Setenv("DIFFLORE_CLOUD_URL", ep.URL)
 	// The daemon is a re-exec of the test binary, which acts as difflore
 	// when asMainEnv is set in its environment.
 	t.Setenv(asMainEnv, "1")
 	mustCLI(t, "enqueue", "--ensure-daemon", `{"n":1}`)
 	t.Cleanup(func() { cli(t, "", "stop") })
-	waitFor(t, 20*time.Second, "the auto-started daemon to deliver", func() bool { return len(readLines(t, out)) == 1 })
+	arr.awaitN(t, 1, 20*time.Second)
 	state, pid, _ := statusOf(t)
 	if state != "running" {
 		t.Fatalf("status %s after --ensure-daemon, want running", state)
 	}
 	mustCLI(t, "enqueue", "--ensure-daemon", `{"n":2}`)
-	waitFor(t, 20*time.Second, "the second event", func() bool { return len(readLines(t, out)) == 2 })
+	arr.awaitN(t, 2, 20*time.Second)
 	if _, pid2, _ := statusOf(t); pid2 != pid {
 		t.Errorf("daemon pid changed from %d to %d: a second daemon was started", pid, pid2)
 	}

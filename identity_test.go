@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -85,27 +84,11 @@ type identityDelivery struct {
 	gaps         []gapPayload
 }
 
-func readIdentityDelivery(t *testing.T, out string) identityDelivery {
+func readIdentityDelivery(t *testing.T, evs []wireEvent) identityDelivery {
 	t.Helper()
 	var d identityDelivery
-	data, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
 	seen := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		var ev struct {
-			ID      string          `json:"id"`
-			Kind    string          `json:"kind"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("delivered line %q: %v", line, err)
-		}
+	for _, ev := range evs {
 		switch {
 		case ev.Kind == gapKind:
 			var g gapPayload
@@ -206,18 +189,21 @@ func TestForeignOutbox(t *testing.T) {
 				t.Errorf("enqueue changed outbox.db")
 			}
 
-			out := filepath.Join(t.TempDir(), "events.jsonl")
-			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+			arr := newArrivals()
+			ep := newEndpoint(t, arr.script(200))
+			logs := inProcessDaemon(t, "--endpoint", ep.URL)
 			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
-			var d identityDelivery
-			waitFor(t, 60*time.Second, "the new event and an empty outbox", func() bool {
-				d = readIdentityDelivery(t, out)
-				if !d.newSeen {
-					return false
-				}
-				n := outboxCounts(t, dir)
-				return d.hookSeen && n.Pending == 0 && n.Inflight == 0
+			arr.awaitEvents(t, 60*time.Second, "the new event and the hook's", func(evs []wireEvent) bool {
+				d := readIdentityDelivery(t, evs)
+				return d.newSeen && d.hookSeen
 			})
+			// The acknowledgement after the endpoint's answer signals
+			// nothing a test can wait on: poll the outbox until it is empty.
+			waitFor(t, 60*time.Second, "an empty outbox", func() bool {
+				n := outboxCounts(t, dir)
+				return n.Pending == 0 && n.Inflight == 0
+			})
+			d := readIdentityDelivery(t, arr.events())
 			t.Logf("delivered: %d of this home, %d of the other, gaps %+v", d.own, d.foreign, d.gaps)
 			if d.foreign != 0 {
 				t.Errorf("%d events of the other home delivered under this one", d.foreign)
@@ -268,12 +254,13 @@ func TestOutboxIdentityAdopted(t *testing.T) {
 		t.Fatalf("outbox.id before any daemon ran: %v", err)
 	}
 
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	logs := inProcessDaemon(t, "--endpoint", ep.URL)
 	mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
 	var d identityDelivery
-	waitFor(t, 60*time.Second, "every event", func() bool {
-		d = readIdentityDelivery(t, out)
+	arr.awaitEvents(t, 60*time.Second, "every event", func(evs []wireEvent) bool {
+		d = readIdentityDelivery(t, evs)
 		return d.newSeen && d.own == identityEvents
 	})
 	if len(d.gaps) != 0 {

@@ -99,6 +99,7 @@ func TestNearlyFullDiskDeliversEverything(t *testing.T) {
 		}
 	}
 	home := filepath.Join(mnt, "home")
+	// The acknowledgement after the endpoint's answer signals nothing a test can wait on.
 	waitFor(t, 30*time.Second, "the outbox to be drained", func() bool {
 		c := outboxCounts(t, home)
 		return c.Pending == 0 && c.Inflight == 0

@@ -151,6 +151,7 @@ func TestMaxSizeEvictsOldestAndReportsGaps(t *testing.T) {
 		if fi, err := os.Stat(dbPath); err != nil || fi.Size() > maxSize+chunk*int64(len(payload))+64<<10 {
 			t.Fatalf("chunk %d: outbox.db is %d bytes (%v), over max_size plus one chunk", c, fi.Size(), err)
 		}
+		// Eviction signals nothing outside the daemon: poll status.
 		waitFor(t, 30*time.Second, "the daemon to bring the outbox under max_size", func() bool {
 			return statusStore(t).SizeBytes <= maxSize
 		})
@@ -168,6 +169,7 @@ func TestMaxSizeEvictsOldestAndReportsGaps(t *testing.T) {
 	out := dbPath + ".jsonl"
 	startDaemon(t, "--max-size", "1MiB", "--endpoint", fileURL(out))
 	var got []wireEvent
+	// How many events arrive depends on the evictions; only the drained outbox says all did.
 	waitFor(t, 30*time.Second, "every event delivered", func() bool {
 		// The file is read once the outbox is empty: every line is then
 		// in it, synced before its event was acknowledged.

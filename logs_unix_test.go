@@ -36,6 +36,7 @@ func TestDetachedStdioFollowsLog(t *testing.T) {
 		}
 		return target == path
 	}
+	// The detached daemon redirects its own descriptors and signals nothing: poll /proc.
 	waitFor(t, 30*time.Second, "the daemon's standard error in daemon.log", func() bool { return stderrIs(log) })
 
 	moved := log + ".moved"
@@ -45,6 +46,7 @@ func TestDetachedStdioFollowsLog(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	// This test is about daemon.log itself, which the detached daemon writes with no other signal.
 	waitFor(t, 30*time.Second, "a new daemon.log", func() bool {
 		fi, err := os.Stat(log)
 		return err == nil && fi.Size() > 0
@@ -53,6 +55,7 @@ func TestDetachedStdioFollowsLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := func(path string) string { b, _ := os.ReadFile(path); return string(b) }
+	// As above: the runtime writes the traces to the log file and nowhere else.
 	waitFor(t, 30*time.Second, "the daemon's stack traces in a log", func() bool {
 		return strings.Contains(read(log), "SIGQUIT") || strings.Contains(read(moved), "SIGQUIT")
 	})

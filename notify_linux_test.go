@@ -53,6 +53,7 @@ func TestWakePipeRemovedUnderIdleDaemon(t *testing.T) {
 	}
 	mustCLI(t, "enqueue", "--id", "after-plant", `{"n":2}`)
 	arr.await(t, "after-plant", 10*time.Second)
+	// Nothing signals a change in what status reports: poll it.
 	waitFor(t, 10*time.Second, "status to report the wake pipe", func() bool {
 		out, _, _ := cli(t, "", "status")
 		return strings.Contains(out, "wake pipe") && strings.Contains(out, "not a named pipe")

@@ -155,6 +155,7 @@ func TestSafetyNetLooksQuietly(t *testing.T) {
 	}
 	passes = strings.Count(logs.String(), "drain pass")
 	start := looks()
+	// A quiet look delivers nothing, so the log is its only trace: poll it.
 	waitFor(t, 10*time.Second, "20 more quiet looks", func() bool { return looks() >= start+20 })
 	if n := strings.Count(logs.String(), "drain pass") - passes; n > 0 {
 		t.Errorf("%d drain passes in 20 safety-net looks with nothing new, want none", n)

@@ -15,10 +15,11 @@ import (
 func TestOutboxDeletedWhileRunning(t *testing.T) {
 	home := testHome(t)
 	useQuickWaits(t)
-	out := filepath.Join(t.TempDir(), "out")
-	d := startDaemon(t, "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	d := startDaemon(t, "--endpoint", ep.URL)
 	mustCLI(t, "enqueue", "--id", "before", `{"n":1}`)
-	waitFor(t, 10*time.Second, "the first event", func() bool { return len(readLines(t, out)) == 1 })
+	arr.await(t, "before", 10*time.Second)
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(filepath.Join(home, dbFileName+suffix)); err != nil && !os.IsNotExist(err) {
 			// Windows does not delete a file another process has open.
@@ -28,12 +29,9 @@ func TestOutboxDeletedWhileRunning(t *testing.T) {
 	mustCLI(t, "enqueue", "--id", "after", `{"n":2}`)
 	// enqueue wakes the daemon, which looks for a replaced outbox on every
 	// wake-up.
-	waitFor(t, 15*time.Second, "the event enqueued after the reset", func() bool { return len(readLines(t, out)) == 2 })
-	if got := readLines(t, out); !strings.Contains(got[1], `"id":"after"`) {
-		t.Errorf("second line: %s", got[1])
-	}
+	arr.await(t, "after", 15*time.Second)
 	status := mustCLI(t, "status")
-	if !strings.Contains(status, "0 pending") || !strings.Contains(status, "endpoint: file:") {
+	if !strings.Contains(status, "0 pending") || !strings.Contains(status, "endpoint: "+ep.URL) {
 		t.Errorf("status after the reset:\n%s", status)
 	}
 	mustCLI(t, "stop")

@@ -140,8 +140,9 @@ func TestSalvageCorrupt(t *testing.T) {
 			h := mustOpenHomeCreate(t, dir)
 			ps := fillOutbox(t, h, cmp.Or(c.pad, 1000))
 			c.corrupt(t, h.path(dbFileName), ps)
-			out := filepath.Join(t.TempDir(), "events.jsonl")
-			logs := inProcessDaemon(t, "--endpoint", fileURL(out))
+			arr := newArrivals()
+			ep := newEndpoint(t, arr.script(200))
+			logs := inProcessDaemon(t, "--endpoint", ep.URL)
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("daemon log:\n%s", logs)
@@ -154,8 +155,8 @@ func TestSalvageCorrupt(t *testing.T) {
 			var gap gapPayload
 			var saved int
 			newSeen := false
-			waitFor(t, 30*time.Second, "the new event and the gap", func() bool {
-				saved, newSeen, gap = deliveredSalvage(t, out)
+			arr.awaitEvents(t, 30*time.Second, "the new event and the gap", func(evs []wireEvent) bool {
+				saved, newSeen, gap = deliveredSalvage(t, evs)
 				return newSeen && gap.Reason != ""
 			})
 			if saved < c.minSaved {
@@ -183,26 +184,9 @@ func TestSalvageCorrupt(t *testing.T) {
 
 // deliveredSalvage reads what a salvage test delivered: how many of the
 // old events, whether the new one, and the gap.
-func deliveredSalvage(t *testing.T, out string) (saved int, newSeen bool, gap gapPayload) {
+func deliveredSalvage(t *testing.T, evs []wireEvent) (saved int, newSeen bool, gap gapPayload) {
 	seen := map[string]bool{}
-	data, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	// The daemon may be writing the last line: read whole lines only.
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		var ev struct {
-			ID      string          `json:"id"`
-			Kind    string          `json:"kind"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("delivered line %q: %v", line, err)
-		}
+	for _, ev := range evs {
 		switch {
 		case ev.Kind == gapKind:
 			if err := json.Unmarshal(ev.Payload, &gap); err != nil {
@@ -281,12 +265,13 @@ func TestSalvageFails(t *testing.T) {
 	if err := os.WriteFile(h.path(dbFileName), bytes.Repeat([]byte("not a database at all "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	inProcessDaemon(t, "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	inProcessDaemon(t, "--endpoint", ep.URL)
 	mustCLI(t, "enqueue", "--id", "new-after", `{}`)
 	var gap gapPayload
-	waitFor(t, 30*time.Second, "the new event and the gap", func() bool {
-		_, newSeen, g := deliveredSalvage(t, out)
+	arr.awaitEvents(t, 30*time.Second, "the new event and the gap", func(evs []wireEvent) bool {
+		_, newSeen, g := deliveredSalvage(t, evs)
 		gap = g
 		return newSeen && g.Reason != ""
 	})
@@ -330,11 +315,16 @@ func TestCorruptEnqueueSpills(t *testing.T) {
 	if files, _ := os.ReadDir(h.path(spillDirName)); len(files) == 0 {
 		t.Fatalf("nothing spilled; enqueue said: %s", stderr)
 	}
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	inProcessDaemon(t, "--endpoint", fileURL(out))
-	waitFor(t, 30*time.Second, "the spilled event and the gap", func() bool {
-		_, _, gap := deliveredSalvage(t, out)
-		return gap.Reason != "" && strings.Contains(strings.Join(readLines(t, out), "\n"), `"spilled-1"`)
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	inProcessDaemon(t, "--endpoint", ep.URL)
+	arr.awaitEvents(t, 30*time.Second, "the spilled event and the gap", func(evs []wireEvent) bool {
+		_, _, gap := deliveredSalvage(t, evs)
+		spilled := false
+		for _, e := range evs {
+			spilled = spilled || e.ID == "spilled-1"
+		}
+		return gap.Reason != "" && spilled
 	})
 }
 
@@ -353,12 +343,15 @@ func newLineWatch(want string) *lineWatch {
 }
 
 func (w *lineWatch) Write(p []byte) (int, error) {
-	if w.want != "" && strings.Contains(string(p), w.want) {
-		w.once.Do(func() { close(w.seen) })
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.b.Write(p)
+	n, err := w.b.Write(p)
+	// Look at what p adds together with the bytes before it, so that want
+	// is found even when a pipe's reads split it.
+	if s := w.b.String(); w.want != "" && strings.Contains(s[max(0, len(s)-len(p)-len(w.want)):], w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
 }
 
 func (w *lineWatch) String() string {
@@ -844,27 +837,11 @@ type received struct {
 	gaps []gapPayload
 }
 
-// readDelivered reads the whole lines of the file endpoint out.
-func readDelivered(t *testing.T, out string) received {
+// readDelivered sorts the events an endpoint received into ids and gaps.
+func readDelivered(t *testing.T, evs []wireEvent) received {
 	t.Helper()
 	d := received{ids: map[string]bool{}}
-	data, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		var ev struct {
-			ID      string          `json:"id"`
-			Kind    string          `json:"kind"`
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("delivered line %q: %v", line, err)
-		}
+	for _, ev := range evs {
 		if ev.Kind == gapKind {
 			var g gapPayload
 			if err := json.Unmarshal(ev.Payload, &g); err != nil {
@@ -906,7 +883,7 @@ func pausedDaemon(t *testing.T, step string, args ...string) (*exec.Cmd, *lineWa
 	t.Helper()
 	cmd := command(t, append([]string{"run"}, args...)...)
 	cmd.Env = append(cmd.Env, salvagePauseEnv+"="+step)
-	logs := newLineWatch("")
+	logs := newLineWatch(salvagePausedMsg + step + "\n")
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -917,15 +894,14 @@ func pausedDaemon(t *testing.T, step string, args ...string) (*exec.Cmd, *lineWa
 		cmd.Process.Kill()
 		<-done
 	})
-	waitFor(t, time.Minute, "the daemon to pause at salvage step "+step, func() bool {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("daemon exited (%v) before it paused at %s:\n%s", err, step, logs)
-		default:
-		}
-		return strings.Contains(logs.String(), salvagePausedMsg+step+"\n")
-	})
+	select {
+	case <-logs.seen:
+	case err := <-done:
+		done <- err
+		t.Fatalf("daemon exited (%v) before it paused at %s:\n%s", err, step, logs)
+	case <-time.After(time.Minute):
+		t.Fatalf("the daemon did not pause at salvage step %s within a minute:\n%s", step, logs)
+	}
 	return cmd, logs, done
 }
 
@@ -949,12 +925,12 @@ func corruptKilledOutbox(t *testing.T, h home) {
 // until everything handed over is delivered or counted by the gap; then it
 // checks the invariant, that one gap alone was sent, and that the salvage
 // left nothing under way.
-func finishAfterRestart(t *testing.T, h home, out string, handed int, wantLost bool) {
+func finishAfterRestart(t *testing.T, h home, ep *endpoint, arr *arrivals, handed int, wantLost bool) {
 	t.Helper()
-	d := startDaemon(t, "--endpoint", fileURL(out))
+	d := startDaemon(t, "--endpoint", ep.URL)
 	var got received
-	waitFor(t, time.Minute, "every event delivered or counted", func() bool {
-		got = readDelivered(t, out)
+	arr.awaitEvents(t, time.Minute, "every event delivered or counted", func(evs []wireEvent) bool {
+		got = readDelivered(t, evs)
 		var evicted int64
 		for _, g := range got.gaps {
 			evicted += g.Evicted
@@ -1013,8 +989,9 @@ func testSalvageKilled(t *testing.T, damage, step string) {
 	} else {
 		corruptKilledOutbox(t, h)
 	}
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	cmd, logs, done := pausedDaemon(t, step, "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	cmd, logs, done := pausedDaemon(t, step, "--endpoint", ep.URL)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -1034,7 +1011,7 @@ func testSalvageKilled(t *testing.T, damage, step string) {
 		}
 		handed++
 	}
-	finishAfterRestart(t, h, out, handed, damage == "pages")
+	finishAfterRestart(t, h, ep, arr, handed, damage == "pages")
 }
 
 // TestSalvageStops: 'stop' during a salvage stops the daemon promptly,
@@ -1045,8 +1022,9 @@ func TestSalvageStops(t *testing.T) {
 	useQuickWaits(t)
 	h := mustOpenHomeCreate(t, dir)
 	corruptKilledOutbox(t, h)
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	_, logs, done := pausedDaemon(t, "chunk-2", "--endpoint", fileURL(out))
+	arr := newArrivals()
+	ep := newEndpoint(t, arr.script(200))
+	_, logs, done := pausedDaemon(t, "chunk-2", "--endpoint", ep.URL)
 	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
 		t.Fatalf("stop during a salvage: %q, want stopped\n%s", got, logs)
 	}
@@ -1065,7 +1043,7 @@ func TestSalvageStops(t *testing.T) {
 	if st, _, _ := cli(t, "", "status"); !strings.Contains(st, "salvage of outbox.corrupt-") || !strings.Contains(st, "under way") {
 		t.Errorf("status does not show the salvage under way:\n%s", st)
 	}
-	finishAfterRestart(t, h, out, salvageEvents+salvageWALEvents, true)
+	finishAfterRestart(t, h, ep, arr, salvageEvents+salvageWALEvents, true)
 }
 
 // manyEvents queues n events of about 100 bytes ("ev-…") in a closed
@@ -1155,14 +1133,19 @@ func TestSalvageGapCounts(t *testing.T) {
 			h := mustOpenHomeCreate(t, dir)
 			handed := c.fill(t, h)
 			c.damage(t, h.path(dbFileName))
-			out := filepath.Join(t.TempDir(), "events.jsonl")
-			d := startDaemon(t, "--endpoint", fileURL(out))
-			var got received
-			waitFor(t, 2*time.Minute, "the gap, and the outbox drained", func() bool {
-				got = readDelivered(t, out)
-				cnt := outboxCounts(t, dir)
-				return len(got.gaps) > 0 && cnt.Pending == 0 && cnt.Inflight == 0
+			arr := newArrivals()
+			ep := newEndpoint(t, arr.script(200))
+			d := startDaemon(t, "--endpoint", ep.URL)
+			arr.awaitEvents(t, 2*time.Minute, "the gap", func(evs []wireEvent) bool {
+				return len(readDelivered(t, evs).gaps) > 0
 			})
+			// The acknowledgement after the endpoint's answer signals
+			// nothing a test can wait on: poll the outbox until it drains.
+			waitFor(t, 2*time.Minute, "the outbox drained", func() bool {
+				cnt := outboxCounts(t, dir)
+				return cnt.Pending == 0 && cnt.Inflight == 0
+			})
+			got := readDelivered(t, arr.events())
 			// Events delivered before the damage may go again, for the
 			// receiver to deduplicate; they are not counted.
 			for i := range manyAcked {

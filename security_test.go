@@ -107,11 +107,13 @@ func TestTokenNeverShown(t *testing.T) {
 	show("enqueue", "--id", "retry-then-reject", `{"n":1}`)
 	show("enqueue", "--id", "bad", `{"n":2}`)
 	show("run", "--detach", "--batch", "1")
+	// Dead letters reach no endpoint: poll the outbox.
 	waitFor(t, 20*time.Second, "two dead letters", func() bool {
 		return strings.Contains(show("outbox", "list"), "0 pending, 0 inflight, 2 dead")
 	})
 	// Now an answer that pauses delivery, so that status shows a reason.
 	show("enqueue", "--id", "unauthorized", `{"n":3}`)
+	// A pause shows only in status: poll it.
 	waitFor(t, 20*time.Second, "delivery to pause", func() bool {
 		out := show("status")
 		return strings.Contains(out, "paused:")
@@ -161,6 +163,7 @@ func TestTokenNotInForegroundLog(t *testing.T) {
 	mustCLI(t, "enqueue", `{"n":1}`)
 	d := startDaemon(t, "--endpoint", srv.URL)
 	hits.Wait()
+	// The failure is recorded after the answer, with no signal: poll status.
 	waitFor(t, 10*time.Second, "the failure in the log", func() bool {
 		out, _, _ := cli(t, "", "status")
 		return strings.Contains(out, "failed")

@@ -236,6 +236,7 @@ func TestSpillUnreadableKept(t *testing.T) {
 	ep := newEndpoint(t, nil)
 	startDaemon(t, "--endpoint", ep.URL)
 
+	// Status counts what no endpoint receives: poll it.
 	waitFor(t, 30*time.Second, "status to count the unreadable spill file and the dead letter", func() bool {
 		_, dead, _, unreadable, _ := spillStatus(t)
 		return unreadable == 1 && dead == 1
@@ -275,6 +276,7 @@ func TestSpillUnreadableKept(t *testing.T) {
 	}
 	mustCLI(t, "enqueue", "--id", "wake-1", `{"wake":1}`)
 	got := ep.awaitIDs(t, 30*time.Second, "kept-1", "wake-1")
+	// Nothing signals a change in what status reports: poll it.
 	waitFor(t, 30*time.Second, "status to count no unreadable spill file", func() bool {
 		_, _, waiting, unreadable, _ := spillStatus(t)
 		return unreadable == 0 && waiting == 0

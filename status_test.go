@@ -54,6 +54,7 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 		}
 		return rep
 	}
+	// Nothing signals a change in what status reports: poll it.
 	waitFor(t, 10*time.Second, "status to show the delivery", func() bool { return status2().Delivery.LastDeliveryCount == 2 })
 	rep := status2()
 	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint == nil || *rep.Endpoint != ep.URL {
@@ -67,6 +68,7 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 	status = 401
 	mu.Unlock()
 	mustCLI(t, "enqueue", "--id", "s-2", `{}`)
+	// As above, the pause shows only in status.
 	waitFor(t, 10*time.Second, "status to show the pause", func() bool { return status2().Delivery.PausedReason != "" })
 	rep = status2()
 	if !strings.Contains(rep.Delivery.PausedReason, "401 Unauthorized: token expired") || rep.Delivery.PausedSince == "" || rep.Outbox.Pending != 1 || rep.Outbox.Dead != 0 {

@@ -66,6 +66,7 @@ func TestTokenStaysWithItsEndpoint(t *testing.T) {
 	if got := b.next(t, 20*time.Second).header.Get("Authorization"); got != "" {
 		t.Errorf("run --endpoint B sent B the token of A: Authorization %q", got)
 	}
+	// The in-process daemon's log buffer announces no lines: poll it.
 	waitFor(t, 10*time.Second, "the daemon's log to say the token was withheld", func() bool {
 		return strings.Contains(logs.String(), "not sent")
 	})
