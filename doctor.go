@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -85,7 +86,8 @@ func cmdDoctor(ctx context.Context, cfg config, args []string) error {
 	}
 	failed := false
 	for _, l := range lines {
-		fmt.Fprintf(cfg.stdout, "%-4s %s\n", l.level, printable(l.what))
+		// One line a check: an error's hint line joins it.
+		fmt.Fprintf(cfg.stdout, "%-4s %s\n", l.level, printable(strings.ReplaceAll(l.what, "\nhint: ", "; hint: ")))
 		failed = failed || l.level == checkFail
 	}
 	if failed {
@@ -177,10 +179,9 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 	switch {
 	case fail != nil:
 		add(checkFail, "endpoint %s: unreachable: %s", p, fail.err)
-	case a.status == http.StatusUnauthorized || a.status == http.StatusForbidden:
-		add(checkFail, "endpoint %s: token refused (%d %s); check the token", p, a.status, http.StatusText(a.status))
 	case a.status < 200 || a.status > 299:
-		add(checkFail, "endpoint %s: an empty batch was answered %d %s", p, a.status, http.StatusText(a.status))
+		r := withPauseHint(result{verdict: paused, status: a.status, err: fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))}, p.token != "")
+		add(checkFail, "endpoint %s: an empty batch was answered %s", p, r.err)
 	default:
 		add(checkOK, "endpoint %s: reachable, an empty batch accepted (%d)", p, a.status)
 	}

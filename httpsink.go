@@ -178,6 +178,30 @@ func (s *httpSink) send(ctx context.Context, events []event) result {
 	if r.verdict == delivered {
 		r.rejected = rejected
 	}
+	return withPauseHint(r, s.token != "")
+}
+
+// withPauseHint adds to the error of an answer that pauses delivery what a
+// person can do about it: the pause lasts until they do, and status and
+// drain show this text.
+func withPauseHint(r result, tokenSet bool) result {
+	if r.verdict != paused || r.status == 0 {
+		return r
+	}
+	var hint string
+	switch {
+	case (r.status == 401 || r.status == 403) && !tokenSet:
+		hint = "no token is set: printf '%s\\n' \"$TOKEN\" | difflore config set token -"
+	case r.status == 401 || r.status == 403:
+		hint = "the endpoint refused the token: check it, or set a new one with 'difflore config set token -'"
+	case r.status == 404:
+		hint = "nothing answers at that path: check the endpoint's URL ('difflore config get endpoint')"
+	case r.status >= 300 && r.status < 400:
+		hint = "the endpoint moved and difflore follows no redirect: set the endpoint to where it leads"
+	default:
+		hint = "this server does not take these requests: check that the endpoint is the ingest URL"
+	}
+	r.err = bound(r.err + "; hint: " + hint)
 	return r
 }
 
@@ -224,8 +248,11 @@ func classify(status int, retryAfter string, body []byte, now time.Time, scrub f
 		r.verdict = retryLater
 		r.retryAfter = parseRetryAfter(retryAfter, now)
 	}
-	text := strings.TrimSpace(string(body))
-	r.err = bound(scrub(fmt.Sprintf("%d %s: %s", status, http.StatusText(status), text)))
+	r.err = fmt.Sprintf("%d %s", status, http.StatusText(status))
+	if text := strings.TrimSpace(string(body)); text != "" {
+		r.err += ": " + text
+	}
+	r.err = bound(scrub(r.err))
 	return r
 }
 

@@ -71,7 +71,7 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 	if fail != nil {
 		return *fail
 	}
-	r := classifyOTLP(a.status, a.retryAfter, a.body, time.Now(), s.scrub)
+	r := withPauseHint(classifyOTLP(a.status, a.retryAfter, a.body, time.Now(), s.scrub), s.token != "")
 	if r.verdict == delivered {
 		r.unidentified, r.err = partial.rejected, bound(s.scrub(partial.report(len(events))))
 	}

@@ -682,3 +682,27 @@ func TestLargeRejectingAnswerDeletesNothing(t *testing.T) {
 			n, c.Pending, c.Dead, n, code, out, errOut)
 	}
 }
+
+// TestPauseHints: an answer that pauses delivery says what a person can do
+// about it, since the pause lasts until they do; an answer with no body
+// ends at its status, with no dangling colon.
+func TestPauseHints(t *testing.T) {
+	for _, tc := range []struct {
+		status   int
+		tokenSet bool
+		want     string
+	}{
+		{401, false, "401 Unauthorized; hint: no token is set: printf '%s\\n' \"$TOKEN\" | difflore config set token -"},
+		{403, true, "403 Forbidden; hint: the endpoint refused the token"},
+		{404, true, "404 Not Found; hint: nothing answers at that path"},
+		{302, false, "302 Found; hint: the endpoint moved and difflore follows no redirect"},
+	} {
+		r := withPauseHint(classify(tc.status, "", nil, time.Now(), func(s string) string { return s }), tc.tokenSet)
+		if r.verdict != paused || !strings.HasPrefix(r.err, tc.want) {
+			t.Errorf("%d (token set %v): verdict %v, %q; want paused and %q", tc.status, tc.tokenSet, r.verdict, r.err, tc.want)
+		}
+	}
+	if r := withPauseHint(classify(503, "", nil, time.Now(), func(s string) string { return s }), false); strings.Contains(r.err, "hint") {
+		t.Errorf("a 503 is retried, not paused: no hint, got %q", r.err)
+	}
+}

@@ -35,6 +35,8 @@ type statusReport struct {
 	// StartFailure is why the last daemon a hook started could not start,
 	// until a daemon gets ready.
 	StartFailure *startFailure `json:"start_failure,omitempty"`
+	// ConfigError is why config.toml cannot be used, when it cannot.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // daemonStatus is status's "daemon" object.
@@ -212,14 +214,16 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	if rep.Daemon.State != "running" || rep.Endpoint == nil {
 		// No daemon says which endpoint it uses: show the one a daemon
 		// started now would use.
-		st, err := cfg.settings()
-		if err != nil {
-			return withCode(4, err)
-		}
-		st.printWarnings(cfg.stderr)
-		rep.Endpoint, rep.EndpointSource = nil, st.endpointSource
-		if st.endpoint != "" {
-			rep.Endpoint = endpointOrNil(redactURL(st.endpoint))
+		// A config.toml that cannot be used says nothing of the daemon or
+		// the outbox: status shows them, and the file's error beside them.
+		if st, err := cfg.settings(); err != nil {
+			rep.ConfigError = err.Error()
+		} else {
+			st.printWarnings(cfg.stderr)
+			rep.Endpoint, rep.EndpointSource = nil, st.endpointSource
+			if st.endpoint != "" {
+				rep.Endpoint = endpointOrNil(redactURL(st.endpoint))
+			}
 		}
 	}
 	if *asJSON {
@@ -315,6 +319,13 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 	printDelivery(w, rep.Delivery, paint)
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
+	}
+	if rep.ConfigError != "" {
+		msg, hint, _ := strings.Cut(rep.ConfigError, "\nhint: ")
+		fmt.Fprintf(w, "%s %s\n", paint(red, "config:"), firstLine(msg))
+		if hint != "" {
+			fmt.Fprintf(w, "          hint: %s\n", firstLine(hint))
+		}
 	}
 	if f := rep.StartFailure; f != nil {
 		fmt.Fprintf(w, "%s the daemon a hook started at %s could not start: %s\n", paint(red, "autostart:"), humanTimeString(f.At), firstLine(f.Error))
