@@ -57,7 +57,7 @@ type redactRule struct {
 	// rule runs only on text that holds one (see ruleSet). A rule without
 	// keywords always runs.
 	keywords []string
-	mask     uint64         // bits of the keywords in the ruleSet
+	mask     keyBits        // bits of the keywords in the ruleSet
 	re       *regexp.Regexp // group 1, when there is one, is what is replaced
 	// lower runs re on the lower-cased text, for a rule whose names are
 	// matched in any case: (?i) would cost the regexp its literal prefix,
@@ -91,15 +91,36 @@ type ruleSet struct {
 	// c1: one look-up rules out nearly every position of a text.
 	pairs  [1 << 10]uint64
 	fold   [256]byte // ASCII lower case
-	assign uint64    // the bits of secretAnchors' anchors
-	anchor []uint64  // the bit of each of secretAnchors
-	keys   uint64    // the bits of what a key that says secret holds
+	assign keyBits   // the bits of secretAnchors' anchors
+	anchor []keyBits // the bit of each of secretAnchors
+	keys   keyBits   // the bits of what a key that says secret holds
 	always bool      // some rule has no keywords
 }
 
+// maxKeywords is how many keywords a ruleSet indexes: one bit each in
+// keyBits, and an index byte each in ruleSet.byFirst.
+const maxKeywords = 256
+
+// keyBits has one bit per keyword of a ruleSet. Four words rather than one
+// keep the scan's test of a bit one load and one AND, whatever the number
+// of rules.
+type keyBits [maxKeywords / 64]uint64
+
+func (b *keyBits) set(k int)      { b[k>>6] |= 1 << (k & 63) }
+func (b *keyBits) has(k int) bool { return b[k>>6]&(1<<(k&63)) != 0 }
+
+// any reports whether b and c share a bit.
+func (b keyBits) any(c keyBits) bool {
+	return b[0]&c[0] != 0 || b[1]&c[1] != 0 || b[2]&c[2] != 0 || b[3]&c[3] != 0
+}
+
+func (b keyBits) or(c keyBits) keyBits {
+	return keyBits{b[0] | c[0], b[1] | c[1], b[2] | c[2], b[3] | c[3]}
+}
+
 // seen returns the bits of the keywords text holds, in any case.
-func (rs *ruleSet) seen(text []byte) uint64 {
-	var m uint64
+func (rs *ruleSet) seen(text []byte) keyBits {
+	var m keyBits
 	for i := 0; i+1 < len(text); i++ {
 		c := rs.fold[text[i]]
 		p := uint(c)<<8 | uint(rs.fold[text[i+1]])
@@ -108,7 +129,7 @@ func (rs *ruleSet) seen(text []byte) uint64 {
 		}
 		for _, k := range rs.byFirst[c] {
 			kw := rs.keywords[k]
-			if m&(1<<k) != 0 || i+len(kw) > len(text) {
+			if m.has(int(k)) || i+len(kw) > len(text) {
 				continue
 			}
 			j := 2
@@ -116,7 +137,7 @@ func (rs *ruleSet) seen(text []byte) uint64 {
 				j++
 			}
 			if j == len(kw) && rs.fold[text[i+1]] == kw[1] {
-				m |= 1 << k
+				m.set(int(k))
 			}
 		}
 	}
@@ -132,11 +153,14 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			rs.fold[c] += 'a' - 'A'
 		}
 	}
-	bit := func(k string) uint64 {
+	bit := func(k string) keyBits {
 		i := slices.Index(rs.keywords, k)
 		if i < 0 {
 			if len(k) < 2 || strings.ToLower(k) != k {
 				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than two bytes", k))
+			}
+			if len(rs.keywords) == maxKeywords {
+				panic(fmt.Sprintf("redact: more than %d keywords", maxKeywords))
 			}
 			i = len(rs.keywords)
 			rs.keywords = append(rs.keywords, k)
@@ -144,22 +168,21 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			p := uint(k[0])<<8 | uint(k[1])
 			rs.pairs[p>>6] |= 1 << (p & 63)
 		}
-		return 1 << i
+		var b keyBits
+		b.set(i)
+		return b
 	}
 	for i := range rs.rules {
 		for _, k := range rs.rules[i].keywords {
-			rs.rules[i].mask |= bit(k)
+			rs.rules[i].mask = rs.rules[i].mask.or(bit(k))
 		}
-		rs.always = rs.always || rs.rules[i].mask == 0
+		rs.always = rs.always || rs.rules[i].mask == keyBits{}
 	}
 	for _, a := range secretAnchors {
 		rs.anchor = append(rs.anchor, bit(a.anchor))
-		rs.assign |= rs.anchor[len(rs.anchor)-1]
+		rs.assign = rs.assign.or(rs.anchor[len(rs.anchor)-1])
 	}
-	rs.keys = rs.assign | bit("authorization") | bit("cookie")
-	if len(rs.keywords) > 64 {
-		panic("redact: more than 64 keywords")
-	}
+	rs.keys = rs.assign.or(bit("authorization")).or(bit("cookie"))
 	return rs
 }
 
@@ -647,7 +670,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	}
 	seen := r.seen(text)
 	sc.steps += len(text)
-	if seen == 0 && !r.always {
+	if seen == (keyBits{}) && !r.always {
 		return // no keyword: no rule can match
 	}
 	sc.lower = asciiLower(sc.lower[:0], text)
@@ -660,11 +683,11 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 		}
 	}
 	for i := range r.rules {
-		if rule := &r.rules[i]; rule.mask == 0 || rule.mask&seen != 0 {
+		if rule := &r.rules[i]; rule.mask == (keyBits{}) || rule.mask.any(seen) {
 			r.match(sc, rule, i, text, add)
 		}
 	}
-	if isKey || seen&r.assign == 0 {
+	if isKey || !seen.any(r.assign) {
 		return
 	}
 	// A value that looks like code is still replaced where it holds what
@@ -678,7 +701,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	}
 	sc.run = valueRun{start: -1}
 	for i, a := range secretAnchors {
-		if seen&r.anchor[i] != 0 {
+		if seen.any(r.anchor[i]) {
 			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind) {
 				if kind == secretValue || holds(vm.orig(s), vm.orig(e)) {
 					add(s, e, secretAssignment, len(r.rules))
@@ -906,7 +929,7 @@ func asciiLower(dst, b []byte) []byte {
 // token_count, maxTokens or password_reset, names something else), or it is
 // a header map's Authorization or Cookie.
 func (rs *ruleSet) keySaysSecret(key []byte) bool {
-	if len(key) > 64 || rs.seen(key)&rs.keys == 0 {
+	if len(key) > 64 || !rs.seen(key).any(rs.keys) {
 		return false
 	}
 	var buf [64]byte
