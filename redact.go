@@ -69,6 +69,9 @@ type redactRule struct {
 	// provider's own (AKIA, ghp_, xoxb-) has none: in access_token%3Dghp_…
 	// or key1AKIA… the letter or digit before it hides nothing.
 	word bool
+	// bounded requires the match not to run on into a letter or a
+	// digit: a key of an exact length is no part of a longer word.
+	bounded bool
 	// valid, when set, checks a match further; RE2 has no look-around.
 	valid func(secret []byte) bool
 	// opens marks the private-key rule: a key that runs to the end of its
@@ -219,7 +222,7 @@ func compileBuiltinRules() *ruleSet {
 	// encodes one (-----BEGIN+EC+PRIVATE+KEY----- in a query).
 	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
 	keyEnd := regexp.MustCompile(`-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
-	rs := newRuleSet([]redactRule{
+	rules := []redactRule{
 		// A key block is replaced whole, armour lines included; one cut
 		// short (a head of the file, a line of a diff) to the end of the
 		// text, and on in the strings that follow (keyRun).
@@ -239,11 +242,14 @@ func compileBuiltinRules() *ruleSet {
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
 		mk("gitlab-token", `glpat-[A-Za-z0-9_-]{20,}`, kw("glpat-")),
-		mk("slack-token", `xox[abposr]-[A-Za-z0-9-]{10,}`, kw("xox")),
+		mk("slack-token", `xox[abposre]-[A-Za-z0-9-]{10,}`, kw("xox")),
+		// Legacy tokens are four runs of digits and hex, as short as the
+		// workspace's numbers are.
+		mk("slack-token", `xox[os]-\d+-\d+-\d+-[a-fA-F0-9]+`, kw("xoxo-", "xoxs-")),
 		// sk_, rk_ and sk- end words (task_test_…, risk-…): these must
 		// not follow a letter.
-		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{20,}`, kw("sk_"), word),
-		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{20,}`, kw("rk_"), word),
+		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{10,}`, kw("sk_"), word),
+		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{10,}`, kw("rk_"), word),
 		mk("anthropic-key", `sk-ant-[A-Za-z0-9_-]{32,}`, kw("sk-"), word),
 		mk("openai-key", `sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`, kw("sk-"), word, valid(mixedCase)),
 		mk("google-api-key", `AIza[0-9A-Za-z_-]{35}`, kw("aiza")),
@@ -256,11 +262,16 @@ func compileBuiltinRules() *ruleSet {
 		// After Authorization: the scheme says what follows is a
 		// credential. Standing alone, "bearer" is often prose ("a bearer
 		// token"), so the credential must look like one.
-		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([a-z0-9._~+/-]+=*)`, kw("authorization"), lower),
+		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([a-z0-9._~+/_-]+=*)`, kw("authorization"), lower),
 		mk("authorization", `bearer\s+([a-z0-9._~+/-]{16,}=*)`, kw("bearer"), lower, word, valid(hasDigit)),
 		// scheme://user:password@host; the scheme is checked in find.
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
-	})
+	}
+	for _, p := range providerRules() {
+		rules = append(rules, redactRule{name: p.name, keywords: p.keywords, re: regexp.MustCompile(p.pattern),
+			word: p.word, bounded: p.bounded, valid: p.valid})
+	}
+	rs := newRuleSet(rules)
 	rs.keyEnd = keyEnd
 	return rs
 }
@@ -720,6 +731,9 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 	sc.steps += len(in)
 	try := func(m []int) {
 		if rule.word && m[0] > 0 && isLetter(text[m[0]-1]) {
+			return
+		}
+		if rule.bounded && m[1] < len(text) && (isLetter(text[m[1]]) || isDigit(text[m[1]])) {
 			return
 		}
 		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {

@@ -120,8 +120,72 @@ func secretCorpus(g *secretGen) []secretCase {
 		add("secret-assignment", `api_key = "%s"`, g.s(alnum, 32))
 		add("secret-assignment", "https://api.example.com/v1/items?access_token=%s&page=2", g.s(alnum, 30))
 		add("secret-assignment", "X-Api-Key: %s", g.s("abcdef0123456789", 32))
+		providerCorpus(g, add)
 	}
 	return cs
+}
+
+// providerCorpus adds a secret of each of providerRules, in the shape the
+// provider documents, in a line that names it as a person would.
+func providerCorpus(g *secretGen, add func(rule, format, secret string)) {
+	const hex, lowerD = "abcdef0123456789", "abcdefghijklmnopqrstuvwxyz0123456789"
+	uuid := func() string {
+		return g.s(hex, 8) + "-" + g.s(hex, 4) + "-" + g.s(hex, 4) + "-" + g.s(hex, 4) + "-" + g.s(hex, 12)
+	}
+	add("gitlab-token", "deploy with %s", "glrt-"+g.s(b64url, 20))
+	add("gitlab-token", "the job token %s expired", "glcbt-"+g.s(lowerD, 2)+"_"+g.s(b64url, 20))
+	add("gitlab-token", "trigger: %s", "glptt-"+g.s(hex, 40))
+	add("slack-token", "socket mode uses %s", "xapp-1-A"+g.s(upperD, 10)+"-"+g.s(digitsS, 13)+"-"+g.s(hex, 64))
+	add("slack-webhook", "curl -X POST https://%s -d '{}'", "hooks.slack.com/services/T"+g.s(upperD, 8)+"/B"+g.s(upperD, 10)+"/"+g.s(alnum, 24))
+	add("teams-webhook", "post to https://%s", "acme.webhook.office.com/webhookb2/"+uuid()+"@"+uuid()+"/IncomingWebhook/"+g.s(hex, 32)+"/"+uuid())
+	add("shopify-token", "X-Shopify-Access-Token %s", "shpat_"+g.s(hex, 32))
+	add("square-token", "square sandbox %s", "EAAA"+g.s(b64url, 60))
+	add("flutterwave-key", "flutterwave %s", "FLWSECK_TEST-"+g.s(hex, 32)+"-X")
+	add("pypi-token", "twine upload -p %s dist/*", "pypi-AgEIcHlwaS5vcmc"+g.s(b64url, 70))
+	add("rubygems-token", "gem push with %s", "rubygems_"+g.s(hex, 48))
+	add("clojars-token", "deploy token %s", "CLOJARS_"+g.s(hex, 60))
+	add("artifactory-token", "jfrog %s", "AKCp"+g.s(alnum, 69))
+	add("databricks-token", "databricks token %s", "dapi"+g.s(hex, 32))
+	add("planetscale-token", "pscale %s", "pscale_tkn_"+g.s(b64url, 43))
+	add("clickhouse-key", "clickhouse %s", "4b1d"+g.s(alnum, 38))
+	add("digitalocean-token", "doctl auth init -t %s", "dop_v1_"+g.s(hex, 64))
+	add("doppler-token", "doppler %s", "dp.pt."+g.s(alnum, 43))
+	add("flyio-token", "fly %s", "fo1_"+g.s(b64url, 43))
+	add("heroku-key", "heroku %s", "HRKU-AA"+g.s(b64url, 58))
+	add("pulumi-token", "pulumi login with %s", "pul-"+g.s(hex, 40))
+	add("vault-token", "vault login %s", "hvs."+g.s(b64url, 90))
+	add("alibaba-key-id", "aliyun %s", "LTAI"+g.s(alnum, 20))
+	add("cloudflare-key", "origin ca %s", "v1.0-"+g.s(hex, 24)+"-"+g.s(hex, 146))
+	add("aws-bedrock-key", "bedrock %s", "ABSK"+g.s(b64std, 132))
+	add("openshift-token", "oc login --token=%s", "sha256~"+g.s(b64url, 43))
+	add("scalingo-token", "scalingo %s", "tk-us-"+g.s(b64url, 48))
+	add("perplexity-key", "perplexity %s", "pplx-"+g.s(alnum, 48))
+	add("huggingface-token", "org token %s", "api_org_"+g.s("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 34))
+	add("1password-key", "secret key %s", "A3-"+g.s(upperD, 6)+"-"+g.s(upperD, 11)+"-"+g.s(upperD, 5)+"-"+g.s(upperD, 5)+"-"+g.s(upperD, 5))
+	add("1password-token", "OP service account %s", "ops_eyJ"+g.s(b64std, 300))
+	add("age-secret-key", "age key %s", "AGE-SECRET-KEY-1"+g.s("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58))
+	add("linear-key", "linear %s", "lin_api_"+g.s(alnum, 40))
+	add("grafana-token", "grafana %s", "glsa_"+g.s(alnum, 32)+"_"+g.s(hex, 8))
+	add("postman-key", "postman %s", "PMAK-"+g.s(hex, 24)+"-"+g.s(hex, 34))
+	add("sentry-token", "sentry %s", "sntryu_"+g.s(hex, 64))
+	add("notion-token", "notion %s", "ntn_"+g.s(digitsS, 11)+g.s(alnum, 35))
+	add("dynatrace-token", "dynatrace %s", "dt0c01."+g.s(upperD, 24)+"."+g.s(alnum, 64))
+	add("adobe-secret", "adobe %s", "p8e-"+g.s(alnum, 32))
+	add("airtable-token", "airtable %s", "pat"+g.s(alnum, 14)+"."+g.s(hex, 64))
+	add("authress-key", "authress %s", "sc_"+g.s(lowerD, 20)+"."+g.s(lowerD, 5)+".acc_"+g.s(lowerD, 20)+"."+g.s(b64url, 60))
+	add("duffel-token", "duffel %s", "duffel_test_"+g.s(b64url, 43))
+	add("easypost-key", "easypost %s", "EZAK"+g.s(alnum, 54))
+	add("facebook-token", "page token %s", "EAAC"+g.s(alnum, 150))
+	add("frameio-token", "frame.io %s", "fio-u-"+g.s(b64url, 64))
+	add("harness-key", "harness %s", "pat."+g.s(b64url, 22)+"."+g.s(alnum, 24)+"."+g.s(alnum, 20))
+	add("infracost-token", "infracost %s", "ico-"+g.s(alnum, 32))
+	add("intra42-secret", "42 %s", "s-s4t2ud-"+g.s(hex, 64))
+	add("octopus-key", "octopus %s", "API-"+g.s(upperD, 26))
+	add("prefect-token", "prefect %s", "pnu_"+g.s(alnum, 36))
+	add("readme-token", "readme %s", "rdme_"+g.s(lowerD, 70))
+	add("brevo-key", "brevo %s", "xkeysib-"+g.s(hex, 64)+"-"+g.s(alnum, 16))
+	add("settlemint-token", "settlemint %s", "sm_pat_"+g.s(alnum, 16))
+	add("shippo-token", "shippo %s", "shippo_live_"+g.s(hex, 40))
 }
 
 // hookContexts put a line of text where agents' hooks carry text: the
