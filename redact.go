@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf16"
@@ -262,10 +264,14 @@ func compileBuiltinRules() *ruleSet {
 		// After Authorization: the scheme says what follows is a
 		// credential. Standing alone, "bearer" is often prose ("a bearer
 		// token"), so the credential must look like one.
-		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([a-z0-9._~+/_-]+=*)`, kw("authorization"), lower),
+		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|token)\s+([a-z0-9._~+/_-]+=*)`, kw("authorization"), lower),
+		// Basic credentials are user:password in base64: text that does
+		// not decode to one (a test's garbage), or whose password is an
+		// example's (RFC 7617's Aladdin:open sesame), is none.
+		mk("authorization", `authorization["']?\s*[:=]\s*["']?basic\s+([a-z0-9+/]+=*)`, kw("authorization"), lower, valid(basicCredentials)),
 		mk("authorization", `bearer\s+([a-z0-9._~+/-]{16,}=*)`, kw("bearer"), lower, word, valid(hasDigit)),
 		// scheme://user:password@host; the scheme is checked in find.
-		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
+		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(urlPassword)),
 	}
 	for _, p := range providerRules() {
 		rules = append(rules, redactRule{name: p.name, keywords: p.keywords, re: regexp.MustCompile(p.pattern),
@@ -333,6 +339,45 @@ func hasDigit(b []byte) bool { return bytes.ContainsAny(b, "0123456789") }
 // (${DB_PASSWORD}, $TOKEN, {{ .Token }}, %(password)s) rather than holding it.
 func notReference(b []byte) bool {
 	return len(b) > 0 && b[0] != '$' && b[0] != '%' && !bytes.HasPrefix(b, []byte("{{"))
+}
+
+// urlPassword is true of the password of a URL's user:password@ that may
+// be a secret: no reference to one, and no example's (user:password@,
+// foo:bar@, u:xxxxx@, p%40ssword) once percent-decoded.
+func urlPassword(b []byte) bool {
+	if !notReference(b) || len(b) < 4 {
+		return false
+	}
+	if len(b) > maxLabel {
+		return true
+	}
+	var buf [maxLabel]byte
+	d := buf[:0]
+	for i := 0; i < len(b); i++ {
+		if b[i] == '%' && i+2 < len(b) {
+			if h, err := strconv.ParseUint(string(b[i+1:i+3]), 16, 8); err == nil {
+				d = append(d, byte(h))
+				i += 2
+				continue
+			}
+		}
+		d = append(d, b[i])
+	}
+	return len(d) >= 4 && !isLabel(d)
+}
+
+// basicCredentials is true of Basic credentials that decode to
+// user:password, with a password that may be a secret.
+func basicCredentials(b []byte) bool {
+	if len(b) > 4*maxLabel {
+		return true
+	}
+	dec, err := base64.StdEncoding.DecodeString(string(b))
+	if err != nil {
+		dec, err = base64.RawStdEncoding.DecodeString(string(b))
+	}
+	_, pass, ok := bytes.Cut(dec, []byte(":"))
+	return err == nil && ok && utf8.Valid(dec) && mayBeSecret(pass)
 }
 
 // redactor replaces secrets in payloads. A nil *redactor replaces nothing:
@@ -1044,7 +1089,11 @@ func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind value
 		run.read(text, v)
 		sc.steps += run.end - v
 	}
-	return v, run.end, run.kind(text, v, sep == '=' && spaced)
+	// "name = value" is code, not a .env line; so is "Name: value," and
+	// "Name: value}", a field of a struct or an object literal in Go or
+	// JavaScript, where YAML ends the line.
+	codeStyle := sep == '=' && spaced || sep == ':' && run.end < n && (text[run.end] == ',' || text[run.end] == '}')
+	return v, run.end, run.kind(text, v, codeStyle)
 }
 
 // quotedValue reads the value that the quote text[v] opens, which ends at
@@ -1078,15 +1127,32 @@ type valueRun struct {
 	// them (cfg.Token) holds there: a byte of neither, or a '.' at the
 	// end or before another '.' or a digit. -1 if none.
 	notPath int
+	// index is the first '[' or '{', -1 if none, and beforeIndex the last
+	// byte before it that no dotted path holds, -1 if none: tokens[1:],
+	// map[Level]secret and signer{key} are code.
+	index, beforeIndex int
+	// notLetter is the last byte that is not a letter, -1 if none, and
+	// upper the last upper-case letter, -1 if none: a word that prose
+	// goes on after (token: got an error) is no secret.
+	notLetter, upper int
 }
 
 // read reads the unquoted value that starts at text[v].
 func (run *valueRun) read(text []byte, v int) {
-	*run = valueRun{start: v, end: v, paren: -1, dot: -1, notPath: -1}
+	*run = valueRun{start: v, end: v, paren: -1, dot: -1, notPath: -1, index: -1, beforeIndex: -1, notLetter: -1, upper: -1}
 	for ; run.end < len(text) && !endsValue(text[run.end]); run.end++ {
 	}
 	for k := v; k < run.end; k++ {
-		switch c := text[k]; {
+		c := text[k]
+		if !isLetter(c) {
+			run.notLetter = k
+		} else if 'A' <= c && c <= 'Z' {
+			run.upper = k
+		}
+		if (c == '[' || c == '{') && run.index < 0 {
+			run.index, run.beforeIndex = k, run.notPath
+		}
+		switch {
 		case c == '(':
 			run.paren, run.notPath = k, k
 		case c == '.':
@@ -1116,6 +1182,15 @@ func (run *valueRun) kind(text []byte, v int, codeStyle bool) valueKind {
 	path := run.notPath < v && s[0] != '.' && !isDigit(s[0])
 	if path && (codeStyle || run.dot >= v) {
 		return codeValue
+	}
+	if run.index > v && run.beforeIndex < v && isLetter(s[0]) {
+		return codeValue // an index or a composite literal: tokens[1:], signer{key}
+	}
+	// A word, lower case or capitalized, that prose goes on after: in
+	// "bad token: got %s", got is no token.
+	e := run.end
+	if run.notLetter < v && run.upper <= v && e+1 < len(text) && text[e] == ' ' && (isLetter(text[e+1]) || text[e+1] == '%') {
+		return notSecret
 	}
 	return secretValue
 }
@@ -1170,7 +1245,74 @@ func mayBeSecret(v []byte) bool {
 			return false
 		}
 	}
+	return len(v) > maxLabel || !isLabel(v)
+}
+
+// maxLabel is the longest value isLabel looks into: mayBeSecret is asked
+// of every value of a run of assignments (token=token=…), and must stay
+// within a constant of the run's length.
+const maxLabel = 64
+
+// isLabel is true of a short value that names or stands for a secret
+// rather than holding one: a hex constant of a machine word (TOKEN =
+// 0x000C, a flag), a name that says secret itself (testRSAPrivateKey,
+// X-Fake-Connection-Token, password16), a well-known placeholder however
+// spelled (changeme, p@ssword, secr3t, xxxxx, ***), a value cut short (AKIA…),
+// or words with no digit (this should be ignored).
+func isLabel(v []byte) bool {
+	var buf, norm [maxLabel]byte
+	low := asciiLower(buf[:0], v)
+	if hexWord(low) || bytes.Contains(v, []byte("…")) || bytes.Contains(v, []byte("...")) {
+		return true
+	}
+	for _, w := range secretWords {
+		if bytes.Contains(low, []byte(w)) {
+			return true
+		}
+	}
+	// The letters and digits of the value, with those that stand for
+	// letters in weak passwords (p@ssw0rd, secr3t) read as letters.
+	n := norm[:0]
+	same, space, digit := true, false, false
+	for i, c := range low {
+		same = same && c == low[0]
+		space = space || c == ' '
+		digit = digit || isDigit(c)
+		if j := strings.IndexByte("@0$1!3", c); j >= 0 && i > 0 {
+			c = "aosiie"[j]
+		}
+		if isLetter(c) || isDigit(c) {
+			n = append(n, c)
+		}
+	}
+	if same || space && !digit {
+		return true
+	}
+	return slices.Contains(wellKnownValues, string(n))
+}
+
+// hexWord is true of 0x and at most 16 hex digits, with an optional sign.
+func hexWord(low []byte) bool {
+	low = bytes.TrimPrefix(low, []byte("-"))
+	if len(low) < 3 || len(low) > 18 || low[0] != '0' || low[1] != 'x' {
+		return false
+	}
+	for _, c := range low[2:] {
+		if !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
 	return true
+}
+
+// secretWords in a value make it a name for a secret, not one.
+var secretWords = []string{"password", "passwd", "secret", "token", "credential", "privatekey", "private_key"}
+
+// wellKnownValues are the letters of values that examples and tests use
+// for a password: foo:bar, changeme, RFC 7617's Aladdin:open sesame.
+var wellKnownValues = []string{
+	"password", "pasword", "passwd", "pass", "pwd", "secret", "changeme", "changeit", "letmein",
+	"foo", "bar", "baz", "foobar", "test", "example", "dummy", "opensesame", "hunter2",
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -966,3 +966,66 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactLeavesCodeAndExamples feeds lines of the Go standard library
+// (GOROOT/src, where the false-positive test of integration/redact found
+// them) that name secrets without holding one, and checks that nothing is
+// replaced; beside each kind, a real-shaped secret in the same place must
+// still be.
+func TestRedactLeavesCodeAndExamples(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	benign := []string{
+		"\tIMAGE_REL_ARM64_TOKEN          = 0x000C\n\tIMAGE_REL_ARM64_SECTION        = 0x000D\n", // cmd/link/internal/ld/pe.go
+		"\tSIOCGLIFTOKEN                 = -0x3f879678\n",                                        // syscall/zerrors_solaris_amd64.go
+		"\t\tnew := &Line{Token: tokens}\n",                                                      // x/mod/modfile/read.go
+		"\t\t\tblock := &LineBlock{Token: stmt.Token[:1], Line: []*Line{stmt}}\n",                // x/mod/modfile/read.go
+		"\t\t\t\tl.password = f[i+1]\n",                                                          // cmd/go/internal/auth/netrc.go
+		"\t\tPrivateKey:  testRSAPrivateKey,\n\t}\n",                                             // crypto/tls/auth_test.go
+		"{Certificate: [][]byte{testRSA2048Certificate}, PrivateKey: testRSA2048PrivateKey}}",    // crypto/tls/handshake_client_test.go
+		"\t\tPrivateKey: messageOnlySigner{testRSAPrivateKey},\n",                                // crypto/tls/tls_test.go
+		"\t\tq.readSecret = map[QUICEncryptionLevel]suiteSecret{}\n",                             // crypto/tls/quic_test.go
+		"\t\treturn fmt.Errorf(\"error acquiring upload token: creating token file: %v\", err)",  // x/telemetry/start.go
+		"\t\tt.Errorf(\"bad token: got %s, expected %s\", tok, want)\n",                          // go/scanner/scanner_test.go
+		"\tconst fakeConnectionToken = \"X-Fake-Connection-Token\"\n",                            // net/http/httputil/reverseproxy_test.go
+		"package secret\n\nconst Secret = \"this should be ignored\"\n",                          // cmd/go/testdata/script/list_ignore.txt
+		"\t\"Username\": \"aladdin\",\n\t\"Password\": \"opensesame\",\n",                        // cmd/go/testdata/vcstest/auth/or401.txt
+		"https://example.com\nusername=bob\npassword=secr3t\n",                                   // cmd/go/internal/auth/gitauth_test.go
+		"\t\t\tPassword: password16,\n",                                                          // os/user/user_windows_test.go
+		"https://example.com\n\nAuthorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l\n",                 // cmd/go/internal/auth/userauth_test.go
+		"Authorization: Basic jpvcGVuc2VzYW1lYWxhZGRpb\n",                                        // cmd/go/internal/auth/userauth_test.go
+		"\t\t\"http://user:password@google.com\",\n",                                             // net/url/url_test.go
+		"\t// https://user:xxxxx@example.com/foo/bar\n",                                          // net/url/example_test.go
+		"\t\tin:   \"http://user:pa%2Fssword@dummy.faketld/\",\n",                                // net/http/client_test.go
+		"\t\t{lastReq: \"http://gopher:go@test.com\", newReq: \"http://gopher:go@test.com\"},",   // net/http/client_test.go
+		"\t\t\"http://foo:bar@bar.com\",\n",                                                      // net/http/proxy_test.go
+		"a span winning: AWS_CREDENTIALS=AKIA…:<secret key> and",                                 // this repository's git log
+	}
+	for _, text := range benign {
+		p, _ := json.Marshal(map[string]string{"text": text})
+		var rules []string
+		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
+			t.Errorf("replaced %v in benign text %q:\n%s", rules, text, out)
+		}
+	}
+	g := newSecretGen(7)
+	secrets := []string{
+		"DEPLOY_TOKEN=" + g.s(alnum, 24) + "\n",
+		"PRIVATE_KEY=0x" + g.s("0123456789abcdef", 64) + "\n", // an Ethereum key is hex too, and long
+		"  password: " + g.s(alnum, 14) + "\n",
+		"\t\"Password\": \"" + g.s(alnum, 16) + "\",\n",
+		"password=Tr0ub4dor&3\n",
+		"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("deploy:"+g.s(alnum, 16))) + "\n",
+		"git clone https://bot:" + g.s(alnum, 20) + "@git.example.com/acme/app.git",
+		"client := api.New(Token: \"" + g.s(alnum, 32) + "\")",
+	}
+	for _, text := range secrets {
+		p, _ := json.Marshal(map[string]string{"text": text})
+		var rules []string
+		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) == 0 {
+			t.Errorf("nothing replaced in %q:\n%s", text, out)
+		}
+	}
+}
