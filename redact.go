@@ -74,6 +74,9 @@ type redactRule struct {
 	// bounded requires the match not to run on into a letter or a
 	// digit: a key of an exact length is no part of a longer word.
 	bounded bool
+	// alone requires the match to neither follow nor run on into base64
+	// (a letter, a digit, + or /).
+	alone bool
 	// valid, when set, checks a match further; RE2 has no look-around.
 	valid func(secret []byte) bool
 	// opens marks the private-key rule: a key that runs to the end of its
@@ -275,7 +278,7 @@ func compileBuiltinRules() *ruleSet {
 	}
 	for _, p := range providerRules() {
 		rules = append(rules, redactRule{name: p.name, keywords: p.keywords, re: regexp.MustCompile(p.pattern),
-			word: p.word, bounded: p.bounded, valid: p.valid})
+			word: p.word, bounded: p.bounded, alone: p.alone, valid: p.valid})
 	}
 	rs := newRuleSet(rules)
 	rs.keyEnd = keyEnd
@@ -778,6 +781,9 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 		if rule.word && m[0] > 0 && isLetter(text[m[0]-1]) {
 			return
 		}
+		if rule.alone && (m[0] > 0 && isBase64(text[m[0]-1]) || m[1] < len(text) && isBase64(text[m[1]])) {
+			return
+		}
 		if rule.bounded && m[1] < len(text) && (isLetter(text[m[1]]) || isDigit(text[m[1]])) {
 			return
 		}
@@ -967,6 +973,8 @@ func (sc *scratch) sortSpans() {
 	}
 	sc.bounds = bounds[:0]
 }
+
+func isBase64(c byte) bool { return isLetter(c) || isDigit(c) || c == '+' || c == '/' }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
@@ -1176,7 +1184,7 @@ func (run *valueRun) kind(text []byte, v int, codeStyle bool) valueKind {
 	switch {
 	case !mayBeSecret(s):
 		return notSecret
-	case run.paren >= v, len(s) < 6 && allDigits(s):
+	case run.paren >= v, len(s) < 6 && allDigits(s), s[0] == '-' && len(s) < 7 && allDigits(s[1:]):
 		return codeValue
 	}
 	path := run.notPath < v && s[0] != '.' && !isDigit(s[0])
@@ -1230,8 +1238,8 @@ func mayBeSecret(v []byte) bool {
 		return false
 	}
 	switch v[0] {
-	case '<', '*', '/', '~', '#':
-		return false
+	case '<', '*', '/', '~', '#', '\\':
+		return false // a placeholder, a path, a comment, an escape (\u2603, \n)
 	case '.':
 		if bytes.HasPrefix(v, []byte("./")) || bytes.HasPrefix(v, []byte("../")) {
 			return false

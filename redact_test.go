@@ -1002,6 +1002,9 @@ func TestRedactLeavesCodeAndExamples(t *testing.T) {
 		"\t\t{lastReq: \"http://gopher:go@test.com\", newReq: \"http://gopher:go@test.com\"},",   // net/http/client_test.go
 		"\t\t\"http://foo:bar@bar.com\",\n",                                                      // net/http/proxy_test.go
 		"a span winning: AWS_CREDENTIALS=AKIA…:<secret key> and",                                 // this repository's git log
+		"CRASIlMJDhJOcsPgscAAABJwe8jDx+EAAAAAABJgf8AIAAAD4OkAgAATIlsJFBKi1T4\n",                  // debug/buildinfo/testdata/go117/go117.base64
+		"\tLSH          ScanToken = -1000 - iota // << Left shift.\n",                            // cmd/asm/internal/lex/lex.go
+		"\t\tt.Errorf(\"loadCredential:\\nhave %q\\nwant %q\", got.Header, want)\n",              // cmd/go/internal/auth/auth_test.go
 	}
 	for _, text := range benign {
 		p, _ := json.Marshal(map[string]string{"text": text})
@@ -1020,6 +1023,7 @@ func TestRedactLeavesCodeAndExamples(t *testing.T) {
 		"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("deploy:"+g.s(alnum, 16))) + "\n",
 		"git clone https://bot:" + g.s(alnum, 20) + "@git.example.com/acme/app.git",
 		"client := api.New(Token: \"" + g.s(alnum, 32) + "\")",
+		"curl -H \"Authorization: Bearer EAAA" + g.s(b64url, 60) + "\"", // Square
 	}
 	for _, text := range secrets {
 		p, _ := json.Marshal(map[string]string{"text": text})

@@ -12,7 +12,11 @@ type providerRule struct {
 	// bounded: the key must not run on into a letter or a digit (an
 	// exact length, which a longer word of the same alphabet is not).
 	word, bounded bool
-	valid         func([]byte) bool
+	// alone: a prefix that base64 text holds as often as any four
+	// letters (EAAA, AKCp) counts only where it neither follows nor runs
+	// on into base64: a binary's dump holds it hundreds of times.
+	alone bool
+	valid func([]byte) bool
 }
 
 // providerRules are the keys of providers people paste into agents (cloud,
@@ -40,18 +44,18 @@ func providerRules() []providerRule {
 		// Payments.
 		{name: "shopify-token", pattern: `shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}`, keywords: kw("shpat_", "shpca_", "shppa_", "shpss_"), bounded: true},
 		{name: "square-token", pattern: `sq0atp-[A-Za-z0-9_-]{22,}`, keywords: kw("sq0atp-")},
-		{name: "square-token", pattern: `EAAA[A-Za-z0-9_-]{22,60}`, keywords: kw("eaaa"), word: true, bounded: true, valid: mixedCase},
+		{name: "square-token", pattern: `EAAA[A-Za-z0-9_-]{22,60}`, keywords: kw("eaaa"), word: true, bounded: true, valid: mixedCase, alone: true},
 		{name: "flutterwave-key", pattern: `FLW(?:SECK|PUBK)(?:_TEST)?-[A-Za-z0-9]{12,}(?:-X)?`, keywords: kw("flwseck", "flwpubk")},
 		// Package registries.
 		{name: "pypi-token", pattern: `pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}`, keywords: kw("pypi-ageichlwas5vcmc")},
 		{name: "rubygems-token", pattern: `rubygems_[a-f0-9]{48}`, keywords: kw("rubygems_"), bounded: true},
 		{name: "clojars-token", pattern: `CLOJARS_[A-Za-z0-9]{60}`, keywords: kw("clojars_"), bounded: true},
-		{name: "artifactory-token", pattern: `AKCp[A-Za-z0-9]{69}`, keywords: kw("akcp"), word: true, bounded: true},
-		{name: "artifactory-token", pattern: `cmVmd[A-Za-z0-9]{59}`, keywords: kw("cmvmd"), word: true, bounded: true},
+		{name: "artifactory-token", pattern: `AKCp[A-Za-z0-9]{69}`, keywords: kw("akcp"), word: true, bounded: true, alone: true},
+		{name: "artifactory-token", pattern: `cmVmd[A-Za-z0-9]{59}`, keywords: kw("cmvmd"), word: true, bounded: true, alone: true},
 		// Databases.
 		{name: "databricks-token", pattern: `dapi[a-f0-9]{32}(?:-\d)?`, keywords: kw("dapi"), word: true, bounded: true},
 		{name: "planetscale-token", pattern: `pscale_(?:tkn|oauth|pw)_[A-Za-z0-9_=.-]{32,64}`, keywords: kw("pscale_")},
-		{name: "clickhouse-key", pattern: `4b1d[A-Za-z0-9]{38}`, keywords: kw("4b1d"), word: true, bounded: true, valid: mixedCase},
+		{name: "clickhouse-key", pattern: `4b1d[A-Za-z0-9]{38}`, keywords: kw("4b1d"), word: true, bounded: true, valid: mixedCase, alone: true},
 		// Cloud and its tools.
 		{name: "digitalocean-token", pattern: `do[opr]_v1_[a-fA-F0-9]{64}`, keywords: kw("doo_v1_", "dop_v1_", "dor_v1_"), bounded: true},
 		{name: "doppler-token", pattern: `dp\.pt\.[A-Za-z0-9]{40,}`, keywords: kw("dp.pt.")},
@@ -60,9 +64,9 @@ func providerRules() []providerRule {
 		{name: "heroku-key", pattern: `HRKU-AA[A-Za-z0-9_-]{58}`, keywords: kw("hrku-aa")},
 		{name: "pulumi-token", pattern: `pul-[a-f0-9]{40}`, keywords: kw("pul-"), word: true, bounded: true},
 		{name: "vault-token", pattern: `hv[sbr]\.[A-Za-z0-9_-]{24,}`, keywords: kw("hvs.", "hvb.", "hvr."), word: true},
-		{name: "alibaba-key-id", pattern: `LTAI[A-Za-z0-9]{20}`, keywords: kw("ltai"), word: true, bounded: true},
+		{name: "alibaba-key-id", pattern: `LTAI[A-Za-z0-9]{20}`, keywords: kw("ltai"), word: true, bounded: true, alone: true},
 		{name: "cloudflare-key", pattern: `v1\.0-[a-f0-9]{24}-[a-f0-9]{146}`, keywords: kw("v1.0-")},
-		{name: "aws-bedrock-key", pattern: `ABSK[A-Za-z0-9+/]{109,269}={0,2}`, keywords: kw("absk"), word: true},
+		{name: "aws-bedrock-key", pattern: `ABSK[A-Za-z0-9+/]{109,269}={0,2}`, keywords: kw("absk"), word: true, alone: true},
 		// A short-lived Bedrock key is that fixed text and a presigned
 		// URL's query, base64 encoded.
 		{name: "aws-bedrock-key", pattern: `bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%&._-]*`, keywords: kw("bedrock-api-key-")},
@@ -90,7 +94,7 @@ func providerRules() []providerRule {
 		{name: "authress-key", pattern: `(?:sc|ext|scauth|authress)_[A-Za-z0-9]{5,30}\.[A-Za-z0-9]{4,6}\.acc[_-][A-Za-z0-9-]{10,32}\.[A-Za-z0-9+/_=-]{30,120}`, keywords: kw(".acc_", ".acc-")},
 		{name: "duffel-token", pattern: `duffel_(?:test|live)_[A-Za-z0-9_=-]{43}`, keywords: kw("duffel_")},
 		{name: "easypost-key", pattern: `EZ[AT]K[A-Za-z0-9]{54}`, keywords: kw("ezak", "eztk"), word: true, bounded: true},
-		{name: "facebook-token", pattern: `EAA[MC][A-Za-z0-9]{100,}`, keywords: kw("eaam", "eaac"), word: true},
+		{name: "facebook-token", pattern: `EAA[MC][A-Za-z0-9]{100,}`, keywords: kw("eaam", "eaac"), word: true, alone: true},
 		{name: "frameio-token", pattern: `fio-u-[A-Za-z0-9_=-]{64}`, keywords: kw("fio-u-")},
 		{name: "harness-key", pattern: `(?:pat|sat)\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{20}`, keywords: kw("pat.", "sat."), word: true},
 		{name: "infracost-token", pattern: `ico-[A-Za-z0-9]{32}`, keywords: kw("ico-"), word: true, bounded: true},
