@@ -225,7 +225,10 @@ func compileBuiltinRules() *ruleSet {
 	kw := func(k ...string) []string { return k }
 	// In the armour lines of a key, a + stands for a space as a form
 	// encodes one (-----BEGIN+EC+PRIVATE+KEY----- in a query).
-	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	// The BEGIN line is read loosely (a key whose armour a copy mangled,
+	// -----BEGINRSA PRIVATE KEY-----, is a key still); the END line is
+	// read strictly, for a line that is not one would end the key early.
+	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Za-z0-9 +_-]{0,40}PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
 	keyEnd := regexp.MustCompile(`-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
 	rules := []redactRule{
 		// A key block is replaced whole, armour lines included; one cut

@@ -109,6 +109,7 @@ func secretCorpus(g *secretGen) []secretCase {
 		add("private-key", "%s", g.pem("OPENSSH PRIVATE KEY"))
 		add("private-key", "%s", g.pem("PGP PRIVATE KEY BLOCK"))
 		add("private-key", "key.pem:\n%s", g.pem("EC PRIVATE KEY"))
+		add("private-key", "mangled in a copy: %s", strings.Replace(g.pem("RSA PRIVATE KEY"), "BEGIN RSA PRIVATE", "BEGINrsaPRIVATE", 1))
 		add("jwt", "session cookie: %s", g.jwt())
 		add("authorization", "Authorization: Bearer %s", g.s(b64url, 40))
 		add("authorization", "Authorization: Basic %s", base64.StdEncoding.EncodeToString([]byte("deploy:"+g.s(alnum, 16))))
@@ -186,6 +187,7 @@ func providerCorpus(g *secretGen, add func(rule, format, secret string)) {
 	add("brevo-key", "brevo %s", "xkeysib-"+g.s(hex, 64)+"-"+g.s(alnum, 16))
 	add("settlemint-token", "settlemint %s", "sm_pat_"+g.s(alnum, 16))
 	add("shippo-token", "shippo %s", "shippo_live_"+g.s(hex, 40))
+	add("nuget-password", `      <add key="ClearTextPassword" value="%s" />`, g.s(alnum, 20))
 }
 
 // hookContexts put a line of text where agents' hooks carry text: the

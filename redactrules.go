@@ -52,6 +52,8 @@ func providerRules() []providerRule {
 		{name: "clojars-token", pattern: `CLOJARS_[A-Za-z0-9]{60}`, keywords: kw("clojars_"), bounded: true},
 		{name: "artifactory-token", pattern: `AKCp[A-Za-z0-9]{69}`, keywords: kw("akcp"), word: true, bounded: true, alone: true},
 		{name: "artifactory-token", pattern: `cmVmd[A-Za-z0-9]{59}`, keywords: kw("cmvmd"), word: true, bounded: true, alone: true},
+		// NuGet's feed credentials in nuget.config.
+		{name: "nuget-password", pattern: `(?i)<add\s+key="(?:cleartext)?password"\s+value="([^"]{8,})"`, keywords: kw("<add")},
 		// Databases.
 		{name: "databricks-token", pattern: `dapi[a-f0-9]{32}(?:-\d)?`, keywords: kw("dapi"), word: true, bounded: true},
 		{name: "planetscale-token", pattern: `pscale_(?:tkn|oauth|pw)_[A-Za-z0-9_=.-]{32,64}`, keywords: kw("pscale_")},
