@@ -280,8 +280,11 @@ func compileBuiltinRules() *ruleSet {
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(urlPassword)),
 	}
 	for _, p := range providerRules() {
-		rules = append(rules, redactRule{name: p.name, keywords: p.keywords, re: regexp.MustCompile(p.pattern),
-			word: p.word, bounded: p.bounded, alone: p.alone, valid: p.valid})
+		r := redactRule{name: p.name, keywords: p.keywords, word: p.word, bounded: p.bounded, alone: p.alone, valid: p.valid, scan: p.scan}
+		if p.pattern != "" {
+			r.re = regexp.MustCompile(p.pattern)
+		}
+		rules = append(rules, r)
 	}
 	rs := newRuleSet(rules)
 	rs.keyEnd = keyEnd

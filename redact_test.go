@@ -173,6 +173,7 @@ func providerCorpus(g *secretGen, add func(rule, format, secret string)) {
 	add("dynatrace-token", "dynatrace %s", "dt0c01."+g.s(upperD, 24)+"."+g.s(alnum, 64))
 	add("adobe-secret", "adobe %s", "p8e-"+g.s(alnum, 32))
 	add("airtable-token", "airtable %s", "pat"+g.s(alnum, 14)+"."+g.s(hex, 64))
+	add("airtable-token", "after a run: pat0%s", "pat"+g.s(alnum, 14)+"."+g.s(hex, 64))
 	add("authress-key", "authress %s", "sc_"+g.s(lowerD, 20)+"."+g.s(lowerD, 5)+".acc_"+g.s(lowerD, 20)+"."+g.s(b64url, 60))
 	add("duffel-token", "duffel %s", "duffel_test_"+g.s(b64url, 43))
 	add("easypost-key", "easypost %s", "EZAK"+g.s(alnum, 54))

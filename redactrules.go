@@ -1,5 +1,7 @@
 package main
 
+import "bytes"
+
 // providerRule is a provider's key that starts with a prefix of its own:
 // the provider's documented shape, with gitleaks' default rule for the
 // same key as the reference for its length and alphabet. Each expression
@@ -17,6 +19,7 @@ type providerRule struct {
 	// on into base64: a binary's dump holds it hundreds of times.
 	alone bool
 	valid func([]byte) bool
+	scan  func(text []byte, found func(start, end int)) // instead of pattern
 }
 
 // providerRules are the keys of providers people paste into agents (cloud,
@@ -92,7 +95,9 @@ func providerRules() []providerRule {
 		{name: "notion-token", pattern: `ntn_[0-9]{11}[A-Za-z0-9]{35}`, keywords: kw("ntn_"), word: true},
 		{name: "dynatrace-token", pattern: `dt0c01\.[A-Za-z0-9]{24}\.[A-Za-z0-9]{64}`, keywords: kw("dt0c01.")},
 		{name: "adobe-secret", pattern: `p8e-[A-Za-z0-9]{32}`, keywords: kw("p8e-"), word: true, bounded: true},
-		{name: "airtable-token", pattern: `pat[A-Za-z0-9]{14}\.[a-f0-9]{64}`, keywords: kw("pat"), word: true},
+		// "pat" is in every path a payload names: found by hand, with no
+		// regexp run for each (airtablePATs).
+		{name: "airtable-token", keywords: kw("pat"), word: true, scan: airtablePATs},
 		{name: "authress-key", pattern: `(?:sc|ext|scauth|authress)_[A-Za-z0-9]{5,30}\.[A-Za-z0-9]{4,6}\.acc[_-][A-Za-z0-9-]{10,32}\.[A-Za-z0-9+/_=-]{30,120}`, keywords: kw(".acc_", ".acc-")},
 		{name: "duffel-token", pattern: `duffel_(?:test|live)_[A-Za-z0-9_=-]{43}`, keywords: kw("duffel_")},
 		{name: "easypost-key", pattern: `EZ[AT]K[A-Za-z0-9]{54}`, keywords: kw("ezak", "eztk"), word: true, bounded: true},
@@ -108,5 +113,39 @@ func providerRules() []providerRule {
 		{name: "sendgrid-key", pattern: `SG\.[A-Za-z0-9_=.-]{66}`, keywords: kw("sg."), word: true, bounded: true},
 		{name: "settlemint-token", pattern: `sm_[aps]at_[A-Za-z0-9]{16}`, keywords: kw("sm_aat_", "sm_pat_", "sm_sat_"), bounded: true},
 		{name: "shippo-token", pattern: `shippo_(?:live|test)_[a-fA-F0-9]{40}`, keywords: kw("shippo_")},
+	}
+}
+
+// airtablePATs finds Airtable's personal access tokens in text: pat, 14 of
+// [A-Za-z0-9], a dot and 64 of [a-f0-9], as pat[A-Za-z0-9]{14}\.[a-f0-9]{64}
+// would, each byte looked at a bounded number of times.
+func airtablePATs(text []byte, found func(start, end int)) {
+	const n = 3 + 14 + 1 + 64
+	for i := 0; i+n <= len(text); {
+		j := bytes.Index(text[i:], []byte("pat"))
+		if j < 0 || i+j+n > len(text) {
+			return
+		}
+		i += j
+		k := i + 3
+		for k < i+17 && (isLetter(text[k]) || isDigit(text[k])) {
+			k++
+		}
+		if k < i+17 {
+			i = k // a token that starts before k would run into text[k]
+			continue
+		}
+		if text[k] != '.' {
+			i += 3 // the next pat may be within the run
+			continue
+		}
+		for k++; k < i+n && (isDigit(text[k]) || 'a' <= text[k] && text[k] <= 'f'); k++ {
+		}
+		if k == i+n {
+			found(i, i+n)
+			i += n
+			continue
+		}
+		i += 3
 	}
 }
