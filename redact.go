@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	mathbits "math/bits"
 	"regexp"
 	"slices"
 	"strconv"
@@ -103,7 +104,17 @@ type ruleSet struct {
 	anchor []keyBits // the bit of each of secretAnchors
 	keys   keyBits   // the bits of what a key that says secret holds
 	always bool      // some rule has no keywords
+	// byKeyword holds, for each keyword, the bits of the rules that have
+	// it, and always those of the rules with none: find runs the rules of
+	// the keywords a text holds without looking at the others.
+	byKeyword []ruleBits
+	alwaysRun ruleBits
 }
+
+// ruleBits has one bit per rule of a ruleSet, a custom rule's too.
+type ruleBits []uint64
+
+func (b ruleBits) set(i int) { b[i>>6] |= 1 << (i & 63) }
 
 // maxKeywords is how many keywords a ruleSet indexes: one bit each in
 // keyBits, and an index byte each in ruleSet.byFirst.
@@ -135,16 +146,17 @@ func (rs *ruleSet) seen(text []byte) keyBits {
 		if rs.pairs[p>>6]&(1<<(p&63)) == 0 {
 			continue
 		}
+		c1 := rs.fold[text[i+1]]
 		for _, k := range rs.byFirst[c] {
 			kw := rs.keywords[k]
-			if m.has(int(k)) || i+len(kw) > len(text) {
+			if kw[1] != c1 || i+len(kw) > len(text) || m.has(int(k)) {
 				continue
 			}
 			j := 2
 			for j < len(kw) && rs.fold[text[i+j]] == kw[j] {
 				j++
 			}
-			if j == len(kw) && rs.fold[text[i+1]] == kw[1] {
+			if j == len(kw) {
 				m.set(int(k))
 			}
 		}
@@ -191,6 +203,22 @@ func newRuleSet(rules []redactRule) *ruleSet {
 		rs.assign = rs.assign.or(rs.anchor[len(rs.anchor)-1])
 	}
 	rs.keys = rs.assign.or(bit("authorization")).or(bit("cookie"))
+	words := (len(rs.rules) + 63) / 64
+	rs.alwaysRun = make(ruleBits, words)
+	rs.byKeyword = make([]ruleBits, len(rs.keywords))
+	for k := range rs.byKeyword {
+		rs.byKeyword[k] = make(ruleBits, words)
+	}
+	for i := range rs.rules {
+		if rs.rules[i].mask == (keyBits{}) {
+			rs.alwaysRun.set(i)
+		}
+		for k := range rs.keywords {
+			if rs.rules[i].mask.has(k) {
+				rs.byKeyword[k].set(i)
+			}
+		}
+	}
 	return rs
 }
 
@@ -458,6 +486,7 @@ type scratch struct {
 	view   [2][]byte  // decodeView's passes, each reading the other's
 	at     [2][]int32 // where each byte of view came from
 	run    valueRun   // the last unquoted value an assignment gave
+	run2   ruleBits   // the rules find runs on a text
 	open   bool       // find saw a private key run to the end of its text
 	steps  int        // bytes the scans stepped over, which TestRedactLinear counts
 }
@@ -747,9 +776,20 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 			sc.spans = append(sc.spans, span{vm.orig(s), vm.orig(e), rule, prio})
 		}
 	}
-	for i := range r.rules {
-		if rule := &r.rules[i]; rule.mask == (keyBits{}) || rule.mask.any(seen) {
-			r.match(sc, rule, i, text, add)
+	// The rules to run: those of each keyword seen, and those with none.
+	run := append(sc.run2[:0], r.alwaysRun...)
+	for w, bits := range seen {
+		for ; bits != 0; bits &= bits - 1 {
+			for j, b := range r.byKeyword[w*64+mathbits.TrailingZeros64(bits)] {
+				run[j] |= b
+			}
+		}
+	}
+	sc.run2 = run
+	for w, bits := range run {
+		for ; bits != 0; bits &= bits - 1 {
+			i := w*64 + mathbits.TrailingZeros64(bits)
+			r.match(sc, &r.rules[i], i, text, add)
 		}
 	}
 	if isKey || !seen.any(r.assign) {
