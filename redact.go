@@ -824,13 +824,7 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 	}
 	sc.steps += len(in)
 	try := func(m []int) {
-		if rule.word && m[0] > 0 && isLetter(text[m[0]-1]) {
-			return
-		}
-		if rule.alone && (m[0] > 0 && isBase64(text[m[0]-1]) || m[1] < len(text) && isBase64(text[m[1]])) {
-			return
-		}
-		if rule.bounded && m[1] < len(text) && (isLetter(text[m[1]]) || isDigit(text[m[1]])) {
+		if !rule.fits(text, m[0], m[1]) {
 			return
 		}
 		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
@@ -855,6 +849,20 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
 		try(m)
 	}
+}
+
+// fits reports whether text[s:e], a match, stands as the rule asks of
+// what is around it (redactRule.word, alone, bounded).
+func (rule *redactRule) fits(text []byte, s, e int) bool {
+	switch {
+	case rule.word && s > 0 && isLetter(text[s-1]):
+		return false
+	case rule.alone && (s > 0 && isBase64(text[s-1]) || e < len(text) && isBase64(text[e])):
+		return false
+	case rule.bounded && e < len(text) && (isLetter(text[e]) || isDigit(text[e])):
+		return false
+	}
+	return true
 }
 
 // privateKeys finds private-key blocks in text: a BEGIN line (begin, which
@@ -1146,8 +1154,13 @@ func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind value
 	// "name = value" is code, not a .env line; so is "Name: value," and
 	// "Name: value}", a field of a struct or an object literal in Go or
 	// JavaScript, where YAML ends the line.
-	codeStyle := sep == '=' && spaced || sep == ':' && run.end < n && (text[run.end] == ',' || text[run.end] == '}')
-	return v, run.end, run.kind(text, v, codeStyle)
+	return v, run.end, run.kind(text, v, sep == '=' && spaced || sep == ':' && endsField(text, run.end))
+}
+
+// endsField reports whether text[e] ends a field of a literal in code:
+// Name: value, or Name: value}.
+func endsField(text []byte, e int) bool {
+	return e < len(text) && (text[e] == ',' || text[e] == '}')
 }
 
 // quotedValue reads the value that the quote text[v] opens, which ends at
