@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"math"
+	mathbits "math/bits"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf16"
@@ -56,7 +59,7 @@ type redactRule struct {
 	// rule runs only on text that holds one (see ruleSet). A rule without
 	// keywords always runs.
 	keywords []string
-	mask     uint64         // bits of the keywords in the ruleSet
+	mask     keyBits        // bits of the keywords in the ruleSet
 	re       *regexp.Regexp // group 1, when there is one, is what is replaced
 	// lower runs re on the lower-cased text, for a rule whose names are
 	// matched in any case: (?i) would cost the regexp its literal prefix,
@@ -68,6 +71,12 @@ type redactRule struct {
 	// provider's own (AKIA, ghp_, xoxb-) has none: in access_token%3Dghp_…
 	// or key1AKIA… the letter or digit before it hides nothing.
 	word bool
+	// bounded requires the match not to run on into a letter or a
+	// digit: a key of an exact length is no part of a longer word.
+	bounded bool
+	// alone requires the match to neither follow nor run on into base64
+	// (a letter, a digit, + or /).
+	alone bool
 	// valid, when set, checks a match further; RE2 has no look-around.
 	valid func(secret []byte) bool
 	// opens marks the private-key rule: a key that runs to the end of its
@@ -90,32 +99,64 @@ type ruleSet struct {
 	// c1: one look-up rules out nearly every position of a text.
 	pairs  [1 << 10]uint64
 	fold   [256]byte // ASCII lower case
-	assign uint64    // the bits of secretAnchors' anchors
-	anchor []uint64  // the bit of each of secretAnchors
-	keys   uint64    // the bits of what a key that says secret holds
+	assign keyBits   // the bits of secretAnchors' anchors
+	anchor []keyBits // the bit of each of secretAnchors
+	keys   keyBits   // the bits of what a key that says secret holds
 	always bool      // some rule has no keywords
+	// byKeyword holds, for each keyword, the bits of the rules that have
+	// it, and always those of the rules with none: find runs the rules of
+	// the keywords a text holds without looking at the others.
+	byKeyword []ruleBits
+	alwaysRun ruleBits
+}
+
+// ruleBits has one bit per rule of a ruleSet, a custom rule's too.
+type ruleBits []uint64
+
+func (b ruleBits) set(i int) { b[i>>6] |= 1 << (i & 63) }
+
+// maxKeywords is how many keywords a ruleSet indexes: one bit each in
+// keyBits, and an index byte each in ruleSet.byFirst.
+const maxKeywords = 256
+
+// keyBits has one bit per keyword of a ruleSet. Four words rather than one
+// keep the scan's test of a bit one load and one AND, whatever the number
+// of rules.
+type keyBits [maxKeywords / 64]uint64
+
+func (b *keyBits) set(k int)      { b[k>>6] |= 1 << (k & 63) }
+func (b *keyBits) has(k int) bool { return b[k>>6]&(1<<(k&63)) != 0 }
+
+// any reports whether b and c share a bit.
+func (b keyBits) any(c keyBits) bool {
+	return b[0]&c[0] != 0 || b[1]&c[1] != 0 || b[2]&c[2] != 0 || b[3]&c[3] != 0
+}
+
+func (b keyBits) or(c keyBits) keyBits {
+	return keyBits{b[0] | c[0], b[1] | c[1], b[2] | c[2], b[3] | c[3]}
 }
 
 // seen returns the bits of the keywords text holds, in any case.
-func (rs *ruleSet) seen(text []byte) uint64 {
-	var m uint64
+func (rs *ruleSet) seen(text []byte) keyBits {
+	var m keyBits
 	for i := 0; i+1 < len(text); i++ {
 		c := rs.fold[text[i]]
 		p := uint(c)<<8 | uint(rs.fold[text[i+1]])
 		if rs.pairs[p>>6]&(1<<(p&63)) == 0 {
 			continue
 		}
+		c1 := rs.fold[text[i+1]]
 		for _, k := range rs.byFirst[c] {
 			kw := rs.keywords[k]
-			if m&(1<<k) != 0 || i+len(kw) > len(text) {
+			if kw[1] != c1 || i+len(kw) > len(text) || m.has(int(k)) {
 				continue
 			}
 			j := 2
 			for j < len(kw) && rs.fold[text[i+j]] == kw[j] {
 				j++
 			}
-			if j == len(kw) && rs.fold[text[i+1]] == kw[1] {
-				m |= 1 << k
+			if j == len(kw) {
+				m.set(int(k))
 			}
 		}
 	}
@@ -131,11 +172,14 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			rs.fold[c] += 'a' - 'A'
 		}
 	}
-	bit := func(k string) uint64 {
+	bit := func(k string) keyBits {
 		i := slices.Index(rs.keywords, k)
 		if i < 0 {
 			if len(k) < 2 || strings.ToLower(k) != k {
 				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than two bytes", k))
+			}
+			if len(rs.keywords) == maxKeywords {
+				panic(fmt.Sprintf("redact: more than %d keywords", maxKeywords))
 			}
 			i = len(rs.keywords)
 			rs.keywords = append(rs.keywords, k)
@@ -143,21 +187,36 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			p := uint(k[0])<<8 | uint(k[1])
 			rs.pairs[p>>6] |= 1 << (p & 63)
 		}
-		return 1 << i
+		var b keyBits
+		b.set(i)
+		return b
 	}
 	for i := range rs.rules {
 		for _, k := range rs.rules[i].keywords {
-			rs.rules[i].mask |= bit(k)
+			rs.rules[i].mask = rs.rules[i].mask.or(bit(k))
 		}
-		rs.always = rs.always || rs.rules[i].mask == 0
+		rs.always = rs.always || rs.rules[i].mask == keyBits{}
 	}
 	for _, a := range secretAnchors {
 		rs.anchor = append(rs.anchor, bit(a.anchor))
-		rs.assign |= rs.anchor[len(rs.anchor)-1]
+		rs.assign = rs.assign.or(rs.anchor[len(rs.anchor)-1])
 	}
-	rs.keys = rs.assign | bit("authorization") | bit("cookie")
-	if len(rs.keywords) > 64 {
-		panic("redact: more than 64 keywords")
+	rs.keys = rs.assign.or(bit("authorization")).or(bit("cookie"))
+	words := (len(rs.rules) + 63) / 64
+	rs.alwaysRun = make(ruleBits, words)
+	rs.byKeyword = make([]ruleBits, len(rs.keywords))
+	for k := range rs.byKeyword {
+		rs.byKeyword[k] = make(ruleBits, words)
+	}
+	for i := range rs.rules {
+		if rs.rules[i].mask == (keyBits{}) {
+			rs.alwaysRun.set(i)
+		}
+		for k := range rs.keywords {
+			if rs.rules[i].mask.has(k) {
+				rs.byKeyword[k].set(i)
+			}
+		}
 	}
 	return rs
 }
@@ -193,9 +252,12 @@ func compileBuiltinRules() *ruleSet {
 	kw := func(k ...string) []string { return k }
 	// In the armour lines of a key, a + stands for a space as a form
 	// encodes one (-----BEGIN+EC+PRIVATE+KEY----- in a query).
-	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
+	// The BEGIN line is read loosely (a key whose armour a copy mangled,
+	// -----BEGINRSA PRIVATE KEY-----, is a key still); the END line is
+	// read strictly, for a line that is not one would end the key early.
+	keyBegin := regexp.MustCompile(`^-----BEGIN[A-Za-z0-9 +_-]{0,40}PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
 	keyEnd := regexp.MustCompile(`-----END[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----`)
-	rs := newRuleSet([]redactRule{
+	rules := []redactRule{
 		// A key block is replaced whole, armour lines included; one cut
 		// short (a head of the file, a line of a diff) to the end of the
 		// text, and on in the strings that follow (keyRun).
@@ -215,11 +277,14 @@ func compileBuiltinRules() *ruleSet {
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
 		mk("gitlab-token", `glpat-[A-Za-z0-9_-]{20,}`, kw("glpat-")),
-		mk("slack-token", `xox[abposr]-[A-Za-z0-9-]{10,}`, kw("xox")),
+		mk("slack-token", `xox[abposre]-[A-Za-z0-9-]{10,}`, kw("xox")),
+		// Legacy tokens are four runs of digits and hex, as short as the
+		// workspace's numbers are.
+		mk("slack-token", `xox[os]-\d+-\d+-\d+-[a-fA-F0-9]+`, kw("xoxo-", "xoxs-")),
 		// sk_, rk_ and sk- end words (task_test_…, risk-…): these must
 		// not follow a letter.
-		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{20,}`, kw("sk_"), word),
-		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{20,}`, kw("rk_"), word),
+		mk("stripe-key", `sk_(?:live|test|prod)_[A-Za-z0-9]{10,}`, kw("sk_"), word),
+		mk("stripe-key", `rk_(?:live|test|prod)_[A-Za-z0-9]{10,}`, kw("rk_"), word),
 		mk("anthropic-key", `sk-ant-[A-Za-z0-9_-]{32,}`, kw("sk-"), word),
 		mk("openai-key", `sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`, kw("sk-"), word, valid(mixedCase)),
 		mk("google-api-key", `AIza[0-9A-Za-z_-]{35}`, kw("aiza")),
@@ -232,11 +297,23 @@ func compileBuiltinRules() *ruleSet {
 		// After Authorization: the scheme says what follows is a
 		// credential. Standing alone, "bearer" is often prose ("a bearer
 		// token"), so the credential must look like one.
-		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|basic|token)\s+([a-z0-9._~+/-]+=*)`, kw("authorization"), lower),
+		mk("authorization", `authorization["']?\s*[:=]\s*["']?(?:bearer|token)\s+([a-z0-9._~+/_-]+=*)`, kw("authorization"), lower),
+		// Basic credentials are user:password in base64: text that does
+		// not decode to one (a test's garbage), or whose password is an
+		// example's (RFC 7617's Aladdin:open sesame), is none.
+		mk("authorization", `authorization["']?\s*[:=]\s*["']?basic\s+([a-z0-9+/]+=*)`, kw("authorization"), lower, valid(basicCredentials)),
 		mk("authorization", `bearer\s+([a-z0-9._~+/-]{16,}=*)`, kw("bearer"), lower, word, valid(hasDigit)),
 		// scheme://user:password@host; the scheme is checked in find.
-		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(notReference)),
-	})
+		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(urlPassword)),
+	}
+	for _, p := range providerRules() {
+		r := redactRule{name: p.name, keywords: p.keywords, word: p.word, bounded: p.bounded, alone: p.alone, valid: p.valid, scan: p.scan}
+		if p.pattern != "" {
+			r.re = regexp.MustCompile(p.pattern)
+		}
+		rules = append(rules, r)
+	}
+	rs := newRuleSet(rules)
 	rs.keyEnd = keyEnd
 	return rs
 }
@@ -298,6 +375,45 @@ func hasDigit(b []byte) bool { return bytes.ContainsAny(b, "0123456789") }
 // (${DB_PASSWORD}, $TOKEN, {{ .Token }}, %(password)s) rather than holding it.
 func notReference(b []byte) bool {
 	return len(b) > 0 && b[0] != '$' && b[0] != '%' && !bytes.HasPrefix(b, []byte("{{"))
+}
+
+// urlPassword is true of the password of a URL's user:password@ that may
+// be a secret: no reference to one, and no example's (user:password@,
+// foo:bar@, u:xxxxx@, p%40ssword) once percent-decoded.
+func urlPassword(b []byte) bool {
+	if !notReference(b) || len(b) < 4 {
+		return false
+	}
+	if len(b) > maxLabel {
+		return true
+	}
+	var buf [maxLabel]byte
+	d := buf[:0]
+	for i := 0; i < len(b); i++ {
+		if b[i] == '%' && i+2 < len(b) {
+			if h, err := strconv.ParseUint(string(b[i+1:i+3]), 16, 8); err == nil {
+				d = append(d, byte(h))
+				i += 2
+				continue
+			}
+		}
+		d = append(d, b[i])
+	}
+	return len(d) >= 4 && !isLabel(d)
+}
+
+// basicCredentials is true of Basic credentials that decode to
+// user:password, with a password that may be a secret.
+func basicCredentials(b []byte) bool {
+	if len(b) > 4*maxLabel {
+		return true
+	}
+	dec, err := base64.StdEncoding.DecodeString(string(b))
+	if err != nil {
+		dec, err = base64.RawStdEncoding.DecodeString(string(b))
+	}
+	_, pass, ok := bytes.Cut(dec, []byte(":"))
+	return err == nil && ok && utf8.Valid(dec) && mayBeSecret(pass)
 }
 
 // redactor replaces secrets in payloads. A nil *redactor replaces nothing:
@@ -369,6 +485,7 @@ type scratch struct {
 	view   [2][]byte  // decodeView's passes, each reading the other's
 	at     [2][]int32 // where each byte of view came from
 	run    valueRun   // the last unquoted value an assignment gave
+	run2   ruleBits   // the rules find runs on a text
 	open   bool       // find saw a private key run to the end of its text
 	steps  int        // bytes the scans stepped over, which TestRedactLinear counts
 }
@@ -646,7 +763,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	}
 	seen := r.seen(text)
 	sc.steps += len(text)
-	if seen == 0 && !r.always {
+	if seen == (keyBits{}) && !r.always {
 		return // no keyword: no rule can match
 	}
 	sc.lower = asciiLower(sc.lower[:0], text)
@@ -658,12 +775,23 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 			sc.spans = append(sc.spans, span{vm.orig(s), vm.orig(e), rule, prio})
 		}
 	}
-	for i := range r.rules {
-		if rule := &r.rules[i]; rule.mask == 0 || rule.mask&seen != 0 {
-			r.match(sc, rule, i, text, add)
+	// The rules to run: those of each keyword seen, and those with none.
+	run := append(sc.run2[:0], r.alwaysRun...)
+	for w, bits := range seen {
+		for ; bits != 0; bits &= bits - 1 {
+			for j, b := range r.byKeyword[w*64+mathbits.TrailingZeros64(bits)] {
+				run[j] |= b
+			}
 		}
 	}
-	if isKey || seen&r.assign == 0 {
+	sc.run2 = run
+	for w, bits := range run {
+		for ; bits != 0; bits &= bits - 1 {
+			i := w*64 + mathbits.TrailingZeros64(bits)
+			r.match(sc, &r.rules[i], i, text, add)
+		}
+	}
+	if isKey || !seen.any(r.assign) {
 		return
 	}
 	// A value that looks like code is still replaced where it holds what
@@ -677,7 +805,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	}
 	sc.run = valueRun{start: -1}
 	for i, a := range secretAnchors {
-		if seen&r.anchor[i] != 0 {
+		if seen.any(r.anchor[i]) {
 			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind) {
 				if kind == secretValue || holds(vm.orig(s), vm.orig(e)) {
 					add(s, e, secretAssignment, len(r.rules))
@@ -695,7 +823,7 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 	}
 	sc.steps += len(in)
 	try := func(m []int) {
-		if rule.word && m[0] > 0 && isLetter(text[m[0]-1]) {
+		if !rule.fits(text, m[0], m[1]) {
 			return
 		}
 		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
@@ -720,6 +848,20 @@ func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add 
 	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
 		try(m)
 	}
+}
+
+// fits reports whether text[s:e], a match, stands as the rule asks of
+// what is around it (redactRule.word, alone, bounded).
+func (rule *redactRule) fits(text []byte, s, e int) bool {
+	switch {
+	case rule.word && s > 0 && isLetter(text[s-1]):
+		return false
+	case rule.alone && (s > 0 && isBase64(text[s-1]) || e < len(text) && isBase64(text[e])):
+		return false
+	case rule.bounded && e < len(text) && (isLetter(text[e]) || isDigit(text[e])):
+		return false
+	}
+	return true
 }
 
 // privateKeys finds private-key blocks in text: a BEGIN line (begin, which
@@ -885,6 +1027,8 @@ func (sc *scratch) sortSpans() {
 	sc.bounds = bounds[:0]
 }
 
+func isBase64(c byte) bool { return isLetter(c) || isDigit(c) || c == '+' || c == '/' }
+
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 func isWordByte(c byte) bool { return isLetter(c) || '0' <= c && c <= '9' || c == '_' }
@@ -905,7 +1049,7 @@ func asciiLower(dst, b []byte) []byte {
 // token_count, maxTokens or password_reset, names something else), or it is
 // a header map's Authorization or Cookie.
 func (rs *ruleSet) keySaysSecret(key []byte) bool {
-	if len(key) > 64 || rs.seen(key)&rs.keys == 0 {
+	if len(key) > 64 || !rs.seen(key).any(rs.keys) {
 		return false
 	}
 	var buf [64]byte
@@ -1006,7 +1150,16 @@ func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind value
 		run.read(text, v)
 		sc.steps += run.end - v
 	}
-	return v, run.end, run.kind(text, v, sep == '=' && spaced)
+	// "name = value" is code, not a .env line; so is "Name: value," and
+	// "Name: value}", a field of a struct or an object literal in Go or
+	// JavaScript, where YAML ends the line.
+	return v, run.end, run.kind(text, v, sep == '=' && spaced || sep == ':' && endsField(text, run.end))
+}
+
+// endsField reports whether text[e] ends a field of a literal in code:
+// Name: value, or Name: value}.
+func endsField(text []byte, e int) bool {
+	return e < len(text) && (text[e] == ',' || text[e] == '}')
 }
 
 // quotedValue reads the value that the quote text[v] opens, which ends at
@@ -1040,15 +1193,32 @@ type valueRun struct {
 	// them (cfg.Token) holds there: a byte of neither, or a '.' at the
 	// end or before another '.' or a digit. -1 if none.
 	notPath int
+	// index is the first '[' or '{', -1 if none, and beforeIndex the last
+	// byte before it that no dotted path holds, -1 if none: tokens[1:],
+	// map[Level]secret and signer{key} are code.
+	index, beforeIndex int
+	// notLetter is the last byte that is not a letter, -1 if none, and
+	// upper the last upper-case letter, -1 if none: a word that prose
+	// goes on after (token: got an error) is no secret.
+	notLetter, upper int
 }
 
 // read reads the unquoted value that starts at text[v].
 func (run *valueRun) read(text []byte, v int) {
-	*run = valueRun{start: v, end: v, paren: -1, dot: -1, notPath: -1}
+	*run = valueRun{start: v, end: v, paren: -1, dot: -1, notPath: -1, index: -1, beforeIndex: -1, notLetter: -1, upper: -1}
 	for ; run.end < len(text) && !endsValue(text[run.end]); run.end++ {
 	}
 	for k := v; k < run.end; k++ {
-		switch c := text[k]; {
+		c := text[k]
+		if !isLetter(c) {
+			run.notLetter = k
+		} else if 'A' <= c && c <= 'Z' {
+			run.upper = k
+		}
+		if (c == '[' || c == '{') && run.index < 0 {
+			run.index, run.beforeIndex = k, run.notPath
+		}
+		switch {
 		case c == '(':
 			run.paren, run.notPath = k, k
 		case c == '.':
@@ -1072,12 +1242,21 @@ func (run *valueRun) kind(text []byte, v int, codeStyle bool) valueKind {
 	switch {
 	case !mayBeSecret(s):
 		return notSecret
-	case run.paren >= v, len(s) < 6 && allDigits(s):
+	case run.paren >= v, len(s) < 6 && allDigits(s), s[0] == '-' && len(s) < 7 && allDigits(s[1:]):
 		return codeValue
 	}
 	path := run.notPath < v && s[0] != '.' && !isDigit(s[0])
 	if path && (codeStyle || run.dot >= v) {
 		return codeValue
+	}
+	if run.index > v && run.beforeIndex < v && isLetter(s[0]) {
+		return codeValue // an index or a composite literal: tokens[1:], signer{key}
+	}
+	// A word, lower case or capitalized, that prose goes on after: in
+	// "bad token: got %s", got is no token.
+	e := run.end
+	if run.notLetter < v && run.upper <= v && e+1 < len(text) && text[e] == ' ' && (isLetter(text[e+1]) || text[e+1] == '%') {
+		return notSecret
 	}
 	return secretValue
 }
@@ -1117,8 +1296,8 @@ func mayBeSecret(v []byte) bool {
 		return false
 	}
 	switch v[0] {
-	case '<', '*', '/', '~', '#':
-		return false
+	case '<', '*', '/', '~', '#', '\\':
+		return false // a placeholder, a path, a comment, an escape (\u2603, \n)
 	case '.':
 		if bytes.HasPrefix(v, []byte("./")) || bytes.HasPrefix(v, []byte("../")) {
 			return false
@@ -1132,7 +1311,74 @@ func mayBeSecret(v []byte) bool {
 			return false
 		}
 	}
+	return len(v) > maxLabel || !isLabel(v)
+}
+
+// maxLabel is the longest value isLabel looks into: mayBeSecret is asked
+// of every value of a run of assignments (token=token=…), and must stay
+// within a constant of the run's length.
+const maxLabel = 64
+
+// isLabel is true of a short value that names or stands for a secret
+// rather than holding one: a hex constant of a machine word (TOKEN =
+// 0x000C, a flag), a name that says secret itself (testRSAPrivateKey,
+// X-Fake-Connection-Token, password16), a well-known placeholder however
+// spelled (changeme, p@ssword, secr3t, xxxxx, ***), a value cut short (AKIA…),
+// or words with no digit (this should be ignored).
+func isLabel(v []byte) bool {
+	var buf, norm [maxLabel]byte
+	low := asciiLower(buf[:0], v)
+	if hexWord(low) || bytes.Contains(v, []byte("…")) || bytes.Contains(v, []byte("...")) {
+		return true
+	}
+	for _, w := range secretWords {
+		if bytes.Contains(low, []byte(w)) {
+			return true
+		}
+	}
+	// The letters and digits of the value, with those that stand for
+	// letters in weak passwords (p@ssw0rd, secr3t) read as letters.
+	n := norm[:0]
+	same, space, digit := true, false, false
+	for i, c := range low {
+		same = same && c == low[0]
+		space = space || c == ' '
+		digit = digit || isDigit(c)
+		if j := strings.IndexByte("@0$1!3", c); j >= 0 && i > 0 {
+			c = "aosiie"[j]
+		}
+		if isLetter(c) || isDigit(c) {
+			n = append(n, c)
+		}
+	}
+	if same || space && !digit {
+		return true
+	}
+	return slices.Contains(wellKnownValues, string(n))
+}
+
+// hexWord is true of 0x and at most 16 hex digits, with an optional sign.
+func hexWord(low []byte) bool {
+	low = bytes.TrimPrefix(low, []byte("-"))
+	if len(low) < 3 || len(low) > 18 || low[0] != '0' || low[1] != 'x' {
+		return false
+	}
+	for _, c := range low[2:] {
+		if !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
 	return true
+}
+
+// secretWords in a value make it a name for a secret, not one.
+var secretWords = []string{"password", "passwd", "secret", "token", "credential", "privatekey", "private_key"}
+
+// wellKnownValues are the letters of values that examples and tests use
+// for a password: foo:bar, changeme, RFC 7617's Aladdin:open sesame.
+var wellKnownValues = []string{
+	"password", "pasword", "passwd", "pass", "pwd", "secret", "changeme", "changeit", "letmein",
+	"foo", "bar", "baz", "foobar", "test", "example", "dummy", "opensesame", "hunter2",
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -109,6 +109,7 @@ func secretCorpus(g *secretGen) []secretCase {
 		add("private-key", "%s", g.pem("OPENSSH PRIVATE KEY"))
 		add("private-key", "%s", g.pem("PGP PRIVATE KEY BLOCK"))
 		add("private-key", "key.pem:\n%s", g.pem("EC PRIVATE KEY"))
+		add("private-key", "mangled in a copy: %s", strings.Replace(g.pem("RSA PRIVATE KEY"), "BEGIN RSA PRIVATE", "BEGINrsaPRIVATE", 1))
 		add("jwt", "session cookie: %s", g.jwt())
 		add("authorization", "Authorization: Bearer %s", g.s(b64url, 40))
 		add("authorization", "Authorization: Basic %s", base64.StdEncoding.EncodeToString([]byte("deploy:"+g.s(alnum, 16))))
@@ -120,8 +121,74 @@ func secretCorpus(g *secretGen) []secretCase {
 		add("secret-assignment", `api_key = "%s"`, g.s(alnum, 32))
 		add("secret-assignment", "https://api.example.com/v1/items?access_token=%s&page=2", g.s(alnum, 30))
 		add("secret-assignment", "X-Api-Key: %s", g.s("abcdef0123456789", 32))
+		providerCorpus(g, add)
 	}
 	return cs
+}
+
+// providerCorpus adds a secret of each of providerRules, in the shape the
+// provider documents, in a line that names it as a person would.
+func providerCorpus(g *secretGen, add func(rule, format, secret string)) {
+	const hex, lowerD = "abcdef0123456789", "abcdefghijklmnopqrstuvwxyz0123456789"
+	uuid := func() string {
+		return g.s(hex, 8) + "-" + g.s(hex, 4) + "-" + g.s(hex, 4) + "-" + g.s(hex, 4) + "-" + g.s(hex, 12)
+	}
+	add("gitlab-token", "deploy with %s", "glrt-"+g.s(b64url, 20))
+	add("gitlab-token", "the job token %s expired", "glcbt-"+g.s(lowerD, 2)+"_"+g.s(b64url, 20))
+	add("gitlab-token", "trigger: %s", "glptt-"+g.s(hex, 40))
+	add("slack-token", "socket mode uses %s", "xapp-1-A"+g.s(upperD, 10)+"-"+g.s(digitsS, 13)+"-"+g.s(hex, 64))
+	add("slack-webhook", "curl -X POST https://%s -d '{}'", "hooks.slack.com/services/T"+g.s(upperD, 8)+"/B"+g.s(upperD, 10)+"/"+g.s(alnum, 24))
+	add("teams-webhook", "post to https://%s", "acme.webhook.office.com/webhookb2/"+uuid()+"@"+uuid()+"/IncomingWebhook/"+g.s(hex, 32)+"/"+uuid())
+	add("shopify-token", "X-Shopify-Access-Token %s", "shpat_"+g.s(hex, 32))
+	add("square-token", "square sandbox %s", "EAAA"+g.s(b64url, 60))
+	add("flutterwave-key", "flutterwave %s", "FLWSECK_TEST-"+g.s(hex, 32)+"-X")
+	add("pypi-token", "twine upload -p %s dist/*", "pypi-AgEIcHlwaS5vcmc"+g.s(b64url, 70))
+	add("rubygems-token", "gem push with %s", "rubygems_"+g.s(hex, 48))
+	add("clojars-token", "deploy token %s", "CLOJARS_"+g.s(hex, 60))
+	add("artifactory-token", "jfrog %s", "AKCp"+g.s(alnum, 69))
+	add("databricks-token", "databricks token %s", "dapi"+g.s(hex, 32))
+	add("planetscale-token", "pscale %s", "pscale_tkn_"+g.s(b64url, 43))
+	add("clickhouse-key", "clickhouse %s", "4b1d"+g.s(alnum, 38))
+	add("digitalocean-token", "doctl auth init -t %s", "dop_v1_"+g.s(hex, 64))
+	add("doppler-token", "doppler %s", "dp.pt."+g.s(alnum, 43))
+	add("flyio-token", "fly %s", "fo1_"+g.s(b64url, 43))
+	add("heroku-key", "heroku %s", "HRKU-AA"+g.s(b64url, 58))
+	add("pulumi-token", "pulumi login with %s", "pul-"+g.s(hex, 40))
+	add("vault-token", "vault login %s", "hvs."+g.s(b64url, 90))
+	add("alibaba-key-id", "aliyun %s", "LTAI"+g.s(alnum, 20))
+	add("cloudflare-key", "origin ca %s", "v1.0-"+g.s(hex, 24)+"-"+g.s(hex, 146))
+	add("aws-bedrock-key", "bedrock %s", "ABSK"+g.s(b64std, 132))
+	add("openshift-token", "oc login --token=%s", "sha256~"+g.s(b64url, 43))
+	add("scalingo-token", "scalingo %s", "tk-us-"+g.s(b64url, 48))
+	add("perplexity-key", "perplexity %s", "pplx-"+g.s(alnum, 48))
+	add("huggingface-token", "org token %s", "api_org_"+g.s("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 34))
+	add("1password-key", "secret key %s", "A3-"+g.s(upperD, 6)+"-"+g.s(upperD, 11)+"-"+g.s(upperD, 5)+"-"+g.s(upperD, 5)+"-"+g.s(upperD, 5))
+	add("1password-token", "OP service account %s", "ops_eyJ"+g.s(b64std, 300))
+	add("age-secret-key", "age key %s", "AGE-SECRET-KEY-1"+g.s("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58))
+	add("linear-key", "linear %s", "lin_api_"+g.s(alnum, 40))
+	add("grafana-token", "grafana %s", "glsa_"+g.s(alnum, 32)+"_"+g.s(hex, 8))
+	add("postman-key", "postman %s", "PMAK-"+g.s(hex, 24)+"-"+g.s(hex, 34))
+	add("sentry-token", "sentry %s", "sntryu_"+g.s(hex, 64))
+	add("notion-token", "notion %s", "ntn_"+g.s(digitsS, 11)+g.s(alnum, 35))
+	add("dynatrace-token", "dynatrace %s", "dt0c01."+g.s(upperD, 24)+"."+g.s(alnum, 64))
+	add("adobe-secret", "adobe %s", "p8e-"+g.s(alnum, 32))
+	add("airtable-token", "airtable %s", "pat"+g.s(alnum, 14)+"."+g.s(hex, 64))
+	add("airtable-token", "after a run: pat0%s", "pat"+g.s(alnum, 14)+"."+g.s(hex, 64))
+	add("authress-key", "authress %s", "sc_"+g.s(lowerD, 20)+"."+g.s(lowerD, 5)+".acc_"+g.s(lowerD, 20)+"."+g.s(b64url, 60))
+	add("duffel-token", "duffel %s", "duffel_test_"+g.s(b64url, 43))
+	add("easypost-key", "easypost %s", "EZAK"+g.s(alnum, 54))
+	add("facebook-token", "page token %s", "EAAC"+g.s(alnum, 150))
+	add("frameio-token", "frame.io %s", "fio-u-"+g.s(b64url, 64))
+	add("harness-key", "harness %s", "pat."+g.s(b64url, 22)+"."+g.s(alnum, 24)+"."+g.s(alnum, 20))
+	add("infracost-token", "infracost %s", "ico-"+g.s(alnum, 32))
+	add("intra42-secret", "42 %s", "s-s4t2ud-"+g.s(hex, 64))
+	add("octopus-key", "octopus %s", "API-"+g.s(upperD, 26))
+	add("prefect-token", "prefect %s", "pnu_"+g.s(alnum, 36))
+	add("readme-token", "readme %s", "rdme_"+g.s(lowerD, 70))
+	add("brevo-key", "brevo %s", "xkeysib-"+g.s(hex, 64)+"-"+g.s(alnum, 16))
+	add("settlemint-token", "settlemint %s", "sm_pat_"+g.s(alnum, 16))
+	add("shippo-token", "shippo %s", "shippo_live_"+g.s(hex, 40))
+	add("nuget-password", `      <add key="ClearTextPassword" value="%s" />`, g.s(alnum, 20))
 }
 
 // hookContexts put a line of text where agents' hooks carry text: the
@@ -900,6 +967,73 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
 				t.Fatalf("%s in %q: found %v, the expression %v", tc.name, text, got, want)
 			}
+		}
+	}
+}
+
+// TestRedactLeavesCodeAndExamples feeds lines of the Go standard library
+// (GOROOT/src, where the false-positive test of integration/redact found
+// them) that name secrets without holding one, and checks that nothing is
+// replaced; beside each kind, a real-shaped secret in the same place must
+// still be.
+func TestRedactLeavesCodeAndExamples(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	benign := []string{
+		"\tIMAGE_REL_ARM64_TOKEN          = 0x000C\n\tIMAGE_REL_ARM64_SECTION        = 0x000D\n", // cmd/link/internal/ld/pe.go
+		"\tSIOCGLIFTOKEN                 = -0x3f879678\n",                                        // syscall/zerrors_solaris_amd64.go
+		"\t\tnew := &Line{Token: tokens}\n",                                                      // x/mod/modfile/read.go
+		"\t\t\tblock := &LineBlock{Token: stmt.Token[:1], Line: []*Line{stmt}}\n",                // x/mod/modfile/read.go
+		"\t\t\t\tl.password = f[i+1]\n",                                                          // cmd/go/internal/auth/netrc.go
+		"\t\tPrivateKey:  testRSAPrivateKey,\n\t}\n",                                             // crypto/tls/auth_test.go
+		"{Certificate: [][]byte{testRSA2048Certificate}, PrivateKey: testRSA2048PrivateKey}}",    // crypto/tls/handshake_client_test.go
+		"\t\tPrivateKey: messageOnlySigner{testRSAPrivateKey},\n",                                // crypto/tls/tls_test.go
+		"\t\tq.readSecret = map[QUICEncryptionLevel]suiteSecret{}\n",                             // crypto/tls/quic_test.go
+		"\t\treturn fmt.Errorf(\"error acquiring upload token: creating token file: %v\", err)",  // x/telemetry/start.go
+		"\t\tt.Errorf(\"bad token: got %s, expected %s\", tok, want)\n",                          // go/scanner/scanner_test.go
+		"\tconst fakeConnectionToken = \"X-Fake-Connection-Token\"\n",                            // net/http/httputil/reverseproxy_test.go
+		"package secret\n\nconst Secret = \"this should be ignored\"\n",                          // cmd/go/testdata/script/list_ignore.txt
+		"\t\"Username\": \"aladdin\",\n\t\"Password\": \"opensesame\",\n",                        // cmd/go/testdata/vcstest/auth/or401.txt
+		"https://example.com\nusername=bob\npassword=secr3t\n",                                   // cmd/go/internal/auth/gitauth_test.go
+		"\t\t\tPassword: password16,\n",                                                          // os/user/user_windows_test.go
+		"https://example.com\n\nAuthorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l\n",                 // cmd/go/internal/auth/userauth_test.go
+		"Authorization: Basic jpvcGVuc2VzYW1lYWxhZGRpb\n",                                        // cmd/go/internal/auth/userauth_test.go
+		"\t\t\"http://user:password@google.com\",\n",                                             // net/url/url_test.go
+		"\t// https://user:xxxxx@example.com/foo/bar\n",                                          // net/url/example_test.go
+		"\t\tin:   \"http://user:pa%2Fssword@dummy.faketld/\",\n",                                // net/http/client_test.go
+		"\t\t{lastReq: \"http://gopher:go@test.com\", newReq: \"http://gopher:go@test.com\"},",   // net/http/client_test.go
+		"\t\t\"http://foo:bar@bar.com\",\n",                                                      // net/http/proxy_test.go
+		"a span winning: AWS_CREDENTIALS=AKIA…:<secret key> and",                                 // this repository's git log
+		"CRASIlMJDhJOcsPgscAAABJwe8jDx+EAAAAAABJgf8AIAAAD4OkAgAATIlsJFBKi1T4\n",                  // debug/buildinfo/testdata/go117/go117.base64
+		"\tLSH          ScanToken = -1000 - iota // << Left shift.\n",                            // cmd/asm/internal/lex/lex.go
+		"\t\tt.Errorf(\"loadCredential:\\nhave %q\\nwant %q\", got.Header, want)\n",              // cmd/go/internal/auth/auth_test.go
+	}
+	for _, text := range benign {
+		p, _ := json.Marshal(map[string]string{"text": text})
+		var rules []string
+		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
+			t.Errorf("replaced %v in benign text %q:\n%s", rules, text, out)
+		}
+	}
+	g := newSecretGen(7)
+	secrets := []string{
+		"DEPLOY_TOKEN=" + g.s(alnum, 24) + "\n",
+		"PRIVATE_KEY=0x" + g.s("0123456789abcdef", 64) + "\n", // an Ethereum key is hex too, and long
+		"  password: " + g.s(alnum, 14) + "\n",
+		"\t\"Password\": \"" + g.s(alnum, 16) + "\",\n",
+		"password=Tr0ub4dor&3\n",
+		"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("deploy:"+g.s(alnum, 16))) + "\n",
+		"git clone https://bot:" + g.s(alnum, 20) + "@git.example.com/acme/app.git",
+		"client := api.New(Token: \"" + g.s(alnum, 32) + "\")",
+		"curl -H \"Authorization: Bearer EAAA" + g.s(b64url, 60) + "\"", // Square
+	}
+	for _, text := range secrets {
+		p, _ := json.Marshal(map[string]string{"text": text})
+		var rules []string
+		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) == 0 {
+			t.Errorf("nothing replaced in %q:\n%s", text, out)
 		}
 	}
 }

@@ -19,9 +19,10 @@ import (
 )
 
 // fpCeiling is the most replacements per 10 MB of benign text that the
-// test lets pass (the target is 1). It is what main did when the
-// test came, plus a margin; lower it as the rules improve.
-const fpCeiling = 25.0
+// test lets pass (the target is 1). It is what the rules do (4.18
+// on branch rules: 46 in 109.9 MB, 33 of them hex test vectors that
+// gitleaks reports too), plus a margin; lower it as the rules improve.
+const fpCeiling = 5.0
 
 // batchBytes is about how much text one run of 'difflore redact' gets: a
 // JSON array of payloads, one per document.

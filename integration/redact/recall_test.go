@@ -13,10 +13,10 @@ import (
 )
 
 // recallFloor is the share of the counted secrets difflore must replace.
-// It is what main achieved when the test came, less a small margin, so
-// that a change that lets more secrets leave fails; raise it as the rules
-// improve (the target is 0.98).
-const recallFloor = 0.38
+// It is what the rules achieve (0.980 on branch rules: 2303 of 2349), less
+// a small margin, so that a change that lets more secrets leave fails; the
+// issue's target is 0.98.
+const recallFloor = 0.97
 
 // secretsPerRule is how many secrets are made from each rule, and
 // triesPerRule how many tries that may take: a try gitleaks does not
