@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -161,8 +162,12 @@ func sameExeName(name, exe string) bool {
 // second early (it counts from the boot time in whole seconds), which
 // startTolerance allows for and which status would otherwise show.
 func selfStartTime() time.Time {
-	if t, ok := procStartLinux(time.Now(), "/proc"); ok {
-		return t
+	// Only on Linux: under Wine, a Windows program reads Linux's /proc
+	// through drive Z: and would take the Wine process's figures.
+	if runtime.GOOS == "linux" {
+		if t, ok := procStartLinux(time.Now(), "/proc"); ok {
+			return t
+		}
 	}
 	if p, err := process.NewProcess(int32(os.Getpid())); err == nil {
 		if ms, err := p.CreateTime(); err == nil {
