@@ -165,7 +165,7 @@ func selfStartTime() time.Time {
 	// Only on Linux: under Wine, a Windows program reads Linux's /proc
 	// through drive Z: and would take the Wine process's figures.
 	if runtime.GOOS == "linux" {
-		if t, ok := procStartLinux(time.Now(), "/proc"); ok {
+		if t, ok := procStartLinux(time.Now, "/proc"); ok {
 			return t
 		}
 	}
@@ -178,17 +178,20 @@ func selfStartTime() time.Time {
 }
 
 // procStartLinux is when this process started, from Linux's /proc under
-// proc, read at now: now less the time since, which is the system's uptime
+// proc: the time now says right after the uptime is read (so that a pause
+// between the two cannot make the start look early), less the time since,
+// which is the system's uptime
 // (/proc/uptime, to the hundredth of a second) less the uptime at which the
 // process started (field 22 of /proc/self/stat, in clock ticks of 1/100 s:
 // USER_HZ is 100 on every architecture Linux runs on). ok is false where
 // there is no such /proc: another OS.
-func procStartLinux(now time.Time, proc string) (time.Time, bool) {
+func procStartLinux(now func() time.Time, proc string) (time.Time, bool) {
 	stat, err := os.ReadFile(filepath.Join(proc, "self", "stat"))
 	if err != nil {
 		return time.Time{}, false
 	}
 	up, err := os.ReadFile(filepath.Join(proc, "uptime"))
+	at := now()
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -216,7 +219,7 @@ func procStartLinux(now time.Time, proc string) (time.Time, bool) {
 	if since < 0 {
 		return time.Time{}, false
 	}
-	return now.Add(-since).UTC(), true
+	return at.Add(-since).UTC(), true
 }
 
 // jsonUTF8 replaces each byte of s that is not part of valid UTF-8 with

@@ -182,11 +182,11 @@ func TestProcStartLinux(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	got, ok := procStartLinux(now, proc)
+	got, ok := procStartLinux(func() time.Time { return now }, proc)
 	if want := now.Add(-77050 * time.Millisecond); !ok || !got.Equal(want) {
 		t.Errorf("procStartLinux = %s, %v; want %s", got.Format(time.RFC3339Nano), ok, want.Format(time.RFC3339Nano))
 	}
-	if _, ok := procStartLinux(now, filepath.Join(proc, "none")); ok {
+	if _, ok := procStartLinux(func() time.Time { return now }, filepath.Join(proc, "none")); ok {
 		t.Errorf("procStartLinux found a start where there is no /proc")
 	}
 }
