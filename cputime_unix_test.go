@@ -3,6 +3,8 @@
 package main
 
 import (
+	"io"
+	"os"
 	"syscall"
 	"time"
 )
@@ -16,3 +18,7 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// stdoutNow is the standard output: redirectStdio moves descriptor 1 itself
+// on Unix.
+func stdoutNow() io.Writer { return os.Stdout }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -16,4 +17,20 @@ func processCPU() time.Duration {
 	// A Filetime counts 100-nanosecond intervals.
 	ticks := func(f windows.Filetime) int64 { return int64(f.HighDateTime)<<32 | int64(f.LowDateTime) }
 	return time.Duration((ticks(kernel) + ticks(user)) * 100)
+}
+
+// stdoutNow writes to the standard output handle the process has now:
+// redirectStdio sets the handles, not os.Stdout, on Windows.
+func stdoutNow() io.Writer { return stdOutHandle{} }
+
+type stdOutHandle struct{}
+
+func (stdOutHandle) Write(p []byte) (int, error) {
+	h, err := windows.GetStdHandle(windows.STD_OUTPUT_HANDLE)
+	if err != nil {
+		return 0, err
+	}
+	var n uint32
+	err = windows.WriteFile(h, p, &n, nil)
+	return int(n), err
 }

@@ -192,10 +192,13 @@ func TestRedirectStdio(t *testing.T) {
 			fmt.Println(err)
 			os.Exit(1)
 		}
-		fmt.Println("to stdout")
-		fmt.Fprintln(os.Stderr, "to stderr")
+		// What the daemon writes through once redirected: the descriptors
+		// on Unix, the standard handles on Windows (where os.Stdout and
+		// os.Stderr stay as they were: currentStderr).
+		fmt.Fprintln(stdoutNow(), "to stdout")
+		fmt.Fprintln(currentStderr(), "to stderr")
 		f.Close()
-		fmt.Fprintln(os.Stderr, "after close")
+		fmt.Fprintln(currentStderr(), "after close")
 		io.Copy(io.Discard, os.Stdin) // Until the parent has checked the pipe.
 		os.Exit(0)
 	}
