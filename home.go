@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"time"
 )
 
 // The names of the files in the data home; the README's Files section
@@ -186,7 +188,7 @@ func writeFileAtomicIf(path string, data []byte, mode os.FileMode, check func() 
 			return err
 		}
 	}
-	return os.Rename(tmp, path)
+	return renameOver(tmp, path)
 }
 
 // The file primitives differ by OS. file_unix.go and file_windows.go define
@@ -210,3 +212,21 @@ func writeFileAtomicIf(path string, data []byte, mode os.FileMode, check func() 
 //     write but that is sticky, as /tmp is, is safe: no one may rename
 //     there what is not theirs. The error is errWritableByOthers for a
 //     folder whose mode is to blame.
+
+// renameOver renames tmp over path. On Windows a rename over a file that
+// another process has open fails with access denied for as long as it
+// holds it, unless it opened it sharing delete access, as difflore's own
+// readers do (openShared) but Wine does not always honour: a command that
+// reads the PID file for an instant (status, a losing run) then makes the
+// daemon's write fail. So the rename is tried again for a bounded while.
+func renameOver(tmp, path string) error {
+	err := os.Rename(tmp, path)
+	if runtime.GOOS != "windows" {
+		return err
+	}
+	for wait := time.Millisecond; err != nil && errors.Is(err, fs.ErrPermission) && wait < time.Second; wait *= 2 {
+		time.Sleep(wait)
+		err = os.Rename(tmp, path)
+	}
+	return err
+}
