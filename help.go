@@ -36,7 +36,10 @@ else the default. The token is printed only with --show-token.`},
 		{"config set", `Sets KEY to VALUE in config.toml, checking it first; the file's other
 lines and comments are kept. For the token, VALUE - reads it from standard
 input. An endpoint no daemon would use, plain http to a host that is not
-loopback, needs 'difflore config set allow_insecure true' first.`},
+loopback, needs 'difflore config set allow_insecure true' first.
+
+KEY is one of these, which 'difflore config -h' explains:
+  ` + setKeyNames() + `.`},
 		{"config unset", `Removes KEY from config.toml: the environment's value, or the default,
 applies again.`},
 		{"config list", `Prints every key with its value in force and where it came from:
@@ -106,4 +109,16 @@ func (s subcommandHelp) usage(parent string) string {
 		b.WriteString("\nExamples:\n" + strings.Join(examples, "\n") + "\n")
 	}
 	return b.String()
+}
+
+// setKeyNames lists the keys config set handles, from the table it checks
+// values with.
+func setKeyNames() string {
+	var names []string
+	for _, k := range configKeys() {
+		if k.literal != nil {
+			names = append(names, k.name)
+		}
+	}
+	return strings.Join(names, ", ")
 }

@@ -141,3 +141,38 @@ func TestSubcommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagArgNamedOnce checks that a flag's help names its argument once,
+// beside the flag, and not again in parentheses in the text ("--grace DUR
+// … (DUR)"), where the flag package's back-quoted placeholder leaves it.
+func TestFlagArgNamedOnce(t *testing.T) {
+	testHome(t)
+	flagLine := regexp.MustCompile(`(?m)^  --?[a-z][a-z-]* ([A-Z][A-Z_]*)\n    \t(.*)$`)
+	names := [][]string{}
+	for _, c := range commands() {
+		names = append(names, []string{c.name})
+	}
+	for _, s := range subcommands() {
+		names = append(names, strings.Fields(s.name))
+	}
+	for _, n := range names {
+		help, _, _ := cli(t, "", append(n, "-h")...)
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			if strings.Contains(m[2], "("+m[1]+")") || strings.Contains(m[2], "("+m[1]+",") {
+				t.Errorf("%s -h names %s twice: %q", strings.Join(n, " "), m[1], m[0])
+			}
+		}
+	}
+}
+
+// TestConfigSetHelpNamesKeys checks that 'config set -h' names every key
+// that set handles, from the same table set checks against.
+func TestConfigSetHelpNamesKeys(t *testing.T) {
+	testHome(t)
+	help := mustCLI(t, "config", "set", "-h")
+	for _, k := range configKeys() {
+		if k.literal != nil && !regexp.MustCompile(`\b`+regexp.QuoteMeta(k.name)+`\b`).MatchString(help) {
+			t.Errorf("config set -h does not name the key %s:\n%s", k.name, help)
+		}
+	}
+}

@@ -353,6 +353,10 @@ func newFlagSet(cfg config, name, usage string) *flag.FlagSet {
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)
+		// The back-quoted name the argument is shown by stays in the text
+		// as a plain word; beside the flag it is said already.
+		usage = strings.Replace(usage, " ("+arg+")", "", 1)
+		usage = strings.Replace(usage, "("+arg+", ", "(", 1)
 		dash := "--"
 		if len(f.Name) == 1 {
 			dash = "-"
