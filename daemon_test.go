@@ -144,8 +144,13 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 // used to give up after 5 s and advise moving the outbox aside, which
 // strands every event queued in it.
 func TestRunWaitsForLockedOutbox(t *testing.T) {
-	home := testHome(t)
-	mustCLI(t, "enqueue", "--id", "queued", `{"n":1}`)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	// Short looks at the lock and backoffs, so that the test does not sit
+	// out a second at each.
+	e.useQuickWaits()
+	e.mustCLI("enqueue", "--id", "queued", `{"n":1}`)
 	conn, err := sqlite.OpenConn(filepath.Join(home, dbFileName), sqlite.OpenReadWrite)
 	if err != nil {
 		t.Fatal(err)
@@ -162,9 +167,9 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	const waiting = "outbox is locked"
 
 	// Asked to stop while it waits, it stops at once.
-	d, log := startLogged(t, "run", "--endpoint", fileURL(out))
+	d, log := startLoggedCmd(t, e.command("run", "--endpoint", fileURL(out)))
 	log.waitFor(t, waiting)
-	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.Process.Pid) {
+	if got := e.mustCLI("stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.Process.Pid) {
 		t.Errorf("stop while the daemon waits said %q", got)
 	}
 	log.waitExit(t)
@@ -175,7 +180,7 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	// Once the lock is gone, it goes on and delivers.
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	_, log = startLogged(t, "run", "--endpoint", ep.URL)
+	_, log = startLoggedCmd(t, e.command("run", "--endpoint", ep.URL))
 	log.waitFor(t, waiting)
 	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
 		t.Fatal(err)
@@ -183,7 +188,7 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	conn.Close() // Exclusive locking mode holds the lock until then.
 	log.waitFor(t, "daemon ready")
 	arr.await(t, "queued", 20*time.Second)
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	log.waitExit(t)
 	if strings.Contains(log.String(), "aside") {
 		t.Errorf("the daemon advises moving the outbox aside:\n%s", log)

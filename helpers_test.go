@@ -115,7 +115,8 @@ func releasePause(t *testing.T, release string) {
 // enough for what each is for in the test that asks for them: a settle
 // time that only an unverifiable lock holder ever runs out, say.
 func quickWaits() waits {
-	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, stdinWait: 250 * time.Millisecond, firstPass: firstPassWait, healGate: healGateWait}
+	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, stdinWait: 250 * time.Millisecond, firstPass: firstPassWait, healGate: healGateWait,
+		lockBusy: 100 * time.Millisecond, lockRetry: 50 * time.Millisecond}
 }
 
 // useQuickWaits gives difflore quickWaits for the rest of the test.
