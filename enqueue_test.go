@@ -211,20 +211,21 @@ func (r *endlessX) Read(p []byte) (int, error) {
 // first 64 MiB kept and the rest drained, so that the agent writing it sees
 // no broken pipe; the reason says so.
 func TestEnqueueCutsAt64MiB(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	in := &endlessX{left: maxDeadPayload + 3<<20}
 	var stderr strings.Builder
-	if err := runTest(context.Background(), []string{"enqueue", "--id", "huge"}, in, io.Discard, &stderr); err != nil {
+	if err := runTestEnv(context.Background(), []string{"enqueue", "--id", "huge"}, in, io.Discard, &stderr, e.getenv); err != nil {
 		t.Fatalf("enqueue of 67 MiB: %v\n%s", err, stderr.String())
 	}
 	if in.left != 0 {
 		t.Errorf("%d bytes of standard input left unread", in.left)
 	}
-	dead := deadLetters(t)
+	dead := e.deadLetters()
 	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "cut") || !strings.Contains(dead[0].LastError, fmt.Sprint(maxDeadPayload+3<<20)) {
 		t.Fatalf("dead letters %+v, want one that says it was cut, and from what size", dead)
 	}
-	out, _, code := cli(t, "", "outbox", "show", "huge")
+	out, _, code := e.cli("", "outbox", "show", "huge")
 	if code != 0 || len(out) != maxDeadPayload || strings.Trim(out, "x") != "" {
 		t.Errorf("outbox show: exit %d, %d bytes; want the first %d bytes", code, len(out), maxDeadPayload)
 	}

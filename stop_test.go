@@ -18,7 +18,7 @@ import (
 // lock free (no daemon), and with the lock held by a process that the PID
 // file does not describe.
 func TestStopNeverSignalsUnverified(t *testing.T) {
-	useQuickWaits(t)
+	t.Parallel()
 	victim := startSleeper(t)
 	exe, _ := os.Executable()
 	vStart := startedAt(t, victim.pid())
@@ -41,7 +41,10 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 	for _, lockHeldByTest := range []bool{false, true} {
 		for name, content := range files {
 			t.Run(fmt.Sprintf("%s/locked=%v", name, lockHeldByTest), func(t *testing.T) {
-				dir := testHome(t)
+				t.Parallel()
+				e := newTestEnv(t)
+				e.useQuickWaits()
+				dir := e.home
 				if err := os.MkdirAll(dir, 0o700); err != nil {
 					t.Fatal(err)
 				}
@@ -63,10 +66,10 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 				if err := os.WriteFile(pidPath, []byte(content), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				if state, _, _ := statusOf(t); state == "running" {
+				if state, _, _ := e.statusOf(); state == "running" {
 					t.Errorf("status says running for a pid file holding %q", content)
 				}
-				out, stderr, code := cli(t, "", "stop", "--grace", "1s")
+				out, stderr, code := e.cli("", "stop", "--grace", "1s")
 				if lockHeldByTest {
 					if code != 1 || !strings.Contains(stderr, "not signalling") && !strings.Contains(stderr, "cannot be used") {
 						t.Errorf("stop with lock held: exit %d, stdout %q, stderr %q; want exit 1 and a refusal", code, out, stderr)
@@ -76,7 +79,7 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 					}
 					// run --takeover stops a daemon as stop does, and so
 					// refuses the same holders.
-					out, stderr, code = cli(t, "", "run", "--takeover")
+					out, stderr, code = e.cli("", "run", "--takeover")
 					if code != 1 || !strings.Contains(stderr, "not signalling") && !strings.Contains(stderr, "cannot be used") {
 						t.Errorf("run --takeover with lock held: exit %d, stdout %q, stderr %q; want exit 1 and a refusal", code, out, stderr)
 					}
