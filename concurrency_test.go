@@ -17,11 +17,12 @@ import (
 // fail or warn (a warning means the event was spilled), and every event
 // must arrive exactly once.
 func TestConcurrentEnqueue(t *testing.T) {
+	t.Parallel()
 	const writers, each = 8, 40
-	testHome(t)
+	e := newTestEnv(t)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	d := startDaemon(t, "--endpoint", ep.URL, "--batch", "7")
+	d := e.startDaemon("--endpoint", ep.URL, "--batch", "7")
 
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -31,7 +32,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("w%d-e%02d", w, i)
-				cmd := command(t, "enqueue", "--kind", "race", "--id", id)
+				cmd := e.command("enqueue", "--kind", "race", "--id", id)
 				cmd.Stdin = strings.NewReader(fmt.Sprintf(`{"writer":%d,"n":%d}`, w, i))
 				_, errOut, code := runProc(t, cmd, 30*time.Second)
 				if code != 0 || errOut != "" {
@@ -44,7 +45,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	t.Logf("%d enqueues from %d writers in %s", writers*each, writers, time.Since(start).Round(time.Millisecond))
 
 	arr.awaitN(t, writers*each, 30*time.Second)
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	if err := d.wait(t, 15*time.Second); err != nil {
 		t.Errorf("daemon: %v\n%s", err, d.log)
 	}
@@ -60,7 +61,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	if len(seen) != writers*each {
 		t.Errorf("%d distinct events delivered, want %d", len(seen), writers*each)
 	}
-	if got := mustCLI(t, "outbox", "list"); !strings.HasPrefix(got, "0 pending, 0 inflight, 0 dead\n") {
+	if got := e.mustCLI("outbox", "list"); !strings.HasPrefix(got, "0 pending, 0 inflight, 0 dead\n") {
 		t.Errorf("outbox after the drain:\n%s", got)
 	}
 }
@@ -272,16 +273,17 @@ func TestRunRacingLookers(t *testing.T) {
 // has no outbox yet, as on the first prompt after installation: they race
 // to create the database and its schema, and none may fail or spill.
 func TestConcurrentEnqueueFreshHome(t *testing.T) {
+	t.Parallel()
 	const writers, each = 8, 5
 	for round := range 3 {
-		testHome(t)
+		e := newTestEnv(t)
 		var wg sync.WaitGroup
 		for w := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := range each {
-					_, errOut, code := runProc(t, command(t, "enqueue", "--id", fmt.Sprintf("r%d-w%d-e%d", round, w, i), `{}`), 30*time.Second)
+					_, errOut, code := runProc(t, e.command("enqueue", "--id", fmt.Sprintf("r%d-w%d-e%d", round, w, i), `{}`), 30*time.Second)
 					if code != 0 || errOut != "" {
 						t.Errorf("round %d: enqueue: exit %d, stderr %q", round, code, errOut)
 					}
@@ -289,7 +291,7 @@ func TestConcurrentEnqueueFreshHome(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if out := mustCLI(t, "outbox", "list"); !strings.HasPrefix(out, fmt.Sprintf("%d pending, 0 inflight, 0 dead\n", writers*each)) {
+		if out := e.mustCLI("outbox", "list"); !strings.HasPrefix(out, fmt.Sprintf("%d pending, 0 inflight, 0 dead\n", writers*each)) {
 			t.Errorf("round %d: outbox:\n%s", round, out)
 		}
 	}

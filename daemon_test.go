@@ -19,33 +19,35 @@ import (
 // TestKilledDaemonLosesNothing kills a daemon hard and checks that status
 // calls its PID file stale and that the next daemon delivers every event.
 func TestKilledDaemonLosesNothing(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	const n = 50
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%02d", i), fmt.Sprintf(`{"i":%d}`, i))
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("evt-%02d", i), fmt.Sprintf(`{"i":%d}`, i))
 	}
-	d := startDaemon(t) // No endpoint: the events stay queued.
-	if state, pid, code := statusOf(t); state != "running" || pid != d.cmd.Process.Pid || code != 0 {
+	d := e.startDaemon() // No endpoint: the events stay queued.
+	if state, pid, code := e.statusOf(); state != "running" || pid != d.cmd.Process.Pid || code != 0 {
 		t.Fatalf("status = %s pid %d exit %d, want running pid %d exit 0", state, pid, code, d.cmd.Process.Pid)
 	}
 	if err := d.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	d.wait(t, 10*time.Second)
-	if state, pid, code := statusOf(t); state != "stale" || pid != d.cmd.Process.Pid || code != 1 {
+	if state, pid, code := e.statusOf(); state != "stale" || pid != d.cmd.Process.Pid || code != 1 {
 		t.Fatalf("after kill: status = %s pid %d exit %d, want stale pid %d exit 1", state, pid, code, d.cmd.Process.Pid)
 	}
 
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	d2 := startDaemon(t, "--endpoint", ep.URL)
+	d2 := e.startDaemon("--endpoint", ep.URL)
 	arr.awaitN(t, n, 20*time.Second)
 	for i := range n {
 		if id := fmt.Sprintf("evt-%02d", i); arr.count(id) == 0 {
 			t.Errorf("event %s was not delivered", id)
 		}
 	}
-	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d2.cmd.Process.Pid) {
+	if got := e.mustCLI("stop"); got != fmt.Sprintf("stopped (pid %d)\n", d2.cmd.Process.Pid) {
 		t.Errorf("stop said %q", got)
 	}
 	if err := d2.wait(t, 10*time.Second); err != nil {

@@ -46,21 +46,22 @@ func TestEnsureDaemonStartsOne(t *testing.T) {
 // endpoint answers slowly, so that a daemon that reported ready before its
 // first pass would be caught with the events still queued.
 func TestDetachReadyAfterFirstPass(t *testing.T) {
-	dir := testHome(t)
-	mustCLI(t, "enqueue", `{"n":1}`)
-	mustCLI(t, "enqueue", `{"n":2}`)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.mustCLI("enqueue", `{"n":1}`)
+	e.mustCLI("enqueue", `{"n":2}`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(300 * time.Millisecond) // A slow endpoint, not a wait.
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	t.Setenv(asMainEnv, "1")
-	mustCLI(t, "run", "--detach", "--endpoint", srv.URL)
-	t.Cleanup(func() { cli(t, "", "stop") })
+	e.mustCLI("run", "--detach", "--endpoint", srv.URL)
+	t.Cleanup(func() { e.cli("", "stop") })
 	if c := outboxCounts(t, dir); c.Pending != 0 || c.Inflight != 0 {
 		t.Errorf("right after run --detach returned: %+v; want the first pass done, nothing pending or in flight", c)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 }
 
 // BenchmarkEnsureDaemonProbe measures what --ensure-daemon adds to a hook

@@ -225,7 +225,7 @@ func (e *testEnv) environ() []string {
 // command returns the test binary set up to run as difflore with args, in e.
 func (e *testEnv) command(args ...string) *exec.Cmd {
 	e.t.Helper()
-	cmd := command(e.t, args...)
+	cmd := testBinary(e.t, args...)
 	cmd.Env = append(e.environ(), asMainEnv+"=1")
 	return cmd
 }
@@ -313,6 +313,7 @@ func testHome(t *testing.T) string {
 // cli runs difflore in this process and returns its output and exit code.
 func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	processHome(t)
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -333,16 +334,34 @@ func mustCLI(t *testing.T, args ...string) string {
 	return out
 }
 
-// command returns the test binary set up to run as difflore with args.
+// command returns the test binary set up to run as difflore with args,
+// in the process's environment.
 func command(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	processHome(t)
+	cmd := testBinary(t, args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	return cmd
+}
+
+// testBinary returns the test binary set up to run with args.
+func testBinary(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), asMainEnv+"=1")
-	return cmd
+	return exec.Command(exe, args...)
+}
+
+// processHome fails the test when the process's environment names no data
+// home: difflore run in it would use the real one. A test that owns its
+// home (testEnv) runs difflore through its methods instead.
+func processHome(t testing.TB) {
+	t.Helper()
+	if os.Getenv("DIFFLORE_HOME") == "" {
+		t.Fatal("difflore run in the process's environment, which names no DIFFLORE_HOME: call testHome, or run it through the test's testEnv")
+	}
 }
 
 // daemonProc is a foreground daemon started by a test.
@@ -705,6 +724,7 @@ func always(a answer) func(int, recorded) answer { return func(int, recorded) an
 // ends. It works on every OS and lets a benchmark use it.
 func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
 	tb.Helper()
+	processHome(tb)
 	return inProcessDaemonEnv(tb, os.Getenv, args...)
 }
 
@@ -925,6 +945,7 @@ func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr
 // mustHome opens the test's data home, creating it.
 func mustHome(t *testing.T) string {
 	t.Helper()
+	processHome(t)
 	cfg := loadConfig(os.Getenv, nil, nil, nil)
 	h, err := openHome(cfg.home, true)
 	if err != nil {
