@@ -64,13 +64,15 @@ func TestKilledDaemonLosesNothing(t *testing.T) {
 // program that writes to a broken pipe on fd 1 or 2 with SIGPIPE unless it
 // handles the signal): it delivers, and stops cleanly when asked.
 func TestRunSurvivesClosedStderr(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	ep := newEndpoint(t, always(answer{status: 200}))
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := command(t, "run", "--endpoint", ep.URL)
+	cmd := e.command("run", "--endpoint", ep.URL)
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 
 	const n = 5
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%d", i), `{}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("evt-%d", i), `{}`)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -126,7 +128,7 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got, want := mustCLI(t, "stop"), fmt.Sprintf("stopped (pid %d)\n", cmd.Process.Pid); got != want {
+	if got, want := e.mustCLI("stop"), fmt.Sprintf("stopped (pid %d)\n", cmd.Process.Pid); got != want {
 		t.Errorf("stop said %q, want %q", got, want)
 	}
 	select {
@@ -283,27 +285,28 @@ func (l *loggedProc) waitExit(t *testing.T) {
 // gracefully, the new one holds the lock, and every event enqueued before
 // and during the handover is delivered.
 func TestRunTakeover(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	t.Setenv("DIFFLORE_CLOUD_URL", ep.URL)
-	t.Setenv(asMainEnv, "1")
-	started := mustCLI(t, "run", "--detach")
-	t.Cleanup(func() { cli(t, "", "stop") })
+	e.setenv("DIFFLORE_CLOUD_URL", ep.URL)
+	started := e.mustCLI("run", "--detach")
+	t.Cleanup(func() { e.cli("", "stop") })
 	var oldPID int
 	if _, err := fmt.Sscanf(started, "started (pid %d)", &oldPID); err != nil {
 		t.Fatalf("run --detach said %q: %v", started, err)
 	}
 	var want []string
 	enqueue := func(id string) {
-		mustCLI(t, "enqueue", "--id", id, `{"n":1}`)
+		e.mustCLI("enqueue", "--id", id, `{"n":1}`)
 		want = append(want, id)
 	}
 	for i := range 5 {
 		enqueue(fmt.Sprintf("before-%d", i))
 	}
 
-	d, ready := spawnDaemon(t, "--takeover")
+	d, ready := e.spawnDaemon("--takeover")
 	for i := 0; ; i++ {
 		select {
 		case <-ready:
@@ -322,11 +325,11 @@ func TestRunTakeover(t *testing.T) {
 	if log, _ := os.ReadFile(filepath.Join(dir, logFileName)); !strings.Contains(string(log), "daemon stopped") {
 		t.Errorf("the old daemon's log does not say it stopped:\n%s", log)
 	}
-	if state, pid, _ := statusOf(t); state != "running" || pid != d.cmd.Process.Pid {
+	if state, pid, _ := e.statusOf(); state != "running" || pid != d.cmd.Process.Pid {
 		t.Errorf("status: %s pid %d, want running pid %d (the new daemon)", state, pid, d.cmd.Process.Pid)
 	}
 	arr.mustAwaitAll(t, 20*time.Second, want...)
-	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped") {
+	if got := e.mustCLI("stop"); !strings.HasPrefix(got, "stopped") {
 		t.Errorf("stop: %q", got)
 	}
 	d.wait(t, 20*time.Second)

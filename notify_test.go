@@ -14,7 +14,9 @@ import (
 // same home (as enqueue sends it) ends a wait that has an hour left, and so
 // does a poke from another goroutine (the daemon's stop).
 func TestWakeListener(t *testing.T) {
-	h := mustOpenHomeCreate(t, testHome(t))
+	t.Parallel()
+	e := newTestEnv(t)
+	h := mustOpenHomeCreate(t, e.home)
 	wakeDaemon(h) // No one listens yet: nothing happens, nothing fails.
 	w, err := listenWake(h)
 	if err != nil {
