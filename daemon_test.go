@@ -207,15 +207,9 @@ type loggedProc struct {
 
 func (l *loggedProc) String() string { return l.seen.String() }
 
-// startLogged starts difflore with args as a child and reads its standard
-// error. The child is killed when the test ends, if still running.
-func startLogged(t *testing.T, args ...string) (*exec.Cmd, *loggedProc) {
-	t.Helper()
-	return startLoggedCmd(t, command(t, args...))
-}
-
-// startLoggedCmd starts a prepared difflore child (command) and reads its
-// standard error, as startLogged does.
+// startLoggedCmd starts a prepared difflore child (testEnv.command) and
+// reads its standard error line by line. The child is killed when the test
+// ends, if still running.
 func startLoggedCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, *loggedProc) {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()

@@ -942,18 +942,6 @@ func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr
 	return out.String(), errOut.String(), -1
 }
 
-// mustHome opens the test's data home, creating it.
-func mustHome(t *testing.T) string {
-	t.Helper()
-	processHome(t)
-	cfg := loadConfig(os.Getenv, nil, nil, nil)
-	h, err := openHome(cfg.home, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.dir
-}
-
 func eventIDs(evs []event) []string {
 	var ids []string
 	for _, e := range evs {

@@ -111,14 +111,7 @@ func gapsIn(t *testing.T, evs []wireEvent) (events []wireEvent, gaps []gap) {
 	return events, gaps
 }
 
-// statusStore is the outbox part of 'status --json'.
-func statusStore(t *testing.T) storeStatus {
-	t.Helper()
-	out, _, _ := cli(t, "", "status", "--json")
-	return parseStatusStore(t, out)
-}
-
-// statusStore is statusStore, in e.
+// statusStore is the outbox part of 'status --json', in e.
 func (e *testEnv) statusStore() storeStatus {
 	e.t.Helper()
 	out, _, _ := e.cli("", "status", "--json")
