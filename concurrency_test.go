@@ -17,11 +17,12 @@ import (
 // fail or warn (a warning means the event was spilled), and every event
 // must arrive exactly once.
 func TestConcurrentEnqueue(t *testing.T) {
+	t.Parallel()
 	const writers, each = 8, 40
-	testHome(t)
+	e := newTestEnv(t)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	d := startDaemon(t, "--endpoint", ep.URL, "--batch", "7")
+	d := e.startDaemon("--endpoint", ep.URL, "--batch", "7")
 
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -31,7 +32,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("w%d-e%02d", w, i)
-				cmd := command(t, "enqueue", "--kind", "race", "--id", id)
+				cmd := e.command("enqueue", "--kind", "race", "--id", id)
 				cmd.Stdin = strings.NewReader(fmt.Sprintf(`{"writer":%d,"n":%d}`, w, i))
 				_, errOut, code := runProc(t, cmd, 30*time.Second)
 				if code != 0 || errOut != "" {
@@ -44,7 +45,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	t.Logf("%d enqueues from %d writers in %s", writers*each, writers, time.Since(start).Round(time.Millisecond))
 
 	arr.awaitN(t, writers*each, 30*time.Second)
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	if err := d.wait(t, 15*time.Second); err != nil {
 		t.Errorf("daemon: %v\n%s", err, d.log)
 	}
@@ -60,7 +61,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	if len(seen) != writers*each {
 		t.Errorf("%d distinct events delivered, want %d", len(seen), writers*each)
 	}
-	if got := mustCLI(t, "outbox", "list"); !strings.HasPrefix(got, "0 pending, 0 inflight, 0 dead\n") {
+	if got := e.mustCLI("outbox", "list"); !strings.HasPrefix(got, "0 pending, 0 inflight, 0 dead\n") {
 		t.Errorf("outbox after the drain:\n%s", got)
 	}
 }
@@ -70,10 +71,11 @@ var alreadyRunningRE = regexp.MustCompile(`^difflore: already running \(pid (\d+
 // TestRacingRuns starts ten daemons for one home at once: the lock lets
 // exactly one run, and the other nine exit 1 naming it.
 func TestRacingRuns(t *testing.T) {
+	t.Parallel()
 	const n = 10
-	testHome(t)
+	e := newTestEnv(t)
 	// Earlier lives leave a stale PID file behind; a loser must not name it.
-	if err := writeFileAtomic(filepath.Join(mustHome(t), pidFileName), []byte("999999\n")); err != nil {
+	if err := writeFileAtomic(filepath.Join(e.mustHome(), pidFileName), []byte("999999\n")); err != nil {
 		t.Fatal(err)
 	}
 	type res struct {
@@ -82,7 +84,7 @@ func TestRacingRuns(t *testing.T) {
 	}
 	procs := make([]res, n)
 	for i := range procs {
-		d, ready := spawnDaemon(t)
+		d, ready := e.spawnDaemon()
 		procs[i] = res{d: d, ready: ready}
 	}
 	var winner *daemonProc
@@ -119,7 +121,7 @@ func TestRacingRuns(t *testing.T) {
 	if losers != n-1 || !winner.alive() {
 		t.Fatalf("%d losers, winner alive %v", losers, winner.alive())
 	}
-	out := mustCLI(t, "stop")
+	out := e.mustCLI("stop")
 	if want := fmt.Sprintf("stopped (pid %d)\n", winner.cmd.Process.Pid); out != want {
 		t.Errorf("stop said %q, want %q", out, want)
 	}
@@ -136,27 +138,28 @@ func TestRacingRuns(t *testing.T) {
 //   - With the PID file written, before the daemon is ready, stop finds the
 //     daemon and stops it.
 func TestStopRacingRun(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	bystander := startSleeper(t)
 
 	t.Run("before the lock", func(t *testing.T) {
-		d := spawnPaused(t, []string{"run-start"}, "run")
+		d := e.spawnPaused([]string{"run-start"}, "run")
 		d.awaitPause(t, "run-start", 30*time.Second)
-		if out, errOut, code := cli(t, "", "stop"); code != 0 || out != "not running\n" {
+		if out, errOut, code := e.cli("", "stop"); code != 0 || out != "not running\n" {
 			t.Fatalf("stop before the daemon took the lock: exit %d, %q %q; want not running", code, out, errOut)
 		}
 		d.resume(t)
 		d.awaitReady(t, 30*time.Second)
-		if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
+		if got := e.mustCLI("stop"); !strings.HasPrefix(got, "stopped (pid ") {
 			t.Fatalf("the second stop said %q", got)
 		}
 		d.wait(t, 15*time.Second)
 	})
 
 	t.Run("locked, no pid file yet", func(t *testing.T) {
-		d := spawnPaused(t, []string{"run-locked", "run-pid-written"}, "run")
+		d := e.spawnPaused([]string{"run-locked", "run-pid-written"}, "run")
 		d.awaitPause(t, "run-locked", 30*time.Second)
-		stop := spawnPaused(t, []string{"stop-unverified"}, "stop")
+		stop := e.spawnPaused([]string{"stop-unverified"}, "stop")
 		stop.awaitPause(t, "stop-unverified", 30*time.Second) // it saw the lock held, and no daemon it could verify
 		d.resume(t)
 		d.awaitPause(t, "run-pid-written", 30*time.Second)
@@ -174,9 +177,9 @@ func TestStopRacingRun(t *testing.T) {
 	})
 
 	t.Run("pid file written, not ready", func(t *testing.T) {
-		d := spawnPaused(t, []string{"run-pid-written"}, "run")
+		d := e.spawnPaused([]string{"run-pid-written"}, "run")
 		d.awaitPause(t, "run-pid-written", 30*time.Second)
-		stop := spawnPaused(t, []string{"stop-verified"}, "stop")
+		stop := e.spawnPaused([]string{"stop-verified"}, "stop")
 		stop.awaitPause(t, "stop-verified", 30*time.Second) // it found the daemon that the PID file names
 		// The daemon listens for the request from before it writes its PID
 		// file, so it stops whether the request comes before it goes on or
@@ -203,17 +206,18 @@ func TestStopRacingRun(t *testing.T) {
 // least one stops the daemon, the other stops it too or finds it gone, and
 // no one else is signalled.
 func TestStopTwiceAtOnce(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	bystander := startSleeper(t)
 	for round := range 3 {
-		d := startDaemon(t)
+		d := e.startDaemon()
 		var wg sync.WaitGroup
 		outs := make([]string, 2)
 		for i := range outs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out, errOut, code := runProc(t, command(t, "stop"), 30*time.Second)
+				out, errOut, code := runProc(t, e.command("stop"), 30*time.Second)
 				if code != 0 {
 					t.Errorf("round %d: stop %d: exit %d: %s", round, i, code, errOut)
 				}
@@ -249,19 +253,20 @@ func TestStopTwiceAtOnce(t *testing.T) {
 // it, then lets go. The daemon must not give up and report a daemon that
 // does not exist; it looks again and starts.
 func TestRunRacingLookers(t *testing.T) {
-	testHome(t)
-	h := home{dir: mustHome(t)}
+	t.Parallel()
+	e := newTestEnv(t)
+	h := home{dir: e.mustHome()}
 	for round := range 3 {
 		look := newLock(h)
 		if ok, err := tryLock(look); !ok || err != nil {
 			t.Fatalf("round %d: the test's look at the lock: %v, %v", round, ok, err)
 		}
-		d := spawnPaused(t, []string{"lock-busy"}, "run")
+		d := e.spawnPaused([]string{"lock-busy"}, "run")
 		d.awaitPause(t, "lock-busy", 30*time.Second)
 		look.Unlock()
 		d.resume(t)
 		d.awaitReady(t, 30*time.Second)
-		if out, errOut, code := cli(t, "", "stop"); code != 0 || !strings.HasPrefix(out, "stopped") {
+		if out, errOut, code := e.cli("", "stop"); code != 0 || !strings.HasPrefix(out, "stopped") {
 			t.Errorf("round %d: stop: exit %d: %s%s", round, code, out, errOut)
 		}
 		d.wait(t, 15*time.Second)
@@ -272,16 +277,17 @@ func TestRunRacingLookers(t *testing.T) {
 // has no outbox yet, as on the first prompt after installation: they race
 // to create the database and its schema, and none may fail or spill.
 func TestConcurrentEnqueueFreshHome(t *testing.T) {
+	t.Parallel()
 	const writers, each = 8, 5
 	for round := range 3 {
-		testHome(t)
+		e := newTestEnv(t)
 		var wg sync.WaitGroup
 		for w := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := range each {
-					_, errOut, code := runProc(t, command(t, "enqueue", "--id", fmt.Sprintf("r%d-w%d-e%d", round, w, i), `{}`), 30*time.Second)
+					_, errOut, code := runProc(t, e.command("enqueue", "--id", fmt.Sprintf("r%d-w%d-e%d", round, w, i), `{}`), 30*time.Second)
 					if code != 0 || errOut != "" {
 						t.Errorf("round %d: enqueue: exit %d, stderr %q", round, code, errOut)
 					}
@@ -289,7 +295,7 @@ func TestConcurrentEnqueueFreshHome(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if out := mustCLI(t, "outbox", "list"); !strings.HasPrefix(out, fmt.Sprintf("%d pending, 0 inflight, 0 dead\n", writers*each)) {
+		if out := e.mustCLI("outbox", "list"); !strings.HasPrefix(out, fmt.Sprintf("%d pending, 0 inflight, 0 dead\n", writers*each)) {
 			t.Errorf("round %d: outbox:\n%s", round, out)
 		}
 	}
@@ -299,9 +305,10 @@ func TestConcurrentEnqueueFreshHome(t *testing.T) {
 // hooks that each make sure a daemon runs would: one starts, and the others
 // exit 1 naming it.
 func TestRacingDetachedRuns(t *testing.T) {
+	t.Parallel()
 	const n = 5
-	testHome(t)
-	t.Cleanup(func() { cli(t, "", "stop") })
+	e := newTestEnv(t)
+	t.Cleanup(func() { e.cli("", "stop") })
 	type result struct {
 		out, errOut string
 		code        int
@@ -312,7 +319,7 @@ func TestRacingDetachedRuns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, errOut, code := runProc(t, command(t, "run", "--detach"), 60*time.Second)
+			out, errOut, code := runProc(t, e.command("run", "--detach"), 60*time.Second)
 			results[i] = result{out, errOut, code}
 		}()
 	}
@@ -339,7 +346,7 @@ func TestRacingDetachedRuns(t *testing.T) {
 			t.Errorf("a losing run: exit %d, stderr %q; want exit 1 and already running (pid %s)", r.code, r.errOut, pid)
 		}
 	}
-	if out := mustCLI(t, "stop"); out != "stopped (pid "+pid+")\n" {
+	if out := e.mustCLI("stop"); out != "stopped (pid "+pid+")\n" {
 		t.Errorf("stop said %q, want the daemon that started (pid %s)", out, pid)
 	}
 }

@@ -117,6 +117,7 @@ const crashInRequest = "request"
 // daemon finish. Delivery is at-least-once: every event must arrive, and a
 // crash may cost at most one batch sent again.
 func TestCrashLoop(t *testing.T) {
+	t.Parallel()
 	const (
 		events = 300
 		batch  = 10
@@ -125,7 +126,7 @@ func TestCrashLoop(t *testing.T) {
 	if testing.Short() {
 		crashes = 8
 	}
-	testHome(t)
+	e := newTestEnv(t)
 	rec := newRecorder(60 * time.Millisecond)
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
@@ -138,7 +139,7 @@ func TestCrashLoop(t *testing.T) {
 		t.Helper()
 		for i := from; i < to; i++ {
 			id := fmt.Sprintf("crash-%03d", i)
-			if _, errOut, code := cli(t, "", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))); code != 0 || errOut != "" {
+			if _, errOut, code := e.cli("", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))); code != 0 || errOut != "" {
 				t.Fatalf("enqueue %s: exit %d: %s", id, code, errOut)
 			}
 		}
@@ -167,15 +168,15 @@ func TestCrashLoop(t *testing.T) {
 		// or with the answer read but the batch not settled.
 		point := crashPoints[rng.IntN(len(crashPoints))]
 		points = append(points, point)
-		t.Setenv(pauseEnv, point)
+		e.setenv(pauseEnv, point)
 		if point == crashInRequest {
-			t.Setenv(pauseEnv, "")
+			e.setenv(pauseEnv, "")
 		}
 		select {
 		case <-rec.reqs: // an earlier daemon's request
 		default:
 		}
-		d := startDaemon(t, args...)
+		d := e.startDaemon(args...)
 		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
 		reached, requested := d.paused, rec.reqs
 		if point == crashInRequest {
@@ -197,20 +198,20 @@ func TestCrashLoop(t *testing.T) {
 			t.Fatalf("crash %d: the daemon panicked:\n%s", i, d.log)
 		}
 	}
-	t.Setenv(pauseEnv, "")
+	e.setenv(pauseEnv, "")
 	t.Logf("killed at %s", strings.Join(points, ", "))
 	loop := time.Since(loopStart)
 	distinctAfterCrashes, _ := rec.counts()
 
 	finalStart := time.Now()
-	d := startDaemon(t, args...)
+	d := e.startDaemon(args...)
 	// Events that were in flight at a crash go back to the end of the
 	// queue, so the outbox, not the arrivals, says when the work is done.
 	waitFor(t, 60*time.Second, "the outbox to drain", func() bool {
-		out, _, _ := cli(t, "", "outbox", "list")
+		out, _, _ := e.cli("", "outbox", "list")
 		return strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n")
 	})
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	if err := d.wait(t, 15*time.Second); err != nil {
 		t.Errorf("final daemon: %v\n%s", err, d.log)
 	}
@@ -239,11 +240,11 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}
 	rec.mu.Unlock()
-	out := mustCLI(t, "outbox", "list")
+	out := e.mustCLI("outbox", "list")
 	if !strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") {
 		t.Errorf("outbox after the final run:\n%s", out)
 	}
-	rec.checkAccounting(t, events, outboxCounts(t, os.Getenv("DIFFLORE_HOME")).Dead)
+	rec.checkAccounting(t, events, outboxCounts(t, e.home).Dead)
 	if bytes.Contains(d.log.Bytes(), []byte("level=ERROR")) {
 		t.Errorf("final daemon logged errors:\n%s", d.log)
 	}
@@ -322,18 +323,19 @@ func TestResentBatchKeepsItsKey(t *testing.T) {
 // A retried batch once kept the claim it died with; every claim after
 // took it for a batch given back, reclaimed nothing and sent nothing.
 func TestRetriedBuriedBatchDelivers(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	rec := newRecorder(0)
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	const events = 3
 	for i := range events {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("buried-%d", i), fmt.Sprintf(`{"n":%d}`, i))
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("buried-%d", i), fmt.Sprintf(`{"n":%d}`, i))
 	}
 	args := []string{"--endpoint", srv.URL, "--batch", "10"}
-	t.Setenv(pauseEnv, pauseSend)
+	e.setenv(pauseEnv, pauseSend)
 	for i := range maxAttempts {
-		d := startDaemon(t, args...)
+		d := e.startDaemon(args...)
 		select {
 		case <-d.paused:
 		case <-d.done:
@@ -350,28 +352,28 @@ func TestRetriedBuriedBatchDelivers(t *testing.T) {
 		t.Fatalf("%d events arrived, but every daemon was killed before it sent", distinct)
 	}
 	// The next daemon to start buries the batch, and sends nothing.
-	t.Setenv(pauseEnv, "")
-	d := startDaemon(t, args...)
-	mustCLI(t, "stop")
+	e.setenv(pauseEnv, "")
+	d := e.startDaemon(args...)
+	e.mustCLI("stop")
 	d.wait(t, 15*time.Second)
-	dead := deadLetters(t)
+	dead := e.deadLetters()
 	if len(dead) != events || !strings.Contains(dead[0].LastError, "in flight when the daemon stopped") {
 		t.Fatalf("after %d deaths: dead letters %+v, want the %d events of the batch", maxAttempts, dead, events)
 	}
 
-	mustCLI(t, "outbox", "retry", "--all")
-	mustCLI(t, "enqueue", "--id", "after-retry", `{"n":"after"}`)
-	out, errOut, code := cli(t, "", "drain", "--endpoint", srv.URL)
+	e.mustCLI("outbox", "retry", "--all")
+	e.mustCLI("enqueue", "--id", "after-retry", `{"n":"after"}`)
+	out, errOut, code := e.cli("", "drain", "--endpoint", srv.URL)
 	if code != 0 {
 		t.Errorf("drain after 'outbox retry --all': exit %d\n%s%s", code, out, errOut)
 	}
 	if distinct, _ := rec.counts(); distinct != events+1 {
 		t.Errorf("%d distinct events arrived, want %d", distinct, events+1)
 	}
-	if out := mustCLI(t, "outbox", "list"); !strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") {
+	if out := e.mustCLI("outbox", "list"); !strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") {
 		t.Errorf("outbox after the drain:\n%s", out)
 	}
-	rec.checkAccounting(t, events+1, outboxCounts(t, os.Getenv("DIFFLORE_HOME")).Dead)
+	rec.checkAccounting(t, events+1, outboxCounts(t, e.home).Dead)
 }
 
 // TestClaimPassesAStaleToken checks the outbox a release before the fix

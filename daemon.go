@@ -81,7 +81,7 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 	for _, w := range opts.warnings {
 		log.Warn(w)
 	}
-	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, cfg.healOpts(), log)
+	ob, err := startOutbox(ctx, h, endpoint, opts.endpointSource, cfg.waits, cfg.healOpts(), log)
 	if err != nil && ctx.Err() != nil {
 		// Asked to stop while it waited for the outbox: a graceful stop.
 		log.Info("daemon stopped", "pid", info.PID)

@@ -19,33 +19,35 @@ import (
 // TestKilledDaemonLosesNothing kills a daemon hard and checks that status
 // calls its PID file stale and that the next daemon delivers every event.
 func TestKilledDaemonLosesNothing(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	const n = 50
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%02d", i), fmt.Sprintf(`{"i":%d}`, i))
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("evt-%02d", i), fmt.Sprintf(`{"i":%d}`, i))
 	}
-	d := startDaemon(t) // No endpoint: the events stay queued.
-	if state, pid, code := statusOf(t); state != "running" || pid != d.cmd.Process.Pid || code != 0 {
+	d := e.startDaemon() // No endpoint: the events stay queued.
+	if state, pid, code := e.statusOf(); state != "running" || pid != d.cmd.Process.Pid || code != 0 {
 		t.Fatalf("status = %s pid %d exit %d, want running pid %d exit 0", state, pid, code, d.cmd.Process.Pid)
 	}
 	if err := d.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	d.wait(t, 10*time.Second)
-	if state, pid, code := statusOf(t); state != "stale" || pid != d.cmd.Process.Pid || code != 1 {
+	if state, pid, code := e.statusOf(); state != "stale" || pid != d.cmd.Process.Pid || code != 1 {
 		t.Fatalf("after kill: status = %s pid %d exit %d, want stale pid %d exit 1", state, pid, code, d.cmd.Process.Pid)
 	}
 
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	d2 := startDaemon(t, "--endpoint", ep.URL)
+	d2 := e.startDaemon("--endpoint", ep.URL)
 	arr.awaitN(t, n, 20*time.Second)
 	for i := range n {
 		if id := fmt.Sprintf("evt-%02d", i); arr.count(id) == 0 {
 			t.Errorf("event %s was not delivered", id)
 		}
 	}
-	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d2.cmd.Process.Pid) {
+	if got := e.mustCLI("stop"); got != fmt.Sprintf("stopped (pid %d)\n", d2.cmd.Process.Pid) {
 		t.Errorf("stop said %q", got)
 	}
 	if err := d2.wait(t, 10*time.Second); err != nil {
@@ -62,13 +64,15 @@ func TestKilledDaemonLosesNothing(t *testing.T) {
 // program that writes to a broken pipe on fd 1 or 2 with SIGPIPE unless it
 // handles the signal): it delivers, and stops cleanly when asked.
 func TestRunSurvivesClosedStderr(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	ep := newEndpoint(t, always(answer{status: 200}))
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := command(t, "run", "--endpoint", ep.URL)
+	cmd := e.command("run", "--endpoint", ep.URL)
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -107,7 +111,7 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 
 	const n = 5
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("evt-%d", i), `{}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("evt-%d", i), `{}`)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -124,7 +128,7 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got, want := mustCLI(t, "stop"), fmt.Sprintf("stopped (pid %d)\n", cmd.Process.Pid); got != want {
+	if got, want := e.mustCLI("stop"), fmt.Sprintf("stopped (pid %d)\n", cmd.Process.Pid); got != want {
 		t.Errorf("stop said %q, want %q", got, want)
 	}
 	select {
@@ -144,8 +148,13 @@ func TestRunSurvivesClosedStderr(t *testing.T) {
 // used to give up after 5 s and advise moving the outbox aside, which
 // strands every event queued in it.
 func TestRunWaitsForLockedOutbox(t *testing.T) {
-	home := testHome(t)
-	mustCLI(t, "enqueue", "--id", "queued", `{"n":1}`)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	// Short looks at the lock and backoffs, so that the test does not sit
+	// out a second at each.
+	e.useQuickWaits()
+	e.mustCLI("enqueue", "--id", "queued", `{"n":1}`)
 	conn, err := sqlite.OpenConn(filepath.Join(home, dbFileName), sqlite.OpenReadWrite)
 	if err != nil {
 		t.Fatal(err)
@@ -162,9 +171,9 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	const waiting = "outbox is locked"
 
 	// Asked to stop while it waits, it stops at once.
-	d, log := startLogged(t, "run", "--endpoint", fileURL(out))
+	d, log := startLoggedCmd(t, e.command("run", "--endpoint", fileURL(out)))
 	log.waitFor(t, waiting)
-	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.Process.Pid) {
+	if got := e.mustCLI("stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.Process.Pid) {
 		t.Errorf("stop while the daemon waits said %q", got)
 	}
 	log.waitExit(t)
@@ -175,7 +184,7 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	// Once the lock is gone, it goes on and delivers.
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	_, log = startLogged(t, "run", "--endpoint", ep.URL)
+	_, log = startLoggedCmd(t, e.command("run", "--endpoint", ep.URL))
 	log.waitFor(t, waiting)
 	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
 		t.Fatal(err)
@@ -183,7 +192,7 @@ func TestRunWaitsForLockedOutbox(t *testing.T) {
 	conn.Close() // Exclusive locking mode holds the lock until then.
 	log.waitFor(t, "daemon ready")
 	arr.await(t, "queued", 20*time.Second)
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	log.waitExit(t)
 	if strings.Contains(log.String(), "aside") {
 		t.Errorf("the daemon advises moving the outbox aside:\n%s", log)
@@ -198,15 +207,9 @@ type loggedProc struct {
 
 func (l *loggedProc) String() string { return l.seen.String() }
 
-// startLogged starts difflore with args as a child and reads its standard
-// error. The child is killed when the test ends, if still running.
-func startLogged(t *testing.T, args ...string) (*exec.Cmd, *loggedProc) {
-	t.Helper()
-	return startLoggedCmd(t, command(t, args...))
-}
-
-// startLoggedCmd starts a prepared difflore child (command) and reads its
-// standard error, as startLogged does.
+// startLoggedCmd starts a prepared difflore child (testEnv.command) and
+// reads its standard error line by line. The child is killed when the test
+// ends, if still running.
 func startLoggedCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, *loggedProc) {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
@@ -276,27 +279,28 @@ func (l *loggedProc) waitExit(t *testing.T) {
 // gracefully, the new one holds the lock, and every event enqueued before
 // and during the handover is delivered.
 func TestRunTakeover(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	t.Setenv("DIFFLORE_CLOUD_URL", ep.URL)
-	t.Setenv(asMainEnv, "1")
-	started := mustCLI(t, "run", "--detach")
-	t.Cleanup(func() { cli(t, "", "stop") })
+	e.setenv("DIFFLORE_CLOUD_URL", ep.URL)
+	started := e.mustCLI("run", "--detach")
+	t.Cleanup(func() { e.cli("", "stop") })
 	var oldPID int
 	if _, err := fmt.Sscanf(started, "started (pid %d)", &oldPID); err != nil {
 		t.Fatalf("run --detach said %q: %v", started, err)
 	}
 	var want []string
 	enqueue := func(id string) {
-		mustCLI(t, "enqueue", "--id", id, `{"n":1}`)
+		e.mustCLI("enqueue", "--id", id, `{"n":1}`)
 		want = append(want, id)
 	}
 	for i := range 5 {
 		enqueue(fmt.Sprintf("before-%d", i))
 	}
 
-	d, ready := spawnDaemon(t, "--takeover")
+	d, ready := e.spawnDaemon("--takeover")
 	for i := 0; ; i++ {
 		select {
 		case <-ready:
@@ -315,11 +319,11 @@ func TestRunTakeover(t *testing.T) {
 	if log, _ := os.ReadFile(filepath.Join(dir, logFileName)); !strings.Contains(string(log), "daemon stopped") {
 		t.Errorf("the old daemon's log does not say it stopped:\n%s", log)
 	}
-	if state, pid, _ := statusOf(t); state != "running" || pid != d.cmd.Process.Pid {
+	if state, pid, _ := e.statusOf(); state != "running" || pid != d.cmd.Process.Pid {
 		t.Errorf("status: %s pid %d, want running pid %d (the new daemon)", state, pid, d.cmd.Process.Pid)
 	}
 	arr.mustAwaitAll(t, 20*time.Second, want...)
-	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped") {
+	if got := e.mustCLI("stop"); !strings.HasPrefix(got, "stopped") {
 		t.Errorf("stop: %q", got)
 	}
 	d.wait(t, 20*time.Second)

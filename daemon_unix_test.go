@@ -20,22 +20,23 @@ import (
 // lines. A config.toml that no longer parses is refused, and the daemon
 // goes on with what it had.
 func TestSighupReloads(t *testing.T) {
-	dir := testHome(t)
-	t.Setenv(asMainEnv, "1")
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	firstArr, secondArr := newArrivals(), newArrivals()
 	first, second := newEndpoint(t, firstArr.script(200)), newEndpoint(t, secondArr.script(200))
-	mustCLI(t, "config", "set", "endpoint", first.URL)
-	mustCLI(t, "run", "--detach")
-	t.Cleanup(func() { cli(t, "", "stop") })
-	_, pid, _ := statusOf(t)
-	mustCLI(t, "enqueue", "--id", "one", `{"n":1}`)
+	e.mustCLI("config", "set", "endpoint", first.URL)
+	e.mustCLI("run", "--detach")
+	t.Cleanup(func() { e.cli("", "stop") })
+	_, pid, _ := e.statusOf()
+	e.mustCLI("enqueue", "--id", "one", `{"n":1}`)
 	firstArr.await(t, "one", 20*time.Second)
 
 	logPath := filepath.Join(dir, logFileName)
 	if err := os.Rename(logPath, logPath+".moved"); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "config", "set", "endpoint", second.URL)
+	e.mustCLI("config", "set", "endpoint", second.URL)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +44,12 @@ func TestSighupReloads(t *testing.T) {
 	waitFor(t, 20*time.Second, "a new daemon.log saying the config was reloaded", func() bool {
 		return slices.ContainsFunc(readLines(t, logPath), func(l string) bool { return strings.Contains(l, "reloaded config") })
 	})
-	mustCLI(t, "enqueue", "--id", "two", `{"n":2}`)
+	e.mustCLI("enqueue", "--id", "two", `{"n":2}`)
 	secondArr.await(t, "two", 20*time.Second)
-	if state, pid2, _ := statusOf(t); state != "running" || pid2 != pid {
+	if state, pid2, _ := e.statusOf(); state != "running" || pid2 != pid {
 		t.Fatalf("after SIGHUP: status %s pid %d, want running pid %d", state, pid2, pid)
 	}
-	if out := mustCLI(t, "status"); !strings.Contains(out, second.URL) {
+	if out := e.mustCLI("status"); !strings.Contains(out, second.URL) {
 		t.Errorf("status does not show the new endpoint:\n%s", out)
 	}
 
@@ -63,7 +64,7 @@ func TestSighupReloads(t *testing.T) {
 	waitFor(t, 20*time.Second, "a log line refusing the broken config", func() bool {
 		return slices.ContainsFunc(readLines(t, logPath), func(l string) bool { return strings.Contains(l, "keeping the settings in use") })
 	})
-	mustCLI(t, "enqueue", "--id", "three", `{"n":3}`)
+	e.mustCLI("enqueue", "--id", "three", `{"n":3}`)
 	secondArr.await(t, "three", 20*time.Second)
 	if got := firstArr.counts(); len(got) != 1 {
 		t.Errorf("the first endpoint got %v, want the first event only", got)
@@ -71,7 +72,7 @@ func TestSighupReloads(t *testing.T) {
 	if got := secondArr.counts(); len(got) != 2 {
 		t.Errorf("the second endpoint got %v, want the second and third events", got)
 	}
-	if out := mustCLI(t, "stop"); !strings.HasPrefix(out, "stopped (pid") {
+	if out := e.mustCLI("stop"); !strings.HasPrefix(out, "stopped (pid") {
 		t.Errorf("stop: %q", out)
 	}
 }
@@ -81,12 +82,13 @@ func TestSighupReloads(t *testing.T) {
 // file's max_size from then on (status says so, and it evicts by it), and
 // keeps the max_age its flag gave.
 func TestSighupReloadsLimits(t *testing.T) {
-	home := testHome(t)
-	t.Setenv(asMainEnv, "1")
-	mustCLI(t, "run", "--detach", "--max-age", "12h")
-	t.Cleanup(func() { cli(t, "", "stop") })
-	_, pid, _ := statusOf(t)
-	if st := statusStore(t); st.MaxSize != defaultMaxSize || st.MaxSizeSource != fromDefault || st.MaxAgeSeconds != 12*3600 || st.MaxAgeSource != fromFlag {
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	e.mustCLI("run", "--detach", "--max-age", "12h")
+	t.Cleanup(func() { e.cli("", "stop") })
+	_, pid, _ := e.statusOf()
+	if st := e.statusStore(); st.MaxSize != defaultMaxSize || st.MaxSizeSource != fromDefault || st.MaxAgeSeconds != 12*3600 || st.MaxAgeSource != fromFlag {
 		t.Fatalf("status before the reload: %+v; want the default max_size and the flag's 12h max_age", st)
 	}
 	// 3 MiB queued while the daemon has no endpoint: under the default
@@ -94,19 +96,19 @@ func TestSighupReloadsLimits(t *testing.T) {
 	payload := `{"blob":"` + strings.Repeat("x", 16<<10) + `"}`
 	const n = 192
 	for i := range n {
-		if _, stderr, code := cli(t, payload, "enqueue", "--id", fmt.Sprintf("e%03d", i)); code != 0 {
+		if _, stderr, code := e.cli(payload, "enqueue", "--id", fmt.Sprintf("e%03d", i)); code != 0 {
 			t.Fatalf("enqueue: exit %d: %s", code, stderr)
 		}
 	}
-	mustCLI(t, "config", "set", "max_size", "1MiB")
-	mustCLI(t, "config", "set", "max_age", "30d")
+	e.mustCLI("config", "set", "max_size", "1MiB")
+	e.mustCLI("config", "set", "max_age", "30d")
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	var st storeStatus
 	// The detached daemon announces a reload only in status and daemon.log: poll status.
 	waitFor(t, 20*time.Second, "status to show the file's max_size and the outbox under it", func() bool {
-		st = statusStore(t)
+		st = e.statusStore()
 		return st.MaxSize == 1<<20 && st.MaxSizeSource == fromConfig && st.SizeBytes <= 1<<20
 	})
 	if st.MaxAgeSeconds != 12*3600 || st.MaxAgeSource != fromFlag {

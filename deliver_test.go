@@ -901,11 +901,13 @@ func BenchmarkEnqueueToEndpoint(b *testing.B) {
 // database write-locked, then checks the daemon replays the spilled event
 // into the outbox and it reaches the endpoint exactly once.
 func TestSpilledEventsReachEndpointOnce(t *testing.T) {
-	home := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	mustCLI(t, "enqueue", "--id", "before", `{"n":0}`)
-	inProcessDaemon(t, "--endpoint", ep.URL)
+	e.mustCLI("enqueue", "--id", "before", `{"n":0}`)
+	e.inProcessDaemon("--endpoint", ep.URL)
 	arr.await(t, "before", 10*time.Second)
 
 	locker, err := openConn(filepath.Join(home, dbFileName), time.Second)
@@ -917,11 +919,11 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, stderr, code := cli(t, "", "enqueue", "--id", "spilled-1", `{"spilled":true}`)
+	_, stderr, code := e.cli("", "enqueue", "--id", "spilled-1", `{"spilled":true}`)
 	if code != 0 || stderr != "" {
 		t.Fatalf("enqueue on a locked outbox: exit %d, stderr %q; want 0 and nothing on stderr, which the agent would show", code, stderr)
 	}
-	if out, _, _ := cli(t, "", "status"); !strings.Contains(out, "1 spilled") {
+	if out, _, _ := e.cli("", "status"); !strings.Contains(out, "1 spilled") {
 		t.Errorf("status does not count the spilled event:\n%s", out)
 	}
 	// A lower bound only: that enqueue gave the lock its time before it
@@ -943,7 +945,7 @@ func TestSpilledEventsReachEndpointOnce(t *testing.T) {
 		files, _ := filepath.Glob(filepath.Join(home, spillDirName, "*.json"))
 		return err == nil && c.Pending+c.Inflight == 0 && len(files) == 0
 	})
-	mustCLI(t, "enqueue", "--id", "after", `{"n":2}`)
+	e.mustCLI("enqueue", "--id", "after", `{"n":2}`)
 	arr.await(t, "after", 10*time.Second)
 	if n := arr.count("spilled-1"); n != 1 {
 		t.Errorf("spilled event reached the endpoint %d times, want once", n)

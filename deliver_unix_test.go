@@ -35,13 +35,15 @@ func attemptsOf(t *testing.T, dir string, ids []string) []int {
 // in flight: the next daemon sends the same events again, with the same ids
 // and the same Idempotency-Key, so the receiver can deduplicate.
 func TestKill9InFlightResendsSameBatch(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	ids := []string{"k-1", "k-2", "k-3"}
 	for _, id := range ids {
-		mustCLI(t, "enqueue", "--id", id, `{"k":true}`)
+		e.mustCLI("enqueue", "--id", id, `{"k":true}`)
 	}
 	ep := newEndpoint(t, hangFirst())
-	d := startDaemon(t, "--endpoint", ep.URL)
+	d := e.startDaemon("--endpoint", ep.URL)
 	first := ep.next(t, 10*time.Second)
 	if err := d.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -51,7 +53,7 @@ func TestKill9InFlightResendsSameBatch(t *testing.T) {
 		t.Fatalf("after kill -9: %+v, want the 3 events still claimed", c)
 	}
 
-	startDaemon(t, "--endpoint", ep.URL)
+	e.startDaemon("--endpoint", ep.URL)
 	second := ep.next(t, 10*time.Second)
 	if !slices.Equal(first.ids(), ids) || !slices.Equal(second.ids(), ids) {
 		t.Errorf("sent %v, then %v; want %v both times", first.ids(), second.ids(), ids)
@@ -77,14 +79,16 @@ func TestKill9InFlightResendsSameBatch(t *testing.T) {
 // TestSIGTERMWhileEndpointHangs: the daemon exits within stop's grace
 // period, gives its claims back uncounted, and the next run delivers them.
 func TestSIGTERMWhileEndpointHangs(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
 	ids := []string{"t-1", "t-2"}
 	for _, id := range ids {
-		mustCLI(t, "enqueue", "--id", id, `{}`)
+		e.mustCLI("enqueue", "--id", id, `{}`)
 	}
 	ep := newEndpoint(t, hangFirst())
-	d := startDaemon(t, "--endpoint", ep.URL)
+	d := e.startDaemon("--endpoint", ep.URL)
 	first := ep.next(t, 10*time.Second)
 	start := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -107,7 +111,7 @@ func TestSIGTERMWhileEndpointHangs(t *testing.T) {
 		t.Errorf("attempts after a cancelled request: %v, want [0 0]", got)
 	}
 
-	startDaemon(t, "--endpoint", ep.URL)
+	e.startDaemon("--endpoint", ep.URL)
 	second := ep.next(t, 10*time.Second)
 	if !slices.Equal(second.ids(), first.ids()) || second.header.Get("Idempotency-Key") != first.header.Get("Idempotency-Key") {
 		t.Errorf("next run sent %v, want %v with the same key", second.ids(), first.ids())

@@ -13,26 +13,33 @@ import (
 // TestEnsureDaemonStartsOne enqueues with --ensure-daemon: the first call
 // starts a daemon, which delivers; later calls find it running.
 func TestEnsureDaemonStartsOne(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	t.Setenv("DIFFLORE_CLOUD_URL", ep.URL)
-	// The daemon is a re-exec of the test binary, which acts as difflore
-	// when asMainEnv is set in its environment.
-	t.Setenv(asMainEnv, "1")
-	mustCLI(t, "enqueue", "--ensure-daemon", `{"n":1}`)
-	t.Cleanup(func() { cli(t, "", "stop") })
+	e.setenv("DIFFLORE_CLOUD_URL", ep.URL)
+	// Each enqueue runs as a hook runs it, a process of its own, whose
+	// environment (with the endpoint) the daemon it starts inherits.
+	hook := func(payload string) {
+		t.Helper()
+		if out, errOut, code := runProc(t, e.command("enqueue", "--ensure-daemon", payload), time.Minute); code != 0 {
+			t.Fatalf("enqueue --ensure-daemon: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	hook(`{"n":1}`)
+	t.Cleanup(func() { e.cli("", "stop") })
 	arr.awaitN(t, 1, 20*time.Second)
-	state, pid, _ := statusOf(t)
+	state, pid, _ := e.statusOf()
 	if state != "running" {
 		t.Fatalf("status %s after --ensure-daemon, want running", state)
 	}
-	mustCLI(t, "enqueue", "--ensure-daemon", `{"n":2}`)
+	hook(`{"n":2}`)
 	arr.awaitN(t, 2, 20*time.Second)
-	if _, pid2, _ := statusOf(t); pid2 != pid {
+	if _, pid2, _ := e.statusOf(); pid2 != pid {
 		t.Errorf("daemon pid changed from %d to %d: a second daemon was started", pid, pid2)
 	}
-	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped") {
+	if got := e.mustCLI("stop"); !strings.HasPrefix(got, "stopped") {
 		t.Errorf("stop: %q", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, logFileName)); err != nil {
@@ -46,21 +53,22 @@ func TestEnsureDaemonStartsOne(t *testing.T) {
 // endpoint answers slowly, so that a daemon that reported ready before its
 // first pass would be caught with the events still queued.
 func TestDetachReadyAfterFirstPass(t *testing.T) {
-	dir := testHome(t)
-	mustCLI(t, "enqueue", `{"n":1}`)
-	mustCLI(t, "enqueue", `{"n":2}`)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.mustCLI("enqueue", `{"n":1}`)
+	e.mustCLI("enqueue", `{"n":2}`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(300 * time.Millisecond) // A slow endpoint, not a wait.
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	t.Setenv(asMainEnv, "1")
-	mustCLI(t, "run", "--detach", "--endpoint", srv.URL)
-	t.Cleanup(func() { cli(t, "", "stop") })
+	e.mustCLI("run", "--detach", "--endpoint", srv.URL)
+	t.Cleanup(func() { e.cli("", "stop") })
 	if c := outboxCounts(t, dir); c.Pending != 0 || c.Inflight != 0 {
 		t.Errorf("right after run --detach returned: %+v; want the first pass done, nothing pending or in flight", c)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 }
 
 // BenchmarkEnsureDaemonProbe measures what --ensure-daemon adds to a hook

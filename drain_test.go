@@ -11,12 +11,13 @@ import (
 )
 
 func TestDrain(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	for range 250 {
-		mustCLI(t, "enqueue", `{"x":1}`)
+		e.mustCLI("enqueue", `{"x":1}`)
 	}
 	out := filepath.Join(t.TempDir(), "out.jsonl")
-	got := mustCLI(t, "drain", "--endpoint", fileURL(out), "--json")
+	got := e.mustCLI("drain", "--endpoint", fileURL(out), "--json")
 	var sum drainSummary
 	if err := json.Unmarshal([]byte(got), &sum); err != nil {
 		t.Fatalf("drain --json: %v\n%s", err, got)
@@ -28,12 +29,12 @@ func TestDrain(t *testing.T) {
 		t.Errorf("endpoint got %d events, want 250", n)
 	}
 	// A running daemon owns delivery: drain refuses.
-	d := startDaemon(t)
-	_, stderr, code := cli(t, "", "drain", "--endpoint", fileURL(out))
+	d := e.startDaemon()
+	_, stderr, code := e.cli("", "drain", "--endpoint", fileURL(out))
 	if code != 1 || !strings.Contains(stderr, "daemon is delivering") {
 		t.Errorf("drain beside a daemon: exit %d, stderr %q", code, stderr)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 10*time.Second)
 }
 

@@ -120,31 +120,32 @@ func TestEnqueueStrictRefusesBadInput(t *testing.T) {
 // that 'outbox retry' sends, alone, past the batch's byte budget; a dead
 // letter whose bytes are not JSON is never put back in the queue.
 func TestRetryOversizedDeadLetter(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	big := `{"big":"` + strings.Repeat("b", maxPayload+maxPayload/5) + `"}`
-	if _, errOut, code := cli(t, big, "enqueue", "--id", "big"); code != 0 {
+	if _, errOut, code := e.cli(big, "enqueue", "--id", "big"); code != 0 {
 		t.Fatalf("enqueue 1.2 MiB: exit %d: %.300s", code, errOut)
 	}
-	if _, errOut, code := cli(t, `{"broken":`, "enqueue", "--id", "broken"); code != 0 {
+	if _, errOut, code := e.cli(`{"broken":`, "enqueue", "--id", "broken"); code != 0 {
 		t.Fatalf("enqueue broken: exit %d: %.300s", code, errOut)
 	}
 	for i := range 3 {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("small-%d", i), `{"small":true}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("small-%d", i), `{"small":true}`)
 	}
-	_, errOut, code := cli(t, "", "outbox", "retry", "broken")
+	_, errOut, code := e.cli("", "outbox", "retry", "broken")
 	if code != 1 || !strings.Contains(errOut, "broken") || !strings.Contains(errOut, "not one valid JSON value") {
 		t.Errorf("outbox retry broken: exit %d, stderr %q; want 1 and why", code, errOut)
 	}
-	if out := mustCLI(t, "outbox", "retry", "big"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
+	if out := e.mustCLI("outbox", "retry", "big"); out != "1 dead letter back in the queue, 0 waiting events ready now\n" {
 		t.Errorf("outbox retry big: %q", out)
 	}
-	out, errOut, code := cli(t, "", "outbox", "retry", "--all")
+	out, errOut, code := e.cli("", "outbox", "retry", "--all")
 	if code != 0 || !strings.HasPrefix(out, "0 dead letters back in the queue") || !strings.Contains(out+errOut, "1 kept dead") {
 		t.Errorf("outbox retry --all: exit %d, %q %q; want it to say it kept the broken one", code, out, errOut)
 	}
 
 	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+	e.mustCLI("drain", "--endpoint", ep.URL)
 	var sent []string
 	for _, req := range ep.requests() {
 		for _, e := range req.batch.Events {
@@ -160,7 +161,7 @@ func TestRetryOversizedDeadLetter(t *testing.T) {
 	if len(sent) != 4 {
 		t.Errorf("sent %v, want big and the three small events", sent)
 	}
-	if dead := deadLetters(t); len(dead) != 1 || dead[0].ID != "broken" {
+	if dead := e.deadLetters(); len(dead) != 1 || dead[0].ID != "broken" {
 		t.Errorf("dead letters %+v, want broken alone", dead)
 	}
 }
@@ -169,14 +170,15 @@ func TestRetryOversizedDeadLetter(t *testing.T) {
 // left standard input open (a pipe no one closes) still gets its answer,
 // and the mistake is recorded.
 func TestBadUsageWithOpenStdin(t *testing.T) {
-	testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	e.useQuickWaits()
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	go pw.Write([]byte(`{"partial":`))
 	done := make(chan error, 1)
 	go func() {
-		done <- runTest(context.Background(), []string{"enqueue", "--kindd", "x"}, pr, io.Discard, io.Discard)
+		done <- runTestEnv(context.Background(), []string{"enqueue", "--kindd", "x"}, pr, io.Discard, io.Discard, e.getenv)
 	}()
 	select {
 	case err := <-done:
@@ -186,7 +188,7 @@ func TestBadUsageWithOpenStdin(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("enqueue still waits for standard input after a minute")
 	}
-	if dead := deadLetters(t); len(dead) != 1 || !strings.Contains(dead[0].LastError, "-kindd") ||
+	if dead := e.deadLetters(); len(dead) != 1 || !strings.Contains(dead[0].LastError, "-kindd") ||
 		!strings.Contains(dead[0].LastError, "standard input did not end") {
 		t.Errorf("dead letters %+v, want one naming the mistake and the open standard input", dead)
 	}
@@ -211,20 +213,21 @@ func (r *endlessX) Read(p []byte) (int, error) {
 // first 64 MiB kept and the rest drained, so that the agent writing it sees
 // no broken pipe; the reason says so.
 func TestEnqueueCutsAt64MiB(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	in := &endlessX{left: maxDeadPayload + 3<<20}
 	var stderr strings.Builder
-	if err := runTest(context.Background(), []string{"enqueue", "--id", "huge"}, in, io.Discard, &stderr); err != nil {
+	if err := runTestEnv(context.Background(), []string{"enqueue", "--id", "huge"}, in, io.Discard, &stderr, e.getenv); err != nil {
 		t.Fatalf("enqueue of 67 MiB: %v\n%s", err, stderr.String())
 	}
 	if in.left != 0 {
 		t.Errorf("%d bytes of standard input left unread", in.left)
 	}
-	dead := deadLetters(t)
+	dead := e.deadLetters()
 	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "cut") || !strings.Contains(dead[0].LastError, fmt.Sprint(maxDeadPayload+3<<20)) {
 		t.Fatalf("dead letters %+v, want one that says it was cut, and from what size", dead)
 	}
-	out, _, code := cli(t, "", "outbox", "show", "huge")
+	out, _, code := e.cli("", "outbox", "show", "huge")
 	if code != 0 || len(out) != maxDeadPayload || strings.Trim(out, "x") != "" {
 		t.Errorf("outbox show: exit %d, %d bytes; want the first %d bytes", code, len(out), maxDeadPayload)
 	}

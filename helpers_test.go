@@ -115,7 +115,8 @@ func releasePause(t *testing.T, release string) {
 // enough for what each is for in the test that asks for them: a settle
 // time that only an unverifiable lock holder ever runs out, say.
 func quickWaits() waits {
-	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, stdinWait: 250 * time.Millisecond, firstPass: firstPassWait, healGate: healGateWait}
+	return waits{settle: 100 * time.Millisecond, shutdownGrace: time.Second, stdinWait: 250 * time.Millisecond, firstPass: firstPassWait, healGate: healGateWait,
+		lockBusy: 100 * time.Millisecond, lockRetry: 50 * time.Millisecond}
 }
 
 // useQuickWaits gives difflore quickWaits for the rest of the test.
@@ -124,15 +125,21 @@ func useQuickWaits(t *testing.T) { t.Setenv(quickWaitsEnv, "1") }
 // runTest is run for tests: with the process's environment, and with
 // quickWaits where the test asked for them (useQuickWaits).
 func runTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg := loadConfig(os.Getenv, stdin, stdout, stderr)
-	if step := os.Getenv(salvagePauseEnv); step != "" {
+	return runTestEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+// runTestEnv is runTest with getenv for the environment, which a test that
+// owns its home passes rather than set the process's (testEnv).
+func runTestEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg := loadConfig(getenv, stdin, stdout, stderr)
+	if step := getenv(salvagePauseEnv); step != "" {
 		cfg.salvagePause = salvagePauser(step, stderr)
 	}
-	if os.Getenv(quickWaitsEnv) != "" {
+	if getenv(quickWaitsEnv) != "" {
 		cfg.waits = quickWaits()
 	}
-	if steps := os.Getenv(pauseEnv); steps != "" {
-		cfg.pause = pauseAtStep(steps, os.Getenv(pauseReleaseEnv), os.Getenv(pauseStdinEnv) != "", stdin, stderr)
+	if steps := getenv(pauseEnv); steps != "" {
+		cfg.pause = pauseAtStep(steps, getenv(pauseReleaseEnv), getenv(pauseStdinEnv) != "", stdin, stderr)
 	}
 	return runConfig(ctx, cfg, args)
 }
@@ -193,6 +200,74 @@ func (e *testEnv) getenv(key string) string {
 	return os.Getenv(key)
 }
 
+// setenv sets key in e for the rest of the test, as t.Setenv would in the
+// process.
+func (e *testEnv) setenv(key, value string) { e.vars[key] = value }
+
+// useQuickWaits gives difflore run in e quickWaits for the rest of the test.
+func (e *testEnv) useQuickWaits() { e.setenv(quickWaitsEnv, "1") }
+
+// environ is the environment of a child difflore run in e: the process's,
+// less difflore's own variables, plus e.vars.
+func (e *testEnv) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DIFFLORE_") {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range e.vars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// command returns the test binary set up to run as difflore with args, in e.
+func (e *testEnv) command(args ...string) *exec.Cmd {
+	e.t.Helper()
+	cmd := testBinary(e.t, args...)
+	cmd.Env = append(e.environ(), asMainEnv+"=1")
+	return cmd
+}
+
+// startDaemon is startDaemon, in e.
+func (e *testEnv) startDaemon(args ...string) *daemonProc {
+	e.t.Helper()
+	return awaitStarted(e.t, e.spawnPaused(nil, append([]string{"run"}, args...)...))
+}
+
+// spawnDaemon is spawnDaemon, in e.
+func (e *testEnv) spawnDaemon(args ...string) (*daemonProc, <-chan struct{}) {
+	e.t.Helper()
+	p := e.spawnPaused(nil, append([]string{"run"}, args...)...)
+	return p.daemonProc, p.ready
+}
+
+// spawnPaused is spawnPaused, in e.
+func (e *testEnv) spawnPaused(steps []string, args ...string) *pausedProc {
+	e.t.Helper()
+	return spawnCmd(e.t, e.command(args...), steps)
+}
+
+// inProcessDaemon is inProcessDaemon, in e.
+func (e *testEnv) inProcessDaemon(args ...string) *syncBuffer {
+	e.t.Helper()
+	return inProcessDaemonEnv(e.t, e.getenv, args...)
+}
+
+// statusOf is statusOf, in e.
+func (e *testEnv) statusOf() (state string, pid, code int) {
+	e.t.Helper()
+	out, stderr, code := e.cli("", "status", "--json")
+	return parseStatus(e.t, out, stderr, code)
+}
+
+// mustHome opens e's data home, creating it.
+func (e *testEnv) mustHome() string {
+	e.t.Helper()
+	return mustOpenHomeCreate(e.t, e.home).dir
+}
+
 // cli runs difflore in this process, in e, and returns its output and exit
 // code.
 func (e *testEnv) cli(stdin string, args ...string) (stdout, stderr string, code int) {
@@ -200,7 +275,7 @@ func (e *testEnv) cli(stdin string, args ...string) (stdout, stderr string, code
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := run(ctx, args, strings.NewReader(stdin), &out, &errb, e.getenv)
+	err := runTestEnv(ctx, args, strings.NewReader(stdin), &out, &errb, e.getenv)
 	if err != nil && exitCode(err) != 0 {
 		fmt.Fprintf(&errb, "difflore: %v\n", err)
 	}
@@ -238,6 +313,7 @@ func testHome(t *testing.T) string {
 // cli runs difflore in this process and returns its output and exit code.
 func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	processHome(t)
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -258,16 +334,34 @@ func mustCLI(t *testing.T, args ...string) string {
 	return out
 }
 
-// command returns the test binary set up to run as difflore with args.
+// command returns the test binary set up to run as difflore with args,
+// in the process's environment.
 func command(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	processHome(t)
+	cmd := testBinary(t, args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	return cmd
+}
+
+// testBinary returns the test binary set up to run with args.
+func testBinary(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), asMainEnv+"=1")
-	return cmd
+	return exec.Command(exe, args...)
+}
+
+// processHome fails the test when the process's environment names no data
+// home: difflore run in it would use the real one. A test that owns its
+// home (testEnv) runs difflore through its methods instead.
+func processHome(t testing.TB) {
+	t.Helper()
+	if os.Getenv("DIFFLORE_HOME") == "" {
+		t.Fatal("difflore run in the process's environment, which names no DIFFLORE_HOME: call testHome, or run it through the test's testEnv")
+	}
 }
 
 // daemonProc is a foreground daemon started by a test.
@@ -309,9 +403,15 @@ func (d *daemonProc) awaitLog(t *testing.T, timeout time.Duration, what string, 
 // its ready line. The daemon is killed when the test ends, if still running.
 func startDaemon(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
-	d, ready := spawnDaemon(t, args...)
+	return awaitStarted(t, spawnPaused(t, nil, append([]string{"run"}, args...)...))
+}
+
+// awaitStarted waits for a daemon's ready line and returns it.
+func awaitStarted(t *testing.T, p *pausedProc) *daemonProc {
+	t.Helper()
+	d := p.daemonProc
 	select {
-	case <-ready:
+	case <-p.ready:
 	case <-d.done:
 		t.Fatalf("daemon exited before it was ready: %v\n%s", d.err, d.log)
 	case <-time.After(30 * time.Second):
@@ -343,7 +443,13 @@ type pausedProc struct {
 // returns at once.
 func spawnPaused(t *testing.T, steps []string, args ...string) *pausedProc {
 	t.Helper()
-	cmd := command(t, args...)
+	return spawnCmd(t, command(t, args...), steps)
+}
+
+// spawnCmd starts a prepared difflore child that pauses at steps, and
+// returns at once.
+func spawnCmd(t *testing.T, cmd *exec.Cmd, steps []string) *pausedProc {
+	t.Helper()
 	if len(steps) > 0 {
 		cmd.Env = append(cmd.Env, pauseEnv+"="+strings.Join(steps, ","), pauseStdinEnv+"=1")
 	}
@@ -618,11 +724,18 @@ func always(a answer) func(int, recorded) answer { return func(int, recorded) an
 // ends. It works on every OS and lets a benchmark use it.
 func inProcessDaemon(tb testing.TB, args ...string) *syncBuffer {
 	tb.Helper()
+	processHome(tb)
+	return inProcessDaemonEnv(tb, os.Getenv, args...)
+}
+
+// inProcessDaemonEnv is inProcessDaemon with getenv for the environment.
+func inProcessDaemonEnv(tb testing.TB, getenv func(string) string, args ...string) *syncBuffer {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{ready: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		done <- runTest(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs)
+		done <- runTestEnv(ctx, append([]string{"run"}, args...), strings.NewReader(""), io.Discard, logs, getenv)
 	}()
 	select {
 	case <-logs.ready:
@@ -765,6 +878,12 @@ func outboxCounts(t *testing.T, dir string) counts {
 func statusOf(t *testing.T) (state string, pid, code int) {
 	t.Helper()
 	out, stderr, code := cli(t, "", "status", "--json")
+	return parseStatus(t, out, stderr, code)
+}
+
+// parseStatus reads the state and PID out of what status --json printed.
+func parseStatus(t *testing.T, out, stderr string, exit int) (state string, pid, code int) {
+	t.Helper()
 	var rep struct {
 		Daemon struct {
 			State string `json:"state"`
@@ -774,7 +893,7 @@ func statusOf(t *testing.T) (state string, pid, code int) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("status --json: %v\nstdout: %s\nstderr: %s", err, out, stderr)
 	}
-	return rep.Daemon.State, rep.Daemon.PID, code
+	return rep.Daemon.State, rep.Daemon.PID, exit
 }
 
 // startedAt is a process's start time as difflore would record it.
@@ -821,17 +940,6 @@ func runProc(t *testing.T, cmd *exec.Cmd, timeout time.Duration) (stdout, stderr
 	}
 	t.Errorf("%s: %v", cmd.Args, err)
 	return out.String(), errOut.String(), -1
-}
-
-// mustHome opens the test's data home, creating it.
-func mustHome(t *testing.T) string {
-	t.Helper()
-	cfg := loadConfig(os.Getenv, nil, nil, nil)
-	h, err := openHome(cfg.home, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h.dir
 }
 
 func eventIDs(evs []event) []string {

@@ -90,7 +90,9 @@ func hookPayloads(t *testing.T) []hookPayload {
 // stderr (agents read both), and every payload reaches the endpoint byte
 // for byte under its agent.event kind.
 func TestHookCommandsDeliverPayloads(t *testing.T) {
-	home := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
 	userHome := t.TempDir()
 	bin := hookBinary(t)
 	payloads := hookPayloads(t)
@@ -143,7 +145,7 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 	// An HTTP endpoint gets each payload byte for byte (a file: endpoint
 	// puts a pretty-printed one on one line); RawMessage keeps its bytes.
 	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+	e.mustCLI("drain", "--endpoint", ep.URL)
 	got := map[string][]json.RawMessage{}
 	for _, r := range ep.requests() {
 		if r.err != nil {

@@ -127,6 +127,7 @@ func fileSum(t *testing.T, path string) [32]byte {
 // this one. None of the other home's events may go out under this home,
 // and every event of this home is delivered or counted in a gap.
 func TestForeignOutbox(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		restore func(t *testing.T, own, other home, otherWAL []byte)
@@ -157,8 +158,10 @@ func TestForeignOutbox(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := testHome(t)
-			useQuickWaits(t)
+			t.Parallel()
+			e := newTestEnv(t)
+			dir := e.home
+			e.useQuickWaits()
 			own := mustOpenHomeCreate(t, dir)
 			other := mustOpenHomeCreate(t, filepath.Join(t.TempDir(), "other"))
 			fill := fillHome
@@ -184,15 +187,15 @@ func TestForeignOutbox(t *testing.T) {
 
 			// A hook before the daemon starts: its event is kept, and
 			// the other half is not applied as its connection closes.
-			mustCLI(t, "enqueue", "--id", "hook-before", `{"before":true}`)
+			e.mustCLI("enqueue", "--id", "hook-before", `{"before":true}`)
 			if fileSum(t, own.path(dbFileName)) != before {
 				t.Errorf("enqueue changed outbox.db")
 			}
 
 			arr := newArrivals()
 			ep := newEndpoint(t, arr.script(200))
-			logs := inProcessDaemon(t, "--endpoint", ep.URL)
-			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
+			logs := e.inProcessDaemon("--endpoint", ep.URL)
+			e.mustCLI("enqueue", "--id", "new-after", `{"after":true}`)
 			arr.awaitEvents(t, 60*time.Second, "the new event and the hook's", func(evs []wireEvent) bool {
 				d := readIdentityDelivery(t, evs)
 				return d.newSeen && d.hookSeen
@@ -233,8 +236,10 @@ func TestForeignOutbox(t *testing.T) {
 // the daemon adopts an id and delivers every event, with no gap, and the
 // id then tells a foreign WAL apart.
 func TestOutboxIdentityAdopted(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
 	h := mustOpenHomeCreate(t, dir)
 	// The previous release's enqueue: schema, rows, no id.
 	conn, err := openConn(h.path(dbFileName), time.Second)
@@ -256,8 +261,8 @@ func TestOutboxIdentityAdopted(t *testing.T) {
 
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	logs := inProcessDaemon(t, "--endpoint", ep.URL)
-	mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
+	logs := e.inProcessDaemon("--endpoint", ep.URL)
+	e.mustCLI("enqueue", "--id", "new-after", `{"after":true}`)
 	var d identityDelivery
 	arr.awaitEvents(t, 60*time.Second, "every event", func(evs []wireEvent) bool {
 		d = readIdentityDelivery(t, evs)
@@ -283,7 +288,9 @@ func TestOutboxIdentityAdopted(t *testing.T) {
 // must not apply that WAL to outbox.db (a connection that closes last
 // checkpoints it), and must keep its event (spill).
 func TestEnqueueLeavesForeignWAL(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	own := mustOpenHomeCreate(t, dir)
 	other := mustOpenHomeCreate(t, filepath.Join(t.TempDir(), "other"))
 	fillHome(t, own, "own")
@@ -294,7 +301,7 @@ func TestEnqueueLeavesForeignWAL(t *testing.T) {
 	db := fileSum(t, own.path(dbFileName))
 	wal := fileSum(t, own.path(dbFileName)+"-wal")
 
-	mustCLI(t, "enqueue", "--id", "hook-event", `{"hook":true}`)
+	e.mustCLI("enqueue", "--id", "hook-event", `{"hook":true}`)
 	if fileSum(t, own.path(dbFileName)) != db {
 		t.Errorf("enqueue changed outbox.db: the other outbox's WAL was applied to it")
 	}
@@ -311,7 +318,9 @@ func TestEnqueueLeavesForeignWAL(t *testing.T) {
 // outbox with another outbox's WAL beside it: it must say so, and leave
 // both files as they are.
 func TestDoctorLeavesForeignWAL(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	own := mustOpenHomeCreate(t, dir)
 	other := mustOpenHomeCreate(t, filepath.Join(t.TempDir(), "other"))
 	fillHome(t, own, "own")
@@ -320,7 +329,7 @@ func TestDoctorLeavesForeignWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := fileSum(t, own.path(dbFileName))
-	out, _, _ := cli(t, "", "doctor")
+	out, _, _ := e.cli("", "doctor")
 	if fileSum(t, own.path(dbFileName)) != db {
 		t.Errorf("doctor changed outbox.db: the other outbox's WAL was applied to it")
 	}

@@ -85,20 +85,21 @@ func smallFullDisk(t *testing.T) string {
 // growing, but never evicts an event before its first delivery attempt
 // while the endpoint takes events. All 20 events arrive, no gap.
 func TestNearlyFullDiskDeliversEverything(t *testing.T) {
+	t.Parallel()
 	mnt := smallFullDisk(t)
-	t.Setenv("DIFFLORE_HOME", filepath.Join(mnt, "home"))
-	t.Setenv("DIFFLORE_CLOUD_URL", "")
-	t.Setenv("DIFFLORE_CLOUD_TOKEN", "")
-	useQuickWaits(t)
+	home := filepath.Join(mnt, "home")
+	e := newTestEnv(t)
+	e.home = home
+	e.setenv("DIFFLORE_HOME", home)
+	e.useQuickWaits()
 	ep := newEndpoint(t, always(answer{status: 200}))
-	startDaemon(t, "--endpoint", ep.URL)
+	e.startDaemon("--endpoint", ep.URL)
 	const n = 20
 	for i := range n {
-		if _, stderr, code := cli(t, fmt.Sprintf(`{"n":%d}`, i), "enqueue", "--id", fmt.Sprintf("full-%02d", i)); code != 0 {
+		if _, stderr, code := e.cli(fmt.Sprintf(`{"n":%d}`, i), "enqueue", "--id", fmt.Sprintf("full-%02d", i)); code != 0 {
 			t.Fatalf("enqueue: exit %d: %s", code, stderr)
 		}
 	}
-	home := filepath.Join(mnt, "home")
 	// The acknowledgement after the endpoint's answer signals nothing a test can wait on.
 	waitFor(t, 30*time.Second, "the outbox to be drained", func() bool {
 		c := outboxCounts(t, home)

@@ -111,10 +111,16 @@ func gapsIn(t *testing.T, evs []wireEvent) (events []wireEvent, gaps []gap) {
 	return events, gaps
 }
 
-// statusStore is the outbox part of 'status --json'.
-func statusStore(t *testing.T) storeStatus {
+// statusStore is the outbox part of 'status --json', in e.
+func (e *testEnv) statusStore() storeStatus {
+	e.t.Helper()
+	out, _, _ := e.cli("", "status", "--json")
+	return parseStatusStore(e.t, out)
+}
+
+// parseStatusStore reads the outbox part out of what status --json printed.
+func parseStatusStore(t *testing.T, out string) storeStatus {
 	t.Helper()
-	out, _, _ := cli(t, "", "status", "--json")
 	var rep struct {
 		Outbox storeStatus `json:"outbox"`
 	}
@@ -130,10 +136,12 @@ func statusStore(t *testing.T) storeStatus {
 // counts them, and once an endpoint is back, every accepted event is
 // either delivered or counted by a delivered difflore.gap event, exactly.
 func TestMaxSizeEvictsOldestAndReportsGaps(t *testing.T) {
-	home := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	e.useQuickWaits()
 	const maxSize = 1 << 20
-	d := startDaemon(t, "--max-size", "1MiB")
+	d := e.startDaemon("--max-size", "1MiB")
 
 	payload := `{"blob":"` + strings.Repeat("x", 16<<10) + `"}`
 	const chunk, chunks = 16, 8 // 256 KiB a chunk, 2 MiB in all
@@ -141,7 +149,7 @@ func TestMaxSizeEvictsOldestAndReportsGaps(t *testing.T) {
 	accepted := 0
 	for c := range chunks {
 		for range chunk {
-			if _, stderr, code := cli(t, payload, "enqueue", "--id", fmt.Sprintf("e%04d", accepted)); code != 0 {
+			if _, stderr, code := e.cli(payload, "enqueue", "--id", fmt.Sprintf("e%04d", accepted)); code != 0 {
 				t.Fatalf("enqueue: exit %d: %s", code, stderr)
 			}
 			accepted++
@@ -153,21 +161,21 @@ func TestMaxSizeEvictsOldestAndReportsGaps(t *testing.T) {
 		}
 		// Eviction signals nothing outside the daemon: poll status.
 		waitFor(t, 30*time.Second, "the daemon to bring the outbox under max_size", func() bool {
-			return statusStore(t).SizeBytes <= maxSize
+			return e.statusStore().SizeBytes <= maxSize
 		})
 	}
-	st := statusStore(t)
+	st := e.statusStore()
 	if st.Gaps == 0 || st.Evicted == 0 || st.MaxSize != maxSize || st.Warning == "" {
 		t.Errorf("status after filling: %+v; want gaps, evictions, max_size %d and a warning", st, maxSize)
 	}
-	if out, _, _ := cli(t, "", "status"); !strings.Contains(out, "warning:") || !strings.Contains(out, fmt.Sprintf("evicted %d events", st.Evicted)) {
+	if out, _, _ := e.cli("", "status"); !strings.Contains(out, "warning:") || !strings.Contains(out, fmt.Sprintf("evicted %d events", st.Evicted)) {
 		t.Errorf("status text shows no warning or gaps:\n%s", out)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 30*time.Second)
 
 	out := dbPath + ".jsonl"
-	startDaemon(t, "--max-size", "1MiB", "--endpoint", fileURL(out))
+	e.startDaemon("--max-size", "1MiB", "--endpoint", fileURL(out))
 	var got []wireEvent
 	// How many events arrive depends on the evictions; only the drained outbox says all did.
 	waitFor(t, 30*time.Second, "every event delivered", func() bool {

@@ -130,11 +130,14 @@ type waits struct {
 	stdinWait     time.Duration // how long enqueue waits for standard input after bad usage
 	firstPass     time.Duration // how long a detached daemon's first delivery pass may hold back its ready report
 	healGate      time.Duration // how long a salvage waits for the connections to the outbox to close
+	lockBusy      time.Duration // how long the daemon's first look at a locked outbox waits before it says it waits (startBusy)
+	lockRetry     time.Duration // the first of its backoffs between looks at a locked outbox, which double to 30 s
 }
 
 // defaultWaits are the waits of difflore as users run it.
 func defaultWaits() waits {
-	return waits{settle: settleTime, shutdownGrace: shutdownGrace, stdinWait: usageStdinWait, firstPass: firstPassWait, healGate: healGateWait}
+	return waits{settle: settleTime, shutdownGrace: shutdownGrace, stdinWait: usageStdinWait, firstPass: firstPassWait, healGate: healGateWait,
+		lockBusy: startBusy, lockRetry: time.Second}
 }
 
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {

@@ -14,11 +14,13 @@ import (
 // moments. Something else put under the pipe's name is refused, and status
 // and doctor say so while the daemon polls instead.
 func TestWakePipeRemovedUnderIdleDaemon(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	d := startDaemon(t, "--endpoint", ep.URL, "--log-level", "debug")
-	mustCLI(t, "enqueue", "--id", "before", `{"n":0}`)
+	d := e.startDaemon("--endpoint", ep.URL, "--log-level", "debug")
+	e.mustCLI("enqueue", "--id", "before", `{"n":0}`)
 	arr.await(t, "before", 10*time.Second)
 	// Idle: waiting for wake-ups after the delivery, nothing left to do.
 	d.awaitLog(t, 10*time.Second, "the daemon to go idle", func(log string) bool {
@@ -30,15 +32,15 @@ func TestWakePipeRemovedUnderIdleDaemon(t *testing.T) {
 	if err := os.Remove(pipe); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "enqueue", "--id", "after-remove", `{"n":1}`)
+	e.mustCLI("enqueue", "--id", "after-remove", `{"n":1}`)
 	arr.await(t, "after-remove", 10*time.Second)
 	if fi, err := os.Lstat(pipe); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Errorf("the daemon did not make the wake pipe again: %v", err)
 	}
-	if state, _, _ := statusOf(t); state != "running" {
+	if state, _, _ := e.statusOf(); state != "running" {
 		t.Fatalf("daemon %s", state)
 	}
-	if out := mustCLI(t, "status"); strings.Contains(out, "wake pipe") {
+	if out := e.mustCLI("status"); strings.Contains(out, "wake pipe") {
 		t.Errorf("status reports a wake pipe problem after the daemon made it again:\n%s", out)
 	}
 
@@ -51,20 +53,20 @@ func TestWakePipeRemovedUnderIdleDaemon(t *testing.T) {
 	if err := os.Rename(planted, pipe); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "enqueue", "--id", "after-plant", `{"n":2}`)
+	e.mustCLI("enqueue", "--id", "after-plant", `{"n":2}`)
 	arr.await(t, "after-plant", 10*time.Second)
 	// Nothing signals a change in what status reports: poll it.
 	waitFor(t, 10*time.Second, "status to report the wake pipe", func() bool {
-		out, _, _ := cli(t, "", "status")
+		out, _, _ := e.cli("", "status")
 		return strings.Contains(out, "wake pipe") && strings.Contains(out, "not a named pipe")
 	})
-	if out, _, _ := cli(t, "", "doctor"); !strings.Contains(out, "wake pipe") {
+	if out, _, _ := e.cli("", "doctor"); !strings.Contains(out, "wake pipe") {
 		t.Errorf("doctor does not report the wake pipe:\n%s", out)
 	}
 	if fi, err := os.Lstat(pipe); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("the planted file was replaced: %v", err)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 15*time.Second)
 	if !strings.Contains(d.log.String(), "wake pipe") {
 		t.Errorf("the daemon logged nothing of the wake pipe:\n%s", d.log)

@@ -14,7 +14,9 @@ import (
 // same home (as enqueue sends it) ends a wait that has an hour left, and so
 // does a poke from another goroutine (the daemon's stop).
 func TestWakeListener(t *testing.T) {
-	h := mustOpenHomeCreate(t, testHome(t))
+	t.Parallel()
+	e := newTestEnv(t)
+	h := mustOpenHomeCreate(t, e.home)
 	wakeDaemon(h) // No one listens yet: nothing happens, nothing fails.
 	w, err := listenWake(h)
 	if err != nil {
@@ -54,13 +56,14 @@ func TestWakeListener(t *testing.T) {
 // from a separate process, as a hook does: the event must reach the
 // endpoint within a second.
 func TestWakeWithoutPolling(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "1h")
+	e.inProcessDaemon("--endpoint", ep.URL, "--tick", "1h")
 	for i := range 3 {
 		id := fmt.Sprintf("woken-%d", i)
-		if out, err := command(t, "enqueue", "--id", id, `{"hook":"PostToolUse"}`).CombinedOutput(); err != nil {
+		if out, err := e.command("enqueue", "--id", id, `{"hook":"PostToolUse"}`).CombinedOutput(); err != nil {
 			t.Fatalf("enqueue: %v\n%s", err, out)
 		}
 		arr.await(t, id, time.Second)
@@ -71,10 +74,12 @@ func TestWakeWithoutPolling(t *testing.T) {
 // enqueue does, with no wake-up, into the outbox of an idle daemon whose
 // safety net is short: each pass of the net finds them.
 func TestSafetyNetFindsUnannouncedEvents(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "200ms")
+	e.inProcessDaemon("--endpoint", ep.URL, "--tick", "200ms")
 	for i := range 3 {
 		id := fmt.Sprintf("unannounced-%d", i)
 		if err := enqueueDB(filepath.Join(dir, dbFileName), time.Second, id, "hook", []byte(`{"old":true}`), time.Now()); err != nil {
@@ -89,7 +94,8 @@ func TestSafetyNetFindsUnannouncedEvents(t *testing.T) {
 // over): the 1 000 wake-ups sent meanwhile must cost a few drain passes,
 // counted in the daemon's debug log, not one pass each.
 func TestWakeBurstCoalesces(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	const burst = 1000
 	arr := newArrivals()
 	release := make(chan struct{})
@@ -101,10 +107,10 @@ func TestWakeBurstCoalesces(t *testing.T) {
 		return arr.script(200)(n, r)
 	})
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	logs := inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "1h", "--batch", "10000", "--log-level", "debug")
+	logs := e.inProcessDaemon("--endpoint", ep.URL, "--tick", "1h", "--batch", "10000", "--log-level", "debug")
 	before := strings.Count(logs.String(), "drain pass")
 	for i := range burst {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("b%04d", i), `{"burst":true}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("b%04d", i), `{"burst":true}`)
 	}
 	once.Do(func() { close(release) })
 	for i := range burst {
@@ -136,11 +142,13 @@ func TestWakeBurstCoalesces(t *testing.T) {
 // cost dozens of the Go runtime's wake-ups; and what changed with no
 // wake-up to announce it, the look finds.
 func TestSafetyNetLooksQuietly(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	logs := inProcessDaemon(t, "--endpoint", ep.URL, "--tick", "20ms", "--log-level", "debug")
-	mustCLI(t, "enqueue", "--id", "announced", `{"n":1}`)
+	logs := e.inProcessDaemon("--endpoint", ep.URL, "--tick", "20ms", "--log-level", "debug")
+	e.mustCLI("enqueue", "--id", "announced", `{"n":1}`)
 	arr.await(t, "announced", 10*time.Second)
 
 	// Counted from the first quiet look on, once the delivery's passes

@@ -293,13 +293,14 @@ const (
 // daemon that died, and records the endpoint for status. Another process
 // may hold the outbox locked for a while (an sqlite3 shell in a
 // transaction, a backup): then the daemon says so in its log and tries
-// again, backing off to every 30 s, until it gets in or ctx is done. Only
+// again, backing off from w.lockRetry to every 30 s, until it gets in or
+// ctx is done; each look waits w.lockBusy for the lock. Only
 // another error is returned: giving up on a locked outbox would leave the
 // events queued in it undelivered. A salvage that a killed or stopped
 // daemon left unfinished is finished first (resumeSalvage). A corrupt
 // outbox is salvaged (healAtStart), waiting up to opts.gateWait at a time
 // for other connections to it to close.
-func startOutbox(ctx context.Context, h home, endpoint, source string, opts healOpts, log *slog.Logger) (*outbox, error) {
+func startOutbox(ctx context.Context, h home, endpoint, source string, w waits, opts healOpts, log *slog.Logger) (*outbox, error) {
 	healed := false
 	// Looked at before anything opens the outbox, which would drop such
 	// a WAL.
@@ -320,8 +321,8 @@ func startOutbox(ctx context.Context, h home, endpoint, source string, opts heal
 			log.Error("finish the salvage under way", "error", err)
 		}
 	}
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		ob, err := openOutbox(h, startBusy, time.Now)
+	for wait := w.lockRetry; ; wait = min(2*wait, 30*time.Second) {
+		ob, err := openOutbox(h, w.lockBusy, time.Now)
 		if err == nil {
 			err = ob.resetInflight()
 			if err == nil {

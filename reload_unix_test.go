@@ -67,15 +67,16 @@ func TestReloadBeforeClaim(t *testing.T) {
 // every event queued after the acknowledgement must reach the new
 // endpoint, never the old one.
 func TestReloadStress(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	rounds := 40
 	if testing.Short() {
 		rounds = 10
 	}
 	arrs := []*arrivals{newArrivals(), newArrivals()}
 	eps := []*endpoint{newEndpoint(t, arrs[0].script(200)), newEndpoint(t, arrs[1].script(200))}
-	mustCLI(t, "config", "set", "endpoint", eps[0].URL)
-	d := startDaemon(t)
+	e.mustCLI("config", "set", "endpoint", eps[0].URL)
+	d := e.startDaemon()
 	stop := make(chan struct{})
 	busy := make(chan struct{})
 	go func() {
@@ -87,13 +88,13 @@ func TestReloadStress(t *testing.T) {
 				return
 			default:
 			}
-			command(t, "enqueue", "--id", fmt.Sprintf("filler-%05d", i), `{"filler":true}`).Run()
+			e.command("enqueue", "--id", fmt.Sprintf("filler-%05d", i), `{"filler":true}`).Run()
 		}
 	}()
 	defer func() { close(stop); <-busy }()
 	for r := 1; r <= rounds; r++ {
 		to, from := arrs[r%2], arrs[(r+1)%2]
-		mustCLI(t, "config", "set", "endpoint", eps[r%2].URL)
+		e.mustCLI("config", "set", "endpoint", eps[r%2].URL)
 		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +102,7 @@ func TestReloadStress(t *testing.T) {
 			return strings.Count(log, "reloaded config.toml") >= r
 		})
 		id := fmt.Sprintf("round-%03d", r)
-		mustCLI(t, "enqueue", "--id", id, `{"round":true}`)
+		e.mustCLI("enqueue", "--id", id, `{"round":true}`)
 		to.await(t, id, 30*time.Second)
 		from.mu.Lock()
 		n := from.n[id]

@@ -94,6 +94,7 @@ func garbage(n int) []byte {
 }
 
 func TestSalvageCorrupt(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		corrupt  func(t *testing.T, db string, pageSize int64)
@@ -135,14 +136,16 @@ func TestSalvageCorrupt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := testHome(t)
-			useQuickWaits(t)
+			t.Parallel()
+			e := newTestEnv(t)
+			dir := e.home
+			e.useQuickWaits()
 			h := mustOpenHomeCreate(t, dir)
 			ps := fillOutbox(t, h, cmp.Or(c.pad, 1000))
 			c.corrupt(t, h.path(dbFileName), ps)
 			arr := newArrivals()
 			ep := newEndpoint(t, arr.script(200))
-			logs := inProcessDaemon(t, "--endpoint", ep.URL)
+			logs := e.inProcessDaemon("--endpoint", ep.URL)
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("daemon log:\n%s", logs)
@@ -150,7 +153,7 @@ func TestSalvageCorrupt(t *testing.T) {
 			})
 			// The new event comes while the daemon salvages, or around
 			// then: wherever it lands, it must be delivered.
-			mustCLI(t, "enqueue", "--id", "new-after", `{"after":true}`)
+			e.mustCLI("enqueue", "--id", "new-after", `{"after":true}`)
 
 			var gap gapPayload
 			var saved int
@@ -259,16 +262,18 @@ func TestSalvageKeepsCounts(t *testing.T) {
 // TestSalvageFails: a file that no page size makes a database is moved
 // aside all the same, and the daemon starts empty with a gap that says so.
 func TestSalvageFails(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
 	h := mustOpenHomeCreate(t, dir)
 	if err := os.WriteFile(h.path(dbFileName), bytes.Repeat([]byte("not a database at all "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	inProcessDaemon(t, "--endpoint", ep.URL)
-	mustCLI(t, "enqueue", "--id", "new-after", `{}`)
+	e.inProcessDaemon("--endpoint", ep.URL)
+	e.mustCLI("enqueue", "--id", "new-after", `{}`)
 	var gap gapPayload
 	arr.awaitEvents(t, 30*time.Second, "the new event and the gap", func(evs []wireEvent) bool {
 		_, newSeen, g := deliveredSalvage(t, evs)
@@ -303,12 +308,14 @@ func TestSalvageFails(t *testing.T) {
 // database keeps the event in the spill folder and exits 0, and the daemon,
 // salvaging the outbox, delivers it.
 func TestCorruptEnqueueSpills(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
 	h := mustOpenHomeCreate(t, dir)
 	ps := fillOutbox(t, h, 1000)
 	overwrite(t, h.path(dbFileName), 0, make([]byte, ps))
-	_, stderr, code := cli(t, "", "enqueue", "--id", "spilled-1", `{"spilled":true}`)
+	_, stderr, code := e.cli("", "enqueue", "--id", "spilled-1", `{"spilled":true}`)
 	if code != 0 {
 		t.Fatalf("enqueue exit %d: %s", code, stderr)
 	}
@@ -317,7 +324,7 @@ func TestCorruptEnqueueSpills(t *testing.T) {
 	}
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	inProcessDaemon(t, "--endpoint", ep.URL)
+	e.inProcessDaemon("--endpoint", ep.URL)
 	arr.awaitEvents(t, 30*time.Second, "the spilled event and the gap", func(evs []wireEvent) bool {
 		_, _, gap := deliveredSalvage(t, evs)
 		spilled := false
@@ -503,6 +510,7 @@ func TestHealWaitsForOpenConnections(t *testing.T) {
 // and after the salvage. Every enqueue exits 0 and prints nothing, and
 // every event one handed over reaches the endpoint.
 func TestHealWhileHooksEnqueue(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		corrupt func(t *testing.T, db string, pageSize int64)
@@ -523,8 +531,10 @@ func TestHealWhileHooksEnqueue(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := testHome(t)
-			useQuickWaits(t)
+			t.Parallel()
+			e := newTestEnv(t)
+			dir := e.home
+			e.useQuickWaits()
 			h := mustOpenHomeCreate(t, dir)
 			ps := fillOutbox(t, h, 1000)
 			c.corrupt(t, h.path(dbFileName), ps)
@@ -558,7 +568,7 @@ func TestHealWhileHooksEnqueue(t *testing.T) {
 					defer wg.Done()
 					for i := range next {
 						id := fmt.Sprintf("hook-%03d", i)
-						cmd := command(t, "enqueue", "--id", id, fmt.Sprintf(`{"hook":%d}`, i))
+						cmd := e.command("enqueue", "--id", id, fmt.Sprintf(`{"hook":%d}`, i))
 						out, errOut, code := runProc(t, cmd, time.Minute)
 						results <- result{id, out, errOut, code}
 					}
@@ -585,7 +595,7 @@ func TestHealWhileHooksEnqueue(t *testing.T) {
 				}
 			}
 			collect(2 * workers)
-			logs := inProcessDaemon(t, "--endpoint", ep.URL)
+			logs := e.inProcessDaemon("--endpoint", ep.URL)
 			collect(hooks)
 
 			var ids []string
@@ -879,9 +889,10 @@ func accounted(t *testing.T, d received, handed int, dead int) (exact bool) {
 
 // pausedDaemon starts 'difflore run args…' as a child that pauses at the
 // salvage step step (salvagePauseEnv), and waits until it says it has.
-func pausedDaemon(t *testing.T, step string, args ...string) (*exec.Cmd, *lineWatch, chan error) {
+func pausedDaemon(e *testEnv, step string, args ...string) (*exec.Cmd, *lineWatch, chan error) {
+	t := e.t
 	t.Helper()
-	cmd := command(t, append([]string{"run"}, args...)...)
+	cmd := e.command(append([]string{"run"}, args...)...)
 	cmd.Env = append(cmd.Env, salvagePauseEnv+"="+step)
 	logs := newLineWatch(salvagePausedMsg + step + "\n")
 	cmd.Stderr = logs
@@ -925,9 +936,10 @@ func corruptKilledOutbox(t *testing.T, h home) {
 // until everything handed over is delivered or counted by the gap; then it
 // checks the invariant, that one gap alone was sent, and that the salvage
 // left nothing under way.
-func finishAfterRestart(t *testing.T, h home, ep *endpoint, arr *arrivals, handed int, wantLost bool) {
+func finishAfterRestart(e *testEnv, h home, ep *endpoint, arr *arrivals, handed int, wantLost bool) {
+	t := e.t
 	t.Helper()
-	d := startDaemon(t, "--endpoint", ep.URL)
+	d := e.startDaemon("--endpoint", ep.URL)
 	var got received
 	arr.awaitEvents(t, time.Minute, "every event delivered or counted", func(evs []wireEvent) bool {
 		got = readDelivered(t, evs)
@@ -937,7 +949,7 @@ func finishAfterRestart(t *testing.T, h home, ep *endpoint, arr *arrivals, hande
 		}
 		return len(got.gaps) > 0 && len(got.ids)+int(evicted) >= handed
 	})
-	if !accounted(t, got, handed, len(deadLetters(t))) {
+	if !accounted(t, got, handed, len(e.deadLetters())) {
 		t.Errorf("gap not exact: %+v", got.gaps)
 	}
 	if len(got.gaps) != 1 || got.gaps[0].Reason != "corrupt" || (got.gaps[0].Evicted > 0) != wantLost {
@@ -949,10 +961,10 @@ func finishAfterRestart(t *testing.T, h home, ep *endpoint, arr *arrivals, hande
 	if aside := asideFiles(t, h); len(aside) != 1 {
 		t.Errorf("corrupt files kept aside: %q, want one", aside)
 	}
-	if st := mustCLI(t, "status"); strings.Contains(st, "under way") {
+	if st := e.mustCLI("status"); strings.Contains(st, "under way") {
 		t.Errorf("status says a salvage is still under way:\n%s", st)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 30*time.Second)
 }
 
@@ -963,6 +975,7 @@ func finishAfterRestart(t *testing.T, h home, ep *endpoint, arr *arrivals, hande
 // closed connection leaves no WAL to move; a WAL whose header is garbled
 // is found at the start, and moved aside before the database.
 func TestSalvageKilled(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		damage string
 		steps  []string
@@ -980,8 +993,10 @@ func TestSalvageKilled(t *testing.T) {
 }
 
 func testSalvageKilled(t *testing.T, damage, step string) {
-	dir := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
 	h := mustOpenHomeCreate(t, dir)
 	if damage == "wal" {
 		killedOutbox(t, h, 200, salvageWALEvents)
@@ -991,7 +1006,7 @@ func testSalvageKilled(t *testing.T, damage, step string) {
 	}
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	cmd, logs, done := pausedDaemon(t, step, "--endpoint", ep.URL)
+	cmd, logs, done := pausedDaemon(e, step, "--endpoint", ep.URL)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -1006,26 +1021,28 @@ func testSalvageKilled(t *testing.T, damage, step string) {
 		if _, err := os.Stat(h.path(dbFileName)); err != nil {
 			t.Errorf("killed after the WAL moved: the database should still be in place: %v", err)
 		}
-		if _, _, code := cli(t, "", "enqueue", "--id", "meanwhile", `{}`); code != 0 {
+		if _, _, code := e.cli("", "enqueue", "--id", "meanwhile", `{}`); code != 0 {
 			t.Errorf("enqueue while the move aside is half done: exit %d", code)
 		}
 		handed++
 	}
-	finishAfterRestart(t, h, ep, arr, handed, damage == "pages")
+	finishAfterRestart(e, h, ep, arr, handed, damage == "pages")
 }
 
 // TestSalvageStops: 'stop' during a salvage stops the daemon promptly,
 // between two chunks ("stopped", not a hard kill), with the salvage under
 // way in status; the next start finishes it.
 func TestSalvageStops(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
 	h := mustOpenHomeCreate(t, dir)
 	corruptKilledOutbox(t, h)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	_, logs, done := pausedDaemon(t, "chunk-2", "--endpoint", ep.URL)
-	if got := mustCLI(t, "stop"); !strings.HasPrefix(got, "stopped (pid ") {
+	_, logs, done := pausedDaemon(e, "chunk-2", "--endpoint", ep.URL)
+	if got := e.mustCLI("stop"); !strings.HasPrefix(got, "stopped (pid ") {
 		t.Fatalf("stop during a salvage: %q, want stopped\n%s", got, logs)
 	}
 	select {
@@ -1040,10 +1057,10 @@ func TestSalvageStops(t *testing.T) {
 	if !strings.Contains(logs.String(), "the next start finishes it") {
 		t.Errorf("daemon log does not say the salvage stopped:\n%s", logs)
 	}
-	if st, _, _ := cli(t, "", "status"); !strings.Contains(st, "salvage of outbox.corrupt-") || !strings.Contains(st, "under way") {
+	if st, _, _ := e.cli("", "status"); !strings.Contains(st, "salvage of outbox.corrupt-") || !strings.Contains(st, "under way") {
 		t.Errorf("status does not show the salvage under way:\n%s", st)
 	}
-	finishAfterRestart(t, h, ep, arr, salvageEvents+salvageWALEvents, true)
+	finishAfterRestart(e, h, ep, arr, salvageEvents+salvageWALEvents, true)
 }
 
 // manyEvents queues n events of about 100 bytes ("ev-…") in a closed
@@ -1093,6 +1110,7 @@ const manyAcked = 5000
 // TestSalvageGapCounts: the corrupt gap counts exactly what was lost, or
 // says with "exact": false that it counts no more than was lost.
 func TestSalvageGapCounts(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		fill   func(t *testing.T, h home) (handed int)
@@ -1128,14 +1146,16 @@ func TestSalvageGapCounts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := testHome(t)
-			useQuickWaits(t)
+			t.Parallel()
+			e := newTestEnv(t)
+			dir := e.home
+			e.useQuickWaits()
 			h := mustOpenHomeCreate(t, dir)
 			handed := c.fill(t, h)
 			c.damage(t, h.path(dbFileName))
 			arr := newArrivals()
 			ep := newEndpoint(t, arr.script(200))
-			d := startDaemon(t, "--endpoint", ep.URL)
+			d := e.startDaemon("--endpoint", ep.URL)
 			arr.awaitEvents(t, 2*time.Minute, "the gap", func(evs []wireEvent) bool {
 				return len(readDelivered(t, evs).gaps) > 0
 			})
@@ -1151,7 +1171,7 @@ func TestSalvageGapCounts(t *testing.T) {
 			for i := range manyAcked {
 				delete(got.ids, fmt.Sprintf("ev-%06d", i))
 			}
-			exact := accounted(t, got, handed, len(deadLetters(t)))
+			exact := accounted(t, got, handed, len(e.deadLetters()))
 			if c.exact && !exact {
 				t.Errorf("gap %+v says it is a lower bound; the count can be exact", got.gaps)
 			}
@@ -1159,7 +1179,7 @@ func TestSalvageGapCounts(t *testing.T) {
 				t.Errorf("gap %+v: says no more than that nothing was lost; %d of %d were", got.gaps, handed-len(got.ids), handed)
 			}
 			t.Logf("handed %d, delivered %d, gaps %+v", handed, len(got.ids), got.gaps)
-			mustCLI(t, "stop")
+			e.mustCLI("stop")
 			d.wait(t, 30*time.Second)
 		})
 	}

@@ -92,21 +92,26 @@ func (s *echoServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // echoes the bearer token back in its errors: the token must not reach
 // daemon.log, the commands' output, status, the dead letters or errors.
 func TestTokenNeverShown(t *testing.T) {
-	home := testHome(t)
-	t.Setenv("DIFFLORE_CLOUD_TOKEN", secretToken)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	e.setenv("DIFFLORE_CLOUD_TOKEN", secretToken)
 	srv := httptest.NewServer(&echoServer{attempts: map[string]int{}})
 	defer srv.Close()
-	t.Setenv("DIFFLORE_CLOUD_URL", srv.URL)
+	e.setenv("DIFFLORE_CLOUD_URL", srv.URL)
 
 	var shown strings.Builder
 	show := func(args ...string) string {
-		out, errOut, code := cli(t, "", args...)
+		out, errOut, code := e.cli("", args...)
 		fmt.Fprintf(&shown, "$ difflore %s (exit %d)\n%s%s", strings.Join(args, " "), code, out, errOut)
 		return out
 	}
 	show("enqueue", "--id", "retry-then-reject", `{"n":1}`)
 	show("enqueue", "--id", "bad", `{"n":2}`)
-	show("run", "--detach", "--batch", "1")
+	// From a child in e's environment, which the detached daemon
+	// inherits with the token.
+	out, errOut, code := runProc(t, e.command("run", "--detach", "--batch", "1"), time.Minute)
+	fmt.Fprintf(&shown, "$ difflore run --detach --batch 1 (exit %d)\n%s%s", code, out, errOut)
 	// Dead letters reach no endpoint: poll the outbox.
 	waitFor(t, 20*time.Second, "two dead letters", func() bool {
 		return strings.Contains(show("outbox", "list"), "0 pending, 0 inflight, 2 dead")
@@ -122,7 +127,7 @@ func TestTokenNeverShown(t *testing.T) {
 	show("outbox", "list", "--json")
 	show("stop")
 
-	out := shown.String()
+	out = shown.String()
 	assertNoToken(t, "the commands' output", out)
 	for _, want := range []string{"[redacted]", "dead letters:", "paused:"} {
 		if !strings.Contains(out, want) {
@@ -149,8 +154,9 @@ func TestTokenNeverShown(t *testing.T) {
 // error) the same way, for an endpoint that answers every batch with 500
 // and the token.
 func TestTokenNotInForegroundLog(t *testing.T) {
-	testHome(t)
-	t.Setenv("DIFFLORE_CLOUD_TOKEN", secretToken)
+	t.Parallel()
+	e := newTestEnv(t)
+	e.setenv("DIFFLORE_CLOUD_TOKEN", secretToken)
 	var hits sync.WaitGroup
 	hits.Add(1)
 	var once sync.Once
@@ -160,15 +166,15 @@ func TestTokenNotInForegroundLog(t *testing.T) {
 		once.Do(hits.Done)
 	}))
 	defer srv.Close()
-	mustCLI(t, "enqueue", `{"n":1}`)
-	d := startDaemon(t, "--endpoint", srv.URL)
+	e.mustCLI("enqueue", `{"n":1}`)
+	d := e.startDaemon("--endpoint", srv.URL)
 	hits.Wait()
 	// The failure is recorded after the answer, with no signal: poll status.
 	waitFor(t, 10*time.Second, "the failure in the log", func() bool {
-		out, _, _ := cli(t, "", "status")
+		out, _, _ := e.cli("", "status")
 		return strings.Contains(out, "failed")
 	})
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 15*time.Second)
 	assertNoToken(t, "the daemon's standard error", d.log.String())
 	if !strings.Contains(d.log.String(), "[redacted]") {
@@ -248,7 +254,9 @@ func TestRedirectDowngradeRefused(t *testing.T) {
 // case. On a file system that ignores case (macOS, Windows) a spill file
 // named after the id would be replaced by the second, and an event lost.
 func TestSpillIDsDifferingInCase(t *testing.T) {
-	home := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
 	h, err := openHome(home, true)
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +284,8 @@ func TestSpillIDsDifferingInCase(t *testing.T) {
 // white space smuggles a second value past the reader's limit. --strict
 // makes a refusal exit 2 (without it, the refused payload is a dead letter).
 func TestEnqueueSizeLimit(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	value := func(n int) string { return `"` + strings.Repeat("x", n-2) + `"` } // n bytes of JSON
 	for _, tc := range []struct {
 		name  string
@@ -291,7 +300,7 @@ func TestEnqueueSizeLimit(t *testing.T) {
 		{"invalid-utf8", "\"\xff\"", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, errOut, code := cli(t, tc.stdin, "enqueue", "--strict")
+			_, errOut, code := e.cli(tc.stdin, "enqueue", "--strict")
 			if code != tc.code {
 				t.Errorf("exit %d, want %d: %.200s", code, tc.code, errOut)
 			}

@@ -137,9 +137,12 @@ func TestSymlinkHomeRefused(t *testing.T) {
 // with symlinks to a victim file outside it: nothing difflore does may
 // change the victim, whatever name the symlink takes.
 func TestSymlinksInHomeNotWrittenThrough(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{pidFileName, logFileName, dbFileName, lockFileName, gateFileName} {
 		t.Run(name, func(t *testing.T) {
-			home := testHome(t)
+			t.Parallel()
+			e := newTestEnv(t)
+			home := e.home
 			if _, err := openHome(home, true); err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +164,7 @@ func TestSymlinksInHomeNotWrittenThrough(t *testing.T) {
 					{"outbox", "list"},
 					{"stop"},
 				} {
-					out, errOut, code := runProc(t, command(t, args...), 30*time.Second)
+					out, errOut, code := runProc(t, e.command(args...), 30*time.Second)
 					fmt.Fprintf(&shown, "$ difflore %s (exit %d)\n%s%s", strings.Join(args, " "), code, out, errOut)
 				}
 				got, err := os.ReadFile(victim)
@@ -180,8 +183,10 @@ func TestSymlinksInHomeNotWrittenThrough(t *testing.T) {
 // folder of someone else's files: enqueue must not spill into it, and the
 // daemon must not replay, rename or delete what it holds.
 func TestSymlinkedSpillFolder(t *testing.T) {
-	home := testHome(t)
-	mustCLI(t, "enqueue", `{"n":0}`)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	e.mustCLI("enqueue", `{"n":0}`)
 	victim := t.TempDir()
 	files := map[string]string{"notes.json": "precious", "evt.json": `{"id":"evt","kind":"event","payload":"{}"}`}
 	for name, data := range files {
@@ -196,7 +201,7 @@ func TestSymlinkedSpillFolder(t *testing.T) {
 	db := filepath.Join(home, dbFileName)
 	os.Rename(db, db+".away")
 	os.Mkdir(db, 0o700)
-	_, errOut, code := cli(t, "", "enqueue", "--id", "lost", `{"n":1}`)
+	_, errOut, code := e.cli("", "enqueue", "--id", "lost", `{"n":1}`)
 	if code == 0 {
 		t.Errorf("enqueue spilled through a symlink: exit 0, %q", errOut)
 	}
@@ -205,9 +210,9 @@ func TestSymlinkedSpillFolder(t *testing.T) {
 
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
-	d := startDaemon(t, "--endpoint", ep.URL)
+	d := e.startDaemon("--endpoint", ep.URL)
 	arr.awaitN(t, 1, 20*time.Second)
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 15*time.Second)
 	if got := arr.counts(); len(got) != 1 || got["evt"] != 0 {
 		t.Errorf("delivered %v, want the queued event only", got)
@@ -232,9 +237,11 @@ func TestSymlinkedSpillFolder(t *testing.T) {
 // a symlink to a file that describes an unrelated process exactly: stop
 // must refuse to signal it, and must not signal the daemon on its strength.
 func TestSymlinkedPIDFileNamesNoOne(t *testing.T) {
-	home := testHome(t)
-	useQuickWaits(t)
-	d := startDaemon(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	home := e.home
+	e.useQuickWaits()
+	d := e.startDaemon()
 	bystander := startSleeper(t)
 	info := pidInfo{PID: bystander.pid(), StartedAt: startedAt(t, bystander.pid()), Exe: bystander.cmd.Path, Version: "x"}
 	fake := filepath.Join(t.TempDir(), "fake.pid")
@@ -248,14 +255,14 @@ func TestSymlinkedPIDFileNamesNoOne(t *testing.T) {
 	if err := os.Symlink(fake, pidPath); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := cli(t, "", "stop", "--grace", "1s")
+	out, errOut, code := e.cli("", "stop", "--grace", "1s")
 	if code != 1 || !strings.Contains(errOut, "not signalling") {
 		t.Errorf("stop: exit %d, %q %q; want exit 1, not signalling anyone", code, out, errOut)
 	}
 	if !bystander.alive() || !d.alive() {
 		t.Fatalf("stop signalled someone: bystander alive %v, daemon alive %v", bystander.alive(), d.alive())
 	}
-	out, _, code = cli(t, "", "status")
+	out, _, code = e.cli("", "status")
 	if code == 0 || strings.Contains(out, fmt.Sprint(bystander.pid())) {
 		t.Errorf("status trusts the symlinked pid file: exit %d\n%s", code, out)
 	}
@@ -373,6 +380,7 @@ func TestForeignOwnerRefused(t *testing.T) {
 // must instead return at once and say what it refuses. Each command runs as
 // a child, bounded, so that a hang fails the test instead of the suite.
 func TestFIFOsInHomeRefused(t *testing.T) {
+	t.Parallel()
 	type call struct {
 		args []string
 		code int    // the exit code wanted
@@ -407,7 +415,9 @@ func TestFIFOsInHomeRefused(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			home := testHome(t)
+			t.Parallel()
+			e := newTestEnv(t)
+			home := e.home
 			if _, err := openHome(home, true); err != nil {
 				t.Fatal(err)
 			}
@@ -416,7 +426,7 @@ func TestFIFOsInHomeRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, c := range tc.calls {
-				out, errOut, code := runProc(t, command(t, c.args...), 15*time.Second)
+				out, errOut, code := runProc(t, e.command(c.args...), 15*time.Second)
 				if code != c.code || !strings.Contains(out+errOut, c.want) {
 					t.Errorf("difflore %s with a FIFO %s: exit %d, stderr %q, stdout %q; want exit %d and %q",
 						strings.Join(c.args, " "), tc.name, code, errOut, out, c.code, c.want)
@@ -509,14 +519,17 @@ func TestSharedFolderAsHomeRefused(t *testing.T) {
 // let them feed events in. difflore must refuse the home rather than use
 // them. Only root can give files away, so the test needs root.
 func TestPlantedFilesRefused(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("giving a file to another user needs root")
 	}
 	const nobody = 65534
 	for _, name := range []string{dbFileName, dbFileName + "-wal", gateFileName, spillDirName, logFileName, pidFileName, lockFileName} {
 		t.Run(name, func(t *testing.T) {
-			home := testHome(t)
-			mustCLI(t, "enqueue", `{"n":0}`)
+			t.Parallel()
+			e := newTestEnv(t)
+			home := e.home
+			e.mustCLI("enqueue", `{"n":0}`)
 			path := filepath.Join(home, name)
 			if name == spillDirName {
 				if err := os.Mkdir(path, 0o700); err != nil {
@@ -540,7 +553,7 @@ func TestPlantedFilesRefused(t *testing.T) {
 				{"outbox", "list"},
 				{"logs"},
 			} {
-				out, errOut, code := runProc(t, command(t, args...), 20*time.Second)
+				out, errOut, code := runProc(t, e.command(args...), 20*time.Second)
 				if code == 0 || !strings.Contains(errOut, "owned by uid 65534") || !strings.Contains(errOut, name) {
 					t.Errorf("difflore %s with %s owned by another user: exit %d, stderr %q; want a refusal that names it\n%s",
 						strings.Join(args, " "), name, code, errOut, out)

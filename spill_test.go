@@ -63,7 +63,9 @@ func countSpillFiles(t *testing.T, h home) int {
 // it must deliver between bounded chunks of replay rather than read every
 // file first, and stop promptly when asked, leaving the rest in spill/.
 func TestSpillReplayInterleavesAndStops(t *testing.T) {
-	h := mustOpenHomeCreate(t, testHome(t))
+	t.Parallel()
+	e := newTestEnv(t)
+	h := mustOpenHomeCreate(t, e.home)
 	const n = 2000
 	writeSpillFiles(t, h, "s", n, `{}`)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +80,7 @@ func TestSpillReplayInterleavesAndStops(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() {
-		done <- runTest(ctx, []string{"run", "--endpoint", ep.URL}, strings.NewReader(""), io.Discard, io.Discard)
+		done <- runTestEnv(ctx, []string{"run", "--endpoint", ep.URL}, strings.NewReader(""), io.Discard, io.Discard, e.getenv)
 	}()
 	select {
 	case err := <-done:

@@ -12,10 +12,12 @@ import (
 
 // TestStatusCountsSpilled: the spill backlog shows in status, text and JSON.
 func TestStatusCountsSpilled(t *testing.T) {
-	h := mustOpenHomeCreate(t, testHome(t))
-	mustCLI(t, "enqueue", `{}`)
+	t.Parallel()
+	e := newTestEnv(t)
+	h := mustOpenHomeCreate(t, e.home)
+	e.mustCLI("enqueue", `{}`)
 	writeSpillFiles(t, h, "s", 3, `{}`)
-	out, _, _ := cli(t, "", "status", "--json")
+	out, _, _ := e.cli("", "status", "--json")
 	var rep struct {
 		Outbox map[string]any `json:"outbox"`
 	}
@@ -25,13 +27,14 @@ func TestStatusCountsSpilled(t *testing.T) {
 	if got := rep.Outbox["spilled"]; got != float64(3) {
 		t.Errorf("status --json: outbox.spilled = %v, want 3\n%s", got, out)
 	}
-	if out, _, _ := cli(t, "", "status"); !strings.Contains(out, "3 spilled") {
+	if out, _, _ := e.cli("", "status"); !strings.Contains(out, "3 spilled") {
 		t.Errorf("status does not show the spill backlog:\n%s", out)
 	}
 }
 
 func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	var mu sync.Mutex
 	status := 200
 	arr := newArrivals()
@@ -41,15 +44,15 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 		defer mu.Unlock()
 		return answer{status: status, body: "token expired"}
 	})
-	t.Setenv("DIFFLORE_CLOUD_TOKEN", "tok-very-secret")
-	mustCLI(t, "enqueue", "--id", "s-0", `{}`)
-	mustCLI(t, "enqueue", "--id", "s-1", `{}`)
+	e.setenv("DIFFLORE_CLOUD_TOKEN", "tok-very-secret")
+	e.mustCLI("enqueue", "--id", "s-0", `{}`)
+	e.mustCLI("enqueue", "--id", "s-1", `{}`)
 	// A child process: status will not vouch for its own process.
-	startDaemon(t, "--endpoint", ep.URL)
+	e.startDaemon("--endpoint", ep.URL)
 	arr.await(t, "s-1", 10*time.Second)
 	status2 := func() statusReport {
 		var rep statusReport
-		if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json")), &rep); err != nil {
+		if err := json.Unmarshal([]byte(e.mustCLI("status", "--json")), &rep); err != nil {
 			t.Fatal(err)
 		}
 		return rep
@@ -60,21 +63,21 @@ func TestStatusShowsPauseAndLastDelivery(t *testing.T) {
 	if rep.Delivery.LastDeliveryAt == "" || rep.Delivery.LastError != "" || rep.Delivery.Breaker != "closed" || rep.Endpoint == nil || *rep.Endpoint != ep.URL {
 		t.Errorf("status after a delivery: %+v", rep)
 	}
-	if text := mustCLI(t, "status"); !strings.Contains(text, "delivery: last 2 events at ") {
+	if text := e.mustCLI("status"); !strings.Contains(text, "delivery: last 2 events at ") {
 		t.Errorf("status text does not show the last delivery:\n%s", text)
 	}
 
 	mu.Lock()
 	status = 401
 	mu.Unlock()
-	mustCLI(t, "enqueue", "--id", "s-2", `{}`)
+	e.mustCLI("enqueue", "--id", "s-2", `{}`)
 	// As above, the pause shows only in status.
 	waitFor(t, 10*time.Second, "status to show the pause", func() bool { return status2().Delivery.PausedReason != "" })
 	rep = status2()
 	if !strings.Contains(rep.Delivery.PausedReason, "401 Unauthorized: token expired") || rep.Delivery.PausedSince == "" || rep.Outbox.Pending != 1 || rep.Outbox.Dead != 0 {
 		t.Errorf("status while paused: %+v", rep)
 	}
-	text := mustCLI(t, "status")
+	text := e.mustCLI("status")
 	if !strings.Contains(text, "paused:   since ") || !strings.Contains(text, "token expired") || !strings.Contains(text, "last success: 2 events at") {
 		t.Errorf("status text does not show the pause and the last success:\n%s", text)
 	}

@@ -18,7 +18,7 @@ import (
 // lock free (no daemon), and with the lock held by a process that the PID
 // file does not describe.
 func TestStopNeverSignalsUnverified(t *testing.T) {
-	useQuickWaits(t)
+	t.Parallel()
 	victim := startSleeper(t)
 	exe, _ := os.Executable()
 	vStart := startedAt(t, victim.pid())
@@ -41,7 +41,10 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 	for _, lockHeldByTest := range []bool{false, true} {
 		for name, content := range files {
 			t.Run(fmt.Sprintf("%s/locked=%v", name, lockHeldByTest), func(t *testing.T) {
-				dir := testHome(t)
+				t.Parallel()
+				e := newTestEnv(t)
+				e.useQuickWaits()
+				dir := e.home
 				if err := os.MkdirAll(dir, 0o700); err != nil {
 					t.Fatal(err)
 				}
@@ -63,10 +66,10 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 				if err := os.WriteFile(pidPath, []byte(content), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				if state, _, _ := statusOf(t); state == "running" {
+				if state, _, _ := e.statusOf(); state == "running" {
 					t.Errorf("status says running for a pid file holding %q", content)
 				}
-				out, stderr, code := cli(t, "", "stop", "--grace", "1s")
+				out, stderr, code := e.cli("", "stop", "--grace", "1s")
 				if lockHeldByTest {
 					if code != 1 || !strings.Contains(stderr, "not signalling") && !strings.Contains(stderr, "cannot be used") {
 						t.Errorf("stop with lock held: exit %d, stdout %q, stderr %q; want exit 1 and a refusal", code, out, stderr)
@@ -76,7 +79,7 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 					}
 					// run --takeover stops a daemon as stop does, and so
 					// refuses the same holders.
-					out, stderr, code = cli(t, "", "run", "--takeover")
+					out, stderr, code = e.cli("", "run", "--takeover")
 					if code != 1 || !strings.Contains(stderr, "not signalling") && !strings.Contains(stderr, "cannot be used") {
 						t.Errorf("run --takeover with lock held: exit %d, stdout %q, stderr %q; want exit 1 and a refusal", code, out, stderr)
 					}
@@ -99,9 +102,11 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 // TestStopRefusesRewrittenPIDFile rewrites a running daemon's PID file to
 // name an unrelated live process: stop must signal nobody and say why.
 func TestStopRefusesRewrittenPIDFile(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
-	d := startDaemon(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
+	d := e.startDaemon()
 	victim := startSleeper(t)
 	pidPath := filepath.Join(dir, pidFileName)
 	orig, err := os.ReadFile(pidPath)
@@ -122,11 +127,11 @@ func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 			if err := os.WriteFile(pidPath, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, stderr, code := cli(t, "", "stop", "--grace", "1s")
+			_, stderr, code := e.cli("", "stop", "--grace", "1s")
 			if code != 1 || !strings.Contains(stderr, "not signalling") {
 				t.Errorf("stop: exit %d, stderr %q; want exit 1 and 'not signalling'", code, stderr)
 			}
-			if state, _, _ := statusOf(t); state == "running" {
+			if state, _, _ := e.statusOf(); state == "running" {
 				t.Errorf("status says running with a pid file naming another process")
 			}
 			if !victim.alive() {
@@ -140,7 +145,7 @@ func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 	if err := os.WriteFile(pidPath, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	d.wait(t, 10*time.Second)
 }
 
@@ -151,9 +156,11 @@ func TestStopRefusesRewrittenPIDFile(t *testing.T) {
 // it cannot tell (exit 4). Nor is a PID file without the record of its lock
 // file, as older versions wrote, ever signalled on.
 func TestStopCopiedHome(t *testing.T) {
-	orig := testHome(t)
-	useQuickWaits(t)
-	d := startDaemon(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	orig := e.home
+	e.useQuickWaits()
+	d := e.startDaemon()
 	copied := filepath.Join(t.TempDir(), "copy")
 	if runtime.GOOS == "windows" {
 		// No cp -a, and the daemon's locks keep parts of its files from
@@ -183,20 +190,20 @@ func TestStopCopiedHome(t *testing.T) {
 	}
 	defer l.Unlock()
 
-	t.Setenv("DIFFLORE_HOME", copied)
-	out, errOut, code := runProc(t, command(t, "stop", "--grace", "1s"), 30*time.Second)
+	e.setenv("DIFFLORE_HOME", copied)
+	out, errOut, code := runProc(t, e.command("stop", "--grace", "1s"), 30*time.Second)
 	if code != 1 || !strings.Contains(errOut, "not signalling") {
 		t.Errorf("stop in the copy: exit %d, stdout %q, stderr %q; want exit 1, not signalling anyone", code, out, errOut)
 	}
 	if !d.alive() {
 		t.Fatalf("stop in the copied home stopped the original's daemon:\n%s", d.log)
 	}
-	if state, _, code := statusOf(t); state != "unknown" || code != 4 {
+	if state, _, code := e.statusOf(); state != "unknown" || code != 4 {
 		t.Errorf("status in the copy: %s, exit %d; want unknown, exit 4", state, code)
 	}
 
 	// The original's own PID file, less the record of its lock file.
-	t.Setenv("DIFFLORE_HOME", orig)
+	e.setenv("DIFFLORE_HOME", orig)
 	pidPath := filepath.Join(orig, pidFileName)
 	data, err := os.ReadFile(pidPath)
 	if err != nil {
@@ -216,14 +223,14 @@ func TestStopCopiedHome(t *testing.T) {
 	if err := os.WriteFile(pidPath, []byte(first+"\n"+string(old)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = runProc(t, command(t, "stop", "--grace", "1s"), 30*time.Second)
+	out, errOut, code = runProc(t, e.command("stop", "--grace", "1s"), 30*time.Second)
 	if code != 1 || !strings.Contains(errOut, "not signalling") {
 		t.Errorf("stop with a pid file that does not record its lock: exit %d, stdout %q, stderr %q; want exit 1", code, out, errOut)
 	}
 	if !d.alive() {
 		t.Fatalf("stop signalled on a pid file that does not record its lock file:\n%s", d.log)
 	}
-	if state, _, code := statusOf(t); state != "unknown" || code != 4 {
+	if state, _, code := e.statusOf(); state != "unknown" || code != 4 {
 		t.Errorf("status with a pid file that does not record its lock: %s, exit %d; want unknown, exit 4", state, code)
 	}
 
@@ -231,7 +238,7 @@ func TestStopCopiedHome(t *testing.T) {
 	if err := os.WriteFile(pidPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustCLI(t, "stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.cmd.Process.Pid) {
+	if got := e.mustCLI("stop"); got != fmt.Sprintf("stopped (pid %d)\n", d.cmd.Process.Pid) {
 		t.Errorf("stop in the original home said %q", got)
 	}
 	d.wait(t, 15*time.Second)
