@@ -272,7 +272,7 @@ func compileBuiltinRules() *ruleSet {
 		// AKIA…, ASIA…, ABIA…, ACCA… and 16 of [A-Z0-9], found by hand
 		// (awsKeyIDs): where the prefixes are dense (AKIAAKIA…) the
 		// regexp machine steps 16 states a byte.
-		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(highEntropy)),
+		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(randomKeyID)),
 		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
@@ -292,6 +292,9 @@ func compileBuiltinRules() *ruleSet {
 		// Hugging Face tokens are letters, often with no digit at all.
 		mk("huggingface-token", `hf_[A-Za-z0-9]{34,}`, kw("hf_"), valid(upperAndLower)),
 		mk("sendgrid-key", `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, kw("sg.")),
+		// The values of a Kubernetes Secret's data, base64 under names
+		// that need not say secret (kubernetesSecrets).
+		mk("kubernetes-secret", "", kw("kind:"), lower, scan(kubernetesSecrets)),
 		// eyJ….eyJ….…, each part 8 or more of [A-Za-z0-9_-] (jwts).
 		mk("jwt", "", kw("eyj"), scan(jwts)),
 		// After Authorization: the scheme says what follows is a
@@ -356,6 +359,18 @@ func highEntropy(b []byte) bool {
 		}
 	}
 	return h >= 3
+}
+
+// randomKeyID is true of an AWS key id that may be random: three bits of
+// entropy a byte or more (highEntropy), and no byte four times in a row,
+// which zeros in base64 give (…ABIAAAAX19…) and random text seldom does.
+func randomKeyID(b []byte) bool {
+	for i := 3; i < len(b); i++ {
+		if b[i] == b[i-1] && b[i] == b[i-2] && b[i] == b[i-3] {
+			return false
+		}
+	}
+	return highEntropy(b)
 }
 
 // upperAndLower is true of text with upper and lower case letters, as
@@ -485,9 +500,12 @@ type scratch struct {
 	view   [2][]byte  // decodeView's passes, each reading the other's
 	at     [2][]int32 // where each byte of view came from
 	run    valueRun   // the last unquoted value an assignment gave
-	run2   ruleBits   // the rules find runs on a text
-	open   bool       // find saw a private key run to the end of its text
-	steps  int        // bytes the scans stepped over, which TestRedactLinear counts
+	line   lineTracker
+	hexes  []hexValue     // hex values given to names that say secret
+	names  map[string]int // addHexes' count of hex values per name
+	run2   ruleBits       // the rules find runs on a text
+	open   bool           // find saw a private key run to the end of its text
+	steps  int            // bytes the scans stepped over, which TestRedactLinear counts
 }
 
 // payload returns p with its secrets replaced, and calls found once for
@@ -804,15 +822,70 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 		return i < len(found) && found[i].start < e
 	}
 	sc.run = valueRun{start: -1}
+	sc.hexes = sc.hexes[:0]
 	for i, a := range secretAnchors {
 		if seen.any(r.anchor[i]) {
-			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind) {
-				if kind == secretValue || holds(vm.orig(s), vm.orig(e)) {
+			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind, name int) {
+				switch {
+				case kind == secretValue && e-s >= minHexVector && allHex(text[s:e]):
+					sc.hexes = append(sc.hexes, hexValue{s, e, name})
+				case kind == secretValue || holds(vm.orig(s), vm.orig(e)):
 					add(s, e, secretAssignment, len(r.rules))
 				}
 			})
 		}
 	}
+	sc.addHexes(text, func(s, e int) { add(s, e, secretAssignment, len(r.rules)) })
+}
+
+// hexValue is a value of hex digits alone given to a name that says secret:
+// text[start:end], the name starting at name.
+type hexValue struct{ start, end, name int }
+
+// minHexVector is the fewest hex digits a value has for addHexes to weigh
+// it: 64 bits, a key's least.
+const minHexVector = 16
+
+// maxVectors is how many hex values one name may be given in a text before
+// they are read as a table of test vectors: a test of a cipher or a key
+// exchange gives PrivateKey, SharedSecret or "shared_secret" a value per
+// case, where a configuration gives a key one (or one per environment).
+const maxVectors = 2
+
+// addHexes calls add with each of sc.hexes, but for those whose name the
+// text gives more than maxVectors hex values. A name is the identifier
+// that holds it (SharedSecret, exporter_secret), in any case.
+func (sc *scratch) addHexes(text []byte, add func(s, e int)) {
+	if len(sc.hexes) == 0 {
+		return
+	}
+	clear(sc.names)
+	if sc.names == nil {
+		sc.names = map[string]int{}
+	}
+	for _, h := range sc.hexes {
+		sc.names[string(sc.identifier(text, h.name))]++
+	}
+	for _, h := range sc.hexes {
+		if sc.names[string(sc.identifier(text, h.name))] <= maxVectors {
+			add(h.start, h.end)
+		}
+	}
+}
+
+// identifier returns, lower case, the identifier that ends with the name
+// that starts at text[name]: the letters, digits, '_', '-' and '.' before
+// it, up to maxLabel bytes, and the name.
+func (sc *scratch) identifier(text []byte, name int) []byte {
+	s := name
+	for s > 0 && name-s < maxLabel && (isWordByte(text[s-1]) || text[s-1] == '-' || text[s-1] == '.') {
+		s--
+	}
+	e := name
+	for e < len(text) && e-s < 2*maxLabel && isWordByte(text[e]) {
+		e++
+	}
+	return sc.lower[s:e]
 }
 
 // match adds what rule, the i-th, finds in text.
@@ -1066,10 +1139,12 @@ func (rs *ruleSet) keySaysSecret(key []byte) bool {
 
 // findAssignments finds values given to names, which all start or end with
 // anchor, in text: name=value (.env, a shell, a query string), name: value
-// (YAML, a header) and "name": "value" (JSON quoted inside a string). It
-// calls add with the span of each value that may be a secret, and its
-// kind; a quoted value's quotes stay.
-func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind)) {
+// (YAML, a header), "name": "value" (JSON quoted inside a string) and
+// 'name' => 'value' (PHP, Ruby, Perl). It calls add with the span of each
+// value that may be a secret, its kind, and where its name starts; a
+// quoted value's quotes stay.
+func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind, name int)) {
+	sc.line = lineTracker{}
 	for off := 0; ; {
 		i := bytes.Index(sc.lower[off:], []byte(anchor))
 		if i < 0 {
@@ -1087,11 +1162,39 @@ func findAssignments(sc *scratch, text []byte, anchor string, names []string, ad
 			if start < 0 || !bytes.HasPrefix(sc.lower[start:], []byte(name)) {
 				continue
 			}
-			if s, e, kind := sc.assignedValue(text, start+len(name)); kind != notSecret {
-				add(s, e, kind)
+			if s, e, kind := sc.assignedValue(text, start, start+len(name), i); kind != notSecret {
+				add(s, e, kind, start)
 			}
 		}
 	}
+}
+
+// lineTracker finds where the line of a position starts, for positions
+// asked in increasing order: each byte of the text is looked at once.
+type lineTracker struct {
+	upTo  int // the bytes before upTo have been looked at
+	start int // where the line that holds upTo starts
+}
+
+// lineStart returns where the line holding text[i] starts; i is no less
+// than in the call before.
+func (lt *lineTracker) lineStart(text []byte, i int) int {
+	for ; lt.upTo < i; lt.upTo++ {
+		if text[lt.upTo] == '\n' {
+			lt.start = lt.upTo + 1
+		}
+	}
+	return lt.start
+}
+
+// inCodeComment reports whether the line that holds text[i] is a comment of
+// C, Go, JavaScript and the like: it starts with //, blanks aside.
+func (sc *scratch) inCodeComment(text []byte, i int) bool {
+	s := sc.line.lineStart(text, i)
+	for s < i && (text[s] == ' ' || text[s] == '\t') {
+		s++
+	}
+	return s+1 < i && text[s] == '/' && text[s+1] == '/'
 }
 
 // secretAnchors are the names that say secret, lower case, grouped by a
@@ -1109,10 +1212,72 @@ var secretAnchors = []struct {
 		"secretkey", "secret_key", "secret-key", "privatekey", "private_key", "private-key"}},
 }
 
-// assignedValue reads what follows a name that ends at j: an optional
-// closing quote, '=' or ':' with optional blanks around it, and the value.
-// It reports the value's span and what it is.
-func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind valueKind) {
+// assignedValue reads what follows a name that starts at name and ends at
+// j (its anchor at i): an optional closing quote, '=' or ':' with optional
+// blanks around it (sc.separator), and the value. It reports the value's
+// span and what it is.
+func (sc *scratch) assignedValue(text []byte, name, j, i int) (start, end int, kind valueKind) {
+	sep, ok := sc.separator(text, name, j)
+	if !ok {
+		return 0, 0, notSecret
+	}
+	v := sep.value
+	quoted := false
+	if q := text[v]; q == '"' || q == '\'' || q == '`' {
+		s, e, kind, closed := sc.quotedValue(text, v)
+		if closed {
+			return s, e, kind
+		}
+		// A quote that does not close on its line ("secret_key" =>
+		// "sk_…, a value cut where a line of a file ends) opens a
+		// literal that runs to where an unquoted value ends.
+		if v++; v >= len(text) {
+			return 0, 0, notSecret
+		}
+		quoted = true
+	} else if sep.arrow {
+		return 0, 0, notSecret // an arrow's unquoted value is code
+	}
+	run := &sc.run
+	if v < run.start || v > run.end {
+		run.read(text, v)
+		sc.steps += run.end - v
+	}
+	switch {
+	case quoted:
+		if !mayBeSecret(text[v:run.end]) {
+			return 0, 0, notSecret
+		}
+		return v, run.end, secretValue
+	case sc.inCodeComment(text, i):
+		// A comment of code holds grammar and examples (// token =
+		// 1*tchar), not a setting.
+		return 0, 0, notSecret
+	}
+	// "name = value" is code, not a .env line; so is "Name: value," and
+	// "Name: value}", a field of a struct or an object literal in Go or
+	// JavaScript, where YAML ends the line.
+	kind = run.kind(text, v, sep.c == '=' && sep.spaced || sep.c == ':' && endsField(text, run.end))
+	// A short lower-case word after a colon is a setting (passwd:
+	// compat, token: required), not a secret.
+	if kind == secretValue && sep.c == ':' && run.end-v <= 8 && allLower(text[v:run.end]) {
+		return 0, 0, notSecret
+	}
+	return v, run.end, kind
+}
+
+// separator is what stands between a name and its value.
+type separator struct {
+	c      byte // '=' or ':'
+	spaced bool // blanks on both sides: name = value
+	arrow  bool // =>, after a quoted name
+	value  int  // where the value starts
+}
+
+// separator reads what follows a name that starts at name and ends at j:
+// an optional closing quote, '=' or ':' with optional blanks around it. ok
+// is false when that is no assignment.
+func (sc *scratch) separator(text []byte, name, j int) (sep separator, ok bool) {
 	n := len(text)
 	blank := func(k int) int {
 		from := k
@@ -1122,38 +1287,43 @@ func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind value
 		sc.steps += k - from
 		return k
 	}
-	if j < n && (text[j] == '"' || text[j] == '\'') {
+	quotedName := j < n && (text[j] == '"' || text[j] == '\'')
+	if quotedName {
 		j++
 	}
-	k := blank(j)
-	spaced := k > j
-	if k >= n || (text[k] != '=' && text[k] != ':') {
-		return 0, 0, notSecret
+	at := blank(j) // the separator
+	if at >= n || (text[at] != '=' && text[at] != ':') {
+		return sep, false
 	}
-	sep := text[k]
-	k++
+	sep.c = text[at]
+	k := at + 1
 	// ==, =>, := and :: are code: a comparison, an arrow, a declaration,
-	// a path.
-	if k < n && (text[k] == '=' || text[k] == '>' || text[k] == ':') {
-		return 0, 0, notSecret
+	// a path; but 'name' => 'value' is a member of a PHP, Ruby or Perl
+	// hash.
+	sep.arrow = sep.c == '=' && quotedName && k < n && text[k] == '>'
+	if sep.arrow {
+		k++
+	} else if k < n && (text[k] == '=' || text[k] == '>' || text[k] == ':') {
+		return sep, false
 	}
-	v := blank(k)
-	spaced = spaced && v > k
-	if v >= n {
-		return 0, 0, notSecret
+	// groupname:password:GID names the fields of a record, /etc/group's;
+	// it gives password no value.
+	if sep.c == ':' && name > 0 && text[name-1] == ':' {
+		return sep, false
 	}
-	if q := text[v]; q == '"' || q == '\'' || q == '`' {
-		return sc.quotedValue(text, v)
+	sep.value = blank(k)
+	sep.spaced = at > j && sep.value > k
+	return sep, sep.value < n
+}
+
+// allLower reports whether b is lower-case letters only.
+func allLower(b []byte) bool {
+	for _, c := range b {
+		if c < 'a' || c > 'z' {
+			return false
+		}
 	}
-	run := &sc.run
-	if v < run.start || v > run.end {
-		run.read(text, v)
-		sc.steps += run.end - v
-	}
-	// "name = value" is code, not a .env line; so is "Name: value," and
-	// "Name: value}", a field of a struct or an object literal in Go or
-	// JavaScript, where YAML ends the line.
-	return v, run.end, run.kind(text, v, sep == '=' && spaced || sep == ':' && endsField(text, run.end))
+	return true
 }
 
 // endsField reports whether text[e] ends a field of a literal in code:
@@ -1163,21 +1333,24 @@ func endsField(text []byte, e int) bool {
 }
 
 // quotedValue reads the value that the quote text[v] opens, which ends at
-// the same quote on the same line.
-func (sc *scratch) quotedValue(text []byte, v int) (start, end int, kind valueKind) {
+// the same quote on the same line; closed is false when there is none.
+func (sc *scratch) quotedValue(text []byte, v int) (start, end int, kind valueKind, closed bool) {
 	// The quote is found once per value: two values that open with the
 	// same quote cannot hold each other.
 	e := bytes.IndexByte(text[v+1:], text[v])
 	if e < 0 {
 		sc.steps += len(text) - v
-		return 0, 0, notSecret
+		return 0, 0, notSecret, false
 	}
 	s, e := v+1, v+1+e
 	sc.steps += 2 * (e - v)
-	if bytes.IndexByte(text[s:e], '\n') >= 0 || !mayBeSecret(text[s:e]) {
-		return 0, 0, notSecret
+	if bytes.IndexByte(text[s:e], '\n') >= 0 {
+		return 0, 0, notSecret, false
 	}
-	return s, e, secretValue
+	if !mayBeSecret(text[s:e]) {
+		return 0, 0, notSecret, true
+	}
+	return s, e, secretValue, true
 }
 
 // valueRun is the last unquoted value assignedValue read, and what
@@ -1252,13 +1425,35 @@ func (run *valueRun) kind(text []byte, v int, codeStyle bool) valueKind {
 	if run.index > v && run.beforeIndex < v && isLetter(s[0]) {
 		return codeValue // an index or a composite literal: tokens[1:], signer{key}
 	}
-	// A word, lower case or capitalized, that prose goes on after: in
-	// "bad token: got %s", got is no token.
+	// A word, lower case, capitalized or words in camel case, that prose
+	// goes on after: in "bad token: got %s" and "enc.EncodeToken:
+	// StartElement %s", got and StartElement are no tokens.
 	e := run.end
-	if run.notLetter < v && run.upper <= v && e+1 < len(text) && text[e] == ' ' && (isLetter(text[e+1]) || text[e+1] == '%') {
+	if run.notLetter < v && (run.upper <= v || camelWords(s)) && e+1 < len(text) && text[e] == ' ' && (isLetter(text[e+1]) || text[e+1] == '%') {
 		return notSecret
 	}
 	return secretValue
+}
+
+// camelWords is true of letters that read as words in camel case
+// (StartElement, readSecret): each upper-case letter starts a word of three
+// letters or more, as random letters seldom do.
+func camelWords(b []byte) bool {
+	if len(b) > maxLabel {
+		return false
+	}
+	lower := 0 // lower-case letters since the last upper-case one
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			if i > 0 && lower < 2 {
+				return false
+			}
+			lower = 0
+			continue
+		}
+		lower++
+	}
+	return lower >= 2
 }
 
 // valueKind is what assignedValue makes of a value.
@@ -1292,7 +1487,7 @@ var placeholders = []string{
 // secrets mount), a placeholder, one already redacted. An unquoted value
 // is asked more (valueRun.kind).
 func mayBeSecret(v []byte) bool {
-	if len(v) < 3 || !notReference(v) || bytes.HasPrefix(v, []byte("[REDACTED")) {
+	if len(v) < 3 || !notReference(v) || bytes.HasPrefix(v, []byte("[REDACTED")) || !hasAlnum(v[:min(len(v), maxLabel)]) {
 		return false
 	}
 	switch v[0] {
@@ -1382,6 +1577,27 @@ var wellKnownValues = []string{
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// allHex reports whether b is hex digits alone.
+func allHex(b []byte) bool {
+	for _, c := range b {
+		if !isHex(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasAlnum reports whether b holds an ASCII letter or digit: a value of
+// symbols alone ("@/?!", an emoji) is punctuation, not a secret.
+func hasAlnum(b []byte) bool {
+	for _, c := range b {
+		if isLetter(c) || isDigit(c) {
+			return true
+		}
+	}
+	return false
+}
 
 func allDigits(b []byte) bool {
 	for _, c := range b {
