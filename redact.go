@@ -93,11 +93,12 @@ type redactRule struct {
 type ruleSet struct {
 	rules    []redactRule
 	keyEnd   *regexp.Regexp // a private key's END line
-	keywords []string       // lower case, two bytes or more
+	keywords []string       // lower case, three bytes or more
 	byFirst  [256][]uint8   // indexes into keywords, by first byte
-	// pairs has bit c0<<8|c1 set when a keyword starts with the bytes c0
-	// c1: one look-up rules out nearly every position of a text.
-	pairs  [1 << 10]uint64
+	// starts has bit triple(c0, c1, c2) set when a keyword starts with
+	// the bytes c0 c1 c2: one look-up rules out nearly every position of
+	// a text.
+	starts [1 << 10]uint64
 	fold   [256]byte // ASCII lower case
 	assign keyBits   // the bits of secretAnchors' anchors
 	anchor []keyBits // the bit of each of secretAnchors
@@ -139,19 +140,23 @@ func (b keyBits) or(c keyBits) keyBits {
 // seen returns the bits of the keywords text holds, in any case.
 func (rs *ruleSet) seen(text []byte) keyBits {
 	var m keyBits
-	for i := 0; i+1 < len(text); i++ {
-		c := rs.fold[text[i]]
-		p := uint(c)<<8 | uint(rs.fold[text[i+1]])
-		if rs.pairs[p>>6]&(1<<(p&63)) == 0 {
+	if len(text) < 3 {
+		return m
+	}
+	c0, c1 := rs.fold[text[0]], rs.fold[text[1]]
+	for i := 0; i+2 < len(text); i++ {
+		c2 := rs.fold[text[i+2]]
+		t := triple(c0, c1, c2)
+		c0, c1 = c1, c2
+		if rs.starts[t>>6]&(1<<(t&63)) == 0 {
 			continue
 		}
-		c1 := rs.fold[text[i+1]]
-		for _, k := range rs.byFirst[c] {
+		for _, k := range rs.byFirst[rs.fold[text[i]]] {
 			kw := rs.keywords[k]
-			if kw[1] != c1 || i+len(kw) > len(text) || m.has(int(k)) {
+			if i+len(kw) > len(text) || m.has(int(k)) {
 				continue
 			}
-			j := 2
+			j := 1
 			for j < len(kw) && rs.fold[text[i+j]] == kw[j] {
 				j++
 			}
@@ -161,6 +166,12 @@ func (rs *ruleSet) seen(text []byte) keyBits {
 		}
 	}
 	return m
+}
+
+// triple is where a keyword's first three bytes, in lower case, have
+// their bit in ruleSet.starts.
+func triple(c0, c1, c2 byte) uint32 {
+	return (uint32(c0)<<16 | uint32(c1)<<8 | uint32(c2)) * 2654435761 >> 16
 }
 
 // newRuleSet indexes the keywords of rules and of secretAnchors.
@@ -175,8 +186,8 @@ func newRuleSet(rules []redactRule) *ruleSet {
 	bit := func(k string) keyBits {
 		i := slices.Index(rs.keywords, k)
 		if i < 0 {
-			if len(k) < 2 || strings.ToLower(k) != k {
-				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than two bytes", k))
+			if len(k) < 3 || strings.ToLower(k) != k {
+				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than three bytes", k))
 			}
 			if len(rs.keywords) == maxKeywords {
 				panic(fmt.Sprintf("redact: more than %d keywords", maxKeywords))
@@ -184,8 +195,8 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			i = len(rs.keywords)
 			rs.keywords = append(rs.keywords, k)
 			rs.byFirst[k[0]] = append(rs.byFirst[k[0]], uint8(i))
-			p := uint(k[0])<<8 | uint(k[1])
-			rs.pairs[p>>6] |= 1 << (p & 63)
+			t := triple(k[0], k[1], k[2])
+			rs.starts[t>>6] |= 1 << (t & 63)
 		}
 		var b keyBits
 		b.set(i)
@@ -499,7 +510,8 @@ type scratch struct {
 	bounds []int      // where the runs of spans in order start
 	view   [2][]byte  // decodeView's passes, each reading the other's
 	at     [2][]int32 // where each byte of view came from
-	run    valueRun   // the last unquoted value an assignment gave
+	find   finder
+	run    valueRun // the last unquoted value an assignment gave
 	line   lineTracker
 	hexes  []hexValue     // hex values given to names that say secret
 	names  map[string]int // addHexes' count of hex values per name
@@ -564,6 +576,13 @@ func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte
 		after := skipSpace(p, end)
 		isKey := after < len(p) && p[after] == ':'
 		raw := p[start:end]
+		// Most strings hold no escape and no keyword: nothing can be
+		// found in them, and they are passed over after one scan.
+		plain := r.plain(raw)
+		sc.steps += len(raw)
+		if plain.ok && plain.seen == (keyBits{}) && !key.open && start != secretValueAt {
+			continue
+		}
 		text, ok := decodeString(sc.text[:0], raw)
 		if !ok {
 			continue
@@ -572,12 +591,12 @@ func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte
 			sc.text = text[:0] // the decoded copy: keep its memory
 		}
 		sc.steps += len(raw)
-		spans := r.spans(sc, text, isKey, &key)
+		spans := r.spans(sc, text, isKey, &key, plain)
 		if len(spans) == 0 && start == secretValueAt && mayBeSecret(text) && !r.allowed(text) {
 			spans = append(spans, span{0, len(text), secretAssignment, 0})
 		}
 		secretValueAt = -1
-		if isKey && r.keySaysSecret(text) {
+		if isKey && (!plain.ok || plain.seen.any(r.keys)) && r.keySaysSecret(text) {
 			secretValueAt = skipSpace(p, after+1)
 		}
 		if len(spans) == 0 {
@@ -718,15 +737,23 @@ func hex4(b []byte) (rune, bool) {
 // and, when text holds escapes, as it reads with them undone
 // (scratch.decodeView). key is a private key begun in an earlier string:
 // while it is open, text is the key's up to its END line.
-func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun) []span {
+//
+// A plain string (plain.ok), one with no escape of any kind, is its own
+// and only view, and the keywords it holds are plain.seen: it is not
+// scanned for them again.
+func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun, plain plainString) []span {
 	sc.spans = sc.spans[:0]
 	if key.open && !isKey {
 		r.keyGoesOn(sc, text, key)
 	}
 	sc.open = false
-	r.find(sc, text, isKey, viewMap{})
-	if view, m := sc.decodeView(text); view != nil {
-		r.find(sc, view, isKey, m)
+	if plain.ok {
+		r.findSeen(sc, text, isKey, viewMap{}, plain.seen)
+	} else {
+		r.find(sc, text, isKey, viewMap{})
+		if view, m := sc.decodeView(text); view != nil {
+			r.find(sc, view, isKey, m)
+		}
 	}
 	if sc.open {
 		*key = keyRun{open: true}
@@ -779,19 +806,21 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	if len(text) < minSecret {
 		return
 	}
-	seen := r.seen(text)
 	sc.steps += len(text)
-	if seen == (keyBits{}) && !r.always {
+	r.findSeen(sc, text, isKey, vm, r.seen(text))
+}
+
+// findSeen is find with the keywords text holds given.
+func (r *redactor) findSeen(sc *scratch, text []byte, isKey bool, vm viewMap, seen keyBits) {
+	if len(text) < minSecret || seen == (keyBits{}) && !r.always {
 		return // no keyword: no rule can match
 	}
 	sc.lower = asciiLower(sc.lower[:0], text)
 	first := len(sc.spans) // the spans found in text start here
-	// prio is the rule's place in the list: of spans that start
-	// together, the lower names their union.
-	add := func(s, e int, rule string, prio int) {
-		if s < e && !r.allowed(text[s:e]) {
-			sc.spans = append(sc.spans, span{vm.orig(s), vm.orig(e), rule, prio})
-		}
+	f := &sc.find
+	f.r, f.sc, f.text, f.vm = r, sc, text, vm
+	if f.scanned == nil {
+		f.scanned = f.found // bound once: a scan's calls allocate nothing
 	}
 	// The rules to run: those of each keyword seen, and those with none.
 	run := append(sc.run2[:0], r.alwaysRun...)
@@ -806,7 +835,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	for w, bits := range run {
 		for ; bits != 0; bits &= bits - 1 {
 			i := w*64 + mathbits.TrailingZeros64(bits)
-			r.match(sc, &r.rules[i], i, text, add)
+			f.match(&r.rules[i], i)
 		}
 	}
 	if isKey || !seen.any(r.assign) {
@@ -830,12 +859,12 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 				case kind == secretValue && e-s >= minHexVector && allHex(text[s:e]):
 					sc.hexes = append(sc.hexes, hexValue{s, e, name})
 				case kind == secretValue || holds(vm.orig(s), vm.orig(e)):
-					add(s, e, secretAssignment, len(r.rules))
+					f.add(s, e, secretAssignment, len(r.rules))
 				}
 			})
 		}
 	}
-	sc.addHexes(text, func(s, e int) { add(s, e, secretAssignment, len(r.rules)) })
+	sc.addHexes(text, func(s, e int) { f.add(s, e, secretAssignment, len(r.rules)) })
 }
 
 // hexValue is a value of hex digits alone given to a name that says secret:
@@ -888,39 +917,74 @@ func (sc *scratch) identifier(text []byte, name int) []byte {
 	return sc.lower[s:e]
 }
 
-// match adds what rule, the i-th, finds in text.
-func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add func(s, e int, rule string, prio int)) {
-	in := text
+// finder is what a find is doing: the text it reads (a string or a view
+// of one), the map of the view to the string, and the rule it runs. It
+// lives in the scratch, so that the call a scan makes for each match
+// allocates nothing.
+type finder struct {
+	r       *redactor
+	sc      *scratch
+	text    []byte // the string or its view
+	in      []byte // what the rule reads: text, or its lower case
+	vm      viewMap
+	rule    *redactRule
+	prio    int            // the rule's place in the list
+	scanned func(s, e int) // found, bound once
+}
+
+// add adds the span text[s:e] that rule found, unless its value is one the
+// options allow. prio is the rule's place in the list: of spans that start
+// together, the lower names their union.
+func (f *finder) add(s, e int, rule string, prio int) {
+	if s < e && !f.r.allowed(f.text[s:e]) {
+		f.sc.spans = append(f.sc.spans, span{f.vm.orig(s), f.vm.orig(e), rule, prio})
+	}
+}
+
+// match adds what rule, the i-th, finds in the text.
+func (f *finder) match(rule *redactRule, i int) {
+	f.rule, f.prio, f.in = rule, i, f.text
 	if rule.lower {
-		in = sc.lower
+		f.in = f.sc.lower
 	}
-	sc.steps += len(in)
-	try := func(m []int) {
-		if !rule.fits(text, m[0], m[1]) {
-			return
-		}
-		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
-			return // no scheme before ://
-		}
-		s, e := m[0], m[1]
-		if len(m) >= 4 && m[2] >= 0 {
-			s, e = m[2], m[3]
-		}
-		if rule.valid != nil && !rule.valid(text[s:e]) {
-			return
-		}
-		if rule.opens && e == len(in) && !r.keyEnd.Match(in[s:e]) {
-			sc.open = true // cut short: the key goes on in the strings that follow
-		}
-		add(s, e, rule.name, i)
-	}
+	f.sc.steps += len(f.in)
 	if rule.scan != nil {
-		rule.scan(in, func(s, e int) { try([]int{s, e}) })
+		rule.scan(f.in, f.scanned)
 		return
 	}
-	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
-		try(m)
+	for _, m := range rule.re.FindAllSubmatchIndex(f.in, -1) {
+		gs, ge := -1, -1
+		if len(m) >= 4 && m[2] >= 0 {
+			gs, ge = m[2], m[3]
+		}
+		f.try(m[0], m[1], gs, ge)
 	}
+}
+
+// found is a scan's match at text[s:e].
+func (f *finder) found(s, e int) { f.try(s, e, -1, -1) }
+
+// try adds the match text[s0:e0] of the rule when it stands as the rule
+// asks; [gs, ge), when gs ≥ 0, is the part of it that is replaced.
+func (f *finder) try(s0, e0, gs, ge int) {
+	rule := f.rule
+	if !rule.fits(f.text, s0, e0) {
+		return
+	}
+	if rule.name == "url-credentials" && (s0 == 0 || !isLetter(f.text[s0-1])) {
+		return // no scheme before ://
+	}
+	s, e := s0, e0
+	if gs >= 0 {
+		s, e = gs, ge
+	}
+	if rule.valid != nil && !rule.valid(f.text[s:e]) {
+		return
+	}
+	if rule.opens && e == len(f.in) && !f.r.keyEnd.Match(f.in[s:e]) {
+		f.sc.open = true // cut short: the key goes on in the strings that follow
+	}
+	f.add(s, e, rule.name, f.prio)
 }
 
 // fits reports whether text[s:e], a match, stands as the rule asks of
@@ -1749,4 +1813,21 @@ func formatRedactions(c map[string]int64) string {
 		parts[i] = fmt.Sprintf("%d %s", c[r], r)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// plainString is what redactor.plain tells of a string.
+type plainString struct {
+	ok   bool    // the string holds no escape: its raw bytes are its text
+	seen keyBits // the keywords it holds, when ok
+}
+
+// plain tells whether the JSON string raw, quotes included, holds no
+// escape of any kind (JSON's, percent-encoding), and which keywords it
+// holds. With a rule that has no keywords, it tells nothing.
+func (r *redactor) plain(raw []byte) plainString {
+	inner := raw[1 : len(raw)-1]
+	if r.always || bytes.IndexByte(inner, '\\') >= 0 || bytes.IndexByte(inner, '%') >= 0 {
+		return plainString{}
+	}
+	return plainString{ok: true, seen: r.seen(inner)}
 }
