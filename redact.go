@@ -605,18 +605,25 @@ func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte
 		if out == nil {
 			out = make([]byte, 0, len(p)+64)
 		}
-		out = append(out, p[copied:start]...)
-		sc.repl = replaceSpans(sc.repl[:0], text, spans)
-		out = quoteJSON(out, sc.repl)
+		out = sc.replace(out, p[copied:start], text, spans, found)
 		copied = end
-		for _, s := range spans {
-			found(s.rule)
-		}
 	}
 	if out == nil {
 		return p
 	}
 	return append(out, p[copied:]...)
+}
+
+// replace appends to out the payload's bytes before, then the string text
+// with its spans replaced, as JSON, and calls found with each span's rule.
+func (sc *scratch) replace(out, before, text []byte, spans []span, found func(rule string)) []byte {
+	out = append(out, before...)
+	sc.repl = replaceSpans(sc.repl[:0], text, spans)
+	out = quoteJSON(out, sc.repl)
+	for _, s := range spans {
+		found(s.rule)
+	}
+	return out
 }
 
 // stringEnd returns the index just past the JSON string that starts at the
