@@ -1088,3 +1088,24 @@ func TestRedactTypicalAllocatesNothing(t *testing.T) {
 		t.Errorf("redacting a typical payload allocates %v times, want 0", n)
 	}
 }
+
+// TestRedactKubernetesSecret checks the values of a Secret's data as
+// kubectl prints them (data before kind, a value per line, names that say
+// nothing), and that a ConfigMap's data in the next YAML document stays.
+func TestRedactKubernetesSecret(t *testing.T) {
+	g := newSecretGen(11)
+	values := []string{g.s(b64std, 24) + "==", g.s(b64std, 44), g.s(b64std, 16) + "="}
+	configMap := g.s(b64std, 32)
+	yaml := "apiVersion: v1\ndata:\n  DATABASE_URL: " + values[0] + "\n  tls.crt: " + values[1] + "\n  username: " + values[2] +
+		"\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\n---\napiVersion: v1\ndata:\n  settings.json: " + configMap +
+		"\nkind: ConfigMap\nmetadata:\n  name: app-settings\n"
+	p, _ := json.Marshal(map[string]any{"tool_name": "Bash", "tool_input": map[string]any{"command": "kubectl get secret,configmap -o yaml"},
+		"tool_response": map[string]any{"stdout": yaml}})
+	out := redactString(t, string(p))
+	if left := survivors(out, values...); len(left) > 0 {
+		t.Errorf("the Secret's values %q left:\n%s", left, out)
+	}
+	if !strings.Contains(out, configMap) {
+		t.Errorf("the ConfigMap's value was replaced:\n%s", out)
+	}
+}
