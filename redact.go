@@ -93,11 +93,12 @@ type redactRule struct {
 type ruleSet struct {
 	rules    []redactRule
 	keyEnd   *regexp.Regexp // a private key's END line
-	keywords []string       // lower case, two bytes or more
+	keywords []string       // lower case, three bytes or more
 	byFirst  [256][]uint8   // indexes into keywords, by first byte
-	// pairs has bit c0<<8|c1 set when a keyword starts with the bytes c0
-	// c1: one look-up rules out nearly every position of a text.
-	pairs  [1 << 10]uint64
+	// starts has bit triple(c0, c1, c2) set when a keyword starts with
+	// the bytes c0 c1 c2: one look-up rules out nearly every position of
+	// a text.
+	starts [1 << 10]uint64
 	fold   [256]byte // ASCII lower case
 	assign keyBits   // the bits of secretAnchors' anchors
 	anchor []keyBits // the bit of each of secretAnchors
@@ -139,19 +140,23 @@ func (b keyBits) or(c keyBits) keyBits {
 // seen returns the bits of the keywords text holds, in any case.
 func (rs *ruleSet) seen(text []byte) keyBits {
 	var m keyBits
-	for i := 0; i+1 < len(text); i++ {
-		c := rs.fold[text[i]]
-		p := uint(c)<<8 | uint(rs.fold[text[i+1]])
-		if rs.pairs[p>>6]&(1<<(p&63)) == 0 {
+	if len(text) < 3 {
+		return m
+	}
+	c0, c1 := rs.fold[text[0]], rs.fold[text[1]]
+	for i := 0; i+2 < len(text); i++ {
+		c2 := rs.fold[text[i+2]]
+		t := triple(c0, c1, c2)
+		c0, c1 = c1, c2
+		if rs.starts[t>>6]&(1<<(t&63)) == 0 {
 			continue
 		}
-		c1 := rs.fold[text[i+1]]
-		for _, k := range rs.byFirst[c] {
+		for _, k := range rs.byFirst[rs.fold[text[i]]] {
 			kw := rs.keywords[k]
-			if kw[1] != c1 || i+len(kw) > len(text) || m.has(int(k)) {
+			if i+len(kw) > len(text) || m.has(int(k)) {
 				continue
 			}
-			j := 2
+			j := 1
 			for j < len(kw) && rs.fold[text[i+j]] == kw[j] {
 				j++
 			}
@@ -161,6 +166,12 @@ func (rs *ruleSet) seen(text []byte) keyBits {
 		}
 	}
 	return m
+}
+
+// triple is where a keyword's first three bytes, in lower case, have
+// their bit in ruleSet.starts.
+func triple(c0, c1, c2 byte) uint32 {
+	return (uint32(c0)<<16 | uint32(c1)<<8 | uint32(c2)) * 2654435761 >> 16
 }
 
 // newRuleSet indexes the keywords of rules and of secretAnchors.
@@ -175,8 +186,8 @@ func newRuleSet(rules []redactRule) *ruleSet {
 	bit := func(k string) keyBits {
 		i := slices.Index(rs.keywords, k)
 		if i < 0 {
-			if len(k) < 2 || strings.ToLower(k) != k {
-				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than two bytes", k))
+			if len(k) < 3 || strings.ToLower(k) != k {
+				panic(fmt.Sprintf("redact: keyword %q is not lower case or shorter than three bytes", k))
 			}
 			if len(rs.keywords) == maxKeywords {
 				panic(fmt.Sprintf("redact: more than %d keywords", maxKeywords))
@@ -184,8 +195,8 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			i = len(rs.keywords)
 			rs.keywords = append(rs.keywords, k)
 			rs.byFirst[k[0]] = append(rs.byFirst[k[0]], uint8(i))
-			p := uint(k[0])<<8 | uint(k[1])
-			rs.pairs[p>>6] |= 1 << (p & 63)
+			t := triple(k[0], k[1], k[2])
+			rs.starts[t>>6] |= 1 << (t & 63)
 		}
 		var b keyBits
 		b.set(i)
@@ -272,7 +283,7 @@ func compileBuiltinRules() *ruleSet {
 		// AKIA…, ASIA…, ABIA…, ACCA… and 16 of [A-Z0-9], found by hand
 		// (awsKeyIDs): where the prefixes are dense (AKIAAKIA…) the
 		// regexp machine steps 16 states a byte.
-		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(highEntropy)),
+		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(randomKeyID)),
 		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
@@ -292,6 +303,9 @@ func compileBuiltinRules() *ruleSet {
 		// Hugging Face tokens are letters, often with no digit at all.
 		mk("huggingface-token", `hf_[A-Za-z0-9]{34,}`, kw("hf_"), valid(upperAndLower)),
 		mk("sendgrid-key", `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, kw("sg.")),
+		// The values of a Kubernetes Secret's data, base64 under names
+		// that need not say secret (kubernetesSecrets).
+		mk("kubernetes-secret", "", kw("kind:"), lower, scan(kubernetesSecrets)),
 		// eyJ….eyJ….…, each part 8 or more of [A-Za-z0-9_-] (jwts).
 		mk("jwt", "", kw("eyj"), scan(jwts)),
 		// After Authorization: the scheme says what follows is a
@@ -356,6 +370,18 @@ func highEntropy(b []byte) bool {
 		}
 	}
 	return h >= 3
+}
+
+// randomKeyID is true of an AWS key id that may be random: three bits of
+// entropy a byte or more (highEntropy), and no byte four times in a row,
+// which zeros in base64 give (…ABIAAAAX19…) and random text seldom does.
+func randomKeyID(b []byte) bool {
+	for i := 3; i < len(b); i++ {
+		if b[i] == b[i-1] && b[i] == b[i-2] && b[i] == b[i-3] {
+			return false
+		}
+	}
+	return highEntropy(b)
 }
 
 // upperAndLower is true of text with upper and lower case letters, as
@@ -484,10 +510,14 @@ type scratch struct {
 	bounds []int      // where the runs of spans in order start
 	view   [2][]byte  // decodeView's passes, each reading the other's
 	at     [2][]int32 // where each byte of view came from
-	run    valueRun   // the last unquoted value an assignment gave
-	run2   ruleBits   // the rules find runs on a text
-	open   bool       // find saw a private key run to the end of its text
-	steps  int        // bytes the scans stepped over, which TestRedactLinear counts
+	find   finder
+	run    valueRun // the last unquoted value an assignment gave
+	line   lineTracker
+	hexes  []hexValue     // hex values given to names that say secret
+	names  map[string]int // addHexes' count of hex values per name
+	run2   ruleBits       // the rules find runs on a text
+	open   bool           // find saw a private key run to the end of its text
+	steps  int            // bytes the scans stepped over, which TestRedactLinear counts
 }
 
 // payload returns p with its secrets replaced, and calls found once for
@@ -546,6 +576,13 @@ func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte
 		after := skipSpace(p, end)
 		isKey := after < len(p) && p[after] == ':'
 		raw := p[start:end]
+		// Most strings hold no escape and no keyword: nothing can be
+		// found in them, and they are passed over after one scan.
+		plain := r.plain(raw)
+		sc.steps += len(raw)
+		if plain.ok && plain.seen == (keyBits{}) && !key.open && start != secretValueAt {
+			continue
+		}
 		text, ok := decodeString(sc.text[:0], raw)
 		if !ok {
 			continue
@@ -554,12 +591,12 @@ func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte
 			sc.text = text[:0] // the decoded copy: keep its memory
 		}
 		sc.steps += len(raw)
-		spans := r.spans(sc, text, isKey, &key)
+		spans := r.spans(sc, text, isKey, &key, plain)
 		if len(spans) == 0 && start == secretValueAt && mayBeSecret(text) && !r.allowed(text) {
 			spans = append(spans, span{0, len(text), secretAssignment, 0})
 		}
 		secretValueAt = -1
-		if isKey && r.keySaysSecret(text) {
+		if isKey && (!plain.ok || plain.seen.any(r.keys)) && r.keySaysSecret(text) {
 			secretValueAt = skipSpace(p, after+1)
 		}
 		if len(spans) == 0 {
@@ -568,18 +605,25 @@ func (r *redactor) redact(sc *scratch, p []byte, found func(rule string)) []byte
 		if out == nil {
 			out = make([]byte, 0, len(p)+64)
 		}
-		out = append(out, p[copied:start]...)
-		sc.repl = replaceSpans(sc.repl[:0], text, spans)
-		out = quoteJSON(out, sc.repl)
+		out = sc.replace(out, p[copied:start], text, spans, found)
 		copied = end
-		for _, s := range spans {
-			found(s.rule)
-		}
 	}
 	if out == nil {
 		return p
 	}
 	return append(out, p[copied:]...)
+}
+
+// replace appends to out the payload's bytes before, then the string text
+// with its spans replaced, as JSON, and calls found with each span's rule.
+func (sc *scratch) replace(out, before, text []byte, spans []span, found func(rule string)) []byte {
+	out = append(out, before...)
+	sc.repl = replaceSpans(sc.repl[:0], text, spans)
+	out = quoteJSON(out, sc.repl)
+	for _, s := range spans {
+		found(s.rule)
+	}
+	return out
 }
 
 // stringEnd returns the index just past the JSON string that starts at the
@@ -700,15 +744,23 @@ func hex4(b []byte) (rune, bool) {
 // and, when text holds escapes, as it reads with them undone
 // (scratch.decodeView). key is a private key begun in an earlier string:
 // while it is open, text is the key's up to its END line.
-func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun) []span {
+//
+// A plain string (plain.ok), one with no escape of any kind, is its own
+// and only view, and the keywords it holds are plain.seen: it is not
+// scanned for them again.
+func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun, plain plainString) []span {
 	sc.spans = sc.spans[:0]
 	if key.open && !isKey {
 		r.keyGoesOn(sc, text, key)
 	}
 	sc.open = false
-	r.find(sc, text, isKey, viewMap{})
-	if view, m := sc.decodeView(text); view != nil {
-		r.find(sc, view, isKey, m)
+	if plain.ok {
+		r.findSeen(sc, text, isKey, viewMap{}, plain.seen)
+	} else {
+		r.find(sc, text, isKey, viewMap{})
+		if view, m := sc.decodeView(text); view != nil {
+			r.find(sc, view, isKey, m)
+		}
 	}
 	if sc.open {
 		*key = keyRun{open: true}
@@ -761,19 +813,21 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	if len(text) < minSecret {
 		return
 	}
-	seen := r.seen(text)
 	sc.steps += len(text)
-	if seen == (keyBits{}) && !r.always {
+	r.findSeen(sc, text, isKey, vm, r.seen(text))
+}
+
+// findSeen is find with the keywords text holds given.
+func (r *redactor) findSeen(sc *scratch, text []byte, isKey bool, vm viewMap, seen keyBits) {
+	if len(text) < minSecret || seen == (keyBits{}) && !r.always {
 		return // no keyword: no rule can match
 	}
 	sc.lower = asciiLower(sc.lower[:0], text)
 	first := len(sc.spans) // the spans found in text start here
-	// prio is the rule's place in the list: of spans that start
-	// together, the lower names their union.
-	add := func(s, e int, rule string, prio int) {
-		if s < e && !r.allowed(text[s:e]) {
-			sc.spans = append(sc.spans, span{vm.orig(s), vm.orig(e), rule, prio})
-		}
+	f := &sc.find
+	f.r, f.sc, f.text, f.vm = r, sc, text, vm
+	if f.scanned == nil {
+		f.scanned = f.found // bound once: a scan's calls allocate nothing
 	}
 	// The rules to run: those of each keyword seen, and those with none.
 	run := append(sc.run2[:0], r.alwaysRun...)
@@ -788,7 +842,7 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 	for w, bits := range run {
 		for ; bits != 0; bits &= bits - 1 {
 			i := w*64 + mathbits.TrailingZeros64(bits)
-			r.match(sc, &r.rules[i], i, text, add)
+			f.match(&r.rules[i], i)
 		}
 	}
 	if isKey || !seen.any(r.assign) {
@@ -804,50 +858,140 @@ func (r *redactor) find(sc *scratch, text []byte, isKey bool, vm viewMap) {
 		return i < len(found) && found[i].start < e
 	}
 	sc.run = valueRun{start: -1}
+	sc.hexes = sc.hexes[:0]
 	for i, a := range secretAnchors {
 		if seen.any(r.anchor[i]) {
-			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind) {
-				if kind == secretValue || holds(vm.orig(s), vm.orig(e)) {
-					add(s, e, secretAssignment, len(r.rules))
+			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind, name int) {
+				switch {
+				case kind == secretValue && e-s >= minHexVector && allHex(text[s:e]):
+					sc.hexes = append(sc.hexes, hexValue{s, e, name})
+				case kind == secretValue || holds(vm.orig(s), vm.orig(e)):
+					f.add(s, e, secretAssignment, len(r.rules))
 				}
 			})
 		}
 	}
+	sc.addHexes(text, func(s, e int) { f.add(s, e, secretAssignment, len(r.rules)) })
 }
 
-// match adds what rule, the i-th, finds in text.
-func (r *redactor) match(sc *scratch, rule *redactRule, i int, text []byte, add func(s, e int, rule string, prio int)) {
-	in := text
-	if rule.lower {
-		in = sc.lower
-	}
-	sc.steps += len(in)
-	try := func(m []int) {
-		if !rule.fits(text, m[0], m[1]) {
-			return
-		}
-		if rule.name == "url-credentials" && (m[0] == 0 || !isLetter(text[m[0]-1])) {
-			return // no scheme before ://
-		}
-		s, e := m[0], m[1]
-		if len(m) >= 4 && m[2] >= 0 {
-			s, e = m[2], m[3]
-		}
-		if rule.valid != nil && !rule.valid(text[s:e]) {
-			return
-		}
-		if rule.opens && e == len(in) && !r.keyEnd.Match(in[s:e]) {
-			sc.open = true // cut short: the key goes on in the strings that follow
-		}
-		add(s, e, rule.name, i)
-	}
-	if rule.scan != nil {
-		rule.scan(in, func(s, e int) { try([]int{s, e}) })
+// hexValue is a value of hex digits alone given to a name that says secret:
+// text[start:end], the name starting at name.
+type hexValue struct{ start, end, name int }
+
+// minHexVector is the fewest hex digits a value has for addHexes to weigh
+// it: 64 bits, a key's least.
+const minHexVector = 16
+
+// maxVectors is how many hex values one name may be given in a text before
+// they are read as a table of test vectors: a test of a cipher or a key
+// exchange gives PrivateKey, SharedSecret or "shared_secret" a value per
+// case, where a configuration gives a key one (or one per environment).
+const maxVectors = 2
+
+// addHexes calls add with each of sc.hexes, but for those whose name the
+// text gives more than maxVectors hex values. A name is the identifier
+// that holds it (SharedSecret, exporter_secret), in any case.
+func (sc *scratch) addHexes(text []byte, add func(s, e int)) {
+	if len(sc.hexes) == 0 {
 		return
 	}
-	for _, m := range rule.re.FindAllSubmatchIndex(in, -1) {
-		try(m)
+	clear(sc.names)
+	if sc.names == nil {
+		sc.names = map[string]int{}
 	}
+	for _, h := range sc.hexes {
+		sc.names[string(sc.identifier(text, h.name))]++
+	}
+	for _, h := range sc.hexes {
+		if sc.names[string(sc.identifier(text, h.name))] <= maxVectors {
+			add(h.start, h.end)
+		}
+	}
+}
+
+// identifier returns, lower case, the identifier that ends with the name
+// that starts at text[name]: the letters, digits, '_', '-' and '.' before
+// it, up to maxLabel bytes, and the name.
+func (sc *scratch) identifier(text []byte, name int) []byte {
+	s := name
+	for s > 0 && name-s < maxLabel && (isWordByte(text[s-1]) || text[s-1] == '-' || text[s-1] == '.') {
+		s--
+	}
+	e := name
+	for e < len(text) && e-s < 2*maxLabel && isWordByte(text[e]) {
+		e++
+	}
+	return sc.lower[s:e]
+}
+
+// finder is what a find is doing: the text it reads (a string or a view
+// of one), the map of the view to the string, and the rule it runs. It
+// lives in the scratch, so that the call a scan makes for each match
+// allocates nothing.
+type finder struct {
+	r       *redactor
+	sc      *scratch
+	text    []byte // the string or its view
+	in      []byte // what the rule reads: text, or its lower case
+	vm      viewMap
+	rule    *redactRule
+	prio    int            // the rule's place in the list
+	scanned func(s, e int) // found, bound once
+}
+
+// add adds the span text[s:e] that rule found, unless its value is one the
+// options allow. prio is the rule's place in the list: of spans that start
+// together, the lower names their union.
+func (f *finder) add(s, e int, rule string, prio int) {
+	if s < e && !f.r.allowed(f.text[s:e]) {
+		f.sc.spans = append(f.sc.spans, span{f.vm.orig(s), f.vm.orig(e), rule, prio})
+	}
+}
+
+// match adds what rule, the i-th, finds in the text.
+func (f *finder) match(rule *redactRule, i int) {
+	f.rule, f.prio, f.in = rule, i, f.text
+	if rule.lower {
+		f.in = f.sc.lower
+	}
+	f.sc.steps += len(f.in)
+	if rule.scan != nil {
+		rule.scan(f.in, f.scanned)
+		return
+	}
+	for _, m := range rule.re.FindAllSubmatchIndex(f.in, -1) {
+		gs, ge := -1, -1
+		if len(m) >= 4 && m[2] >= 0 {
+			gs, ge = m[2], m[3]
+		}
+		f.try(m[0], m[1], gs, ge)
+	}
+}
+
+// found is a scan's match at text[s:e].
+func (f *finder) found(s, e int) { f.try(s, e, -1, -1) }
+
+// try adds the match text[s0:e0] of the rule when it stands as the rule
+// asks; [gs, ge), when gs ≥ 0, is the part of it that is replaced.
+func (f *finder) try(s0, e0, gs, ge int) {
+	rule := f.rule
+	if !rule.fits(f.text, s0, e0) {
+		return
+	}
+	if rule.name == "url-credentials" && (s0 == 0 || !isLetter(f.text[s0-1])) {
+		return // no scheme before ://
+	}
+	s, e := s0, e0
+	if gs >= 0 {
+		s, e = gs, ge
+	}
+	if rule.valid != nil && !rule.valid(f.text[s:e]) {
+		return
+	}
+	if rule.opens && e == len(f.in) && !f.r.keyEnd.Match(f.in[s:e]) {
+		f.sc.open = true // cut short: the key goes on in the strings that follow
+	}
+	f.add(s, e, rule.name, f.prio)
 }
 
 // fits reports whether text[s:e], a match, stands as the rule asks of
@@ -1066,10 +1210,12 @@ func (rs *ruleSet) keySaysSecret(key []byte) bool {
 
 // findAssignments finds values given to names, which all start or end with
 // anchor, in text: name=value (.env, a shell, a query string), name: value
-// (YAML, a header) and "name": "value" (JSON quoted inside a string). It
-// calls add with the span of each value that may be a secret, and its
-// kind; a quoted value's quotes stay.
-func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind)) {
+// (YAML, a header), "name": "value" (JSON quoted inside a string) and
+// 'name' => 'value' (PHP, Ruby, Perl). It calls add with the span of each
+// value that may be a secret, its kind, and where its name starts; a
+// quoted value's quotes stay.
+func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind, name int)) {
+	sc.line = lineTracker{}
 	for off := 0; ; {
 		i := bytes.Index(sc.lower[off:], []byte(anchor))
 		if i < 0 {
@@ -1087,11 +1233,39 @@ func findAssignments(sc *scratch, text []byte, anchor string, names []string, ad
 			if start < 0 || !bytes.HasPrefix(sc.lower[start:], []byte(name)) {
 				continue
 			}
-			if s, e, kind := sc.assignedValue(text, start+len(name)); kind != notSecret {
-				add(s, e, kind)
+			if s, e, kind := sc.assignedValue(text, start, start+len(name), i); kind != notSecret {
+				add(s, e, kind, start)
 			}
 		}
 	}
+}
+
+// lineTracker finds where the line of a position starts, for positions
+// asked in increasing order: each byte of the text is looked at once.
+type lineTracker struct {
+	upTo  int // the bytes before upTo have been looked at
+	start int // where the line that holds upTo starts
+}
+
+// lineStart returns where the line holding text[i] starts; i is no less
+// than in the call before.
+func (lt *lineTracker) lineStart(text []byte, i int) int {
+	for ; lt.upTo < i; lt.upTo++ {
+		if text[lt.upTo] == '\n' {
+			lt.start = lt.upTo + 1
+		}
+	}
+	return lt.start
+}
+
+// inCodeComment reports whether the line that holds text[i] is a comment of
+// C, Go, JavaScript and the like: it starts with //, blanks aside.
+func (sc *scratch) inCodeComment(text []byte, i int) bool {
+	s := sc.line.lineStart(text, i)
+	for s < i && (text[s] == ' ' || text[s] == '\t') {
+		s++
+	}
+	return s+1 < i && text[s] == '/' && text[s+1] == '/'
 }
 
 // secretAnchors are the names that say secret, lower case, grouped by a
@@ -1109,10 +1283,72 @@ var secretAnchors = []struct {
 		"secretkey", "secret_key", "secret-key", "privatekey", "private_key", "private-key"}},
 }
 
-// assignedValue reads what follows a name that ends at j: an optional
-// closing quote, '=' or ':' with optional blanks around it, and the value.
-// It reports the value's span and what it is.
-func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind valueKind) {
+// assignedValue reads what follows a name that starts at name and ends at
+// j (its anchor at i): an optional closing quote, '=' or ':' with optional
+// blanks around it (sc.separator), and the value. It reports the value's
+// span and what it is.
+func (sc *scratch) assignedValue(text []byte, name, j, i int) (start, end int, kind valueKind) {
+	sep, ok := sc.separator(text, name, j)
+	if !ok {
+		return 0, 0, notSecret
+	}
+	v := sep.value
+	quoted := false
+	if q := text[v]; q == '"' || q == '\'' || q == '`' {
+		s, e, kind, closed := sc.quotedValue(text, v)
+		if closed {
+			return s, e, kind
+		}
+		// A quote that does not close on its line ("secret_key" =>
+		// "sk_…, a value cut where a line of a file ends) opens a
+		// literal that runs to where an unquoted value ends.
+		if v++; v >= len(text) {
+			return 0, 0, notSecret
+		}
+		quoted = true
+	} else if sep.arrow {
+		return 0, 0, notSecret // an arrow's unquoted value is code
+	}
+	run := &sc.run
+	if v < run.start || v > run.end {
+		run.read(text, v)
+		sc.steps += run.end - v
+	}
+	switch {
+	case quoted:
+		if !mayBeSecret(text[v:run.end]) {
+			return 0, 0, notSecret
+		}
+		return v, run.end, secretValue
+	case sc.inCodeComment(text, i):
+		// A comment of code holds grammar and examples (// token =
+		// 1*tchar), not a setting.
+		return 0, 0, notSecret
+	}
+	// "name = value" is code, not a .env line; so is "Name: value," and
+	// "Name: value}", a field of a struct or an object literal in Go or
+	// JavaScript, where YAML ends the line.
+	kind = run.kind(text, v, sep.c == '=' && sep.spaced || sep.c == ':' && endsField(text, run.end))
+	// A short lower-case word after a colon is a setting (passwd:
+	// compat, token: required), not a secret.
+	if kind == secretValue && sep.c == ':' && run.end-v <= 8 && allLower(text[v:run.end]) {
+		return 0, 0, notSecret
+	}
+	return v, run.end, kind
+}
+
+// separator is what stands between a name and its value.
+type separator struct {
+	c      byte // '=' or ':'
+	spaced bool // blanks on both sides: name = value
+	arrow  bool // =>, after a quoted name
+	value  int  // where the value starts
+}
+
+// separator reads what follows a name that starts at name and ends at j:
+// an optional closing quote, '=' or ':' with optional blanks around it. ok
+// is false when that is no assignment.
+func (sc *scratch) separator(text []byte, name, j int) (sep separator, ok bool) {
 	n := len(text)
 	blank := func(k int) int {
 		from := k
@@ -1122,38 +1358,43 @@ func (sc *scratch) assignedValue(text []byte, j int) (start, end int, kind value
 		sc.steps += k - from
 		return k
 	}
-	if j < n && (text[j] == '"' || text[j] == '\'') {
+	quotedName := j < n && (text[j] == '"' || text[j] == '\'')
+	if quotedName {
 		j++
 	}
-	k := blank(j)
-	spaced := k > j
-	if k >= n || (text[k] != '=' && text[k] != ':') {
-		return 0, 0, notSecret
+	at := blank(j) // the separator
+	if at >= n || (text[at] != '=' && text[at] != ':') {
+		return sep, false
 	}
-	sep := text[k]
-	k++
+	sep.c = text[at]
+	k := at + 1
 	// ==, =>, := and :: are code: a comparison, an arrow, a declaration,
-	// a path.
-	if k < n && (text[k] == '=' || text[k] == '>' || text[k] == ':') {
-		return 0, 0, notSecret
+	// a path; but 'name' => 'value' is a member of a PHP, Ruby or Perl
+	// hash.
+	sep.arrow = sep.c == '=' && quotedName && k < n && text[k] == '>'
+	if sep.arrow {
+		k++
+	} else if k < n && (text[k] == '=' || text[k] == '>' || text[k] == ':') {
+		return sep, false
 	}
-	v := blank(k)
-	spaced = spaced && v > k
-	if v >= n {
-		return 0, 0, notSecret
+	// groupname:password:GID names the fields of a record, /etc/group's;
+	// it gives password no value.
+	if sep.c == ':' && name > 0 && text[name-1] == ':' {
+		return sep, false
 	}
-	if q := text[v]; q == '"' || q == '\'' || q == '`' {
-		return sc.quotedValue(text, v)
+	sep.value = blank(k)
+	sep.spaced = at > j && sep.value > k
+	return sep, sep.value < n
+}
+
+// allLower reports whether b is lower-case letters only.
+func allLower(b []byte) bool {
+	for _, c := range b {
+		if c < 'a' || c > 'z' {
+			return false
+		}
 	}
-	run := &sc.run
-	if v < run.start || v > run.end {
-		run.read(text, v)
-		sc.steps += run.end - v
-	}
-	// "name = value" is code, not a .env line; so is "Name: value," and
-	// "Name: value}", a field of a struct or an object literal in Go or
-	// JavaScript, where YAML ends the line.
-	return v, run.end, run.kind(text, v, sep == '=' && spaced || sep == ':' && endsField(text, run.end))
+	return true
 }
 
 // endsField reports whether text[e] ends a field of a literal in code:
@@ -1163,21 +1404,24 @@ func endsField(text []byte, e int) bool {
 }
 
 // quotedValue reads the value that the quote text[v] opens, which ends at
-// the same quote on the same line.
-func (sc *scratch) quotedValue(text []byte, v int) (start, end int, kind valueKind) {
+// the same quote on the same line; closed is false when there is none.
+func (sc *scratch) quotedValue(text []byte, v int) (start, end int, kind valueKind, closed bool) {
 	// The quote is found once per value: two values that open with the
 	// same quote cannot hold each other.
 	e := bytes.IndexByte(text[v+1:], text[v])
 	if e < 0 {
 		sc.steps += len(text) - v
-		return 0, 0, notSecret
+		return 0, 0, notSecret, false
 	}
 	s, e := v+1, v+1+e
 	sc.steps += 2 * (e - v)
-	if bytes.IndexByte(text[s:e], '\n') >= 0 || !mayBeSecret(text[s:e]) {
-		return 0, 0, notSecret
+	if bytes.IndexByte(text[s:e], '\n') >= 0 {
+		return 0, 0, notSecret, false
 	}
-	return s, e, secretValue
+	if !mayBeSecret(text[s:e]) {
+		return 0, 0, notSecret, true
+	}
+	return s, e, secretValue, true
 }
 
 // valueRun is the last unquoted value assignedValue read, and what
@@ -1252,13 +1496,35 @@ func (run *valueRun) kind(text []byte, v int, codeStyle bool) valueKind {
 	if run.index > v && run.beforeIndex < v && isLetter(s[0]) {
 		return codeValue // an index or a composite literal: tokens[1:], signer{key}
 	}
-	// A word, lower case or capitalized, that prose goes on after: in
-	// "bad token: got %s", got is no token.
+	// A word, lower case, capitalized or words in camel case, that prose
+	// goes on after: in "bad token: got %s" and "enc.EncodeToken:
+	// StartElement %s", got and StartElement are no tokens.
 	e := run.end
-	if run.notLetter < v && run.upper <= v && e+1 < len(text) && text[e] == ' ' && (isLetter(text[e+1]) || text[e+1] == '%') {
+	if run.notLetter < v && (run.upper <= v || camelWords(s)) && e+1 < len(text) && text[e] == ' ' && (isLetter(text[e+1]) || text[e+1] == '%') {
 		return notSecret
 	}
 	return secretValue
+}
+
+// camelWords is true of letters that read as words in camel case
+// (StartElement, readSecret): each upper-case letter starts a word of three
+// letters or more, as random letters seldom do.
+func camelWords(b []byte) bool {
+	if len(b) > maxLabel {
+		return false
+	}
+	lower := 0 // lower-case letters since the last upper-case one
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			if i > 0 && lower < 2 {
+				return false
+			}
+			lower = 0
+			continue
+		}
+		lower++
+	}
+	return lower >= 2
 }
 
 // valueKind is what assignedValue makes of a value.
@@ -1292,7 +1558,7 @@ var placeholders = []string{
 // secrets mount), a placeholder, one already redacted. An unquoted value
 // is asked more (valueRun.kind).
 func mayBeSecret(v []byte) bool {
-	if len(v) < 3 || !notReference(v) || bytes.HasPrefix(v, []byte("[REDACTED")) {
+	if len(v) < 3 || !notReference(v) || bytes.HasPrefix(v, []byte("[REDACTED")) || !hasAlnum(v[:min(len(v), maxLabel)]) {
 		return false
 	}
 	switch v[0] {
@@ -1382,6 +1648,27 @@ var wellKnownValues = []string{
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// allHex reports whether b is hex digits alone.
+func allHex(b []byte) bool {
+	for _, c := range b {
+		if !isHex(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasAlnum reports whether b holds an ASCII letter or digit: a value of
+// symbols alone ("@/?!", an emoji) is punctuation, not a secret.
+func hasAlnum(b []byte) bool {
+	for _, c := range b {
+		if isLetter(c) || isDigit(c) {
+			return true
+		}
+	}
+	return false
+}
 
 func allDigits(b []byte) bool {
 	for _, c := range b {
@@ -1533,4 +1820,21 @@ func formatRedactions(c map[string]int64) string {
 		parts[i] = fmt.Sprintf("%d %s", c[r], r)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// plainString is what redactor.plain tells of a string.
+type plainString struct {
+	ok   bool    // the string holds no escape: its raw bytes are its text
+	seen keyBits // the keywords it holds, when ok
+}
+
+// plain tells whether the JSON string raw, quotes included, holds no
+// escape of any kind (JSON's, percent-encoding), and which keywords it
+// holds. With a rule that has no keywords, it tells nothing.
+func (r *redactor) plain(raw []byte) plainString {
+	inner := raw[1 : len(raw)-1]
+	if r.always || bytes.IndexByte(inner, '\\') >= 0 || bytes.IndexByte(inner, '%') >= 0 {
+		return plainString{}
+	}
+	return plainString{ok: true, seen: r.seen(inner)}
 }

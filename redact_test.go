@@ -189,6 +189,7 @@ func providerCorpus(g *secretGen, add func(rule, format, secret string)) {
 	add("settlemint-token", "settlemint %s", "sm_pat_"+g.s(alnum, 16))
 	add("shippo-token", "shippo %s", "shippo_live_"+g.s(hex, 40))
 	add("nuget-password", `      <add key="ClearTextPassword" value="%s" />`, g.s(alnum, 20))
+	add("kubernetes-secret", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  DATABASE_URL: %s", g.s(b64std, 40)+"==")
 }
 
 // hookContexts put a line of text where agents' hooks carry text: the
@@ -884,6 +885,10 @@ var adversarial = []struct {
 	{"many-strings", func(n int) []byte {
 		return []byte(`["-----BEGIN RSA PRIVATE KEY-----",` + strings.Repeat(`"token=abc","x",`, n/16) + `"y"]`)
 	}},
+	{"hex-table", func(n int) []byte { return stringPayload(strings.Repeat("secret=0123456789abcdef0123 ", n/28)) }},
+	{"open-quotes", func(n int) []byte { return stringPayload(strings.Repeat("'token' => \"x ", n/15)) }},
+	{"k8s-data", func(n int) []byte { return stringPayload("kind: Secret\n" + strings.Repeat("data: a: b c: ", n/14)) }},
+	{"k8s-docs", func(n int) []byte { return stringPayload(strings.Repeat("kind: secret\ndata:\n---\n", n/24)) }},
 }
 
 // stringPayload is a hook event whose one long string is s.
@@ -1009,6 +1014,24 @@ func TestRedactLeavesCodeAndExamples(t *testing.T) {
 		"CRASIlMJDhJOcsPgscAAABJwe8jDx+EAAAAAABJgf8AIAAAD4OkAgAATIlsJFBKi1T4\n",                  // debug/buildinfo/testdata/go117/go117.base64
 		"\tLSH          ScanToken = -1000 - iota // << Left shift.\n",                            // cmd/asm/internal/lex/lex.go
 		"\t\tt.Errorf(\"loadCredential:\\nhave %q\\nwant %q\", got.Header, want)\n",              // cmd/go/internal/auth/auth_test.go
+		// Tables of test vectors give the same name a hex value per case.
+		"\t\tPrivateKey: \"7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534\",\n" + // crypto/ecdh/ecdh_test.go
+			"\t\tSharedSecret: \"46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b\",\n" +
+			"\t\tPrivateKey: \"3cc3122a68f0d95027ad38c067916ba0eb8c38894d22e1b15618b6818a661774ad463b205da88cf699ab4d43c9cf98a1\",\n" +
+			"\t\tSharedSecret: \"5f9d29dc5e31a163060356213669c8ce132e22f57c9a04f40ba7fcead493b457e5621e766c40a2e3d4d6a04b25e533f1\",\n" +
+			"\t\tPrivateKey:    \"77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a\",\n" +
+			"\t\tSharedSecret:  \"4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742\",\n",
+		"    \"shared_secret\": \"2fc9533e0ba8e59f0753280bc099674320bae39a0d4f817b6271789b2f4aef33\",\n" + // crypto/hpke/testdata/hpke-pq.json
+			"    \"shared_secret\": \"02a5ae918c2061093153b64a9ab0e7fd0557b83c525ae40b5105445562acf451\",\n" +
+			"    \"shared_secret\": \"82e39853d199735aa5bf8fb3fbee412de8b39ae39cbad0bd7326c3cf1f6c6232\",\n",
+		"//\ttoken          = 1*tchar\n//\ttchar = \"!\" / \"#\" / \"$\"\n",          // vendor/golang.org/x/net/http/httpguts/httplex.go
+		"//\t\"0;token=val\" => \"0\"\n",                                             // net/http/internal/chunked.go
+		"\t\t// \tgroupname:password:GID:user_list\n\t\t// groupname:password:GID\n", // os/user/listgroups_unix.go
+		"passwd:         compat\ngroup:          compat\nshadow:         compat\n",   // net/nss_test.go
+		"\t\tt.Errorf(\"enc.EncodeToken: StartElement %s\", err)\n",                  // encoding/xml/marshal_test.go
+		"\t\"secret\":                               \"\\u3299\\ufe0f\",\n",          // cmd/vendor/rsc.io/markdown/emoji.go
+		"\tconst password = \"@/?!\"\n",                                              // net/http/transport_test.go
+		"AAAAABwAAAAMAAAAAAAAAAAAAABkAAABIAAAAX19MSU5LRURJVAAAAAAAAAAgAAABAAAAB\n",   // debug/macho/testdata/clang-amd64-darwin-exec-with-rpath.base64
 	}
 	for _, text := range benign {
 		p, _ := json.Marshal(map[string]string{"text": text})
@@ -1028,6 +1051,16 @@ func TestRedactLeavesCodeAndExamples(t *testing.T) {
 		"git clone https://bot:" + g.s(alnum, 20) + "@git.example.com/acme/app.git",
 		"client := api.New(Token: \"" + g.s(alnum, 32) + "\")",
 		"curl -H \"Authorization: Bearer EAAA" + g.s(b64url, 60) + "\"", // Square
+		// A hex key given once, or once per environment, is a key.
+		"    \"shared_secret\": \"" + g.s("0123456789abcdef", 64) + "\",\n",
+		"development:\n  secret_key: " + g.s("0123456789abcdef", 128) + "\ntest:\n  secret_key: " + g.s("0123456789abcdef", 128) + "\n",
+		// A member of a PHP, Ruby or Perl hash; a quote a line leaves open.
+		"'password' => '" + g.s(alnum, 14) + "',\n",
+		"  'secret_key' => \"sk_" + g.s(alnum, 28) + "\n",
+		// Beside a comment, in a line of its own; a word with a digit.
+		"// see RFC 7230\ntoken: " + g.s(alnum, 24) + "\n",
+		"passwd: " + g.s(alnum, 12) + "\n",
+		"AKIA" + g.s(upperD, 16) + "\n",
 	}
 	for _, text := range secrets {
 		p, _ := json.Marshal(map[string]string{"text": text})
@@ -1035,5 +1068,44 @@ func TestRedactLeavesCodeAndExamples(t *testing.T) {
 		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) == 0 {
 			t.Errorf("nothing replaced in %q:\n%s", text, out)
 		}
+	}
+}
+
+// TestRedactTypicalAllocatesNothing checks that redacting a typical hook
+// event, one with no secret, allocates nothing once its scratch exists: the
+// daemon redacts every event it sends, and a scan's matches are reported
+// through the scratch.
+func TestRedactTypicalAllocatesNothing(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A scratch of its own, not payload's pool, which the race detector
+	// empties at random.
+	sc := new(scratch)
+	r.redact(sc, benchPayload, func(string) {})
+	if n := testing.AllocsPerRun(100, func() { r.redact(sc, benchPayload, func(string) {}) }); n != 0 {
+		t.Errorf("redacting a typical payload allocates %v times, want 0", n)
+	}
+}
+
+// TestRedactKubernetesSecret checks the values of a Secret's data as
+// kubectl prints them (data before kind, a value per line, names that say
+// nothing), and that a ConfigMap's data in the next YAML document stays.
+func TestRedactKubernetesSecret(t *testing.T) {
+	g := newSecretGen(11)
+	values := []string{g.s(b64std, 24) + "==", g.s(b64std, 44), g.s(b64std, 16) + "="}
+	configMap := g.s(b64std, 32)
+	yaml := "apiVersion: v1\ndata:\n  DATABASE_URL: " + values[0] + "\n  tls.crt: " + values[1] + "\n  username: " + values[2] +
+		"\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\n---\napiVersion: v1\ndata:\n  settings.json: " + configMap +
+		"\nkind: ConfigMap\nmetadata:\n  name: app-settings\n"
+	p, _ := json.Marshal(map[string]any{"tool_name": "Bash", "tool_input": map[string]any{"command": "kubectl get secret,configmap -o yaml"},
+		"tool_response": map[string]any{"stdout": yaml}})
+	out := redactString(t, string(p))
+	if left := survivors(out, values...); len(left) > 0 {
+		t.Errorf("the Secret's values %q left:\n%s", left, out)
+	}
+	if !strings.Contains(out, configMap) {
+		t.Errorf("the ConfigMap's value was replaced:\n%s", out)
 	}
 }

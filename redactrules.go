@@ -149,3 +149,174 @@ func airtablePATs(text []byte, found func(start, end int)) {
 		i += 3
 	}
 }
+
+// kubernetesSecrets finds the values of a Kubernetes Secret's data in
+// text, which is lower case: in a YAML document (between --- lines) that
+// holds kind: Secret, the name: value pairs after data: whose values are
+// base64 of ten characters or more, as gitleaks' rule reads them. The
+// first pair starts within maxDataGap bytes of data:, each next one
+// within maxDataGap of the last value's end; a value may follow a block
+// indicator (name: |). Each byte is looked at a bounded number of times.
+func kubernetesSecrets(text []byte, found func(start, end int)) {
+	docs := kindSecretDocs(text)
+	if len(docs) == 0 {
+		return
+	}
+	tried := 0 // pairs were looked for at every position before tried
+	for off := 0; ; {
+		d := bytes.Index(text[off:], []byte("data:"))
+		if d < 0 {
+			return
+		}
+		d += off
+		off = d + len("data:")
+		if d > 0 && isWordByte(text[d-1]) {
+			continue // stringdata:, metadata:
+		}
+		for len(docs) > 0 && docs[0].end <= d {
+			docs = docs[1:] // data: comes in order: no later one is in these
+		}
+		if len(docs) == 0 {
+			return
+		}
+		if d < docs[0].start {
+			continue
+		}
+		end := docs[0].end
+		from := off
+		for {
+			s, e := nextDataPair(text, max(from, tried), min(from+maxDataGap, end))
+			tried = max(tried, min(from+maxDataGap, end))
+			if s < 0 {
+				break
+			}
+			found(s, e)
+			from, tried = e, e
+		}
+	}
+}
+
+// maxDataGap bounds the text between data: and its first value, and
+// between one value and the next, as gitleaks' rule does.
+const maxDataGap = 100
+
+// secretDoc is a YAML document of a text that says kind: Secret: it starts
+// at start and ends at end (a --- line, or the text's end).
+type secretDoc struct{ start, end int }
+
+// kindSecretDocs returns the documents of text, lower case, that hold
+// kind: secret (the value quoted or not), in order.
+func kindSecretDocs(text []byte) []secretDoc {
+	var docs []secretDoc
+	for off := 0; ; {
+		k := bytes.Index(text[off:], []byte("kind:"))
+		if k < 0 {
+			return docs
+		}
+		k += off
+		off = k + len("kind:")
+		if n := len(docs); n > 0 && k < docs[n-1].end {
+			continue // in a document found already
+		}
+		v := off
+		for v < len(text) && (text[v] == ' ' || text[v] == '\t') {
+			v++
+		}
+		if v < len(text) && (text[v] == '"' || text[v] == '\'') {
+			v++
+		}
+		if !bytes.HasPrefix(text[v:], []byte("secret")) || v+6 < len(text) && isWordByte(text[v+6]) {
+			continue
+		}
+		start := bytes.LastIndex(text[:k], []byte("\n---"))
+		if n := len(docs); n > 0 {
+			start = max(start, docs[n-1].end)
+		}
+		end := bytes.Index(text[k:], []byte("\n---"))
+		if end < 0 {
+			end = len(text)
+		} else {
+			end += k
+		}
+		docs = append(docs, secretDoc{max(start, 0), end})
+		off = end
+	}
+}
+
+// nextDataPair finds the first name: value pair of a Secret's data whose
+// name starts in text[from:to] after white space, and returns its value's
+// span, or -1.
+func nextDataPair(text []byte, from, to int) (int, int) {
+	isName := func(c byte) bool { return isWordByte(c) || c == '.' || c == '-' }
+	for q := max(from, 1); q < to; q++ {
+		if !isSpace(text[q-1]) || !isName(text[q]) {
+			continue
+		}
+		k := q
+		for k < len(text) && k-q < maxLabel && isName(text[k]) {
+			k++
+		}
+		if k >= len(text) || text[k] != ':' {
+			q = k // no name starts inside this one
+			continue
+		}
+		if s, e := dataValue(text, k+1); s >= 0 {
+			return s, e
+		}
+		q = k
+	}
+	return -1, -1
+}
+
+// dataValue reads a data value that starts after a name's colon at v:
+// blanks, an optional block indicator (| or >, >-, >+) and the white space
+// after it, an optional quote and ten or more of [a-z0-9+/] with up to
+// three '=' after them. It returns the value's span, or -1.
+func dataValue(text []byte, v int) (int, int) {
+	blanks := func(k int) int {
+		for k < len(text) && k-v < maxLabel && (text[k] == ' ' || text[k] == '\t') {
+			k++
+		}
+		return k
+	}
+	k, ok := blockIndicator(text, blanks(v))
+	if !ok {
+		return -1, -1
+	}
+	k = blanks(k)
+	if k < len(text) && (text[k] == '"' || text[k] == '\'') {
+		k++
+	}
+	s := k
+	for k < len(text) && (isLetter(text[k]) || isDigit(text[k]) || text[k] == '+' || text[k] == '/') {
+		k++
+	}
+	if k-s < 10 {
+		return -1, -1
+	}
+	for pad := 0; pad < 3 && k < len(text) && text[k] == '='; pad++ {
+		k++
+	}
+	return s, k
+}
+
+// blockIndicator reads YAML's | or > (with - or + after it) at text[k]
+// and the white space after it, and returns where the value starts; ok is
+// false when an indicator has no white space after it. With no indicator,
+// the value starts at k.
+func blockIndicator(text []byte, k int) (int, bool) {
+	if k >= len(text) || text[k] != '|' && text[k] != '>' {
+		return k, true
+	}
+	k++
+	if k < len(text) && (text[k] == '-' || text[k] == '+') {
+		k++
+	}
+	w := k
+	for w < len(text) && w-k < maxLabel && isSpace(text[w]) {
+		w++
+	}
+	return w, w > k
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

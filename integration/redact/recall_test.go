@@ -12,11 +12,10 @@ import (
 	"github.com/zricethezav/gitleaks/v8/detect"
 )
 
-// recallFloor is the share of the counted secrets difflore must replace.
-// It is what the rules achieve (0.980 on branch rules: 2303 of 2349), less
-// a small margin, so that a change that lets more secrets leave fails; the
-// issue's target is 0.98.
-const recallFloor = 0.97
+// recallFloor is the share of the counted secrets difflore must replace:
+// the issue's target. The rules reach 0.984 (branch redact: 2312 of
+// 2349), no provider's secret among the misses, each named.
+const recallFloor = 0.98
 
 // secretsPerRule is how many secrets are made from each rule, and
 // triesPerRule how many tries that may take: a try gitleaks does not
@@ -37,9 +36,8 @@ type recallCase struct {
 	// when its secret group holds only a few characters of the match
 	// (jwt-base64, microsoft-teams-webhook), the whole match.
 	secret string
-	// literal is the rule's pattern in lower case without backslashes:
-	// a piece of the secret found in it is the rule's fixed text, which
-	// may stay.
+	// literal is the rule's pattern as ruleLiteral reads it: a piece of
+	// the secret found in it is the rule's fixed text, which may stay.
 	literal string
 	payload []byte
 	leak    string // how the secret left; "" when it did not
@@ -111,7 +109,7 @@ func makeCases(t *testing.T, d *detect.Detector, r config.Rule) []*recallCase {
 			path = "/home/dev/project/config" + p
 		}
 	}
-	literal := strings.ToLower(strings.ReplaceAll(r.Regex.String(), `\`, ""))
+	literal := ruleLiteral(r.Regex.String())
 	var cases []*recallCase
 	made := 0
 	for try := 0; try < triesPerRule && made < secretsPerRule; try++ {
@@ -135,6 +133,15 @@ func makeCases(t *testing.T, d *detect.Detector, r config.Rule) []*recallCase {
 		}
 	}
 	return cases
+}
+
+// ruleLiteral is a rule's pattern in lower case without backslashes and
+// without the syntax of groups and flags, white space (\s*, \s+) read as a
+// space: nuget-config-password's <add key=\"(?:(?:ClearText)?Password)\"\s*
+// reads <add key="cleartextpassword" , so that a piece of its fixed text
+// (<add key="Cl, xtPassword" ) counts as that, not as the secret leaving.
+func ruleLiteral(pattern string) string {
+	return strings.NewReplacer(`\s*`, " ", `\s+`, " ", `\`, "", "(?i)", "", "(?:", "", ")?", "", ")", "", "(", "").Replace(strings.ToLower(pattern))
 }
 
 // reported returns the secret gitleaks reports for rule in text, read from
