@@ -15,10 +15,14 @@ import (
 // JSONC (Claude Code, Cursor and Gemini CLI; Codex reads plain JSON), no
 // final newline.
 var handFormatted = map[string]string{
-	"claude": "// my Claude settings\n{\n\t\"model\":   \"opus\",  // the big one\n\t\"env\": {\"A\": \"1\"},\n\t\"hooks\": {\"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"notify.sh\"}]}]}\n}",
-	"codex":  "{\"hooks\":{\"Stop\":[{\"hooks\":[{\"type\":\"command\",\"command\":\"notify-send done\"}]}]},   \"x\" : 1}\n",
-	"cursor": "{ \"version\": 1, /* mine */ \"hooks\": { \"stop\": [ { \"command\": \"./done.sh\" } ] } }\n",
-	"gemini": "{\n  // Gemini CLI, kept by hand\n  \"general\": {\"vimMode\": true},\n  \"ui\": {\"theme\": \"GitHub\"}, // trailing comma next\n}\n",
+	"claude":   "// my Claude settings\n{\n\t\"model\":   \"opus\",  // the big one\n\t\"env\": {\"A\": \"1\"},\n\t\"hooks\": {\"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"notify.sh\"}]}]}\n}",
+	"codex":    "{\"hooks\":{\"Stop\":[{\"hooks\":[{\"type\":\"command\",\"command\":\"notify-send done\"}]}]},   \"x\" : 1}\n",
+	"cursor":   "{ \"version\": 1, /* mine */ \"hooks\": { \"stop\": [ { \"command\": \"./done.sh\" } ] } }\n",
+	"copilot":  "{\"version\":1,\"hooks\":{\"sessionEnd\":[{\"type\":\"command\",\"bash\":\"./bye.sh\"}]}}",
+	"qwen":     "{\n  // Qwen Code\n  \"model\": {\"name\": \"qwen3-coder-plus\"},\n  \"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"done.sh\"}]}]}\n}\n",
+	"droid":    "{ \"SessionEnd\": [ { \"hooks\": [ { \"type\": \"command\", \"command\": \"bye.sh\" } ] } ] }",
+	"windsurf": "{\"hooks\": {\"post_write_code\": [{\"command\": \"fmt.sh\", \"show_output\": true}]}}\n",
+	"gemini":   "{\n  // Gemini CLI, kept by hand\n  \"general\": {\"vimMode\": true},\n  \"ui\": {\"theme\": \"GitHub\"}, // trailing comma next\n}\n",
 }
 
 // handCodexConfig is a Codex config.toml of the user's, which install
@@ -104,7 +108,17 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if existing {
+				switch {
+				case existing && a.custom != nil:
+					// Cline's hooks folder, with a hook of the user's own
+					// on an event difflore wires.
+					if err := os.MkdirAll(path, 0o750); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(path, a.events[0]), []byte("#!/bin/sh\necho mine\n"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				case existing:
 					if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 						t.Fatal(err)
 					}
@@ -123,7 +137,7 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 					args = append(args, "--trust")
 				}
 				out := mustCLI(t, append(args, a.name)...)
-				if existing && !strings.Contains(out, "the file as it was: "+filepath.Join(home, "backups")) {
+				if existing && a.custom == nil && !strings.Contains(out, "the file as it was: "+filepath.Join(home, "backups")) {
 					t.Errorf("install does not say where the backup is in the data home:\n%s", out)
 				}
 				for p := range snapshot(t, userHome) {
@@ -131,7 +145,7 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 						t.Errorf("a backup beside the settings: %s", p)
 					}
 				}
-				if existing {
+				if existing && a.custom == nil {
 					bk, _ := filepath.Glob(filepath.Join(home, "backups", "*", "*.bak"))
 					if len(bk) == 0 {
 						t.Errorf("no backup in the data home")
