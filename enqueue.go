@@ -131,6 +131,7 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 			return err
 		}
 	}
+	idGiven := *id != ""
 	if *id == "" {
 		*id = newEventID(time.Now())
 	}
@@ -139,6 +140,9 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 		if payload, dead, err = judgePayload(payload, *strict, *id); err != nil {
 			return err
 		}
+	}
+	if dead == nil {
+		*kind, *id = attributeFiring(*kind, *id, payload, idGiven)
 	}
 	h, err := openHome(cfg.home, true)
 	if err != nil {

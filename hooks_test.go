@@ -159,6 +159,11 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 	for kind, payload := range want {
 		deliveries := got[kind]
 		shells := len(hookShells("x"))
+		// A payload stamped for each firing, run once per shell by this
+		// one test process, is one firing run twice: stored once.
+		if keys, stamp := topLevelKeys(payload); firingID(payload, keys, stamp, "host") != "" {
+			shells = 1
+		}
 		if len(deliveries) != shells {
 			t.Errorf("%s: delivered %d times, want %d (once per shell)", kind, len(deliveries), shells)
 		}
