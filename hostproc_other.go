@@ -33,4 +33,3 @@ func hostProcess() string {
 	}
 	return ""
 }
-
