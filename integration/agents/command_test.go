@@ -1,0 +1,76 @@
+package agents
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The agents below are installed from npm at pinned versions and run not
+// logged in, on a fresh account whose PATH does not hold difflore, with
+// the hooks 'difflore hooks install' wrote: the events each fires before
+// its model call (which fails: no login, no key, or a provider on a
+// closed loopback port) must arrive at a loopback endpoint under the
+// agent's own name, each with its session. Which events fire not logged
+// in is what the agents' probe of 2026-12-07 found
+// (../shared/fixtures/hooks/README.md).
+
+// TestCopilotCommandHooks: Copilot CLI 1.0.102 in custom-provider mode
+// (COPILOT_PROVIDER_BASE_URL, which needs no GitHub login) with the
+// provider on a closed port fires sessionStart, userPromptSubmitted and
+// userPromptTransformed before its model call, errorOccurred when the call
+// fails and sessionEnd; camelCase payloads with sessionId.
+func TestCopilotCommandHooks(t *testing.T) {
+	commandNeeds(t)
+	t.Parallel()
+	npm := commandNpm(t, "@github/copilot@1.0.102")
+	u := newCommandUser(t)
+	u.run(t, "hooks", "install", "copilot")
+	u.agent(t, 3*time.Minute, []string{
+		"COPILOT_PROVIDER_BASE_URL=http://" + closedPort(t) + "/v1",
+		"COPILOT_MODEL=gpt-5.4",
+	}, filepath.Join(npm, "node_modules", ".bin", "copilot"), "-p", "say hi")
+	checkArrived(t, "copilot", "sessionId", u.delivered(t),
+		"sessionStart", "userPromptSubmitted", "userPromptTransformed", "errorOccurred", "sessionEnd")
+}
+
+// TestQwenCommandHooks: Qwen Code 0.24.4 with no key at all fires
+// SessionStart and InstructionsLoaded, then stops: no auth type is set.
+// Its package asks for Node.js 22 and runs on 20.
+func TestQwenCommandHooks(t *testing.T) {
+	commandNeeds(t)
+	t.Parallel()
+	npm := commandNpm(t, "@qwen-code/qwen-code@0.24.4")
+	u := newCommandUser(t)
+	u.run(t, "hooks", "install", "qwen")
+	u.agent(t, 2*time.Minute, nil, filepath.Join(npm, "node_modules", ".bin", "qwen"), "-p", "say hi")
+	checkArrived(t, "qwen", "session_id", u.delivered(t), "SessionStart", "InstructionsLoaded")
+}
+
+// TestDroidCommandHooks: Factory Droid 0.225.2 with no key fires
+// SessionStart and SessionEnd around its failed login. npm's
+// @factory/cli@0.225.1 names platform packages of 0.225.1 that were never
+// published, so its launcher finds no binary: the test installs the Linux
+// binary's own package, @factory/cli-linux-x64@0.225.2.
+func TestDroidCommandHooks(t *testing.T) {
+	commandNeeds(t)
+	t.Parallel()
+	npm := commandNpm(t, "@factory/cli-linux-x64@0.225.2")
+	u := newCommandUser(t)
+	u.run(t, "hooks", "install", "droid")
+	u.agent(t, 2*time.Minute, nil, filepath.Join(npm, "node_modules", "@factory", "cli-linux-x64", "bin", "droid"), "exec", "say hi")
+	checkArrived(t, "droid", "session_id", u.delivered(t), "SessionStart", "SessionEnd")
+}
+
+// TestClineCommandHooks: Cline 3.0.65 with no key fires TaskStart, then
+// TaskError once its provider cannot be reached (about a minute of
+// retries here, with no network).
+func TestClineCommandHooks(t *testing.T) {
+	commandNeeds(t)
+	t.Parallel()
+	npm := commandNpm(t, "cline@3.0.65")
+	u := newCommandUser(t)
+	u.run(t, "hooks", "install", "cline")
+	u.agent(t, 4*time.Minute, nil, filepath.Join(npm, "node_modules", ".bin", "cline"), "say hi")
+	checkArrived(t, "cline", "taskId", u.delivered(t), "TaskStart", "TaskError")
+}
