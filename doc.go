@@ -18,7 +18,7 @@
 //	difflore redact [FILE|-]
 //	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]
-//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] [--all] claude|codex|cursor|gemini|copilot|qwen|droid|cline|windsurf
+//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] [--all] claude|codex|cursor|gemini|copilot|qwen|droid|cline|augment|windsurf
 //	difflore service print|install|uninstall systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish|powershell

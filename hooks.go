@@ -20,8 +20,9 @@ Usage:
 
 Wires an agent's hooks to 'difflore enqueue': every event the agent reports
 becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor,
-gemini, copilot, qwen, droid, cline or windsurf. install --all wires every
-one of them found on this machine, and says which it skipped and why.
+gemini, copilot, qwen, droid, cline, augment or windsurf. install --all
+wires every one of them found on this machine, and says which it skipped
+and why.
 
   print      prints the hook configuration, to merge by hand (stdout), and
              names the file it belongs in (stderr)
@@ -91,10 +92,20 @@ func (a agentSpec) settingsPath(getenv func(string) string, project string) (str
 // runs, so that an install after the binary moved replaces it.
 func (a agentSpec) kindPrefix() string { return " enqueue --kind " + a.name + "." }
 
-func (a agentSpec) isOurs(command string) bool { return strings.Contains(command, a.kindPrefix()) }
+func (a agentSpec) isOurs(command string) bool {
+	if a.script != "" {
+		return filepath.Base(command) == a.script
+	}
+	return strings.Contains(command, a.kindPrefix())
+}
 
-// hookCommand is the command line a hook runs for event.
+// hookCommand is the command line a hook runs for event; for an agent
+// that runs difflore's script, program is the script's path, and the
+// command is that alone.
 func (a agentSpec) hookCommand(program, event string, autostart bool) string {
+	if a.script != "" {
+		return program
+	}
 	c := program + a.kindPrefix() + event
 	if autostart {
 		c += " --ensure-daemon"
@@ -325,13 +336,18 @@ func hooksPrint(cfg config, a agentSpec, opts hookOptions) error {
 	if err != nil {
 		return err
 	}
-	doc := newObject()
-	if _, err := a.merge(doc, prog, opts.autostart); err != nil {
-		return err
-	}
 	path, err := a.settingsPath(cfg.getenv, "")
 	if err != nil {
 		path = filepath.Join("~", filepath.Base(a.projectDir), a.file)
+	}
+	if a.script != "" {
+		script := filepath.Join(filepath.Dir(path), a.script)
+		fmt.Fprintf(cfg.stderr, "difflore: %s hooks run %s, which install writes:\n%s", a.name, script, agentScript(a, prog, opts.autostart))
+		prog = script
+	}
+	doc := newObject()
+	if _, err := a.merge(doc, prog, opts.autostart); err != nil {
+		return err
 	}
 	// The note goes to stderr so that stdout stays JSON to redirect.
 	fmt.Fprintf(cfg.stderr, "difflore: %s hooks: merge into %s (or run 'difflore hooks install %s')\n", a.name, path, a.name)
@@ -351,7 +367,11 @@ func (a agentSpec) wiredEvents(doc *jsonValue) (events, programs []string) {
 		a.eachHook(m.value, func(h *jsonValue) {
 			if cmd, ok := h.get(a.commandKey()).str(); ok && a.isOurs(cmd) {
 				found = true
-				if p := commandProgram(cmd); p != "" && !slices.Contains(programs, p) {
+				p := commandProgram(cmd)
+				if a.script != "" {
+					p = cmd // a file run without a shell: no quoting
+				}
+				if p != "" && !slices.Contains(programs, p) {
 					programs = append(programs, p)
 				}
 			}

@@ -96,8 +96,8 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 	payloads := hookPayloads(t)
 	want := map[string][]byte{} // kind → payload
 	for _, a := range agents {
-		if a.custom != nil {
-			continue // its own test: TestClineScriptsDeliverPayloads
+		if a.custom != nil || a.script != "" {
+			continue // their own tests: TestClineScriptsDeliverPayloads, TestAugmentHooks
 		}
 		print := exec.Command(bin, "hooks", "print", a.name)
 		print.Env = hookEnv(home, userHome)
@@ -339,8 +339,8 @@ func backups(t *testing.T, path string) []string {
 func TestHooksInstall(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
-		if a.custom != nil {
-			continue // TestClineInstall
+		if a.custom != nil || a.script != "" {
+			continue // TestClineInstall, TestAugmentHooks
 		}
 		t.Run(a.name, func(t *testing.T) {
 			setUserHome(t)
@@ -1020,6 +1020,14 @@ func TestHooksPrint(t *testing.T) {
 	for _, a := range agents {
 		t.Run(a.name, func(t *testing.T) {
 			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
+			if a.script != "" {
+				for _, e := range a.events {
+					if want := `"` + a.name + "." + e + `"`; !strings.Contains(out, want) {
+						t.Errorf("output lacks %q:\n%s", want, out)
+					}
+				}
+				return
+			}
 			if a.custom != nil {
 				for _, e := range a.events {
 					if want := "exec /opt/difflore/difflore enqueue --kind " + a.name + "." + e + " --ensure-daemon\n"; !strings.Contains(out, want) {

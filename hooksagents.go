@@ -53,6 +53,10 @@ type agentSpec struct {
 	// binaries are the agent's program names, looked up on PATH to find
 	// the agent (install --all) and ask it its version (status).
 	binaries []string
+	// script, when set, is the file name of the sh script difflore writes
+	// beside the settings file, which every hook runs (Auggie): the
+	// hook's command is the script's path, and the kind its argument.
+	script string
 	// custom installs an agent whose hooks are not entries merged into one
 	// JSON file: Cline's executables, the plugin agents' plugin files.
 	custom *hookInstaller
@@ -70,6 +74,10 @@ const (
 	// styleCopilot is Copilot CLI's: event → [{type, bash, powershell,
 	// timeoutSec}], a command for each of the two shells it runs hooks in.
 	styleCopilot
+	// styleAugment is Auggie's: Claude Code's groups, with a hook's
+	// command a script file (it must be a .sh path) and its arguments in
+	// args.
+	styleAugment
 	// styleWindsurf is Windsurf's: event → [{command, show_output}], with
 	// no timeout.
 	styleWindsurf
@@ -325,6 +333,23 @@ var agents = []agentSpec{
 		// On Windows Cline runs the script in Git Bash.
 		forwardSlashes: true,
 		custom:         clineInstaller(),
+	},
+	{
+		name:    "augment",
+		display: "Auggie",
+		// Nothing fires here without Augment's backend: wired from its
+		// documented shapes and the release's bundle.
+		refVersion: "0.36.0",
+		reference:  "Auggie 0.36.0, the hookEventName literals of its bundle (docs.augmentcode.com/cli/hooks)",
+		events:     []string{"SessionStart", "PreToolUse", "PostToolUse", "Notification", "Stop", "SessionEnd"},
+		style:      styleAugment,
+		script:     "difflore-hook.sh",
+		// On Windows Auggie runs a .sh hook with bash.exe.
+		forwardSlashes: true,
+		userDir:        homeDir(".augment"),
+		projectDir:     ".augment",
+		file:           "settings.json",
+		binaries:       []string{"auggie"},
 	},
 	{
 		name:    "windsurf",

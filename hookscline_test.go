@@ -120,3 +120,98 @@ func TestClineInstall(t *testing.T) {
 		t.Errorf("after uninstall %s holds %v, want only the user's TaskStart", dir, entries)
 	}
 }
+
+// TestAugmentHooks installs Auggie's hooks for a difflore whose path has a
+// space and runs them as Auggie 0.36 does: the command, a .sh file, run
+// without a shell with the hook's args. Each payload arrives byte for byte
+// as augment.<event>, with its conversation_id as session.id; a second
+// install changes nothing; uninstall leaves the user's settings and no
+// script.
+func TestAugmentHooks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Auggie runs its .sh hooks with bash.exe on Windows, which the Windows test run has not")
+	}
+	home := testHome(t)
+	userHome := t.TempDir()
+	bin := hookBinary(t)
+	settings := filepath.Join(userHome, ".augment", "settings.json")
+	if err := os.MkdirAll(filepath.Dir(settings), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mine := []byte(handFormatted["augment"])
+	if err := os.WriteFile(settings, mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = hookEnv(home, userHome)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("hooks", "install", "augment")
+	if out := run("hooks", "install", "augment"); !strings.Contains(out, "nothing changed") {
+		t.Errorf("second install: %s", out)
+	}
+	a, _ := findAgent("augment")
+	doc, err := parseJSON(readFixture(t, settings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for _, p := range hookPayloads(t) {
+		if p.agent != "augment" {
+			continue
+		}
+		var command string
+		var args []string
+		a.eachHook(a.hooksObject(doc).get(p.event), func(h *jsonValue) {
+			if a.isOurHook(h) {
+				command, _ = h.get("command").str()
+				for _, v := range h.get("args").elems {
+					s, _ := v.str()
+					args = append(args, s)
+				}
+			}
+		})
+		if !strings.HasSuffix(command, ".sh") {
+			t.Fatalf("%s: command %q, want a .sh path", p.event, command)
+		}
+		cmd := exec.Command(command, args...)
+		cmd.Env = hookEnv(home, userHome)
+		cmd.Stdin = bytes.NewReader(p.data)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := runBounded(t, cmd); err != nil || stdout.Len() > 0 || stderr.Len() > 0 {
+			t.Errorf("%s %v: %v\nstdout: %q\nstderr: %q", command, args, err, stdout.Bytes(), stderr.Bytes())
+		}
+		want["augment."+p.event] = p.data
+	}
+	if len(want) < 3 {
+		t.Fatalf("%d Auggie payloads in testdata/hooks, want 3", len(want))
+	}
+	ep := newEndpoint(t, nil)
+	mustCLI(t, "drain", "--endpoint", ep.URL)
+	got := 0
+	for _, r := range ep.requests() {
+		for _, e := range r.batch.Events {
+			got++
+			if !bytes.Equal(e.Payload, want[e.Kind]) || sessionID(e.Payload) != "c0ffee00-1111-4222-8333-444455556666" {
+				t.Errorf("%s: delivered\n%s\nsession.id %q", e.Kind, e.Payload, sessionID(e.Payload))
+			}
+		}
+	}
+	if got != len(want) {
+		t.Errorf("delivered %d events, want %d", got, len(want))
+	}
+	run("hooks", "uninstall", "augment")
+	if b := readFixture(t, settings); !bytes.Equal(b, mine) {
+		t.Errorf("after uninstall:\n%s\nwant\n%s", b, mine)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(settings), "difflore-hook.sh")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the script is still there: %v", err)
+	}
+}

@@ -82,7 +82,7 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 			return false
 		}
 		found = true
-		a.fillHook(h, command, a.timeout(event))
+		a.fillHook(h, command, event)
 		return true
 	}
 	if a.style != styleGroups {
@@ -94,7 +94,7 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 		return nil
 	}
 	h := newObject()
-	a.fillHook(h, command, a.timeout(event))
+	a.fillHook(h, command, event)
 	if a.style != styleGroups {
 		list.elems = append(list.elems, h)
 		return nil
@@ -107,7 +107,8 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 
 // fillHook sets the fields of a difflore hook, leaving any other field a
 // user added, and the text of those that already hold the right value.
-func (a agentSpec) fillHook(h *jsonValue, command string, timeout int) {
+func (a agentSpec) fillHook(h *jsonValue, command, event string) {
+	timeout := a.timeout(event)
 	setIfDiffers := func(key string, val *jsonValue) {
 		if old := h.get(key); old == nil || !old.equal(val) {
 			h.set(key, val)
@@ -130,6 +131,17 @@ func (a agentSpec) fillHook(h *jsonValue, command string, timeout int) {
 		setIfDiffers("bash", jsonScalar(command))
 		setIfDiffers("powershell", jsonScalar("& "+command))
 		setIfDiffers("timeoutSec", jsonScalar(timeout))
+	case styleAugment:
+		// Auggie runs command as a file, without a shell, with args as
+		// its arguments: the script names the kind from its first one.
+		// No timeout: Auggie 0.36's unit for it is not documented, and
+		// its default stands.
+		setIfDiffers("type", jsonScalar("command"))
+		setIfDiffers("command", jsonScalar(command))
+		args := newArray(jsonScalar(a.name + "." + event))
+		if old := h.get("args"); old == nil || !old.equal(args) {
+			h.set("args", args)
+		}
 	case styleWindsurf:
 		// Windsurf hooks have no timeout; show_output false keeps the
 		// hook out of Cascade's view (enqueue prints nothing anyway).
@@ -491,6 +503,13 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	if err != nil {
 		return err
 	}
+	difflore := program
+	if a.script != "" {
+		// The settings name the script, which runs difflore; it is
+		// written after them, in the folder their write made (and
+		// recorded for uninstall).
+		program = filepath.Join(filepath.Dir(path), a.script)
+	}
 	var notes []string
 	var merged *jsonValue
 	changed, backup, err := editSettings(cfg, a, path, true, dryRun, func(doc *jsonValue) error {
@@ -500,6 +519,13 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	})
 	if err != nil {
 		return err
+	}
+	if a.script != "" {
+		wrote, err := writeAgentScript(cfg, a, program, difflore, opts.autostart, dryRun)
+		if err != nil {
+			return err
+		}
+		changed = changed || wrote
 	}
 	switch {
 	case !changed:
@@ -563,6 +589,13 @@ func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) (err e
 	var made []string
 	if rec := readRestoreRecord(cfg, path); rec != nil && !rec.Existed {
 		made = rec.Dirs
+	}
+	if a.script != "" {
+		// First, so that the folder install made is empty again when
+		// the settings file goes.
+		if err := removeAgentScript(cfg, a, filepath.Join(filepath.Dir(path), a.script), dryRun); err != nil {
+			return err
+		}
 	}
 	changed, backup, err := editSettings(cfg, a, path, false, dryRun, func(doc *jsonValue) error {
 		if a.name == "codex" {

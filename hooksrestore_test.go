@@ -20,6 +20,7 @@ var handFormatted = map[string]string{
 	"cursor":   "{ \"version\": 1, /* mine */ \"hooks\": { \"stop\": [ { \"command\": \"./done.sh\" } ] } }\n",
 	"copilot":  "{\"version\":1,\"hooks\":{\"sessionEnd\":[{\"type\":\"command\",\"bash\":\"./bye.sh\"}]}}",
 	"qwen":     "{\n  // Qwen Code\n  \"model\": {\"name\": \"qwen3-coder-plus\"},\n  \"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"done.sh\"}]}]}\n}\n",
+	"augment":  "{\n  \"model\": \"sonnet\",\n  \"hooks\": {\"PreToolUse\": [{\"matcher\": \"launch-process\", \"hooks\": [{\"type\": \"command\", \"command\": \"/home/me/guard.sh\"}]}]}\n}\n",
 	"droid":    "{ \"SessionEnd\": [ { \"hooks\": [ { \"type\": \"command\", \"command\": \"bye.sh\" } ] } ] }",
 	"windsurf": "{\"hooks\": {\"post_write_code\": [{\"command\": \"fmt.sh\", \"show_output\": true}]}}\n",
 	"gemini":   "{\n  // Gemini CLI, kept by hand\n  \"general\": {\"vimMode\": true},\n  \"ui\": {\"theme\": \"GitHub\"}, // trailing comma next\n}\n",
