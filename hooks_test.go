@@ -156,6 +156,14 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 			got[e.Kind] = append(got[e.Kind], e.Payload)
 		}
 	}
+	checkDeliveredOnce(t, want, got)
+}
+
+// checkDeliveredOnce checks that each payload of want (kind → payload)
+// arrived byte for byte, once per shell it was run through (once when it
+// is stamped per firing), with a session.id, and nothing else arrived.
+func checkDeliveredOnce(t *testing.T, want map[string][]byte, got map[string][]json.RawMessage) {
+	t.Helper()
 	for kind, payload := range want {
 		deliveries := got[kind]
 		shells := len(hookShells("x"))

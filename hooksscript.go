@@ -86,4 +86,3 @@ func removeAgentScript(cfg config, a agentSpec, path string, dryRun bool) error 
 	fmt.Fprintf(cfg.stdout, "removed %s\n", path)
 	return nil
 }
-
