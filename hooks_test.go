@@ -543,6 +543,16 @@ func TestHooksInstallProject(t *testing.T) {
 		"codex":  filepath.Join(".codex", "hooks.json"),
 		"cursor": filepath.Join(".cursor", "hooks.json"),
 		"gemini": filepath.Join(".gemini", "settings.json"),
+		// Copilot CLI reads a repository's .github/hooks/*.json.
+		"copilot":  filepath.Join(".github", "hooks", "difflore.json"),
+		"qwen":     filepath.Join(".qwen", "settings.json"),
+		"droid":    filepath.Join(".factory", "hooks.json"),
+		"cline":    filepath.Join(".clinerules", "hooks", "TaskStart"),
+		"augment":  filepath.Join(".augment", "difflore-hook.sh"),
+		"windsurf": filepath.Join(".windsurf", "hooks.json"),
+	}
+	if len(want) != len(agents) {
+		t.Fatalf("want names %d agents' project files, the table has %d agents", len(want), len(agents))
 	}
 	exe, err := os.Executable()
 	if err != nil {
