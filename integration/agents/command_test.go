@@ -1,7 +1,9 @@
 package agents
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,4 +75,37 @@ func TestClineCommandHooks(t *testing.T) {
 	u.run(t, "hooks", "install", "cline")
 	u.agent(t, 4*time.Minute, nil, filepath.Join(npm, "node_modules", ".bin", "cline"), "say hi")
 	checkArrived(t, "cline", "taskId", u.delivered(t), "TaskStart", "TaskError")
+}
+
+// TestCopilotRunsClaudeHooksAttributed: Copilot CLI 1.0.102 runs a
+// trusted project's .claude/settings.json, Claude Code's hook file, with
+// Claude-shaped payloads; the hooks there say --kind claude.*, and the
+// events arrive as copilot.*, named for the host that fired them. The
+// file is what 'difflore hooks print claude' prints (install writes a
+// project's settings.local.json, which Copilot does not read); the
+// project is trusted in Copilot's config.json.
+func TestCopilotRunsClaudeHooksAttributed(t *testing.T) {
+	commandNeeds(t)
+	t.Parallel()
+	npm := commandNpm(t, "@github/copilot@1.0.102")
+	u := newCommandUser(t)
+	project := filepath.Join(u.home, "project")
+	settings := u.run(t, "hooks", "print", "claude")
+	if err := os.MkdirAll(filepath.Join(project, ".claude"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(project, ".claude", "settings.json"), []byte(settings[strings.Index(settings, "{"):]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(u.home, ".copilot"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(u.home, ".copilot", "config.json"), []byte(`{"trusted_folders":["`+project+`"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u.agent(t, 3*time.Minute, []string{
+		"COPILOT_PROVIDER_BASE_URL=http://" + closedPort(t) + "/v1",
+		"COPILOT_MODEL=gpt-5.4",
+	}, filepath.Join(npm, "node_modules", ".bin", "copilot"), "-p", "say hi")
+	checkArrived(t, "copilot", "session_id", u.delivered(t), "SessionStart", "UserPromptSubmit", "SessionEnd")
 }
