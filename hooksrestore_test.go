@@ -85,6 +85,33 @@ func compareSnapshots(t *testing.T, when string, was, now map[string]fileState) 
 	}
 }
 
+// writeHandFormatted puts the agent's settings as a user has them at path
+// (handFormatted): for Cline, its hooks folder with a hook of the user's
+// own on an event difflore wires; for Codex, a config.toml beside it.
+func writeHandFormatted(t *testing.T, a agentSpec, path string) {
+	t.Helper()
+	if a.name == "cline" {
+		if err := os.MkdirAll(path, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(path, a.events[0]), []byte("#!/bin/sh\necho mine\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(handFormatted[a.name]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if a.name == "codex" {
+		if err := os.WriteFile(filepath.Join(filepath.Dir(path), "config.toml"), []byte(handCodexConfig), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestHooksUninstallGivesFilesBack installs and uninstalls each agent's
 // hooks (Codex's with --trust, which writes config.toml too) and checks
 // that the user's home is, byte for byte and mode for mode, what it was
@@ -112,28 +139,8 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				switch {
-				case existing && a.name == "cline":
-					// Cline's hooks folder, with a hook of the user's own
-					// on an event difflore wires.
-					if err := os.MkdirAll(path, 0o750); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(filepath.Join(path, a.events[0]), []byte("#!/bin/sh\necho mine\n"), 0o755); err != nil {
-						t.Fatal(err)
-					}
-				case existing:
-					if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(path, []byte(handFormatted[a.name]), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					if a.name == "codex" {
-						if err := os.WriteFile(filepath.Join(filepath.Dir(path), "config.toml"), []byte(handCodexConfig), 0o640); err != nil {
-							t.Fatal(err)
-						}
-					}
+				if existing {
+					writeHandFormatted(t, a, path)
 				}
 				before := snapshot(t, userHome)
 				args := []string{"hooks", "install", "--command", exe}
