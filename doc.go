@@ -18,7 +18,7 @@
 //	difflore redact [FILE|-]
 //	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]
-//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] claude|codex|cursor|gemini
+//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] [--all] claude|codex|cursor|gemini|copilot|qwen|droid|cline|augment|windsurf
 //	difflore service print|install|uninstall systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish|powershell
@@ -82,7 +82,11 @@
 //
 // hooks install merges difflore's hooks into an agent's user settings file
 // (~/.claude/settings.json, ~/.codex/hooks.json, ~/.cursor/hooks.json,
-// ~/.gemini/settings.json; --project DIR for a project's): every event the
+// ~/.gemini/settings.json, ~/.copilot/hooks/difflore.json,
+// ~/.qwen/settings.json, ~/.factory/hooks.json, ~/.augment/settings.json,
+// ~/.codeium/windsurf/hooks.json; Cline's ~/.cline/hooks/ gets one
+// executable per event; --project DIR for a project's; --all for every
+// agent found on the machine): every event the
 // agent's hook reference lists and that a silent hook may observe runs
 // 'difflore enqueue --kind <agent>.<event>', named by difflore's absolute
 // path, with a 10-second timeout. Every other key and hook is kept, a second
@@ -91,13 +95,17 @@
 // uninstall gives the file back byte for byte as it was before install, or
 // removes it when install made it; when it changed since, it removes only
 // difflore's hooks;
-// status says whether each agent is wired and exits 1 when a hook runs a
+// status says whether each agent is wired, and which of the wired events
+// the installed release of the agent fires, and exits 1 when a hook runs a
 // program that does not exist, or when Gemini CLI's hooksConfig.enabled,
 // which install and uninstall never change, is false. Codex runs a hook
 // only once the user trusts it, by its hash, in config.toml: install --trust
 // codex appends that trust for difflore's hooks (and nothing else),
 // uninstall removes it, and status counts the hooks Codex trusts and exits 1
-// unless it trusts them all.
+// unless it trusts them all. The kind names the host that fired a hook,
+// whatever file it came from (VS Code and Copilot CLI run Claude Code's
+// hooks), and one firing that a host runs through two of difflore's hooks
+// is stored once.
 //
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the

@@ -121,24 +121,13 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 		}
 		return keepBadUsage(cfg, bad, notes, *kind, *id, arg, args)
 	}
-	var payload []byte
-	var dead *deadLetterIn
+	var arg []byte
 	if fs.NArg() == 1 {
-		payload = []byte(fs.Arg(0))
-	} else {
-		var err error
-		if payload, dead, err = readPayload(cfg.stdin, *strict); err != nil {
-			return err
-		}
+		arg = []byte(fs.Arg(0))
 	}
-	if *id == "" {
-		*id = newEventID(time.Now())
-	}
-	if dead == nil {
-		var err error
-		if payload, dead, err = judgePayload(payload, *strict, *id); err != nil {
-			return err
-		}
+	payload, dead, err := takePayload(cfg, arg, *strict, kind, id)
+	if err != nil {
+		return err
 	}
 	h, err := openHome(cfg.home, true)
 	if err != nil {
@@ -163,6 +152,33 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: %s; kept as dead letter %s ('difflore outbox show %s' prints it)\n", dead.reason, *id, *id)
 	}
 	return nil
+}
+
+// takePayload reads the payload (arg, else standard input) and judges it,
+// and sets the event's kind and id: the id given, else the firing's
+// (attributeFiring), else a fresh one.
+func takePayload(cfg config, arg []byte, strict bool, kind, id *string) ([]byte, *deadLetterIn, error) {
+	payload := arg
+	var dead *deadLetterIn
+	if arg == nil {
+		var err error
+		if payload, dead, err = readPayload(cfg.stdin, strict); err != nil {
+			return nil, nil, err
+		}
+	}
+	idGiven := *id != ""
+	if *id == "" {
+		*id = newEventID(time.Now())
+	}
+	if dead == nil {
+		var err error
+		if payload, dead, err = judgePayload(payload, strict, *id); err != nil {
+			return nil, nil, err
+		}
+	}
+	// A dead letter keeps its fresh id: its bytes are no firing's key.
+	*kind, *id = attributeFiring(*kind, *id, payload, idGiven || dead != nil)
+	return payload, dead, nil
 }
 
 // judgePayload checks a payload read whole. It returns the JSON value to

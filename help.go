@@ -24,13 +24,15 @@ output, and names the file it belongs in on standard error.`},
 with --project: other keys and hooks are kept, a second install changes
 nothing, and a copy of the file as it was is kept in the data home
 (backups/, the last 5 per file). With --trust, Codex's config.toml trusts
-difflore's hooks, so that Codex runs them.`},
+difflore's hooks, so that Codex runs them. With --all, every agent found on
+this machine is wired, and those skipped are named, with why.`},
 		{"hooks uninstall", `Gives AGENT's settings file back as it was before install, byte for
 byte, or removes it when install made it; a file changed since loses
 difflore's hooks and nothing else.`},
 		{"hooks status", `Says, for AGENT or for every agent, whether its hooks are wired, whether
-the program they run exists and whether the agent runs them; exit 1 when
-events would be lost.`},
+the program they run exists, whether the agent runs them and which of the
+wired events the installed version of the agent fires; exit 1 when events
+would be lost.`},
 		{"config get", `Prints the value in force of KEY: the environment's, else config.toml's,
 else the default. The token is printed only with --show-token.`},
 		{"config set", `Sets KEY to VALUE in config.toml, checking it first; the file's other

@@ -14,13 +14,15 @@ import (
 const hooksUsage = `
 Usage:
   difflore hooks print [--autostart] [--command PATH] AGENT
-  difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] AGENT
+  difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] AGENT|--all
   difflore hooks uninstall [--project DIR] [--dry-run] AGENT
   difflore hooks status [--project DIR] [AGENT]
 
 Wires an agent's hooks to 'difflore enqueue': every event the agent reports
-becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor or
-gemini.
+becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor,
+gemini, copilot, qwen, droid, cline, augment or windsurf. install --all
+wires every one of them found on this machine, and says which it skipped
+and why.
 
   print      prints the hook configuration, to merge by hand (stdout), and
              names the file it belongs in (stderr)
@@ -55,148 +57,13 @@ Examples:
 // would hold the agent for the agent's default, ten minutes.
 const hookTimeout = 10
 
-// agentSpec is what difflore knows about one agent's hooks.
-type agentSpec struct {
-	name string
-	// events are the agent's hook events that difflore wires: those whose
-	// hook may print nothing and exit 0, which every agent reads as "no
-	// decision", and that only observe. Each list cites the reference it
-	// was taken from.
-	events []string
-	// flat is Cursor's shape, event → [{command, timeout}]; the others
-	// share event → [{matcher?, hooks: [{type, command, timeout}]}].
-	flat bool
-	// timeoutScale turns hookTimeout into the agent's unit.
-	timeoutScale int
-	// shortTimeouts are events whose hooks the agent allows less time, in
-	// seconds: a longer timeout only earns a warning on every run.
-	shortTimeouts map[string]int
-	// userDir is the folder of the user settings file, from the user's
-	// home and the agent's own environment variable for it; projectDir is
-	// the folder in a project.
-	userDir    func(getenv func(string) string, userHome string) string
-	projectDir string
-	file       string
-	// forwardSlashes: on Windows the agent runs hooks in Git Bash, where a
-	// backslash is an escape character.
-	forwardSlashes bool
-	// indexedTrust: the agent keys the trust it keeps for each hook by the
-	// index of its group, so removing a group must not move later ones.
-	indexedTrust bool
-}
-
-// agents lists the supported agents, in the order status reports them.
-var agents = []agentSpec{
-	{
-		name: "claude",
-		// Claude Code 2.1.328, from the event table its /hooks menu shows
-		// (the same text as code.claude.com/docs/en/hooks). Left out:
-		// WorktreeCreate and WorktreeRemove (a hook there replaces Claude's
-		// own worktree handling and must do the work), FileChanged (its
-		// matcher is the list of files to watch, the user's choice) and
-		// MessageDisplay (it runs, and is waited for, every few lines of
-		// displayed text; the same text reaches Stop and the transcript).
-		events: []string{
-			"SessionStart", "Setup", "InstructionsLoaded", "UserPromptSubmit", "UserPromptExpansion",
-			"PreToolUse", "PermissionRequest", "PermissionDenied", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
-			"Notification", "Elicitation", "ElicitationResult", "SubagentStart", "SubagentStop",
-			"TaskCreated", "TaskCompleted", "TeammateIdle", "PreCompact", "PostCompact",
-			"PreModelSwitch", "PostModelSwitch", "ConfigChange", "CwdChanged", "DirectoryAdded",
-			"Stop", "StopFailure", "SessionEnd",
-		},
-		timeoutScale: 1, // seconds
-		userDir: func(getenv func(string) string, userHome string) string {
-			if d := getenv("CLAUDE_CONFIG_DIR"); d != "" {
-				return d
-			}
-			return filepath.Join(userHome, ".claude")
-		},
-		// settings.local.json is the project file Claude keeps out of
-		// version control: the hook names this machine's difflore.
-		projectDir:     ".claude",
-		file:           "settings.json",
-		forwardSlashes: true,
-	},
-	{
-		name: "codex",
-		// Codex 0.169.0, from the hooks.json schema and the event input
-		// schemas in its release binary (codex-rs/hooks): all 14 events.
-		events: []string{
-			"SessionStart", "UserPromptSubmit", "PreModelRequest", "PostModelRequest",
-			"PreToolUse", "PermissionRequest", "PostToolUse", "SubagentStart", "SubagentStop",
-			"PreCompact", "PostCompact", "Interrupt", "Stop", "SessionEnd",
-		},
-		indexedTrust: true,
-		timeoutScale: 1, // seconds
-		// Codex 0.169.0 cuts the timeout of SessionEnd and Interrupt hooks to 3 s, with a
-		// warning on every run when it says more.
-		shortTimeouts: map[string]int{"SessionEnd": 3, "Interrupt": 3},
-		userDir: func(getenv func(string) string, userHome string) string {
-			if d := getenv("CODEX_HOME"); d != "" {
-				// Codex resolves CODEX_HOME's symlinks, and keys the
-				// trust of its hooks by the path it resolved to.
-				if resolved, err := filepath.EvalSymlinks(d); err == nil {
-					return resolved
-				}
-				return d
-			}
-			return filepath.Join(userHome, ".codex")
-		},
-		projectDir: ".codex",
-		file:       "hooks.json",
-	},
-	{
-		name: "cursor",
-		// Cursor's hook reference (cursor.com/docs/hooks, hooks.json
-		// version 1, as of May 2026). Left out: the permission hooks,
-		// preToolUse, subagentStart, beforeShellExecution,
-		// beforeMCPExecution, beforeReadFile and beforeTabFileRead, which
-		// Cursor documents as answering {"permission": …}; the after*
-		// hooks and postToolUse record the same actions once done.
-		events: []string{
-			"sessionStart", "beforeSubmitPrompt", "postToolUse", "postToolUseFailure",
-			"afterShellExecution", "afterMCPExecution", "afterFileEdit", "afterAgentThought", "afterAgentResponse",
-			"subagentStop", "preCompact", "afterTabFileEdit", "stop", "sessionEnd",
-		},
-		flat:         true,
-		timeoutScale: 1, // seconds
-		userDir: func(_ func(string) string, userHome string) string {
-			return filepath.Join(userHome, ".cursor")
-		},
-		projectDir: ".cursor",
-		file:       "hooks.json",
-	},
-	{
-		name: "gemini",
-		// Gemini CLI 0.61.0, from the HookEventName enum in its bundle
-		// (geminicli.com/docs/hooks/reference). Left out: BeforeModel,
-		// BeforeToolSelection and AfterModel, which carry the whole model
-		// request on every model call, and AfterModel runs once per
-		// streamed chunk; each is waited for before the call or the stream
-		// goes on.
-		events: []string{
-			"SessionStart", "BeforeAgent", "BeforeTool", "AfterTool", "AfterAgent",
-			"Notification", "PreCompress", "SessionEnd",
-		},
-		timeoutScale: 1000, // milliseconds
-		userDir: func(getenv func(string) string, userHome string) string {
-			if d := getenv("GEMINI_CLI_HOME"); d != "" {
-				return filepath.Join(d, ".gemini")
-			}
-			return filepath.Join(userHome, ".gemini")
-		},
-		projectDir: ".gemini",
-		file:       "settings.json",
-	},
-}
-
 func findAgent(name string) (agentSpec, error) {
 	for _, a := range agents {
 		if a.name == name {
 			return a, nil
 		}
 	}
-	return agentSpec{}, &exitError{code: 2, err: fmt.Errorf("unknown agent %q", name), hint: "agents: claude, codex, cursor, gemini"}
+	return agentSpec{}, &exitError{code: 2, err: fmt.Errorf("unknown agent %q", name), hint: "agents: " + agentNames()}
 }
 
 // settingsPath is the file an install writes: the user's, or the
@@ -208,8 +75,8 @@ func (a agentSpec) settingsPath(getenv func(string) string, project string) (str
 			return "", err
 		}
 		file := a.file
-		if a.name == "claude" {
-			file = "settings.local.json"
+		if a.projectFile != "" {
+			file = a.projectFile
 		}
 		return filepath.Join(dir, a.projectDir, file), nil
 	}
@@ -225,10 +92,20 @@ func (a agentSpec) settingsPath(getenv func(string) string, project string) (str
 // runs, so that an install after the binary moved replaces it.
 func (a agentSpec) kindPrefix() string { return " enqueue --kind " + a.name + "." }
 
-func (a agentSpec) isOurs(command string) bool { return strings.Contains(command, a.kindPrefix()) }
+func (a agentSpec) isOurs(command string) bool {
+	if a.script != "" {
+		return filepath.Base(command) == a.script
+	}
+	return strings.Contains(command, a.kindPrefix())
+}
 
-// hookCommand is the command line a hook runs for event.
+// hookCommand is the command line a hook runs for event; for an agent
+// that runs difflore's script, program is the script's path, and the
+// command is that alone.
 func (a agentSpec) hookCommand(program, event string, autostart bool) string {
+	if a.script != "" {
+		return program
+	}
 	c := program + a.kindPrefix() + event
 	if autostart {
 		c += " --ensure-daemon"
@@ -249,6 +126,7 @@ type hookOptions struct {
 	autostart bool
 	command   string // the program to run; empty for this difflore
 	trust     bool   // codex: trust the hooks in config.toml
+	all       bool   // install: every agent found on this machine
 }
 
 // program is the first word of every hook command: the absolute path of
@@ -399,6 +277,7 @@ func hooksFlags(cfg config, name, sub string) (*flag.FlagSet, *hookOptions, *str
 	}
 	if all || sub == "install" {
 		fl.BoolVar(&opts.trust, "trust", false, "codex: trust difflore's hooks in Codex's config.toml, so that Codex runs them")
+		fl.BoolVar(&opts.all, "all", false, "wire every agent found on this machine (on PATH, or its settings folder exists)")
 	}
 	return fl, &opts, &project, &dryRun
 }
@@ -407,12 +286,18 @@ func hooksFlags(cfg config, name, sub string) (*flag.FlagSet, *hookOptions, *str
 func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, project string, dryRun bool) error {
 	if sub == "status" {
 		if fl.NArg() > 1 {
-			return &exitError{code: 2, err: errors.New("hooks status takes at most one agent"), hint: "agents: claude, codex, cursor, gemini"}
+			return &exitError{code: 2, err: errors.New("hooks status takes at most one agent"), hint: "agents: " + agentNames()}
 		}
 		return hooksStatus(cfg, fl.Arg(0), project)
 	}
+	if opts.all {
+		if sub != "install" || fl.NArg() != 0 || project != "" {
+			return &exitError{code: 2, err: errors.New("--all is for 'hooks install', with no agent and no --project"), hint: "difflore hooks install --all"}
+		}
+		return hooksInstallAll(cfg, opts, dryRun)
+	}
 	if fl.NArg() != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("hooks %s takes one agent", sub), hint: "agents: claude, codex, cursor, gemini"}
+		return &exitError{code: 2, err: fmt.Errorf("hooks %s takes one agent", sub), hint: "agents: " + agentNames()}
 	}
 	a, err := findAgent(fl.Arg(0))
 	if err != nil {
@@ -420,6 +305,21 @@ func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, projec
 	}
 	if opts.trust && a.name != "codex" {
 		return &exitError{code: 2, err: fmt.Errorf("--trust is for codex, not %s", a.name), hint: "only Codex asks the user to trust each hook"}
+	}
+	return hooksDo(cfg, sub, a, opts, project, dryRun)
+}
+
+// hooksDo runs print, install or uninstall for one agent, through its
+// own installer when it has one.
+func hooksDo(cfg config, sub string, a agentSpec, opts hookOptions, project string, dryRun bool) error {
+	if c := a.custom; c != nil {
+		switch sub {
+		case "print":
+			return c.print(cfg, a, opts)
+		case "install":
+			return c.install(cfg, a, opts, project, dryRun)
+		}
+		return c.uninstall(cfg, a, project, dryRun)
 	}
 	switch sub {
 	case "print":
@@ -436,13 +336,18 @@ func hooksPrint(cfg config, a agentSpec, opts hookOptions) error {
 	if err != nil {
 		return err
 	}
-	doc := newObject()
-	if _, err := a.merge(doc, prog, opts.autostart); err != nil {
-		return err
-	}
 	path, err := a.settingsPath(cfg.getenv, "")
 	if err != nil {
 		path = filepath.Join("~", filepath.Base(a.projectDir), a.file)
+	}
+	if a.script != "" {
+		script := filepath.Join(filepath.Dir(path), a.script)
+		fmt.Fprintf(cfg.stderr, "difflore: %s hooks run %s, which install writes:\n%s", a.name, script, agentScript(a, prog, opts.autostart))
+		prog = script
+	}
+	doc := newObject()
+	if _, err := a.merge(doc, prog, opts.autostart); err != nil {
+		return err
 	}
 	// The note goes to stderr so that stdout stays JSON to redirect.
 	fmt.Fprintf(cfg.stderr, "difflore: %s hooks: merge into %s (or run 'difflore hooks install %s')\n", a.name, path, a.name)
@@ -453,16 +358,20 @@ func hooksPrint(cfg config, a agentSpec, opts hookOptions) error {
 // wiredEvents returns the agent's events that have a difflore hook in doc,
 // and the programs those hooks run.
 func (a agentSpec) wiredEvents(doc *jsonValue) (events, programs []string) {
-	hooks := doc.get("hooks")
+	hooks := a.hooksObject(doc)
 	if hooks == nil || hooks.kind != '{' {
 		return nil, nil
 	}
 	for _, m := range hooks.members {
 		found := false
 		a.eachHook(m.value, func(h *jsonValue) {
-			if cmd, ok := h.get("command").str(); ok && a.isOurs(cmd) {
+			if cmd, ok := h.get(a.commandKey()).str(); ok && a.isOurs(cmd) {
 				found = true
-				if p := commandProgram(cmd); p != "" && !slices.Contains(programs, p) {
+				p := commandProgram(cmd)
+				if a.script != "" {
+					p = cmd // a file run without a shell: no quoting
+				}
+				if p != "" && !slices.Contains(programs, p) {
 					programs = append(programs, p)
 				}
 			}

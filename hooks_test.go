@@ -49,7 +49,7 @@ func hookEnv(home, userHome string) []string {
 	return append(os.Environ(), asMainEnv+"=1", "DIFFLORE_HOME="+home,
 		"DIFFLORE_CLOUD_URL=", "DIFFLORE_CLOUD_TOKEN=", "DIFFLORE_AUTOSTART=",
 		"HOME="+userHome, "USERPROFILE="+userHome,
-		"CLAUDE_CONFIG_DIR=", "CODEX_HOME=", "GEMINI_CLI_HOME=")
+		"CLAUDE_CONFIG_DIR=", "CODEX_HOME=", "GEMINI_CLI_HOME=", "COPILOT_HOME=")
 }
 
 // hookPayload is one payload of testdata/hooks.
@@ -98,6 +98,9 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 	payloads := hookPayloads(t)
 	want := map[string][]byte{} // kind → payload
 	for _, a := range agents {
+		if a.custom != nil || a.script != "" {
+			continue // their own tests: TestClineScriptsDeliverPayloads, TestAugmentHooks
+		}
 		print := exec.Command(bin, "hooks", "print", a.name)
 		print.Env = hookEnv(home, userHome)
 		var stderr bytes.Buffer
@@ -117,7 +120,7 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 			}
 			n++
 			command := ""
-			a.eachHook(doc.get("hooks").get(p.event), func(h *jsonValue) { command, _ = h.get("command").str() })
+			a.eachHook(a.hooksObject(doc).get(p.event), func(h *jsonValue) { command, _ = h.get(a.commandKey()).str() })
 			if command == "" {
 				t.Errorf("%s: hooks print %s wires no command for %s", p.file, a.name, p.event)
 				continue
@@ -155,15 +158,33 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 			got[e.Kind] = append(got[e.Kind], e.Payload)
 		}
 	}
+	checkDeliveredOnce(t, want, got)
+}
+
+// checkDeliveredOnce checks that each payload of want (kind → payload)
+// arrived byte for byte, once per shell it was run through (once when it
+// is stamped per firing), with a session.id, and nothing else arrived.
+func checkDeliveredOnce(t *testing.T, want map[string][]byte, got map[string][]json.RawMessage) {
+	t.Helper()
 	for kind, payload := range want {
 		deliveries := got[kind]
 		shells := len(hookShells("x"))
+		// A payload stamped for each firing, run once per shell by this
+		// one test process, is one firing run twice: stored once.
+		if keys, stamp := topLevelKeys(payload); firingID(payload, keys, stamp, "host") != "" {
+			shells = 1
+		}
 		if len(deliveries) != shells {
 			t.Errorf("%s: delivered %d times, want %d (once per shell)", kind, len(deliveries), shells)
 		}
 		for _, d := range deliveries {
 			if !bytes.Equal(d, payload) {
 				t.Errorf("%s: delivered\n%s\nwant\n%s", kind, d, payload)
+			}
+			// Every agent here names its session, each in a field of its
+			// own: the OTLP record's session.id is that.
+			if sessionID(d) == "" {
+				t.Errorf("%s: no session.id read from\n%s", kind, d)
 			}
 		}
 	}
@@ -229,6 +250,35 @@ var agentSettings = map[string]string{
     }
 }
 `,
+	"copilot": `{
+    "version": 1,
+    "hooks": {
+        "preToolUse": [{"type": "command", "bash": "./guard.sh", "powershell": "./guard.ps1", "timeoutSec": 5}],
+        "userPromptSubmitted": [{"type": "command", "bash": "log-prompt", "timeoutSec": 30}]
+    }
+}
+`,
+	"qwen": `{
+    "security": {"auth": {"selectedType": "openai"}},
+    "hooks": {
+        "PreToolUse": [{"matcher": "run_shell_command", "hooks": [{"type": "command", "command": "guard.sh", "timeout": 5000}]}],
+        "MessageDisplay": [{"hooks": [{"type": "command", "command": "speak.sh"}]}]
+    },
+    "model": {"name": "qwen3-coder-plus"}
+}
+`,
+	"droid": `{
+    "PreToolUse": [{"matcher": "Execute", "hooks": [{"type": "command", "command": "~/bin/guard.sh", "timeout": 5}]}],
+    "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]
+}
+`,
+	"windsurf": `{
+    "hooks": {
+        "pre_run_command": [{"command": "python3 guard.py", "show_output": true}],
+        "post_write_code": [{"command": "prettier --write", "show_output": false}]
+    }
+}
+`,
 	"gemini": `{
     "general": {"vimMode": true},
     "security": {"auth": {"selectedType": "gemini-api-key"}},
@@ -248,7 +298,7 @@ func setUserHome(t *testing.T) string {
 	dir := t.TempDir()
 	t.Setenv("HOME", dir)
 	t.Setenv("USERPROFILE", dir)
-	for _, v := range []string{"CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME"} {
+	for _, v := range []string{"CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME", "COPILOT_HOME"} {
 		t.Setenv(v, "")
 	}
 	return dir
@@ -299,6 +349,9 @@ func backups(t *testing.T, path string) []string {
 func TestHooksInstall(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
+		if a.custom != nil || a.script != "" {
+			continue // TestClineInstall, TestAugmentHooks
+		}
 		t.Run(a.name, func(t *testing.T) {
 			setUserHome(t)
 			path, err := a.settingsPath(os.Getenv, "")
@@ -340,7 +393,7 @@ func TestHooksInstall(t *testing.T) {
 			if !sameSet(events, a.events) || !slices.Equal(programs, []string{"/opt/difflore/difflore"}) {
 				t.Errorf("wired %v running %v, want every event running /opt/difflore/difflore", events, programs)
 			}
-			checkUserSettingsKept(t, original, installed, doc)
+			checkUserSettingsKept(t, a, original, installed, doc)
 			checkBackup(t, path, original)
 
 			// A second install changes nothing.
@@ -379,7 +432,7 @@ func TestHooksInstall(t *testing.T) {
 // checkUserSettingsKept checks that every key and hook of the user's in
 // original is still in the installed file, first, and that its indentation
 // is kept.
-func checkUserSettingsKept(t *testing.T, original, installed []byte, doc *jsonValue) {
+func checkUserSettingsKept(t *testing.T, a agentSpec, original, installed []byte, doc *jsonValue) {
 	t.Helper()
 	// Every key and hook of the user's is still there, first.
 	orig, _ := parseJSON(original)
@@ -387,20 +440,27 @@ func checkUserSettingsKept(t *testing.T, original, installed []byte, doc *jsonVa
 		if m.key != doc.members[i].key {
 			t.Errorf("key %d is %q, was %q: keys reordered", i, doc.members[i].key, m.key)
 		}
-		if m.key == "hooks" {
+		if m.key == "hooks" || a.topLevel && m.value.kind == '[' {
 			continue
 		}
 		if !m.value.equal(doc.members[i].value) {
 			t.Errorf("%s changed", m.key)
 		}
 	}
-	for _, m := range orig.get("hooks").members {
+	for _, m := range a.hooksObject(orig).members {
+		if m.value.kind != '[' {
+			continue
+		}
 		was := m.value.elems[0]
-		if now := doc.get("hooks").get(m.key).elems[0]; !was.equal(now) {
+		if now := a.hooksObject(doc).get(m.key).elems[0]; !was.equal(now) {
 			t.Errorf("the user's hook on %s changed or moved:\n%s", m.key, encodeJSON(now, "  "))
 		}
 	}
-	if !bytes.Contains(installed, []byte("\n    \"hooks\": {")) {
+	indented := "\n    \"hooks\": {"
+	if a.topLevel {
+		indented = "\n    \"" + orig.members[0].key + "\": "
+	}
+	if !bytes.Contains(installed, []byte(indented)) {
 		t.Errorf("indentation not kept:\n%.300s", installed)
 	}
 }
@@ -429,7 +489,7 @@ func checkOneHookPerEvent(t *testing.T, a agentSpec, doc *jsonValue) {
 	t.Helper()
 	for _, e := range a.events {
 		count := 0
-		a.eachHook(doc.get("hooks").get(e), func(h *jsonValue) {
+		a.eachHook(a.hooksObject(doc).get(e), func(h *jsonValue) {
 			if a.isOurHook(h) {
 				count++
 			}
@@ -445,6 +505,9 @@ func checkOneHookPerEvent(t *testing.T, a agentSpec, doc *jsonValue) {
 func TestHooksInstallFreshFile(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
+		if a.custom != nil {
+			continue // TestClineInstall
+		}
 		t.Run(a.name, func(t *testing.T) {
 			setUserHome(t)
 			path, _ := a.settingsPath(os.Getenv, "")
@@ -482,6 +545,16 @@ func TestHooksInstallProject(t *testing.T) {
 		"codex":  filepath.Join(".codex", "hooks.json"),
 		"cursor": filepath.Join(".cursor", "hooks.json"),
 		"gemini": filepath.Join(".gemini", "settings.json"),
+		// Copilot CLI reads a repository's .github/hooks/*.json.
+		"copilot":  filepath.Join(".github", "hooks", "difflore.json"),
+		"qwen":     filepath.Join(".qwen", "settings.json"),
+		"droid":    filepath.Join(".factory", "hooks.json"),
+		"cline":    filepath.Join(".clinerules", "hooks", "TaskStart"),
+		"augment":  filepath.Join(".augment", "difflore-hook.sh"),
+		"windsurf": filepath.Join(".windsurf", "hooks.json"),
+	}
+	if len(want) != len(agents) {
+		t.Fatalf("want names %d agents' project files, the table has %d agents", len(want), len(agents))
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -967,6 +1040,25 @@ func TestHooksPrint(t *testing.T) {
 	for _, a := range agents {
 		t.Run(a.name, func(t *testing.T) {
 			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
+			if a.script != "" {
+				for _, e := range a.events {
+					if want := `"` + a.name + "." + e + `"`; !strings.Contains(out, want) {
+						t.Errorf("output lacks %q:\n%s", want, out)
+					}
+				}
+				return
+			}
+			if a.custom != nil {
+				if a.name != "cline" {
+					return // an agent of its own installer prints what its own tests check
+				}
+				for _, e := range a.events {
+					if want := "exec /opt/difflore/difflore enqueue --kind " + a.name + "." + e + " --ensure-daemon\n"; !strings.Contains(out, want) {
+						t.Errorf("output lacks %q:\n%s", want, out)
+					}
+				}
+				return
+			}
 			doc, err := parseJSON([]byte(out))
 			if err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, out)

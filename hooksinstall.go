@@ -34,7 +34,7 @@ const maxSettingsFile = 16 << 20
 // and returns warnings for the user. A difflore hook on an event difflore no
 // longer wires is removed.
 func (a agentSpec) merge(doc *jsonValue, program string, autostart bool) ([]string, error) {
-	hooks := doc.get("hooks")
+	hooks := a.hooksObject(doc)
 	if hooks == nil {
 		hooks = newObject()
 		doc.set("hooks", hooks)
@@ -43,7 +43,7 @@ func (a agentSpec) merge(doc *jsonValue, program string, autostart bool) ([]stri
 		return nil, errors.New(`"hooks" is not an object`)
 	}
 	var notes []string
-	if a.name == "cursor" && doc.get("version") == nil {
+	if (a.style == styleFlat || a.style == styleCopilot) && doc.get("version") == nil {
 		doc.members = slices.Insert(doc.members, 0, jsonMember{key: "version", rawKey: []byte(`"version"`), value: jsonScalar(1)})
 	}
 	if a.name == "gemini" && geminiHooksOff(doc) {
@@ -82,10 +82,10 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 			return false
 		}
 		found = true
-		a.fillHook(h, command, a.timeout(event))
+		a.fillHook(h, command, event)
 		return true
 	}
-	if a.flat {
+	if a.style != styleGroups {
 		list.elems = slices.DeleteFunc(list.elems, func(h *jsonValue) bool { return !keep(h) })
 	} else {
 		a.filterGroups(list, keep)
@@ -94,8 +94,8 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 		return nil
 	}
 	h := newObject()
-	a.fillHook(h, command, a.timeout(event))
-	if a.flat {
+	a.fillHook(h, command, event)
+	if a.style != styleGroups {
 		list.elems = append(list.elems, h)
 		return nil
 	}
@@ -107,22 +107,62 @@ func (a agentSpec) mergeEvent(hooks *jsonValue, event, command string) error {
 
 // fillHook sets the fields of a difflore hook, leaving any other field a
 // user added, and the text of those that already hold the right value.
-func (a agentSpec) fillHook(h *jsonValue, command string, timeout int) {
+func (a agentSpec) fillHook(h *jsonValue, command, event string) {
+	timeout := a.timeout(event)
 	setIfDiffers := func(key string, val *jsonValue) {
 		if old := h.get(key); old == nil || !old.equal(val) {
 			h.set(key, val)
 		}
 	}
-	if !a.flat {
+	switch a.style {
+	case styleGroups:
 		setIfDiffers("type", jsonScalar("command"))
+		setIfDiffers("command", jsonScalar(command))
+		setIfDiffers("timeout", jsonScalar(timeout))
+	case styleFlat:
+		setIfDiffers("command", jsonScalar(command))
+		setIfDiffers("timeout", jsonScalar(timeout))
+	case styleCopilot:
+		// Copilot CLI runs bash on Unix and PowerShell on Windows. The
+		// program is written for this machine's shell (shellWord): a
+		// plain path, or one single-quoted on Unix, which PowerShell
+		// runs only through its call operator, &.
+		setIfDiffers("type", jsonScalar("command"))
+		setIfDiffers("bash", jsonScalar(command))
+		setIfDiffers("powershell", jsonScalar("& "+command))
+		setIfDiffers("timeoutSec", jsonScalar(timeout))
+	case styleAugment:
+		// Auggie runs command as a file, without a shell, with args as
+		// its arguments: the script names the kind from its first one.
+		// No timeout: Auggie 0.36's unit for it is not documented, and
+		// its default stands.
+		setIfDiffers("type", jsonScalar("command"))
+		setIfDiffers("command", jsonScalar(command))
+		args := newArray(jsonScalar(a.name + "." + event))
+		if old := h.get("args"); old == nil || !old.equal(args) {
+			h.set("args", args)
+		}
+	case styleWindsurf:
+		// Windsurf hooks have no timeout; show_output false keeps the
+		// hook out of Cascade's view (enqueue prints nothing anyway).
+		setIfDiffers("command", jsonScalar(command))
+		setIfDiffers("show_output", jsonScalar(false))
 	}
-	setIfDiffers("command", jsonScalar(command))
-	setIfDiffers("timeout", jsonScalar(timeout))
 }
 
 func (a agentSpec) isOurHook(h *jsonValue) bool {
-	cmd, ok := h.get("command").str()
+	cmd, ok := h.get(a.commandKey()).str()
 	return ok && a.isOurs(cmd)
+}
+
+// hooksObject is the object of doc, a settings file's top-level object,
+// whose keys are the events: its "hooks" member, or doc itself for an
+// agent that keeps them at the top level; nil when there is none yet.
+func (a agentSpec) hooksObject(doc *jsonValue) *jsonValue {
+	if a.topLevel {
+		return doc
+	}
+	return doc.get("hooks")
 }
 
 // eachHook calls fn for every hook entry of one event's list.
@@ -131,7 +171,7 @@ func (a agentSpec) eachHook(list *jsonValue, fn func(h *jsonValue)) {
 		return
 	}
 	for _, e := range list.elems {
-		if a.flat {
+		if a.style != styleGroups {
 			fn(e)
 			continue
 		}
@@ -189,7 +229,7 @@ func (a agentSpec) removeHooks(hooks *jsonValue, which func(event string) bool) 
 			return false
 		}
 		before := removed
-		if a.flat {
+		if a.style != styleGroups {
 			list.elems = slices.DeleteFunc(list.elems, drop)
 		} else {
 			a.filterGroups(list, func(h *jsonValue) bool { return !drop(h) })
@@ -203,7 +243,7 @@ func (a agentSpec) removeHooks(hooks *jsonValue, which func(event string) bool) 
 // them when nothing else is left in it, so that the file returns to what
 // it was. It returns how many hooks it removed.
 func (a agentSpec) unmerge(doc *jsonValue) int {
-	hooks := doc.get("hooks")
+	hooks := a.hooksObject(doc)
 	if hooks == nil || hooks.kind != '{' {
 		return 0
 	}
@@ -211,11 +251,10 @@ func (a agentSpec) unmerge(doc *jsonValue) int {
 	if removed == 0 {
 		return 0
 	}
-	if len(hooks.members) == 0 {
+	if len(hooks.members) == 0 && !a.topLevel {
 		doc.remove("hooks")
 	}
-	switch a.name {
-	case "cursor":
+	if a.style == styleFlat || a.style == styleCopilot {
 		if len(doc.members) == 1 && doc.members[0].key == "version" {
 			doc.remove("version")
 		}
@@ -464,6 +503,13 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	if err != nil {
 		return err
 	}
+	difflore := program
+	if a.script != "" {
+		// The settings name the script, which runs difflore; it is
+		// written after them, in the folder their write made (and
+		// recorded for uninstall).
+		program = filepath.Join(filepath.Dir(path), a.script)
+	}
 	var notes []string
 	var merged *jsonValue
 	changed, backup, err := editSettings(cfg, a, path, true, dryRun, func(doc *jsonValue) error {
@@ -473,6 +519,13 @@ func hooksInstall(cfg config, a agentSpec, opts hookOptions, project string, dry
 	})
 	if err != nil {
 		return err
+	}
+	if a.script != "" {
+		wrote, err := writeAgentScript(cfg, a, program, difflore, opts.autostart, dryRun)
+		if err != nil {
+			return err
+		}
+		changed = changed || wrote
 	}
 	switch {
 	case !changed:
@@ -537,6 +590,13 @@ func hooksUninstall(cfg config, a agentSpec, project string, dryRun bool) (err e
 	if rec := readRestoreRecord(cfg, path); rec != nil && !rec.Existed {
 		made = rec.Dirs
 	}
+	if a.script != "" {
+		// First, so that the folder install made is empty again when
+		// the settings file goes.
+		if err := removeAgentScript(cfg, a, filepath.Join(filepath.Dir(path), a.script), dryRun); err != nil {
+			return err
+		}
+	}
 	changed, backup, err := editSettings(cfg, a, path, false, dryRun, func(doc *jsonValue) error {
 		if a.name == "codex" {
 			trust = a.codexTrustEntries(path, doc)
@@ -585,7 +645,10 @@ func hooksStatus(cfg config, name, project string) error {
 	var broken, hints []string
 	for _, a := range list {
 		line, ok, hint := a.status(cfg, project)
-		fmt.Fprintf(cfg.stdout, "%-7s %s\n", a.name, line)
+		fmt.Fprintf(cfg.stdout, "%-8s %s\n", a.name, line)
+		if hooksWired(line) {
+			fmt.Fprintf(cfg.stdout, "%-8s %s\n", "", a.versionTruth(a.installedVersion()))
+		}
 		if !ok {
 			broken = append(broken, a.name)
 			if hint != "" {
@@ -603,6 +666,9 @@ func hooksStatus(cfg config, name, project string) error {
 // status is one agent's line of 'hooks status', whether all is well and,
 // when not, what to do about it.
 func (a agentSpec) status(cfg config, project string) (string, bool, string) {
+	if a.custom != nil {
+		return a.custom.status(cfg, a, project)
+	}
 	path, err := a.settingsPath(cfg.getenv, project)
 	if err != nil {
 		return err.Error(), false, ""
@@ -622,6 +688,23 @@ func (a agentSpec) status(cfg config, project string) (string, bool, string) {
 	if len(events) == 0 {
 		return "not wired (" + path + ")", true, ""
 	}
+	line, ok := wiredLine(a, events, programs, path)
+	if a.name == "gemini" && geminiHooksOff(doc) {
+		line += "; but hooksConfig.enabled is " + string(doc.get("hooksConfig").get("enabled").raw) + ", so Gemini CLI runs no hook"
+		return line, false, "set hooksConfig.enabled to true in " + path + ", or remove it (true is the default)"
+	}
+	if !ok {
+		return line, false, "run 'difflore hooks install " + a.name + "' to point them at this difflore"
+	}
+	if a.name == "codex" {
+		return a.codexTrustStatus(cfg, line, path, project, doc)
+	}
+	return line, true, ""
+}
+
+// wiredLine says which of the agent's events are wired in path and which
+// programs they run; ok is false when one of those does not exist.
+func wiredLine(a agentSpec, events, programs []string, path string) (string, bool) {
 	state := "wired"
 	if len(events) < len(a.events) {
 		state = "partly wired"
@@ -636,17 +719,7 @@ func (a agentSpec) status(cfg config, project string) (string, bool, string) {
 			ok = false
 		}
 	}
-	if a.name == "gemini" && geminiHooksOff(doc) {
-		line += "; but hooksConfig.enabled is " + string(doc.get("hooksConfig").get("enabled").raw) + ", so Gemini CLI runs no hook"
-		return line, false, "set hooksConfig.enabled to true in " + path + ", or remove it (true is the default)"
-	}
-	if !ok {
-		return line, false, "run 'difflore hooks install " + a.name + "' to point them at this difflore"
-	}
-	if a.name == "codex" {
-		return a.codexTrustStatus(cfg, line, path, project, doc)
-	}
-	return line, true, ""
+	return line, ok
 }
 
 // programExists reports whether a hook's program can be found: a path as

@@ -193,7 +193,7 @@ func commands() []commandSpec {
 			[]string{"--check-time"}},
 		{"logs", "print or follow the daemon's log", cmdLogs, []string{"-f", "-n"}},
 		{"hooks", "wire an agent's hooks to difflore: install, uninstall, status, print", noCtx(cmdHooks),
-			[]string{"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "--trust", "claude", "codex", "cursor", "gemini"}},
+			append([]string{"print", "install", "uninstall", "status", "--autostart", "--command", "--project", "--dry-run", "--trust", "--all"}, agentList()...)},
 		{"service", "run the daemon as a systemd, launchd or Windows service: print, install, uninstall", noCtx(cmdService),
 			[]string{"print", "install", "uninstall", "systemd", "launchd", "windows"}},
 		{"config", "show and edit the settings in config.toml: get, set, unset, list, path", noCtx(cmdConfig),

@@ -139,10 +139,16 @@ func appendLogRecord(b []byte, e event, observedNano string) []byte {
 
 // sessionIDKeys are the top-level payload fields that name the agent's
 // session, in order of preference: session_id (Claude Code, Gemini CLI,
-// Codex hooks), conversation_id (Cursor), thread-id (Codex's notify). The
-// agents' own OpenTelemetry events carry the same id as session.id, so a
-// backend joins difflore's records to them.
-var sessionIDKeys = [...]string{"session_id", "conversation_id", "thread-id"}
+// Codex hooks, Qwen Code, Factory Droid, Copilot CLI's PascalCase hooks,
+// VS Code), conversation_id (Cursor), thread-id (Codex's notify),
+// sessionId (Copilot CLI's camelCase hooks), taskId (Cline, whose task is
+// its conversation), sessionID (OpenCode's and Kilo's plugins),
+// trajectory_id (Windsurf's Cascade). The agents' own OpenTelemetry events
+// carry the same id as session.id, so a backend joins difflore's records
+// to them. Kiro's hooks carry no session at all: its events go without
+// session.id rather than under one difflore made up, which a backend would
+// take for the agent's own.
+var sessionIDKeys = [...]string{"session_id", "conversation_id", "thread-id", "sessionId", "taskId", "sessionID", "trajectory_id"}
 
 // sessionID returns the session id at the top level of a payload, empty
 // when there is none (or it is not a string). Most payloads are skipped by

@@ -103,6 +103,10 @@ func floorInsert(path, id string, payload []byte, created time.Time) error {
 // (events/s; wake-us is the wake-up alone), beside floorInsert, and
 // inserting on a connection that stays open (conn-events/s). The
 // whole-process figure, with the Go runtime start, is bench/run.sh's.
+// benchStampedPayload is Copilot CLI's PascalCase UserPromptSubmit
+// (testdata/hosts), a payload stamped for each firing.
+var benchStampedPayload = []byte(`{"hook_event_name":"UserPromptSubmit","session_id":"00232d52-f18e-44c9-9c65-198ae4b61867","timestamp":"2026-12-07T13:10:07.408Z","cwd":"/home/dev/project","prompt":"hi"}`)
+
 func BenchmarkEnqueue(b *testing.B) {
 	ob, h := newBenchOutbox(b)
 	path := h.path(dbFileName)
@@ -127,7 +131,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		w.release()
 	}()
 	var ids benchIDs
-	var tEnq, tFloor, tConn, tWake time.Duration
+	var tEnq, tFloor, tConn, tWake, tAttr time.Duration
 	n := 0
 	for b.Loop() {
 		t0 := time.Now()
@@ -147,8 +151,15 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 		t3 := time.Now()
 		tEnq, tFloor, tConn = tEnq+t1.Sub(t0), tFloor+t2.Sub(t1), tConn+t3.Sub(t2)
+		// What enqueue adds before the insert to name the host and key
+		// the firing, on a stamped payload (the slow path: the host
+		// process is looked up and the payload hashed).
+		attributeFiring("claude.UserPromptSubmit", "", benchStampedPayload, false)
+		tAttr += time.Since(t3)
 		n++
 	}
+	b.ReportMetric(float64(tAttr.Microseconds())/float64(n), "attribute-us")
+	b.ReportMetric(tAttr.Seconds()/tEnq.Seconds(), "x-attribute")
 	b.ReportMetric(float64(n)/tEnq.Seconds(), "events/s")
 	b.ReportMetric(float64(n)/tFloor.Seconds(), "floor-events/s")
 	b.ReportMetric(tEnq.Seconds()/tFloor.Seconds(), "x-floor")

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// hooksInstallAll is 'hooks install --all': it wires every agent found on
+// this machine, through the same installer 'hooks install AGENT' runs, and
+// says which it wired and which it skipped, and why. An agent that fails
+// does not stop the others; the command fails when one did.
+func hooksInstallAll(cfg config, opts hookOptions, dryRun bool) error {
+	var wired, failed []string
+	for _, a := range agents {
+		found, why := a.found(cfg.getenv)
+		if !found {
+			fmt.Fprintf(cfg.stdout, "skipped %s: %s\n", a.name, why)
+			continue
+		}
+		fmt.Fprintf(cfg.stdout, "%s: found (%s)\n", a.name, why)
+		o := opts
+		o.all = false
+		if err := hooksDo(cfg, "install", a, o, "", dryRun); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: %s: %v\n", a.name, err)
+			failed = append(failed, a.name)
+			continue
+		}
+		wired = append(wired, a.name)
+	}
+	switch {
+	case len(wired) == 0 && len(failed) == 0:
+		fmt.Fprintln(cfg.stdout, "no agent found on this machine; nothing installed")
+	case len(wired) > 0 && !dryRun:
+		fmt.Fprintf(cfg.stdout, "wired: %s\n", strings.Join(wired, ", "))
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("could not wire %s", strings.Join(failed, ", ")),
+			hint: "run 'difflore hooks install AGENT' for each to see why"}
+	}
+	return nil
+}
+
+// found reports whether the agent is on this machine, and why it was
+// taken to be, or not: one of its programs is on PATH, or the folder of
+// its settings exists (an agent installed outside PATH, as desktop
+// applications are, has made it on its first run).
+func (a agentSpec) found(getenv func(string) string) (bool, string) {
+	for _, b := range a.binaries {
+		if p, err := exec.LookPath(b); err == nil {
+			return true, p + " is on PATH"
+		}
+	}
+	userHome, err := os.UserHomeDir()
+	if err != nil {
+		return false, "no home folder"
+	}
+	var dirs []string
+	for _, d := range a.configDirs(getenv, userHome) {
+		if dirExists(d) {
+			return true, d + " exists"
+		}
+		dirs = append(dirs, d)
+	}
+	return false, fmt.Sprintf("no %s on PATH, no %s", strings.Join(a.binaries, " or "), strings.Join(dirs, " or "))
+}
+
+// configDirs are the folders whose presence says the agent has run here:
+// the folder of its user settings, or the agent's own folder when that is
+// a hooks/ folder difflore makes (Copilot CLI's).
+func (a agentSpec) configDirs(getenv func(string) string, userHome string) []string {
+	d := a.userDir(getenv, userHome)
+	if filepath.Base(d) == "hooks" {
+		d = filepath.Dir(d)
+	}
+	return []string{d}
+}
