@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -211,4 +213,28 @@ func checkArrived(t *testing.T, agent, sessionKey string, got []commandEvent, wa
 		}
 	}
 	t.Logf("%s: arrived %v", agent, kinds)
+}
+
+// stopLeftBehind ends the processes an agent left running after it exited
+// (Cline 3.0.65 starts a hub daemon, --cline-hub-daemon, that outlives
+// it): those whose command line names the user's project folder, which
+// only this test's agent knows, each by its PID. Linux only, as the test.
+func (u *commandUser) stopLeftBehind(t *testing.T) {
+	t.Helper()
+	project := filepath.Join(u.home, "project")
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(project)) {
+			continue
+		}
+		if p, err := os.FindProcess(pid); err == nil {
+			t.Logf("ending what the agent left running: pid %d, %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+			p.Kill()
+		}
+	}
 }

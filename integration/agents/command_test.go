@@ -66,13 +66,15 @@ func TestDroidCommandHooks(t *testing.T) {
 
 // TestClineCommandHooks: Cline 3.0.65 with no key fires TaskStart, then
 // TaskError once its provider cannot be reached (about a minute of
-// retries here, with no network).
+// retries here, with no network). It leaves a hub daemon running, which
+// the test ends.
 func TestClineCommandHooks(t *testing.T) {
 	commandNeeds(t)
 	t.Parallel()
 	npm := commandNpm(t, "cline@3.0.65")
 	u := newCommandUser(t)
 	u.run(t, "hooks", "install", "cline")
+	t.Cleanup(func() { u.stopLeftBehind(t) })
 	u.agent(t, 4*time.Minute, nil, filepath.Join(npm, "node_modules", ".bin", "cline"), "say hi")
 	checkArrived(t, "cline", "taskId", u.delivered(t), "TaskStart", "TaskError")
 }
