@@ -22,6 +22,11 @@ Wires an agent's hooks to 'difflore enqueue': every event the agent reports
 becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor or
 gemini.
 
+OpenCode, Kilo and Pi (AGENT opencode, kilo, pi) have no command hooks: for
+them install writes a small plugin file of difflore's into the agent's
+plugin folder, which hands each event to 'difflore enqueue', and uninstall
+removes that file. print prints the file.
+
   print      prints the hook configuration, to merge by hand (stdout), and
              names the file it belongs in (stderr)
   install    merges it into the agent's user settings file (or a project's,
@@ -83,6 +88,11 @@ type agentSpec struct {
 	// indexedTrust: the agent keys the trust it keeps for each hook by the
 	// index of its group, so removing a group must not move later ones.
 	indexedTrust bool
+	// plugin is set for an agent without command hooks, that loads
+	// plugins in its own process: print, install, uninstall and status
+	// go to the plugin* functions (hooksplugin.go), and the fields above
+	// are unused.
+	plugin *pluginSpec
 }
 
 // agents lists the supported agents, in the order status reports them.
@@ -187,6 +197,47 @@ var agents = []agentSpec{
 		},
 		projectDir: ".gemini",
 		file:       "settings.json",
+	},
+	// The plugin agents (hooksplugin.go).
+	{
+		name: "opencode",
+		// OpenCode 1.18.33 loads {plugin,plugins}/*.{ts,js} from its
+		// config folders (the glob in its release binary).
+		plugin: &pluginSpec{
+			source: openCodePluginSource, file: "difflore.js", events: openCodeEvents,
+			userDir: func(getenv func(string) string, userHome string) string {
+				return filepath.Join(xdgConfigDir(getenv, userHome, "opencode"), "plugins")
+			},
+			projectDir: filepath.Join(".opencode", "plugins"),
+		},
+	},
+	{
+		name: "kilo",
+		// Kilo CLI 7.7.7 (npm @kilocode/cli), built from OpenCode: the
+		// same plugins, from ~/.config/kilo and .kilo.
+		plugin: &pluginSpec{
+			source: openCodePluginSource, file: "difflore.js", events: openCodeEvents,
+			userDir: func(getenv func(string) string, userHome string) string {
+				return filepath.Join(xdgConfigDir(getenv, userHome, "kilo"), "plugins")
+			},
+			projectDir: filepath.Join(".kilo", "plugins"),
+		},
+	},
+	{
+		name: "pi",
+		// Pi 0.73.1 (npm @mariozechner/pi-coding-agent) loads
+		// extensions/*.ts from its agent folder, PI_CODING_AGENT_DIR or
+		// ~/.pi/agent, and from .pi/extensions in a project.
+		plugin: &pluginSpec{
+			source: piExtensionSource, file: "difflore.ts", events: piEvents,
+			userDir: func(getenv func(string) string, userHome string) string {
+				if d := getenv("PI_CODING_AGENT_DIR"); d != "" {
+					return filepath.Join(d, "extensions")
+				}
+				return filepath.Join(userHome, ".pi", "agent", "extensions")
+			},
+			projectDir: filepath.Join(".pi", "extensions"),
+		},
 	},
 }
 
@@ -420,6 +471,9 @@ func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, projec
 	}
 	if opts.trust && a.name != "codex" {
 		return &exitError{code: 2, err: fmt.Errorf("--trust is for codex, not %s", a.name), hint: "only Codex asks the user to trust each hook"}
+	}
+	if a.plugin != nil {
+		return pluginRun(cfg, a, sub, opts, project, dryRun)
 	}
 	switch sub {
 	case "print":

@@ -96,6 +96,9 @@ func TestHookCommandsDeliverPayloads(t *testing.T) {
 	payloads := hookPayloads(t)
 	want := map[string][]byte{} // kind → payload
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		print := exec.Command(bin, "hooks", "print", a.name)
 		print.Env = hookEnv(home, userHome)
 		var stderr bytes.Buffer
@@ -297,6 +300,9 @@ func backups(t *testing.T, path string) []string {
 func TestHooksInstall(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		t.Run(a.name, func(t *testing.T) {
 			setUserHome(t)
 			path, err := a.settingsPath(os.Getenv, "")
@@ -443,6 +449,9 @@ func checkOneHookPerEvent(t *testing.T, a agentSpec, doc *jsonValue) {
 func TestHooksInstallFreshFile(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		t.Run(a.name, func(t *testing.T) {
 			setUserHome(t)
 			path, _ := a.settingsPath(os.Getenv, "")
@@ -486,6 +495,9 @@ func TestHooksInstallProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		mustCLI(t, "hooks", "install", "--project", project, "--command", exe, a.name)
 		if _, err := os.Stat(filepath.Join(project, want[a.name])); err != nil {
 			t.Errorf("%s: %v", a.name, err)
@@ -963,6 +975,9 @@ func TestHooksInstallCodexTrustNote(t *testing.T) {
 func TestHooksPrint(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		t.Run(a.name, func(t *testing.T) {
 			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
 			doc, err := parseJSON([]byte(out))

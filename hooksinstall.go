@@ -603,6 +603,9 @@ func hooksStatus(cfg config, name, project string) error {
 // status is one agent's line of 'hooks status', whether all is well and,
 // when not, what to do about it.
 func (a agentSpec) status(cfg config, project string) (string, bool, string) {
+	if a.plugin != nil {
+		return a.pluginStatus(cfg, project)
+	}
 	path, err := a.settingsPath(cfg.getenv, project)
 	if err != nil {
 		return err.Error(), false, ""
