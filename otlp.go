@@ -139,10 +139,11 @@ func appendLogRecord(b []byte, e event, observedNano string) []byte {
 
 // sessionIDKeys are the top-level payload fields that name the agent's
 // session, in order of preference: session_id (Claude Code, Gemini CLI,
-// Codex hooks), conversation_id (Cursor), thread-id (Codex's notify). The
+// Codex hooks), conversation_id (Cursor), thread-id (Codex's notify),
+// sessionID (the payloads of difflore's OpenCode, Kilo and Pi plugins). The
 // agents' own OpenTelemetry events carry the same id as session.id, so a
 // backend joins difflore's records to them.
-var sessionIDKeys = [...]string{"session_id", "conversation_id", "thread-id"}
+var sessionIDKeys = [...]string{"session_id", "conversation_id", "thread-id", "sessionID"}
 
 // sessionID returns the session id at the top level of a payload, empty
 // when there is none (or it is not a string). Most payloads are skipped by
