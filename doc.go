@@ -99,6 +99,12 @@
 // uninstall removes it, and status counts the hooks Codex trusts and exits 1
 // unless it trusts them all.
 //
+// OpenCode, Kilo and Pi load plugins instead of running hooks: for them
+// hooks install writes one plugin file of difflore's
+// (~/.config/opencode/plugins/difflore.js, ~/.config/kilo/plugins/difflore.js,
+// ~/.pi/agent/extensions/difflore.ts) that hands each event to 'difflore
+// enqueue' before its handler returns, and uninstall removes that file.
+//
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
 // same data home exits 1 ("already running (pid N)"). run --takeover, what
