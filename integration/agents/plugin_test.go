@@ -1,6 +1,10 @@
 package agents
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -101,4 +105,52 @@ func TestPiExtension(t *testing.T) {
 		t.Fatalf("pi handed over nothing; it printed:\n%s", out)
 	}
 	checkPluginRun(t, "pi", events, []string{"session_start", "input", "session_shutdown"})
+}
+
+// asyncHandOver is the hand-over of plugins/opencode.js made asynchronous,
+// as a plugin that awaits anything before it spawns enqueue is: the
+// handler returns at once and the spawn happens a second later.
+const asyncHandOver = `    setTimeout(() => {
+      const child = spawn(program, args, { stdio: ["pipe", "ignore", "ignore"] });
+      child.on("error", () => {});
+      child.stdin.end(JSON.stringify(payload));
+    }, 1000);`
+
+// TestOpenCodeAsyncHandOverLosesSessionEnd is the control for
+// TestOpenCodePlugin: the same run, with the plugin's hand-over made
+// asynchronous, loses the session's end (session.error, session.idle),
+// because OpenCode exits without waiting for a plugin's pending work. It
+// shows why difflore's plugin hands over synchronously, and that
+// TestOpenCodePlugin would see the loss.
+func TestOpenCodeAsyncHandOverLosesSessionEnd(t *testing.T) {
+	difflore := pluginDifflore(t)
+	program := pluginNpmInstall(t, openCodeVersion, "opencode")
+	h := newPluginHome(t, difflore)
+	h.writeFile(t, ".config/opencode/opencode.json", pluginOpenCodeConfig(pluginNotLoggedIn(t)))
+	h.runDifflore(t, "hooks", "install", "opencode")
+	path := filepath.Join(h.user, ".config", "opencode", "plugins", "difflore.js")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := regexp.MustCompile(`(?s)    spawnSync\(program, args, \{.*?\n    \}\);`)
+	if !sync.Match(data) {
+		t.Fatalf("no spawnSync call in %s:\n%s", path, data)
+	}
+	data = sync.ReplaceAll(data, []byte(asyncHandOver))
+	data = bytes.Replace(data, []byte("import { spawnSync }"), []byte("import { spawn }"), 1)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t, 5*time.Minute, program, "run", "hi")
+	got := pluginKinds(h.drained(t))
+	t.Logf("with an asynchronous hand-over opencode handed over: %s", strings.Join(got, " "))
+	if !slices.Contains(got, "opencode.session.created") {
+		t.Fatalf("the asynchronous plugin handed over nothing: it did not load")
+	}
+	for _, k := range []string{"opencode.session.error", "opencode.session.idle"} {
+		if slices.Contains(got, k) {
+			t.Errorf("%s arrived with an asynchronous hand-over: OpenCode now waits for a plugin's pending work", k)
+		}
+	}
 }
