@@ -133,7 +133,7 @@ func jsString(s string) string {
 	return string(b)
 }
 
-// render is the plugin file of agent a that runs program.
+// renderPlugin is the plugin file of agent a that runs program.
 func (a agentSpec) renderPlugin(program string, autostart bool) []byte {
 	auto := "no"
 	if autostart {
@@ -298,9 +298,10 @@ func (a agentSpec) pluginStatus(cfg config, project string) (string, bool, strin
 		return line + "; runs " + program + ", which does not exist", false, "run 'difflore hooks install " + a.name + "' to point it at this difflore"
 	}
 	line += "; runs " + program
+	// A plugin an older or newer difflore wrote still hands events over;
+	// install writes this version's.
 	if !bytes.Equal(data, a.renderPlugin(program, bytes.Contains(data, []byte(`const autostart = "yes"`)))) {
-		line += "; written by another difflore version"
-		return line, true, ""
+		line += "; written by another difflore version ('difflore hooks install " + a.name + "' updates it)"
 	}
 	return line, true, ""
 }

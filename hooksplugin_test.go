@@ -441,3 +441,37 @@ func TestPluginEventLists(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginStatus: status fails when the plugin runs a difflore that is
+// not there (every event is lost), and says so when another difflore
+// version wrote the plugin.
+func TestPluginStatus(t *testing.T) {
+	testHome(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range pluginAgents() {
+		t.Run(a.name, func(t *testing.T) {
+			setUserHome(t)
+			t.Setenv("XDG_CONFIG_HOME", "")
+			t.Setenv("PI_CODING_AGENT_DIR", "")
+			path, _ := a.pluginPath(os.Getenv, "")
+			gone := filepath.Join(t.TempDir(), "gone", "difflore")
+			mustCLI(t, "hooks", "install", "--command", gone, a.name)
+			if out, _, code := cli(t, "", "hooks", "status", a.name); code != 1 || !strings.Contains(out, "which does not exist") {
+				t.Errorf("status of a plugin running %s: exit %d\n%s", gone, code, out)
+			}
+			mustCLI(t, "hooks", "install", "--command", exe, a.name)
+			data, _ := os.ReadFile(path)
+			os.WriteFile(path, append(data, "// an older release\n"...), 0o600)
+			if out := mustCLI(t, "hooks", "status", a.name); !strings.Contains(out, "written by another difflore version") {
+				t.Errorf("status of another version's plugin:\n%s", out)
+			}
+			mustCLI(t, "hooks", "uninstall", a.name)
+			if _, err := os.Stat(path); err == nil {
+				t.Errorf("uninstall left another version's plugin of difflore's")
+			}
+		})
+	}
+}
