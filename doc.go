@@ -107,6 +107,12 @@
 // hooks), and one firing that a host runs through two of difflore's hooks
 // is stored once.
 //
+// OpenCode, Kilo and Pi load plugins instead of running hooks: for them
+// hooks install writes one plugin file of difflore's
+// (~/.config/opencode/plugins/difflore.js, ~/.config/kilo/plugins/difflore.js,
+// ~/.pi/agent/extensions/difflore.ts) that hands each event to 'difflore
+// enqueue' before its handler returns, and uninstall removes that file.
+//
 // run holds an exclusive lock on daemon.pid.lock for its whole life: the
 // lock, not the PID, proves that a daemon runs, and a second daemon for the
 // same data home exits 1 ("already running (pid N)"). run --takeover, what

@@ -20,9 +20,14 @@ Usage:
 
 Wires an agent's hooks to 'difflore enqueue': every event the agent reports
 becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor,
-gemini, copilot, qwen, droid, cline, augment or windsurf. install --all
-wires every one of them found on this machine, and says which it skipped
-and why.
+gemini, copilot, qwen, droid, cline, augment, windsurf, opencode, kilo or
+pi. install --all wires every one of them found on this machine, and says
+which it skipped and why.
+
+OpenCode, Kilo and Pi (AGENT opencode, kilo, pi) have no command hooks: for
+them install writes a small plugin file of difflore's into the agent's
+plugin folder, which hands each event to 'difflore enqueue', and uninstall
+removes that file. print prints the file.
 
   print      prints the hook configuration, to merge by hand (stdout), and
              names the file it belongs in (stderr)

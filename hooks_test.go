@@ -561,6 +561,9 @@ func TestHooksInstallProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		mustCLI(t, "hooks", "install", "--project", project, "--command", exe, a.name)
 		if _, err := os.Stat(filepath.Join(project, want[a.name])); err != nil {
 			t.Errorf("%s: %v", a.name, err)
@@ -1038,6 +1041,9 @@ func TestHooksInstallCodexTrustNote(t *testing.T) {
 func TestHooksPrint(t *testing.T) {
 	testHome(t)
 	for _, a := range agents {
+		if a.plugin != nil {
+			continue // plugin agents: hooksplugin_test.go
+		}
 		t.Run(a.name, func(t *testing.T) {
 			out := mustCLI(t, "hooks", "print", "--autostart", "--command", "/opt/difflore/difflore", a.name)
 			if a.script != "" {

@@ -60,6 +60,10 @@ type agentSpec struct {
 	// custom installs an agent whose hooks are not entries merged into one
 	// JSON file: Cline's executables, the plugin agents' plugin files.
 	custom *hookInstaller
+	// plugin is set for an agent without command hooks, that loads
+	// plugins in its own process (hooksplugin.go): its custom installer
+	// writes the plugin file, and the settings-file fields are unused.
+	plugin *pluginSpec
 }
 
 // hookStyle is the shape of one event's list of hooks in a settings file.
@@ -369,6 +373,78 @@ var agents = []agentSpec{
 		file:       "hooks.json",
 		binaries:   []string{"windsurf"},
 	},
+	// The plugin agents (hooksplugin.go). userDir is the agent's own
+	// folder, whose presence says it has run here (install --all).
+	{
+		name:    "opencode",
+		display: "OpenCode",
+		// OpenCode 1.18.33 loads {plugin,plugins}/*.{ts,js} from its
+		// config folders (the glob in its release binary).
+		reference: "OpenCode 1.18.33 (opencode.ai/docs/plugins, and the plugin glob and bus events of its release binary)",
+		refVersion: "1.18.33",
+		events:     openCodeEvents,
+		userDir: func(getenv func(string) string, userHome string) string {
+			return xdgConfigDir(getenv, userHome, "opencode")
+		},
+		binaries: []string{"opencode"},
+		custom:   pluginInstaller(),
+		plugin: &pluginSpec{
+			source: openCodePluginSource, file: "difflore.js", events: openCodeEvents,
+			userDir: func(getenv func(string) string, userHome string) string {
+				return filepath.Join(xdgConfigDir(getenv, userHome, "opencode"), "plugins")
+			},
+			projectDir: filepath.Join(".opencode", "plugins"),
+		},
+	},
+	{
+		name:    "kilo",
+		display: "Kilo",
+		// Kilo CLI 7.7.7 (npm @kilocode/cli), built from OpenCode: the
+		// same plugins, from ~/.config/kilo and .kilo.
+		reference:  "Kilo CLI 7.7.7 (npm @kilocode/cli, OpenCode's plugin interface)",
+		refVersion: "7.7.7",
+		events:     openCodeEvents,
+		userDir: func(getenv func(string) string, userHome string) string {
+			return xdgConfigDir(getenv, userHome, "kilo")
+		},
+		binaries: []string{"kilo"},
+		custom:   pluginInstaller(),
+		plugin: &pluginSpec{
+			source: openCodePluginSource, file: "difflore.js", events: openCodeEvents,
+			userDir: func(getenv func(string) string, userHome string) string {
+				return filepath.Join(xdgConfigDir(getenv, userHome, "kilo"), "plugins")
+			},
+			projectDir: filepath.Join(".kilo", "plugins"),
+		},
+	},
+	{
+		name:    "pi",
+		display: "Pi",
+		// Pi 0.73.1 (npm @mariozechner/pi-coding-agent) loads
+		// extensions/*.ts from its agent folder, PI_CODING_AGENT_DIR or
+		// ~/.pi/agent, and from .pi/extensions in a project.
+		reference:  "Pi 0.73.1 (npm @mariozechner/pi-coding-agent, its extensions documentation and loader)",
+		refVersion: "0.73.1",
+		events:     piEvents,
+		userDir:    piAgentDir,
+		binaries:   []string{"pi"},
+		custom:     pluginInstaller(),
+		plugin: &pluginSpec{
+			source: piExtensionSource, file: "difflore.ts", events: piEvents,
+			userDir: func(getenv func(string) string, userHome string) string {
+				return filepath.Join(piAgentDir(getenv, userHome), "extensions")
+			},
+			projectDir: filepath.Join(".pi", "extensions"),
+		},
+	},
+}
+
+// piAgentDir is Pi's own folder: PI_CODING_AGENT_DIR, else ~/.pi/agent.
+func piAgentDir(getenv func(string) string, userHome string) string {
+	if d := getenv("PI_CODING_AGENT_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(userHome, ".pi", "agent")
 }
 
 // agentList is the agents' names, in the table's order.

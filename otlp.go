@@ -142,7 +142,7 @@ func appendLogRecord(b []byte, e event, observedNano string) []byte {
 // Codex hooks, Qwen Code, Factory Droid, Copilot CLI's PascalCase hooks,
 // VS Code), conversation_id (Cursor), thread-id (Codex's notify),
 // sessionId (Copilot CLI's camelCase hooks), taskId (Cline, whose task is
-// its conversation), sessionID (OpenCode's and Kilo's plugins),
+// its conversation), sessionID (difflore's OpenCode, Kilo and Pi plugins),
 // trajectory_id (Windsurf's Cascade). The agents' own OpenTelemetry events
 // carry the same id as session.id, so a backend joins difflore's records
 // to them. Kiro's hooks carry no session at all: its events go without
