@@ -552,6 +552,9 @@ func TestHooksInstallProject(t *testing.T) {
 		"cline":    filepath.Join(".clinerules", "hooks", "TaskStart"),
 		"augment":  filepath.Join(".augment", "difflore-hook.sh"),
 		"windsurf": filepath.Join(".windsurf", "hooks.json"),
+		"opencode": filepath.Join(".opencode", "plugins", "difflore.js"),
+		"kilo":     filepath.Join(".kilo", "plugins", "difflore.js"),
+		"pi":       filepath.Join(".pi", "extensions", "difflore.ts"),
 	}
 	if len(want) != len(agents) {
 		t.Fatalf("want names %d agents' project files, the table has %d agents", len(want), len(agents))
@@ -561,9 +564,6 @@ func TestHooksInstallProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
-		if a.plugin != nil {
-			continue // plugin agents: hooksplugin_test.go
-		}
 		mustCLI(t, "hooks", "install", "--project", project, "--command", exe, a.name)
 		if _, err := os.Stat(filepath.Join(project, want[a.name])); err != nil {
 			t.Errorf("%s: %v", a.name, err)
