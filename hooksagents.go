@@ -380,7 +380,7 @@ var agents = []agentSpec{
 		display: "OpenCode",
 		// OpenCode 1.18.33 loads {plugin,plugins}/*.{ts,js} from its
 		// config folders (the glob in its release binary).
-		reference: "OpenCode 1.18.33 (opencode.ai/docs/plugins, and the plugin glob and bus events of its release binary)",
+		reference:  "OpenCode 1.18.33 (opencode.ai/docs/plugins, and the plugin glob and bus events of its release binary)",
 		refVersion: "1.18.33",
 		events:     openCodeEvents,
 		userDir: func(getenv func(string) string, userHome string) string {

@@ -168,7 +168,9 @@ func isOurPlugin(data []byte) bool { return bytes.HasPrefix(data, []byte(pluginM
 // pluginInstaller is the installer of the plugin agents.
 func pluginInstaller() *hookInstaller {
 	return &hookInstaller{print: pluginPrint, install: pluginInstall, uninstall: pluginUninstall,
-		status: func(cfg config, a agentSpec, project string) (string, bool, string) { return a.pluginStatus(cfg, project) }}
+		status: func(cfg config, a agentSpec, project string) (string, bool, string) {
+			return a.pluginStatus(cfg, project)
+		}}
 }
 
 // pluginPrint prints the plugin file install would write (stdout) and where
