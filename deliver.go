@@ -37,7 +37,7 @@ const maxWait = max(backoffCap, maxRetryAfter, breakerMaxProbe, pauseRetry)
 // event (attempts, available_at); the breaker and the pause live in memory
 // and are mirrored into the meta table for status.
 type drainer struct {
-	ob     *outbox
+	ob     queue
 	sink   sink
 	batch  int
 	log    *slog.Logger
@@ -66,7 +66,7 @@ type drainer struct {
 	written map[string]string
 }
 
-func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
+func newDrainer(ob queue, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
 	redact, _ := newRedactor(redactOptions{}) // the defaults cannot fail
 	return &drainer{
 		ob: ob, sink: s, batch: batch, log: log, now: now, redact: redact,
@@ -77,6 +77,20 @@ func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time
 			return rand.N(d + 1)
 		},
 	}
+}
+
+// queue is where a drainer claims its batches and settles them: the
+// outbox itself for the primary sink, a sinkQueue for each other one
+// (outboxsinks.go).
+type queue interface {
+	claim(limit, budget int, lease time.Duration) (string, []event, error)
+	ack(token string, events []event) error
+	release(token string, events []event, at time.Time, counted bool, errMsg string) error
+	giveBack(token string, events []event) error
+	bury(token string, events []event, errMsg string) error
+	addRedactions(counts map[string]int64) error
+	immediate(fn func() error) error
+	setMeta(kv map[string]string) error
 }
 
 // holdUntil is when sending may resume after a pause or an open breaker; the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -213,13 +214,20 @@ type evictPlan struct {
 // events_by_state SQLite would sort every pending event), past dead letters
 // and the batch in flight, to the oldest events in :state.
 const evictCandidatesSQL = `SELECT seq, kind, length(payload), length(id) + length(kind), created_at
-FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `'
+FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `'` + onlyPrimary + `
 ORDER BY seq LIMIT CAST(:limit AS INTEGER)`
+
+// onlyPrimary keeps the primary's evictions to what no other sink waits
+// for (outboxsinks.go): with several sinks, what goes for one sink that is
+// behind is what only that sink still waits for. :minhwm is the lowest
+// hwm of the others (outbox.minHWM).
+const onlyPrimary = `
+	AND seq <= :minhwm AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq)`
 
 // evictSQL removes the rows evictCandidatesSQL returned, up to :last, by
 // rowid range.
 const evictSQL = `DELETE FROM events NOT INDEXED
-WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `'`
+WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `'` + onlyPrimary
 
 // addMetaSQL adds to a number kept in the meta table.
 const addMetaSQL = `INSERT INTO meta (key, value) VALUES (:key, :n)
@@ -258,7 +266,14 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 		return g, false, err
 	}
 	now := o.now()
-	if err := insertEvent(o.conn, newEventID(now), gapKind, payload, now); err != nil {
+	id := newEventID(now)
+	if err := insertEvent(o.conn, id, gapKind, payload, now); err != nil {
+		return g, false, fmt.Errorf("record gap: %w", err)
+	}
+	// The gap is the primary's alone: the others lost nothing.
+	err = sqlitex.Execute(o.conn, `UPDATE events SET sink = :sink WHERE id = :id AND EXISTS (SELECT 1 FROM sinks)`,
+		&sqlitex.ExecOptions{Named: map[string]any{":sink": cmp.Or(o.primary, defaultSinkName), ":id": id}})
+	if err != nil {
 		return g, false, fmt.Errorf("record gap: %w", err)
 	}
 	for key, n := range map[string]int64{"evicted_events": g.Evicted, "evicted_bytes": g.Bytes, "gaps": 1} {
@@ -311,8 +326,13 @@ func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est in
 	if err != nil {
 		return 0, 0, err
 	}
+	minHWM, err := o.minHWM()
+	if err != nil {
+		return 0, 0, err
+	}
 	stmt.SetInt64(":state", int64(p.state))
 	stmt.SetInt64(":limit", limit)
+	stmt.SetInt64(":minhwm", minHWM)
 	var last int64
 	for est < budget {
 		row, err := stmt.Step()
@@ -332,7 +352,7 @@ func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est in
 	if err := stmt.Reset(); err != nil || n == 0 {
 		return 0, 0, err
 	}
-	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state}})
+	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state, ":minhwm": minHWM}})
 	if err == nil && int64(o.conn.Changes()) != n {
 		err = fmt.Errorf("removed %d events, counted %d", o.conn.Changes(), n)
 	}

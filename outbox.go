@@ -36,6 +36,9 @@ type outbox struct {
 	path string
 	file os.FileInfo // the database file as opened, to notice its replacement
 	shm  *os.File    // its WAL index, opened by readWALIndexHeader, closed after conn
+	// primary names the sink whose progress the events rows hold
+	// (outboxsinks.go), for the gaps it records; empty: "default".
+	primary string
 }
 
 // dbConn is one connection to the outbox and the gate it holds shared

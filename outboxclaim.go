@@ -83,6 +83,11 @@ WHERE seq = :seq AND claim = :claim`
 
 const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
 
+// ackDoneSQL is ackSQL while other sinks have progress in the outbox: the
+// row stays, done for the primary, until they are done with it too
+// (outboxsinks.go).
+const ackDoneSQL = `UPDATE events SET state = 3, claim = NULL WHERE seq = :seq AND claim = :claim`
+
 // releaseSQL returns a claimed event to pending. An uncounted release gives
 // the attempt back; a counted one dead-letters the event once it has had
 // maxAttempts.
@@ -261,6 +266,13 @@ func (o *outbox) ack(token string, events []event) (err error) {
 		return nil
 	}
 	defer sqlitex.Save(o.conn)(&err)
+	sec, err := o.hasSecondaries()
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	if sec {
+		return o.ackKeeping(token, events)
+	}
 	stmt, err := o.conn.Prepare(ackSQL)
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
@@ -281,6 +293,30 @@ func (o *outbox) ack(token string, events []event) (err error) {
 		}
 	}
 	if err := o.rebase(top, n); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// ackKeeping is ack while other sinks have progress: each event is marked
+// done for the primary and goes only once they are done with it.
+func (o *outbox) ackKeeping(token string, events []event) error {
+	stmt, err := o.conn.Prepare(ackDoneSQL)
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	stmt.SetText(":claim", token)
+	var done []int64
+	for _, e := range events {
+		stmt.SetInt64(":seq", e.Seq)
+		if err := stepOnce(stmt); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		if o.conn.Changes() > 0 {
+			done = append(done, e.Seq)
+		}
+	}
+	if err := o.dropDone(done); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	return nil

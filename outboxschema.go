@@ -11,8 +11,9 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. enqueue compares it and
 // does no migration work when it matches. Version 2 added the raw column;
-// version 3 the seq_offset that counts the events (countsSQL).
-const schemaVersion = 3
+// version 3 the seq_offset that counts the events (countsSQL); version 4
+// the progress of the sinks beyond the first (migrateV3SQL).
+const schemaVersion = 4
 
 // Event states.
 const (
@@ -113,12 +114,14 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v, err = userVersion(conn); err != nil || v == schemaVersion {
 		return err
 	}
-	script := schemaSQL
+	script := schemaSQL + migrateV3SQL
 	switch v {
 	case 1:
-		script = migrateV1SQL + migrateV2SQL
+		script = migrateV1SQL + migrateV2SQL + migrateV3SQL
 	case 2:
-		script = migrateV2SQL
+		script = migrateV2SQL + migrateV3SQL
+	case 3:
+		script = migrateV3SQL
 	}
 	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)

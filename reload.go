@@ -73,7 +73,13 @@ func (dm *daemon) reload() {
 	dm.lim.setLimits(o.limits)
 	dm.lastSpill = time.Time{}
 	dm.opts = o
-	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch,
+	if dm.runCtx != nil {
+		// Sinks added or removed, or changed: their drainers start
+		// afresh from the progress the outbox holds for each.
+		dm.stopRunners()
+		dm.startRunners(dm.runCtx)
+	}
+	dm.log.Info("reloaded config.toml", "sinks", sinkNames(o.sinks), "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch,
 		"max_size", o.limits.maxSize, "max_size_source", o.limits.sizeFrom, "max_age", formatAge(o.limits.maxAge), "max_age_source", o.limits.ageFrom,
 		"generation", dm.reloads)
 	if s == nil {
@@ -87,7 +93,7 @@ func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
 	if err := o.settle(cfg); err != nil {
 		return nil, nil, err
 	}
-	s, err := parseEndpoint(o.endpoint, o.token, buildVersion(), o.allowInsecure)
+	s, err := o.primarySink()
 	if err != nil {
 		return nil, nil, err
 	}

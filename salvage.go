@@ -850,6 +850,7 @@ const healPace = time.Minute
 func (dm *daemon) heal(ctx context.Context, cause error) error {
 	dm.lastHeal = dm.now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
+	dm.stopRunners()
 	dm.ob.Close()
 	if err := healWith(ctx, dm.h, dm.now(), dm.cfg.healOpts(), dm.log); err != nil && ctx.Err() == nil {
 		dm.log.Error("salvage the corrupt outbox", "error", err)
@@ -860,6 +861,9 @@ func (dm *daemon) heal(ctx context.Context, cause error) error {
 	}
 	nob.conn.SetBusyTimeout(outboxBusy)
 	dm.ob, dm.d.ob, dm.d.written = nob, nob, nil
+	if dm.runCtx != nil {
+		dm.startRunners(dm.runCtx)
+	}
 	return nil
 }
 

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// downable is an endpoint that answers 503 while down, and otherwise hands
+// the request to rec.
+type downable struct {
+	down atomic.Bool
+	rec  *recorder
+}
+
+func (d *downable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	d.rec.ServeHTTP(w, r)
+}
+
+// count is how many distinct events rec received, and how many times in
+// all.
+func (rec *recorder) count() (distinct, total int) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.seen), rec.total
+}
+
+// fileIDs counts the event ids a file: sink appended.
+func fileIDs(t *testing.T, path string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return seen
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e struct{ ID string }
+		if line != "" && json.Unmarshal([]byte(line), &e) == nil {
+			seen[e.ID]++
+		}
+	}
+	return seen
+}
+
+// TestSinksIndependent runs a daemon with three sinks, the top-level
+// endpoint (HTTP), a file: sink and an HTTP sink that answers 503 for as
+// long as the others take to receive everything: they receive every
+// event exactly once while it is down, and once it comes back it
+// receives every event too, exactly once.
+func TestSinksIndependent(t *testing.T) {
+	dir := testHome(t)
+	main := newRecorder(0)
+	mainSrv := httptest.NewServer(main)
+	defer mainSrv.Close()
+	dead := &downable{rec: newRecorder(0)}
+	dead.down.Store(true)
+	deadSrv := httptest.NewServer(dead)
+	defer deadSrv.Close()
+	archive := filepath.Join(t.TempDir(), "archive.jsonl")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("endpoint = %q\n\n[[sink]]\nname = \"archive\"\nendpoint = %q\n\n[[sink]]\nname = \"backup\"\nendpoint = %q\n",
+		mainSrv.URL, fileURL(archive), deadSrv.URL)
+	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n / 2 {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%02d", i), `{"i":1}`)
+	}
+	inProcessDaemon(t, "--tick", "1h")
+	for i := n / 2; i < n; i++ {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%02d", i), `{"i":1}`)
+	}
+	waitFor(t, 30*time.Second, "the live sinks to receive every event", func() bool {
+		d, _ := main.count()
+		return d == n && len(fileIDs(t, archive)) == n
+	})
+	if d, total := main.count(); d != n || total != n {
+		t.Errorf("default sink: %d events, %d deliveries; want %d once each", d, total, n)
+	}
+	for id, k := range fileIDs(t, archive) {
+		if k != 1 {
+			t.Errorf("archive sink: %s appended %d times", id, k)
+		}
+	}
+	if d, _ := dead.rec.count(); d != 0 {
+		t.Fatalf("the down sink received %d events", d)
+	}
+	// The outbox still holds every event: the down sink waits for them.
+	c := outboxCounts(t, dir)
+	if c.Pending+c.Inflight+c.Dead != 0 {
+		t.Logf("outbox counts as the primary sees them: %+v", c)
+	}
+	dead.down.Store(false)
+	waitFor(t, 60*time.Second, "the sink that came back to receive every event", func() bool {
+		d, _ := dead.rec.count()
+		return d == n
+	})
+	if d, total := dead.rec.count(); d != n || total != n {
+		t.Errorf("backup sink: %d events, %d deliveries; want %d once each", d, total, n)
+	}
+	if d, total := main.count(); total != n {
+		t.Errorf("default sink got %d deliveries of %d events after the other came back; want %d", total, d, n)
+	}
+	// Every sink has everything: nothing is left in the outbox.
+	waitFor(t, 10*time.Second, "the outbox to empty", func() bool {
+		ob := mustOutbox(t, mustOpenHome(t, dir), time.Now)
+		defer ob.Close()
+		var rows int64
+		err := sqlitex.Execute(ob.conn, `SELECT count(*) FROM events`, &sqlitex.ExecOptions{
+			ResultFunc: func(stmt *sqlite.Stmt) error { rows = stmt.ColumnInt64(0); return nil },
+		})
+		return err == nil && rows == 0
+	})
+}
+
+// TestUpgradeV3OutboxDelivers opens an outbox as the release before sinks
+// wrote it (schema version 3: schemaSQL alone) with events pending, one in
+// flight when its daemon died and a dead letter, with the new daemon: it
+// delivers the pending and the inflight ones to the configured sink, keeps
+// the dead letter, and sends it too once retried.
+func TestUpgradeV3OutboxDelivers(t *testing.T) {
+	dir := testHome(t)
+	h := mustOpenHomeCreate(t, dir)
+	conn, err := openConn(h.path(dbFileName), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sqlitex.ExecuteScript(conn.Conn, schemaSQL+`
+INSERT INTO events (id, kind, payload, created_at, available_at) VALUES ('p1', 'k', CAST('{"a":1}' AS BLOB), 1, 1);
+INSERT INTO events (id, kind, payload, created_at, available_at) VALUES ('p2', 'k', CAST('{"a":2}' AS BLOB), 2, 2);
+INSERT INTO events (id, kind, payload, created_at, available_at, state, attempts, claim) VALUES ('f1', 'k', CAST('{"a":3}' AS BLOB), 3, 99999999999999, 1, 1, 'tok');
+INSERT INTO events (id, kind, payload, created_at, available_at, state, attempts, last_error) VALUES ('d1', 'k', CAST('{"a":4}' AS BLOB), 4, 4, 2, 3, 'rejected');
+`, nil)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(fmt.Sprintf("endpoint = %q\n", fileURL(out))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inProcessDaemon(t, "--tick", "1h")
+	waitFor(t, 20*time.Second, "the pending and inflight events", func() bool { return len(fileIDs(t, out)) == 3 })
+	if dl := deadLetters(t); len(dl) != 1 || dl[0].ID != "d1" {
+		t.Fatalf("dead letters after the upgrade: %+v, want d1", dl)
+	}
+	mustCLI(t, "outbox", "retry", "--all")
+	waitFor(t, 20*time.Second, "the retried dead letter", func() bool { return len(fileIDs(t, out)) == 4 })
+	for id, k := range fileIDs(t, out) {
+		if k != 1 {
+			t.Errorf("%s delivered %d times", id, k)
+		}
+	}
+}
