@@ -107,6 +107,26 @@ func TestSinksIndependent(t *testing.T) {
 	if c.Pending+c.Inflight+c.Dead != 0 {
 		t.Logf("outbox counts as the primary sees them: %+v", c)
 	}
+	// status exits 4 here: the daemon runs in this process, whose PID
+	// file it cannot verify; the outbox part is what is looked at.
+	var rep statusReport
+	statusJSON, _, _ := cli(t, "", "status", "--json")
+	if err := json.Unmarshal([]byte(statusJSON), &rep); err != nil {
+		t.Fatal(err)
+	}
+	bySink := map[string]sinkStatus{}
+	for _, s := range rep.Sinks {
+		bySink[s.Name] = s
+	}
+	if b := bySink["backup"]; b.Pending+b.Inflight != n || b.OldestPendingAgeSeconds <= 0 || b.Delivered != 0 {
+		t.Errorf("status of the down sink: %+v, want %d pending, an age, none delivered", b, n)
+	}
+	if a := bySink["archive"]; a.Pending+a.Inflight != 0 || a.Delivered != n {
+		t.Errorf("status of the archive sink: %+v, want nothing pending, %d delivered", a, n)
+	}
+	if text, _, _ := cli(t, "", "status"); !strings.Contains(text, "sink backup: ") || !strings.Contains(text, "sink archive: ") {
+		t.Errorf("status shows no line per sink:\n%s", text)
+	}
 	dead.down.Store(false)
 	waitFor(t, 60*time.Second, "the sink that came back to receive every event", func() bool {
 		d, _ := dead.rec.count()

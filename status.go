@@ -32,6 +32,9 @@ type statusReport struct {
 	EndpointSource string           `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
 	Delivery       deliveryStatus   `json:"delivery"`
 	Redacted       map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+	// Sinks are the sinks beyond the first, each with its own progress
+	// (sinkstatus.go); the first is Endpoint, Outbox and Delivery.
+	Sinks []sinkStatus `json:"sinks,omitempty"`
 	// StartFailure is why the last daemon a hook started could not start,
 	// until a daemon gets ready.
 	StartFailure *startFailure `json:"start_failure,omitempty"`
@@ -272,6 +275,9 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
 	dl.LastDeliveryCount, _ = strconv.Atoi(m["last_delivery_count"])
 	rep.Redacted = redactionCounts(m)
+	if rep.Sinks, err = ob.sinkStatuses(m, time.Now()); err != nil {
+		return err
+	}
 	if err := fillStoreStatus(ob, m, &rep.Outbox.storeStatus); err != nil {
 		return err
 	}
@@ -317,6 +323,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "endpoint: %s (from %s)\n", endpoint, rep.EndpointSource)
 	}
 	printDelivery(w, rep.Delivery, paint)
+	printSinks(w, rep.Sinks, paint)
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
 	}
