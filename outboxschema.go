@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -123,10 +124,31 @@ func migrate(conn *sqlite.Conn) (err error) {
 	case 3:
 		script = migrateV3SQL
 	}
+	if v > 0 {
+		// An outbox set back to an older version by hand (or by a test)
+		// may have the sink column already: ADD COLUMN would fail.
+		if has, err := hasColumn(conn, "events", "sink"); err != nil {
+			return fmt.Errorf("migrate outbox: %w", err)
+		} else if has {
+			script = strings.Replace(script, addSinkColumnSQL, "", 1)
+		}
+	}
 	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
 	}
 	return nil
+}
+
+// hasColumn reports whether table has a column named col.
+func hasColumn(conn *sqlite.Conn, table, col string) (bool, error) {
+	found := false
+	err := sqlitex.ExecuteTransient(conn, "SELECT name FROM pragma_table_info('"+table+"')", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			found = found || stmt.ColumnText(0) == col
+			return nil
+		},
+	})
+	return found, err
 }
 
 // setWAL switches the database to WAL mode. When several processes create

@@ -50,7 +50,7 @@ const stateDone = 3
 // the first. sink on an event row names the one sink a gap event is for
 // (NULL: every sink). No row is rewritten: the primary's progress is the
 // events columns it always was.
-const migrateV3SQL = `ALTER TABLE events ADD COLUMN sink TEXT;
+const migrateV3SQL = addSinkColumnSQL + `
 CREATE TABLE IF NOT EXISTS sinks (
 	name      TEXT PRIMARY KEY,
 	hwm       INTEGER NOT NULL DEFAULT 0,
@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (sink, state, available_at, seq);
 PRAGMA user_version = 4;
 `
+
+const addSinkColumnSQL = `ALTER TABLE events ADD COLUMN sink TEXT;`
 
 // forSecondary is the condition on an events row (as e) that a secondary
 // :sink may receive it: not a dead letter a hook handed over (raw, or

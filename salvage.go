@@ -37,8 +37,8 @@ FROM events WHERE seq > :after ORDER BY seq LIMIT :limit`
 // salvageInsertSQL copies one row into the fresh outbox under a new seq,
 // in the same order. Inflight rows are given back by resetInflight once
 // the copy is done, as after any daemon's death.
-const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw)
-VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw)
+const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw, sink)
+VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw, :sink)
 ON CONFLICT (id) DO NOTHING`
 
 // salvageCountSQL counts the rows an index still knows in a range of seqs
@@ -388,11 +388,14 @@ func (s *salvager) salvage(ctx context.Context, path string) error {
 		return err
 	}
 	s.from = from
-	// A version 1 outbox has no raw column. Asked for by name rather than
-	// by user_version, which a rewritten header no longer holds.
-	s.rows = fmt.Sprintf(salvageRowsSQL, "raw")
-	if _, err := from.Prepare(s.rows); err != nil && !isCorrupt(err) {
-		s.rows = fmt.Sprintf(salvageRowsSQL, "0")
+	// A version 1 outbox has no raw column, one before version 4 no
+	// sink. Asked for by name rather than by user_version, which a
+	// rewritten header no longer holds.
+	for _, cols := range []string{"raw, sink", "raw, NULL", "0, NULL"} {
+		s.rows = fmt.Sprintf(salvageRowsSQL, cols)
+		if _, err := from.Prepare(s.rows); err == nil || isCorrupt(err) {
+			break
+		}
 	}
 	s.copyMeta()
 	if err := s.walk(ctx); err != nil {
@@ -696,6 +699,7 @@ func (s *salvager) copyChunk() (n int, err error) {
 			setNullableText(ins, ":claim", stmt, 8)
 			setNullableText(ins, ":error", stmt, 9)
 			ins.SetInt64(":raw", stmt.ColumnInt64(10))
+			setNullableText(ins, ":sink", stmt, 11)
 			_, ierr := ins.Step()
 			if rerr := ins.Reset(); ierr == nil {
 				ierr = rerr

@@ -353,9 +353,10 @@ func decodeRecord(rec []byte) ([]any, bool) {
 // copyScanned copies one row that scanLeaves found into the fresh outbox:
 // seq (stored as NULL, the rowid being the key), id, kind, payload,
 // created_at, state, attempts, available_at, claim, last_error and, from
-// version 2, raw. A row of any other shape is not an event, and skipped.
+// version 2, raw, and from version 4, sink. A row of any other shape is
+// not an event, and skipped.
 func (s *salvager) copyScanned(cols []any) bool {
-	if len(cols) != 10 && len(cols) != 11 || cols[0] != nil {
+	if len(cols) < 10 || len(cols) > 12 || cols[0] != nil {
 		return false
 	}
 	id, ok1 := cols[1].(string)
@@ -369,8 +370,12 @@ func (s *salvager) copyScanned(cols []any) bool {
 		return false
 	}
 	raw := int64(0)
-	if len(cols) == 11 {
+	if len(cols) >= 11 {
 		raw, _ = cols[10].(int64)
+	}
+	var sink any
+	if len(cols) == 12 {
+		sink = cols[11]
 	}
 	ins, err := s.to.conn.Prepare(salvageInsertSQL)
 	if err != nil {
@@ -383,7 +388,7 @@ func (s *salvager) copyScanned(cols []any) bool {
 	ins.SetInt64(":state", state)
 	ins.SetInt64(":attempts", attempts)
 	ins.SetInt64(":available", available)
-	for param, v := range map[string]any{":claim": cols[8], ":error": cols[9]} {
+	for param, v := range map[string]any{":claim": cols[8], ":error": cols[9], ":sink": sink} {
 		if t, ok := v.(string); ok {
 			ins.SetText(param, t)
 		} else {
