@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"math"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,13 +209,15 @@ type evictPlan struct {
 	over   func() (int64, error)
 	cost   func(payload, idKind int64) int64
 	before int64 // Unix milliseconds; 0: any age
+
+	removed int64 // rows deleted so far (others stay for other sinks)
 }
 
 // evictCandidatesSQL walks the table from its start (NOT INDEXED: through
 // events_by_state SQLite would sort every pending event), past dead letters
 // and the batch in flight, to the oldest events in :state.
 const evictCandidatesSQL = `SELECT seq, kind, length(payload), length(id) + length(kind), created_at
-FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `'` + onlyPrimary + `
+FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `' AND (:shared OR ` + noOtherWaits + `)
 ORDER BY seq LIMIT CAST(:limit AS INTEGER)`
 
 // onlyPrimary keeps the primary's evictions to what no other sink waits
@@ -222,7 +225,16 @@ ORDER BY seq LIMIT CAST(:limit AS INTEGER)`
 // behind is what only that sink still waits for. :minhwm is the lowest
 // hwm of the others (outbox.minHWM).
 const onlyPrimary = `
-	AND seq <= :minhwm AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq)`
+	AND ` + noOtherWaits
+
+// noOtherWaits is the condition on an events row that no secondary waits
+// for it.
+const noOtherWaits = `(seq <= :minhwm AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq))`
+
+// evictKeepSQL is evictSQL for the events of a shared eviction (by age)
+// that another sink still waits for: they stay, done for the primary.
+const evictKeepSQL = `UPDATE events NOT INDEXED SET state = 3, claim = NULL
+WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `' AND NOT ` + noOtherWaits
 
 // evictSQL removes the rows evictCandidatesSQL returned, up to :last, by
 // rowid range.
@@ -250,14 +262,14 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
-	if err := o.evictRounds(p, &g); err != nil {
+	if err := o.evictRounds(&p, &g); err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
 	if g.Evicted == 0 {
 		return g, false, nil
 	}
 	// Before the gap's insert, which appends.
-	if err := o.rebase(top, g.Evicted); err != nil {
+	if err := o.rebase(top, p.removed); err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
 	g.FirstCreatedAt, g.LastCreatedAt = wireTime(g.first), wireTime(g.last)
@@ -294,7 +306,7 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 // never takes much more than is over, the rounds shrink geometrically to
 // one row at a time, and the eviction stops at the first measure at or
 // under the target, a row or a page below it at most.
-func (o *outbox) evictRounds(p evictPlan, g *gap) error {
+func (o *outbox) evictRounds(p *evictPlan, g *gap) error {
 	over, err := p.over()
 	if err != nil {
 		return err
@@ -321,7 +333,7 @@ func (o *outbox) evictRounds(p evictPlan, g *gap) error {
 // evictRound removes the oldest candidates until their estimated cost
 // reaches budget, at most limit of them, adding each to g, and reports how
 // many went and their estimated cost.
-func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est int64, err error) {
+func (o *outbox) evictRound(p *evictPlan, budget, limit int64, g *gap) (n, est int64, err error) {
 	stmt, err := o.conn.Prepare(evictCandidatesSQL)
 	if err != nil {
 		return 0, 0, err
@@ -333,6 +345,7 @@ func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est in
 	stmt.SetInt64(":state", int64(p.state))
 	stmt.SetInt64(":limit", limit)
 	stmt.SetInt64(":minhwm", minHWM)
+	stmt.SetBool(":shared", p.reason == reasonMaxAge)
 	var last int64
 	for est < budget {
 		row, err := stmt.Step()
@@ -352,10 +365,21 @@ func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est in
 	if err := stmt.Reset(); err != nil || n == 0 {
 		return 0, 0, err
 	}
-	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state, ":minhwm": minHWM}})
-	if err == nil && int64(o.conn.Changes()) != n {
-		err = fmt.Errorf("removed %d events, counted %d", o.conn.Changes(), n)
+	named := map[string]any{":last": last, ":state": p.state, ":minhwm": minHWM}
+	kept := 0
+	if p.reason == reasonMaxAge && minHWM != math.MaxInt64 {
+		// By age, the primary evicts what is too old for it, whoever
+		// else waits for it: those events stay for the others.
+		if err := sqlitex.Execute(o.conn, evictKeepSQL, &sqlitex.ExecOptions{Named: named}); err != nil {
+			return 0, 0, err
+		}
+		kept = o.conn.Changes()
 	}
+	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: named})
+	if err == nil && int64(kept+o.conn.Changes()) != n {
+		err = fmt.Errorf("removed %d events, counted %d", kept+o.conn.Changes(), n)
+	}
+	p.removed += int64(o.conn.Changes())
 	return n, est, err
 }
 
@@ -415,6 +439,10 @@ type limiter struct {
 	taking  func() bool
 	held    int64
 	heldSet bool
+
+	// sinkAges are the max_age of the sinks that set their own
+	// (sinklimits.go).
+	sinkAges map[string]time.Duration
 
 	recorded    *outbox   // the outbox the limits were last written into, for status
 	deadChecked time.Time // when the dead letters' share was last measured
@@ -477,6 +505,9 @@ func (l *limiter) enforce(ob *outbox, all bool) (evicted, more bool) {
 		if err != nil {
 			l.log.Error("outbox limits", "error", err)
 		}
+	}
+	if l.enforceSinks(ob, all) {
+		evicted = true
 	}
 	return evicted, more
 }

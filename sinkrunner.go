@@ -29,6 +29,9 @@ func (dm *daemon) startRunners(ctx context.Context) {
 	if len(dm.opts.sinks) > 1 {
 		secondaries = dm.opts.sinks[1:]
 	}
+	if dm.lim != nil {
+		dm.lim.sinkAges = sinkAgesOf(secondaries)
+	}
 	if len(dm.opts.sinks) > 0 {
 		dm.ob.primary = dm.opts.sinks[0].name
 		// With no sink at all the outbox keeps what it holds for each,

@@ -189,3 +189,81 @@ INSERT INTO events (id, kind, payload, created_at, available_at, state, attempts
 		}
 	}
 }
+
+// sinkHome writes config.toml with the top-level endpoint and [[sink]]
+// tables (name, endpoint), and returns the data home.
+func sinkHome(t *testing.T, endpoint string, sinks ...[2]string) string {
+	t.Helper()
+	dir := testHome(t)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("endpoint = %q\n", endpoint)
+	for _, s := range sinks {
+		conf += fmt.Sprintf("\n[[sink]]\nname = %q\nendpoint = %q\n", s[0], s[1])
+	}
+	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// gapsOf are the gaps rec received.
+func (rec *recorder) gapsOf() []gap {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var out []gap
+	for _, n := range rec.gaps {
+		out = append(out, gap{Evicted: int64(n)})
+	}
+	return out
+}
+
+// TestSinkBehindEvictsOnlyItsOwn fills an outbox past max_size while one
+// sink of two is down: what goes is what only that sink waits for, the
+// other receives everything and no gap, and the one that comes back
+// receives the rest and a gap that accounts exactly for what it missed.
+func TestSinkBehindEvictsOnlyItsOwn(t *testing.T) {
+	live := newRecorder(0)
+	liveSrv := httptest.NewServer(live)
+	defer liveSrv.Close()
+	dead := &downable{rec: newRecorder(0)}
+	dead.down.Store(true)
+	deadSrv := httptest.NewServer(dead)
+	defer deadSrv.Close()
+	sinkHome(t, liveSrv.URL, [2]string{"backup", deadSrv.URL})
+	inProcessDaemon(t, "--tick", "1h", "--max-size", "1MiB")
+	const n = 600 // 4 KB each: more than twice max_size
+	payload := `{"pad":"` + strings.Repeat("x", 4000) + `"}`
+	for i := range n {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%03d", i), payload)
+	}
+	waitFor(t, 60*time.Second, "the live sink to receive every event", func() bool {
+		d, _ := live.count()
+		return d == n
+	})
+	waitFor(t, 30*time.Second, "an eviction for the down sink", func() bool {
+		var rep statusReport
+		out, _, _ := cli(t, "", "status", "--json")
+		return json.Unmarshal([]byte(out), &rep) == nil && len(rep.Sinks) == 1 && rep.Sinks[0].Evicted > 0
+	})
+	dead.down.Store(false)
+	waitFor(t, 60*time.Second, "the sink that came back to receive the rest and a gap", func() bool {
+		d, _ := dead.rec.count()
+		gaps := dead.rec.gapsOf()
+		var evicted int
+		for _, g := range gaps {
+			evicted += int(g.Evicted)
+		}
+		return len(gaps) > 0 && d-len(gaps)+evicted == n
+	})
+	if d, total := live.count(); d != n || total != n || len(live.gapsOf()) != 0 {
+		t.Errorf("live sink: %d events, %d deliveries, %d gaps; want %d once each and no gap", d, total, len(live.gapsOf()), n)
+	}
+	d, total := dead.rec.count()
+	if total != d {
+		t.Errorf("the sink that came back got %d deliveries of %d events", total, d)
+	}
+	checkAccounting(t, n, int64(d-len(dead.rec.gapsOf())), 0, dead.rec.gapsOf())
+	t.Logf("the sink that came back: %d events delivered, %d in %d gaps", d-len(dead.rec.gapsOf()), n-(d-len(dead.rec.gapsOf())), len(dead.rec.gapsOf()))
+}
