@@ -2,11 +2,11 @@ package main
 
 import (
 	"cmp"
-	"math"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
