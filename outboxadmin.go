@@ -179,6 +179,7 @@ type deadLetter struct {
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error"`
 	CreatedAt time.Time `json:"created_at"`
+	Sink      string    `json:"sink,omitempty"` // a sink beyond the first whose dead letter it is
 }
 
 const deadLettersSQL = `SELECT id, kind, attempts, coalesce(last_error, ''), created_at

@@ -267,3 +267,64 @@ func TestSinkBehindEvictsOnlyItsOwn(t *testing.T) {
 	checkAccounting(t, n, int64(d-len(dead.rec.gapsOf())), 0, dead.rec.gapsOf())
 	t.Logf("the sink that came back: %d events delivered, %d in %d gaps", d-len(dead.rec.gapsOf()), n-(d-len(dead.rec.gapsOf())), len(dead.rec.gapsOf()))
 }
+
+// TestSinkFlag dead-letters every event for one sink of two (it answers
+// 422), and looks at, retries and drains that sink alone with --sink:
+// the other sink's progress is never touched.
+func TestSinkFlag(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	rec := newRecorder(0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			http.Error(w, "no", http.StatusUnprocessableEntity)
+			return
+		}
+		rec.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	archive := filepath.Join(t.TempDir(), "a.jsonl")
+	sinkHome(t, fileURL(archive), [2]string{"picky", srv.URL})
+	const n = 5
+	for i := range n {
+		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%d", i), `{"i":1}`)
+	}
+	if _, errOut, code := cli(t, "", "drain"); code != 1 || !strings.Contains(errOut, "5 events dead-lettered") {
+		t.Fatalf("drain: exit %d, %s; want 1 and the dead letters", code, errOut)
+	}
+	if got := fileIDs(t, archive); len(got) != n {
+		t.Fatalf("the default sink got %d events, want %d", len(got), n)
+	}
+	var list struct {
+		Counts      counts       `json:"counts"`
+		DeadLetters []deadLetter `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json", "--sink", "picky")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Counts.Dead != n || len(list.DeadLetters) != n || list.DeadLetters[0].Sink != "picky" {
+		t.Fatalf("outbox list --sink picky: %+v", list)
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json", "--sink", "default")), &list); err != nil || list.Counts.Dead != 0 || len(list.DeadLetters) != 0 {
+		t.Fatalf("outbox list --sink default: %+v, %v; want no dead letter", list, err)
+	}
+	if _, _, code := cli(t, "", "outbox", "list", "--sink", "nope"); code != 2 {
+		t.Errorf("outbox list --sink nope: exit %d, want 2", code)
+	}
+	refuse.Store(false)
+	if out := mustCLI(t, "outbox", "retry", "--sink", "picky", "--all"); !strings.HasPrefix(out, "5 dead letters back") {
+		t.Errorf("outbox retry --sink picky: %q", out)
+	}
+	if out := mustCLI(t, "drain", "--sink", "picky"); !strings.Contains(out, "delivered 5 events") {
+		t.Errorf("drain --sink picky: %q", out)
+	}
+	if d, total := rec.count(); d != n || total != n {
+		t.Errorf("picky got %d events in %d deliveries, want %d once each", d, total, n)
+	}
+	if got := fileIDs(t, archive); len(got) != n {
+		t.Errorf("the default sink has %d events after picky's drain, want %d", len(got), n)
+	}
+	if out := mustCLI(t, "outbox", "purge", "--dead", "--yes", "--sink", "picky"); out != "purged 0 dead letters\n" {
+		t.Errorf("purge: %q", out)
+	}
+}
