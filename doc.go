@@ -12,7 +12,7 @@
 //	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
 //	difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE] [--log-level LEVEL] [--allow-insecure]
 //	difflore stop [--grace DUR]
-//	difflore status [--json]
+//	difflore status [--json | --metrics]
 //	difflore outbox [list [--json] [--limit N] | show ID | retry (--all | ID...) | purge --dead --yes] [--sink NAME]
 //	difflore drain [--endpoint URL | --sink NAME] [--batch N] [--allow-insecure] [--json]
 //	difflore redact [FILE|-]

@@ -180,7 +180,7 @@ func commands() []commandSpec {
 		{"run", "run the delivery daemon (--detach to start it in the background)", cmdRun,
 			[]string{"--detach", "--takeover", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level", "--max-size", "--max-age"}},
 		{"stop", "stop the daemon of this data home", cmdStop, []string{"--grace"}},
-		{"status", "show the daemon and the outbox", cmdStatus, []string{"--json"}},
+		{"status", "show the daemon and the outbox", cmdStatus, []string{"--json", "--metrics"}},
 		{"outbox", "inspect the queue: list, retry and purge dead letters", cmdOutbox,
 			[]string{"list", "show", "retry", "purge", "--json", "--limit", "--all", "--dead", "--yes", "--sink"}},
 		{"drain", "deliver everything now, in the foreground", cmdDrain,

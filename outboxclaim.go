@@ -295,6 +295,26 @@ func (o *outbox) ack(token string, events []event) (err error) {
 	if err := o.rebase(top, n); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
+	return o.addCount(metaDelivered, n)
+}
+
+// The first sink's totals in the meta table, as 'status --metrics' shows
+// them (the others' are in their sinks rows).
+const (
+	metaDelivered = "sink_delivered"
+	metaFailed    = "sink_failed"
+	metaBuried    = "sink_dead_lettered"
+)
+
+// addCount adds n to one of the first sink's totals.
+func (o *outbox) addCount(key string, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}})
+	if err != nil {
+		return fmt.Errorf("count: %w", err)
+	}
 	return nil
 }
 
@@ -319,7 +339,7 @@ func (o *outbox) ackKeeping(token string, events []event) error {
 	if err := o.dropDone(done); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
-	return nil
+	return o.addCount(metaDelivered, int64(len(done)))
 }
 
 // release returns claimed events to pending, available again at at. A
@@ -340,6 +360,9 @@ func (o *outbox) release(token string, events []event, at time.Time, counted boo
 	if err := o.forEachSeq(releaseSQL, token, events, args); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
+	if counted {
+		return o.addCount(metaFailed, int64(len(events)))
+	}
 	return nil
 }
 
@@ -357,7 +380,7 @@ func (o *outbox) bury(token string, events []event, errMsg string) error {
 	if err := o.forEachSeq(deadSQL, token, events, map[string]any{":error": errMsg}); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	return nil
+	return o.addCount(metaBuried, int64(len(events)))
 }
 
 // resetInflight returns every inflight event to pending. The daemon calls it
