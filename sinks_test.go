@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -328,3 +329,21 @@ func TestSinkFlag(t *testing.T) {
 		t.Errorf("purge: %q", out)
 	}
 }
+
+// TestDoctorChecksEachSink runs doctor with a sink that answers and one
+// whose folder cannot be written: each has its own line, and the broken
+// one fails the check.
+func TestDoctorChecksEachSink(t *testing.T) {
+	srv := httptest.NewServer(newRecorder(0))
+	defer srv.Close()
+	sinkHome(t, srv.URL, [2]string{"archive", fileURL(filepath.Join(t.TempDir(), "no", "such", "dir", "a.jsonl"))})
+	out, _, _ := cli(t, "", "doctor")
+	if !regexpMatch(`(?m)^ok +endpoint http://127\.0\.0\.1:\d+: reachable`, out) {
+		t.Errorf("no line for the default sink:\n%s", out)
+	}
+	if !regexpMatch(`(?m)^FAIL +sink archive .*folder not writable`, out) {
+		t.Errorf("no failing line for the archive sink:\n%s", out)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
