@@ -62,8 +62,18 @@ func (o *outbox) rebase(maxBefore, n int64) error {
 	// count = max − offset, before and after: offset' = offset + (after −
 	// before) + n.
 	d := after - max(maxBefore, after) + n
-	return sqlitex.Execute(o.conn, setSeqOffsetSQL, &sqlitex.ExecOptions{Named: map[string]any{":d": d}})
+	if err := sqlitex.Execute(o.conn, setSeqOffsetSQL, &sqlitex.ExecOptions{Named: map[string]any{":d": d}}); err != nil {
+		return err
+	}
+	// The next append reuses the seqs above after: no sink may have moved
+	// past them (outboxsinks.go).
+	return sqlitex.Execute(o.conn, clampHWMSQL, &sqlitex.ExecOptions{Named: map[string]any{":max": after}})
 }
+
+// clampHWMSQL brings a secondary's hwm back to the largest seq in the
+// outbox: every event above it is gone, and SQLite gives the next row the
+// seq one above the largest, which must be fresh for every sink.
+const clampHWMSQL = `UPDATE sinks SET hwm = :max WHERE hwm > :max`
 
 // counts is how many events the outbox holds in each state.
 type counts struct {

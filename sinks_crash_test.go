@@ -51,6 +51,68 @@ func TestCrashLoopSinks(t *testing.T) {
 	}
 	upfront := events / 2
 	enqueue(0, upfront)
+	crashSinks(t, crashes, func(i int) {
+		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
+	}, recA, recB)
+	t.Setenv(pauseEnv, "")
+	d := startDaemon(t)
+	waitFor(t, 60*time.Second, "every sink to have everything", func() bool {
+		out, _, _ := cli(t, "", "outbox", "list")
+		return strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") &&
+			strings.Contains(out, "sink b: 0 pending, 0 inflight, 0 dead\n") &&
+			strings.Contains(out, "sink archive: 0 pending, 0 inflight, 0 dead\n")
+	})
+	mustCLI(t, "stop")
+	if err := d.wait(t, 15*time.Second); err != nil {
+		t.Errorf("final daemon: %v\n%s", err, d.log)
+	}
+	checkSinkArrivals(t, events, crashes*batch, map[string]*recorder{"default": recA, "b": recB}, archive)
+	ob := mustOutbox(t, mustOpenHome(t, dir), time.Now)
+	defer ob.Close()
+	if c, err := ob.counts(); err != nil || c.Pending+c.Inflight+c.Dead != 0 {
+		t.Errorf("outbox after the final run: %+v, %v", c, err)
+	}
+}
+
+// checkSinkArrivals checks what each sink of TestCrashLoopSinks received:
+// every event, each HTTP sink under one idempotency key per event, at
+// most bound deliveries again.
+func checkSinkArrivals(t *testing.T, events, bound int, recs map[string]*recorder, archive string) {
+	t.Helper()
+	for name, rec := range recs {
+		distinct, total := rec.counts()
+		t.Logf("sink %s: %d distinct, %d deliveries, %d duplicates (bound %d)", name, distinct, total, total-distinct, bound)
+		if distinct != events {
+			t.Errorf("sink %s: %d distinct events arrived, want %d", name, distinct, events)
+		}
+		if total-distinct > bound {
+			t.Errorf("sink %s: %d duplicates: more than a batch per crash (%d)", name, total-distinct, bound)
+		}
+		rec.mu.Lock()
+		for id, k := range rec.keys {
+			if len(k) != 1 {
+				t.Errorf("sink %s: event %s arrived under %d idempotency keys", name, id, len(k))
+			}
+		}
+		rec.mu.Unlock()
+		rec.checkAccounting(t, events, 0)
+	}
+	lines := fileIDs(t, archive)
+	total := 0
+	for _, n := range lines {
+		total += n
+	}
+	t.Logf("sink archive: %d distinct, %d lines", len(lines), total)
+	if len(lines) != events || total-len(lines) > bound {
+		t.Errorf("sink archive: %d distinct events in %d lines, want %d with at most %d again", len(lines), total, events, bound)
+	}
+}
+
+// crashSinks starts and kills the daemon crashes times, each time at a
+// point chosen at random (crashPoints of TestCrashLoop), calling during(i)
+// while the i-th daemon runs, and checks that the point was reached.
+func crashSinks(t *testing.T, crashes int, during func(i int), recs ...*recorder) {
+	t.Helper()
 	seed := rand.Uint64()
 	if v := os.Getenv(crashSeedEnv); v != "" {
 		var err error
@@ -69,18 +131,18 @@ func TestCrashLoopSinks(t *testing.T) {
 		if point == crashInRequest {
 			t.Setenv(pauseEnv, "")
 		}
-		for _, rec := range []*recorder{recA, recB} {
+		for _, rec := range recs {
 			select {
 			case <-rec.reqs:
 			default:
 			}
 		}
 		d := startDaemon(t)
-		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
+		during(i)
 		var reached <-chan string
 		var reqA, reqB <-chan struct{}
 		if point == crashInRequest {
-			reqA, reqB = recA.reqs, recB.reqs
+			reqA, reqB = recs[0].reqs, recs[1].reqs
 		} else {
 			reached = d.paused
 		}
@@ -99,49 +161,5 @@ func TestCrashLoopSinks(t *testing.T) {
 			t.Fatalf("crash %d: the daemon panicked:\n%s", i, d.log)
 		}
 	}
-	t.Setenv(pauseEnv, "")
 	t.Logf("killed at %s", strings.Join(points, ", "))
-	d := startDaemon(t)
-	waitFor(t, 60*time.Second, "every sink to have everything", func() bool {
-		out, _, _ := cli(t, "", "outbox", "list")
-		return strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") &&
-			strings.Contains(out, "sink b: 0 pending, 0 inflight, 0 dead\n") &&
-			strings.Contains(out, "sink archive: 0 pending, 0 inflight, 0 dead\n")
-	})
-	mustCLI(t, "stop")
-	if err := d.wait(t, 15*time.Second); err != nil {
-		t.Errorf("final daemon: %v\n%s", err, d.log)
-	}
-	for name, rec := range map[string]*recorder{"default": recA, "b": recB} {
-		distinct, total := rec.counts()
-		t.Logf("sink %s: %d distinct, %d deliveries, %d duplicates (bound %d)", name, distinct, total, total-distinct, crashes*batch)
-		if distinct != events {
-			t.Errorf("sink %s: %d distinct events arrived, want %d", name, distinct, events)
-		}
-		if total-distinct > crashes*batch {
-			t.Errorf("sink %s: %d duplicates after %d crashes: more than a batch of %d per crash", name, total-distinct, crashes, batch)
-		}
-		rec.mu.Lock()
-		for id, k := range rec.keys {
-			if len(k) != 1 {
-				t.Errorf("sink %s: event %s arrived under %d idempotency keys", name, id, len(k))
-			}
-		}
-		rec.mu.Unlock()
-		rec.checkAccounting(t, events, 0)
-	}
-	lines := fileIDs(t, archive)
-	total := 0
-	for _, n := range lines {
-		total += n
-	}
-	t.Logf("sink archive: %d distinct, %d lines", len(lines), total)
-	if len(lines) != events || total-len(lines) > crashes*batch {
-		t.Errorf("sink archive: %d distinct events in %d lines, want %d with at most %d again", len(lines), total, events, crashes*batch)
-	}
-	ob := mustOutbox(t, mustOpenHome(t, dir), time.Now)
-	defer ob.Close()
-	if c, err := ob.counts(); err != nil || c.Pending+c.Inflight+c.Dead != 0 {
-		t.Errorf("outbox after the final run: %+v, %v", c, err)
-	}
 }

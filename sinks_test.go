@@ -347,3 +347,37 @@ func TestDoctorChecksEachSink(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestSinkSeesEventsAfterOutboxEmptied empties the outbox through every
+// sink, then queues more: SQLite gives a new row the rowid one above the
+// largest left, so without care the new events would get seqs a
+// secondary's hwm already passed, and it would never receive them.
+func TestSinkSeesEventsAfterOutboxEmptied(t *testing.T) {
+	h := home{dir: t.TempDir()}
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	if _, err := ob.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	q := &sinkQueue{ob: ob, name: "second"}
+	drainBoth := func(want int) {
+		t.Helper()
+		for _, qu := range []queue{ob, q} {
+			tok, evs, err := qu.claim(100, maxBatchBytes, claimLease)
+			if err != nil || len(evs) != want {
+				t.Fatalf("%T claimed %d events, %v; want %d", qu, len(evs), err, want)
+			}
+			if err := qu.immediate(func() error { return qu.ack(tok, evs) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for round := range 2 {
+		for i := range 3 {
+			if err := ob.insert(fmt.Sprintf("r%d-%d", round, i), "event", []byte(`{}`), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		drainBoth(3)
+	}
+}
