@@ -199,6 +199,7 @@ type daemon struct {
 
 	runners *runners        // the secondary sinks' drainers (sinkrunner.go), nil when stopped
 	runCtx  context.Context // the context they run in, nil before they start
+	wmu     sync.Mutex      // the write transactions of the daemon's connections take turns on it (outbox.begin)
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is

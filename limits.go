@@ -253,7 +253,7 @@ ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + :n AS TEXT
 // 0 when nothing went) and whether it stopped at evictChunk.
 func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	g = gap{Kinds: map[string]int64{}, Reason: p.reason, Exact: true}
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}

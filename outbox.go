@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -39,6 +40,12 @@ type outbox struct {
 	// primary names the sink whose progress the events rows hold
 	// (outboxsinks.go), for the gaps it records; empty: "default".
 	primary string
+	// wmu, when set, is held around each write transaction this
+	// connection begins (begin): the daemon's connections share one.
+	wmu *sync.Mutex
+	// shared is set once other sinks' drainers claim from the outbox too
+	// (syncSinks named some): claim then looks before it locks.
+	shared bool
 }
 
 // dbConn is one connection to the outbox and the gate it holds shared
@@ -179,11 +186,35 @@ func (o *outbox) Close() error {
 	return err
 }
 
+// begin starts a write transaction at once. With several drainers in the
+// daemon (outboxsinks.go), their connections take turns on wmu first: a
+// writer of this process then waits on the mutex, woken the moment the
+// other is done, rather than in SQLite's busy wait, which sleeps for a
+// millisecond and more between its tries.
+func (o *outbox) begin() (func(*error), error) {
+	if o.wmu != nil {
+		o.wmu.Lock()
+	}
+	end, err := sqlitex.ImmediateTransaction(o.conn)
+	if err != nil {
+		if o.wmu != nil {
+			o.wmu.Unlock()
+		}
+		return nil, err
+	}
+	return func(errp *error) {
+		end(errp)
+		if o.wmu != nil {
+			o.wmu.Unlock()
+		}
+	}, nil
+}
+
 // immediate runs fn in one write transaction, taken at once, so that the
 // settlement of a batch (acks, retries, dead letters, the status it leaves)
 // commits together or not at all.
 func (o *outbox) immediate(fn func() error) (err error) {
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return err
 	}

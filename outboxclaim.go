@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -116,8 +117,16 @@ func newToken() string {
 // lease. Events come back in queue order.
 func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	now := o.now()
+	if o.shared {
+		// Other sinks' drainers claim at the same time: a claim that
+		// finds nothing takes no write lock they would have to wait for
+		// (SQLite's busy wait sleeps in steps of milliseconds).
+		if ok, err := o.anyWork(anyWorkSQL, nil, now); err != nil || !ok {
+			return "", nil, err
+		}
+	}
 	token = newToken()
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
@@ -168,6 +177,29 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	}
 	slices.SortFunc(events, func(a, b event) int { return int(a.Seq - b.Seq) })
 	return token, events, nil
+}
+
+// anyWorkSQL says whether a claim has anything to do: a pending event
+// ready, one whose wait capWaitSQL cuts, or a lease that ended. Three
+// probes of events_by_state.
+const anyWorkSQL = `SELECT EXISTS (SELECT 1 FROM events WHERE state = 0 AND available_at <= :now)
+	OR EXISTS (SELECT 1 FROM events WHERE state = 0 AND available_at > :cap)
+	OR EXISTS (SELECT 1 FROM events WHERE state = 1 AND available_at <= :now)`
+
+// anyWork runs query (anyWorkSQL or sqAnyWorkSQL) with :now, :cap and
+// args, outside any write transaction.
+func (o *outbox) anyWork(query string, args map[string]any, now time.Time) (bool, error) {
+	named := map[string]any{":now": now.UnixMilli(), ":cap": now.Add(maxWait).UnixMilli()}
+	maps.Copy(named, args)
+	var yes bool
+	err := sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{
+		Named:      named,
+		ResultFunc: func(stmt *sqlite.Stmt) error { yes = stmt.ColumnBool(0); return nil },
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	return yes, nil
 }
 
 // ready reads the next ready events for claim (readySQL), up to limit

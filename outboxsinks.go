@@ -210,6 +210,7 @@ func (o *outbox) syncSinks(secondaries []string) (dropped map[string]int64, err 
 	if err != nil {
 		return nil, fmt.Errorf("sync sinks: %w", err)
 	}
+	o.shared = len(secondaries) > 0
 	return dropped, nil
 }
 
@@ -258,6 +259,11 @@ WHERE sink = :sink AND seq = :seq AND claim = :claim`
 	sqAddSQL = `UPDATE sinks SET delivered = delivered + :delivered, failed = failed + :failed,
 	dead = dead + :dead, evicted = evicted + :evicted WHERE name = :sink`
 	sqNextSQL = `SELECT min(available_at) FROM deliveries WHERE sink = :sink AND state = 0`
+	// sqAnyWorkSQL is anyWorkSQL for a secondary, and a fresh event.
+	sqAnyWorkSQL = `SELECT EXISTS (SELECT 1 FROM deliveries WHERE sink = :sink AND state = 0 AND available_at <= :now)
+	OR EXISTS (SELECT 1 FROM deliveries WHERE sink = :sink AND state = 0 AND available_at > :cap)
+	OR EXISTS (SELECT 1 FROM deliveries WHERE sink = :sink AND state = 1 AND available_at <= :now)
+	OR EXISTS (SELECT 1 FROM events e WHERE e.seq > (SELECT hwm FROM sinks WHERE name = :sink) AND ` + forSecondary + `)`
 )
 
 func (q *sinkQueue) named(args map[string]any) map[string]any {
@@ -274,8 +280,13 @@ func (q *sinkQueue) named(args map[string]any) map[string]any {
 func (q *sinkQueue) claim(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	o := q.ob
 	now := o.now()
+	// Like the primary's claim with other sinks (outbox.shared): no
+	// write lock when there is nothing to claim.
+	if ok, err := o.anyWork(sqAnyWorkSQL, map[string]any{":sink": q.name}, now); err != nil || !ok {
+		return "", nil, err
+	}
 	token = newToken()
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}

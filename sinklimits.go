@@ -66,7 +66,7 @@ type sinkEvictPlan struct {
 // measured by p.over; then the gap event, for that sink alone.
 func (o *outbox) evictFor(p sinkEvictPlan) (g gap, err error) {
 	g = gap{Kinds: map[string]int64{}, Reason: p.reason, Exact: true}
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return g, fmt.Errorf("evict: %w", err)
 	}

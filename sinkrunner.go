@@ -32,6 +32,7 @@ func (dm *daemon) startRunners(ctx context.Context) {
 	if dm.lim != nil {
 		dm.lim.sinkAges = sinkAgesOf(secondaries)
 	}
+	dm.ob.wmu = &dm.wmu
 	if len(dm.opts.sinks) > 0 {
 		dm.ob.primary = dm.opts.sinks[0].name
 		// With no sink at all the outbox keeps what it holds for each,
@@ -97,6 +98,7 @@ func (dm *daemon) runSecondary(ctx context.Context, spec sinkSpec, s sink, poke 
 		return
 	}
 	defer ob.Close()
+	ob.wmu = &dm.wmu
 	q := &sinkQueue{ob: ob, name: spec.name}
 	if err := q.resetInflight(); err != nil {
 		log.Error("outbox", "error", err)

@@ -2,7 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,4 +135,76 @@ func rowsLeft(b *testing.B, ob *outbox) int64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// BenchmarkSinksLatency measures enqueue → arrival at a live HTTP sink in
+// two homes, alternating event by event on an idle daemon each: one with
+// that sink alone, and one with three sinks, one of which answers 503 for
+// the whole run (breaker open, retries). In /dead-first the live sink is
+// a [[sink]] beside a file: sink, and the dead one is the first sink (the
+// daemon loop's own drainer); in /dead-other the live sink is the first
+// and the dead one a [[sink]]. It reports p50 and p99 of each side
+// (one-p50-ms, three-p50-ms, …) and their ratios (x-one; target ≤ 1.1).
+func BenchmarkSinksLatency(b *testing.B) {
+	b.Run("dead-first", func(b *testing.B) { benchSinksLatency(b, true) })
+	b.Run("dead-other", func(b *testing.B) { benchSinksLatency(b, false) })
+}
+
+func benchSinksLatency(b *testing.B, deadFirst bool) {
+	one, three := newArrivals(), newArrivals()
+	epOne, epThree := newEndpoint(b, one.script(200)), newEndpoint(b, three.script(200))
+	dead := newEndpoint(b, always(answer{status: 503}))
+	homes := []string{b.TempDir(), b.TempDir()}
+	first, other := dead.URL, epThree.URL
+	if !deadFirst {
+		first, other = other, first
+	}
+	confs := []string{
+		fmt.Sprintf("endpoint = %q\n", epOne.URL),
+		fmt.Sprintf("endpoint = %q\n\n[[sink]]\nname = \"other\"\nendpoint = %q\n\n[[sink]]\nname = \"archive\"\nendpoint = %q\n",
+			first, other, fileURL(filepath.Join(b.TempDir(), "a.jsonl"))),
+	}
+	b.Setenv("DIFFLORE_CLOUD_URL", "")
+	b.Setenv("DIFFLORE_CLOUD_TOKEN", "")
+	obs := make([]*outbox, 2)
+	for i, dir := range homes {
+		if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(confs[i]), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		b.Setenv("DIFFLORE_HOME", dir)
+		inProcessDaemon(b, "--tick", "1h")
+		obs[i] = mustOutbox(b, mustOpenHome(b, dir), time.Now)
+		defer obs[i].Close()
+	}
+	arrs := []*arrivals{one, three}
+	lat := [2][]time.Duration{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range 2 {
+			b.StopTimer()
+			b.Setenv("DIFFLORE_HOME", homes[k])
+			time.Sleep(rand.N(50 * time.Millisecond)) // a random phase
+			b.StartTimer()
+			id := fmt.Sprintf("lat-%d-%d", k, i)
+			start := time.Now()
+			var stderr strings.Builder
+			if err := runTest(context.Background(), []string{"enqueue", "--id", id, `{"bench":true}`}, strings.NewReader(""), io.Discard, &stderr); err != nil {
+				b.Fatalf("enqueue: %v %s", err, stderr.String())
+			}
+			lat[k] = append(lat[k], arrs[k].await(b, id, 10*time.Second).Sub(start))
+		}
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	var p50, p99 [2]time.Duration
+	for k := range 2 {
+		slices.Sort(lat[k])
+		p50[k], p99[k] = lat[k][len(lat[k])/2], lat[k][(len(lat[k])*99)/100]
+	}
+	b.ReportMetric(ms(p50[0]), "one-p50-ms")
+	b.ReportMetric(ms(p99[0]), "one-p99-ms")
+	b.ReportMetric(ms(p50[1]), "three-p50-ms")
+	b.ReportMetric(ms(p99[1]), "three-p99-ms")
+	b.ReportMetric(float64(p50[1])/float64(p50[0]), "p50-x-one")
+	b.ReportMetric(float64(p99[1])/float64(p99[0]), "p99-x-one")
 }
