@@ -110,15 +110,20 @@ func TestSinksIndependent(t *testing.T) {
 	}
 	// status exits 4 here: the daemon runs in this process, whose PID
 	// file it cannot verify; the outbox part is what is looked at.
-	var rep statusReport
-	statusJSON, _, _ := cli(t, "", "status", "--json")
-	if err := json.Unmarshal([]byte(statusJSON), &rep); err != nil {
-		t.Fatal(err)
-	}
 	bySink := map[string]sinkStatus{}
-	for _, s := range rep.Sinks {
-		bySink[s.Name] = s
-	}
+	// A file: sink's lines are written before its batch is settled:
+	// status counts it delivered a moment after the file holds it.
+	waitFor(t, 10*time.Second, "the archive sink's last batch to be settled", func() bool {
+		var rep statusReport
+		statusJSON, _, _ := cli(t, "", "status", "--json")
+		if err := json.Unmarshal([]byte(statusJSON), &rep); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rep.Sinks {
+			bySink[s.Name] = s
+		}
+		return bySink["archive"].Delivered == n
+	})
 	if b := bySink["backup"]; b.Pending+b.Inflight != n || b.OldestPendingAgeSeconds <= 0 || b.Delivered != 0 {
 		t.Errorf("status of the down sink: %+v, want %d pending, an age, none delivered", b, n)
 	}
