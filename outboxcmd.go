@@ -282,7 +282,8 @@ func outboxShow(cfg config, args []string) error {
 	// The payload alone goes to stdout, so that 'outbox show ID > file'
 	// recovers exactly the bytes the hook handed over; what a person
 	// wants to read with it goes to stderr.
-	state := map[int]string{statePending: "pending", stateInflight: "inflight", stateDead: "dead"}[e.State]
+	state := map[int]string{statePending: "pending", stateInflight: "inflight", stateDead: "dead",
+		stateDone: "delivered to the first sink, waiting for another ('difflore outbox list' shows each sink's)"}[e.State]
 	if e.Raw {
 		state += " (its payload is not one valid JSON value: never sent)"
 	}

@@ -21,6 +21,9 @@ const (
 	statePending  = 0
 	stateInflight = 1
 	stateDead     = 2
+	// stateDone marks an event the first sink is done with while another
+	// sink still waits for it (outboxsinks.go).
+	stateDone = 3
 )
 
 // schemaSQL creates the outbox. available_at means "not before" for a

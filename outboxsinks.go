@@ -42,10 +42,6 @@ import (
 // and sink, written at enqueue) was the alternative: it makes enqueue write
 // a row per sink, and the single-sink drain twice as slow.
 
-// stateDone marks an event the primary is done with while a secondary
-// still waits for it.
-const stateDone = 3
-
 // migrateV3SQL brings a version 3 outbox to version 4: the sinks beyond
 // the first. sink on an event row names the one sink a gap event is for
 // (NULL: every sink). No row is rewritten: the primary's progress is the

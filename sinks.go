@@ -54,9 +54,21 @@ func (s sinkSpec) options() sinkOptions {
 	return sinkOptions{name: s.name, protocol: s.protocol, signals: s.signals}
 }
 
-// newSink makes the sink a spec describes, nil for one with no endpoint.
+// configurable is a sink that takes options beyond its endpoint and token
+// (its name, OTLP's protocol and signals): newSink hands them over.
+type configurable interface {
+	configure(opts sinkOptions) error
+}
+
+// newSink makes the sink a spec describes, nil for one with no endpoint,
+// and hands a configurable sink its options.
 func newSink(s sinkSpec, version string, allowInsecure bool) (sink, error) {
 	sk, err := parseEndpoint(s.endpoint, s.token, version, allowInsecure)
+	if err == nil {
+		if c, ok := sk.(configurable); ok {
+			err = c.configure(s.options())
+		}
+	}
 	if err != nil && s.name != defaultSinkName {
 		return nil, fmt.Errorf("sink %q: %w", s.name, err)
 	}
