@@ -58,7 +58,7 @@ func (dm *daemon) reload() {
 	if s != nil {
 		endpoint = s.String()
 	}
-	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token {
+	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token || firstSinkChanged(dm.opts.sinks, o.sinks) {
 		// A pause or an open breaker was the old endpoint's answer.
 		dm.d.sink = s
 		dm.d.failures, dm.d.breakerDelay = 0, 0
@@ -102,4 +102,14 @@ func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
 		return nil, nil, err
 	}
 	return s, r, nil
+}
+
+// firstSinkChanged reports whether the first sink, whose drainer is the
+// daemon loop's, is another endpoint or token than it was: when it is a
+// [[sink]] table, the top-level endpoint and token do not say.
+func firstSinkChanged(before, after []sinkSpec) bool {
+	if len(before) == 0 || len(after) == 0 {
+		return len(before) != len(after)
+	}
+	return before[0].endpoint != after[0].endpoint || before[0].token != after[0].token
 }
