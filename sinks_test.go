@@ -386,3 +386,49 @@ func TestSinkSeesEventsAfterOutboxEmptied(t *testing.T) {
 		drainBoth(3)
 	}
 }
+
+// TestUpgradeFromMainsOutbox opens an outbox that main's binary wrote
+// before sinks (testdata/upgrade-v3: outbox.db and outbox.id as 'difflore
+// enqueue' and 'drain' left them: p1 and p2 pending, d1 dead-lettered by
+// a 422, r1 a hook's payload that is not JSON) with a daemon of this
+// release: p1 and p2 reach the configured sink, the dead letters stay, and
+// d1 goes too once retried; r1 can never be sent.
+func TestUpgradeFromMainsOutbox(t *testing.T) {
+	dir := testHome(t)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{dbFileName, "outbox.id"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "upgrade-v3", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(fmt.Sprintf("endpoint = %q\n", fileURL(out))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inProcessDaemon(t, "--tick", "1h")
+	waitFor(t, 20*time.Second, "p1 and p2", func() bool { return len(fileIDs(t, out)) == 2 })
+	dead := map[string]bool{}
+	for _, d := range deadLetters(t) {
+		dead[d.ID] = true
+	}
+	if len(dead) != 2 || !dead["d1"] || !dead["r1"] {
+		t.Fatalf("dead letters after the upgrade: %v, want d1 and r1", dead)
+	}
+	mustCLI(t, "outbox", "retry", "--all")
+	waitFor(t, 20*time.Second, "d1, retried", func() bool { return fileIDs(t, out)["d1"] == 1 })
+	got := fileIDs(t, out)
+	if len(got) != 3 || got["p1"] != 1 || got["p2"] != 1 {
+		t.Errorf("delivered %v, want p1, p2 and d1 once each", got)
+	}
+	ob := mustOutbox(t, mustOpenHome(t, dir), time.Now)
+	defer ob.Close()
+	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
+		t.Errorf("schema version %d, %v; want %d", v, err, schemaVersion)
+	}
+}
