@@ -41,6 +41,10 @@ type fileConfig struct {
 	// AllowInsecure lets an endpoint be plain http to a host that is
 	// not loopback: the network between is trusted.
 	AllowInsecure *bool `toml:"allow_insecure"`
+	// The OTLP settings: otlpconfig.go.
+	Protocol     *string  `toml:"protocol"`
+	TraceContent *bool    `toml:"trace_content"`
+	Signals      []string `toml:"signals"`
 }
 
 // limitText is a limit as config.toml gives it: a string, as the run flag
@@ -84,6 +88,7 @@ type settings struct {
 	// allowInsecure is allow_insecure of config.toml; a command's flag
 	// --allow-insecure, when given, wins over it.
 	allowInsecure bool
+	otlp          otlpOptions
 	warnings      []string // about the file: unknown keys
 }
 
@@ -252,6 +257,9 @@ func (cfg config) settings() (settings, error) {
 	st.allowInsecure = fc.AllowInsecure != nil && *fc.AllowInsecure
 	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
 		st.redact.off = redactOptionsFromEnv(cfg.getenv).off
+	}
+	if st.otlp, err = fc.otlpOptions(); err != nil {
+		return settings{}, fmt.Errorf("%s: %w", cfg.configPath(), err)
 	}
 	st.limits, err = fc.limits() // checked by load
 	return st, err

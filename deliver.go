@@ -151,6 +151,12 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSend)
 	}
+	if u, ok := d.sink.(outboxUser); ok {
+		// The OTLP sink keeps its open spans in the outbox (spanstore.go).
+		if err := u.useOutbox(d.ob); err != nil {
+			d.log.Warn("read open spans: spans are paired from this batch on", "error", err)
+		}
+	}
 	r := d.sink.send(ctx, sent)
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSettle)

@@ -150,7 +150,7 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 		add(checkWarn, "endpoint: none; events stay queued ('difflore config set endpoint URL')")
 		return
 	}
-	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), st.allowInsecure)
+	s, err := parseEndpointOpts(st.endpoint, st.token, buildVersion(), st.allowInsecure, st.otlp)
 	if err != nil {
 		add(checkFail, "endpoint: %v", err)
 		return
@@ -171,6 +171,9 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 		p, probe = &s.poster, `{"events":[]}`
 	case *otlpSink:
 		p, probe = &s.poster, `{"resourceLogs":[]}`
+		if s.protobuf {
+			probe = "" // an empty ExportLogsServiceRequest
+		}
 	default:
 		add(checkWarn, "endpoint %s: no probe for it", s)
 		return

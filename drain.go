@@ -64,7 +64,7 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if !flagGiven(fl, "allow-insecure") {
 		*allowInsecure = st.allowInsecure
 	}
-	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), *allowInsecure)
+	s, err := parseEndpointOpts(st.endpoint, st.token, buildVersion(), *allowInsecure, st.otlp)
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,9 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. enqueue compares it and
 // does no migration work when it matches. Version 2 added the raw column;
-// version 3 the seq_offset that counts the events (countsSQL).
-const schemaVersion = 3
+// version 3 the seq_offset that counts the events (countsSQL); version 4
+// the traceparent column and the spans table (migrateV3SQL).
+const schemaVersion = 4
 
 // Event states.
 const (
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
 	available_at INTEGER NOT NULL,
 	claim        TEXT,
 	last_error   TEXT,
-	` + rawColumn + `
+	` + rawColumn + `,
+	traceparent  TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_state ON events (state, available_at, seq);
 CREATE TABLE IF NOT EXISTS meta (
@@ -49,7 +51,8 @@ CREATE TABLE IF NOT EXISTS meta (
 	value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('seq_offset', '0');
-PRAGMA user_version = 3;
+` + spansTableSQL + `
+PRAGMA user_version = 4;
 `
 
 const rawColumn = `raw INTEGER NOT NULL DEFAULT 0 CHECK (raw = 0 OR state = 2)`
@@ -66,6 +69,15 @@ const migrateV2SQL = `INSERT INTO meta (key, value)
 SELECT 'seq_offset', CAST(coalesce(max(seq), 0) - count(*) AS TEXT) FROM events WHERE true
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 PRAGMA user_version = 3;
+`
+
+// migrateV3SQL brings a version 3 outbox to version 4: the hook's
+// TRACEPARENT beside each event (NULL for the events already queued, and
+// for a hook that had none), and the spans table (spanstore.go). Neither
+// rewrites a row.
+const migrateV3SQL = `ALTER TABLE events ADD COLUMN traceparent TEXT;
+` + spansTableSQL + `
+PRAGMA user_version = 4;
 `
 
 // userVersion reads the schema version of an open database.
@@ -116,9 +128,11 @@ func migrate(conn *sqlite.Conn) (err error) {
 	script := schemaSQL
 	switch v {
 	case 1:
-		script = migrateV1SQL + migrateV2SQL
+		script = migrateV1SQL + migrateV2SQL + migrateV3SQL
 	case 2:
-		script = migrateV2SQL
+		script = migrateV2SQL + migrateV3SQL
+	case 3:
+		script = migrateV3SQL
 	}
 	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)

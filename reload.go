@@ -58,7 +58,7 @@ func (dm *daemon) reload() {
 	if s != nil {
 		endpoint = s.String()
 	}
-	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token {
+	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token || o.otlp != dm.opts.otlp {
 		// A pause or an open breaker was the old endpoint's answer.
 		dm.d.sink = s
 		dm.d.failures, dm.d.breakerDelay = 0, 0
@@ -87,7 +87,7 @@ func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
 	if err := o.settle(cfg); err != nil {
 		return nil, nil, err
 	}
-	s, err := parseEndpoint(o.endpoint, o.token, buildVersion(), o.allowInsecure)
+	s, err := parseEndpointOpts(o.endpoint, o.token, buildVersion(), o.allowInsecure, o.otlp)
 	if err != nil {
 		return nil, nil, err
 	}

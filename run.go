@@ -73,6 +73,7 @@ type runOptions struct {
 	service        bool // started by the Windows Service Control Manager: logs to daemon.log
 	logLevel       slog.Level
 	limits         limits
+	otlp           otlpOptions
 
 	// What the command line said, which a reload of config.toml keeps.
 	endpointFlag  string
@@ -159,7 +160,7 @@ func runCommand(ctx context.Context, cfg config, args []string) error {
 		return &exitError{code: 2, err: fmt.Errorf("--tick %s: want 10ms to 24h", flagText(fl, "tick")),
 			hint: "the tick is only the safety net behind the wake-ups that enqueue sends: 24h is the longest, and the default is 1h"}
 	}
-	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
+	s, err := parseEndpointOpts(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure, opts.otlp)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func (o *runOptions) settle(cfg config) error {
 	}
 	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
 	o.redact, o.warnings = st.redact, st.warnings
-	o.limits = st.limits
+	o.limits, o.otlp = st.limits, st.otlp
 	if o.flagLimits.sizeFrom == fromFlag {
 		o.limits.maxSize, o.limits.sizeFrom = o.flagLimits.maxSize, fromFlag
 	}

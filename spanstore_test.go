@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// otlpRecorder is an OTLP/JSON receiver on loopback that keeps the spans
+// and log records it is sent.
+type otlpRecorder struct {
+	mu    sync.Mutex
+	spans []map[string]any
+	logs  []map[string]any
+	paths []string
+}
+
+func startOTLPRecorder(t *testing.T) (*otlpRecorder, string) {
+	t.Helper()
+	rec := &otlpRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := readRequest(r)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		var req struct {
+			ResourceSpans []struct {
+				ScopeSpans []struct {
+					Spans []map[string]any `json:"spans"`
+				} `json:"scopeSpans"`
+			} `json:"resourceSpans"`
+			ResourceLogs []struct {
+				ScopeLogs []struct {
+					LogRecords []map[string]any `json:"logRecords"`
+				} `json:"scopeLogs"`
+			} `json:"resourceLogs"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.paths = append(rec.paths, r.URL.Path)
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				rec.spans = append(rec.spans, ss.Spans...)
+			}
+		}
+		for _, rl := range req.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				rec.logs = append(rec.logs, sl.LogRecords...)
+			}
+		}
+		io.WriteString(w, "{}")
+	}))
+	t.Cleanup(srv.Close)
+	return rec, srv.URL
+}
+
+func (r *otlpRecorder) spanNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names []string
+	for _, s := range r.spans {
+		names = append(names, s["name"].(string))
+	}
+	return names
+}
+
+// drainOnce delivers what is pending in ob through a new OTLP/JSON sink
+// named "default", as a freshly started daemon would.
+func drainOnce(t *testing.T, ob *outbox, endpoint string) {
+	t.Helper()
+	u, err := url.Parse("otlp+" + endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
+	d := newDrainer(ob, s, 100, slog.New(slog.DiscardHandler), time.Now)
+	for range 10 {
+		sent, err := d.step(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sent {
+			return
+		}
+	}
+	t.Fatal("the outbox did not drain in 10 steps")
+}
+
+// TestSpansSurviveRestart: a turn and a tool call whose starts are
+// delivered by one daemon and whose ends by the next still make whole
+// spans, starting when their starts were hooked.
+func TestSpansSurviveRestart(t *testing.T) {
+	rec, endpoint := startOTLPRecorder(t)
+	h := mustOpenHomeCreate(t, testHome(t))
+	events := hookEvents(t, codexSession())
+	insert := func(ob *outbox, evs []event) {
+		for _, e := range evs {
+			if err := insertEventTP(ob.conn, e.ID, e.Kind, e.Payload, e.CreatedAt, e.Traceparent); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ob := mustOutbox(t, h, time.Now)
+	insert(ob, events[:3]) // the session, the prompt, the tool's start
+	drainOnce(t, ob, endpoint)
+	ob.Close()
+	if n := len(rec.spanNames()); n != 0 {
+		t.Fatalf("%d spans sent before any end", n)
+	}
+
+	ob = mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	var open int
+	err := sqlitex.ExecuteTransient(ob.conn, `SELECT count(*) FROM spans WHERE sink = 'default' AND state = 0`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { open = stmt.ColumnInt(0); return nil },
+	})
+	if err != nil || open != 2 {
+		t.Fatalf("%d open spans kept (%v), want the turn and the tool", open, err)
+	}
+	insert(ob, events[3:])
+	drainOnce(t, ob, endpoint)
+	_, want := buildAll(events, len(events), false)
+	if got := rec.spanNames(); !slices.Equal(got, []string{"execute_tool Bash", "invoke_agent codex"}) {
+		t.Fatalf("spans %v", got)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i, s := range rec.spans {
+		if s["spanId"] != want[i].SpanID || s["traceId"] != want[i].TraceID || s["startTimeUnixNano"] != jsonNano(want[i].Start) {
+			t.Errorf("span %d = %v, want ids and start of %+v", i, s, want[i])
+		}
+	}
+	// Each log record names its span; the session's start and end belong
+	// to none (no turn is open then).
+	for _, l := range rec.logs {
+		var id string
+		for _, a := range l["attributes"].([]any) {
+			if kv := a.(map[string]any); kv["key"] == "difflore.event.id" {
+				id = kv["value"].(map[string]any)["stringValue"].(string)
+			}
+		}
+		if (l["spanId"] == nil) != (id == "ev-01" || id == "ev-06") {
+			t.Errorf("record %s: spanId %v", id, l["spanId"])
+		}
+	}
+}
+
+// jsonNano is a time as OTLP/JSON writes it: a decimal string.
+func jsonNano(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestMigrateV3Outbox: an outbox of schema version 3 upgrades in place when
+// it is opened: its events are kept, with no TRACEPARENT, and spans can be
+// kept in it.
+func TestMigrateV3Outbox(t *testing.T) {
+	h := mustOpenHomeCreate(t, testHome(t))
+	ob := mustOutbox(t, h, time.Now)
+	err := sqlitex.ExecuteScript(ob.conn, `DROP TABLE spans; ALTER TABLE events DROP COLUMN traceparent; PRAGMA user_version = 3;`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"v3-a", "v3-b"} {
+		if err := sqlitex.Execute(ob.conn, `INSERT INTO events (id, kind, payload, created_at, available_at) VALUES (?, 'k', CAST('{}' AS BLOB), 1, 1)`,
+			&sqlitex.ExecOptions{Args: []any{id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ob.Close()
+
+	ob = mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	if v, err := userVersion(ob.conn); err != nil || v != schemaVersion {
+		t.Fatalf("schema version %d (%v), want %d", v, err, schemaVersion)
+	}
+	if err := insertEventTP(ob.conn, "v4", "k", []byte(`{}`), time.UnixMilli(2), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"); err != nil {
+		t.Fatal(err)
+	}
+	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eventIDs(evs); !slices.Equal(got, []string{"v3-a", "v3-b", "v4"}) {
+		t.Fatalf("claimed %v", got)
+	}
+	if evs[0].Traceparent != "" || evs[2].Traceparent != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" {
+		t.Errorf("traceparents %q, %q", evs[0].Traceparent, evs[2].Traceparent)
+	}
+	st := &spanStore{ob: ob, sink: "default"}
+	if err := st.save([]*spanEntry{{Span: traceSpan{SpanID: "0102030405060708", TraceID: strings.Repeat("ab", 16)}}}, nil); err != nil {
+		t.Fatalf("keep a span in the upgraded outbox: %v", err)
+	}
+	if state, err := st.load(); err != nil || len(state.entries) != 1 {
+		t.Errorf("load: %v, %d entries", err, len(state.entries))
+	}
+}
