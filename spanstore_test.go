@@ -210,3 +210,23 @@ func TestMigrateV3Outbox(t *testing.T) {
 		t.Errorf("load: %v, %d entries", err, len(state.entries))
 	}
 }
+
+// TestEnqueueKeepsTraceparent: a hook run with TRACEPARENT in its
+// environment keeps it beside its event; one without keeps none.
+func TestEnqueueKeepsTraceparent(t *testing.T) {
+	home := testHome(t)
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	t.Setenv("TRACEPARENT", tp)
+	mustCLI(t, "enqueue", "--id", "with", "--kind", "claude.UserPromptSubmit", `{"session_id":"s"}`)
+	t.Setenv("TRACEPARENT", "")
+	mustCLI(t, "enqueue", "--id", "without", "--kind", "claude.Stop", `{"session_id":"s"}`)
+	ob := mustOutbox(t, mustOpenHomeCreate(t, home), time.Now)
+	defer ob.Close()
+	_, evs, err := ob.claim(10, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Traceparent != tp || evs[1].Traceparent != "" {
+		t.Errorf("claimed %+v, want the first with %s and the second with none", evs, tp)
+	}
+}
