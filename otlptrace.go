@@ -272,6 +272,9 @@ func appendLogRecordPB(b []byte, e *event, observed int64, links map[string]span
 // appendPayloadPB appends the fields of an AnyValue for a payload, as
 // appendPayloadValue does in JSON.
 func appendPayloadPB(b []byte, payload []byte) []byte {
+	if out, ok := appendPayloadPBFast(b, payload); ok {
+		return out
+	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if out, err := appendAnyValuePB(b, dec); err == nil {

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// slowPayloadPB is appendPayloadPB without the scanner: the decoder's way.
+func slowPayloadPB(payload []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if out, err := appendAnyValuePB(nil, dec); err == nil {
+		if _, err := dec.Token(); err == io.EOF {
+			return out
+		}
+	}
+	return appendPBString(nil, 1, string(payload))
+}
+
+var pbPayloadSeeds = []string{
+	`{"session":{"id":"s-1","turns":[{"role":"user","n":1},{"role":"tool","ok":true,"args":["ls","-l"]}]}}`,
+	`{"max":9223372036854775807,"min":-9223372036854775808,"precise":9007199254740993,"huge":123456789012345678901234567890,"neg":-42}`,
+	`[0.1,-2.5e-8,1e300,3.141592653589793,1.0,-0.5,1e400,-0]`,
+	`{"t":true,"f":false,"n":null}`, `{"o":{},"a":[]}`, ` { "sp" : [ 1 , 2 ] } `,
+	`{"ключ":"значение","emoji😀":"héllo ☃ 中文","esc":"tab\tnl\nquote\"nul\u0000 \ud83d\ude00 \/"}`,
+	`"just a string"`, `42`, `null`, `false`, "\"bad \xff utf8\"", `{"a":1,}`, `[1 2]`, `{"a"}`, `01`, `{"a":tru}`,
+	`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+}
+
+// TestPayloadPBFastMatchesDecoder: the scanner writes, byte for byte, what
+// the decoder's way writes, for every hook fixture and the awkward cases.
+func TestPayloadPBFastMatchesDecoder(t *testing.T) {
+	seeds := append([]string(nil), pbPayloadSeeds...)
+	files, _ := filepath.Glob(filepath.Join("testdata", "hooks", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, string(b))
+	}
+	if len(files) < 10 {
+		t.Fatalf("only %d hook fixtures", len(files))
+	}
+	for _, s := range seeds {
+		if got, want := appendPayloadPB(nil, []byte(s)), slowPayloadPB([]byte(s)); !bytes.Equal(got, want) {
+			t.Errorf("payload %.60q: scanner wrote %x, decoder %x", s, got, want)
+		}
+	}
+	if _, ok := appendPayloadPBFast(nil, []byte(strings.Repeat("[", 100)+strings.Repeat("]", 100))); ok {
+		t.Error("the scanner followed nesting past maxScanDepth")
+	}
+}
+
+func FuzzPayloadPB(f *testing.F) {
+	for _, s := range pbPayloadSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		if got, want := appendPayloadPB(nil, payload), slowPayloadPB(payload); !bytes.Equal(got, want) {
+			t.Errorf("payload %q: scanner wrote %x, decoder %x", payload, got, want)
+		}
+	})
+}
