@@ -19,6 +19,9 @@ import (
 type pbJSON struct {
 	data []byte
 	i    int
+	// ids are the top-level string values of sessionIDKeys, as
+	// sessionID reads them, found on the way.
+	ids [len(sessionIDKeys)]string
 }
 
 func (p *pbJSON) skipSpace() {
@@ -33,15 +36,24 @@ func (p *pbJSON) skipSpace() {
 }
 
 // appendPayloadPBFast appends the AnyValue fields of payload; ok is false
-// when the scanner gave up, and b is then to be discarded.
-func appendPayloadPBFast(b, payload []byte) (out []byte, ok bool) {
+// when the scanner gave up, and b is then to be discarded. session is
+// what sessionID(payload) returns, read on the way.
+func appendPayloadPBFast(b, payload []byte) (out []byte, session string, ok bool) {
 	p := pbJSON{data: payload}
 	out, ok = p.value(b, 0)
 	if !ok {
-		return b, false
+		return b, "", false
 	}
 	p.skipSpace()
-	return out, p.i == len(p.data)
+	if p.i != len(p.data) {
+		return b, "", false
+	}
+	for _, id := range p.ids {
+		if id != "" {
+			return out, id, true
+		}
+	}
+	return out, "", true
 }
 
 // maxScanDepth is the nesting the scanner follows; a deeper payload goes
@@ -96,6 +108,7 @@ func (p *pbJSON) object(b []byte, depth int) ([]byte, bool) {
 				return b
 			}
 			p.i++
+			at := p.i
 			b = appendPBMsg(b, 1, func(b []byte) []byte {
 				b = appendPBString(b, 1, key)
 				return appendPBMsg(b, 2, func(b []byte) []byte {
@@ -103,6 +116,9 @@ func (p *pbJSON) object(b []byte, depth int) ([]byte, bool) {
 					return b
 				})
 			})
+			if depth == 0 && ok {
+				p.noteID(key, at)
+			}
 			p.skipSpace()
 			switch {
 			case !ok || p.i >= len(p.data):
@@ -208,4 +224,20 @@ func (p *pbJSON) number(b []byte) ([]byte, bool) {
 		return appendPBFixed64(b, 4, math.Float64bits(f)), true
 	}
 	return appendPBString(b, 1, lit), true
+}
+
+// noteID keeps the value of a top-level key that names the session, when
+// it is a string (at is where the value starts): the last string wins,
+// as in sessionID.
+func (p *pbJSON) noteID(key string, at int) {
+	for i, k := range sessionIDKeys {
+		if k != key {
+			continue
+		}
+		q := pbJSON{data: p.data, i: at}
+		q.skipSpace()
+		if s, ok := q.str(); ok {
+			p.ids[i] = s
+		}
+	}
 }

@@ -47,12 +47,17 @@ func TestPayloadPBFastMatchesDecoder(t *testing.T) {
 	if len(files) < 10 {
 		t.Fatalf("only %d hook fixtures", len(files))
 	}
+	seeds = append(seeds, `{"session_id":"a","conversation_id":"b"}`, `{"thread-id":"t","session_id":""}`, `{"session_id":1,"session_id":"late"}`,
+		`{"session_id":"x","session_id":2}`, `{"x":{"session_id":"nested"}}`, `{"session_id":"esc\u00e9"}`)
 	for _, s := range seeds {
 		if got, want := appendPayloadPB(nil, []byte(s)), slowPayloadPB([]byte(s)); !bytes.Equal(got, want) {
 			t.Errorf("payload %.60q: scanner wrote %x, decoder %x", s, got, want)
 		}
+		if _, id, ok := appendPayloadPBFast(nil, []byte(s)); ok && id != sessionID([]byte(s)) {
+			t.Errorf("payload %.60q: scanner read session %q, sessionID %q", s, id, sessionID([]byte(s)))
+		}
 	}
-	if _, ok := appendPayloadPBFast(nil, []byte(strings.Repeat("[", 100)+strings.Repeat("]", 100))); ok {
+	if _, _, ok := appendPayloadPBFast(nil, []byte(strings.Repeat("[", 100)+strings.Repeat("]", 100))); ok {
 		t.Error("the scanner followed nesting past maxScanDepth")
 	}
 }
@@ -64,6 +69,9 @@ func FuzzPayloadPB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		if got, want := appendPayloadPB(nil, payload), slowPayloadPB(payload); !bytes.Equal(got, want) {
 			t.Errorf("payload %q: scanner wrote %x, decoder %x", payload, got, want)
+		}
+		if _, id, ok := appendPayloadPBFast(nil, payload); ok && id != sessionID(payload) {
+			t.Errorf("payload %q: scanner read session %q, sessionID %q", payload, id, sessionID(payload))
 		}
 	})
 }

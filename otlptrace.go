@@ -251,15 +251,26 @@ func (s *otlpSink) encodeLogsPB(events []event, observed int64, links map[string
 
 func appendLogRecordPB(b []byte, e *event, observed int64, links map[string]spanLink) []byte {
 	b = appendPBFixed64(b, 1, uint64(e.CreatedAt.UnixNano()))
-	b = appendPBMsg(b, 5, func(b []byte) []byte { return appendPayloadPB(b, e.Payload) })
+	session, scanned := "", false
+	b = appendPBMsg(b, 5, func(b []byte) []byte {
+		out, id, ok := appendPayloadPBFast(b, e.Payload)
+		if ok {
+			session, scanned = id, true
+			return out
+		}
+		return appendPayloadPB(b, e.Payload)
+	})
+	if !scanned {
+		session = sessionID(e.Payload)
+	}
 	b = appendPBStringAttr(b, 6, "difflore.event.id", e.ID)
 	b = appendPBStringAttr(b, 6, "difflore.event.kind", e.Kind)
 	b = appendPBMsg(b, 6, func(b []byte) []byte {
 		b = appendPBString(b, 1, "difflore.attempt")
 		return appendPBMsg(b, 2, func(b []byte) []byte { return appendPBVarint(b, 3, uint64(int64(e.Attempt))) })
 	})
-	if id := sessionID(e.Payload); id != "" {
-		b = appendPBStringAttr(b, 6, "session.id", id)
+	if session != "" {
+		b = appendPBStringAttr(b, 6, "session.id", session)
 	}
 	if l, ok := links[e.ID]; ok {
 		b = appendPBHex(b, 9, l.trace)
@@ -272,7 +283,7 @@ func appendLogRecordPB(b []byte, e *event, observed int64, links map[string]span
 // appendPayloadPB appends the fields of an AnyValue for a payload, as
 // appendPayloadValue does in JSON.
 func appendPayloadPB(b []byte, payload []byte) []byte {
-	if out, ok := appendPayloadPBFast(b, payload); ok {
+	if out, _, ok := appendPayloadPBFast(b, payload); ok {
 		return out
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))

@@ -187,20 +187,24 @@ type spanLink struct{ trace, span string }
 // not delivered (rollback), kept if it is (dirty, for the store).
 type spanState struct {
 	entries map[string]*spanEntry
-	byEvent map[string]string // event id → the span it started or ended
-	turn    map[string]string // session → its open turn
+	open    map[string]*spanEntry // the entries not closed: what a scan for open spans reads
+	byEvent map[string]string     // event id → the span it started or ended
+	turn    map[string]string     // session → its open turn
 
 	undo  []func()
 	dirty map[string]bool // span ids changed since the last commit
 }
 
 func newSpanState() *spanState {
-	return &spanState{entries: map[string]*spanEntry{}, byEvent: map[string]string{}, turn: map[string]string{}, dirty: map[string]bool{}}
+	return &spanState{entries: map[string]*spanEntry{}, open: map[string]*spanEntry{}, byEvent: map[string]string{}, turn: map[string]string{}, dirty: map[string]bool{}}
 }
 
 // add indexes an entry loaded from the store.
 func (st *spanState) add(e *spanEntry) {
 	st.entries[e.Span.SpanID] = e
+	if e.State != entryClosed {
+		st.open[e.Span.SpanID] = e
+	}
 	if e.StartEvent != "" {
 		st.byEvent[e.StartEvent] = e.Span.SpanID
 	}
@@ -221,12 +225,18 @@ func (st *spanState) put(e *spanEntry) {
 		prev = *old
 	}
 	wasDirty := st.dirty[id]
+	wasOpen := st.open[id]
 	st.undo = append(st.undo, func() {
 		if had {
 			*old = prev
 			st.entries[id] = old
 		} else {
 			delete(st.entries, id)
+		}
+		if wasOpen != nil {
+			st.open[id] = wasOpen
+		} else {
+			delete(st.open, id)
 		}
 		if !wasDirty {
 			delete(st.dirty, id)
@@ -237,6 +247,11 @@ func (st *spanState) put(e *spanEntry) {
 		e = old
 	}
 	st.entries[id] = e
+	if e.State != entryClosed {
+		st.open[id] = e
+	} else {
+		delete(st.open, id)
+	}
 	st.dirty[id] = true
 }
 
@@ -673,7 +688,7 @@ func (b *spanBuilder) childEnd(out *spanBatch, c *hookContext) *spanEntry {
 // first: ends of an agent without call ids are paired by order.
 func (b *spanBuilder) oldestOpen(session string, kind int, name string) *spanEntry {
 	var best *spanEntry
-	for _, en := range b.st.entries {
+	for _, en := range b.st.open {
 		if en.State == entryOpen && en.Kind == kind && en.Session == session && en.Match == "" && en.Tool == name &&
 			(best == nil || en.Seq < best.Seq) {
 			best = en
@@ -741,8 +756,8 @@ func (b *spanBuilder) closeChildren(out *spanBatch, parent string, at int64, eve
 // they started, so that what is sent does not depend on map order.
 func (b *spanBuilder) openWhere(match func(*spanEntry) bool) []*spanEntry {
 	var list []*spanEntry
-	for _, en := range b.st.entries {
-		if en.State != entryClosed && match(en) {
+	for _, en := range b.st.open {
+		if match(en) {
 			list = append(list, en)
 		}
 	}

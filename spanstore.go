@@ -82,16 +82,21 @@ func (st *spanStore) save(changed []*spanEntry, removed []string) error {
 		return nil
 	}
 	return st.ob.immediate(func() error {
+		upsert, err := st.ob.conn.Prepare(upsertSpanSQL)
+		if err != nil {
+			return err
+		}
 		for _, en := range changed {
 			doc, err := json.Marshal(en)
 			if err != nil {
 				return err
 			}
-			err = sqlitex.Execute(st.ob.conn, upsertSpanSQL, &sqlitex.ExecOptions{Named: map[string]any{
-				":sink": st.sink, ":id": en.Span.SpanID, ":state": en.State,
-				":at": max(en.Span.Start, en.Span.End), ":doc": doc,
-			}})
-			if err != nil {
+			upsert.SetText(":sink", st.sink)
+			upsert.SetText(":id", en.Span.SpanID)
+			upsert.SetInt64(":state", int64(en.State))
+			upsert.SetInt64(":at", max(en.Span.Start, en.Span.End))
+			upsert.SetBytes(":doc", doc)
+			if err := stepOnce(upsert); err != nil {
 				return err
 			}
 		}
