@@ -45,6 +45,9 @@ type otlpSink struct {
 	logs     bool // the signals sent
 	spans    *spanBuilder
 	store    *spanStore // nil until the drainer hands over the outbox (useOutbox)
+	// unsaved are the spans' changes of delivered batches not yet written
+	// to the outbox (keepState); nil for an entry that was dropped.
+	unsaved map[string]*spanEntry
 }
 
 // otlpOptions are an OTLP sink's settings beyond its endpoint.
@@ -91,8 +94,10 @@ func newOTLPSink(u *url.URL, raw, token, version string, opts otlpOptions) *otlp
 }
 
 // send posts the batch's log records, then the spans it closed. The
-// spans' state (what is open) changes only once both are delivered: a
-// batch that is not is built again, the same way, when it is sent again.
+// spans' state (what is open) changes only once both are delivered, and
+// reaches the outbox in the transaction that settles the batch
+// (keepState): a batch that is not delivered, or not settled (the daemon
+// died), is built again, the same way, when it is sent again.
 // (A batch whose logs were delivered and whose spans were not is sent
 // again whole, logs too.)
 func (s *otlpSink) send(ctx context.Context, events []event) result {
@@ -133,11 +138,8 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 	if batch != nil {
 		if r.verdict != delivered {
 			s.spans.st.rollback()
-		} else if err := s.commitSpans(); err != nil {
-			// The spans were delivered; what is open is still right in
-			// memory, and a restart before the next commit may send
-			// some of them again, as the same spans.
-			r.err = bound(strings.TrimPrefix(r.err+"; keep open spans: "+err.Error(), "; "))
+		} else {
+			s.commitSpans()
 		}
 	}
 	return r

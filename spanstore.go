@@ -52,9 +52,13 @@ func (s *otlpSink) useOutbox(ob *outbox) error {
 	return nil
 }
 
-// outboxUser is a sink that keeps state in the outbox.
+// outboxUser is a sink that keeps state in the outbox: the drainer hands
+// it the outbox before each send (useOutbox), and has it write what a
+// delivered batch changed (keepState) in the transaction that settles the
+// batch, so that the outbox holds both or neither.
 type outboxUser interface {
 	useOutbox(ob *outbox) error
+	keepState() error
 }
 
 func (st *spanStore) load() (*spanState, error) {
@@ -81,43 +85,73 @@ func (st *spanStore) save(changed []*spanEntry, removed []string) error {
 	if len(changed) == 0 && len(removed) == 0 {
 		return nil
 	}
-	return st.ob.immediate(func() error {
-		upsert, err := st.ob.conn.Prepare(upsertSpanSQL)
+	return st.ob.immediate(func() error { return st.write(changed, removed) })
+}
+
+// write writes changed and removed in the caller's transaction.
+func (st *spanStore) write(changed []*spanEntry, removed []string) error {
+	upsert, err := st.ob.conn.Prepare(upsertSpanSQL)
+	if err != nil {
+		return err
+	}
+	for _, en := range changed {
+		doc, err := json.Marshal(en)
 		if err != nil {
 			return err
 		}
-		for _, en := range changed {
-			doc, err := json.Marshal(en)
-			if err != nil {
-				return err
-			}
-			upsert.SetText(":sink", st.sink)
-			upsert.SetText(":id", en.Span.SpanID)
-			upsert.SetInt64(":state", int64(en.State))
-			upsert.SetInt64(":at", max(en.Span.Start, en.Span.End))
-			upsert.SetBytes(":doc", doc)
-			if err := stepOnce(upsert); err != nil {
-				return err
-			}
+		upsert.SetText(":sink", st.sink)
+		upsert.SetText(":id", en.Span.SpanID)
+		upsert.SetInt64(":state", int64(en.State))
+		upsert.SetInt64(":at", max(en.Span.Start, en.Span.End))
+		upsert.SetBytes(":doc", doc)
+		if err := stepOnce(upsert); err != nil {
+			return err
 		}
-		for _, id := range removed {
-			if err := sqlitex.Execute(st.ob.conn, deleteSpanSQL, &sqlitex.ExecOptions{Named: map[string]any{":sink": st.sink, ":id": id}}); err != nil {
-				return err
-			}
+	}
+	for _, id := range removed {
+		if err := sqlitex.Execute(st.ob.conn, deleteSpanSQL, &sqlitex.ExecOptions{Named: map[string]any{":sink": st.sink, ":id": id}}); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
-// commitSpans keeps the state a delivered batch left, in memory and in
-// the outbox.
-func (s *otlpSink) commitSpans() error {
+// commitSpans keeps in memory the state a delivered batch left, and queues
+// it for the outbox (keepState).
+func (s *otlpSink) commitSpans() {
 	changed, removed := s.spans.st.commit()
 	if s.store == nil {
+		return
+	}
+	if s.unsaved == nil {
+		s.unsaved = map[string]*spanEntry{}
+	}
+	for _, en := range changed {
+		s.unsaved[en.Span.SpanID] = en
+	}
+	for _, id := range removed {
+		s.unsaved[id] = nil
+	}
+}
+
+// keepState writes the spans' changes not yet in the outbox, in the
+// caller's transaction. On an error they stay queued for the next batch.
+func (s *otlpSink) keepState() error {
+	if s.store == nil || len(s.unsaved) == 0 {
 		return nil
 	}
-	if err := s.store.save(changed, removed); err != nil {
-		return fmt.Errorf("store open spans: %w", err)
+	var changed []*spanEntry
+	var removed []string
+	for id, en := range s.unsaved {
+		if en == nil {
+			removed = append(removed, id)
+		} else {
+			changed = append(changed, en)
+		}
 	}
+	if err := s.store.write(changed, removed); err != nil {
+		return fmt.Errorf("keep open spans: %w", err)
+	}
+	clear(s.unsaved)
 	return nil
 }
