@@ -327,6 +327,25 @@ func TestClaudeSessionInJaeger(t *testing.T) {
 		}
 		return len(got) >= turns && n >= 3*turns
 	})
+	checkTurns(t, got, session, turns)
+	// Stored, before Jaeger's own deduplication: a span sent again after
+	// a kill (the daemon died between the endpoint's answer and keeping
+	// what it sent) would show here as the same span twice.
+	stored := 0
+	for _, spans := range js.traces(t, true) {
+		stored += len(spans)
+	}
+	t.Logf("%d spans stored for %d turns (raw)", stored, turns)
+	if stored != 3*turns {
+		t.Errorf("%d spans stored, want %d: a span was sent twice", stored, 3*turns)
+	}
+}
+
+// checkTurns checks the traces of a session of turns: one trace per turn,
+// each an invoke_agent span with its two execute_tool spans under it, each
+// span once, none unfinished.
+func checkTurns(t *testing.T, got map[string][]jaegerSpan, session string, turns int) {
+	t.Helper()
 	if len(got) != turns {
 		t.Errorf("%d traces, want one per turn (%d)", len(got), turns)
 	}
@@ -365,17 +384,6 @@ func TestClaudeSessionInJaeger(t *testing.T) {
 	}
 	if len(prompts) != turns {
 		t.Errorf("turns of %d prompts, want %d", len(prompts), turns)
-	}
-	// Stored, before Jaeger's own deduplication: a span sent again after
-	// a kill (the daemon died between the endpoint's answer and keeping
-	// what it sent) would show here as the same span twice.
-	stored := 0
-	for _, spans := range js.traces(t, true) {
-		stored += len(spans)
-	}
-	t.Logf("%d spans stored for %d turns (raw)", stored, turns)
-	if stored != 3*turns {
-		t.Errorf("%d spans stored, want %d: a span was sent twice", stored, 3*turns)
 	}
 }
 
