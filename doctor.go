@@ -170,10 +170,11 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 	case *httpSink:
 		p, probe = &s.poster, `{"events":[]}`
 	case *otlpSink:
-		p, probe = &s.poster, `{"resourceLogs":[]}`
-		if s.protobuf {
-			probe = "" // an empty ExportLogsServiceRequest
-		}
+		// The probe is OTLP/JSON whatever the protocol: every OTLP/HTTP
+		// receiver takes it, and it reads as one in a log.
+		pp := s.poster
+		pp.contentType = ""
+		p, probe = &pp, `{"resourceLogs":[]}`
 	default:
 		add(checkWarn, "endpoint %s: no probe for it", s)
 		return

@@ -31,14 +31,14 @@ func isCorrupt(err error) bool {
 // salvageRowsSQL reads the rows after a seq in seq order. It walks the
 // table's own b-tree, never an index, so that a damaged index loses
 // nothing: the fresh outbox builds its indexes anew.
-const salvageRowsSQL = `SELECT seq, id, kind, payload, created_at, state, attempts, available_at, claim, last_error, %s
+const salvageRowsSQL = `SELECT seq, id, kind, payload, created_at, state, attempts, available_at, claim, last_error, %s, %s
 FROM events WHERE seq > :after ORDER BY seq LIMIT :limit`
 
 // salvageInsertSQL copies one row into the fresh outbox under a new seq,
 // in the same order. Inflight rows are given back by resetInflight once
 // the copy is done, as after any daemon's death.
-const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw)
-VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw)
+const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw, traceparent)
+VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw, :traceparent)
 ON CONFLICT (id) DO NOTHING`
 
 // salvageCountSQL counts the rows an index still knows in a range of seqs
@@ -388,11 +388,14 @@ func (s *salvager) salvage(ctx context.Context, path string) error {
 		return err
 	}
 	s.from = from
-	// A version 1 outbox has no raw column. Asked for by name rather than
-	// by user_version, which a rewritten header no longer holds.
-	s.rows = fmt.Sprintf(salvageRowsSQL, "raw")
-	if _, err := from.Prepare(s.rows); err != nil && !isCorrupt(err) {
-		s.rows = fmt.Sprintf(salvageRowsSQL, "0")
+	// A version 1 outbox has no raw column, one before version 4 no
+	// traceparent. Asked for by name rather than by user_version, which a
+	// rewritten header no longer holds.
+	for _, cols := range [][2]string{{"raw", "traceparent"}, {"raw", "NULL"}, {"0", "NULL"}} {
+		s.rows = fmt.Sprintf(salvageRowsSQL, cols[0], cols[1])
+		if _, err := from.Prepare(s.rows); err == nil || isCorrupt(err) {
+			break
+		}
 	}
 	s.copyMeta()
 	if err := s.walk(ctx); err != nil {
@@ -696,6 +699,7 @@ func (s *salvager) copyChunk() (n int, err error) {
 			setNullableText(ins, ":claim", stmt, 8)
 			setNullableText(ins, ":error", stmt, 9)
 			ins.SetInt64(":raw", stmt.ColumnInt64(10))
+			setTraceparent(ins, stmt.ColumnText(11))
 			_, ierr := ins.Step()
 			if rerr := ins.Reset(); ierr == nil {
 				ierr = rerr
@@ -866,4 +870,14 @@ func (dm *daemon) heal(ctx context.Context, cause error) error {
 // healDue reports whether err calls for a salvage now.
 func (dm *daemon) healDue(err error) bool {
 	return isCorrupt(err) && dm.now().Sub(dm.lastHeal) >= healPace
+}
+
+// setTraceparent binds a salvaged row's TRACEPARENT, NULL when it had none.
+// (Bindings outlive a reset: it is bound for every row.)
+func setTraceparent(ins *sqlite.Stmt, tp string) {
+	if tp == "" {
+		ins.SetNull(":traceparent")
+	} else {
+		ins.SetText(":traceparent", tp)
+	}
 }
