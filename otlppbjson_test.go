@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -74,4 +75,35 @@ func FuzzPayloadPB(f *testing.F) {
 			t.Errorf("payload %q: scanner read session %q, sessionID %q", payload, id, sessionID(payload))
 		}
 	})
+}
+
+// TestScanHookFieldsMatchesUnmarshal: the scanner reads every hook fixture
+// as encoding/json reads it into hookFields.
+func TestScanHookFieldsMatchesUnmarshal(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "hooks", "*.json"))
+	extra := []string{`{"session_id":"a","session_id":"b","is_interrupt":true,"duration":12.5,"error":{"x":[1,{"y":null}]}}`, `{}`, ` { "tool_use_id" : "t" } `}
+	seeds := extra
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, string(b))
+	}
+	for _, s := range seeds {
+		got, ok := scanHookFields([]byte(s))
+		var want hookFields
+		if err := json.Unmarshal([]byte(s), &want); err != nil || !ok {
+			t.Errorf("%.60q: scanner ok %v, unmarshal %v", s, ok, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%.60q: scanner read %+v, encoding/json %+v", s, got, want)
+		}
+	}
+	for _, bad := range []string{`[]`, `{"a":}`, `{"a":1,}`, `{"a" 1}`, `{"a":1}x`, `"s"`} {
+		if _, ok := scanHookFields([]byte(bad)); ok {
+			t.Errorf("scanner took %q", bad)
+		}
+	}
 }

@@ -371,7 +371,9 @@ func parseHook(e *event) (hookContext, bool) {
 		return hookContext{}, false
 	}
 	c := hookContext{e: e, agent: agent, role: hookRoles[name], at: e.CreatedAt.UnixNano()}
-	if len(e.Payload) == 0 || e.Payload[0] != '{' || json.Unmarshal(e.Payload, &c.f) != nil {
+	if f, ok := scanHookFields(e.Payload); ok {
+		c.f = f
+	} else if json.Unmarshal(e.Payload, &c.f) != nil {
 		return hookContext{}, false
 	}
 	sid := c.f.session()
