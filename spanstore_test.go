@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -228,5 +229,57 @@ func TestEnqueueKeepsTraceparent(t *testing.T) {
 	}
 	if len(evs) != 2 || evs[0].Traceparent != tp || evs[1].Traceparent != "" {
 		t.Errorf("claimed %+v, want the first with %s and the second with none", evs, tp)
+	}
+}
+
+// TestSalvageKeepsTraceparent: events salvaged from a corrupt outbox, read
+// page by page, keep their TRACEPARENT.
+func TestSalvageKeepsTraceparent(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	ob := mustOutbox(t, h, time.Now)
+	err := ob.immediate(func() error {
+		for i := range 200 {
+			p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))
+			if err := insertEventTP(ob.conn, fmt.Sprintf("tp-%04d", i), "event", []byte(p), time.Now(), tp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := ob.pragmaInt("page_size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	corruptRoot(t, h, size)
+	// Replaying a spill file is what finds the outbox corrupt.
+	writeSpillFiles(t, h, "spilled", 1, `{"spilled":1}`)
+	dm, logs := newHousekeeper(t, h, newFakeClock())
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
+	}
+	fresh := mustOutbox(t, h, time.Now)
+	defer fresh.Close()
+	_, evs, err := fresh.claim(1000, maxBatchBytes, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if strings.HasPrefix(e.ID, "tp-") {
+			n++
+			if e.Traceparent != tp {
+				t.Fatalf("salvaged %s with traceparent %q, want %q", e.ID, e.Traceparent, tp)
+			}
+		}
+	}
+	if n != 200 {
+		t.Errorf("salvaged %d of 200 events\n%s", n, logs.String())
 	}
 }
