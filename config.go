@@ -42,6 +42,11 @@ type fileConfig struct {
 	// AllowInsecure lets an endpoint be plain http to a host that is
 	// not loopback: the network between is trusted.
 	AllowInsecure *bool `toml:"allow_insecure"`
+	// The OTLP settings: otlpconfig.go. A [[sink]] table that does not
+	// set one takes these.
+	Protocol     *string  `toml:"protocol"`
+	TraceContent *bool    `toml:"trace_content"`
+	Signals      []string `toml:"signals"`
 	// Sinks are the [[sink]] tables: destinations beside the top-level
 	// endpoint (sinks.go).
 	Sinks []fileSinkTable `toml:"sink"`
@@ -88,6 +93,7 @@ type settings struct {
 	// allowInsecure is allow_insecure of config.toml; a command's flag
 	// --allow-insecure, when given, wins over it.
 	allowInsecure bool
+	otlp          otlpOptions
 	warnings      []string // about the file: unknown keys
 	// sinkTables are the [[sink]] tables, checked (sinkSpecs).
 	sinkTables []fileSinkTable
@@ -263,6 +269,9 @@ func (cfg config) settings() (settings, error) {
 	st.sinkTables = fc.Sinks
 	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
 		st.redact.off = redactOptionsFromEnv(cfg.getenv).off
+	}
+	if st.otlp, err = fc.otlpOptions(); err != nil {
+		return settings{}, fmt.Errorf("%s: %w", cfg.configPath(), err)
 	}
 	st.limits, err = fc.limits() // checked by load
 	return st, err

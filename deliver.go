@@ -91,6 +91,9 @@ type queue interface {
 	addRedactions(counts map[string]int64) error
 	immediate(fn func() error) error
 	setMeta(kv map[string]string) error
+	// store is the outbox the queue is in, for a sink that keeps state of
+	// its own there (outboxUser): its writes join the settle transaction.
+	store() *outbox
 }
 
 // holdUntil is when sending may resume after a pause or an open breaker; the
@@ -165,6 +168,12 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSend)
 	}
+	if u, ok := d.sink.(outboxUser); ok {
+		// The OTLP sink keeps its open spans in the outbox (spanstore.go).
+		if err := u.useOutbox(d.ob.store()); err != nil {
+			d.log.Warn("read open spans: spans are paired from this batch on", "error", err)
+		}
+	}
 	r := d.sink.send(ctx, sent)
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSettle)
@@ -189,6 +198,17 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	switch r.verdict {
 	case delivered:
 		settle = d.onDelivered(token, events, r, now, meta, redacted)
+		if u, ok := d.sink.(outboxUser); ok {
+			// What the sink keeps of the batch (the OTLP sink's open
+			// spans) is written with its settlement, or not at all.
+			ack := settle
+			settle = func() error {
+				if err := ack(); err != nil {
+					return err
+				}
+				return u.keepState()
+			}
+		}
 	case badBatch:
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}

@@ -165,7 +165,7 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 
 // doctorSink is doctorEndpoint for one sink; label starts its lines.
 func doctorSink(ctx context.Context, label string, spec sinkSpec, allowInsecure bool, add func(level, format string, a ...any)) {
-	s, err := parseEndpoint(spec.endpoint, spec.token, buildVersion(), allowInsecure)
+	s, err := newSink(spec, buildVersion(), allowInsecure)
 	if err != nil {
 		add(checkFail, "%s: %v", label, err)
 		return
@@ -185,7 +185,11 @@ func doctorSink(ctx context.Context, label string, spec sinkSpec, allowInsecure 
 	case *httpSink:
 		p, probe = &s.poster, `{"events":[]}`
 	case *otlpSink:
-		p, probe = &s.poster, `{"resourceLogs":[]}`
+		// The probe is OTLP/JSON whatever the protocol: every OTLP/HTTP
+		// receiver takes it, and it reads as one in a log.
+		pp := s.poster
+		pp.contentType = ""
+		p, probe = &pp, `{"resourceLogs":[]}`
 	default:
 		add(checkWarn, "%s %s: no probe for it", label, s)
 		return

@@ -194,7 +194,7 @@ func commands() []commandSpec {
 		{"service", "run the daemon as a systemd, launchd or Windows service: print, install, uninstall", noCtx(cmdService),
 			[]string{"print", "install", "uninstall", "systemd", "launchd", "windows"}},
 		{"config", "show and edit the settings in config.toml: get, set, unset, list, path", noCtx(cmdConfig),
-			[]string{"get", "set", "unset", "list", "path", "--show-token", "endpoint", "token", "batch", "redact", "redact_rules", "redact_allow", "max_size", "max_age", "allow_insecure"}},
+			[]string{"get", "set", "unset", "list", "path", "--show-token", "endpoint", "token", "batch", "redact", "redact_rules", "redact_allow", "max_size", "max_age", "allow_insecure", "protocol", "trace_content", "signals"}},
 		{"completion", "print a shell completion script", noCtx(cmdCompletion), []string{"bash", "zsh", "fish", "powershell"}},
 		{"version", "print the version", noCtx(cmdVersion), []string{}},
 	}

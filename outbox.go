@@ -15,8 +15,8 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
-const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at)
-VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
+const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at, traceparent)
+VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (id) DO NOTHING`
 
 // event is one queued event.
 type event struct {
@@ -26,6 +26,9 @@ type event struct {
 	Payload   []byte
 	CreatedAt time.Time
 	Attempt   int // the number of this delivery attempt, from 1
+	// Traceparent is the hook's TRACEPARENT, empty when it had none: the
+	// agent's own span, which difflore's spans become children of.
+	Traceparent string
 }
 
 // outbox is an open connection to the queue. It is not safe for concurrent
@@ -225,6 +228,12 @@ func (o *outbox) immediate(fn func() error) (err error) {
 // insertEvent stores one event unless its id is already queued. It is the
 // whole of enqueue's database work when the schema is current.
 func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created time.Time) error {
+	return insertEventTP(conn, id, kind, payload, created, "")
+}
+
+// insertEventTP is insertEvent with the hook's TRACEPARENT, stored as NULL
+// when empty.
+func insertEventTP(conn *sqlite.Conn, id, kind string, payload []byte, created time.Time, traceparent string) error {
 	stmt, err := conn.Prepare(insertSQL)
 	if err != nil {
 		return err
@@ -233,6 +242,12 @@ func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created tim
 	stmt.BindText(2, kind)
 	stmt.BindBytes(3, payload)
 	stmt.BindInt64(4, created.UnixMilli())
+	// Bindings outlive a reset: ?5 is bound every time.
+	if traceparent == "" {
+		stmt.BindNull(5)
+	} else {
+		stmt.BindText(5, traceparent)
+	}
 	return stepOnce(stmt)
 }
 
@@ -270,12 +285,17 @@ func insertDead(conn *sqlite.Conn, id, kind string, payload []byte, created time
 // enqueueDB is enqueue's fast path: one connection, one version check, one
 // insert, no pool and no migration work when the schema is current.
 func enqueueDB(path string, busy time.Duration, id, kind string, payload []byte, created time.Time) error {
+	return enqueueDBTP(path, busy, id, kind, payload, created, "")
+}
+
+// enqueueDBTP is enqueueDB with the hook's TRACEPARENT.
+func enqueueDBTP(path string, busy time.Duration, id, kind string, payload []byte, created time.Time, traceparent string) error {
 	conn, err := openEnqueueConn(path, busy)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	return insertEvent(conn.Conn, id, kind, payload, created)
+	return insertEventTP(conn.Conn, id, kind, payload, created, traceparent)
 }
 
 // enqueueDeadDB is enqueueDB for a dead letter.

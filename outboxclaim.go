@@ -32,7 +32,7 @@ const maxAttempts = 20
 // and then expires the statement whenever it is bound again, so that it
 // would plan it anew on every call. (What this SELECT replaced, and what
 // that cost, is in BENCHMARKS.md.)
-const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, CASE WHEN available_at = 0 THEN claim END FROM events
+const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, CASE WHEN available_at = 0 THEN claim END, traceparent FROM events
 WHERE state = 0 AND available_at <= :now
 ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`
 
@@ -74,7 +74,7 @@ const giveBackOrBury = `state = CASE WHEN attempts >= :max THEN 2 ELSE 0 END,
 const reclaimBatchSQL = `UPDATE events
 SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
 WHERE state = 0 AND available_at = 0 AND claim = :old
-RETURNING seq, id, kind, payload, created_at, attempts`
+RETURNING seq, id, kind, payload, created_at, attempts, traceparent`
 
 // giveBackSQL returns a claimed event untried (the daemon is stopping and
 // its request was cut short) the way resetInflightSQL does, and gives the
@@ -240,17 +240,19 @@ func (o *outbox) ready(now time.Time, limit, budget int) (events []event, old st
 }
 
 // scanEvent reads an event from a row of seq, id, kind, payload,
-// created_at, attempts, as readySQL and reclaimBatchSQL return them.
+// created_at, attempts, as readySQL and reclaimBatchSQL return them, and
+// traceparent, their last column.
 func scanEvent(stmt *sqlite.Stmt) event {
 	p := make([]byte, stmt.ColumnLen(3))
 	stmt.ColumnBytes(3, p)
 	return event{
-		Seq:       stmt.ColumnInt64(0),
-		ID:        stmt.ColumnText(1),
-		Kind:      stmt.ColumnText(2),
-		Payload:   p,
-		CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
-		Attempt:   stmt.ColumnInt(5),
+		Traceparent: stmt.ColumnText(stmt.ColumnCount() - 1),
+		Seq:         stmt.ColumnInt64(0),
+		ID:          stmt.ColumnText(1),
+		Kind:        stmt.ColumnText(2),
+		Payload:     p,
+		CreatedAt:   time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
+		Attempt:     stmt.ColumnInt(5),
 	}
 }
 
@@ -397,6 +399,9 @@ func (o *outbox) release(token string, events []event, at time.Time, counted boo
 	}
 	return nil
 }
+
+// store is the outbox itself: the first sink's queue is its events rows.
+func (o *outbox) store() *outbox { return o }
 
 // giveBack returns claimed events untried, to be sent again as the same
 // batch: see giveBackSQL.

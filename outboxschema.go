@@ -13,8 +13,9 @@ import (
 // schemaVersion is stored in PRAGMA user_version. enqueue compares it and
 // does no migration work when it matches. Version 2 added the raw column;
 // version 3 the seq_offset that counts the events (countsSQL); version 4
-// the progress of the sinks beyond the first (migrateV3SQL).
-const schemaVersion = 4
+// the progress of the sinks beyond the first (migrateV3SQL, outboxsinks.go);
+// version 5 the traceparent column and the spans table (migrateV4SQL).
+const schemaVersion = 5
 
 // Event states.
 const (
@@ -26,7 +27,10 @@ const (
 	stateDone = 3
 )
 
-// schemaSQL creates the outbox. available_at means "not before" for a
+// schemaSQL creates the outbox at version 3; migrate runs the later
+// versions' scripts after it, so that a new outbox and an upgraded one have
+// their columns in the same order (raw, sink, traceparent), which salvage
+// reads by position. available_at means "not before" for a
 // pending event and "lease ends" for an inflight one, so one index serves
 // claiming, reclaiming and the next wake-up time.
 //
@@ -73,6 +77,17 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 PRAGMA user_version = 3;
 `
 
+// migrateV4SQL brings a version 4 outbox to version 5: the hook's
+// TRACEPARENT beside each event (NULL for the events already queued, and
+// for a hook that had none), and the spans table (spanstore.go). Neither
+// rewrites a row.
+const migrateV4SQL = addTraceparentColumnSQL + `
+` + spansTableSQL + `
+PRAGMA user_version = 5;
+`
+
+const addTraceparentColumnSQL = `ALTER TABLE events ADD COLUMN traceparent TEXT;`
+
 // userVersion reads the schema version of an open database.
 func userVersion(conn *sqlite.Conn) (int, error) {
 	var v int
@@ -118,22 +133,26 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v, err = userVersion(conn); err != nil || v == schemaVersion {
 		return err
 	}
-	script := schemaSQL + migrateV3SQL
+	script := schemaSQL + migrateV3SQL + migrateV4SQL
 	switch v {
 	case 1:
-		script = migrateV1SQL + migrateV2SQL + migrateV3SQL
+		script = migrateV1SQL + migrateV2SQL + migrateV3SQL + migrateV4SQL
 	case 2:
-		script = migrateV2SQL + migrateV3SQL
+		script = migrateV2SQL + migrateV3SQL + migrateV4SQL
 	case 3:
-		script = migrateV3SQL
+		script = migrateV3SQL + migrateV4SQL
+	case 4:
+		script = migrateV4SQL
 	}
 	if v > 0 {
 		// An outbox set back to an older version by hand (or by a test)
-		// may have the sink column already: ADD COLUMN would fail.
-		if has, err := hasColumn(conn, "events", "sink"); err != nil {
-			return fmt.Errorf("migrate outbox: %w", err)
-		} else if has {
-			script = strings.Replace(script, addSinkColumnSQL, "", 1)
+		// may have the later columns already: ADD COLUMN would fail.
+		for col, add := range map[string]string{"sink": addSinkColumnSQL, "traceparent": addTraceparentColumnSQL} {
+			if has, err := hasColumn(conn, "events", col); err != nil {
+				return fmt.Errorf("migrate outbox: %w", err)
+			} else if has {
+				script = strings.Replace(script, add, "", 1)
+			}
 		}
 	}
 	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {

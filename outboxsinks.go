@@ -487,6 +487,7 @@ func (q *sinkQueue) nextAvailable() (time.Time, bool, error) {
 
 func (q *sinkQueue) addRedactions(counts map[string]int64) error { return q.ob.addRedactions(counts) }
 func (q *sinkQueue) immediate(fn func() error) error             { return q.ob.immediate(fn) }
+func (q *sinkQueue) store() *outbox                              { return q.ob }
 
 // setMeta stores the drainer's status under the sink's own keys.
 func (q *sinkQueue) setMeta(kv map[string]string) error {

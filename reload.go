@@ -111,5 +111,5 @@ func firstSinkChanged(before, after []sinkSpec) bool {
 	if len(before) == 0 || len(after) == 0 {
 		return len(before) != len(after)
 	}
-	return before[0].endpoint != after[0].endpoint || before[0].token != after[0].token
+	return before[0].endpoint != after[0].endpoint || before[0].token != after[0].token || before[0].otlp != after[0].otlp
 }

@@ -74,7 +74,8 @@ type runOptions struct {
 	logLevel       slog.Level
 	limits         limits
 	// sinks are every destination: the shorthand's ("default") first
-	// when it has an endpoint, then the [[sink]] tables (sinks.go).
+	// when it has an endpoint, then the [[sink]] tables (sinks.go), each
+	// with its OTLP options.
 	sinks []sinkSpec
 
 	// What the command line said, which a reload of config.toml keeps.
@@ -223,8 +224,10 @@ func (o *runOptions) primarySink() (sink, error) {
 			return nil, err
 		}
 	}
-	if o.endpoint == "" && len(o.sinks) > 0 {
-		return newSink(o.sinks[0], buildVersion(), o.allowInsecure)
+	if len(o.sinks) == 0 {
+		return nil, nil
 	}
-	return parseEndpoint(o.endpoint, o.token, buildVersion(), o.allowInsecure)
+	// settle put the flags' endpoint and token in the shorthand's spec,
+	// which is first whenever there is one.
+	return newSink(o.sinks[0], buildVersion(), o.allowInsecure)
 }

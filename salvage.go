@@ -37,8 +37,8 @@ FROM events WHERE seq > :after ORDER BY seq LIMIT :limit`
 // salvageInsertSQL copies one row into the fresh outbox under a new seq,
 // in the same order. Inflight rows are given back by resetInflight once
 // the copy is done, as after any daemon's death.
-const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw, sink)
-VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw, :sink)
+const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw, sink, traceparent)
+VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw, :sink, :traceparent)
 ON CONFLICT (id) DO NOTHING`
 
 // salvageCountSQL counts the rows an index still knows in a range of seqs
@@ -389,9 +389,9 @@ func (s *salvager) salvage(ctx context.Context, path string) error {
 	}
 	s.from = from
 	// A version 1 outbox has no raw column, one before version 4 no
-	// sink. Asked for by name rather than by user_version, which a
-	// rewritten header no longer holds.
-	for _, cols := range []string{"raw, sink", "raw, NULL", "0, NULL"} {
+	// sink, one before version 5 no traceparent. Asked for by name rather
+	// than by user_version, which a rewritten header no longer holds.
+	for _, cols := range []string{"raw, sink, traceparent", "raw, sink, NULL", "raw, NULL, NULL", "0, NULL, NULL"} {
 		s.rows = fmt.Sprintf(salvageRowsSQL, cols)
 		if _, err := from.Prepare(s.rows); err == nil || isCorrupt(err) {
 			break
@@ -700,6 +700,7 @@ func (s *salvager) copyChunk() (n int, err error) {
 			setNullableText(ins, ":error", stmt, 9)
 			ins.SetInt64(":raw", stmt.ColumnInt64(10))
 			setNullableText(ins, ":sink", stmt, 11)
+			setTraceparent(ins, stmt.ColumnText(12))
 			_, ierr := ins.Step()
 			if rerr := ins.Reset(); ierr == nil {
 				ierr = rerr
@@ -874,4 +875,14 @@ func (dm *daemon) heal(ctx context.Context, cause error) error {
 // healDue reports whether err calls for a salvage now.
 func (dm *daemon) healDue(err error) bool {
 	return isCorrupt(err) && dm.now().Sub(dm.lastHeal) >= healPace
+}
+
+// setTraceparent binds a salvaged row's TRACEPARENT, NULL when it had none.
+// (Bindings outlive a reset: it is bound for every row.)
+func setTraceparent(ins *sqlite.Stmt, tp string) {
+	if tp == "" {
+		ins.SetNull(":traceparent")
+	} else {
+		ins.SetText(":traceparent", tp)
+	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -16,16 +15,19 @@ import (
 // DIFFLORE_CLOUD_URL and of --endpoint.
 const defaultSinkName = "default"
 
-// fileSinkTable is one [[sink]] table as config.toml gives it.
+// fileSinkTable is one [[sink]] table as config.toml gives it. The OTLP
+// keys (protocol, trace_content, signals) it does not set are the top
+// level's (otlpconfig.go).
 type fileSinkTable struct {
-	Name     string     `toml:"name"`
-	Endpoint string     `toml:"endpoint"`
-	Token    *string    `toml:"token"`
-	Batch    *int       `toml:"batch"`
-	Redact   *bool      `toml:"redact"`
-	MaxAge   *limitText `toml:"max_age"`
-	Protocol string     `toml:"protocol"` // OTLP: http/protobuf (the default) or http/json
-	Signals  []string   `toml:"signals"`  // OTLP: logs, traces; both by default
+	Name         string     `toml:"name"`
+	Endpoint     string     `toml:"endpoint"`
+	Token        *string    `toml:"token"`
+	Batch        *int       `toml:"batch"`
+	Redact       *bool      `toml:"redact"`
+	MaxAge       *limitText `toml:"max_age"`
+	Protocol     *string    `toml:"protocol"`      // OTLP: http/protobuf (the default) or http/json
+	TraceContent *bool      `toml:"trace_content"` // OTLP: tool arguments and results in spans
+	Signals      []string   `toml:"signals"`       // OTLP: logs, traces; both by default
 }
 
 // sinkSpec is one destination as the daemon uses it: the shorthand's
@@ -37,38 +39,16 @@ type sinkSpec struct {
 	batch    int
 	redact   *bool         // nil: as the top-level redact says
 	maxAge   time.Duration // 0: the top-level max_age
-	protocol string
-	signals  []string
+	// otlp are the OTLP options, its name the sink's: an OTLP sink keys
+	// its open spans in the outbox by it (spanstore.go).
+	otlp otlpOptions
 }
 
-// sinkOptions are what a sink constructor is told beside the endpoint and
-// the token: its name (for its log lines and status) and the OTLP options.
-type sinkOptions struct {
-	name     string
-	protocol string
-	signals  []string
-}
-
-// options are the spec's constructor options.
-func (s sinkSpec) options() sinkOptions {
-	return sinkOptions{name: s.name, protocol: s.protocol, signals: s.signals}
-}
-
-// configurable is a sink that takes options beyond its endpoint and token
-// (its name, OTLP's protocol and signals): newSink hands them over.
-type configurable interface {
-	configure(opts sinkOptions) error
-}
-
-// newSink makes the sink a spec describes, nil for one with no endpoint,
-// and hands a configurable sink its options.
+// newSink makes the sink a spec describes, nil for one with no endpoint.
+// It is the one way the daemon, drain and doctor make a sink, so that each
+// gets its own name and OTLP options.
 func newSink(s sinkSpec, version string, allowInsecure bool) (sink, error) {
-	sk, err := parseEndpoint(s.endpoint, s.token, version, allowInsecure)
-	if err == nil {
-		if c, ok := sk.(configurable); ok {
-			err = c.configure(s.options())
-		}
-	}
+	sk, err := parseEndpointOpts(s.endpoint, s.token, version, allowInsecure, s.otlp)
 	if err != nil && s.name != defaultSinkName {
 		return nil, fmt.Errorf("sink %q: %w", s.name, err)
 	}
@@ -111,13 +91,13 @@ func checkSinkTables(tables []fileSinkTable, hasDefault bool) error {
 				return fmt.Errorf("[[sink]] %q: max_age = %q: %w", t.Name, *t.MaxAge, err)
 			}
 		}
-		if t.Protocol != "" && t.Protocol != "http/protobuf" && t.Protocol != "http/json" {
-			return fmt.Errorf("[[sink]] %q: protocol = %q: want http/protobuf or http/json", t.Name, t.Protocol)
-		}
-		for _, s := range t.Signals {
-			if s != "logs" && s != "traces" {
-				return fmt.Errorf("[[sink]] %q: signals holds %q: want logs or traces", t.Name, s)
+		if t.Protocol != nil {
+			if _, err := protocolLiteral(*t.Protocol); err != nil {
+				return fmt.Errorf("[[sink]] %q: protocol = %q: %w", t.Name, *t.Protocol, err)
 			}
+		}
+		if err := checkSignals(t.Signals); err != nil {
+			return fmt.Errorf("[[sink]] %q: %w", t.Name, err)
 		}
 		if t.Token != nil {
 			if err := tokenProblem(strings.TrimSpace(*t.Token)); err != nil {
@@ -135,11 +115,13 @@ func checkSinkTables(tables []fileSinkTable, hasDefault bool) error {
 func (st settings) sinkSpecs() []sinkSpec {
 	var out []sinkSpec
 	if st.endpoint != "" {
-		out = append(out, sinkSpec{name: defaultSinkName, endpoint: st.endpoint, token: st.token, batch: st.batch})
+		o := st.otlp
+		o.name = defaultSinkName
+		out = append(out, sinkSpec{name: defaultSinkName, endpoint: st.endpoint, token: st.token, batch: st.batch, otlp: o})
 	}
 	for _, t := range st.sinkTables {
 		s := sinkSpec{name: t.Name, endpoint: t.Endpoint, batch: st.batch, redact: t.Redact,
-			protocol: t.Protocol, signals: slices.Clone(t.Signals)}
+			otlp: st.otlp.over(t.Name, t.Protocol, t.TraceContent, t.Signals)}
 		if t.Token != nil {
 			s.token = strings.TrimSpace(*t.Token)
 		}
