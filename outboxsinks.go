@@ -155,6 +155,9 @@ func (o *outbox) sweepDone() (err error) {
 	return o.rebase(top, int64(o.conn.Changes()))
 }
 
+// dropSinkSpansSQL deletes the spans a removed sink kept.
+const dropSinkSpansSQL = `DELETE FROM spans WHERE sink = ?`
+
 // syncSinks makes the sinks table hold the secondaries named: a new one
 // starts at hwm 0 (it receives every event the outbox holds), one no
 // longer named goes with its progress and dead letters. It reports what
@@ -181,6 +184,11 @@ func (o *outbox) syncSinks(secondaries []string) (dropped map[string]int64, err 
 			}
 			dropped[name] = int64(o.conn.Changes())
 			if err := sqlitex.Execute(o.conn, `DELETE FROM sinks WHERE name = ?`, &sqlitex.ExecOptions{Args: []any{name}}); err != nil {
+				return err
+			}
+			// Its open spans (spanstore.go) go with it: a sink added again
+			// under the name starts from the events, as a new one does.
+			if err := sqlitex.Execute(o.conn, dropSinkSpansSQL, &sqlitex.ExecOptions{Args: []any{name}}); err != nil {
 				return err
 			}
 		}

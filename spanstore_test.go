@@ -246,6 +246,16 @@ func TestMigrateV4Outbox(t *testing.T) {
 			t.Errorf("load %s: %v, %d entries", name, err, len(state.entries))
 		}
 	}
+	// A sink removed from config.toml takes its spans with it; the first
+	// sink's stay.
+	if _, err := ob.syncSinks(nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"default": 1, "second": 0} {
+		if state, err := (&spanStore{ob: ob, sink: name}).load(); err != nil || len(state.entries) != want {
+			t.Errorf("after second was removed, load %s: %v, %d entries; want %d", name, err, len(state.entries), want)
+		}
+	}
 }
 
 // TestEnqueueKeepsTraceparent: a hook run with TRACEPARENT in its
@@ -269,7 +279,8 @@ func TestEnqueueKeepsTraceparent(t *testing.T) {
 }
 
 // TestSalvageKeepsTraceparent: events salvaged from a corrupt outbox, read
-// page by page, keep their TRACEPARENT.
+// page by page, keep their TRACEPARENT, and the half that are one sink's
+// gap events their sink too (rows of 13 columns).
 func TestSalvageKeepsTraceparent(t *testing.T) {
 	t.Parallel()
 	h := mustOpenHomeCreate(t, ownHome(t))
@@ -282,7 +293,7 @@ func TestSalvageKeepsTraceparent(t *testing.T) {
 				return err
 			}
 		}
-		return nil
+		return sqlitex.ExecuteTransient(ob.conn, `UPDATE events SET sink = 'second' WHERE seq % 2 = 0`, nil)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -317,5 +328,12 @@ func TestSalvageKeepsTraceparent(t *testing.T) {
 	}
 	if n != 200 {
 		t.Errorf("salvaged %d of 200 events\n%s", n, logs.String())
+	}
+	var both int
+	err = sqlitex.ExecuteTransient(fresh.conn, `SELECT count(*) FROM events WHERE sink = 'second' AND traceparent = '`+tp+`'`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { both = stmt.ColumnInt(0); return nil },
+	})
+	if err != nil || both != 100 {
+		t.Errorf("salvaged %d events with both their sink and their traceparent (%v), want 100", both, err)
 	}
 }
