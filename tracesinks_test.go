@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -238,5 +240,69 @@ func TestTracesSinkDownThenUp(t *testing.T) {
 	}
 	if n := spanRows(t, dir, "backup"); n == 0 {
 		t.Error("no spans rows kept for the sink that came back")
+	}
+}
+
+// TestSinkOTLPOptions: each sink's protocol, signals and trace_content are
+// its [[sink]] table's, else the top level's, else the defaults; each key
+// on its own, and named for its sink. No key is an unknown-key warning.
+func TestSinkOTLPOptions(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	mustOpenHomeCreate(t, env.home)
+	conf := `endpoint = "otlp+http://127.0.0.1:1"
+protocol = "http/json"
+trace_content = true
+
+[[sink]]
+name = "a"
+endpoint = "otlp+http://127.0.0.1:2"
+signals = ["traces"]
+
+[[sink]]
+name = "b"
+endpoint = "otlp+http://127.0.0.1:3"
+protocol = "http/protobuf"
+trace_content = false
+`
+	if err := os.WriteFile(filepath.Join(env.home, configFileName), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := loadConfig(env.getenv, nil, nil, nil).settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.warnings) != 0 {
+		t.Errorf("warnings: %q", st.warnings)
+	}
+	want := []otlpOptions{
+		{name: "default", protocol: protocolJSON, traceContent: true},
+		{name: "a", protocol: protocolJSON, traceContent: true, noLogs: true},
+		{name: "b", protocol: protocolProtobuf},
+	}
+	specs := st.sinkSpecs()
+	if len(specs) != len(want) {
+		t.Fatalf("%d sinks, want %d", len(specs), len(want))
+	}
+	for i, s := range specs {
+		if s.otlp != want[i] {
+			t.Errorf("sink %s: %+v, want %+v", s.name, s.otlp, want[i])
+		}
+		sk, err := newSink(s, "v", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := sk.(*otlpSink)
+		if o.name != s.name || o.protobuf != (want[i].protocol == protocolProtobuf) || o.logs == want[i].noLogs || o.spans == nil {
+			t.Errorf("sink %s made as %+v", s.name, o)
+		}
+	}
+	// A bad value in a table is refused, named by its table.
+	bad := strings.Replace(conf, `signals = ["traces"]`, `signals = ["metrics"]`, 1)
+	if err := os.WriteFile(filepath.Join(env.home, configFileName), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(env.getenv, nil, nil, nil).settings(); err == nil || !strings.Contains(err.Error(), `[[sink]] "a": signals: "metrics"`) {
+		t.Errorf("a bad signal in a table: %v", err)
 	}
 }
