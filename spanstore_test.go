@@ -235,19 +235,32 @@ func TestMigrateV4Outbox(t *testing.T) {
 	if !slices.Equal(got, []string{"v4-a", "v4-c", "v5"}) {
 		t.Fatalf("second sink claimed %v after the upgrade, want v4-a, v4-c, v5", got)
 	}
-	for _, name := range []string{"default", "second"} {
+	keepSpanEach(t, ob, "default", "second")
+}
+
+// keepSpanEach keeps a span for each sink named and reads it back.
+func keepSpanEach(t *testing.T, ob *outbox, sinks ...string) {
+	t.Helper()
+	for _, name := range sinks {
 		st := &spanStore{ob: ob, sink: name}
 		if err := st.save([]*spanEntry{{Span: traceSpan{SpanID: "0102030405060708", TraceID: strings.Repeat("ab", 16)}}}, nil); err != nil {
-			t.Fatalf("keep a span of %s in the upgraded outbox: %v", name, err)
+			t.Fatalf("keep a span of %s: %v", name, err)
 		}
-	}
-	for _, name := range []string{"default", "second"} {
-		if state, err := (&spanStore{ob: ob, sink: name}).load(); err != nil || len(state.entries) != 1 {
+		if state, err := st.load(); err != nil || len(state.entries) != 1 {
 			t.Errorf("load %s: %v, %d entries", name, err, len(state.entries))
 		}
 	}
-	// A sink removed from config.toml takes its spans with it; the first
-	// sink's stay.
+}
+
+// TestRemovedSinkTakesItsSpans: a sink removed from config.toml takes its
+// spans with it; the first sink's stay.
+func TestRemovedSinkTakesItsSpans(t *testing.T) {
+	ob := mustOutbox(t, mustOpenHomeCreate(t, testHome(t)), time.Now)
+	defer ob.Close()
+	if _, err := ob.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	keepSpanEach(t, ob, "default", "second")
 	if _, err := ob.syncSinks(nil); err != nil {
 		t.Fatal(err)
 	}
