@@ -167,7 +167,11 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 func doctorSink(ctx context.Context, label string, spec sinkSpec, allowInsecure bool, add func(level, format string, a ...any)) {
 	s, err := newSink(spec, buildVersion(), allowInsecure)
 	if err != nil {
-		add(checkFail, "%s: %v", label, err)
+		// newSink names a [[sink]] table's sink in its error already.
+		if spec.name == defaultSinkName {
+			err = fmt.Errorf("%s: %w", label, err)
+		}
+		add(checkFail, "%v", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
