@@ -118,3 +118,47 @@ func collectorSpans(t *testing.T, spans *consumertest.TracesSink) []ptrace.Span 
 	}
 	return all
 }
+
+// TestTracesTwoSinksAtCollector: two Collector receivers, the top-level
+// sink in protobuf with traces alone and a [[sink]] table in JSON with
+// logs and traces, each decoded by the Collector's pdata: each receives
+// the turn's two spans with the same ids, and only the second the log
+// records.
+func TestTracesTwoSinksAtCollector(t *testing.T) {
+	h := newHome(t)
+	if err := os.MkdirAll(h.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pbAddr, jsAddr := freeAddr(t), freeAddr(t)
+	pbLogs, pbSpans := new(consumertest.LogsSink), new(consumertest.TracesSink)
+	jsLogs, jsSpans := new(consumertest.LogsSink), new(consumertest.TracesSink)
+	startReceiverTraces(t, pbAddr, pbLogs, pbSpans)
+	startReceiverTraces(t, jsAddr, jsLogs, jsSpans)
+	conf := fmt.Sprintf("signals = [\"traces\"]\ntrace_content = true\n\n[[sink]]\nname = \"json\"\nendpoint = \"otlp+http://%s\"\nprotocol = \"http/json\"\nsignals = [\"logs\", \"traces\"]\n", jsAddr)
+	if err := os.WriteFile(filepath.Join(h.dir, "config.toml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range claudeTurn {
+		h.mustRun("enqueue", "--id", e.id, "--kind", e.kind, e.payload)
+	}
+	h.startDaemon("otlp+http://" + pbAddr)
+	waitFor(t, 30*time.Second, "the spans at both collectors", func() bool {
+		return pbSpans.SpanCount() >= 2 && jsSpans.SpanCount() >= 2 && jsLogs.LogRecordCount() >= len(claudeTurn)
+	})
+	h.mustRun("stop")
+	checkClaudeTurn(t, jsSpans, jsLogs)
+	pb, js := collectorSpans(t, pbSpans), collectorSpans(t, jsSpans)
+	if len(pb) != 2 || len(js) != 2 {
+		t.Fatalf("%d and %d spans, want 2 each", len(pb), len(js))
+	}
+	for i := range pb {
+		if pb[i].Name() != js[i].Name() || pb[i].TraceID() != js[i].TraceID() || pb[i].SpanID() != js[i].SpanID() ||
+			pb[i].ParentSpanID() != js[i].ParentSpanID() || pb[i].StartTimestamp() != js[i].StartTimestamp() {
+			t.Errorf("span %d: %s %s/%s at the protobuf sink, %s %s/%s at the JSON one", i,
+				pb[i].Name(), pb[i].TraceID(), pb[i].SpanID(), js[i].Name(), js[i].TraceID(), js[i].SpanID())
+		}
+	}
+	if n := pbLogs.LogRecordCount(); n != 0 {
+		t.Errorf("the traces-only sink received %d log records", n)
+	}
+}
