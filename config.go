@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -41,6 +42,14 @@ type fileConfig struct {
 	// AllowInsecure lets an endpoint be plain http to a host that is
 	// not loopback: the network between is trusted.
 	AllowInsecure *bool `toml:"allow_insecure"`
+	// The OTLP settings: otlpconfig.go. A [[sink]] table that does not
+	// set one takes these.
+	Protocol     *string  `toml:"protocol"`
+	TraceContent *bool    `toml:"trace_content"`
+	Signals      []string `toml:"signals"`
+	// Sinks are the [[sink]] tables: destinations beside the top-level
+	// endpoint (sinks.go).
+	Sinks []fileSinkTable `toml:"sink"`
 }
 
 // limitText is a limit as config.toml gives it: a string, as the run flag
@@ -84,7 +93,10 @@ type settings struct {
 	// allowInsecure is allow_insecure of config.toml; a command's flag
 	// --allow-insecure, when given, wins over it.
 	allowInsecure bool
+	otlp          otlpOptions
 	warnings      []string // about the file: unknown keys
+	// sinkTables are the [[sink]] tables, checked (sinkSpecs).
+	sinkTables []fileSinkTable
 }
 
 // The sources of a setting, as status shows them.
@@ -153,6 +165,10 @@ func (f configFile) decode() (fileConfig, []string, error) {
 	if fc.Batch != nil && (*fc.Batch < 1 || *fc.Batch > 10000) {
 		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: batch = %d: want 1 to 10000", f.path, *fc.Batch)}
 	}
+	if err := checkSinkTables(fc.Sinks, fc.Endpoint != nil && *fc.Endpoint != ""); err != nil {
+		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", f.path, err),
+			hint: "fix it, or see 'difflore config -h'"}
+	}
 	if _, err := fc.limits(); err != nil {
 		return fileConfig{}, nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", f.path, err),
 			hint: "fix it with 'difflore config set', or see 'difflore config -h'"}
@@ -190,7 +206,7 @@ func (f configFile) checkSecret(fc fileConfig) error {
 	if err := checkOwner(f.info); err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
-	if fc.Token == nil {
+	if fc.Token == nil && !slices.ContainsFunc(fc.Sinks, func(t fileSinkTable) bool { return t.Token != nil }) {
 		return nil
 	}
 	if err := checkSecretMode(f.info); err != nil {
@@ -250,8 +266,12 @@ func (cfg config) settings() (settings, error) {
 	}
 	st.redact.allow = fc.RedactAllow
 	st.allowInsecure = fc.AllowInsecure != nil && *fc.AllowInsecure
+	st.sinkTables = fc.Sinks
 	if strings.TrimSpace(cfg.getenv(redactEnv)) != "" {
 		st.redact.off = redactOptionsFromEnv(cfg.getenv).off
+	}
+	if st.otlp, err = fc.otlpOptions(); err != nil {
+		return settings{}, fmt.Errorf("%s: %w", cfg.configPath(), err)
 	}
 	st.limits, err = fc.limits() // checked by load
 	return st, err

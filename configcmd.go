@@ -38,9 +38,12 @@ Keys:
   max_size       the outbox's largest size: 2MiB, 500MB or bytes, at least 1MiB (default 1GiB); flag --max-size
   max_age        evict pending events older than this: 30d, 12h, or off (default off); flag --max-age
   allow_insecure true lets the endpoint be plain http to a host that is not loopback (default false); flag --allow-insecure
-set and unset handle endpoint, token, batch, redact, max_size, max_age and allow_insecure;
-edit the file for redact_rules and redact_allow ('difflore config path'
-names it). A token is sent only to the endpoint named beside it (the
+  protocol       OTLP encoding: http/protobuf (default) or http/json
+  trace_content  true puts tool arguments and results in spans, redacted (default false)
+  signals        what an OTLP endpoint receives: a list of logs and traces (default both)
+set and unset handle endpoint, token, batch, redact, max_size, max_age,
+allow_insecure, protocol and trace_content; edit the file for redact_rules,
+redact_allow and signals ('difflore config path' names it). A token is sent only to the endpoint named beside it (the
 file's token to the file's endpoint) or to one of the same origin, never to
 one a flag or another source names; white space around it is dropped.
 
@@ -114,6 +117,9 @@ func configKeys() []configKey {
 			return tomlString(strings.TrimSpace(v)), nil
 		}},
 		{"allow_insecure", boolLiteral},
+		{"protocol", protocolLiteral},
+		{"trace_content", boolLiteral},
+		{"signals", nil},
 	}
 }
 
@@ -238,6 +244,7 @@ func configValues(fc fileConfig) map[string]configValue {
 		}
 		vals["redact_allow"] = configValue{strings.Join(fc.RedactAllow, "\n"), "[" + strings.Join(items, ", ") + "]"}
 	}
+	otlpValues(fc, vals)
 	return vals
 }
 
@@ -263,6 +270,7 @@ func configInForce(cfg config, fc fileConfig) map[string]shownSetting {
 		// allow_insecure has no variable: a flag or the file sets it.
 		"allow_insecure": {configValue{"false", "false"}, fromDefault},
 	}
+	otlpDefaults(shown)
 	for k, v := range configValues(fc) {
 		shown[k] = shownSetting{v, "file"}
 	}

@@ -94,7 +94,11 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 			hint: fmt.Sprintf("%s must be a SQLite database this user can write; events queued meanwhile are kept in %s",
 				h.path(dbFileName), h.path(spillDirName))}
 	}
-	d := newDrainer(ob, s, opts.batch, log, time.Now)
+	batch := opts.batch
+	if len(opts.sinks) > 0 && opts.sinks[0].name != defaultSinkName {
+		batch = opts.sinks[0].batch
+	}
+	d := newDrainer(ob, s, batch, log, time.Now)
 	d.pauseAt = cfg.pauseAt
 	if err := d.setRedaction(opts.redact); err != nil {
 		return err
@@ -128,7 +132,10 @@ func runDaemon(ctx context.Context, cfg config, h home, s sink, opts runOptions)
 		log.Warn("tell systemd the daemon is ready", "error", err)
 	}
 
+	dm.runCtx = ctx
+	dm.startRunners(ctx)
 	err = dm.loop(ctx)
+	dm.stopRunners()
 	if err := sdNotify(cfg.getenv, "STOPPING=1"); err != nil {
 		log.Warn("tell systemd the daemon is stopping", "error", err)
 	}
@@ -189,6 +196,10 @@ type daemon struct {
 
 	spillUnreadable int // spill files the last pass of replay could not read, as status shows
 	reloads         int // SIGHUPs handled, the generation the reload logs
+
+	runners *runners        // the secondary sinks' drainers (sinkrunner.go), nil when stopped
+	runCtx  context.Context // the context they run in, nil before they start
+	wmu     sync.Mutex      // the write transactions of the daemon's connections take turns on it (outbox.begin)
 }
 
 // loop delivers until ctx is done. Each turn does the housekeeping that is
@@ -230,6 +241,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 	dm.d.beforeSend = dm.reloadIfAsked
 	for ctx.Err() == nil {
 		dm.reloadIfAsked()
+		dm.pokeRunners()
 		// One line per pass, at debug level: what tests count to see that
 		// a burst of wake-ups costs a few passes, not one each.
 		dm.log.Debug("drain pass")

@@ -37,7 +37,7 @@ const maxWait = max(backoffCap, maxRetryAfter, breakerMaxProbe, pauseRetry)
 // event (attempts, available_at); the breaker and the pause live in memory
 // and are mirrored into the meta table for status.
 type drainer struct {
-	ob     *outbox
+	ob     queue
 	sink   sink
 	batch  int
 	log    *slog.Logger
@@ -66,7 +66,7 @@ type drainer struct {
 	written map[string]string
 }
 
-func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
+func newDrainer(ob queue, s sink, batch int, log *slog.Logger, now func() time.Time) *drainer {
 	redact, _ := newRedactor(redactOptions{}) // the defaults cannot fail
 	return &drainer{
 		ob: ob, sink: s, batch: batch, log: log, now: now, redact: redact,
@@ -77,6 +77,23 @@ func newDrainer(ob *outbox, s sink, batch int, log *slog.Logger, now func() time
 			return rand.N(d + 1)
 		},
 	}
+}
+
+// queue is where a drainer claims its batches and settles them: the
+// outbox itself for the primary sink, a sinkQueue for each other one
+// (outboxsinks.go).
+type queue interface {
+	claim(limit, budget int, lease time.Duration) (string, []event, error)
+	ack(token string, events []event) error
+	release(token string, events []event, at time.Time, counted bool, errMsg string) error
+	giveBack(token string, events []event) error
+	bury(token string, events []event, errMsg string) error
+	addRedactions(counts map[string]int64) error
+	immediate(fn func() error) error
+	setMeta(kv map[string]string) error
+	// store is the outbox the queue is in, for a sink that keeps state of
+	// its own there (outboxUser): its writes join the settle transaction.
+	store() *outbox
 }
 
 // holdUntil is when sending may resume after a pause or an open breaker; the
@@ -151,6 +168,12 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSend)
 	}
+	if u, ok := d.sink.(outboxUser); ok {
+		// The OTLP sink keeps its open spans in the outbox (spanstore.go).
+		if err := u.useOutbox(d.ob.store()); err != nil {
+			d.log.Warn("read open spans: spans are paired from this batch on", "error", err)
+		}
+	}
 	r := d.sink.send(ctx, sent)
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSettle)
@@ -175,6 +198,17 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	switch r.verdict {
 	case delivered:
 		settle = d.onDelivered(token, events, r, now, meta, redacted)
+		if u, ok := d.sink.(outboxUser); ok {
+			// What the sink keeps of the batch (the OTLP sink's open
+			// spans) is written with its settlement, or not at all.
+			ack := settle
+			settle = func() error {
+				if err := ack(); err != nil {
+					return err
+				}
+				return u.keepState()
+			}
+		}
 	case badBatch:
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}

@@ -143,16 +143,35 @@ func doctorConfig(cfg config, err error, add func(level, format string, a ...any
 	}
 }
 
-// doctorEndpoint sends the endpoint an empty batch, which a receiver
-// answers 2xx when it is reachable and accepts the token.
+// doctorEndpoint checks each sink: it sends an HTTP or OTLP endpoint an
+// empty batch, which a receiver answers 2xx when it is reachable and
+// accepts the token, and checks that a file: sink's folder is writable.
 func doctorEndpoint(ctx context.Context, st settings, add func(level, format string, a ...any)) {
+	specs := st.sinkSpecs()
 	if st.endpoint == "" {
 		add(checkWarn, "endpoint: none; events stay queued ('difflore config set endpoint URL')")
-		return
+		if len(specs) == 0 {
+			return
+		}
 	}
-	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), st.allowInsecure)
+	for _, spec := range specs {
+		label := "endpoint"
+		if spec.name != defaultSinkName {
+			label = "sink " + spec.name
+		}
+		doctorSink(ctx, label, spec, st.allowInsecure, add)
+	}
+}
+
+// doctorSink is doctorEndpoint for one sink; label starts its lines.
+func doctorSink(ctx context.Context, label string, spec sinkSpec, allowInsecure bool, add func(level, format string, a ...any)) {
+	s, err := newSink(spec, buildVersion(), allowInsecure)
 	if err != nil {
-		add(checkFail, "endpoint: %v", err)
+		// newSink names a [[sink]] table's sink in its error already.
+		if spec.name == defaultSinkName {
+			err = fmt.Errorf("%s: %w", label, err)
+		}
+		add(checkFail, "%v", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -162,28 +181,32 @@ func doctorEndpoint(ctx context.Context, st settings, add func(level, format str
 	switch s := s.(type) {
 	case *fileSink:
 		if err := writableDir(filepath.Dir(s.path)); err != nil {
-			add(checkFail, "endpoint %s: folder not writable: %v", s, err)
+			add(checkFail, "%s %s: folder not writable: %v", label, s, err)
 			return
 		}
-		add(checkOK, "endpoint %s: folder writable", s)
+		add(checkOK, "%s %s: folder writable", label, s)
 		return
 	case *httpSink:
 		p, probe = &s.poster, `{"events":[]}`
 	case *otlpSink:
-		p, probe = &s.poster, `{"resourceLogs":[]}`
+		// The probe is OTLP/JSON whatever the protocol: every OTLP/HTTP
+		// receiver takes it, and it reads as one in a log.
+		pp := s.poster
+		pp.contentType = ""
+		p, probe = &pp, `{"resourceLogs":[]}`
 	default:
-		add(checkWarn, "endpoint %s: no probe for it", s)
+		add(checkWarn, "%s %s: no probe for it", label, s)
 		return
 	}
 	a, fail := p.post(ctx, []byte(probe), nil, func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err })
 	switch {
 	case fail != nil:
-		add(checkFail, "endpoint %s: unreachable: %s", p, fail.err)
+		add(checkFail, "%s %s: unreachable: %s", label, p, fail.err)
 	case a.status < 200 || a.status > 299:
 		r := withPauseHint(result{verdict: paused, status: a.status, err: fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))}, p.token != "")
-		add(checkFail, "endpoint %s: an empty batch was answered %s", p, r.err)
+		add(checkFail, "%s %s: an empty batch was answered %s", label, p, r.err)
 	default:
-		add(checkOK, "endpoint %s: reachable, an empty batch accepted (%d)", p, a.status)
+		add(checkOK, "%s %s: reachable, an empty batch accepted (%d)", label, p, a.status)
 	}
 }
 

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
 
 const drainUsage = `
-Usage: difflore drain [--endpoint URL] [--batch N] [--allow-insecure] [--json]
+Usage: difflore drain [--endpoint URL | --sink NAME] [--batch N] [--allow-insecure] [--json]
 
 Delivers everything deliverable now, in the foreground, and exits with a
 summary: for a last flush before a laptop sleeps, or in CI. It refuses while
@@ -18,14 +19,18 @@ a daemon runs for this data home (the daemon already delivers). Events that
 wait for a retry are sent now, whatever their backoff; those that fail again
 stay queued with a new retry time; dead letters stay dead. What no flag sets
 comes from the environment, then from config.toml ('difflore config -h').
+With several sinks (config.toml's [[sink]] tables) it drains each in turn,
+printing a summary per sink, or the sink NAME alone with --sink;
+--endpoint drains to that endpoint in place of the first sink, alone.
 
 Exits 0 only when nothing deliverable is left: 1 when events are still
 pending at the end (the endpoint refused the token, answered an error or
 could not be reached) or when this drain dead-lettered any (the endpoint
 rejected them), with the summary printed either way.
 
-Example:
+Examples:
   difflore drain --endpoint https://ingest.example.com/v1/events
+  difflore drain --sink archive
 `
 
 // drainSummary is what 'drain --json' prints.
@@ -35,6 +40,7 @@ type drainSummary struct {
 	Pending   int64   `json:"pending"`
 	Dead      int64   `json:"dead"`
 	LastError string  `json:"last_error,omitempty"`
+	Sink      string  `json:"sink,omitempty"` // with several sinks: whose summary this is
 }
 
 func cmdDrain(ctx context.Context, cfg config, args []string) error {
@@ -42,7 +48,8 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	endpoint := fl.String("endpoint", "", "ingest `URL`; default $DIFFLORE_CLOUD_URL, then endpoint in config.toml")
 	batch := fl.Int("batch", defaultBatch, "most events in one request, `N` from 1 to 10000; when not given, batch in config.toml")
 	allowInsecure := fl.Bool("allow-insecure", false, "allow plain http to a host that is not loopback")
-	asJSON := fl.Bool("json", false, "print the summary as one JSON object")
+	asJSON := fl.Bool("json", false, "print the summary as one JSON object (one per line and sink with several)")
+	sinkName := fl.String("sink", "", "drain the sink `NAME` alone (config.toml's [[sink]] name, or default)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -64,13 +71,9 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if !flagGiven(fl, "allow-insecure") {
 		*allowInsecure = st.allowInsecure
 	}
-	s, err := parseEndpoint(st.endpoint, st.token, buildVersion(), *allowInsecure)
+	specs, err := drainSpecs(st, flagGiven(fl, "endpoint"), *sinkName, *batch, flagGiven(fl, "batch"))
 	if err != nil {
 		return err
-	}
-	if s == nil {
-		return &exitError{code: 2, err: fmt.Errorf("no endpoint to drain to"),
-			hint: "run 'difflore config set endpoint URL', or set DIFFLORE_CLOUD_URL or pass --endpoint"}
 	}
 	h, err := openHome(cfg.home, true)
 	if err != nil {
@@ -92,6 +95,13 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err := ob.resetInflight(); err != nil {
 		return err
 	}
+	all := st.sinkSpecs()
+	if !flagGiven(fl, "endpoint") && len(all) > 0 {
+		// The sinks config.toml names, as a daemon starting now would.
+		if _, err := ob.syncSinks(sinkNames(all[1:])); err != nil {
+			return err
+		}
+	}
 	ctx, stop, err := stopContext(ctx)
 	if err != nil {
 		return err
@@ -100,17 +110,94 @@ func cmdDrain(ctx context.Context, cfg config, args []string) error {
 	if err := drainPrepare(ctx, h, ob); err != nil {
 		return err
 	}
-	d := newDrainer(ob, s, *batch, slog.New(slog.DiscardHandler), time.Now)
-	if err := d.setRedaction(st.redact); err != nil { // redaction
+	var verdict error
+	for _, spec := range specs {
+		if err := drainSink(ctx, cfg, ob, st, spec, *allowInsecure, len(all) > 1 && !flagGiven(fl, "endpoint"), *asJSON); err != nil {
+			if exitCode(err) != 1 || ctx.Err() != nil {
+				return err
+			}
+			verdict = err
+		}
+	}
+	return verdict
+}
+
+// drainSpecs are the sinks a drain delivers to: the endpoint of --endpoint
+// alone, the sink --sink names, or every sink config.toml names.
+func drainSpecs(st settings, endpointGiven bool, name string, batch int, batchGiven bool) ([]sinkSpec, error) {
+	specs := st.sinkSpecs()
+	if endpointGiven {
+		if name != "" {
+			return nil, usageError("drain takes --endpoint or --sink, not both")
+		}
+		specs = specs[:min(1, len(specs))]
+	}
+	if name != "" {
+		i := slices.IndexFunc(specs, func(s sinkSpec) bool { return s.name == name })
+		if i < 0 {
+			return nil, &exitError{code: 2, err: fmt.Errorf("no sink %q", name),
+				hint: "the sinks are the top-level endpoint (\"default\") and the [[sink]] tables of config.toml"}
+		}
+		specs = specs[i : i+1]
+	}
+	if len(specs) == 0 {
+		return nil, &exitError{code: 2, err: fmt.Errorf("no endpoint to drain to"),
+			hint: "run 'difflore config set endpoint URL', or set DIFFLORE_CLOUD_URL or pass --endpoint"}
+	}
+	for i := range specs {
+		if batchGiven || specs[i].name == defaultSinkName {
+			specs[i].batch = batch
+		}
+	}
+	return specs, nil
+}
+
+// drainSink drains one sink: the first through the events rows, any other
+// through its own (sinkQueue).
+func drainSink(ctx context.Context, cfg config, ob *outbox, st settings, spec sinkSpec, allowInsecure, named, asJSON bool) error {
+	s, err := newSink(spec, buildVersion(), allowInsecure)
+	if err != nil {
 		return err
 	}
-	return drainAll(ctx, cfg, ob, d, *asJSON)
+	var q queue = ob
+	view := drainView{count: ob.counts, lastError: func(m map[string]string) string { return m["last_error"] }}
+	if others, _ := ob.secondaryNames(); slices.Contains(others, spec.name) {
+		sq := &sinkQueue{ob: ob, name: spec.name}
+		if err := sq.resetInflight(); err != nil {
+			return err
+		}
+		if _, err := ob.sinkWake(spec.name); err != nil {
+			return err
+		}
+		q = sq
+		view = drainView{count: func() (counts, error) { return ob.sinkCounts(spec.name) },
+			lastError: func(m map[string]string) string { return m[sinkMetaKey(spec.name, "last_error")] }}
+	}
+	if named {
+		view.sink = spec.name
+	}
+	d := newDrainer(q, s, spec.batch, slog.New(slog.DiscardHandler), time.Now)
+	ropts := st.redact
+	if spec.redact != nil {
+		ropts.off = !*spec.redact
+	}
+	if err := d.setRedaction(ropts); err != nil { // redaction
+		return err
+	}
+	return drainAll(ctx, cfg, ob, d, view, asJSON)
+}
+
+// drainView is how drainAll reads one sink's counts and last error.
+type drainView struct {
+	sink      string // named in the summary when there are several
+	count     func() (counts, error)
+	lastError func(meta map[string]string) string
 }
 
 // drainAll delivers until nothing more goes, with progress on a terminal,
 // then prints the summary and returns drain's verdict.
-func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, asJSON bool) error {
-	before, err := ob.counts()
+func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, view drainView, asJSON bool) error {
+	before, err := view.count()
 	if err != nil {
 		return err
 	}
@@ -126,7 +213,7 @@ func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, asJSON bo
 		}
 		p.update(d.delivered)
 	}
-	after, err := ob.counts()
+	after, err := view.count()
 	if err != nil {
 		return err
 	}
@@ -136,10 +223,11 @@ func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, asJSON bo
 		Seconds:   time.Since(start).Seconds(),
 		Pending:   after.Pending,
 		Dead:      after.Dead,
+		Sink:      view.sink,
 	}
 	buried := after.Dead - before.Dead
 	if after.Pending > 0 || buried > 0 {
-		sum.LastError = m["last_error"]
+		sum.LastError = view.lastError(m)
 	}
 	p.finish()
 	if asJSON {
@@ -195,6 +283,9 @@ func drainPrepare(ctx context.Context, h home, ob *outbox) error {
 
 // print writes the summary for a person.
 func (sum drainSummary) print(w io.Writer) {
+	if sum.Sink != "" {
+		fmt.Fprintf(w, "sink %s: ", printable(sum.Sink))
+	}
 	fmt.Fprintf(w, "delivered %s in %s", plural(sum.Delivered, "event"), time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond))
 	if sum.Seconds > 0 && sum.Delivered > 0 {
 		fmt.Fprintf(w, " (%.0f/s)", float64(sum.Delivered)/sum.Seconds)

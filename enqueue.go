@@ -204,9 +204,10 @@ func judgePayload(p []byte, strict bool, id string) ([]byte, *deadLetterIn, erro
 // It fails only when neither could keep it.
 func keepEvent(cfg config, h home, id, kind string, payload []byte, dead *deadLetterIn) error {
 	now := time.Now().UTC()
+	tp := hookTraceparent(cfg.getenv)
 	var dbErr error
 	if dead == nil {
-		dbErr = enqueueDB(h.path(dbFileName), enqueueBusy, id, kind, payload, now)
+		dbErr = enqueueDBTP(h.path(dbFileName), enqueueBusy, id, kind, payload, now, tp)
 	} else {
 		dbErr = enqueueDeadDB(h.path(dbFileName), enqueueBusy, id, kind, payload, now, dead.reason, dead.raw)
 	}
@@ -215,7 +216,7 @@ func keepEvent(cfg config, h home, id, kind string, payload []byte, dead *deadLe
 	}
 	// The database could not take the event: keep it in a file rather than
 	// fail the hook that called us.
-	ev := spilled{ID: id, Kind: kind, CreatedAt: now}
+	ev := spilled{ID: id, Kind: kind, CreatedAt: now, Traceparent: tp}
 	if dead == nil {
 		ev.Payload = string(payload)
 	} else {
@@ -468,4 +469,21 @@ func newEventID(t time.Time) string {
 	s[23] = '-'
 	hex.Encode(s[24:], b[10:])
 	return string(s[:])
+}
+
+// maxTraceparent bounds the TRACEPARENT kept with an event: a W3C
+// traceparent is 55 characters (a later version may add fields after
+// them); anything longer is not one, and is not kept.
+const maxTraceparent = 512
+
+// hookTraceparent is the hook's TRACEPARENT, which Claude Code (with its
+// tracing on) and Qwen Code set for their hooks: the agent's span that the
+// daemon makes this event's spans children of. It is kept as it is; the
+// daemon reads it (parseTraceparent) and ignores one it cannot.
+func hookTraceparent(getenv func(string) string) string {
+	tp := getenv("TRACEPARENT")
+	if len(tp) > maxTraceparent {
+		return ""
+	}
+	return tp
 }

@@ -52,8 +52,10 @@ applies again.`},
 and its state, attempts and last error on standard error.`},
 		{"outbox retry", `Puts dead letters back in the queue with their attempts reset, and makes
 events that wait for a retry ready now: those named by ID, or all with
---all. An ID that names no event is an error, and then nothing is retried.`},
-		{"outbox purge", `Deletes the dead letters for good; --dead --yes say that this is meant.`},
+--all. An ID that names no event is an error, and then nothing is retried.
+With --sink NAME, for that sink alone; else for every sink.`},
+		{"outbox purge", `Deletes the dead letters for good; --dead --yes say that this is meant.
+With --sink NAME, that sink's alone; else every sink's.`},
 		{"service print", `Writes the service definition to standard output: a systemd user unit,
 a launchd LaunchAgent, or a PowerShell script that registers an at-log-on
 scheduled task for this user on Windows.`},

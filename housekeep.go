@@ -113,8 +113,12 @@ func (dm *daemon) reopenOutbox() error {
 		nob.Close()
 		return fmt.Errorf("write status: %w", err)
 	}
+	dm.stopRunners()
 	dm.ob.Close()
 	dm.ob, dm.d.ob = nob, nob
+	if dm.runCtx != nil {
+		dm.startRunners(dm.runCtx)
+	}
 	return nil
 }
 

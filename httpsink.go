@@ -66,6 +66,8 @@ type poster struct {
 	client     *http.Client
 	timeout    time.Duration
 	maxAnswer  int64 // the most of a 2xx answer that is read
+	// contentType is the body's media type; empty means JSON.
+	contentType string
 }
 
 func newPoster(target, raw, token, version string) poster {
@@ -121,7 +123,7 @@ func (p *poster) post(ctx context.Context, body []byte, events []event, readOK f
 	if err != nil {
 		return httpAnswer{}, &result{verdict: paused, err: p.scrub("build the request: " + err.Error())}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", cmpOr(p.contentType, "application/json"))
 	req.Header.Set("User-Agent", p.agent)
 	req.Header.Set("Idempotency-Key", idempotencyKey(events))
 	if gzipped {

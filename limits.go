@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -207,19 +209,37 @@ type evictPlan struct {
 	over   func() (int64, error)
 	cost   func(payload, idKind int64) int64
 	before int64 // Unix milliseconds; 0: any age
+
+	removed int64 // rows deleted so far (others stay for other sinks)
 }
 
 // evictCandidatesSQL walks the table from its start (NOT INDEXED: through
 // events_by_state SQLite would sort every pending event), past dead letters
 // and the batch in flight, to the oldest events in :state.
 const evictCandidatesSQL = `SELECT seq, kind, length(payload), length(id) + length(kind), created_at
-FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `'
+FROM events NOT INDEXED WHERE state = :state AND kind != '` + gapKind + `' AND (:shared OR ` + noOtherWaits + `)
 ORDER BY seq LIMIT CAST(:limit AS INTEGER)`
+
+// onlyPrimary keeps the primary's evictions to what no other sink waits
+// for (outboxsinks.go): with several sinks, what goes for one sink that is
+// behind is what only that sink still waits for. :minhwm is the lowest
+// hwm of the others (outbox.minHWM).
+const onlyPrimary = `
+	AND ` + noOtherWaits
+
+// noOtherWaits is the condition on an events row that no secondary waits
+// for it.
+const noOtherWaits = `(seq <= :minhwm AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq))`
+
+// evictKeepSQL is evictSQL for the events of a shared eviction (by age)
+// that another sink still waits for: they stay, done for the primary.
+const evictKeepSQL = `UPDATE events NOT INDEXED SET state = 3, claim = NULL
+WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `' AND NOT ` + noOtherWaits
 
 // evictSQL removes the rows evictCandidatesSQL returned, up to :last, by
 // rowid range.
 const evictSQL = `DELETE FROM events NOT INDEXED
-WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `'`
+WHERE seq <= :last AND state = :state AND kind != '` + gapKind + `'` + onlyPrimary
 
 // addMetaSQL adds to a number kept in the meta table.
 const addMetaSQL = `INSERT INTO meta (key, value) VALUES (:key, :n)
@@ -233,7 +253,7 @@ ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + :n AS TEXT
 // 0 when nothing went) and whether it stopped at evictChunk.
 func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	g = gap{Kinds: map[string]int64{}, Reason: p.reason, Exact: true}
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
@@ -242,14 +262,14 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 	if err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
-	if err := o.evictRounds(p, &g); err != nil {
+	if err := o.evictRounds(&p, &g); err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
 	if g.Evicted == 0 {
 		return g, false, nil
 	}
 	// Before the gap's insert, which appends.
-	if err := o.rebase(top, g.Evicted); err != nil {
+	if err := o.rebase(top, p.removed); err != nil {
 		return g, false, fmt.Errorf("evict: %w", err)
 	}
 	g.FirstCreatedAt, g.LastCreatedAt = wireTime(g.first), wireTime(g.last)
@@ -258,7 +278,14 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 		return g, false, err
 	}
 	now := o.now()
-	if err := insertEvent(o.conn, newEventID(now), gapKind, payload, now); err != nil {
+	id := newEventID(now)
+	if err := insertEvent(o.conn, id, gapKind, payload, now); err != nil {
+		return g, false, fmt.Errorf("record gap: %w", err)
+	}
+	// The gap is the primary's alone: the others lost nothing.
+	err = sqlitex.Execute(o.conn, `UPDATE events SET sink = :sink WHERE id = :id AND EXISTS (SELECT 1 FROM sinks)`,
+		&sqlitex.ExecOptions{Named: map[string]any{":sink": cmp.Or(o.primary, defaultSinkName), ":id": id}})
+	if err != nil {
 		return g, false, fmt.Errorf("record gap: %w", err)
 	}
 	for key, n := range map[string]int64{"evicted_events": g.Evicted, "evicted_bytes": g.Bytes, "gaps": 1} {
@@ -279,7 +306,7 @@ func (o *outbox) evict(p evictPlan) (g gap, more bool, err error) {
 // never takes much more than is over, the rounds shrink geometrically to
 // one row at a time, and the eviction stops at the first measure at or
 // under the target, a row or a page below it at most.
-func (o *outbox) evictRounds(p evictPlan, g *gap) error {
+func (o *outbox) evictRounds(p *evictPlan, g *gap) error {
 	over, err := p.over()
 	if err != nil {
 		return err
@@ -306,13 +333,19 @@ func (o *outbox) evictRounds(p evictPlan, g *gap) error {
 // evictRound removes the oldest candidates until their estimated cost
 // reaches budget, at most limit of them, adding each to g, and reports how
 // many went and their estimated cost.
-func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est int64, err error) {
+func (o *outbox) evictRound(p *evictPlan, budget, limit int64, g *gap) (n, est int64, err error) {
 	stmt, err := o.conn.Prepare(evictCandidatesSQL)
+	if err != nil {
+		return 0, 0, err
+	}
+	minHWM, err := o.minHWM()
 	if err != nil {
 		return 0, 0, err
 	}
 	stmt.SetInt64(":state", int64(p.state))
 	stmt.SetInt64(":limit", limit)
+	stmt.SetInt64(":minhwm", minHWM)
+	stmt.SetBool(":shared", p.reason == reasonMaxAge)
 	var last int64
 	for est < budget {
 		row, err := stmt.Step()
@@ -332,10 +365,21 @@ func (o *outbox) evictRound(p evictPlan, budget, limit int64, g *gap) (n, est in
 	if err := stmt.Reset(); err != nil || n == 0 {
 		return 0, 0, err
 	}
-	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: map[string]any{":last": last, ":state": p.state}})
-	if err == nil && int64(o.conn.Changes()) != n {
-		err = fmt.Errorf("removed %d events, counted %d", o.conn.Changes(), n)
+	named := map[string]any{":last": last, ":state": p.state, ":minhwm": minHWM}
+	kept := 0
+	if p.reason == reasonMaxAge && minHWM != math.MaxInt64 {
+		// By age, the primary evicts what is too old for it, whoever
+		// else waits for it: those events stay for the others.
+		if err := sqlitex.Execute(o.conn, evictKeepSQL, &sqlitex.ExecOptions{Named: named}); err != nil {
+			return 0, 0, err
+		}
+		kept = o.conn.Changes()
 	}
+	err = sqlitex.Execute(o.conn, evictSQL, &sqlitex.ExecOptions{Named: named})
+	if err == nil && int64(kept+o.conn.Changes()) != n {
+		err = fmt.Errorf("removed %d events, counted %d", kept+o.conn.Changes(), n)
+	}
+	p.removed += int64(o.conn.Changes())
 	return n, est, err
 }
 
@@ -395,6 +439,10 @@ type limiter struct {
 	taking  func() bool
 	held    int64
 	heldSet bool
+
+	// sinkAges are the max_age of the sinks that set their own
+	// (sinklimits.go).
+	sinkAges map[string]time.Duration
 
 	recorded    *outbox   // the outbox the limits were last written into, for status
 	deadChecked time.Time // when the dead letters' share was last measured
@@ -457,6 +505,9 @@ func (l *limiter) enforce(ob *outbox, all bool) (evicted, more bool) {
 		if err != nil {
 			l.log.Error("outbox limits", "error", err)
 		}
+	}
+	if l.enforceSinks(ob, all) {
+		evicted = true
 	}
 	return evicted, more
 }

@@ -32,39 +32,124 @@ import (
 // otlpLogsPath is the OTLP/HTTP path for logs, appended to the base URL.
 const otlpLogsPath = "/v1/logs"
 
-// otlpSink posts batches as OTLP/HTTP logs.
+// otlpSink posts batches as OTLP/HTTP logs, and the spans they close as
+// OTLP/HTTP traces (spans.go).
 type otlpSink struct {
-	poster
-	version  string           // service.version
-	hostname string           // host.name; empty when the OS would not say
-	now      func() time.Time // observedTimeUnixNano
+	poster          // to <base>/v1/logs
+	traces   poster // to <base>/v1/traces
+	name     string // the sink's name in config.toml; keys its state in the outbox
+	version  string // service.version
+	hostname string // host.name; empty when the OS would not say
+	now      func() time.Time
+	protobuf bool // http/protobuf, else http/json
+	logs     bool // the signals sent
+	spans    *spanBuilder
+	store    *spanStore // nil until the drainer hands over the outbox (useOutbox)
+	// unsaved are the spans' changes of delivered batches not yet written
+	// to the outbox (keepState); nil for an entry that was dropped.
+	unsaved map[string]*spanEntry
+}
+
+// otlpOptions are an OTLP sink's settings beyond its endpoint.
+type otlpOptions struct {
+	name         string // "default" for the top-level endpoint
+	protocol     string // http/protobuf (the default) or http/json
+	noLogs       bool   // signals without logs
+	noTraces     bool   // signals without traces
+	traceContent bool   // tool arguments and results in spans
 }
 
 // newOTLPSink makes a sink for an otlp+http or otlp+https endpoint u. The
 // logs path is appended to the URL's path as OTLP's base-endpoint rule says,
 // unless the path names it already.
-func newOTLPSink(u *url.URL, raw, token, version string) *otlpSink {
-	target := *u
-	target.Scheme = strings.TrimPrefix(u.Scheme, "otlp+")
-	if !strings.HasSuffix(target.Path, otlpLogsPath) {
-		target.Path = strings.TrimSuffix(target.Path, "/") + otlpLogsPath
-		target.RawPath = ""
-	}
+func newOTLPSink(u *url.URL, raw, token, version string, opts otlpOptions) *otlpSink {
+	base := *u
+	base.Scheme = strings.TrimPrefix(u.Scheme, "otlp+")
+	base.Path = strings.TrimSuffix(strings.TrimSuffix(base.Path, otlpLogsPath), "/")
+	base.RawPath = ""
+	logsURL, tracesURL := base, base
+	logsURL.Path += otlpLogsPath
+	tracesURL.Path += otlpTracesPath
 	host, _ := os.Hostname()
-	return &otlpSink{
+	s := &otlpSink{
 		// OTLP has no idempotency key of its own; the poster's header
 		// costs nothing and lets a gateway in front of the collector
 		// deduplicate a resent batch.
-		poster:   newPoster(target.String(), raw, token, version),
+		poster:   newPoster(logsURL.String(), raw, token, version),
+		traces:   newPoster(tracesURL.String(), raw, token, version),
+		name:     cmpOr(opts.name, "default"),
 		version:  version,
 		hostname: host,
 		now:      time.Now,
+		protobuf: opts.protocol != protocolJSON,
+		logs:     !opts.noLogs,
 	}
+	if !opts.noTraces {
+		s.spans = newSpanBuilder(opts.traceContent)
+	}
+	if s.protobuf {
+		s.poster.contentType, s.traces.contentType = "application/x-protobuf", "application/x-protobuf"
+	}
+	return s
 }
 
+// send posts the batch's log records, then the spans it closed. The
+// spans' state (what is open) changes only once both are delivered, and
+// reaches the outbox in the transaction that settles the batch
+// (keepState): a batch that is not delivered, or not settled (the daemon
+// died), is built again, the same way, when it is sent again.
+// (A batch whose logs were delivered and whose spans were not is sent
+// again whole, logs too.)
 func (s *otlpSink) send(ctx context.Context, events []event) result {
+	now := s.now()
+	var batch *spanBatch
+	if s.spans != nil {
+		batch = s.spans.build(events, now)
+	}
+	r := result{verdict: delivered}
+	if s.logs {
+		var links map[string]spanLink
+		if batch != nil {
+			links = batch.links
+		}
+		var body []byte
+		if s.protobuf {
+			body = s.encodeLogsPB(events, now.UnixNano(), links)
+		} else {
+			body = s.encodeLinked(events, now, links)
+		}
+		r = s.postOTLP(ctx, &s.poster, body, events, "log records")
+	}
+	if batch != nil && len(batch.spans) > 0 && r.verdict == delivered {
+		var body []byte
+		if s.protobuf {
+			body = s.encodeSpansPB(batch.spans)
+		} else {
+			body = s.encodeSpansJSON(batch.spans)
+		}
+		rt := s.postOTLP(ctx, &s.traces, body, events, "spans")
+		if rt.verdict == delivered {
+			rt.unidentified += r.unidentified
+			rt.err = bound(strings.TrimPrefix(r.err+"; "+rt.err, "; "))
+			rt.err = strings.TrimSuffix(rt.err, "; ")
+		}
+		r = rt
+	}
+	if batch != nil {
+		if r.verdict != delivered {
+			s.spans.st.rollback()
+		} else {
+			s.commitSpans()
+		}
+	}
+	return r
+}
+
+// postOTLP posts one OTLP request and classifies the answer; what names
+// the records in a partial success's report ("log records", "spans").
+func (s *otlpSink) postOTLP(ctx context.Context, p *poster, body []byte, events []event, what string) result {
 	var partial partialSuccess
-	a, fail := s.post(ctx, s.encode(events, s.now()), events, func(body io.Reader) (err error) {
+	a, fail := p.post(ctx, body, events, func(body io.Reader) (err error) {
 		partial, err = readPartialSuccess(body)
 		return err
 	})
@@ -73,7 +158,7 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 	}
 	r := withPauseHint(classifyOTLP(a.status, a.retryAfter, a.body, time.Now(), s.scrub), s.token != "")
 	if r.verdict == delivered {
-		r.unidentified, r.err = partial.rejected, bound(s.scrub(partial.report(len(events))))
+		r.unidentified, r.err = partial.rejected, bound(s.scrub(partial.report(len(events), what)))
 	}
 	return r
 }
@@ -82,6 +167,12 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 // resource (this difflore on this host), one scope, one log record per
 // event. observed is the send time, the record's observedTimeUnixNano.
 func (s *otlpSink) encode(events []event, observed time.Time) []byte {
+	return s.encodeLinked(events, observed, nil)
+}
+
+// encodeLinked is encode with each event's span, from links, on its
+// record.
+func (s *otlpSink) encodeLinked(events []event, observed time.Time, links map[string]spanLink) []byte {
 	n := 512
 	for _, e := range events {
 		// AnyValue wrapping roughly doubles a payload; the rest is the
@@ -90,13 +181,7 @@ func (s *otlpSink) encode(events []event, observed time.Time) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"resourceLogs":[{"resource":{"attributes":[`...)
-	b = appendStringAttr(b, "service.name", "difflore")
-	b = append(b, ',')
-	b = appendStringAttr(b, "service.version", s.version)
-	if s.hostname != "" {
-		b = append(b, ',')
-		b = appendStringAttr(b, "host.name", s.hostname)
-	}
+	b = s.appendResourceJSON(b)
 	b = append(b, `]},"scopeLogs":[{"scope":{"name":"difflore","version":`...)
 	b = appendJSONString(b, s.version)
 	b = append(b, `},"logRecords":[`...)
@@ -106,6 +191,10 @@ func (s *otlpSink) encode(events []event, observed time.Time) []byte {
 			b = append(b, ',')
 		}
 		b = appendLogRecord(b, e, obs)
+		if l, ok := links[e.ID]; ok {
+			// The record's closing brace becomes its span's ids.
+			b = append(b[:len(b)-1], `,"traceId":"`+l.trace+`","spanId":"`+l.span+`"}`...)
+		}
 	}
 	return append(b, "]}]}]}"...)
 }
@@ -391,13 +480,13 @@ func readPartialSuccess(body io.Reader) (partialSuccess, error) {
 			}
 			switch v := v.(type) {
 			case string: // int64 is a string in OTLP/JSON
-				if field == "rejectedLogRecords" {
+				if field == "rejectedLogRecords" || field == "rejectedSpans" {
 					ps.rejected, _ = strconv.Atoi(v)
 				} else if field == "errorMessage" {
 					ps.message = v
 				}
 			case json.Number: // some servers write a number
-				if field == "rejectedLogRecords" {
+				if field == "rejectedLogRecords" || field == "rejectedSpans" {
 					ps.rejected, _ = strconv.Atoi(v.String())
 				}
 			default:
@@ -415,10 +504,10 @@ func readPartialSuccess(body io.Reader) (partialSuccess, error) {
 // report is the message for the log and status, empty when the answer is a
 // plain success. A server may also send an errorMessage with no rejections,
 // as a warning; it is kept the same way.
-func (ps partialSuccess) report(sent int) string {
+func (ps partialSuccess) report(sent int, what string) string {
 	switch {
 	case ps.rejected > 0:
-		msg := fmt.Sprintf("partial success: the endpoint rejected %d of %d log records without naming them; not retried, as OTLP requires", ps.rejected, sent)
+		msg := fmt.Sprintf("partial success: the endpoint rejected %d of %d %s without naming them; not retried, as OTLP requires", ps.rejected, sent, what)
 		if ps.message != "" {
 			msg += ": " + ps.message
 		}

@@ -271,7 +271,7 @@ func (s *otlpServer) seen() []otlpSeen {
 
 func TestOTLPSendHeaders(t *testing.T) {
 	srv := newOTLPServer(t)
-	s, err := parseEndpoint("otlp+"+srv.URL, "tok-123", "1.2.3", false)
+	s, err := parseEndpointOpts("otlp+"+srv.URL, "tok-123", "1.2.3", false, otlpOptions{protocol: protocolJSON})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestOTLPAnswers(t *testing.T) {
 			verdict: delivered, rejected: 3, errHas: "bad token [redacted]"},
 	}
 	srv := newOTLPServer(t)
-	s, err := parseEndpoint("otlp+"+srv.URL, "tok-123", "1.2.3", false)
+	s, err := parseEndpointOpts("otlp+"+srv.URL, "tok-123", "1.2.3", false, otlpOptions{protocol: protocolJSON})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestOTLPPartialSuccessDelivers(t *testing.T) {
 func TestOTLPLargeAnswer(t *testing.T) {
 	t.Parallel()
 	srv := newOTLPServer(t)
-	s, err := parseEndpoint("otlp+"+srv.URL, "", "1.2.3", false)
+	s, err := parseEndpointOpts("otlp+"+srv.URL, "", "1.2.3", false, otlpOptions{protocol: protocolJSON})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -14,8 +15,8 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 )
 
-const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at)
-VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO NOTHING`
+const insertSQL = `INSERT INTO events (id, kind, payload, created_at, available_at, traceparent)
+VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (id) DO NOTHING`
 
 // event is one queued event.
 type event struct {
@@ -25,6 +26,9 @@ type event struct {
 	Payload   []byte
 	CreatedAt time.Time
 	Attempt   int // the number of this delivery attempt, from 1
+	// Traceparent is the hook's TRACEPARENT, empty when it had none: the
+	// agent's own span, which difflore's spans become children of.
+	Traceparent string
 }
 
 // outbox is an open connection to the queue. It is not safe for concurrent
@@ -36,6 +40,15 @@ type outbox struct {
 	path string
 	file os.FileInfo // the database file as opened, to notice its replacement
 	shm  *os.File    // its WAL index, opened by readWALIndexHeader, closed after conn
+	// primary names the sink whose progress the events rows hold
+	// (outboxsinks.go), for the gaps it records; empty: "default".
+	primary string
+	// wmu, when set, is held around each write transaction this
+	// connection begins (begin): the daemon's connections share one.
+	wmu *sync.Mutex
+	// shared is set once other sinks' drainers claim from the outbox too
+	// (syncSinks named some): claim then looks before it locks.
+	shared bool
 }
 
 // dbConn is one connection to the outbox and the gate it holds shared
@@ -176,11 +189,35 @@ func (o *outbox) Close() error {
 	return err
 }
 
+// begin starts a write transaction at once. With several drainers in the
+// daemon (outboxsinks.go), their connections take turns on wmu first: a
+// writer of this process then waits on the mutex, woken the moment the
+// other is done, rather than in SQLite's busy wait, which sleeps for a
+// millisecond and more between its tries.
+func (o *outbox) begin() (func(*error), error) {
+	if o.wmu != nil {
+		o.wmu.Lock()
+	}
+	end, err := sqlitex.ImmediateTransaction(o.conn)
+	if err != nil {
+		if o.wmu != nil {
+			o.wmu.Unlock()
+		}
+		return nil, err
+	}
+	return func(errp *error) {
+		end(errp)
+		if o.wmu != nil {
+			o.wmu.Unlock()
+		}
+	}, nil
+}
+
 // immediate runs fn in one write transaction, taken at once, so that the
 // settlement of a batch (acks, retries, dead letters, the status it leaves)
 // commits together or not at all.
 func (o *outbox) immediate(fn func() error) (err error) {
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return err
 	}
@@ -191,6 +228,12 @@ func (o *outbox) immediate(fn func() error) (err error) {
 // insertEvent stores one event unless its id is already queued. It is the
 // whole of enqueue's database work when the schema is current.
 func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created time.Time) error {
+	return insertEventTP(conn, id, kind, payload, created, "")
+}
+
+// insertEventTP is insertEvent with the hook's TRACEPARENT, stored as NULL
+// when empty.
+func insertEventTP(conn *sqlite.Conn, id, kind string, payload []byte, created time.Time, traceparent string) error {
 	stmt, err := conn.Prepare(insertSQL)
 	if err != nil {
 		return err
@@ -199,6 +242,12 @@ func insertEvent(conn *sqlite.Conn, id, kind string, payload []byte, created tim
 	stmt.BindText(2, kind)
 	stmt.BindBytes(3, payload)
 	stmt.BindInt64(4, created.UnixMilli())
+	// Bindings outlive a reset: ?5 is bound every time.
+	if traceparent == "" {
+		stmt.BindNull(5)
+	} else {
+		stmt.BindText(5, traceparent)
+	}
 	return stepOnce(stmt)
 }
 
@@ -236,12 +285,17 @@ func insertDead(conn *sqlite.Conn, id, kind string, payload []byte, created time
 // enqueueDB is enqueue's fast path: one connection, one version check, one
 // insert, no pool and no migration work when the schema is current.
 func enqueueDB(path string, busy time.Duration, id, kind string, payload []byte, created time.Time) error {
+	return enqueueDBTP(path, busy, id, kind, payload, created, "")
+}
+
+// enqueueDBTP is enqueueDB with the hook's TRACEPARENT.
+func enqueueDBTP(path string, busy time.Duration, id, kind string, payload []byte, created time.Time, traceparent string) error {
 	conn, err := openEnqueueConn(path, busy)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	return insertEvent(conn.Conn, id, kind, payload, created)
+	return insertEventTP(conn.Conn, id, kind, payload, created, traceparent)
 }
 
 // enqueueDeadDB is enqueueDB for a dead letter.

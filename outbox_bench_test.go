@@ -98,9 +98,18 @@ func floorInsert(path, id string, payload []byte, created time.Time) error {
 	return insertEvent(conn, id, "event", payload, created)
 }
 
+// benchGetenv is the environment of a hook that has a TRACEPARENT.
+func benchGetenv(key string) string {
+	if key == "TRACEPARENT" {
+		return "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	}
+	return ""
+}
+
 // BenchmarkEnqueue measures enqueue's work in process, a fresh connection
 // per event and the wake-up of a listening daemon as the CLI does
-// (events/s; wake-us is the wake-up alone), beside floorInsert, and
+// (events/s; wake-us is the wake-up alone), with a TRACEPARENT kept
+// (enqueue.go), beside floorInsert, and
 // inserting on a connection that stays open (conn-events/s). The
 // whole-process figure, with the Go runtime start, is bench/run.sh's.
 // benchStampedPayload is Copilot CLI's PascalCase UserPromptSubmit
@@ -135,7 +144,10 @@ func BenchmarkEnqueue(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		t0 := time.Now()
-		if err := enqueueDB(path, enqueueBusy, ids.next(), "event", benchPayload, t0); err != nil {
+		// As a hook of Claude Code with its tracing on: a TRACEPARENT
+		// read from the environment and kept with the event.
+		tp := hookTraceparent(benchGetenv)
+		if err := enqueueDBTP(path, enqueueBusy, ids.next(), "event", benchPayload, t0, tp); err != nil {
 			b.Fatal(err)
 		}
 		tw := time.Now()

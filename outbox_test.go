@@ -562,7 +562,7 @@ func TestCountsMatchRows(t *testing.T) {
 	add("g", 3)
 
 	// Back to version 2: no seq_offset. Reopening migrates.
-	err = sqlitex.ExecuteScript(ob.conn, `DELETE FROM meta WHERE key = 'seq_offset'; PRAGMA user_version = 2;`, nil)
+	err = sqlitex.ExecuteScript(ob.conn, `DELETE FROM meta WHERE key = 'seq_offset'; DROP TABLE spans; ALTER TABLE events DROP COLUMN traceparent; DROP TABLE deliveries; DROP TABLE sinks; ALTER TABLE events DROP COLUMN sink; PRAGMA user_version = 2;`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,8 @@ import (
 const countsSQL = `SELECT
 	(SELECT coalesce(max(seq), 0) FROM events) - (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq_offset'),
 	(SELECT count(*) FROM events WHERE state = 1),
-	(SELECT count(*) FROM events WHERE state = 2)`
+	(SELECT count(*) FROM events WHERE state = 2),
+	(SELECT count(*) FROM events WHERE state = 3)`
 
 // oldestPendingSQL finds the first pending event in queue order: a walk of
 // the table from its start that stops at the first pending row, past only
@@ -61,8 +62,18 @@ func (o *outbox) rebase(maxBefore, n int64) error {
 	// count = max − offset, before and after: offset' = offset + (after −
 	// before) + n.
 	d := after - max(maxBefore, after) + n
-	return sqlitex.Execute(o.conn, setSeqOffsetSQL, &sqlitex.ExecOptions{Named: map[string]any{":d": d}})
+	if err := sqlitex.Execute(o.conn, setSeqOffsetSQL, &sqlitex.ExecOptions{Named: map[string]any{":d": d}}); err != nil {
+		return err
+	}
+	// The next append reuses the seqs above after: no sink may have moved
+	// past them (outboxsinks.go).
+	return sqlitex.Execute(o.conn, clampHWMSQL, &sqlitex.ExecOptions{Named: map[string]any{":max": after}})
 }
+
+// clampHWMSQL brings a secondary's hwm back to the largest seq in the
+// outbox: every event above it is gone, and SQLite gives the next row the
+// seq one above the largest, which must be fresh for every sink.
+const clampHWMSQL = `UPDATE sinks SET hwm = :max WHERE hwm > :max`
 
 // counts is how many events the outbox holds in each state.
 type counts struct {
@@ -80,7 +91,7 @@ func (o *outbox) counts() (counts, error) {
 	err := sqlitex.Execute(o.conn, countsSQL, &sqlitex.ExecOptions{
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			c.Inflight, c.Dead = stmt.ColumnInt64(1), stmt.ColumnInt64(2)
-			c.Pending = stmt.ColumnInt64(0) - c.Inflight - c.Dead
+			c.Pending = stmt.ColumnInt64(0) - c.Inflight - c.Dead - stmt.ColumnInt64(3)
 			return nil
 		},
 	})
@@ -178,6 +189,7 @@ type deadLetter struct {
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error"`
 	CreatedAt time.Time `json:"created_at"`
+	Sink      string    `json:"sink,omitempty"` // a sink beyond the first whose dead letter it is
 }
 
 const deadLettersSQL = `SELECT id, kind, attempts, coalesce(last_error, ''), created_at
@@ -345,6 +357,11 @@ func (o *outbox) missing(ids []string) ([]string, error) {
 
 const purgeDeadSQL = `DELETE FROM events WHERE state = 2`
 
+// keepDeadSQL turns the primary's dead letters that another sink may still
+// take (not a hook's own dead letter: forSecondary) into events the
+// primary is done with.
+const keepDeadSQL = `UPDATE events SET state = 3, claim = NULL WHERE state = 2 AND raw = 0 AND attempts > 0`
+
 // purgeDead deletes every dead letter and reports how many.
 func (o *outbox) purgeDead() (n int, err error) {
 	err = o.immediate(func() error {
@@ -352,11 +369,31 @@ func (o *outbox) purgeDead() (n int, err error) {
 		if err != nil {
 			return err
 		}
+		sec, err := o.hasSecondaries()
+		if err != nil {
+			return err
+		}
+		kept := 0
+		if sec {
+			// Dead for the primary, but another sink may still take
+			// it: it stays, done for the primary (outboxsinks.go).
+			if err := sqlitex.Execute(o.conn, keepDeadSQL, nil); err != nil {
+				return err
+			}
+			kept = o.conn.Changes()
+		}
 		if err := sqlitex.Execute(o.conn, purgeDeadSQL, nil); err != nil {
 			return err
 		}
 		n = o.conn.Changes()
-		return o.rebase(top, int64(n))
+		if err := o.rebase(top, int64(n)); err != nil {
+			return err
+		}
+		n += kept
+		if sec {
+			return o.sweepDone()
+		}
+		return nil
 	})
 	return n, err
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -31,7 +32,7 @@ const maxAttempts = 20
 // and then expires the statement whenever it is bound again, so that it
 // would plan it anew on every call. (What this SELECT replaced, and what
 // that cost, is in BENCHMARKS.md.)
-const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, CASE WHEN available_at = 0 THEN claim END FROM events
+const readySQL = `SELECT seq, id, kind, payload, created_at, attempts, CASE WHEN available_at = 0 THEN claim END, traceparent FROM events
 WHERE state = 0 AND available_at <= :now
 ORDER BY available_at, seq LIMIT CAST(:limit AS INTEGER)`
 
@@ -73,7 +74,7 @@ const giveBackOrBury = `state = CASE WHEN attempts >= :max THEN 2 ELSE 0 END,
 const reclaimBatchSQL = `UPDATE events
 SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
 WHERE state = 0 AND available_at = 0 AND claim = :old
-RETURNING seq, id, kind, payload, created_at, attempts`
+RETURNING seq, id, kind, payload, created_at, attempts, traceparent`
 
 // giveBackSQL returns a claimed event untried (the daemon is stopping and
 // its request was cut short) the way resetInflightSQL does, and gives the
@@ -82,6 +83,11 @@ const giveBackSQL = `UPDATE events SET state = 0, attempts = attempts - 1, avail
 WHERE seq = :seq AND claim = :claim`
 
 const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
+
+// ackDoneSQL is ackSQL while other sinks have progress in the outbox: the
+// row stays, done for the primary, until they are done with it too
+// (outboxsinks.go).
+const ackDoneSQL = `UPDATE events SET state = 3, claim = NULL WHERE seq = :seq AND claim = :claim`
 
 // releaseSQL returns a claimed event to pending. An uncounted release gives
 // the attempt back; a counted one dead-letters the event once it has had
@@ -111,8 +117,16 @@ func newToken() string {
 // lease. Events come back in queue order.
 func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	now := o.now()
+	if o.shared {
+		// Other sinks' drainers claim at the same time: a claim that
+		// finds nothing takes no write lock they would have to wait for
+		// (SQLite's busy wait sleeps in steps of milliseconds).
+		if ok, err := o.anyWork(anyWorkSQL, nil, now); err != nil || !ok {
+			return "", nil, err
+		}
+	}
 	token = newToken()
-	end, err := sqlitex.ImmediateTransaction(o.conn)
+	end, err := o.begin()
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
@@ -165,6 +179,29 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 	return token, events, nil
 }
 
+// anyWorkSQL says whether a claim has anything to do: a pending event
+// ready, one whose wait capWaitSQL cuts, or a lease that ended. Three
+// probes of events_by_state.
+const anyWorkSQL = `SELECT EXISTS (SELECT 1 FROM events WHERE state = 0 AND available_at <= :now)
+	OR EXISTS (SELECT 1 FROM events WHERE state = 0 AND available_at > :cap)
+	OR EXISTS (SELECT 1 FROM events WHERE state = 1 AND available_at <= :now)`
+
+// anyWork runs query (anyWorkSQL or sqAnyWorkSQL) with :now, :cap and
+// args, outside any write transaction.
+func (o *outbox) anyWork(query string, args map[string]any, now time.Time) (bool, error) {
+	named := map[string]any{":now": now.UnixMilli(), ":cap": now.Add(maxWait).UnixMilli()}
+	maps.Copy(named, args)
+	var yes bool
+	err := sqlitex.Execute(o.conn, query, &sqlitex.ExecOptions{
+		Named:      named,
+		ResultFunc: func(stmt *sqlite.Stmt) error { yes = stmt.ColumnBool(0); return nil },
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	return yes, nil
+}
+
 // ready reads the next ready events for claim (readySQL), up to limit
 // events and budget bytes. old is the claim token of a batch given back
 // when one is at the head of the queue; events is empty then.
@@ -203,17 +240,19 @@ func (o *outbox) ready(now time.Time, limit, budget int) (events []event, old st
 }
 
 // scanEvent reads an event from a row of seq, id, kind, payload,
-// created_at, attempts, as readySQL and reclaimBatchSQL return them.
+// created_at, attempts, as readySQL and reclaimBatchSQL return them, and
+// traceparent, their last column.
 func scanEvent(stmt *sqlite.Stmt) event {
 	p := make([]byte, stmt.ColumnLen(3))
 	stmt.ColumnBytes(3, p)
 	return event{
-		Seq:       stmt.ColumnInt64(0),
-		ID:        stmt.ColumnText(1),
-		Kind:      stmt.ColumnText(2),
-		Payload:   p,
-		CreatedAt: time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
-		Attempt:   stmt.ColumnInt(5),
+		Traceparent: stmt.ColumnText(stmt.ColumnCount() - 1),
+		Seq:         stmt.ColumnInt64(0),
+		ID:          stmt.ColumnText(1),
+		Kind:        stmt.ColumnText(2),
+		Payload:     p,
+		CreatedAt:   time.UnixMilli(stmt.ColumnInt64(4)).UTC(),
+		Attempt:     stmt.ColumnInt(5),
 	}
 }
 
@@ -261,6 +300,13 @@ func (o *outbox) ack(token string, events []event) (err error) {
 		return nil
 	}
 	defer sqlitex.Save(o.conn)(&err)
+	sec, err := o.hasSecondaries()
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	if sec {
+		return o.ackKeeping(token, events)
+	}
 	stmt, err := o.conn.Prepare(ackSQL)
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
@@ -283,7 +329,51 @@ func (o *outbox) ack(token string, events []event) (err error) {
 	if err := o.rebase(top, n); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
+	return o.addCount(metaDelivered, n)
+}
+
+// The first sink's totals in the meta table, as 'status --metrics' shows
+// them (the others' are in their sinks rows).
+const (
+	metaDelivered = "sink_delivered"
+	metaFailed    = "sink_failed"
+	metaBuried    = "sink_dead_lettered"
+)
+
+// addCount adds n to one of the first sink's totals.
+func (o *outbox) addCount(key string, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	err := sqlitex.Execute(o.conn, addMetaSQL, &sqlitex.ExecOptions{Named: map[string]any{":key": key, ":n": n}})
+	if err != nil {
+		return fmt.Errorf("count: %w", err)
+	}
 	return nil
+}
+
+// ackKeeping is ack while other sinks have progress: each event is marked
+// done for the primary and goes only once they are done with it.
+func (o *outbox) ackKeeping(token string, events []event) error {
+	stmt, err := o.conn.Prepare(ackDoneSQL)
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	stmt.SetText(":claim", token)
+	var done []int64
+	for _, e := range events {
+		stmt.SetInt64(":seq", e.Seq)
+		if err := stepOnce(stmt); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		if o.conn.Changes() > 0 {
+			done = append(done, e.Seq)
+		}
+	}
+	if err := o.dropDone(done); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return o.addCount(metaDelivered, int64(len(done)))
 }
 
 // release returns claimed events to pending, available again at at. A
@@ -304,8 +394,14 @@ func (o *outbox) release(token string, events []event, at time.Time, counted boo
 	if err := o.forEachSeq(releaseSQL, token, events, args); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
+	if counted {
+		return o.addCount(metaFailed, int64(len(events)))
+	}
 	return nil
 }
+
+// store is the outbox itself: the first sink's queue is its events rows.
+func (o *outbox) store() *outbox { return o }
 
 // giveBack returns claimed events untried, to be sent again as the same
 // batch: see giveBackSQL.
@@ -321,7 +417,7 @@ func (o *outbox) bury(token string, events []event, errMsg string) error {
 	if err := o.forEachSeq(deadSQL, token, events, map[string]any{":error": errMsg}); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
-	return nil
+	return o.addCount(metaBuried, int64(len(events)))
 }
 
 // resetInflight returns every inflight event to pending. The daemon calls it

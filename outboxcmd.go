@@ -16,10 +16,10 @@ import (
 
 const outboxUsage = `
 Usage:
-  difflore outbox [list] [--json] [--limit N]
+  difflore outbox [list] [--json] [--limit N] [--sink NAME]
   difflore outbox show ID
-  difflore outbox retry (--all | ID...)
-  difflore outbox purge --dead --yes
+  difflore outbox retry [--sink NAME] (--all | ID...)
+  difflore outbox purge [--sink NAME] --dead --yes
 
 Inspects the queue. 'list' shows the counts by state and kind and the dead
 letters with their last error; 'show' prints an event's payload exactly as
@@ -28,13 +28,17 @@ standard error; 'retry' puts dead letters back in the queue with their
 attempts reset (a payload over 1 MiB then goes out alone; one that is not
 JSON can never be sent and stays dead), and makes events that wait for a
 retry ready now (an ID that names no event is an error, and then nothing
-is retried); 'purge' deletes the dead letters for good.
+is retried); 'purge' deletes the dead letters for good. Each sink has its
+own progress and dead letters (config.toml's [[sink]] tables): --sink NAME
+looks at, retries or purges that sink's alone; without it 'list' shows
+every sink's and 'retry' and 'purge' act on every sink.
 
 Examples:
   difflore outbox list
   difflore outbox show 0190a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b > payload.json
   difflore outbox retry --all
   difflore outbox purge --dead --yes
+  difflore outbox retry --sink archive --all
 `
 
 func cmdOutbox(ctx context.Context, cfg config, args []string) error {
@@ -91,6 +95,7 @@ func outboxList(cfg config, args []string) error {
 	fl := newFlagSet(cfg, "outbox list", outboxUsage)
 	asJSON := fl.Bool("json", false, "print one JSON object")
 	limit := fl.Int("limit", 100, "show at most `N` dead letters")
+	sinkName := fl.String("sink", "", "show the sink `NAME` alone (default: every sink)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -105,24 +110,45 @@ func outboxList(cfg config, args []string) error {
 		return err
 	}
 	defer ob.Close()
-	total, err := ob.counts()
+	primary, secondaries, err := pickSink(cfg, ob, *sinkName)
 	if err != nil {
 		return err
 	}
-	byKind, err := ob.kindCounts()
-	if err != nil {
-		return err
+	total, byKind, dead := counts{}, map[string]*counts{}, []deadLetter(nil)
+	if primary {
+		if total, err = ob.counts(); err != nil {
+			return err
+		}
+		if byKind, err = ob.kindCounts(); err != nil {
+			return err
+		}
+		if dead, err = ob.deadLetters(*limit); err != nil {
+			return err
+		}
 	}
-	dead, err := ob.deadLetters(*limit)
-	if err != nil {
-		return err
+	sinks := map[string]counts{}
+	for _, name := range secondaries {
+		c, err := ob.sinkCounts(name)
+		if err != nil {
+			return err
+		}
+		sinks[name] = c
+		d, err := ob.sinkDeadLetters(name, *limit)
+		if err != nil {
+			return err
+		}
+		dead = append(dead, d...)
+	}
+	if !primary && len(secondaries) == 1 {
+		total = sinks[secondaries[0]]
 	}
 	if *asJSON {
 		out := struct {
 			Counts      counts             `json:"counts"`
 			Kinds       map[string]*counts `json:"kinds"`
+			Sinks       map[string]counts  `json:"sinks,omitempty"`
 			DeadLetters []deadLetter       `json:"dead_letters"`
-		}{total, byKind, dead}
+		}{total, byKind, sinks, dead}
 		if out.DeadLetters == nil {
 			out.DeadLetters = []deadLetter{}
 		}
@@ -138,11 +164,21 @@ func outboxList(cfg config, args []string) error {
 		c := byKind[k]
 		fmt.Fprintf(cfg.stdout, "  %-32s %6d pending %6d inflight %6d dead\n", k, c.Pending, c.Inflight, c.Dead)
 	}
+	if primary {
+		for _, name := range secondaries {
+			c := sinks[name]
+			fmt.Fprintf(cfg.stdout, "sink %s: %d pending, %d inflight, %d dead\n", printable(name), c.Pending, c.Inflight, c.Dead)
+		}
+	}
 	if len(dead) > 0 {
 		fmt.Fprintln(cfg.stdout, "dead letters:")
 		for _, d := range dead {
 			age := time.Since(d.CreatedAt).Round(time.Second)
-			fmt.Fprintf(cfg.stdout, "  %s  %s  %s  %s old  %s\n", printable(d.ID), printable(d.Kind), plural(d.Attempts, "attempt"), age, firstLine(d.LastError))
+			where := ""
+			if d.Sink != "" {
+				where = "sink " + printable(d.Sink) + "  "
+			}
+			fmt.Fprintf(cfg.stdout, "  %s%s  %s  %s  %s old  %s\n", where, printable(d.ID), printable(d.Kind), plural(d.Attempts, "attempt"), age, firstLine(d.LastError))
 		}
 	}
 	return nil
@@ -151,6 +187,7 @@ func outboxList(cfg config, args []string) error {
 func outboxRetry(cfg config, args []string) error {
 	fl := newFlagSet(cfg, "outbox retry", outboxUsage)
 	all := fl.Bool("all", false, "retry every dead letter and every waiting event")
+	sinkName := fl.String("sink", "", "retry for the sink `NAME` alone (default: every sink)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -167,6 +204,10 @@ func outboxRetry(cfg config, args []string) error {
 		return err
 	}
 	defer ob.Close()
+	primary, secondaries, err := pickSink(cfg, ob, *sinkName)
+	if err != nil {
+		return err
+	}
 	var n, waiting int
 	var raw, unknown []string
 	err = ob.immediate(func() (err error) {
@@ -175,11 +216,20 @@ func outboxRetry(cfg config, args []string) error {
 		if unknown, err = ob.missing(fl.Args()); err != nil || len(unknown) > 0 {
 			return err
 		}
-		if n, raw, err = ob.retryDead(*all, fl.Args()); err != nil {
-			return fmt.Errorf("retry dead letters: %w", err)
+		if primary {
+			if n, raw, err = ob.retryDead(*all, fl.Args()); err != nil {
+				return fmt.Errorf("retry dead letters: %w", err)
+			}
+			if waiting, err = ob.wakeWaiting(*all, fl.Args()); err != nil {
+				return fmt.Errorf("retry waiting events: %w", err)
+			}
 		}
-		if waiting, err = ob.wakeWaiting(*all, fl.Args()); err != nil {
-			return fmt.Errorf("retry waiting events: %w", err)
+		for _, name := range secondaries {
+			d, w, err := ob.sinkRetry(name, *all, fl.Args())
+			if err != nil {
+				return fmt.Errorf("retry for sink %q: %w", name, err)
+			}
+			n, waiting = n+d, waiting+w
 		}
 		return nil
 	})
@@ -232,7 +282,8 @@ func outboxShow(cfg config, args []string) error {
 	// The payload alone goes to stdout, so that 'outbox show ID > file'
 	// recovers exactly the bytes the hook handed over; what a person
 	// wants to read with it goes to stderr.
-	state := map[int]string{statePending: "pending", stateInflight: "inflight", stateDead: "dead"}[e.State]
+	state := map[int]string{statePending: "pending", stateInflight: "inflight", stateDead: "dead",
+		stateDone: "delivered to the first sink, waiting for another ('difflore outbox list' shows each sink's)"}[e.State]
 	if e.Raw {
 		state += " (its payload is not one valid JSON value: never sent)"
 	}
@@ -249,6 +300,7 @@ func outboxPurge(cfg config, args []string) error {
 	fl := newFlagSet(cfg, "outbox purge", outboxUsage)
 	dead := fl.Bool("dead", false, "purge the dead letters (the only kind of purge)")
 	yes := fl.Bool("yes", false, "confirm: the dead letters are deleted for good")
+	sinkName := fl.String("sink", "", "purge the dead letters of the sink `NAME` alone (default: every sink's)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -264,9 +316,22 @@ func outboxPurge(cfg config, args []string) error {
 		return err
 	}
 	defer ob.Close()
-	n, err := ob.purgeDead()
+	primary, secondaries, err := pickSink(cfg, ob, *sinkName)
 	if err != nil {
-		return fmt.Errorf("purge dead letters: %w", err)
+		return err
+	}
+	n := 0
+	if primary {
+		if n, err = ob.purgeDead(); err != nil {
+			return fmt.Errorf("purge dead letters: %w", err)
+		}
+	}
+	for _, name := range secondaries {
+		k, err := ob.sinkPurge(name)
+		if err != nil {
+			return fmt.Errorf("purge dead letters of sink %q: %w", name, err)
+		}
+		n += k
 	}
 	fmt.Fprintf(cfg.stdout, "purged %s\n", plural(n, "dead letter"))
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -11,17 +12,25 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. enqueue compares it and
 // does no migration work when it matches. Version 2 added the raw column;
-// version 3 the seq_offset that counts the events (countsSQL).
-const schemaVersion = 3
+// version 3 the seq_offset that counts the events (countsSQL); version 4
+// the progress of the sinks beyond the first (migrateV3SQL, outboxsinks.go);
+// version 5 the traceparent column and the spans table (migrateV4SQL).
+const schemaVersion = 5
 
 // Event states.
 const (
 	statePending  = 0
 	stateInflight = 1
 	stateDead     = 2
+	// stateDone marks an event the first sink is done with while another
+	// sink still waits for it (outboxsinks.go).
+	stateDone = 3
 )
 
-// schemaSQL creates the outbox. available_at means "not before" for a
+// schemaSQL creates the outbox at version 3; migrate runs the later
+// versions' scripts after it, so that a new outbox and an upgraded one have
+// their columns in the same order (raw, sink, traceparent), which salvage
+// reads by position. available_at means "not before" for a
 // pending event and "lease ends" for an inflight one, so one index serves
 // claiming, reclaiming and the next wake-up time.
 //
@@ -68,6 +77,17 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 PRAGMA user_version = 3;
 `
 
+// migrateV4SQL brings a version 4 outbox to version 5: the hook's
+// TRACEPARENT beside each event (NULL for the events already queued, and
+// for a hook that had none), and the spans table (spanstore.go). Neither
+// rewrites a row.
+const migrateV4SQL = addTraceparentColumnSQL + `
+` + spansTableSQL + `
+PRAGMA user_version = 5;
+`
+
+const addTraceparentColumnSQL = `ALTER TABLE events ADD COLUMN traceparent TEXT;`
+
 // userVersion reads the schema version of an open database.
 func userVersion(conn *sqlite.Conn) (int, error) {
 	var v int
@@ -113,17 +133,44 @@ func migrate(conn *sqlite.Conn) (err error) {
 	if v, err = userVersion(conn); err != nil || v == schemaVersion {
 		return err
 	}
-	script := schemaSQL
+	script := schemaSQL + migrateV3SQL + migrateV4SQL
 	switch v {
 	case 1:
-		script = migrateV1SQL + migrateV2SQL
+		script = migrateV1SQL + migrateV2SQL + migrateV3SQL + migrateV4SQL
 	case 2:
-		script = migrateV2SQL
+		script = migrateV2SQL + migrateV3SQL + migrateV4SQL
+	case 3:
+		script = migrateV3SQL + migrateV4SQL
+	case 4:
+		script = migrateV4SQL
+	}
+	if v > 0 {
+		// An outbox set back to an older version by hand (or by a test)
+		// may have the later columns already: ADD COLUMN would fail.
+		for col, add := range map[string]string{"sink": addSinkColumnSQL, "traceparent": addTraceparentColumnSQL} {
+			if has, err := hasColumn(conn, "events", col); err != nil {
+				return fmt.Errorf("migrate outbox: %w", err)
+			} else if has {
+				script = strings.Replace(script, add, "", 1)
+			}
+		}
 	}
 	if err = sqlitex.ExecuteScript(conn, script, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
 	}
 	return nil
+}
+
+// hasColumn reports whether table has a column named col.
+func hasColumn(conn *sqlite.Conn, table, col string) (bool, error) {
+	found := false
+	err := sqlitex.ExecuteTransient(conn, "SELECT name FROM pragma_table_info('"+table+"')", &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			found = found || stmt.ColumnText(0) == col
+			return nil
+		},
+	})
+	return found, err
 }
 
 // setWAL switches the database to WAL mode. When several processes create

@@ -58,7 +58,7 @@ func (dm *daemon) reload() {
 	if s != nil {
 		endpoint = s.String()
 	}
-	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token {
+	if o.endpoint != dm.opts.endpoint || o.token != dm.opts.token || firstSinkChanged(dm.opts.sinks, o.sinks) {
 		// A pause or an open breaker was the old endpoint's answer.
 		dm.d.sink = s
 		dm.d.failures, dm.d.breakerDelay = 0, 0
@@ -73,7 +73,13 @@ func (dm *daemon) reload() {
 	dm.lim.setLimits(o.limits)
 	dm.lastSpill = time.Time{}
 	dm.opts = o
-	dm.log.Info("reloaded config.toml", "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch,
+	if dm.runCtx != nil {
+		// Sinks added or removed, or changed: their drainers start
+		// afresh from the progress the outbox holds for each.
+		dm.stopRunners()
+		dm.startRunners(dm.runCtx)
+	}
+	dm.log.Info("reloaded config.toml", "sinks", sinkNames(o.sinks), "endpoint", endpoint, "endpoint_source", o.endpointSource, "batch", o.batch,
 		"max_size", o.limits.maxSize, "max_size_source", o.limits.sizeFrom, "max_age", formatAge(o.limits.maxAge), "max_age_source", o.limits.ageFrom,
 		"generation", dm.reloads)
 	if s == nil {
@@ -87,7 +93,7 @@ func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
 	if err := o.settle(cfg); err != nil {
 		return nil, nil, err
 	}
-	s, err := parseEndpoint(o.endpoint, o.token, buildVersion(), o.allowInsecure)
+	s, err := o.primarySink()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,4 +102,14 @@ func (o *runOptions) reread(cfg config) (sink, *redactor, error) {
 		return nil, nil, err
 	}
 	return s, r, nil
+}
+
+// firstSinkChanged reports whether the first sink, whose drainer is the
+// daemon loop's, is another endpoint or token than it was: when it is a
+// [[sink]] table, the top-level endpoint and token do not say.
+func firstSinkChanged(before, after []sinkSpec) bool {
+	if len(before) == 0 || len(after) == 0 {
+		return len(before) != len(after)
+	}
+	return before[0].endpoint != after[0].endpoint || before[0].token != after[0].token || before[0].otlp != after[0].otlp
 }

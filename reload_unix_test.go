@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -110,5 +111,80 @@ func TestReloadStress(t *testing.T) {
 		if n != 0 {
 			t.Fatalf("round %d: %s went to the old endpoint", r, id)
 		}
+	}
+}
+
+// TestReloadAddsAndRemovesSink adds a [[sink]] to config.toml and sends
+// SIGHUP: an event queued after the reload reaches both sinks. Then it
+// removes the table and sends SIGHUP again: the next event reaches the
+// first sink alone, and nothing is left waiting for the removed one.
+func TestReloadAddsAndRemovesSink(t *testing.T) {
+	dir := testHome(t)
+	first, second := newArrivals(), newArrivals()
+	epFirst, epSecond := newEndpoint(t, first.script(200)), newEndpoint(t, second.script(200))
+	mustCLI(t, "config", "set", "endpoint", epFirst.URL)
+	d := startDaemon(t)
+	mustCLI(t, "enqueue", "--id", "before", `{"n":1}`)
+	first.await(t, "before", 10*time.Second)
+	conf := filepath.Join(dir, configFileName)
+	hup := func(generation int, text string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		d.awaitLog(t, 10*time.Second, "the reload", func(log string) bool {
+			return strings.Contains(log, fmt.Sprintf("generation=%d", generation)) && strings.Contains(log, "reloaded config.toml")
+		})
+	}
+	hup(1, fmt.Sprintf("endpoint = %q\n\n[[sink]]\nname = \"second\"\nendpoint = %q\n", epFirst.URL, epSecond.URL))
+	mustCLI(t, "enqueue", "--id", "added", `{"n":2}`)
+	first.await(t, "added", 10*time.Second)
+	second.await(t, "added", 10*time.Second)
+	hup(2, fmt.Sprintf("endpoint = %q\n", epFirst.URL))
+	mustCLI(t, "enqueue", "--id", "removed", `{"n":3}`)
+	first.await(t, "removed", 10*time.Second)
+	waitFor(t, 10*time.Second, "an empty outbox with no sink but the first", func() bool {
+		out, _, _ := cli(t, "", "outbox", "list")
+		return out == "0 pending, 0 inflight, 0 dead\n"
+	})
+	if n := second.count("removed"); n != 0 {
+		t.Errorf("the removed sink got the event queued after its removal %d times", n)
+	}
+	if n := second.count("before"); n != 0 {
+		t.Errorf("the added sink got an event delivered and gone before it was added")
+	}
+}
+
+// TestReloadFirstSinkTable changes the endpoint of the first sink when it
+// is a [[sink]] table (no top-level endpoint) and sends SIGHUP: the next
+// event goes to the new endpoint.
+func TestReloadFirstSinkTable(t *testing.T) {
+	dir := testHome(t)
+	oldArr, newArr := newArrivals(), newArrivals()
+	oldEP, newEP := newEndpoint(t, oldArr.script(200)), newEndpoint(t, newArr.script(200))
+	conf := filepath.Join(dir, configFileName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	table := "[[sink]]\nname = \"only\"\nendpoint = %q\n"
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(table, oldEP.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t)
+	mustCLI(t, "enqueue", "--id", "e1", `{"n":1}`)
+	oldArr.await(t, "e1", 10*time.Second)
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(table, newEP.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.awaitLog(t, 10*time.Second, "the reload", func(log string) bool { return strings.Contains(log, "reloaded config.toml") })
+	mustCLI(t, "enqueue", "--id", "e2", `{"n":2}`)
+	if missing := newArr.awaitAll([]string{"e2"}, 10*time.Second); len(missing) > 0 {
+		t.Fatalf("e2 did not reach the new endpoint; the old one got it %d times", oldArr.count("e2"))
 	}
 }

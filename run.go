@@ -73,6 +73,10 @@ type runOptions struct {
 	service        bool // started by the Windows Service Control Manager: logs to daemon.log
 	logLevel       slog.Level
 	limits         limits
+	// sinks are every destination: the shorthand's ("default") first
+	// when it has an endpoint, then the [[sink]] tables (sinks.go), each
+	// with its OTLP options.
+	sinks []sinkSpec
 
 	// What the command line said, which a reload of config.toml keeps.
 	endpointFlag  string
@@ -159,7 +163,7 @@ func runCommand(ctx context.Context, cfg config, args []string) error {
 		return &exitError{code: 2, err: fmt.Errorf("--tick %s: want 10ms to 24h", flagText(fl, "tick")),
 			hint: "the tick is only the safety net behind the wake-ups that enqueue sends: 24h is the longest, and the default is 1h"}
 	}
-	s, err := parseEndpoint(opts.endpoint, opts.token, buildVersion(), opts.allowInsecure)
+	s, err := opts.primarySink()
 	if err != nil {
 		return err
 	}
@@ -200,6 +204,8 @@ func (o *runOptions) settle(cfg config) error {
 	o.endpoint, o.endpointSource, o.token = st.endpoint, st.endpointSource, st.token
 	o.redact, o.warnings = st.redact, st.warnings
 	o.limits = st.limits
+	st.endpoint, st.token = o.endpoint, o.token
+	o.sinks = st.sinkSpecs()
 	if o.flagLimits.sizeFrom == fromFlag {
 		o.limits.maxSize, o.limits.sizeFrom = o.flagLimits.maxSize, fromFlag
 	}
@@ -207,4 +213,21 @@ func (o *runOptions) settle(cfg config) error {
 		o.limits.maxAge, o.limits.ageFrom = o.flagLimits.maxAge, fromFlag
 	}
 	return nil
+}
+
+// primarySink makes the first sink, whose drainer is the daemon loop's,
+// and checks every other: the shorthand's endpoint, or else the first
+// [[sink]] table's.
+func (o *runOptions) primarySink() (sink, error) {
+	for _, spec := range o.sinks[min(1, len(o.sinks)):] {
+		if _, err := newSink(spec, buildVersion(), o.allowInsecure); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.sinks) == 0 {
+		return nil, nil
+	}
+	// settle put the flags' endpoint and token in the shorthand's spec,
+	// which is first whenever there is one.
+	return newSink(o.sinks[0], buildVersion(), o.allowInsecure)
 }

@@ -37,8 +37,8 @@ FROM events WHERE seq > :after ORDER BY seq LIMIT :limit`
 // salvageInsertSQL copies one row into the fresh outbox under a new seq,
 // in the same order. Inflight rows are given back by resetInflight once
 // the copy is done, as after any daemon's death.
-const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw)
-VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw)
+const salvageInsertSQL = `INSERT INTO events (id, kind, payload, created_at, state, attempts, available_at, claim, last_error, raw, sink, traceparent)
+VALUES (:id, :kind, :payload, :created, :state, :attempts, :available, :claim, :error, :raw, :sink, :traceparent)
 ON CONFLICT (id) DO NOTHING`
 
 // salvageCountSQL counts the rows an index still knows in a range of seqs
@@ -389,11 +389,14 @@ func (s *salvager) salvage(ctx context.Context, path string) error {
 		return err
 	}
 	s.from = from
-	// A version 1 outbox has no raw column. Asked for by name rather than
-	// by user_version, which a rewritten header no longer holds.
-	s.rows = fmt.Sprintf(salvageRowsSQL, "raw")
-	if _, err := from.Prepare(s.rows); err != nil && !isCorrupt(err) {
-		s.rows = fmt.Sprintf(salvageRowsSQL, "0")
+	// A version 1 outbox has no raw column, one before version 4 no
+	// sink, one before version 5 no traceparent. Asked for by name rather
+	// than by user_version, which a rewritten header no longer holds.
+	for _, cols := range []string{"raw, sink, traceparent", "raw, sink, NULL", "raw, NULL, NULL", "0, NULL, NULL"} {
+		s.rows = fmt.Sprintf(salvageRowsSQL, cols)
+		if _, err := from.Prepare(s.rows); err == nil || isCorrupt(err) {
+			break
+		}
 	}
 	s.copyMeta()
 	if err := s.walk(ctx); err != nil {
@@ -697,6 +700,8 @@ func (s *salvager) copyChunk() (n int, err error) {
 			setNullableText(ins, ":claim", stmt, 8)
 			setNullableText(ins, ":error", stmt, 9)
 			ins.SetInt64(":raw", stmt.ColumnInt64(10))
+			setNullableText(ins, ":sink", stmt, 11)
+			setTraceparent(ins, stmt.ColumnText(12))
 			_, ierr := ins.Step()
 			if rerr := ins.Reset(); ierr == nil {
 				ierr = rerr
@@ -851,6 +856,7 @@ const healPace = time.Minute
 func (dm *daemon) heal(ctx context.Context, cause error) error {
 	dm.lastHeal = dm.now()
 	dm.log.Error("outbox is corrupt; salvaging it", "error", cause)
+	dm.stopRunners()
 	dm.ob.Close()
 	if err := healWith(ctx, dm.h, dm.now(), dm.cfg.healOpts(), dm.log); err != nil && ctx.Err() == nil {
 		dm.log.Error("salvage the corrupt outbox", "error", err)
@@ -861,10 +867,23 @@ func (dm *daemon) heal(ctx context.Context, cause error) error {
 	}
 	nob.conn.SetBusyTimeout(outboxBusy)
 	dm.ob, dm.d.ob, dm.d.written = nob, nob, nil
+	if dm.runCtx != nil {
+		dm.startRunners(dm.runCtx)
+	}
 	return nil
 }
 
 // healDue reports whether err calls for a salvage now.
 func (dm *daemon) healDue(err error) bool {
 	return isCorrupt(err) && dm.now().Sub(dm.lastHeal) >= healPace
+}
+
+// setTraceparent binds a salvaged row's TRACEPARENT, NULL when it had none.
+// (Bindings outlive a reset: it is bound for every row.)
+func setTraceparent(ins *sqlite.Stmt, tp string) {
+	if tp == "" {
+		ins.SetNull(":traceparent")
+	} else {
+		ins.SetText(":traceparent", tp)
+	}
 }

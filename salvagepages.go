@@ -353,9 +353,11 @@ func decodeRecord(rec []byte) ([]any, bool) {
 // copyScanned copies one row that scanLeaves found into the fresh outbox:
 // seq (stored as NULL, the rowid being the key), id, kind, payload,
 // created_at, state, attempts, available_at, claim, last_error and, from
-// version 2, raw. A row of any other shape is not an event, and skipped.
+// version 2, raw, from version 4, sink, and from version 5, traceparent (a
+// row written before a column was added has none). A row of any other
+// shape is not an event, and skipped.
 func (s *salvager) copyScanned(cols []any) bool {
-	if len(cols) != 10 && len(cols) != 11 || cols[0] != nil {
+	if len(cols) < 10 || len(cols) > 13 || cols[0] != nil {
 		return false
 	}
 	id, ok1 := cols[1].(string)
@@ -368,9 +370,16 @@ func (s *salvager) copyScanned(cols []any) bool {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
 		return false
 	}
-	raw := int64(0)
-	if len(cols) == 11 {
+	raw, tp := int64(0), ""
+	if len(cols) >= 11 {
 		raw, _ = cols[10].(int64)
+	}
+	var sink any
+	if len(cols) >= 12 {
+		sink = cols[11]
+	}
+	if len(cols) == 13 {
+		tp, _ = cols[12].(string)
 	}
 	ins, err := s.to.conn.Prepare(salvageInsertSQL)
 	if err != nil {
@@ -383,7 +392,7 @@ func (s *salvager) copyScanned(cols []any) bool {
 	ins.SetInt64(":state", state)
 	ins.SetInt64(":attempts", attempts)
 	ins.SetInt64(":available", available)
-	for param, v := range map[string]any{":claim": cols[8], ":error": cols[9]} {
+	for param, v := range map[string]any{":claim": cols[8], ":error": cols[9], ":sink": sink} {
 		if t, ok := v.(string); ok {
 			ins.SetText(param, t)
 		} else {
@@ -391,6 +400,7 @@ func (s *salvager) copyScanned(cols []any) bool {
 		}
 	}
 	ins.SetInt64(":raw", raw)
+	setTraceparent(ins, tp)
 	_, err = ins.Step()
 	if rerr := ins.Reset(); err == nil {
 		err = rerr

@@ -65,6 +65,11 @@ type sink interface {
 // for a host that is not loopback unless allowInsecure is set, since the
 // token and the events would cross the network in clear.
 func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error) {
+	return parseEndpointOpts(raw, token, version, allowInsecure, otlpOptions{})
+}
+
+// parseEndpointOpts is parseEndpoint with an OTLP endpoint's settings.
+func parseEndpointOpts(raw, token, version string, allowInsecure bool, otlp otlpOptions) (sink, error) {
 	if raw == "" {
 		return nil, nil
 	}
@@ -114,7 +119,7 @@ func parseEndpoint(raw, token, version string, allowInsecure bool) (sink, error)
 			return nil, &exitError{code: 2, err: fmt.Errorf("endpoint %q is plain http to a host that is not loopback", redactURL(raw)),
 				hint: "use otlp+https, or, if the network is trusted, pass --allow-insecure or run 'difflore config set allow_insecure true'"}
 		}
-		return newOTLPSink(u, raw, token, version), nil
+		return newOTLPSink(u, raw, token, version, otlp), nil
 	}
 	return nil, usageError("endpoint %q: scheme must be http, https, otlp+http, otlp+https or file", redactURL(raw))
 }

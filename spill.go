@@ -25,6 +25,8 @@ type spilled struct {
 	Reason    string    `json:"reason,omitempty"`
 	Bytes     []byte    `json:"bytes,omitempty"`
 	Raw       bool      `json:"raw,omitempty"`
+	// Traceparent is the hook's TRACEPARENT (enqueue.go).
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // spillEvent saves an event as spill/<uuid>.json, atomically and synced, so
@@ -215,7 +217,7 @@ type spillItem struct {
 
 func (it spillItem) insert(o *outbox) error {
 	if it.dead == nil {
-		return o.insert(it.ev.ID, it.ev.Kind, it.ev.Bytes, it.ev.CreatedAt)
+		return insertEventTP(o.conn, it.ev.ID, it.ev.Kind, it.ev.Bytes, it.ev.CreatedAt, it.ev.Traceparent)
 	}
 	return o.insertDead(it.ev.ID, it.ev.Kind, it.ev.Bytes, it.ev.CreatedAt, it.dead.reason, it.dead.raw)
 }

@@ -13,25 +13,35 @@ import (
 )
 
 const statusUsage = `
-Usage: difflore status [--json]
+Usage: difflore status [--json | --metrics]
 
 Shows whether the daemon of this data home runs, the outbox counts, the
-endpoint and the last delivery. Exit code: 0 running, 1 stale PID file,
-3 not running, 4 unknown (the lock is held but the PID file cannot be used,
-or the data home cannot be read).
+endpoint and the last delivery, and each sink beyond the first on a line
+of its own. Exit code: 0 running, 1 stale PID file, 3 not running, 4
+unknown (the lock is held but the PID file cannot be used, or the data
+home cannot be read). --metrics prints each sink's figures (pending,
+oldest pending age, dead letters, and the delivered, failed, dead-lettered
+and evicted totals) as OpenMetrics text ending in '# EOF', and exits 0
+whatever the daemon's state (difflore_daemon_up says it).
 
-Example:
+Examples:
   difflore status --json | jq .outbox.pending
+  difflore status --metrics > /var/lib/node_exporter/difflore.prom.$$ && mv /var/lib/node_exporter/difflore.prom.$$ /var/lib/node_exporter/difflore.prom
 `
 
 // statusReport is what 'status --json' prints.
 type statusReport struct {
-	Daemon         daemonStatus     `json:"daemon"`
-	Outbox         outboxStatus     `json:"outbox"`
-	Endpoint       *string          `json:"endpoint"`                  // nil when there is none: null in JSON
-	EndpointSource string           `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
-	Delivery       deliveryStatus   `json:"delivery"`
-	Redacted       map[string]int64 `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+	Daemon         daemonStatus      `json:"daemon"`
+	Outbox         outboxStatus      `json:"outbox"`
+	Endpoint       *string           `json:"endpoint"`                  // nil when there is none: null in JSON
+	EndpointSource string            `json:"endpoint_source,omitempty"` // flag, env, config or none; empty from a daemon that did not record it
+	Delivery       deliveryStatus    `json:"delivery"`
+	Redacted       map[string]int64  `json:"redacted,omitempty"` // secrets replaced in delivered events, per rule
+	meta           map[string]string // the outbox's meta table, for --metrics
+
+	// Sinks are the sinks beyond the first, each with its own progress
+	// (sinkstatus.go); the first is Endpoint, Outbox and Delivery.
+	Sinks []sinkStatus `json:"sinks,omitempty"`
 	// StartFailure is why the last daemon a hook started could not start,
 	// until a daemon gets ready.
 	StartFailure *startFailure `json:"start_failure,omitempty"`
@@ -174,11 +184,15 @@ func inspect(h home) daemonState {
 func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	fl := newFlagSet(cfg, "status", statusUsage)
 	asJSON := fl.Bool("json", false, "print one JSON object")
+	metrics := fl.Bool("metrics", false, "print each sink's figures as OpenMetrics text (node_exporter's textfile collector reads it); exit 0 whatever the daemon's state")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
 		return usageError("status takes no arguments, got %q", fl.Arg(0))
+	}
+	if *asJSON && *metrics {
+		return usageError("status takes --json or --metrics, not both")
 	}
 	var rep statusReport
 	rep.Daemon.State = "not_running"
@@ -226,9 +240,15 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			}
 		}
 	}
-	if *asJSON {
+	switch {
+	case *metrics:
+		if rep.Outbox.Error != "" {
+			return fmt.Errorf("read the outbox: %s", rep.Outbox.Error)
+		}
+		return writeMetrics(cfg.stdout, rep.Daemon.State == "running", metricsOf(&rep, primaryName(cfg), rep.meta))
+	case *asJSON:
 		writeJSON(cfg.stdout, rep, false)
-	} else {
+	default:
 		printStatus(cfg.stdout, &rep, useColor(cfg, cfg.stdout))
 	}
 	switch rep.Daemon.State {
@@ -272,6 +292,10 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	dl.LastDeliveryAt, dl.LastAttemptAt, dl.LastError = m["last_delivery_at"], m["last_attempt_at"], m["last_error"]
 	dl.LastDeliveryCount, _ = strconv.Atoi(m["last_delivery_count"])
 	rep.Redacted = redactionCounts(m)
+	rep.meta = m
+	if rep.Sinks, err = ob.sinkStatuses(m, time.Now()); err != nil {
+		return err
+	}
 	if err := fillStoreStatus(ob, m, &rep.Outbox.storeStatus); err != nil {
 		return err
 	}
@@ -317,6 +341,7 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "endpoint: %s (from %s)\n", endpoint, rep.EndpointSource)
 	}
 	printDelivery(w, rep.Delivery, paint)
+	printSinks(w, rep.Sinks, paint)
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
 	}

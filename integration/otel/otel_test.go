@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -144,27 +145,44 @@ func freeAddr(t *testing.T) string {
 }
 
 // startReceiver starts the Collector's OTLP receiver, HTTP only, on addr,
-// passing what it receives to next. It is shut down when the test ends.
+// passing the logs it receives to next and the spans to a sink that keeps
+// them. It is shut down when the test ends.
 func startReceiver(t *testing.T, addr string, next consumer.Logs) {
+	t.Helper()
+	startReceiverTraces(t, addr, next, new(consumertest.TracesSink))
+}
+
+// startReceiverTraces is startReceiver with the consumer of the spans.
+func startReceiverTraces(t *testing.T, addr string, next consumer.Logs, spans consumer.Traces) {
 	t.Helper()
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	cfg.Protocols.GRPC = configoptional.None[configgrpc.ServerConfig]()
 	cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = addr
-	r, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
+	// The logs and traces receivers of one config share one server.
+	lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
 	if err != nil {
 		t.Fatalf("create otlp receiver: %v", err)
 	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatalf("start otlp receiver on %s: %v", addr, err)
+	tr, err := f.CreateTraces(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, spans)
+	if err != nil {
+		t.Fatalf("create otlp traces receiver: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shut down otlp receiver: %v", err)
+	for _, r := range []interface {
+		Start(context.Context, component.Host) error
+		Shutdown(context.Context) error
+	}{lr, tr} {
+		if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+			t.Fatalf("start otlp receiver on %s: %v", addr, err)
 		}
-	})
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := r.Shutdown(ctx); err != nil {
+				t.Errorf("shut down otlp receiver: %v", err)
+			}
+		})
+	}
 }
 
 // waitFor polls cond until it holds or timeout passes: what it waits for
