@@ -15,7 +15,7 @@ const hooksUsage = `
 Usage:
   difflore hooks print [--autostart] [--command PATH] AGENT
   difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] AGENT|--all
-  difflore hooks uninstall [--project DIR] [--dry-run] AGENT
+  difflore hooks uninstall [--project DIR] [--dry-run] AGENT|--all
   difflore hooks status [--project DIR] [AGENT]
 
 Wires an agent's hooks to 'difflore enqueue': every event the agent reports
@@ -282,7 +282,14 @@ func hooksFlags(cfg config, name, sub string) (*flag.FlagSet, *hookOptions, *str
 	}
 	if all || sub == "install" {
 		fl.BoolVar(&opts.trust, "trust", false, "codex: trust difflore's hooks in Codex's config.toml, so that Codex runs them")
+	}
+	switch {
+	case all:
+		fl.BoolVar(&opts.all, "all", false, "install: every agent found on this machine (on PATH, or its settings folder exists); uninstall: every agent wired")
+	case sub == "install":
 		fl.BoolVar(&opts.all, "all", false, "wire every agent found on this machine (on PATH, or its settings folder exists)")
+	case sub == "uninstall":
+		fl.BoolVar(&opts.all, "all", false, "unwire every agent whose hooks are wired")
 	}
 	return fl, &opts, &project, &dryRun
 }
@@ -296,8 +303,11 @@ func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, projec
 		return hooksStatus(cfg, fl.Arg(0), project)
 	}
 	if opts.all {
-		if sub != "install" || fl.NArg() != 0 || project != "" {
-			return &exitError{code: 2, err: errors.New("--all is for 'hooks install', with no agent and no --project"), hint: "difflore hooks install --all"}
+		if fl.NArg() != 0 || project != "" {
+			return &exitError{code: 2, err: fmt.Errorf("--all is for 'hooks %s' with no agent and no --project", sub), hint: "difflore hooks " + sub + " --all"}
+		}
+		if sub == "uninstall" {
+			return hooksUninstallAll(cfg, dryRun)
 		}
 		return hooksInstallAll(cfg, opts, dryRun)
 	}

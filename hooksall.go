@@ -35,10 +35,46 @@ func hooksInstallAll(cfg config, opts hookOptions, dryRun bool) error {
 		fmt.Fprintln(cfg.stdout, "no agent found on this machine; nothing installed")
 	case len(wired) > 0 && !dryRun:
 		fmt.Fprintf(cfg.stdout, "wired: %s\n", strings.Join(wired, ", "))
+		if !opts.autostart {
+			// Without --ensure-daemon the hooks only queue: say so here,
+			// not when status finds the outbox growing.
+			fmt.Fprintln(cfg.stdout, "the hooks queue events; a daemon delivers them: run 'difflore run --detach' or 'difflore service install', or install again with --autostart")
+		}
 	}
 	if len(failed) > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("could not wire %s", strings.Join(failed, ", ")),
 			hint: "run 'difflore hooks install AGENT' for each to see why"}
+	}
+	return nil
+}
+
+// hooksUninstallAll is 'hooks uninstall --all': it gives back the files of
+// every agent whose hooks (or plugin) status finds wired, through each
+// agent's own uninstaller, and names the others as skipped.
+func hooksUninstallAll(cfg config, dryRun bool) error {
+	var unwired, failed []string
+	for _, a := range agents {
+		line, _, _ := a.status(cfg, "")
+		if !strings.HasPrefix(line, "wired") {
+			fmt.Fprintf(cfg.stdout, "skipped %s: not wired\n", a.name)
+			continue
+		}
+		if err := hooksDo(cfg, "uninstall", a, hookOptions{}, "", dryRun); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: %s: %v\n", a.name, err)
+			failed = append(failed, a.name)
+			continue
+		}
+		unwired = append(unwired, a.name)
+	}
+	switch {
+	case len(unwired) == 0 && len(failed) == 0:
+		fmt.Fprintln(cfg.stdout, "no agent is wired; nothing changed")
+	case len(unwired) > 0 && !dryRun:
+		fmt.Fprintf(cfg.stdout, "unwired: %s\n", strings.Join(unwired, ", "))
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("could not unwire %s", strings.Join(failed, ", ")),
+			hint: "run 'difflore hooks uninstall AGENT' for each to see why"}
 	}
 	return nil
 }

@@ -56,3 +56,45 @@ func TestHooksInstallAll(t *testing.T) {
 		t.Errorf("--all with an agent: exit %d, %s", code, stderr)
 	}
 }
+
+// TestHooksUninstallAll: uninstall --all gives back every file of every
+// agent whose hooks are wired, byte for byte (a file install made is
+// removed), names each agent it unwired, leaves the others alone, and
+// install --all then uninstall --all leaves the home as it was; an install
+// without --autostart says that a daemon must run for events to leave.
+func TestHooksUninstallAll(t *testing.T) {
+	testHome(t)
+	userHome := setUserHome(t)
+	t.Setenv("PATH", t.TempDir())
+	for _, d := range []string{".factory", ".cline", ".config/opencode"} {
+		if err := os.MkdirAll(filepath.Join(userHome, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settings := filepath.Join(userHome, ".factory", "hooks.json")
+	before := []byte("{\n    \"theme\": \"dark\"\n}\n")
+	if err := os.WriteFile(settings, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, "hooks", "install", "--all", "--command", "/opt/difflore/difflore")
+	if !strings.Contains(out, "--autostart") || !strings.Contains(out, "difflore run --detach") {
+		t.Errorf("install --all without --autostart does not say how events will leave:\n%s", out)
+	}
+	out = mustCLI(t, "hooks", "uninstall", "--all")
+	for _, want := range []string{"unwired: droid, cline, opencode", "skipped claude: not wired"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("uninstall --all does not say %q:\n%s", want, out)
+		}
+	}
+	if data, err := os.ReadFile(settings); err != nil || string(data) != string(before) {
+		t.Errorf("droid's hooks.json after uninstall --all: %q, %v; want it as it was", data, err)
+	}
+	for _, p := range []string{".cline/hooks", ".config/opencode/plugins"} {
+		if _, err := os.Stat(filepath.Join(userHome, p)); err == nil {
+			t.Errorf("%s is still there after uninstall --all", p)
+		}
+	}
+	if _, stderr, code := cli(t, "", "hooks", "uninstall", "--all", "claude"); code != 2 {
+		t.Errorf("uninstall --all with an agent: exit %d, %s", code, stderr)
+	}
+}

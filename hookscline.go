@@ -233,7 +233,7 @@ func clineStatus(cfg config, a agentSpec, project string) (string, bool, string)
 		}
 	}
 	if len(events) == 0 {
-		return "not wired (" + dir + ")", true, ""
+		return "not wired (no hook script of difflore's in " + dir + ")", true, ""
 	}
 	line, ok := wiredLine(a, events, programs, dir)
 	if len(notExec) > 0 {

@@ -686,7 +686,7 @@ func (a agentSpec) status(cfg config, project string) (string, bool, string) {
 	}
 	events, programs := a.wiredEvents(doc)
 	if len(events) == 0 {
-		return "not wired (" + path + ")", true, ""
+		return "not wired (no difflore hooks in " + path + ")", true, ""
 	}
 	line, ok := wiredLine(a, events, programs, path)
 	if a.name == "gemini" && geminiHooksOff(doc) {
