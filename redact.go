@@ -319,6 +319,9 @@ func compileBuiltinRules() *ruleSet {
 		mk("authorization", `bearer\s+([a-z0-9._~+/-]{16,}=*)`, kw("bearer"), lower, word, valid(hasDigit)),
 		// scheme://user:password@host; the scheme is checked in find.
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(urlPassword)),
+		// The password of a line of a .pgpass, whose fields have no name
+		// that says secret (pgpassLines).
+		mk("pgpass", "", kw(":5432:", ":6432:", ":*:"), scan(pgpassLines), valid(mayBeSecret)),
 	}
 	for _, p := range providerRules() {
 		r := redactRule{name: p.name, keywords: p.keywords, word: p.word, bounded: p.bounded, alone: p.alone, valid: p.valid, scan: p.scan}
@@ -1276,7 +1279,7 @@ var secretAnchors = []struct {
 	names  []string
 }{
 	{"pass", []string{"password", "passwd", "passphrase"}},
-	{"secret", []string{"secret"}},
+	{"secret", []string{"secret", "secret_key_base"}},
 	{"token", []string{"token"}},
 	{"credential", []string{"credentials", "credential"}},
 	{"key", []string{"apikey", "api_key", "api-key", "accesskey", "access_key", "access-key",
@@ -1290,6 +1293,9 @@ var secretAnchors = []struct {
 func (sc *scratch) assignedValue(text []byte, name, j, i int) (start, end int, kind valueKind) {
 	sep, ok := sc.separator(text, name, j)
 	if !ok {
+		if s, e, ok := sc.netrcPassword(text, name, j); ok {
+			return s, e, secretValue
+		}
 		return 0, 0, notSecret
 	}
 	v := sep.value
@@ -1328,7 +1334,11 @@ func (sc *scratch) assignedValue(text []byte, name, j, i int) (start, end int, k
 	// "name = value" is code, not a .env line; so is "Name: value," and
 	// "Name: value}", a field of a struct or an object literal in Go or
 	// JavaScript, where YAML ends the line.
-	kind = run.kind(text, v, sep.c == '=' && sep.spaced || sep.c == ':' && endsField(text, run.end))
+	codeStyle := sep.c == '=' && sep.spaced || sep.c == ':' && endsField(text, run.end)
+	kind = run.kind(text, v, codeStyle)
+	if kind == codeValue && codeStyle && sep.c == '=' && sc.configValue(text, name, v, run.end) {
+		kind = secretValue // password = Xk29fjsLq02, a line of an .ini file
+	}
 	// A short lower-case word after a colon is a setting (passwd:
 	// compat, token: required), not a secret.
 	if kind == secretValue && sep.c == ':' && run.end-v <= 8 && allLower(text[v:run.end]) {

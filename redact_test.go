@@ -121,6 +121,9 @@ func secretCorpus(g *secretGen) []secretCase {
 		add("secret-assignment", `api_key = "%s"`, g.s(alnum, 32))
 		add("secret-assignment", "https://api.example.com/v1/items?access_token=%s&page=2", g.s(alnum, 30))
 		add("secret-assignment", "X-Api-Key: %s", g.s("abcdef0123456789", 32))
+		add("secret-assignment", "[client]\nuser = app\npassword = %s\n", g.s(alnum, 14))
+		add("secret-assignment", "machine api.example.com login bob password %s\n", g.s(alnum, 16))
+		add("pgpass", "db.internal:5432:app:bob:%s\n", g.s(alnum, 20))
 		providerCorpus(g, add)
 	}
 	return cs
@@ -889,6 +892,9 @@ var adversarial = []struct {
 	{"open-quotes", func(n int) []byte { return stringPayload(strings.Repeat("'token' => \"x ", n/15)) }},
 	{"k8s-data", func(n int) []byte { return stringPayload("kind: Secret\n" + strings.Repeat("data: a: b c: ", n/14)) }},
 	{"k8s-docs", func(n int) []byte { return stringPayload(strings.Repeat("kind: secret\ndata:\n---\n", n/24)) }},
+	{"netrc", func(n int) []byte { return stringPayload(strings.Repeat("login a password ", n/17)) }},
+	{"ini-lines", func(n int) []byte { return stringPayload(strings.Repeat("token = token = a1b2c3d4e5\n", n/27)) }},
+	{"pgpass", func(n int) []byte { return stringPayload("'" + strings.Repeat("h:5432:d:u:", n/11)) }},
 }
 
 // stringPayload is a hook event whose one long string is s.
@@ -950,14 +956,17 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 		re     *regexp.Regexp
 		scan   func([]byte, func(s, e int))
 		pieces []string
+		group  bool // the scan finds the expression's first group
 	}{
 		{"jwt", regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), jwts,
-			[]string{"eyJ", "a", "b", "_", "-", ".", " ", "eyJhbGciOi", "J"}},
+			[]string{"eyJ", "a", "b", "_", "-", ".", " ", "eyJhbGciOi", "J"}, false},
 		{"aws", regexp.MustCompile(`(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}`), awsKeyIDs,
-			[]string{"AKIA", "ASIA", "ACCA", "ABIA", "A", "K", "7", "a", " ", "QWERTYUIOP"}},
+			[]string{"AKIA", "ASIA", "ACCA", "ABIA", "A", "K", "7", "a", " ", "QWERTYUIOP"}, false},
 		{"private-key", regexp.MustCompile(`-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----(?:[\s\S]*?` + keyEnd + `|[\s\S]*)`),
 			func(text []byte, found func(s, e int)) { privateKeys(begin, end, text, found) },
-			[]string{"-----BEGIN", "-----END", " PRIVATE KEY-----", "+PRIVATE+KEY", " BLOCK-----", "RSA", "\n", "MIIE", "-"}},
+			[]string{"-----BEGIN", "-----END", " PRIVATE KEY-----", "+PRIVATE+KEY", " BLOCK-----", "RSA", "\n", "MIIE", "-"}, false},
+		{"pgpass", regexp.MustCompile(`(?m)(?:^|['"])[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)(?:[ \t\r]*$|['"])`), pgpassLines,
+			[]string{":", "5432:", "6432", "*", "h", "db", "\n", "\r", " ", "'", "\"", "#", "pw:x", "\t"}, true},
 	} {
 		rnd := rand.New(rand.NewPCG(21, uint64(len(tc.name))))
 		for range 3000 {
@@ -967,6 +976,12 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 			}
 			text := []byte(b.String())
 			want := tc.re.FindAllIndex(text, -1)
+			if tc.group {
+				want = nil
+				for _, m := range tc.re.FindAllSubmatchIndex(text, -1) {
+					want = append(want, m[2:4])
+				}
+			}
 			var got [][]int
 			tc.scan(text, func(s, e int) { got = append(got, []int{s, e}) })
 			if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
@@ -1107,5 +1122,66 @@ func TestRedactKubernetesSecret(t *testing.T) {
 	}
 	if !strings.Contains(out, configMap) {
 		t.Errorf("the ConfigMap's value was replaced:\n%s", out)
+	}
+}
+
+// TestRedactConfigFileSecrets checks secrets as config files hold them, a
+// value unquoted that reads like an identifier (an .ini's password =
+// Xk29fjsLq02, a .netrc's password Xk29fjsLq02), each beside code and
+// placeholders of the same shape that stay.
+func TestRedactConfigFileSecrets(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ text, secret string }{
+		{"[client]\nuser = app\npassword = Xk29fjsLq02\n", "Xk29fjsLq02"},                                   // ~/.my.cnf
+		{"password = hunter2hunter2", "hunter2hunter2"},                                                     // an .ini line
+		{"token = Abc123def456ghi789", "Abc123def456ghi789"},                                                // a .cfg line
+		{"[database]\nhost = db\n  api_key = q7vR2mX9pL4sT8wZ   # the key\n", "q7vR2mX9pL4sT8wZ"},           // INI, indented, a comment after
+		{"spring.datasource.password = s3cr3tPassw0rdX9\n", "s3cr3tPassw0rdX9"},                             // .properties
+		{"export DB_PASSWORD = 8fj2kd9sl3mq\n", "8fj2kd9sl3mq"},                                             // a spaced .env line
+		{"production:\n  secret_key_base: " + strings.Repeat("9f2a7c1e5b8d3f6a", 8) + "\n", "9f2a7c1e5b8d"}, // Rails
+		{"machine api.example.com login bob password Xk29fjsLq02\n", "Xk29fjsLq02"},                         // .netrc, one line
+		{"machine api.example.com\n  login bob\n  password Xk29fjsLq02\n", "Xk29fjsLq02"},
+		{"db.example.com:5432:app:bob:Xk29fjsLq02\n*:*:*:replica:Zq81mLp03vTr\n", "Xk29fjsLq02"},  // .pgpass
+		{"db.example.com:5432:app:bob:Xk29fjsLq02\n*:*:*:replica:Zq81mLp03vTr\n", "Zq81mLp03vTr"}, // .netrc, a line each
+	}
+	benign := []string{
+		"\tpassword = p\n",
+		"\ttoken = tok.Next()\n",
+		"\tsecret = os.Getenv(\"X\")\n",
+		"    password = None\n",
+		"password = ${DB_PASS}\n",
+		"token = <your-token>\n",
+		"passwd: compat\n",
+		"password: changeme\n", // a well-known placeholder, as in a chart's values.yaml
+		"\ttoken = nextToken\n",
+		"\tpassword = hashedPassword\n",
+		"\tsecret = secretBytes[:32]\n",
+		"    token = self.token\n",
+		"enter your password twice to confirm\n",
+		"the password is stored in the keychain\n",
+		"password required\n",
+		"dial tcp 127.0.0.1:5432: connect: connection refused\n",
+		"machine oneline login user3 password pwd3\n", // cmd/go/internal/auth/netrc_test.go
+		"default\nlogin anonymous\npassword gopher@golang.org\n",
+		"login oops\npassword too-late-in-file\n",
+		"\tkind     PEMCipher\n\tpassword []byte\n", // crypto/x509/pem_decrypt_test.go
+		"db.example.com:5432:*:*:changeme\n",
+	}
+	for _, c := range cases {
+		p, _ := json.Marshal(map[string]any{"tool_response": map[string]string{"stdout": c.text}})
+		out := r.payload(p, func(string) {})
+		if left := survivors(string(out), c.secret); len(left) > 0 {
+			t.Errorf("secret %q left in %q:\n%s", c.secret, c.text, out)
+		}
+	}
+	for _, text := range benign {
+		p, _ := json.Marshal(map[string]any{"tool_response": map[string]string{"stdout": text}})
+		var rules []string
+		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
+			t.Errorf("replaced %v in benign text %q:\n%s", rules, text, out)
+		}
 	}
 }

@@ -1,0 +1,245 @@
+package main
+
+import "bytes"
+
+// Secrets as config files hold them: an .ini, .properties or TOML line
+// gives a secret unquoted and spaced (password = Xk29fjsLq02), which in
+// code reads as an identifier given to a variable, and a .netrc gives one
+// with no separator at all (login bob password Xk29fjsLq02).
+
+// minConfigSecret is the shortest unquoted value a config line gives that
+// is read as a secret though it reads as an identifier too.
+const minConfigSecret = 8
+
+// configValue reports whether text[v:e], a value given to the name that
+// starts at name with " = " and read as an identifier (codeValue), is a
+// config file's secret: the name starts its line (blanks, export and a
+// dotted or prefixed key aside: spring.datasource.password, DB_PASSWORD),
+// the value ends it (blanks and a # comment aside), and the value reads
+// as a secret rather than a variable: eight bytes or more of letters and
+// digits, both (code names its variables with words, and a name that
+// says secret, nextToken2, is no secret: mayBeSecret).
+func (sc *scratch) configValue(text []byte, name, v, e int) bool {
+	s := text[v:e]
+	if len(s) < minConfigSecret || !letterDigitWord(s) {
+		return false
+	}
+	return sc.startsLine(text, name) && endsLine(text, e)
+}
+
+// letterDigitWord is true of letters and digits alone, both among them.
+func letterDigitWord(b []byte) bool {
+	for _, c := range b {
+		if !isLetter(c) && !isDigit(c) {
+			return false
+		}
+	}
+	return lettersAndDigits(b)
+}
+
+// lettersAndDigits is true of text that holds an ASCII letter and a digit.
+func lettersAndDigits(b []byte) bool {
+	return hasDigit(b) && bytes.ContainsFunc(b, func(r rune) bool { return r < 0x80 && isLetter(byte(r)) })
+}
+
+// startsLine reports whether the name that starts at text[name] starts its
+// line but for blanks, an export and the rest of its key (a dotted path, a
+// prefix joined with '_' or '-'). It looks back maxLabel bytes at most:
+// every name of a long line is asked.
+func (sc *scratch) startsLine(text []byte, name int) bool {
+	ls := sc.line.lineStart(text, name)
+	if name-ls > maxLabel {
+		return false
+	}
+	sc.steps += name - ls
+	k := ls
+	for k < name && (text[k] == ' ' || text[k] == '\t') {
+		k++
+	}
+	if bytes.HasPrefix(text[k:name], []byte("export ")) {
+		k += len("export ")
+	}
+	for ; k < name; k++ {
+		if c := text[k]; !isWordByte(c) && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// endsLine reports whether text[e] ends its line: blanks, then the end of
+// the text, a line break or a # comment. It looks ahead maxLabel bytes
+// at most.
+func endsLine(text []byte, e int) bool {
+	for k := e; k < len(text) && k-e <= maxLabel; k++ {
+		switch text[k] {
+		case ' ', '\t':
+			continue
+		case '\r', '\n', '#':
+			return true
+		}
+		return false
+	}
+	return len(text)-e <= maxLabel
+}
+
+// netrcPassword returns the value that a .netrc gives the password that
+// starts at text[name] and ends at text[j], password Xk29fjsLq02: the
+// word starts its line or follows a login on it (machine h login bob
+// password …), one or more blanks follow it, and the value, up to a blank
+// or the end of the line, may be a secret. ok is false when that is not
+// so.
+func (sc *scratch) netrcPassword(text []byte, name, j int) (start, end int, ok bool) {
+	if !bytes.Equal(sc.lower[name:j], []byte("password")) || j >= len(text) || text[j] != ' ' && text[j] != '\t' {
+		return 0, 0, false
+	}
+	v := j
+	for v < len(text) && v-j <= maxLabel && (text[v] == ' ' || text[v] == '\t') {
+		v++
+	}
+	e := v
+	for e < len(text) && e-v <= maxLabel && !isSpace(text[e]) {
+		e++
+	}
+	sc.steps += e - j
+	// Prose and code say password and a word too (password required, a
+	// struct's password []byte), and a test's .netrc gives examples
+	// (pwd2, gopher@golang.org): the value must read as a secret, eight
+	// bytes or more, letters and digits among them.
+	if v == e || e-v > maxLabel || e-v < minConfigSecret || !endsLine(text, e) || !lettersAndDigits(text[v:e]) || !mayBeSecret(text[v:e]) {
+		return 0, 0, false
+	}
+	if !sc.startsLine(text, name) && !sc.followsLogin(text, name) {
+		return 0, 0, false
+	}
+	return v, e, true
+}
+
+// followsLogin reports whether a .netrc's login and its value come just
+// before the name that starts at text[name]: login bob password.
+func (sc *scratch) followsLogin(text []byte, name int) bool {
+	k := name
+	if k == 0 || text[k-1] != ' ' && text[k-1] != '\t' {
+		return false
+	}
+	for k > 0 && name-k <= maxLabel && (text[k-1] == ' ' || text[k-1] == '\t') {
+		k--
+	}
+	w := k // the login's value ends here
+	for k > 0 && w-k <= maxLabel && !isSpace(text[k-1]) {
+		k--
+	}
+	if k == w {
+		return false
+	}
+	for k > 0 && name-k <= 2*maxLabel && (text[k-1] == ' ' || text[k-1] == '\t') {
+		k--
+	}
+	sc.steps += name - k
+	return k >= len("login") && bytes.Equal(sc.lower[k-len("login"):k], []byte("login"))
+}
+
+// maxPgpassField is the longest field of a .pgpass line pgpassLines reads.
+const maxPgpassField = 255
+
+// pgpassLines finds the passwords of .pgpass lines in text,
+// host:port:database:user:password, with port 5432 (PostgreSQL's), 6432
+// (PgBouncer's) or *, as the expression
+// (?m)(?:^|['"])[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)(?:[ \t\r]*$|['"])
+// would, each field up to maxPgpassField bytes. The line may be quoted in
+// a command (echo 'h:5432:db:u:pw' >> ~/.pgpass). Found by hand: the
+// regexp machine, with no literal prefix to scan for, reads a long text a
+// few megabytes a second. Each colon is looked at, and each field read,
+// a bounded number of times.
+func pgpassLines(text []byte, found func(start, end int)) {
+	for i := 0; ; {
+		c := bytes.IndexByte(text[i:], ':')
+		if c < 0 {
+			return
+		}
+		c += i
+		i = c + 1
+		port := pgpassPort(text[c+1:])
+		if port == 0 || !pgpassHost(text, c) {
+			continue
+		}
+		s, e, ok := pgpassPassword(text, c+1+port+1)
+		if !ok {
+			continue
+		}
+		found(s, e)
+		i = e
+		if e < len(text) && isQuote(text[e]) {
+			i++ // the quote that closes the line opens no other
+		}
+	}
+}
+
+// pgpassPort returns the length of the port that rest starts with, and
+// the colon after it: 5432, 6432 or *; 0 for any other.
+func pgpassPort(rest []byte) int {
+	switch {
+	case bytes.HasPrefix(rest, []byte("5432:")), bytes.HasPrefix(rest, []byte("6432:")):
+		return 4
+	case bytes.HasPrefix(rest, []byte("*:")):
+		return 1
+	}
+	return 0
+}
+
+// pgpassHost reports whether a host ends at the colon text[c]: a field
+// that starts the line or follows a quote.
+func pgpassHost(text []byte, c int) bool {
+	h := c
+	for h > 0 && c-h <= maxPgpassField && !endsPgpassField(text[h-1]) && text[h-1] != '#' {
+		h--
+	}
+	return h < c && (h == 0 || text[h-1] == '\n' || isQuote(text[h-1]))
+}
+
+// pgpassPassword reads the database, the user and the password of a
+// .pgpass line from text[k]; [start, end) is the password.
+func pgpassPassword(text []byte, k int) (start, end int, ok bool) {
+	field := func(k int) int { // the end of the field at text[k]
+		from := k
+		for k < len(text) && k-from <= maxPgpassField && !endsPgpassField(text[k]) {
+			k++
+		}
+		return k
+	}
+	for range 2 { // the database, the user
+		e := field(k)
+		if e == k || e >= len(text) || text[e] != ':' {
+			return 0, 0, false
+		}
+		k = e + 1
+	}
+	e := k
+	for e < len(text) && e-k <= maxPgpassField && !isSpace(text[e]) && !isQuote(text[e]) {
+		e++
+	}
+	return k, e, e > k && e-k <= maxPgpassField && pgpassEnd(text, e)
+}
+
+// endsPgpassField reports whether c ends a field of a .pgpass line.
+func endsPgpassField(c byte) bool { return c == ':' || isSpace(c) || isQuote(c) }
+
+func isQuote(c byte) bool { return c == '\'' || c == '"' }
+
+// pgpassEnd reports whether a .pgpass line's password ends at text[e]: a
+// quote, or blanks and the end of the line.
+func pgpassEnd(text []byte, e int) bool {
+	if e < len(text) && isQuote(text[e]) {
+		return true
+	}
+	for k := e; k < len(text) && k-e <= maxPgpassField; k++ {
+		switch text[k] {
+		case ' ', '\t', '\r':
+			continue
+		case '\n':
+			return true
+		}
+		return false
+	}
+	return len(text)-e <= maxPgpassField
+}
