@@ -83,7 +83,7 @@ func packageVersion(program string) (string, string) {
 // differ (gaps).
 func (a agentSpec) versionTruth(version, source string) string {
 	if version == "" {
-		return fmt.Sprintf("unknown version (%s): the events are %s's", source, a.reference)
+		return fmt.Sprintf("unknown version (%s); the wired events are from %s", source, a.reference)
 	}
 	var lacks, adds []string
 	for _, g := range a.gaps {

@@ -432,3 +432,34 @@ func TestUpgradeFromMainsOutbox(t *testing.T) {
 		t.Errorf("schema version %d, %v; want %d", v, err, schemaVersion)
 	}
 }
+
+// TestSinkStatusWhenStopped: with no daemon running, status does not call
+// a sink that delivered once "delivering" (nothing delivers), prints no
+// empty endpoint, and writes the sink's last delivery as the first sink's.
+func TestSinkStatusWhenStopped(t *testing.T) {
+	dir := testHome(t)
+	files := t.TempDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("endpoint = %q\n\n[[sink]]\nname = \"archive\"\nendpoint = %q\n",
+		fileURL(filepath.Join(files, "a.jsonl")), fileURL(filepath.Join(files, "b.jsonl")))
+	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "enqueue", `{"a":1}`)
+	mustCLI(t, "drain")
+	out, _, _ := cli(t, "", "status", "--json")
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Sinks) != 1 {
+		t.Fatalf("status --json: %v, %d sinks\n%s", err, len(rep.Sinks), out)
+	}
+	if rep.Sinks[0].State != "stopped" {
+		t.Errorf("sink archive with no daemon: state %q, want stopped", rep.Sinks[0].State)
+	}
+	text, _, _ := cli(t, "", "status")
+	line := regexp.MustCompile(`(?m)^sink archive: .*$`).FindString(text)
+	if !strings.HasPrefix(line, "sink archive: stopped,") || strings.Contains(line, "; ;") || regexp.MustCompile(`\.\d{4,}Z`).MatchString(line) {
+		t.Errorf("status, sink line: %q", line)
+	}
+}

@@ -14,7 +14,7 @@ import (
 type sinkStatus struct {
 	Name                    string  `json:"name"`
 	Endpoint                string  `json:"endpoint,omitempty"`
-	State                   string  `json:"state"` // delivering, failing, paused, or idle
+	State                   string  `json:"state"` // delivering, failing, paused, idle, or stopped (no daemon)
 	Pending                 int64   `json:"pending"`
 	Inflight                int64   `json:"inflight"`
 	Dead                    int64   `json:"dead"`
@@ -114,9 +114,12 @@ func printSinks(w io.Writer, sinks []sinkStatus, paint func(c, s string) string)
 		if s.Pending > 0 {
 			fmt.Fprintf(w, " (oldest %s)", (time.Duration(s.OldestPendingAgeSeconds * float64(time.Second))).Round(time.Second))
 		}
-		fmt.Fprintf(w, ", %d in flight, %d dead; %s", s.Inflight, s.Dead, printable(s.Endpoint))
+		fmt.Fprintf(w, ", %d in flight, %d dead", s.Inflight, s.Dead)
+		if s.Endpoint != "" {
+			fmt.Fprintf(w, "; %s", printable(s.Endpoint))
+		}
 		if s.LastDeliveryAt != "" {
-			fmt.Fprintf(w, "; last delivery %s", s.LastDeliveryAt)
+			fmt.Fprintf(w, "; last delivery %s", humanTimeString(s.LastDeliveryAt))
 		}
 		if s.LastError != "" {
 			fmt.Fprintf(w, "; last error: %s", firstLine(printable(s.LastError)))

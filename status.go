@@ -296,6 +296,13 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 	if rep.Sinks, err = ob.sinkStatuses(m, time.Now()); err != nil {
 		return err
 	}
+	if rep.Daemon.State != "running" {
+		// What a sink's drainer recorded is its last word; with no daemon
+		// nothing delivers, whatever it said.
+		for i := range rep.Sinks {
+			rep.Sinks[i].State = "stopped"
+		}
+	}
 	if err := fillStoreStatus(ob, m, &rep.Outbox.storeStatus); err != nil {
 		return err
 	}
