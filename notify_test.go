@@ -94,7 +94,8 @@ func TestSafetyNetFindsUnannouncedEvents(t *testing.T) {
 // over): the 1 000 wake-ups sent meanwhile must cost a few drain passes,
 // counted in the daemon's debug log, not one pass each.
 func TestWakeBurstCoalesces(t *testing.T) {
-	t.Parallel()
+	// Not in parallel: the burst must end while the first request is
+	// held, which other tests' load made it miss under Wine (596 passes).
 	e := newTestEnv(t)
 	const burst = 1000
 	arr := newArrivals()

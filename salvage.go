@@ -73,7 +73,6 @@ const (
 // healOpts are what a salvage takes from the daemon's config.
 type healOpts struct {
 	gateWait time.Duration // how long it waits for connections to the outbox to close
-	lockBusy time.Duration // how long its look at the fresh outbox waits for another process's lock
 	// pause, when set (by tests only), is called at each named step of the
 	// salvage (salvageSteps) with the salvage's context, so that a test
 	// can kill the daemon, or ask it to stop, exactly there.
@@ -82,7 +81,7 @@ type healOpts struct {
 
 // healOpts are what a salvage takes from the config.
 func (c config) healOpts() healOpts {
-	return healOpts{gateWait: c.waits.healGate, lockBusy: c.waits.lockBusy, pause: c.salvagePause}
+	return healOpts{gateWait: c.waits.healGate, pause: c.salvagePause}
 }
 
 // step calls the test-only pause at a named step.
@@ -108,7 +107,7 @@ func (o healOpts) step(ctx context.Context, name string) {
 // killed at any point, and the next start finishes it (resumeSalvage).
 // The caller has closed its own connection to the outbox.
 func healOutbox(ctx context.Context, h home, now time.Time, wait time.Duration, log *slog.Logger) error {
-	return healWith(ctx, h, now, healOpts{gateWait: wait, lockBusy: startBusy}, log)
+	return healWith(ctx, h, now, healOpts{gateWait: wait}, log)
 }
 
 // healWith is healOutbox with the daemon's healOpts.
@@ -141,7 +140,7 @@ func resumeSalvage(ctx context.Context, h home, opts healOpts, log *slog.Logger)
 // any point goes on from a chunk it finished, and reports every event
 // once. It does nothing when no salvage is under way.
 func finishSalvage(ctx context.Context, h home, opts healOpts, log *slog.Logger) error {
-	fresh, err := openOutbox(h, opts.lockBusy, time.Now)
+	fresh, err := openOutbox(h, startBusy, time.Now)
 	if err != nil {
 		return fmt.Errorf("open the fresh outbox: %w", err)
 	}

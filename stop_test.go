@@ -40,8 +40,9 @@ func TestStopNeverSignalsUnverified(t *testing.T) {
 	}
 	for _, lockHeldByTest := range []bool{false, true} {
 		for name, content := range files {
+			// Not in parallel: the victim sleeps two minutes at most, and
+			// parallel subtests wait for every other parallel test.
 			t.Run(fmt.Sprintf("%s/locked=%v", name, lockHeldByTest), func(t *testing.T) {
-				t.Parallel()
 				e := newTestEnv(t)
 				e.useQuickWaits()
 				dir := e.home
