@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -215,7 +216,10 @@ func procStartLinux(now func() time.Time, proc string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	since := time.Duration(uptime*float64(time.Second)) - time.Duration(ticks)*10*time.Millisecond
+	// The uptime is written to the hundredth: counted in ticks, as the
+	// start is, it is exact, where uptime*1e9 may fall a nanosecond short
+	// of the start in the tick the process started in.
+	since := time.Duration(int64(math.Round(uptime*100))-ticks) * 10 * time.Millisecond
 	if since < 0 {
 		return time.Time{}, false
 	}

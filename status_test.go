@@ -189,6 +189,21 @@ func TestProcStartLinux(t *testing.T) {
 	if want := now.Add(-77050 * time.Millisecond); !ok || !got.Equal(want) {
 		t.Errorf("procStartLinux = %s, %v; want %s", got.Format(time.RFC3339Nano), ok, want.Format(time.RFC3339Nano))
 	}
+	// A process that reads its start in the tick it started in: the
+	// uptime is its start, to the hundredth, which a float may hold a hair
+	// below (16452.44 s is 16452.439999… s); the start is now, not unknown
+	// (which fell back to a figure from the boot time in whole seconds,
+	// 150 ms early in a run under load).
+	stat = strings.Replace(stat, " 12345 ", " 1645244 ", 1)
+	if err := os.WriteFile(filepath.Join(proc, "self", "stat"), []byte(stat), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "uptime"), []byte("16452.44 390.00\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := procStartLinux(func() time.Time { return now }, proc); !ok || !got.Equal(now) {
+		t.Errorf("procStartLinux in the tick of the start = %s, %v; want %s", got.Format(time.RFC3339Nano), ok, now.Format(time.RFC3339Nano))
+	}
 	if _, ok := procStartLinux(func() time.Time { return now }, filepath.Join(proc, "none")); ok {
 		t.Errorf("procStartLinux found a start where there is no /proc")
 	}
