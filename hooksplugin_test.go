@@ -140,8 +140,10 @@ func needNode(t *testing.T) string {
 // handed over. It logs what one event costs the host: the time spent in
 // the plugin's handler, one enqueue.
 func TestPluginsDeliverFixtures(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
-	home := testHome(t)
+	e := newTestEnv(t)
+	home := e.home
 	bin := hookBinary(t)
 	harness, err := filepath.Abs(filepath.Join("testdata", "plugins", "harness.mjs"))
 	if err != nil {
@@ -202,7 +204,7 @@ func TestPluginsDeliverFixtures(t *testing.T) {
 	}
 
 	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+	e.mustCLI("drain", "--endpoint", ep.URL)
 	got := map[string][]json.RawMessage{}
 	for _, r := range ep.requests() {
 		if r.err != nil {

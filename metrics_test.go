@@ -21,23 +21,24 @@ import (
 // one sink of two and not to the other: both parsers take it, and every
 // sink's figures are what happened.
 func TestStatusMetrics(t *testing.T) {
+	t.Parallel()
 	live := filepath.Join(t.TempDir(), "live.jsonl")
 	dead := &downable{rec: newRecorder(0)}
 	dead.down.Store(true)
 	srv := httptest.NewServer(dead)
 	defer srv.Close()
-	sinkHome(t, fileURL(live), [2]string{"backup", srv.URL})
-	inProcessDaemon(t, "--tick", "1h")
+	e := sinkHome(t, fileURL(live), [2]string{"backup", srv.URL})
+	e.inProcessDaemon("--tick", "1h")
 	const n = 7
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("m%d", i), `{"i":1}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("m%d", i), `{"i":1}`)
 	}
 	waitFor(t, 20*time.Second, "the live sink", func() bool { return len(fileIDs(t, live)) == n })
 	waitFor(t, 20*time.Second, "a failed delivery to the down sink", func() bool {
-		out := mustCLI(t, "status", "--metrics")
+		out := e.mustCLI("status", "--metrics")
 		return !strings.Contains(out, `difflore_sink_failed_total{sink="backup"} 0`)
 	})
-	out := mustCLI(t, "status", "--metrics")
+	out := e.mustCLI("status", "--metrics")
 	if !strings.HasSuffix(out, "# EOF\n") {
 		t.Fatalf("no # EOF at the end:\n%s", out)
 	}

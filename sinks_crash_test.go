@@ -26,7 +26,9 @@ func TestCrashLoopSinks(t *testing.T) {
 		batch   = 10
 		crashes = 20
 	)
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	recA, recB := newRecorder(40*time.Millisecond), newRecorder(40*time.Millisecond)
 	srvA, srvB := httptest.NewServer(recA), httptest.NewServer(recB)
 	defer srvA.Close()
@@ -44,25 +46,25 @@ func TestCrashLoopSinks(t *testing.T) {
 		t.Helper()
 		for i := from; i < to; i++ {
 			id := fmt.Sprintf("c%03d", i)
-			if _, errOut, code := cli(t, "", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d}`, i)); code != 0 || errOut != "" {
+			if _, errOut, code := e.cli("", "enqueue", "--id", id, fmt.Sprintf(`{"n":%d}`, i)); code != 0 || errOut != "" {
 				t.Fatalf("enqueue %s: exit %d: %s", id, code, errOut)
 			}
 		}
 	}
 	upfront := events / 2
 	enqueue(0, upfront)
-	crashSinks(t, crashes, func(i int) {
+	crashSinks(e, crashes, func(i int) {
 		enqueue(upfront+i*(events-upfront)/crashes, upfront+(i+1)*(events-upfront)/crashes)
 	}, recA, recB)
-	t.Setenv(pauseEnv, "")
-	d := startDaemon(t)
+	e.setenv(pauseEnv, "")
+	d := e.startDaemon()
 	waitFor(t, 60*time.Second, "every sink to have everything", func() bool {
-		out, _, _ := cli(t, "", "outbox", "list")
+		out, _, _ := e.cli("", "outbox", "list")
 		return strings.HasPrefix(out, "0 pending, 0 inflight, 0 dead\n") &&
 			strings.Contains(out, "sink b: 0 pending, 0 inflight, 0 dead\n") &&
 			strings.Contains(out, "sink archive: 0 pending, 0 inflight, 0 dead\n")
 	})
-	mustCLI(t, "stop")
+	e.mustCLI("stop")
 	if err := d.wait(t, 15*time.Second); err != nil {
 		t.Errorf("final daemon: %v\n%s", err, d.log)
 	}
@@ -111,7 +113,8 @@ func checkSinkArrivals(t *testing.T, events, bound int, recs map[string]*recorde
 // crashSinks starts and kills the daemon crashes times, each time at a
 // point chosen at random (crashPoints of TestCrashLoop), calling during(i)
 // while the i-th daemon runs, and checks that the point was reached.
-func crashSinks(t *testing.T, crashes int, during func(i int), recs ...*recorder) {
+func crashSinks(e *testEnv, crashes int, during func(i int), recs ...*recorder) {
+	t := e.t
 	t.Helper()
 	seed := rand.Uint64()
 	if v := os.Getenv(crashSeedEnv); v != "" {
@@ -127,9 +130,9 @@ func crashSinks(t *testing.T, crashes int, during func(i int), recs ...*recorder
 	for i := range crashes {
 		point := crashPoints[rng.IntN(len(crashPoints))]
 		points = append(points, point)
-		t.Setenv(pauseEnv, point)
+		e.setenv(pauseEnv, point)
 		if point == crashInRequest {
-			t.Setenv(pauseEnv, "")
+			e.setenv(pauseEnv, "")
 		}
 		for _, rec := range recs {
 			select {
@@ -137,7 +140,7 @@ func crashSinks(t *testing.T, crashes int, during func(i int), recs ...*recorder
 			default:
 			}
 		}
-		d := startDaemon(t)
+		d := e.startDaemon()
 		during(i)
 		var reached <-chan string
 		var reqA, reqB <-chan struct{}

@@ -63,7 +63,9 @@ func fileIDs(t *testing.T, path string) map[string]int {
 // event exactly once while it is down, and once it comes back it
 // receives every event too, exactly once.
 func TestSinksIndependent(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	main := newRecorder(0)
 	mainSrv := httptest.NewServer(main)
 	defer mainSrv.Close()
@@ -82,11 +84,11 @@ func TestSinksIndependent(t *testing.T) {
 	}
 	const n = 50
 	for i := range n / 2 {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%02d", i), `{"i":1}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("e%02d", i), `{"i":1}`)
 	}
-	inProcessDaemon(t, "--tick", "1h")
+	e.inProcessDaemon("--tick", "1h")
 	for i := n / 2; i < n; i++ {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%02d", i), `{"i":1}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("e%02d", i), `{"i":1}`)
 	}
 	waitFor(t, 30*time.Second, "the live sinks to receive every event", func() bool {
 		d, _ := main.count()
@@ -115,7 +117,7 @@ func TestSinksIndependent(t *testing.T) {
 	// status counts it delivered a moment after the file holds it.
 	waitFor(t, 10*time.Second, "the archive sink's last batch to be settled", func() bool {
 		var rep statusReport
-		statusJSON, _, _ := cli(t, "", "status", "--json")
+		statusJSON, _, _ := e.cli("", "status", "--json")
 		if err := json.Unmarshal([]byte(statusJSON), &rep); err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +132,7 @@ func TestSinksIndependent(t *testing.T) {
 	if a := bySink["archive"]; a.Pending+a.Inflight != 0 || a.Delivered != n {
 		t.Errorf("status of the archive sink: %+v, want nothing pending, %d delivered", a, n)
 	}
-	if text, _, _ := cli(t, "", "status"); !strings.Contains(text, "sink backup: ") || !strings.Contains(text, "sink archive: ") {
+	if text, _, _ := e.cli("", "status"); !strings.Contains(text, "sink backup: ") || !strings.Contains(text, "sink archive: ") {
 		t.Errorf("status shows no line per sink:\n%s", text)
 	}
 	dead.down.Store(false)
@@ -162,7 +164,9 @@ func TestSinksIndependent(t *testing.T) {
 // delivers the pending and the inflight ones to the configured sink, keeps
 // the dead letter, and sends it too once retried.
 func TestUpgradeV3OutboxDelivers(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	h := mustOpenHomeCreate(t, dir)
 	conn, err := openConn(h.path(dbFileName), 5*time.Second)
 	if err != nil {
@@ -182,12 +186,12 @@ INSERT INTO events (id, kind, payload, created_at, available_at, state, attempts
 	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(fmt.Sprintf("endpoint = %q\n", fileURL(out))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inProcessDaemon(t, "--tick", "1h")
+	e.inProcessDaemon("--tick", "1h")
 	waitFor(t, 20*time.Second, "the pending and inflight events", func() bool { return len(fileIDs(t, out)) == 3 })
-	if dl := deadLetters(t); len(dl) != 1 || dl[0].ID != "d1" {
+	if dl := e.deadLetters(); len(dl) != 1 || dl[0].ID != "d1" {
 		t.Fatalf("dead letters after the upgrade: %+v, want d1", dl)
 	}
-	mustCLI(t, "outbox", "retry", "--all")
+	e.mustCLI("outbox", "retry", "--all")
 	waitFor(t, 20*time.Second, "the retried dead letter", func() bool { return len(fileIDs(t, out)) == 4 })
 	for id, k := range fileIDs(t, out) {
 		if k != 1 {
@@ -197,10 +201,12 @@ INSERT INTO events (id, kind, payload, created_at, available_at, state, attempts
 }
 
 // sinkHome writes config.toml with the top-level endpoint and [[sink]]
-// tables (name, endpoint), and returns the data home.
-func sinkHome(t *testing.T, endpoint string, sinks ...[2]string) string {
+// tables (name, endpoint) in a data home of the test's own, and returns
+// the environment that names it (testEnv).
+func sinkHome(t *testing.T, endpoint string, sinks ...[2]string) *testEnv {
 	t.Helper()
-	dir := testHome(t)
+	e := newTestEnv(t)
+	dir := e.home
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +217,7 @@ func sinkHome(t *testing.T, endpoint string, sinks ...[2]string) string {
 	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return e
 }
 
 // gapsOf are the gaps rec received.
@@ -230,6 +236,7 @@ func (rec *recorder) gapsOf() []gap {
 // other receives everything and no gap, and the one that comes back
 // receives the rest and a gap that accounts exactly for what it missed.
 func TestSinkBehindEvictsOnlyItsOwn(t *testing.T) {
+	t.Parallel()
 	live := newRecorder(0)
 	liveSrv := httptest.NewServer(live)
 	defer liveSrv.Close()
@@ -237,12 +244,12 @@ func TestSinkBehindEvictsOnlyItsOwn(t *testing.T) {
 	dead.down.Store(true)
 	deadSrv := httptest.NewServer(dead)
 	defer deadSrv.Close()
-	sinkHome(t, liveSrv.URL, [2]string{"backup", deadSrv.URL})
-	inProcessDaemon(t, "--tick", "1h", "--max-size", "1MiB")
+	e := sinkHome(t, liveSrv.URL, [2]string{"backup", deadSrv.URL})
+	e.inProcessDaemon("--tick", "1h", "--max-size", "1MiB")
 	const n = 600 // 4 KB each: more than twice max_size
 	payload := `{"pad":"` + strings.Repeat("x", 4000) + `"}`
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%03d", i), payload)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("e%03d", i), payload)
 	}
 	waitFor(t, 60*time.Second, "the live sink to receive every event", func() bool {
 		d, _ := live.count()
@@ -250,7 +257,7 @@ func TestSinkBehindEvictsOnlyItsOwn(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, "an eviction for the down sink", func() bool {
 		var rep statusReport
-		out, _, _ := cli(t, "", "status", "--json")
+		out, _, _ := e.cli("", "status", "--json")
 		return json.Unmarshal([]byte(out), &rep) == nil && len(rep.Sinks) == 1 && rep.Sinks[0].Evicted > 0
 	})
 	dead.down.Store(false)
@@ -278,6 +285,7 @@ func TestSinkBehindEvictsOnlyItsOwn(t *testing.T) {
 // 422), and looks at, retries and drains that sink alone with --sink:
 // the other sink's progress is never touched.
 func TestSinkFlag(t *testing.T) {
+	t.Parallel()
 	var refuse atomic.Bool
 	refuse.Store(true)
 	rec := newRecorder(0)
@@ -290,12 +298,12 @@ func TestSinkFlag(t *testing.T) {
 	}))
 	defer srv.Close()
 	archive := filepath.Join(t.TempDir(), "a.jsonl")
-	sinkHome(t, fileURL(archive), [2]string{"picky", srv.URL})
+	e := sinkHome(t, fileURL(archive), [2]string{"picky", srv.URL})
 	const n = 5
 	for i := range n {
-		mustCLI(t, "enqueue", "--id", fmt.Sprintf("e%d", i), `{"i":1}`)
+		e.mustCLI("enqueue", "--id", fmt.Sprintf("e%d", i), `{"i":1}`)
 	}
-	if _, errOut, code := cli(t, "", "drain"); code != 1 || !strings.Contains(errOut, "5 events dead-lettered") {
+	if _, errOut, code := e.cli("", "drain"); code != 1 || !strings.Contains(errOut, "5 events dead-lettered") {
 		t.Fatalf("drain: exit %d, %s; want 1 and the dead letters", code, errOut)
 	}
 	if got := fileIDs(t, archive); len(got) != n {
@@ -305,23 +313,23 @@ func TestSinkFlag(t *testing.T) {
 		Counts      counts       `json:"counts"`
 		DeadLetters []deadLetter `json:"dead_letters"`
 	}
-	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json", "--sink", "picky")), &list); err != nil {
+	if err := json.Unmarshal([]byte(e.mustCLI("outbox", "list", "--json", "--sink", "picky")), &list); err != nil {
 		t.Fatal(err)
 	}
 	if list.Counts.Dead != n || len(list.DeadLetters) != n || list.DeadLetters[0].Sink != "picky" {
 		t.Fatalf("outbox list --sink picky: %+v", list)
 	}
-	if err := json.Unmarshal([]byte(mustCLI(t, "outbox", "list", "--json", "--sink", "default")), &list); err != nil || list.Counts.Dead != 0 || len(list.DeadLetters) != 0 {
+	if err := json.Unmarshal([]byte(e.mustCLI("outbox", "list", "--json", "--sink", "default")), &list); err != nil || list.Counts.Dead != 0 || len(list.DeadLetters) != 0 {
 		t.Fatalf("outbox list --sink default: %+v, %v; want no dead letter", list, err)
 	}
-	if _, _, code := cli(t, "", "outbox", "list", "--sink", "nope"); code != 2 {
+	if _, _, code := e.cli("", "outbox", "list", "--sink", "nope"); code != 2 {
 		t.Errorf("outbox list --sink nope: exit %d, want 2", code)
 	}
 	refuse.Store(false)
-	if out := mustCLI(t, "outbox", "retry", "--sink", "picky", "--all"); !strings.HasPrefix(out, "5 dead letters back") {
+	if out := e.mustCLI("outbox", "retry", "--sink", "picky", "--all"); !strings.HasPrefix(out, "5 dead letters back") {
 		t.Errorf("outbox retry --sink picky: %q", out)
 	}
-	if out := mustCLI(t, "drain", "--sink", "picky"); !strings.Contains(out, "delivered 5 events") {
+	if out := e.mustCLI("drain", "--sink", "picky"); !strings.Contains(out, "delivered 5 events") {
 		t.Errorf("drain --sink picky: %q", out)
 	}
 	if d, total := rec.count(); d != n || total != n {
@@ -330,7 +338,7 @@ func TestSinkFlag(t *testing.T) {
 	if got := fileIDs(t, archive); len(got) != n {
 		t.Errorf("the default sink has %d events after picky's drain, want %d", len(got), n)
 	}
-	if out := mustCLI(t, "outbox", "purge", "--dead", "--yes", "--sink", "picky"); out != "purged 0 dead letters\n" {
+	if out := e.mustCLI("outbox", "purge", "--dead", "--yes", "--sink", "picky"); out != "purged 0 dead letters\n" {
 		t.Errorf("purge: %q", out)
 	}
 }
@@ -339,10 +347,11 @@ func TestSinkFlag(t *testing.T) {
 // whose folder cannot be written: each has its own line, and the broken
 // one fails the check.
 func TestDoctorChecksEachSink(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(newRecorder(0))
 	defer srv.Close()
-	sinkHome(t, srv.URL, [2]string{"archive", fileURL(filepath.Join(t.TempDir(), "no", "such", "dir", "a.jsonl"))})
-	out, _, _ := cli(t, "", "doctor")
+	e := sinkHome(t, srv.URL, [2]string{"archive", fileURL(filepath.Join(t.TempDir(), "no", "such", "dir", "a.jsonl"))})
+	out, _, _ := e.cli("", "doctor")
 	if !regexpMatch(`(?m)^ok +endpoint http://127\.0\.0\.1:\d+: reachable`, out) {
 		t.Errorf("no line for the default sink:\n%s", out)
 	}
@@ -358,6 +367,7 @@ func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(
 // largest left, so without care the new events would get seqs a
 // secondary's hwm already passed, and it would never receive them.
 func TestSinkSeesEventsAfterOutboxEmptied(t *testing.T) {
+	t.Parallel()
 	h := home{dir: t.TempDir()}
 	ob := mustOutbox(t, h, time.Now)
 	defer ob.Close()
@@ -394,7 +404,9 @@ func TestSinkSeesEventsAfterOutboxEmptied(t *testing.T) {
 // release: p1 and p2 reach the configured sink, the dead letters stay, and
 // d1 goes too once retried; r1 can never be sent.
 func TestUpgradeFromMainsOutbox(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -411,16 +423,16 @@ func TestUpgradeFromMainsOutbox(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(fmt.Sprintf("endpoint = %q\n", fileURL(out))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inProcessDaemon(t, "--tick", "1h")
+	e.inProcessDaemon("--tick", "1h")
 	waitFor(t, 20*time.Second, "p1 and p2", func() bool { return len(fileIDs(t, out)) == 2 })
 	dead := map[string]bool{}
-	for _, d := range deadLetters(t) {
+	for _, d := range e.deadLetters() {
 		dead[d.ID] = true
 	}
 	if len(dead) != 2 || !dead["d1"] || !dead["r1"] {
 		t.Fatalf("dead letters after the upgrade: %v, want d1 and r1", dead)
 	}
-	mustCLI(t, "outbox", "retry", "--all")
+	e.mustCLI("outbox", "retry", "--all")
 	waitFor(t, 20*time.Second, "d1, retried", func() bool { return fileIDs(t, out)["d1"] == 1 })
 	got := fileIDs(t, out)
 	if len(got) != 3 || got["p1"] != 1 || got["p2"] != 1 {
@@ -437,7 +449,9 @@ func TestUpgradeFromMainsOutbox(t *testing.T) {
 // a sink that delivered once "delivering" (nothing delivers), prints no
 // empty endpoint, and writes the sink's last delivery as the first sink's.
 func TestSinkStatusWhenStopped(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	files := t.TempDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -447,9 +461,9 @@ func TestSinkStatusWhenStopped(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "enqueue", `{"a":1}`)
-	mustCLI(t, "drain")
-	out, _, _ := cli(t, "", "status", "--json")
+	e.mustCLI("enqueue", `{"a":1}`)
+	e.mustCLI("drain")
+	out, _, _ := e.cli("", "status", "--json")
 	var rep statusReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Sinks) != 1 {
 		t.Fatalf("status --json: %v, %d sinks\n%s", err, len(rep.Sinks), out)
@@ -457,7 +471,7 @@ func TestSinkStatusWhenStopped(t *testing.T) {
 	if rep.Sinks[0].State != "stopped" {
 		t.Errorf("sink archive with no daemon: state %q, want stopped", rep.Sinks[0].State)
 	}
-	text, _, _ := cli(t, "", "status")
+	text, _, _ := e.cli("", "status")
 	line := regexp.MustCompile(`(?m)^sink archive: .*$`).FindString(text)
 	if !strings.HasPrefix(line, "sink archive: stopped,") || strings.Contains(line, "; ;") || regexp.MustCompile(`\.\d{4,}Z`).MatchString(line) {
 		t.Errorf("status, sink line: %q", line)

@@ -163,7 +163,9 @@ func spanRows(t *testing.T, dir, sink string) int {
 // traces. Each builds the session's spans on its own and receives them
 // with the same ids; only the second receives log records.
 func TestTracesTwoSinks(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	pb, pbURL := startOTLPCapture(t)
 	js, jsURL := startOTLPCapture(t)
 	events := queueSession(t, dir)
@@ -173,7 +175,7 @@ func TestTracesTwoSinks(t *testing.T) {
 	if len(want) < 2 {
 		t.Fatalf("the session makes %d spans", len(want))
 	}
-	inProcessDaemon(t, "--tick", "1h")
+	e.inProcessDaemon("--tick", "1h")
 	waitFor(t, 30*time.Second, "both sinks to receive the spans", func() bool {
 		return len(jsonSpanIDs(t, js.requests(otlpTracesPath))) >= len(want) && pbHasIDs(pb.requests(otlpTracesPath), want)
 	})
@@ -207,7 +209,9 @@ func TestTracesTwoSinks(t *testing.T) {
 // of the down sink's spans is kept (none was delivered); once it is up it
 // receives the same spans, built from its own state.
 func TestTracesSinkDownThenUp(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	live, liveURL := startOTLPCapture(t)
 	backup, backupURL := startOTLPCapture(t)
 	backup.down.Store(true)
@@ -215,7 +219,7 @@ func TestTracesSinkDownThenUp(t *testing.T) {
 	writeConfig(t, dir, fmt.Sprintf("endpoint = %q\nprotocol = \"http/json\"\n\n[[sink]]\nname = \"backup\"\nendpoint = %q\n",
 		liveURL, backupURL))
 	want := wantSpanIDs(events)
-	inProcessDaemon(t, "--tick", "1h")
+	e.inProcessDaemon("--tick", "1h")
 	waitFor(t, 30*time.Second, "the live sink to receive the spans", func() bool {
 		return len(jsonSpanIDs(t, live.requests(otlpTracesPath))) >= len(want)
 	})
