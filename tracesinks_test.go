@@ -198,10 +198,11 @@ func TestTracesTwoSinks(t *testing.T) {
 	if n := len(js.requests(otlpLogsPath)); n == 0 {
 		t.Error("the logs and traces sink was sent no logs")
 	}
-	// Each keeps its spans under its own name.
-	if d, j := spanRows(t, dir, defaultSinkName), spanRows(t, dir, "json"); d == 0 || j == 0 {
-		t.Errorf("spans rows: %d for default, %d for json; want each sink's own", d, j)
-	}
+	// Each keeps its spans under its own name, written when its batch is
+	// settled, after the answer the requests above already show.
+	waitFor(t, 30*time.Second, "spans rows kept under each sink's own name (default and json)", func() bool {
+		return spanRows(t, dir, defaultSinkName) > 0 && spanRows(t, dir, "json") > 0
+	})
 }
 
 // TestTracesSinkDownThenUp runs a daemon with two OTLP/JSON sinks, the
@@ -229,9 +230,11 @@ func TestTracesSinkDownThenUp(t *testing.T) {
 	if n := spanRows(t, dir, "backup"); n != 0 {
 		t.Errorf("%d spans rows kept for the down sink, which was delivered nothing", n)
 	}
-	if n := spanRows(t, dir, defaultSinkName); n == 0 {
-		t.Error("no spans rows kept for the live sink")
-	}
+	// The spans' rows are written when the batch is settled, after the
+	// answer that the request above already shows.
+	waitFor(t, 30*time.Second, "spans rows kept for the live sink", func() bool {
+		return spanRows(t, dir, defaultSinkName) > 0
+	})
 	backup.down.Store(false)
 	waitFor(t, 60*time.Second, "the sink that came back to receive the spans", func() bool {
 		return len(jsonSpanIDs(t, backup.requests(otlpTracesPath))) >= len(want)
@@ -242,9 +245,9 @@ func TestTracesSinkDownThenUp(t *testing.T) {
 	if got := jsonSpanIDs(t, live.requests(otlpTracesPath)); !slices.Equal(got, want) {
 		t.Errorf("the live sink was sent spans %v after the other came back, want %v once", got, want)
 	}
-	if n := spanRows(t, dir, "backup"); n == 0 {
-		t.Error("no spans rows kept for the sink that came back")
-	}
+	waitFor(t, 30*time.Second, "spans rows kept for the sink that came back", func() bool {
+		return spanRows(t, dir, "backup") > 0
+	})
 }
 
 // TestSinkOTLPOptions: each sink's protocol, signals and trace_content are
