@@ -162,6 +162,12 @@ func writeFileAtomicMode(path string, data []byte, mode os.FileMode) error {
 // and writes nothing when check fails: the moment to check that no one else
 // changed path meanwhile is the last one.
 func writeFileAtomicIf(path string, data []byte, mode os.FileMode, check func() error) error {
+	return writeFileAtomicWith(path, data, mode, check, renameOver)
+}
+
+// writeFileAtomicWith is writeFileAtomicIf that puts the new file, tmp, in
+// place with replace instead of a rename.
+func writeFileAtomicWith(path string, data []byte, mode os.FileMode, check func() error, replace func(tmp, path string) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -188,7 +194,7 @@ func writeFileAtomicIf(path string, data []byte, mode os.FileMode, check func() 
 			return err
 		}
 	}
-	return renameOver(tmp, path)
+	return replace(tmp, path)
 }
 
 // The file primitives differ by OS. file_unix.go and file_windows.go define

@@ -1270,18 +1270,103 @@ func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
 	}
 }
 
+// TestHooksInstallAgentSavesAfterCheck makes the agent save its settings
+// in the last moment of an install: after install's final look at the file
+// and before the new file takes its place, the moment that
+// TestHooksInstallRacesAgent can only hit by chance. Where the system can
+// swap two files in one step (Linux), install swaps, sees that what it
+// took out is not the file it merged into, swaps the agent's save back and
+// merges again; elsewhere the save is lost, and the test says so.
+func TestHooksInstallAgentSavesAfterCheck(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux swaps two files in one step (renameat2 RENAME_EXCHANGE); elsewhere a save in this moment is lost")
+	}
+	testHome(t)
+	setUserHome(t)
+	a, _ := findAgent("claude")
+	path, _ := a.settingsPath(os.Getenv, "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{"model": "opus"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(t.TempDir(), "difflore")
+	saves := 0
+	saveOnce := func(step string) {
+		if step == stepSettingsChecked && saves == 0 {
+			saves++
+			if err := agentSave(path, saves); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := installWithPause(t, saveOnce, "--command", exe, "claude"); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if saves != 1 {
+		t.Fatalf("the agent saved %d times, want 1: the pause point was not reached", saves)
+	}
+	if got := agentSaves(t, path); got != 1 {
+		t.Errorf("after install, the agent's save %d is in the file, want 1: install threw it away", got)
+	}
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), filepath.ToSlash(exe)) || !strings.Contains(string(data), "opus") {
+		t.Errorf("the hooks or the user's key are missing:\n%s", data)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("the settings folder holds %v, want only the settings file", names)
+	}
+
+	// A settings file that did not exist, created by the agent in that
+	// moment, is not replaced either.
+	os.Remove(path)
+	saves = 0
+	if err := installWithPause(t, saveOnceNew(t, path, &saves), "--command", exe, "claude"); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if saves != 1 {
+		t.Fatalf("the agent saved %d times, want 1: the pause point was not reached", saves)
+	}
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), `"agentSaves"`) || !strings.Contains(string(data), filepath.ToSlash(exe)) {
+		t.Errorf("install replaced the file the agent created meanwhile, or left out its hooks:\n%s", data)
+	}
+}
+
+// saveOnceNew is a pause that, at the last step of the first try, creates
+// the settings file as an agent does on its first save.
+func saveOnceNew(t *testing.T, path string, saves *int) func(string) {
+	return func(step string) {
+		if step != stepSettingsChecked || *saves > 0 {
+			return
+		}
+		*saves++
+		if err := os.WriteFile(path+".agent", []byte(`{"agentSaves": 1}`), 0o600); err != nil {
+			t.Error(err)
+		}
+		if err := os.Rename(path+".agent", path); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // TestHooksInstallRacesAgent runs install many times while an agent saves
 // its settings about every millisecond, each save read from the file and
 // written whole, as agents do. Every save must find the one before it in
 // the file: an install that replaced the file with a merge into an older
 // read would have thrown a save away. Install may instead report that the
-// file kept changing. Install reads the file again just before its rename,
-// so a save is lost only when it lands between that read and the rename, a
-// moment of a system call or two: a loaded machine may see one in the
-// test's run (none on most runs, up to four of 60 at a load average of
-// 20), where install before that check lost 12 to 21 of 60. That moment
-// cannot be closed without the agent's own lock; the test allows trials/10,
-// and TestHooksInstallAgentSavesMeanwhile checks the merge again exactly.
+// file kept changing. Install reads the file again just before it replaces
+// it; with a plain rename, a save that lands between that read and the
+// rename is lost, a moment of a system call or two that a loaded machine
+// hits: CI's unprivileged run lost 8 of 60 so. On Linux the replacement
+// is a swap that gives back what it took out (settingsFile.replace), and
+// a save is lost only if the agent also reads the edited file in the
+// moment between two swaps (0 of 480 installs on a loaded machine): the
+// test allows one. Elsewhere it allows trials/10, and
+// TestHooksInstallAgentSavesMeanwhile checks the merge again exactly.
 func TestHooksInstallRacesAgent(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		// Under Wine, a rename over the file fails (access denied) while
@@ -1343,7 +1428,11 @@ func TestHooksInstallRacesAgent(t *testing.T) {
 	close(stop)
 	<-done
 	t.Logf("%d installs, %d gave up because the file kept changing; %d of the agent's saves lost: %s", trials, gaveUp, len(lost), strings.Join(lost, "; "))
-	if len(lost) > trials/10 {
+	allowed := trials / 10
+	if runtime.GOOS == "linux" {
+		allowed = 1
+	}
+	if len(lost) > allowed {
 		t.Errorf("%d of the agent's saves were thrown away by %d installs: %s", len(lost), trials, strings.Join(lost, "; "))
 	}
 }

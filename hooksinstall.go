@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tailscale/hujson"
@@ -366,15 +367,18 @@ func (f *settingsFile) write(cfg config, data []byte, now time.Time, pause func(
 	if err := os.MkdirAll(filepath.Dir(f.target), 0o700); err != nil {
 		return "", err
 	}
-	err = writeFileAtomicIf(f.target, data, f.mode, func() error {
+	err = writeFileAtomicWith(f.target, data, f.mode, func() error {
 		if pause != nil {
 			pause(stepSettingsWritten)
 		}
 		if !f.unchanged() {
 			return fmt.Errorf("%s %w", f.path, errSettingsChanged)
 		}
+		if pause != nil {
+			pause(stepSettingsChecked)
+		}
 		return nil
-	})
+	}, f.replace)
 	if err != nil {
 		if backup != "" {
 			os.Remove(backup)
@@ -425,6 +429,66 @@ func (f *settingsFile) showDiff(cfg config, out []byte, remove bool) error {
 	return err
 }
 
+// replace puts tmp, the edited file, in place of the file the edit read.
+// The check just before it leaves a moment of a system call or two in
+// which the agent may still save its settings; a plain rename would then
+// throw that save away. Where the system can (Linux), replace closes that
+// moment: it swaps the two files in one step, which gives back the file
+// it took out, and when that is not the one it read (the agent saved
+// meanwhile), it swaps once more to put the agent's save back and reports
+// errSettingsChanged, so that the edit is merged again into that save. A
+// file that did not exist is created only if it still does not. Should
+// the agent also save in the moment between the two swaps, on top of the
+// edited file, that newer save is the one put back.
+func (f *settingsFile) replace(tmp, path string) error {
+	if !f.exists {
+		err := renameNoReplace(tmp, path)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s %w", f.path, errSettingsChanged)
+		}
+		if !canSwapNot(err) {
+			return err
+		}
+		return renameOver(tmp, path)
+	}
+	ours, err := os.Lstat(tmp)
+	if err != nil {
+		return err
+	}
+	if err := swapFiles(tmp, path); canSwapNot(err) {
+		return renameOver(tmp, path)
+	} else if err != nil {
+		return err
+	}
+	out, err := os.Lstat(tmp)
+	if err == nil && f.sameAsRead(out) {
+		return nil // tmp now holds the file as read; the caller removes it.
+	}
+	if err := swapFiles(tmp, path); err != nil {
+		return err
+	}
+	if back, err := os.Lstat(tmp); err == nil && !os.SameFile(back, ours) {
+		// The agent saved again, on top of the edited file, between the
+		// two swaps: that save, now in tmp, is its newest and goes back.
+		if err := swapFiles(tmp, path); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s %w", f.path, errSettingsChanged)
+}
+
+// canSwapNot reports whether err says that the system or the file system
+// has no swapping rename, so that a plain one must do.
+func canSwapNot(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS)
+}
+
+// sameAsRead reports whether fi is the file as the edit read it: the same
+// file, of the same size and time.
+func (f *settingsFile) sameAsRead(fi fs.FileInfo) bool {
+	return os.SameFile(fi, f.info) && fi.Size() == f.info.Size() && fi.ModTime().Equal(f.info.ModTime())
+}
+
 // unchanged reports whether the file is still as it was read: the same
 // bytes, or still missing. The bytes are compared first; then, as the last
 // thing, a single stat checks that it is still the same file, of the same
@@ -439,12 +503,16 @@ func (f *settingsFile) unchanged() bool {
 		return false
 	}
 	fi, err := os.Stat(f.target)
-	return err == nil && os.SameFile(fi, f.info) && fi.Size() == f.info.Size() && fi.ModTime().Equal(f.info.ModTime())
+	return err == nil && f.sameAsRead(fi)
 }
 
 // stepSettingsWritten is the step of a settings edit after the new file
 // is written beside the old one, before the old one is replaced.
 const stepSettingsWritten = "written"
+
+// stepSettingsChecked is the last step of a settings edit: the old file
+// was found unchanged, and the new one is about to take its place.
+const stepSettingsChecked = "checked"
 
 // editSettings reads an agent's settings file, applies change to its
 // top-level object and, when that changed anything, shows the difference
