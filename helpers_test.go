@@ -179,6 +179,9 @@ type testEnv struct {
 	t    *testing.T
 	home string
 	vars map[string]string
+
+	homeOnce sync.Once
+	userHome string // the user's home folder its commands see (getenv)
 }
 
 // newTestEnv gives the test a data home of its own (ownHome) and an
@@ -189,7 +192,10 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 // getenv is os.Getenv, but difflore's own variables come from e.vars alone,
-// so that none set in the process leaks in.
+// so that none set in the process leaks in; and the user's home folder
+// (HOME, USERPROFILE), unless e or the test (setUserHome) set one, is a
+// folder of the test's own: a command run in e never reads or writes the
+// real one.
 func (e *testEnv) getenv(key string) string {
 	if v, ok := e.vars[key]; ok {
 		return v
@@ -197,8 +203,17 @@ func (e *testEnv) getenv(key string) string {
 	if strings.HasPrefix(key, "DIFFLORE_") {
 		return ""
 	}
-	return os.Getenv(key)
+	v := os.Getenv(key)
+	if (key == "HOME" || key == "USERPROFILE") && v == startUserHome[key] {
+		e.homeOnce.Do(func() { e.userHome = e.t.TempDir() })
+		return e.userHome
+	}
+	return v
 }
+
+// startUserHome holds HOME and USERPROFILE as the test process found them:
+// the real user's, which testEnv.getenv never gives a command.
+var startUserHome = map[string]string{"HOME": os.Getenv("HOME"), "USERPROFILE": os.Getenv("USERPROFILE")}
 
 // setenv sets key in e for the rest of the test, as t.Setenv would in the
 // process.
@@ -218,6 +233,11 @@ func (e *testEnv) environ() []string {
 	}
 	for k, v := range e.vars {
 		env = append(env, k+"="+v)
+	}
+	for _, k := range []string{"HOME", "USERPROFILE"} {
+		if _, set := e.vars[k]; !set && os.Getenv(k) != "" {
+			env = append(env, k+"="+e.getenv(k)) // The last of a name wins.
+		}
 	}
 	return env
 }
@@ -307,6 +327,13 @@ func testHome(t *testing.T) string {
 	t.Setenv("DIFFLORE_HOME", dir)
 	t.Setenv("DIFFLORE_CLOUD_URL", "")
 	t.Setenv("DIFFLORE_CLOUD_TOKEN", "")
+	// And a user's home folder of its own, unless the test gave one
+	// (setUserHome): the commands it runs never see the real one.
+	for k, real := range startUserHome {
+		if os.Getenv(k) == real {
+			t.Setenv(k, filepath.Join(filepath.Dir(dir), "user"))
+		}
+	}
 	return dir
 }
 

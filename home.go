@@ -236,3 +236,17 @@ func renameOver(tmp, path string) error {
 	}
 	return err
 }
+
+// userHomeDir is os.UserHomeDir read through getenv, so that a command
+// sees the home folder of the environment it was given (a test's, never
+// the real one) rather than the process's.
+func userHomeDir(getenv func(string) string) (string, error) {
+	key := "HOME"
+	if runtime.GOOS == "windows" {
+		key = "USERPROFILE"
+	}
+	if h := getenv(key); h != "" {
+		return h, nil
+	}
+	return "", fmt.Errorf("$%s is not set", key)
+}

@@ -85,7 +85,7 @@ func (a agentSpec) settingsPath(getenv func(string) string, project string) (str
 		}
 		return filepath.Join(dir, a.projectDir, file), nil
 	}
-	userHome, err := os.UserHomeDir()
+	userHome, err := userHomeDir(getenv)
 	if err != nil {
 		return "", fmt.Errorf("find the home folder: %w", err)
 	}

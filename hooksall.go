@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -89,7 +88,7 @@ func (a agentSpec) found(getenv func(string) string) (bool, string) {
 			return true, p + " is on PATH"
 		}
 	}
-	userHome, err := os.UserHomeDir()
+	userHome, err := userHomeDir(getenv)
 	if err != nil {
 		return false, "no home folder"
 	}

@@ -100,7 +100,7 @@ func (a agentSpec) pluginPath(getenv func(string) string, project string) (strin
 		}
 		return filepath.Join(dir, a.plugin.projectDir, a.plugin.file), nil
 	}
-	userHome, err := os.UserHomeDir()
+	userHome, err := userHomeDir(getenv)
 	if err != nil {
 		return "", fmt.Errorf("find the home folder: %w", err)
 	}

@@ -143,7 +143,7 @@ func defaultWaits() waits {
 func loadConfig(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) config {
 	dir := getenv("DIFFLORE_HOME")
 	if dir == "" {
-		if h, err := os.UserHomeDir(); err == nil {
+		if h, err := userHomeDir(getenv); err == nil {
 			dir = filepath.Join(h, ".difflore")
 		}
 	}

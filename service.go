@@ -306,13 +306,9 @@ type userService struct {
 // a systemd user unit, enabled and started; or a launchd agent,
 // bootstrapped into the user's GUI domain.
 func userServiceFor(cfg config, mgr string) (userService, error) {
-	userHome := cfg.getenv("HOME")
-	if userHome == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return userService{}, fmt.Errorf("find the home folder: %w", err)
-		}
-		userHome = h
+	userHome, err := userHomeDir(cfg.getenv)
+	if err != nil {
+		return userService{}, fmt.Errorf("find the home folder: %w", err)
 	}
 	if mgr == "launchd" {
 		path := filepath.Join(userHome, "Library", "LaunchAgents", "dev.difflore.daemon.plist")
