@@ -92,8 +92,9 @@ func TestSystemdUnitRoundTrip(t *testing.T) {
 	}
 	cmd := exec.Command(analyze, "verify", "--user", unitPath)
 	// A user manager's paths need a runtime directory, which a container
-	// or CI runner may not have.
-	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir(), "SYSTEMD_LOG_LEVEL=warning")
+	// or CI runner may not have; and it reads the user's unit folders,
+	// which are the test's own.
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir(), "SYSTEMD_LOG_LEVEL=warning", "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "XDG_DATA_HOME=")
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s\n%s", err, out, unit.String())
 	}
