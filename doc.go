@@ -9,7 +9,7 @@
 //
 // Usage:
 //
-//	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
+//	difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [--env NAMES | JSON]
 //	difflore run [--detach] [--takeover] [--endpoint URL] [--batch N] [--tick DUR] [--max-size SIZE] [--max-age AGE] [--log-level LEVEL] [--allow-insecure]
 //	difflore stop [--grace DUR]
 //	difflore status [--json | --metrics]
@@ -18,7 +18,7 @@
 //	difflore redact [FILE|-]
 //	difflore doctor [--check-time DUR]
 //	difflore logs [-f] [-n N]
-//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] [--all] claude|codex|cursor|gemini|copilot|qwen|droid|cline|augment|windsurf
+//	difflore hooks print|install|uninstall|status [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] [--all] claude|codex|cursor|gemini|copilot|qwen|droid|cline|augment|windsurf|kiro|opencode|kilo|pi
 //	difflore service print|install|uninstall systemd|launchd|windows
 //	difflore config get [--show-token] KEY | set KEY VALUE | unset KEY | list | path
 //	difflore completion bash|zsh|fish|powershell
@@ -28,7 +28,12 @@
 // 'difflore --version' is 'difflore version'.
 //
 // enqueue takes the payload as its argument, or on standard input when
-// there is none: one JSON value of at most 1 MiB. It is made for agents'
+// there is none: one JSON value of at most 1 MiB. With --env NAMES, for an
+// agent that hands its hooks their context in environment variables and
+// sends no session id (Kiro), it builds the payload from the environment
+// and never reads standard input: {"session_id", "cwd", and each variable
+// of the comma-separated NAMES that is set}, session_id a hash of the agent
+// process that ran the hook and the folder (see the README). It is made for agents'
 // hooks, which read exit code 2 as "block this action" and standard output
 // as context: it never exits 2 and writes nothing to standard output. A
 // payload that is not one JSON value (invalid UTF-8 and trailing data
@@ -85,8 +90,10 @@
 // ~/.gemini/settings.json, ~/.copilot/hooks/difflore.json,
 // ~/.qwen/settings.json, ~/.factory/hooks.json, ~/.augment/settings.json,
 // ~/.codeium/windsurf/hooks.json; Cline's ~/.cline/hooks/ gets one
-// executable per event; --project DIR for a project's; --all for every
-// agent found on the machine): every event the
+// executable per event; Kiro, whose hooks are per workspace, one
+// .kiro/hooks/difflore-<event>.kiro.hook file per event, with --project
+// DIR only; --project DIR for a project's; --all for every agent found on
+// the machine, Kiro aside): every event the
 // agent's hook reference lists and that a silent hook may observe runs
 // 'difflore enqueue --kind <agent>.<event>', named by difflore's absolute
 // path, with a 10-second timeout. Every other key and hook is kept, a second

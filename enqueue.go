@@ -42,11 +42,15 @@ const usageStdinWait = 2 * time.Second
 const enqueueBusy = 2 * time.Second
 
 const enqueueUsage = `
-Usage: difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [JSON]
+Usage: difflore enqueue [--kind KIND] [--id ID] [--ensure-daemon] [--strict] [--env NAMES | JSON]
 
 Queues one event for delivery and returns at once. The payload is the
 argument, or standard input when there is none: one JSON value of at most
-1 MiB. When the outbox cannot be written in time, the event is saved in the
+1 MiB. With --env, for an agent that hands its hooks their context in
+environment variables and sends no session id (Kiro), the payload is built
+from the environment instead, and standard input is not read: a JSON object
+with a session_id (the agent's process and the folder, hashed), cwd, and
+each variable of NAMES that is set, as a string. When the outbox cannot be written in time, the event is saved in the
 spill folder instead and the daemon picks it up later. With --ensure-daemon
 (or DIFFLORE_AUTOSTART=1), a daemon is started in the background when none
 runs, at the cost of one lock probe.
@@ -77,6 +81,7 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	id := fs.String("id", "", "the event's `id` (default: a new time-ordered id); a repeated id is stored once")
 	ensure := fs.Bool("ensure-daemon", cfg.getenv("DIFFLORE_AUTOSTART") == "1", "start the daemon in the background if none runs")
 	strict := fs.Bool("strict", false, "for scripts: bad input exits 2 and nothing is kept")
+	env := fs.String("env", "", "build the payload from the environment variables `NAMES` (comma-separated), a session_id and cwd; standard input is not read")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, errHelp) || *strict || strictArg(args) {
 			return err
@@ -107,8 +112,7 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 		bad, notes = append(bad, errText(err)), append(notes, "kept under a new id")
 		*id = ""
 	}
-	if fs.NArg() > 1 {
-		err := usageError("enqueue takes one JSON argument, got %d", fs.NArg())
+	if err := checkPayloadArgs(fs.NArg(), *env); err != nil {
 		if *strict {
 			return err
 		}
@@ -121,10 +125,7 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 		}
 		return keepBadUsage(cfg, bad, notes, *kind, *id, arg, args)
 	}
-	var arg []byte
-	if fs.NArg() == 1 {
-		arg = []byte(fs.Arg(0))
-	}
+	arg := payloadArg(cfg, *env, fs.Args())
 	payload, dead, err := takePayload(cfg, arg, *strict, kind, id)
 	if err != nil {
 		return err
@@ -150,6 +151,31 @@ func cmdEnqueue(ctx context.Context, cfg config, args []string) error {
 	wakeDaemon(h)
 	if dead != nil {
 		fmt.Fprintf(cfg.stderr, "difflore: warning: %s; kept as dead letter %s ('difflore outbox show %s' prints it)\n", dead.reason, *id, *id)
+	}
+	return nil
+}
+
+// checkPayloadArgs checks where the payload comes from: at most one
+// argument, and none with --env.
+func checkPayloadArgs(nargs int, env string) error {
+	switch {
+	case nargs > 1:
+		return usageError("enqueue takes one JSON argument, got %d", nargs)
+	case env != "" && nargs > 0:
+		return usageError("enqueue takes its payload from --env or from the argument, not both")
+	}
+	return nil
+}
+
+// payloadArg is the payload given on the command line: built from the
+// environment with --env (envPayload), else the argument; nil when it is
+// to be read from standard input.
+func payloadArg(cfg config, env string, args []string) []byte {
+	switch {
+	case env != "":
+		return envPayload(cfg.getenv, env)
+	case len(args) == 1:
+		return []byte(args[0])
 	}
 	return nil
 }

@@ -13,16 +13,22 @@ import (
 
 const hooksUsage = `
 Usage:
-  difflore hooks print [--autostart] [--command PATH] AGENT
+  difflore hooks print [--autostart] [--command PATH] AGENT|--all
   difflore hooks install [--autostart] [--command PATH] [--project DIR] [--dry-run] [--trust] AGENT|--all
   difflore hooks uninstall [--project DIR] [--dry-run] AGENT|--all
-  difflore hooks status [--project DIR] [AGENT]
+  difflore hooks status [--project DIR] [AGENT|--all]
 
 Wires an agent's hooks to 'difflore enqueue': every event the agent reports
 becomes an event of kind <agent>.<event>. AGENT is claude, codex, cursor,
-gemini, copilot, qwen, droid, cline, augment, windsurf, opencode, kilo or
-pi. install --all wires every one of them found on this machine, and says
-which it skipped and why.
+gemini, copilot, qwen, droid, cline, augment, windsurf, kiro, opencode,
+kilo or pi. install --all wires every one of them found on this machine,
+and says which it skipped and why; uninstall --all unwires every agent
+wired; print --all and status --all cover every agent.
+
+Kiro reads hooks from a workspace only: install, uninstall and status take
+its folder with --project, and install --all skips it. Its hooks hand
+their context over in environment variables, with no session id: they
+run 'difflore enqueue --env USER_PROMPT' (see 'difflore enqueue -h').
 
 OpenCode, Kilo and Pi (AGENT opencode, kilo, pi) have no command hooks: for
 them install writes a small plugin file of difflore's into the agent's
@@ -84,6 +90,9 @@ func (a agentSpec) settingsPath(getenv func(string) string, project string) (str
 			file = a.projectFile
 		}
 		return filepath.Join(dir, a.projectDir, file), nil
+	}
+	if a.userDir == nil {
+		return "", fmt.Errorf("%s has no user hooks: give a workspace with --project", a.display)
 	}
 	userHome, err := userHomeDir(getenv)
 	if err != nil {
@@ -285,11 +294,15 @@ func hooksFlags(cfg config, name, sub string) (*flag.FlagSet, *hookOptions, *str
 	}
 	switch {
 	case all:
-		fl.BoolVar(&opts.all, "all", false, "install: every agent found on this machine (on PATH, or its settings folder exists); uninstall: every agent wired")
+		fl.BoolVar(&opts.all, "all", false, "install: every agent found on this machine (on PATH, or its settings folder exists); uninstall: every agent wired; print, status: every agent")
 	case sub == "install":
 		fl.BoolVar(&opts.all, "all", false, "wire every agent found on this machine (on PATH, or its settings folder exists)")
 	case sub == "uninstall":
 		fl.BoolVar(&opts.all, "all", false, "unwire every agent whose hooks are wired")
+	case sub == "print":
+		fl.BoolVar(&opts.all, "all", false, "print every agent's hooks, each under a line naming it")
+	case sub == "status":
+		fl.BoolVar(&opts.all, "all", false, "every agent (as with no agent)")
 	}
 	return fl, &opts, &project, &dryRun
 }
@@ -297,8 +310,8 @@ func hooksFlags(cfg config, name, sub string) (*flag.FlagSet, *hookOptions, *str
 // hooksRun runs the hooks subcommand sub with its parsed flags.
 func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, project string, dryRun bool) error {
 	if sub == "status" {
-		if fl.NArg() > 1 {
-			return &exitError{code: 2, err: errors.New("hooks status takes at most one agent"), hint: "agents: " + agentNames()}
+		if fl.NArg() > 1 || opts.all && fl.NArg() > 0 {
+			return &exitError{code: 2, err: errors.New("hooks status takes at most one agent, and none with --all"), hint: "agents: " + agentNames()}
 		}
 		return hooksStatus(cfg, fl.Arg(0), project)
 	}
@@ -306,7 +319,10 @@ func hooksRun(cfg config, sub string, fl *flag.FlagSet, opts hookOptions, projec
 		if fl.NArg() != 0 || project != "" {
 			return &exitError{code: 2, err: fmt.Errorf("--all is for 'hooks %s' with no agent and no --project", sub), hint: "difflore hooks " + sub + " --all"}
 		}
-		if sub == "uninstall" {
+		switch sub {
+		case "print":
+			return hooksPrintAll(cfg, opts)
+		case "uninstall":
 			return hooksUninstallAll(cfg, dryRun)
 		}
 		return hooksInstallAll(cfg, opts, dryRun)

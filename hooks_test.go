@@ -552,6 +552,7 @@ func TestHooksInstallProject(t *testing.T) {
 		"cline":    filepath.Join(".clinerules", "hooks", "TaskStart"),
 		"augment":  filepath.Join(".augment", "difflore-hook.sh"),
 		"windsurf": filepath.Join(".windsurf", "hooks.json"),
+		"kiro":     filepath.Join(".kiro", "hooks", "difflore-promptSubmit.kiro.hook"),
 		"opencode": filepath.Join(".opencode", "plugins", "difflore.js"),
 		"kilo":     filepath.Join(".kilo", "plugins", "difflore.js"),
 		"pi":       filepath.Join(".pi", "extensions", "difflore.ts"),
@@ -634,8 +635,9 @@ func TestHooksStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Kiro's hooks are per workspace: without --project, status says so.
 	out, _, code := cli(t, "", "hooks", "status")
-	if code != 0 || strings.Count(out, "not wired") != len(agents) {
+	if code != 0 || strings.Count(out, "not wired")+strings.Count(out, "per workspace") != len(agents) {
 		t.Errorf("nothing installed: exit %d\n%s", code, out)
 	}
 

@@ -58,8 +58,12 @@ type agentSpec struct {
 	// hook's command is the script's path, and the kind its argument.
 	script string
 	// custom installs an agent whose hooks are not entries merged into one
-	// JSON file: Cline's executables, the plugin agents' plugin files.
+	// JSON file: Cline's executables, Kiro's hook files, the plugin
+	// agents' plugin files.
 	custom *hookInstaller
+	// files is set for an agent that reads one file per hook from a
+	// folder (hooksfiles.go): file is then the folder's name.
+	files *eventFiles
 	// plugin is set for an agent without command hooks, that loads
 	// plugins in its own process (hooksplugin.go): its custom installer
 	// writes the plugin file, and the settings-file fields are unused.
@@ -336,7 +340,8 @@ var agents = []agentSpec{
 		binaries:   []string{"cline"},
 		// On Windows Cline runs the script in Git Bash.
 		forwardSlashes: true,
-		custom:         clineInstaller(),
+		custom:         eventFilesInstaller(),
+		files:          clineFiles,
 	},
 	{
 		name:    "augment",
@@ -372,6 +377,24 @@ var agents = []agentSpec{
 		projectDir: ".windsurf",
 		file:       "hooks.json",
 		binaries:   []string{"windsurf"},
+	},
+	{
+		name:    "kiro",
+		display: "Kiro",
+		// Not installable here: from the reference alone (hookskiro.go).
+		// Kiro reads hooks from a workspace's .kiro/hooks only. Left
+		// out: preToolUse and postToolUse (the reference runs a shell
+		// command on Prompt Submit and Agent Stop only, and gives a
+		// tool hook's command nothing of the tool: kirodotdev/Kiro#7408),
+		// the file and spec-task triggers (their patterns and tasks are
+		// the user's choice) and the manual trigger.
+		reference:  "Kiro's agent hooks reference (kiro.dev/docs/hooks: types and actions, as read 2026-12-07)",
+		events:     []string{"promptSubmit", "agentStop"},
+		projectDir: ".kiro",
+		file:       "hooks",
+		binaries:   []string{"kiro"},
+		custom:     eventFilesInstaller(),
+		files:      kiroFiles,
 	},
 	// The plugin agents (hooksplugin.go). userDir is the agent's own
 	// folder, whose presence says it has run here (install --all).

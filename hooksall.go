@@ -47,6 +47,26 @@ func hooksInstallAll(cfg config, opts hookOptions, dryRun bool) error {
 	return nil
 }
 
+// hooksPrintAll is 'hooks print --all': every agent's hooks, each after a
+// line "# AGENT: DISPLAY" on standard output, so that one can be cut out.
+// An agent whose print fails does not stop the others; the command fails
+// when one did.
+func hooksPrintAll(cfg config, opts hookOptions) error {
+	var failed []string
+	for _, a := range agents {
+		fmt.Fprintf(cfg.stdout, "# %s: %s\n", a.name, a.display)
+		if err := hooksDo(cfg, "print", a, opts, "", false); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: %s: %v\n", a.name, err)
+			failed = append(failed, a.name)
+		}
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("could not print %s", strings.Join(failed, ", ")),
+			hint: "run 'difflore hooks print AGENT' for each to see why"}
+	}
+	return nil
+}
+
 // hooksUninstallAll is 'hooks uninstall --all': it gives back the files of
 // every agent whose hooks (or plugin) status finds wired, through each
 // agent's own uninstaller, and names the others as skipped.
@@ -83,6 +103,11 @@ func hooksUninstallAll(cfg config, dryRun bool) error {
 // its settings exists (an agent installed outside PATH, as desktop
 // applications are, has made it on its first run).
 func (a agentSpec) found(getenv func(string) string) (bool, string) {
+	if a.userDir == nil {
+		// Kiro's hooks are per workspace: which workspaces is the
+		// user's to say, not a folder's presence to guess.
+		return false, "its hooks are per workspace: run 'difflore hooks install --project DIR " + a.name + "' in each"
+	}
 	for _, b := range a.binaries {
 		if p, err := exec.LookPath(b); err == nil {
 			return true, p + " is on PATH"

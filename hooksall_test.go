@@ -24,7 +24,8 @@ func TestHooksInstallAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin)
-	for _, d := range []string{".factory", ".cline"} {
+	// Kiro's ~/.kiro says it ran here, not which workspaces to wire.
+	for _, d := range []string{".factory", ".cline", ".kiro"} {
 		if err := os.Mkdir(filepath.Join(userHome, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -36,6 +37,7 @@ func TestHooksInstallAll(t *testing.T) {
 		"cline: found (" + filepath.Join(userHome, ".cline") + " exists)",
 		"skipped claude: no claude on PATH, no " + filepath.Join(userHome, ".claude"),
 		"skipped copilot: no copilot on PATH, no " + filepath.Join(userHome, ".copilot"),
+		"skipped kiro: its hooks are per workspace: run 'difflore hooks install --project DIR kiro' in each",
 		"wired: qwen, droid, cline",
 	} {
 		if !strings.Contains(out, want) {
@@ -96,5 +98,46 @@ func TestHooksUninstallAll(t *testing.T) {
 	}
 	if _, stderr, code := cli(t, "", "hooks", "uninstall", "--all", "claude"); code != 2 {
 		t.Errorf("uninstall --all with an agent: exit %d, %s", code, stderr)
+	}
+}
+
+// TestHooksPrintStatusAll: print --all and status --all, which the design
+// lists beside install --all and uninstall --all, cover every agent: print
+// --all prints each agent's hooks under a line naming it, status --all is
+// status of every agent (of a project's, with --project); neither takes an
+// agent beside --all.
+func TestHooksPrintStatusAll(t *testing.T) {
+	testHome(t)
+	setUserHome(t)
+	out := mustCLI(t, "hooks", "print", "--all", "--command", "/opt/difflore/difflore")
+	for _, a := range agents {
+		if !strings.Contains(out, "# "+a.name+": ") {
+			t.Errorf("print --all has no section for %s", a.name)
+		}
+		want := "enqueue --kind " + a.name + "."
+		if a.script != "" {
+			want = `"` + a.name + "." + a.events[0] + `"`
+		}
+		if a.plugin != nil {
+			want = "difflore"
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("print --all does not print %s's hooks (%q)", a.name, want)
+		}
+	}
+	all := mustCLI(t, "hooks", "status", "--all")
+	if each := mustCLI(t, "hooks", "status"); all != each {
+		t.Errorf("status --all:\n%s\nstatus:\n%s", all, each)
+	}
+	project := t.TempDir()
+	mustCLI(t, "hooks", "install", "--project", project, "--command", "/opt/difflore/difflore", "kiro")
+	out, _, _ = cli(t, "", "hooks", "status", "--all", "--project", project)
+	if !strings.Contains(out, "wired, 2 of 2 events") {
+		t.Errorf("status --all --project does not read the project:\n%s", out)
+	}
+	for _, sub := range []string{"print", "status"} {
+		if _, stderr, code := cli(t, "", "hooks", sub, "--all", "claude"); code != 2 {
+			t.Errorf("%s --all with an agent: exit %d, %s", sub, code, stderr)
+		}
 	}
 }

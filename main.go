@@ -179,7 +179,7 @@ func commands() []commandSpec {
 	}
 	return []commandSpec{
 		{"enqueue", "queue one event (the hook fast path)", cmdEnqueue,
-			[]string{"--kind", "--id", "--ensure-daemon", "--strict"}},
+			[]string{"--kind", "--id", "--ensure-daemon", "--strict", "--env"}},
 		{"run", "run the delivery daemon (--detach to start it in the background)", cmdRun,
 			[]string{"--detach", "--takeover", "--endpoint", "--batch", "--tick", "--allow-insecure", "--log-level", "--max-size", "--max-age"}},
 		{"stop", "stop the daemon of this data home", cmdStop, []string{"--grace"}},

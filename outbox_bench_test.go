@@ -106,6 +106,14 @@ func benchGetenv(key string) string {
 	return ""
 }
 
+// benchKiroGetenv is the environment of Kiro's Prompt Submit hook.
+func benchKiroGetenv(key string) string {
+	if key == "USER_PROMPT" {
+		return "Rename main to run and keep the tests green"
+	}
+	return ""
+}
+
 // BenchmarkEnqueue measures enqueue's work in process, a fresh connection
 // per event and the wake-up of a listening daemon as the CLI does
 // (events/s; wake-us is the wake-up alone), with a TRACEPARENT kept
@@ -140,7 +148,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		w.release()
 	}()
 	var ids benchIDs
-	var tEnq, tFloor, tConn, tWake, tAttr time.Duration
+	var tEnq, tFloor, tConn, tWake, tAttr, tEnv time.Duration
 	n := 0
 	for b.Loop() {
 		t0 := time.Now()
@@ -167,10 +175,18 @@ func BenchmarkEnqueue(b *testing.B) {
 		// the firing, on a stamped payload (the slow path: the host
 		// process is looked up and the payload hashed).
 		attributeFiring("claude.UserPromptSubmit", "", benchStampedPayload, false)
-		tAttr += time.Since(t3)
+		t4 := time.Now()
+		tAttr += t4.Sub(t3)
+		// What 'enqueue --env' (Kiro's hooks) adds before the insert: the
+		// payload built from the environment, the host process looked up
+		// for its session_id.
+		envPayload(benchKiroGetenv, kiroEnv)
+		tEnv += time.Since(t4)
 		n++
 	}
 	b.ReportMetric(float64(tAttr.Microseconds())/float64(n), "attribute-us")
+	b.ReportMetric(float64(tEnv.Microseconds())/float64(n), "env-us")
+	b.ReportMetric(tEnv.Seconds()/tEnq.Seconds(), "x-env")
 	b.ReportMetric(tAttr.Seconds()/tEnq.Seconds(), "x-attribute")
 	b.ReportMetric(float64(n)/tEnq.Seconds(), "events/s")
 	b.ReportMetric(float64(n)/tFloor.Seconds(), "floor-events/s")

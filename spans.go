@@ -55,10 +55,10 @@ const (
 // hookRoles maps the event half of a kind ("claude.PreToolUse") to its
 // role. The names are the agents' own: Claude Code, Codex, Qwen Code and
 // Droid share Claude's; Gemini CLI has BeforeAgent/AfterAgent and
-// BeforeTool/AfterTool; Cursor and Copilot CLI use lowerCamelCase.
+// BeforeTool/AfterTool; Cursor, Copilot CLI and Kiro use lowerCamelCase.
 var hookRoles = map[string]hookRole{
 	"UserPromptSubmit": roleTurnStart, "BeforeAgent": roleTurnStart,
-	"beforeSubmitPrompt": roleTurnStart, "userPromptSubmitted": roleTurnStart,
+	"beforeSubmitPrompt": roleTurnStart, "userPromptSubmitted": roleTurnStart, "promptSubmit": roleTurnStart,
 	"Stop": roleTurnEnd, "AfterAgent": roleTurnEnd, "stop": roleTurnEnd, "agentStop": roleTurnEnd,
 	"StopFailure": roleTurnFail,
 	"PreToolUse":  roleToolStart, "BeforeTool": roleToolStart, "preToolUse": roleToolStart,
