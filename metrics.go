@@ -68,7 +68,7 @@ func writeMetrics(w io.Writer, up bool, sinks []sinkMetrics) error {
 		func(s sinkMetrics) string { return strconv.FormatFloat(s.oldestAge, 'f', 3, 64) })
 	family("difflore_sink_dead", "gauge", "Dead letters the sink holds.", i(func(s sinkMetrics) int64 { return s.dead }))
 	family("difflore_sink_delivered", "counter", "Events the sink acknowledged.", i(func(s sinkMetrics) int64 { return s.delivered }))
-	family("difflore_sink_failed", "counter", "Event deliveries to the sink that failed and will be retried.", i(func(s sinkMetrics) int64 { return s.failed }))
+	family("difflore_sink_failed", "counter", "Event deliveries to the sink that failed and will be retried, breaker probes included.", i(func(s sinkMetrics) int64 { return s.failed }))
 	family("difflore_sink_dead_lettered", "counter", "Events the sink refused for good.", i(func(s sinkMetrics) int64 { return s.buried }))
 	family("difflore_sink_evicted", "counter", "Events evicted before the sink received them, each reported to it by a gap.", i(func(s sinkMetrics) int64 { return s.evicted }))
 	b.WriteString("# EOF\n")

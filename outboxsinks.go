@@ -439,7 +439,12 @@ func (q *sinkQueue) release(token string, events []event, at time.Time, counted 
 	if err := q.forEach(sqReleaseSQL, token, events, args); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if counted {
+	if counted || errMsg != "" {
+		// failed counts every delivery an answer failed, a breaker's
+		// probe and a paused one too (an uncounted release with an
+		// error), not only those that use up an attempt: a sink that
+		// stays down shows its failures growing. A release without an
+		// error gives back events that were not sent (splitBatch).
 		return q.add(map[string]any{":failed": len(events)})
 	}
 	return nil
