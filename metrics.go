@@ -31,6 +31,10 @@ func metricsOf(rep *statusReport, primary string, m map[string]string) []sinkMet
 	first := sinkMetrics{name: primary, pending: rep.Outbox.Pending, inflight: rep.Outbox.Inflight, dead: rep.Outbox.Dead,
 		oldestAge: rep.Outbox.OldestPendingAgeSeconds, delivered: n(metaDelivered), failed: n(metaFailed),
 		buried: n(metaBuried), evicted: rep.Outbox.Evicted}
+	if f := rep.Outbox.FirstSink; f != nil {
+		// The outbox's counts are summed over the sinks (statussinks.go).
+		first.pending, first.inflight, first.dead, first.oldestAge = f.Pending, f.Inflight, f.Dead, f.OldestPendingAgeSeconds
+	}
 	out := []sinkMetrics{first}
 	for _, s := range rep.Sinks {
 		out[0].evicted -= s.Evicted // evicted_events counts every sink's
