@@ -158,15 +158,35 @@ func (o *outbox) sweepDone() (err error) {
 // dropSinkSpansSQL deletes the spans a removed sink kept.
 const dropSinkSpansSQL = `DELETE FROM spans WHERE sink = ?`
 
-// syncSinks makes the sinks table hold the secondaries named: a new one
-// starts at hwm 0 (it receives every event the outbox holds), one no
-// longer named goes with its progress and dead letters. It reports what
-// it dropped. Without secondaries, events the primary held in stateDone
-// for them go too.
+// syncSinks makes the sinks table hold the secondaries named, o.primary
+// being the first sink: a new one starts at the largest seq (it receives
+// the events queued from now on) or, in a home's first configuration, at
+// 0 (sinkchange.go); one no longer named goes with its progress and dead
+// letters; a first sink that is another than before takes its own
+// progress into the events rows (movePrimary). It reports what it
+// dropped. Without secondaries, events the primary held in stateDone for
+// them go too.
 func (o *outbox) syncSinks(secondaries []string) (dropped map[string]int64, err error) {
 	err = o.immediate(func() error {
+		hadSecondaries, err := o.hasSecondaries()
+		if err != nil {
+			return err
+		}
+		// The first sink may be another than the outbox recorded
+		// (sinkchange.go); a sink added now starts from the events
+		// queued from now on when the outbox delivered before.
+		delivering, err := o.notePrimary(secondaries, hadSecondaries)
+		if err != nil {
+			return err
+		}
+		from := int64(0)
+		if delivering {
+			if from, err = o.maxSeq(); err != nil {
+				return err
+			}
+		}
 		var have []string
-		err := sqlitex.Execute(o.conn, `SELECT name FROM sinks`, &sqlitex.ExecOptions{
+		err = sqlitex.Execute(o.conn, `SELECT name FROM sinks`, &sqlitex.ExecOptions{
 			ResultFunc: func(stmt *sqlite.Stmt) error { have = append(have, stmt.ColumnText(0)); return nil },
 		})
 		if err != nil {
@@ -193,8 +213,8 @@ func (o *outbox) syncSinks(secondaries []string) (dropped map[string]int64, err 
 			}
 		}
 		for _, name := range secondaries {
-			if err := sqlitex.Execute(o.conn, `INSERT INTO sinks (name, hwm) VALUES (?, 0) ON CONFLICT (name) DO NOTHING`,
-				&sqlitex.ExecOptions{Args: []any{name}}); err != nil {
+			if err := sqlitex.Execute(o.conn, `INSERT INTO sinks (name, hwm) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
+				&sqlitex.ExecOptions{Args: []any{name, from}}); err != nil {
 				return err
 			}
 		}

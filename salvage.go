@@ -49,8 +49,11 @@ const salvageCountSQL = `SELECT count(*) FROM events INDEXED BY %s WHERE seq > :
 // salvageMetaSQL reads the status and totals of the corrupt outbox, but
 // not its seq_offset: that counts the events of the old file's seqs, and
 // the fresh outbox numbers what it copies afresh from 1 (countsSQL); nor
-// the state of a salvage that file itself was still making.
-const salvageMetaSQL = `SELECT key, value FROM meta WHERE key NOT IN ('seq_offset', 'salvage_state')`
+// the state of a salvage that file itself was still making; nor the name
+// of the first sink (sinkchange.go): the other sinks' progress is not
+// carried over, so the fresh outbox is a first configuration, whose sinks
+// receive everything it holds.
+const salvageMetaSQL = `SELECT key, value FROM meta WHERE key NOT IN ('seq_offset', 'salvage_state', 'primary_sink')`
 
 // salvageOffsetSQL reads the old file's seq_offset: with the largest seq
 // the walk reached, it says how many events the file held (countsSQL).
