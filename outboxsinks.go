@@ -78,15 +78,20 @@ const forSecondary = `e.raw = 0 AND NOT (e.state = 2 AND e.attempts = 0)
 	AND (e.sink IS NULL OR e.sink = :sink)`
 
 // dropDoneSQL deletes the event :seq once every secondary is done with it
-// (past its hwm, no deliveries row) and the primary too (stateDone).
+// (past its hwm, or it never receives the event: a gap of another sink;
+// and no deliveries row) and the primary too (stateDone). (A row in
+// stateDone is neither raw nor a hook's dead letter, so forSecondary
+// comes down to its sink.) Waiting for every hwm to pass a gap of the
+// first sink, which no other sink takes, left it in the outbox until
+// the next reload swept it.
 const dropDoneSQL = `DELETE FROM events WHERE seq = :seq AND state = 3
-	AND seq <= (SELECT coalesce(min(hwm), 0) FROM sinks)
+	AND NOT EXISTS (SELECT 1 FROM sinks s WHERE events.seq > s.hwm AND (events.sink IS NULL OR events.sink = s.name))
 	AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = :seq)`
 
 // sweepDoneSQL is dropDoneSQL for every event at once: after a sink was
 // removed, or moved its hwm past events it does not receive.
 const sweepDoneSQL = `DELETE FROM events WHERE state = 3
-	AND seq <= (SELECT coalesce(min(hwm), 0) FROM sinks)
+	AND NOT EXISTS (SELECT 1 FROM sinks s WHERE events.seq > s.hwm AND (events.sink IS NULL OR events.sink = s.name))
 	AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq)`
 
 const hasSecondariesSQL = `SELECT EXISTS (SELECT 1 FROM sinks)`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -138,5 +139,46 @@ func TestSinkAddedGetsNewEvents(t *testing.T) {
 		if got := eventIDs(evs); !slices.Equal(got, want) {
 			t.Errorf("sink %s claimed %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestGapOfFirstSinkLeaves: a gap event of the first sink, which the
+// other sinks never receive, leaves the outbox once the first sink
+// delivered it: no row stays that no sink waits for (it stayed until the
+// next reload, housekeeping or not).
+func TestGapOfFirstSinkLeaves(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	dm, logs := newHousekeeper(t, h, newFakeClock())
+	ob := dm.ob
+	ob.primary = defaultSinkName
+	if _, err := ob.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"e1", "gap", "e3"} {
+		if err := ob.insert(id, "test.kind", []byte(`{}`), dm.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sqlitex.ExecuteTransient(ob.conn, `UPDATE events SET kind = '`+gapKind+`', sink = 'default' WHERE id = 'gap'`, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := &sinkQueue{ob: ob, name: "second"}
+	for _, qu := range []queue{ob, q} {
+		tok, evs, err := qu.claim(100, maxBatchBytes, claimLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := qu.immediate(func() error { return qu.ack(tok, evs) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dm.housekeep(context.Background())
+	var left []string
+	err := sqlitex.Execute(ob.conn, `SELECT id FROM events`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { left = append(left, stmt.ColumnText(0)); return nil },
+	})
+	if err != nil || len(left) != 0 {
+		t.Errorf("left in the outbox after both sinks were done: %v (%v)\n%s", left, err, logs.String())
 	}
 }
