@@ -32,9 +32,9 @@ const logsAckedPrefix = "logs:"
 const entryLogsAcked = 3
 
 const (
-	loadLogsAckedSQL = `SELECT span_id, at FROM spans WHERE sink = :sink AND state = 3`
-	keepLogsAckedSQL = `INSERT INTO spans (sink, span_id, state, at, doc) VALUES (:sink, :id, 3, :at, CAST('{}' AS BLOB))
-ON CONFLICT (sink, span_id) DO UPDATE SET state = 3, at = excluded.at, doc = excluded.doc`
+	loadLogsAckedSQL = `SELECT span_id, at FROM spans WHERE sink = :sink AND state = :state`
+	keepLogsAckedSQL = `INSERT INTO spans (sink, span_id, state, at, doc) VALUES (:sink, :id, :state, :at, CAST('{}' AS BLOB))
+ON CONFLICT (sink, span_id) DO UPDATE SET state = excluded.state, at = excluded.at, doc = excluded.doc`
 )
 
 // logsAcked is what an OTLP sink knows of the log records acknowledged for
@@ -53,7 +53,7 @@ func (s *otlpSink) loadLogsAcked() error {
 	}
 	ids := map[string]int64{}
 	err := sqlitex.Execute(s.store.ob.conn, loadLogsAckedSQL, &sqlitex.ExecOptions{
-		Named: map[string]any{":sink": s.name},
+		Named: map[string]any{":sink": s.name, ":state": entryLogsAcked},
 		ResultFunc: func(stmt *sqlite.Stmt) error {
 			if id, ok := strings.CutPrefix(stmt.ColumnText(0), logsAckedPrefix); ok {
 				ids[id] = stmt.ColumnInt64(1)
@@ -133,7 +133,7 @@ func (s *otlpSink) keepLogsAcked() error {
 	for id, kept := range s.acked.unsaved {
 		q, args := deleteSpanSQL, map[string]any{":sink": s.name, ":id": logsAckedPrefix + id}
 		if at, ok := s.acked.ids[id]; kept && ok {
-			q, args[":at"] = keepLogsAckedSQL, at
+			q, args[":at"], args[":state"] = keepLogsAckedSQL, at, entryLogsAcked
 		}
 		if err := sqlitex.Execute(s.store.ob.conn, q, &sqlitex.ExecOptions{Named: args}); err != nil {
 			return fmt.Errorf("keep acknowledged log records: %w", err)
