@@ -198,17 +198,6 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	switch r.verdict {
 	case delivered:
 		settle = d.onDelivered(token, events, r, now, meta, redacted)
-		if u, ok := d.sink.(outboxUser); ok {
-			// What the sink keeps of the batch (the OTLP sink's open
-			// spans) is written with its settlement, or not at all.
-			ack := settle
-			settle = func() error {
-				if err := ack(); err != nil {
-					return err
-				}
-				return u.keepState()
-			}
-		}
 	case badBatch:
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
@@ -221,6 +210,19 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		settle = d.onPaused(token, events, r, now, meta)
 	case retryLater:
 		settle = d.onRetryLater(token, events, r, now, probing)
+	}
+	if u, ok := d.sink.(outboxUser); ok {
+		// What the sink keeps of the batch (the OTLP sink's open spans,
+		// and the log records acknowledged for a batch whose spans were
+		// not) is written with its settlement, whatever the answer, or
+		// not at all.
+		done := settle
+		settle = func() error {
+			if err := done(); err != nil {
+				return err
+			}
+			return u.keepState()
+		}
 	}
 	return d.record(now, meta, settle)
 }

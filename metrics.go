@@ -31,6 +31,10 @@ func metricsOf(rep *statusReport, primary string, m map[string]string) []sinkMet
 	first := sinkMetrics{name: primary, pending: rep.Outbox.Pending, inflight: rep.Outbox.Inflight, dead: rep.Outbox.Dead,
 		oldestAge: rep.Outbox.OldestPendingAgeSeconds, delivered: n(metaDelivered), failed: n(metaFailed),
 		buried: n(metaBuried), evicted: rep.Outbox.Evicted}
+	if f := rep.Outbox.FirstSink; f != nil {
+		// The outbox's counts are summed over the sinks (statussinks.go).
+		first.pending, first.inflight, first.dead, first.oldestAge = f.Pending, f.Inflight, f.Dead, f.OldestPendingAgeSeconds
+	}
 	out := []sinkMetrics{first}
 	for _, s := range rep.Sinks {
 		out[0].evicted -= s.Evicted // evicted_events counts every sink's
@@ -68,7 +72,7 @@ func writeMetrics(w io.Writer, up bool, sinks []sinkMetrics) error {
 		func(s sinkMetrics) string { return strconv.FormatFloat(s.oldestAge, 'f', 3, 64) })
 	family("difflore_sink_dead", "gauge", "Dead letters the sink holds.", i(func(s sinkMetrics) int64 { return s.dead }))
 	family("difflore_sink_delivered", "counter", "Events the sink acknowledged.", i(func(s sinkMetrics) int64 { return s.delivered }))
-	family("difflore_sink_failed", "counter", "Event deliveries to the sink that failed and will be retried.", i(func(s sinkMetrics) int64 { return s.failed }))
+	family("difflore_sink_failed", "counter", "Event deliveries to the sink that failed and will be retried, breaker probes included.", i(func(s sinkMetrics) int64 { return s.failed }))
 	family("difflore_sink_dead_lettered", "counter", "Events the sink refused for good.", i(func(s sinkMetrics) int64 { return s.buried }))
 	family("difflore_sink_evicted", "counter", "Events evicted before the sink received them, each reported to it by a gap.", i(func(s sinkMetrics) int64 { return s.evicted }))
 	b.WriteString("# EOF\n")

@@ -48,6 +48,9 @@ type otlpSink struct {
 	// unsaved are the spans' changes of delivered batches not yet written
 	// to the outbox (keepState); nil for an entry that was dropped.
 	unsaved map[string]*spanEntry
+	// acked are the events whose log records were acknowledged while
+	// their batch was not delivered (otlpsignals.go).
+	acked logsAcked
 }
 
 // otlpOptions are an OTLP sink's settings beyond its endpoint.
@@ -97,9 +100,9 @@ func newOTLPSink(u *url.URL, raw, token, version string, opts otlpOptions) *otlp
 // spans' state (what is open) changes only once both are delivered, and
 // reaches the outbox in the transaction that settles the batch
 // (keepState): a batch that is not delivered, or not settled (the daemon
-// died), is built again, the same way, when it is sent again.
-// (A batch whose logs were delivered and whose spans were not is sent
-// again whole, logs too.)
+// died), is built again, the same way, when it is sent again. A batch
+// whose log records were acknowledged and whose spans were not is sent
+// again for its spans alone (otlpsignals.go).
 func (s *otlpSink) send(ctx context.Context, events []event) result {
 	now := s.now()
 	var batch *spanBatch
@@ -107,18 +110,26 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 		batch = s.spans.build(events, now)
 	}
 	r := result{verdict: delivered}
+	var logged []event // whose log records this send had acknowledged
 	if s.logs {
+		_ = s.loadLogsAcked() // unread, nothing counts as acknowledged: sent again
+		todo := s.logsToSend(events)
 		var links map[string]spanLink
 		if batch != nil {
 			links = batch.links
 		}
-		var body []byte
-		if s.protobuf {
-			body = s.encodeLogsPB(events, now.UnixNano(), links)
-		} else {
-			body = s.encodeLinked(events, now, links)
+		if len(todo) > 0 {
+			var body []byte
+			if s.protobuf {
+				body = s.encodeLogsPB(todo, now.UnixNano(), links)
+			} else {
+				body = s.encodeLinked(todo, now, links)
+			}
+			r = s.postOTLP(ctx, &s.poster, body, todo, "log records")
 		}
-		r = s.postOTLP(ctx, &s.poster, body, events, "log records")
+		if r.verdict == delivered {
+			logged = todo
+		}
 	}
 	if batch != nil && len(batch.spans) > 0 && r.verdict == delivered {
 		var body []byte
@@ -138,9 +149,15 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 	if batch != nil {
 		if r.verdict != delivered {
 			s.spans.st.rollback()
+			if len(logged) > 0 && s.store != nil {
+				s.noteLogsAcked(logged, now)
+			}
 		} else {
 			s.commitSpans()
 		}
+	}
+	if r.verdict == delivered {
+		s.forgetLogsAcked(events)
 	}
 	return r
 }

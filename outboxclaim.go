@@ -394,7 +394,8 @@ func (o *outbox) release(token string, events []event, at time.Time, counted boo
 	if err := o.forEachSeq(releaseSQL, token, events, args); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if counted {
+	if counted || errMsg != "" {
+		// failed counts every delivery an answer failed, as sinkQueue.release.
 		return o.addCount(metaFailed, int64(len(events)))
 	}
 	return nil

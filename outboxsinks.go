@@ -78,15 +78,20 @@ const forSecondary = `e.raw = 0 AND NOT (e.state = 2 AND e.attempts = 0)
 	AND (e.sink IS NULL OR e.sink = :sink)`
 
 // dropDoneSQL deletes the event :seq once every secondary is done with it
-// (past its hwm, no deliveries row) and the primary too (stateDone).
+// (past its hwm, or it never receives the event: a gap of another sink;
+// and no deliveries row) and the primary too (stateDone). (A row in
+// stateDone is neither raw nor a hook's dead letter, so forSecondary
+// comes down to its sink.) Waiting for every hwm to pass a gap of the
+// first sink, which no other sink takes, left it in the outbox until
+// the next reload swept it.
 const dropDoneSQL = `DELETE FROM events WHERE seq = :seq AND state = 3
-	AND seq <= (SELECT coalesce(min(hwm), 0) FROM sinks)
+	AND NOT EXISTS (SELECT 1 FROM sinks s WHERE events.seq > s.hwm AND (events.sink IS NULL OR events.sink = s.name))
 	AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = :seq)`
 
 // sweepDoneSQL is dropDoneSQL for every event at once: after a sink was
 // removed, or moved its hwm past events it does not receive.
 const sweepDoneSQL = `DELETE FROM events WHERE state = 3
-	AND seq <= (SELECT coalesce(min(hwm), 0) FROM sinks)
+	AND NOT EXISTS (SELECT 1 FROM sinks s WHERE events.seq > s.hwm AND (events.sink IS NULL OR events.sink = s.name))
 	AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq)`
 
 const hasSecondariesSQL = `SELECT EXISTS (SELECT 1 FROM sinks)`
@@ -158,15 +163,35 @@ func (o *outbox) sweepDone() (err error) {
 // dropSinkSpansSQL deletes the spans a removed sink kept.
 const dropSinkSpansSQL = `DELETE FROM spans WHERE sink = ?`
 
-// syncSinks makes the sinks table hold the secondaries named: a new one
-// starts at hwm 0 (it receives every event the outbox holds), one no
-// longer named goes with its progress and dead letters. It reports what
-// it dropped. Without secondaries, events the primary held in stateDone
-// for them go too.
+// syncSinks makes the sinks table hold the secondaries named, o.primary
+// being the first sink: a new one starts at the largest seq (it receives
+// the events queued from now on) or, in a home's first configuration, at
+// 0 (sinkchange.go); one no longer named goes with its progress and dead
+// letters; a first sink that is another than before takes its own
+// progress into the events rows (movePrimary). It reports what it
+// dropped. Without secondaries, events the primary held in stateDone for
+// them go too.
 func (o *outbox) syncSinks(secondaries []string) (dropped map[string]int64, err error) {
 	err = o.immediate(func() error {
+		hadSecondaries, err := o.hasSecondaries()
+		if err != nil {
+			return err
+		}
+		// The first sink may be another than the outbox recorded
+		// (sinkchange.go); a sink added now starts from the events
+		// queued from now on when the outbox delivered before.
+		delivering, err := o.notePrimary(secondaries, hadSecondaries)
+		if err != nil {
+			return err
+		}
+		from := int64(0)
+		if delivering {
+			if from, err = o.maxSeq(); err != nil {
+				return err
+			}
+		}
 		var have []string
-		err := sqlitex.Execute(o.conn, `SELECT name FROM sinks`, &sqlitex.ExecOptions{
+		err = sqlitex.Execute(o.conn, `SELECT name FROM sinks`, &sqlitex.ExecOptions{
 			ResultFunc: func(stmt *sqlite.Stmt) error { have = append(have, stmt.ColumnText(0)); return nil },
 		})
 		if err != nil {
@@ -193,8 +218,8 @@ func (o *outbox) syncSinks(secondaries []string) (dropped map[string]int64, err 
 			}
 		}
 		for _, name := range secondaries {
-			if err := sqlitex.Execute(o.conn, `INSERT INTO sinks (name, hwm) VALUES (?, 0) ON CONFLICT (name) DO NOTHING`,
-				&sqlitex.ExecOptions{Args: []any{name}}); err != nil {
+			if err := sqlitex.Execute(o.conn, `INSERT INTO sinks (name, hwm) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
+				&sqlitex.ExecOptions{Args: []any{name, from}}); err != nil {
 				return err
 			}
 		}
@@ -439,7 +464,12 @@ func (q *sinkQueue) release(token string, events []event, at time.Time, counted 
 	if err := q.forEach(sqReleaseSQL, token, events, args); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if counted {
+	if counted || errMsg != "" {
+		// failed counts every delivery an answer failed, a breaker's
+		// probe and a paused one too (an uncounted release with an
+		// error), not only those that use up an attempt: a sink that
+		// stays down shows its failures growing. A release without an
+		// error gives back events that were not sent (splitBatch).
 		return q.add(map[string]any{":failed": len(events)})
 	}
 	return nil

@@ -49,8 +49,11 @@ const salvageCountSQL = `SELECT count(*) FROM events INDEXED BY %s WHERE seq > :
 // salvageMetaSQL reads the status and totals of the corrupt outbox, but
 // not its seq_offset: that counts the events of the old file's seqs, and
 // the fresh outbox numbers what it copies afresh from 1 (countsSQL); nor
-// the state of a salvage that file itself was still making.
-const salvageMetaSQL = `SELECT key, value FROM meta WHERE key NOT IN ('seq_offset', 'salvage_state')`
+// the state of a salvage that file itself was still making; nor the name
+// of the first sink (sinkchange.go): the other sinks' progress is not
+// carried over, so the fresh outbox is a first configuration, whose sinks
+// receive everything it holds.
+const salvageMetaSQL = `SELECT key, value FROM meta WHERE key NOT IN ('seq_offset', 'salvage_state', 'primary_sink')`
 
 // salvageOffsetSQL reads the old file's seq_offset: with the largest seq
 // the walk reached, it says how many events the file held (countsSQL).
@@ -425,8 +428,9 @@ func (s *salvager) saveState() error {
 func (s *salvager) finish(ctx context.Context, aside string, log *slog.Logger) error {
 	s.opts.step(ctx, "copied")
 	now := time.Now()
-	if len(s.st.Ranges) > 0 && s.from == nil && aside != "" {
-		// Walked before a kill: the pages are scanned now.
+	if s.from == nil && aside != "" {
+		// Walked before a kill: the pages are scanned, and the spans
+		// copied (copySpans), now.
 		if from, err := openSalvage(aside); err == nil {
 			s.from = from
 		}
@@ -452,11 +456,19 @@ func (s *salvager) finish(ctx context.Context, aside string, log *slog.Logger) e
 		if err := s.to.recordSalvage(lost, !exact, filepath.Base(aside)); err != nil {
 			return fmt.Errorf("record the salvage: %w", err)
 		}
+		spans, readErr, err := s.copySpans()
+		if err != nil {
+			return fmt.Errorf("carry the spans over: %w", err)
+		}
+		if readErr != nil && !s.st.Total {
+			log.Warn("salvage: the spans table of the corrupt outbox could not be read whole; the spans it held go out unfinished",
+				"spans_carried", spans, "error", readErr)
+		}
 		if err := sqlitex.Execute(s.to.conn, salvageDoneSQL, nil); err != nil {
 			return err
 		}
 		log.Warn("outbox was corrupt: moved it aside and salvaged what it could read",
-			"aside", aside, "salvaged", s.st.Copied+found, "lost", lost, "exact", exact, "all_lost", s.st.Total)
+			"aside", aside, "salvaged", s.st.Copied+found, "lost", lost, "exact", exact, "all_lost", s.st.Total, "spans_carried", spans)
 		return nil
 	})
 	if s.from != nil {

@@ -137,6 +137,9 @@ func (s *otlpSink) commitSpans() {
 // keepState writes the spans' changes not yet in the outbox, in the
 // caller's transaction. On an error they stay queued for the next batch.
 func (s *otlpSink) keepState() error {
+	if err := s.keepLogsAcked(); err != nil {
+		return err
+	}
 	if s.store == nil || len(s.unsaved) == 0 {
 		return nil
 	}

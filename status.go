@@ -73,6 +73,11 @@ type outboxStatus struct {
 	SpillError      string `json:"spill_error,omitempty"`
 	Error           string `json:"error,omitempty"`
 	storeStatus
+	// SummedOverSinks is the number of sinks the counts above are summed
+	// over, when there are several; FirstSink is then the first sink's
+	// own figures (statussinks.go).
+	SummedOverSinks int         `json:"summed_over_sinks,omitempty"`
+	FirstSink       *sinkStatus `json:"first_sink,omitempty"`
 }
 
 // deliveryStatus is status's "delivery" object.
@@ -240,12 +245,16 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			}
 		}
 	}
-	switch {
-	case *metrics:
+	if *metrics {
 		if rep.Outbox.Error != "" {
 			return fmt.Errorf("read the outbox: %s", rep.Outbox.Error)
 		}
 		return writeMetrics(cfg.stdout, rep.Daemon.State == "running", metricsOf(&rep, primaryName(cfg), rep.meta))
+	}
+	if f := rep.Outbox.FirstSink; f != nil {
+		f.Name = primaryName(cfg)
+	}
+	switch {
 	case *asJSON:
 		writeJSON(cfg.stdout, rep, false)
 	default:
@@ -303,6 +312,7 @@ func fillOutboxStatus(h home, rep *statusReport) error {
 			rep.Sinks[i].State = "stopped"
 		}
 	}
+	sumSinks(rep, m, rep.Daemon.State == "running")
 	if err := fillStoreStatus(ob, m, &rep.Outbox.storeStatus); err != nil {
 		return err
 	}
@@ -348,6 +358,9 @@ func printStatus(w io.Writer, rep *statusReport, color bool) {
 		fmt.Fprintf(w, "endpoint: %s (from %s)\n", endpoint, rep.EndpointSource)
 	}
 	printDelivery(w, rep.Delivery, paint)
+	if f := rep.Outbox.FirstSink; f != nil {
+		printSinks(w, []sinkStatus{*f}, paint)
+	}
 	printSinks(w, rep.Sinks, paint)
 	if len(rep.Redacted) > 0 {
 		fmt.Fprintf(w, "redacted: %s\n", formatRedactions(rep.Redacted))
@@ -397,6 +410,9 @@ func printOutbox(w io.Writer, o outboxStatus, paint func(c, s string) string) {
 		fmt.Fprintf(w, "outbox:   cannot be read: %s", firstLine(o.Error))
 	} else {
 		fmt.Fprintf(w, "outbox:   %d pending, %d inflight, %d dead", o.Pending, o.Inflight, o.Dead)
+		if o.SummedOverSinks > 0 {
+			fmt.Fprintf(w, ", summed over %d sinks", o.SummedOverSinks)
+		}
 	}
 	if o.Spilled > 0 {
 		fmt.Fprintf(w, ", %d spilled", o.Spilled)
