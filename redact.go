@@ -56,8 +56,9 @@ func redactOptionsFromEnv(getenv func(string) string) redactOptions {
 type redactRule struct {
 	name string
 	// keywords are lower-case strings one of which any match holds: the
-	// rule runs only on text that holds one (see ruleSet). A rule without
-	// keywords always runs.
+	// rule runs only on text that holds one (see ruleSet). In a keyword,
+	// # stands for any digit (anyDigit). A rule without keywords always
+	// runs.
 	keywords []string
 	mask     keyBits        // bits of the keywords in the ruleSet
 	re       *regexp.Regexp // group 1, when there is one, is what is replaced
@@ -93,7 +94,7 @@ type redactRule struct {
 type ruleSet struct {
 	rules    []redactRule
 	keyEnd   *regexp.Regexp // a private key's END line
-	keywords []string       // lower case, three bytes or more
+	keywords []string       // lower case, three bytes or more, # for any digit
 	byFirst  [256][]uint8   // indexes into keywords, by first byte
 	// starts has bit triple(c0, c1, c2) set when a keyword starts with
 	// the bytes c0 c1 c2: one look-up rules out nearly every position of
@@ -157,7 +158,7 @@ func (rs *ruleSet) seen(text []byte) keyBits {
 				continue
 			}
 			j := 1
-			for j < len(kw) && rs.fold[text[i+j]] == kw[j] {
+			for j < len(kw) && (rs.fold[text[i+j]] == kw[j] || kw[j] == anyDigit && isDigit(text[i+j])) {
 				j++
 			}
 			if j == len(kw) {
@@ -166,6 +167,21 @@ func (rs *ruleSet) seen(text []byte) keyBits {
 		}
 	}
 	return m
+}
+
+// anyDigit in a keyword stands for any digit: the port of a .pgpass line
+// (:####:) is any four digits. Other keywords, such as 4b1d, ask for the
+// digits they hold: hashes and UUIDs hold digits and hex letters in every
+// order.
+const anyDigit = '#'
+
+// digitsFor returns the bytes that c stands for in a keyword: itself, or
+// the ten digits for anyDigit.
+func digitsFor(c byte) string {
+	if c == anyDigit {
+		return "0123456789"
+	}
+	return string(c)
 }
 
 // triple is where a keyword's first three bytes, in lower case, have
@@ -194,9 +210,15 @@ func newRuleSet(rules []redactRule) *ruleSet {
 			}
 			i = len(rs.keywords)
 			rs.keywords = append(rs.keywords, k)
-			rs.byFirst[k[0]] = append(rs.byFirst[k[0]], uint8(i))
-			t := triple(k[0], k[1], k[2])
-			rs.starts[t>>6] |= 1 << (t & 63)
+			for _, c0 := range []byte(digitsFor(k[0])) {
+				rs.byFirst[c0] = append(rs.byFirst[c0], uint8(i))
+				for _, c1 := range []byte(digitsFor(k[1])) {
+					for _, c2 := range []byte(digitsFor(k[2])) {
+						t := triple(c0, c1, c2)
+						rs.starts[t>>6] |= 1 << (t & 63)
+					}
+				}
+			}
 		}
 		var b keyBits
 		b.set(i)
@@ -320,8 +342,9 @@ func compileBuiltinRules() *ruleSet {
 		// scheme://user:password@host; the scheme is checked in find.
 		mk("url-credentials", `://[^\s:/?#@"'<>]+:([^\s/?#@"'<>]+)@`, kw("://"), valid(urlPassword)),
 		// The password of a line of a .pgpass, whose fields have no name
-		// that says secret (pgpassLines).
-		mk("pgpass", "", kw(":5432:", ":6432:", ":*:"), scan(pgpassLines), valid(mayBeSecret)),
+		// that says secret (pgpassLines): its port is three to five
+		// digits, or *.
+		mk("pgpass", "", kw(":###:", ":####:", ":#####:", ":*:"), scan(pgpassLines), valid(mayBeSecret)),
 	}
 	for _, p := range providerRules() {
 		r := redactRule{name: p.name, keywords: p.keywords, word: p.word, bounded: p.bounded, alone: p.alone, valid: p.valid, scan: p.scan}

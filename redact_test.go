@@ -895,6 +895,7 @@ var adversarial = []struct {
 	{"netrc", func(n int) []byte { return stringPayload(strings.Repeat("login a password ", n/17)) }},
 	{"ini-lines", func(n int) []byte { return stringPayload(strings.Repeat("token = token = a1b2c3d4e5\n", n/27)) }},
 	{"pgpass", func(n int) []byte { return stringPayload("'" + strings.Repeat("h:5432:d:u:", n/11)) }},
+	{"pgpass-ports", func(n int) []byte { return stringPayload("'" + strings.Repeat("h:15432:d:u:", n/12)) }},
 }
 
 // stringPayload is a hook event whose one long string is s.
@@ -965,8 +966,8 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 		{"private-key", regexp.MustCompile(`-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----(?:[\s\S]*?` + keyEnd + `|[\s\S]*)`),
 			func(text []byte, found func(s, e int)) { privateKeys(begin, end, text, found) },
 			[]string{"-----BEGIN", "-----END", " PRIVATE KEY-----", "+PRIVATE+KEY", " BLOCK-----", "RSA", "\n", "MIIE", "-"}, false},
-		{"pgpass", regexp.MustCompile(`(?m)(?:^|['"])[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)(?:[ \t\r]*$|['"])`), pgpassLines,
-			[]string{":", "5432:", "6432", "*", "h", "db", "\n", "\r", " ", "'", "\"", "#", "pw:x", "\t"}, true},
+		{"pgpass", regexp.MustCompile(`(?m)(?:^|['"])(?:[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)|[^:\s#'"]*[^:\s#'"0-9][^:\s#'"]*:[1-9][0-9]{2,4}:[^:\s'"]+:[^:\s'"]+:([^\s'":]+))(?:[ \t\r]*$|['"])`), pgpassLines,
+			[]string{":", "5432:", "6432", "*", "h", "db", "\n", "\r", " ", "'", "\"", "#", "pw:x", "\t", "5433:", "25060", "0", "1", "7"}, true},
 	} {
 		rnd := rand.New(rand.NewPCG(21, uint64(len(tc.name))))
 		for range 3000 {
@@ -979,7 +980,11 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 			if tc.group {
 				want = nil
 				for _, m := range tc.re.FindAllSubmatchIndex(text, -1) {
-					want = append(want, m[2:4])
+					g := m[2:]
+					for len(g) > 2 && g[0] < 0 { // the group of the alternative that matched
+						g = g[2:]
+					}
+					want = append(want, g[:2])
 				}
 			}
 			var got [][]int
@@ -1169,6 +1174,63 @@ func TestRedactConfigFileSecrets(t *testing.T) {
 		"login oops\npassword too-late-in-file\n",
 		"\tkind     PEMCipher\n\tpassword []byte\n", // crypto/x509/pem_decrypt_test.go
 		"db.example.com:5432:*:*:changeme\n",
+	}
+	for _, c := range cases {
+		p, _ := json.Marshal(map[string]any{"tool_response": map[string]string{"stdout": c.text}})
+		out := r.payload(p, func(string) {})
+		if left := survivors(string(out), c.secret); len(left) > 0 {
+			t.Errorf("secret %q left in %q:\n%s", c.secret, c.text, out)
+		}
+	}
+	for _, text := range benign {
+		p, _ := json.Marshal(map[string]any{"tool_response": map[string]string{"stdout": text}})
+		var rules []string
+		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
+			t.Errorf("replaced %v in benign text %q:\n%s", rules, text, out)
+		}
+	}
+}
+
+// TestRedactConfigWordsAndPgpassPorts checks two kinds of config-file
+// secrets that read as no secret by shape alone: an unquoted password of
+// letters only at the start of an .ini, .env or my.cnf line (password =
+// CorrectHorseBatteryStaple, xkcd's), and a .pgpass line on a port other
+// than PostgreSQL's and PgBouncer's (Supabase's pooler 6543,
+// DigitalOcean's 25060, CockroachDB's 26257, a second cluster's 5433),
+// with * fields. Beside them, text of the same shape that stays: code
+// indented in a function, IPv6 addresses, positions of a compiler's
+// messages (GOROOT/src/net and cmd/internal/src hold such lines).
+func TestRedactConfigWordsAndPgpassPorts(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ text, secret string }{
+		{"[client]\nuser = app\npassword = CorrectHorseBatteryStaple\n", "CorrectHorseBatteryStaple"}, // ~/.my.cnf
+		{"[mysqld]\npassword = hunter\n", "hunter"},
+		{"DB_PASSWORD = correcthorsebatterystaple\n", "correcthorsebatterystaple"}, // a spaced .env line
+		{"spring.datasource.password = Tiramisu # prod\n", "Tiramisu"},             // .properties
+		{"export API_TOKEN = WhiskeyTangoFoxtrot\n", "WhiskeyTangoFoxtrot"},
+		{"db.example.com:5433:app:alice:Kx8vTqLm02\n", "Kx8vTqLm02"},
+		{"aws-0-eu-central-1.pooler.supabase.com:6543:postgres:postgres.abcdefghij:Tr0ub4dor3\n", "Tr0ub4dor3"},
+		{"db-postgresql-fra1-12345-do-user-1.b.db.ondigitalocean.com:25060:defaultdb:doadmin:AVNS_x7Qz9pLm2KvB\n", "AVNS_x7Qz9pLm2KvB"},
+		{"*:26257:*:root:CockroachPass9\n", "CockroachPass9"},
+		{"localhost:5433:*:*:Zq81mLp03vTr\n", "Zq81mLp03vTr"},
+		{"echo 'replica.internal:15432:*:replicator:Qw3rtyUi0p' >> ~/.pgpass", "Qw3rtyUi0p"},
+	}
+	benign := []string{
+		"\tpassword = userInput\n",
+		"    token = response\n",
+		"password = password\n",
+		"secret = changeme\n",
+		"token = required\n",
+		"enter the password = your login word\n",
+		"\"2001:4860:0000:2001:0000:0000:0000:0068\"\n", // net/ip_test.go
+		"2001:4860:4860:0000:0000:0000:0000:8888\n",
+		"\"f3:102:7[f1:12:7]\"\n",                             // cmd/internal/src/pos_test.go
+		"{\"1234:567:fefe:bcbc:adad:9e4a:89a:bcde\", \"\"}\n", // net/lookup_test.go
+		"12:34:56:78:90\n",
+		"main.go:120:14:error:undefined\n",
 	}
 	for _, c := range cases {
 		p, _ := json.Marshal(map[string]any{"tool_response": map[string]string{"stdout": c.text}})

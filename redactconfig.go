@@ -11,6 +11,11 @@ import "bytes"
 // is read as a secret though it reads as an identifier too.
 const minConfigSecret = 8
 
+// minConfigWord is the shortest unquoted value of letters alone that a
+// config line gives and configValue reads as a secret: hunter, a password
+// as people choose them.
+const minConfigWord = 6
+
 // configValue reports whether text[v:e], a value given to the name that
 // starts at name with " = " and read as an identifier (codeValue), is a
 // config file's secret: the name starts its line (blanks, export and a
@@ -18,13 +23,36 @@ const minConfigSecret = 8
 // the value ends it (blanks and a # comment aside), and the value reads
 // as a secret rather than a variable: eight bytes or more of letters and
 // digits, both (code names its variables with words, and a name that
-// says secret, nextToken2, is no secret: mayBeSecret).
+// says secret, nextToken2, is no secret: mayBeSecret), or, on a line that
+// is not indented, six letters or more (password = hunter in a my.cnf,
+// password = CorrectHorseBatteryStaple in an .env): code that gives a
+// variable a variable does so inside a function, indented, and at the
+// top of a file declares it (var, let, const) or calls something.
 func (sc *scratch) configValue(text []byte, name, v, e int) bool {
 	s := text[v:e]
-	if len(s) < minConfigSecret || !letterDigitWord(s) {
+	switch {
+	case len(s) >= minConfigSecret && letterDigitWord(s):
+	case len(s) >= minConfigWord && allLetters(s) && !sc.indented(text, name):
+	default:
 		return false
 	}
 	return sc.startsLine(text, name) && endsLine(text, e)
+}
+
+// allLetters is true of ASCII letters alone.
+func allLetters(b []byte) bool {
+	for _, c := range b {
+		if !isLetter(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// indented reports whether the line that holds text[i] starts with a blank.
+func (sc *scratch) indented(text []byte, i int) bool {
+	ls := sc.line.lineStart(text, i)
+	return ls < i && (text[ls] == ' ' || text[ls] == '\t')
 }
 
 // letterDigitWord is true of letters and digits alone, both among them.
@@ -143,14 +171,18 @@ func (sc *scratch) followsLogin(text []byte, name int) bool {
 const maxPgpassField = 255
 
 // pgpassLines finds the passwords of .pgpass lines in text,
-// host:port:database:user:password, with port 5432 (PostgreSQL's), 6432
-// (PgBouncer's) or *, as the expression
-// (?m)(?:^|['"])[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)(?:[ \t\r]*$|['"])
+// host:port:database:user:password, as the expression
+// (?m)(?:^|['"])(?:[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)|[^:\s#'"]*[^:\s#'"0-9][^:\s#'"]*:[1-9][0-9]{2,4}:[^:\s'"]+:[^:\s'"]+:([^\s'":]+))(?:[ \t\r]*$|['"])
 // would, each field up to maxPgpassField bytes. The line may be quoted in
-// a command (echo 'h:5432:db:u:pw' >> ~/.pgpass). Found by hand: the
-// regexp machine, with no literal prefix to scan for, reads a long text a
-// few megabytes a second. Each colon is looked at, and each field read,
-// a bounded number of times.
+// a command (echo 'h:5432:db:u:pw' >> ~/.pgpass). On a port other than
+// PostgreSQL's 5432, PgBouncer's 6432 and * (Supabase's pooler 6543,
+// DigitalOcean's 25060, a second cluster's 5433), the line is read more
+// strictly, for an IPv6 address (2001:4860:0:2001::68) and a compiler's
+// position (f3:102:7) are shaped alike: the host holds a byte that is no
+// digit, and the password no colon. Found by hand: the regexp machine,
+// with no literal prefix to scan for, reads a long text a few megabytes a
+// second. Each colon is looked at, and each field read, a bounded number
+// of times.
 func pgpassLines(text []byte, found func(start, end int)) {
 	for i := 0; ; {
 		c := bytes.IndexByte(text[i:], ':')
@@ -159,11 +191,11 @@ func pgpassLines(text []byte, found func(start, end int)) {
 		}
 		c += i
 		i = c + 1
-		port := pgpassPort(text[c+1:])
-		if port == 0 || !pgpassHost(text, c) {
+		port, known := pgpassPort(text[c+1:])
+		if port == 0 || !pgpassHost(text, c, known) {
 			continue
 		}
-		s, e, ok := pgpassPassword(text, c+1+port+1)
+		s, e, ok := pgpassPassword(text, c+1+port+1, known)
 		if !ok {
 			continue
 		}
@@ -176,30 +208,41 @@ func pgpassLines(text []byte, found func(start, end int)) {
 }
 
 // pgpassPort returns the length of the port that rest starts with, and
-// the colon after it: 5432, 6432 or *; 0 for any other.
-func pgpassPort(rest []byte) int {
+// the colon after it: 5432, 6432 or * (known), or any other of three to
+// five digits, the first not 0; 0 for none.
+func pgpassPort(rest []byte) (n int, known bool) {
 	switch {
 	case bytes.HasPrefix(rest, []byte("5432:")), bytes.HasPrefix(rest, []byte("6432:")):
-		return 4
+		return 4, true
 	case bytes.HasPrefix(rest, []byte("*:")):
-		return 1
+		return 1, true
 	}
-	return 0
+	for n < len(rest) && n < 6 && isDigit(rest[n]) {
+		n++
+	}
+	if n < 3 || n > 5 || n == len(rest) || rest[n] != ':' || rest[0] == '0' {
+		return 0, false
+	}
+	return n, false
 }
 
 // pgpassHost reports whether a host ends at the colon text[c]: a field
-// that starts the line or follows a quote.
-func pgpassHost(text []byte, c int) bool {
+// that starts the line or follows a quote, and, on a port not known,
+// holds a byte that is no digit.
+func pgpassHost(text []byte, c int, known bool) bool {
 	h := c
+	digits := true
 	for h > 0 && c-h <= maxPgpassField && !endsPgpassField(text[h-1]) && text[h-1] != '#' {
 		h--
+		digits = digits && isDigit(text[h])
 	}
-	return h < c && (h == 0 || text[h-1] == '\n' || isQuote(text[h-1]))
+	return h < c && (known || !digits) && (h == 0 || text[h-1] == '\n' || isQuote(text[h-1]))
 }
 
 // pgpassPassword reads the database, the user and the password of a
-// .pgpass line from text[k]; [start, end) is the password.
-func pgpassPassword(text []byte, k int) (start, end int, ok bool) {
+// .pgpass line from text[k]; [start, end) is the password, which holds no
+// colon unless the port is known.
+func pgpassPassword(text []byte, k int, known bool) (start, end int, ok bool) {
 	field := func(k int) int { // the end of the field at text[k]
 		from := k
 		for k < len(text) && k-from <= maxPgpassField && !endsPgpassField(text[k]) {
@@ -215,7 +258,7 @@ func pgpassPassword(text []byte, k int) (start, end int, ok bool) {
 		k = e + 1
 	}
 	e := k
-	for e < len(text) && e-k <= maxPgpassField && !isSpace(text[e]) && !isQuote(text[e]) {
+	for e < len(text) && e-k <= maxPgpassField && !isSpace(text[e]) && !isQuote(text[e]) && (known || text[e] != ':') {
 		e++
 	}
 	return k, e, e > k && e-k <= maxPgpassField && pgpassEnd(text, e)
