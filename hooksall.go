@@ -12,25 +12,16 @@ import (
 // says which it wired and which it skipped, and why. An agent that fails
 // does not stop the others; the command fails when one did.
 func hooksInstallAll(cfg config, opts hookOptions, dryRun bool) error {
-	var wired, failed []string
-	for _, a := range agents {
+	opts.all = false
+	wired, err := hooksEachAgent(cfg, "install", opts, dryRun, func(a agentSpec) (bool, string) {
 		found, why := a.found(cfg.getenv)
-		if !found {
-			fmt.Fprintf(cfg.stdout, "skipped %s: %s\n", a.name, why)
-			continue
+		if found {
+			fmt.Fprintf(cfg.stdout, "%s: found (%s)\n", a.name, why)
 		}
-		fmt.Fprintf(cfg.stdout, "%s: found (%s)\n", a.name, why)
-		o := opts
-		o.all = false
-		if err := hooksDo(cfg, "install", a, o, "", dryRun); err != nil {
-			fmt.Fprintf(cfg.stderr, "difflore: %s: %v\n", a.name, err)
-			failed = append(failed, a.name)
-			continue
-		}
-		wired = append(wired, a.name)
-	}
+		return found, why
+	})
 	switch {
-	case len(wired) == 0 && len(failed) == 0:
+	case wired == nil && err == nil:
 		fmt.Fprintln(cfg.stdout, "no agent found on this machine; nothing installed")
 	case len(wired) > 0 && !dryRun:
 		fmt.Fprintf(cfg.stdout, "wired: %s\n", strings.Join(wired, ", "))
@@ -40,11 +31,7 @@ func hooksInstallAll(cfg config, opts hookOptions, dryRun bool) error {
 			fmt.Fprintln(cfg.stdout, "the hooks queue events; a daemon delivers them: run 'difflore run --detach' or 'difflore service install', or install again with --autostart")
 		}
 	}
-	if len(failed) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("could not wire %s", strings.Join(failed, ", ")),
-			hint: "run 'difflore hooks install AGENT' for each to see why"}
-	}
-	return nil
+	return err
 }
 
 // hooksPrintAll is 'hooks print --all': every agent's hooks, each after a
@@ -71,31 +58,43 @@ func hooksPrintAll(cfg config, opts hookOptions) error {
 // every agent whose hooks (or plugin) status finds wired, through each
 // agent's own uninstaller, and names the others as skipped.
 func hooksUninstallAll(cfg config, dryRun bool) error {
-	var unwired, failed []string
-	for _, a := range agents {
+	unwired, err := hooksEachAgent(cfg, "uninstall", hookOptions{}, dryRun, func(a agentSpec) (bool, string) {
 		line, _, _ := a.status(cfg, "")
-		if !strings.HasPrefix(line, "wired") {
-			fmt.Fprintf(cfg.stdout, "skipped %s: not wired\n", a.name)
-			continue
-		}
-		if err := hooksDo(cfg, "uninstall", a, hookOptions{}, "", dryRun); err != nil {
-			fmt.Fprintf(cfg.stderr, "difflore: %s: %v\n", a.name, err)
-			failed = append(failed, a.name)
-			continue
-		}
-		unwired = append(unwired, a.name)
-	}
+		return strings.HasPrefix(line, "wired"), "not wired"
+	})
 	switch {
-	case len(unwired) == 0 && len(failed) == 0:
+	case unwired == nil && err == nil:
 		fmt.Fprintln(cfg.stdout, "no agent is wired; nothing changed")
 	case len(unwired) > 0 && !dryRun:
 		fmt.Fprintf(cfg.stdout, "unwired: %s\n", strings.Join(unwired, ", "))
 	}
-	if len(failed) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("could not unwire %s", strings.Join(failed, ", ")),
-			hint: "run 'difflore hooks uninstall AGENT' for each to see why"}
+	return err
+}
+
+// hooksEachAgent runs the hooks subcommand sub for every agent that take
+// picks, naming each one it passes over with take's reason, and returns
+// the agents it was done for. An agent that fails does not stop the
+// others; the error names every one that failed.
+func hooksEachAgent(cfg config, sub string, opts hookOptions, dryRun bool, take func(agentSpec) (bool, string)) ([]string, error) {
+	var done, failed []string
+	for _, a := range agents {
+		if ok, why := take(a); !ok {
+			fmt.Fprintf(cfg.stdout, "skipped %s: %s\n", a.name, why)
+			continue
+		}
+		if err := hooksDo(cfg, sub, a, opts, "", dryRun); err != nil {
+			fmt.Fprintf(cfg.stderr, "difflore: %s: %v\n", a.name, err)
+			failed = append(failed, a.name)
+			continue
+		}
+		done = append(done, a.name)
 	}
-	return nil
+	if len(failed) > 0 {
+		verb := map[string]string{"install": "wire", "uninstall": "unwire"}[sub]
+		return done, &exitError{code: 1, err: fmt.Errorf("could not %s %s", verb, strings.Join(failed, ", ")),
+			hint: "run 'difflore hooks " + sub + " AGENT' for each to see why"}
+	}
+	return done, nil
 }
 
 // found reports whether the agent is on this machine, and why it was

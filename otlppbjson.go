@@ -119,17 +119,9 @@ func (p *pbJSON) object(b []byte, depth int) ([]byte, bool) {
 			if depth == 0 && ok {
 				p.noteID(key, at)
 			}
-			p.skipSpace()
-			switch {
-			case !ok || p.i >= len(p.data):
-				ok = false
-			case p.data[p.i] == ',':
-				p.i++
-			case p.data[p.i] == '}':
-				p.i++
+			var closed bool
+			if closed, ok = p.next(ok, '}'); closed {
 				return b
-			default:
-				ok = false
 			}
 		}
 		return b
@@ -151,22 +143,32 @@ func (p *pbJSON) array(b []byte, depth int) ([]byte, bool) {
 				b, ok = p.value(b, depth+1)
 				return b
 			})
-			p.skipSpace()
-			switch {
-			case !ok || p.i >= len(p.data):
-				ok = false
-			case p.data[p.i] == ',':
-				p.i++
-			case p.data[p.i] == ']':
-				p.i++
+			var closed bool
+			if closed, ok = p.next(ok, ']'); closed {
 				return b
-			default:
-				ok = false
 			}
 		}
 		return b
 	})
 	return b, ok
+}
+
+// next reads what follows an object's member or an array's element: a
+// comma (another comes), or closer (closed: the container ends here). ok
+// is false for anything else, or when the item itself was not ok.
+func (p *pbJSON) next(itemOK bool, closer byte) (closed, ok bool) {
+	p.skipSpace()
+	switch {
+	case !itemOK || p.i >= len(p.data):
+		return false, false
+	case p.data[p.i] == ',':
+		p.i++
+		return false, true
+	case p.data[p.i] == closer:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
 
 // str reads a string. One without escapes, of valid UTF-8 and no control
