@@ -1211,26 +1211,26 @@ func agentSaves(t *testing.T, path string) int {
 	return doc.AgentSaves
 }
 
-// TestHooksInstallAgentSavesMeanwhile makes the agent save its settings at
-// the worst moment: after install wrote the new file and before it
-// replaces the old one. Install must not throw the agent's save away: it
-// merges again into what the agent saved; and when the agent saves at that
-// moment every time, it gives up and says so, leaving the agent's file.
-func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
+// installAgentSavesOnce writes Claude's settings as the user had them,
+// then installs while the agent saves them once, at step of the edit, and
+// checks that the agent's save, the user's key and the hooks are all in
+// the file. It returns the file and the program the hooks name.
+func installAgentSavesOnce(t *testing.T, step string) (path, exe string) {
+	t.Helper()
 	testHome(t)
 	setUserHome(t)
 	a, _ := findAgent("claude")
-	path, _ := a.settingsPath(os.Getenv, "")
+	path, _ = a.settingsPath(os.Getenv, "")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, []byte(`{"model": "opus"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	exe := filepath.Join(t.TempDir(), "difflore")
+	exe = filepath.Join(t.TempDir(), "difflore")
 	saves := 0
-	saveOnce := func(step string) {
-		if step == stepSettingsWritten && saves == 0 {
+	saveOnce := func(at string) {
+		if at == step && saves == 0 {
 			saves++
 			if err := agentSave(path, saves); err != nil {
 				t.Error(err)
@@ -1247,11 +1247,20 @@ func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
 		t.Errorf("after install, the agent's save %d is in the file, want 1: install threw it away", got)
 	}
 	// The program's path as the hook command names it.
-	inCommand := filepath.ToSlash
-	if data, _ := os.ReadFile(path); !strings.Contains(string(data), inCommand(exe)) || !strings.Contains(string(data), "opus") {
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), filepath.ToSlash(exe)) || !strings.Contains(string(data), "opus") {
 		t.Errorf("the hooks or the user's key are missing:\n%s", data)
 	}
+	return path, exe
+}
 
+// TestHooksInstallAgentSavesMeanwhile makes the agent save its settings at
+// the worst moment: after install wrote the new file and before it
+// replaces the old one. Install must not throw the agent's save away: it
+// merges again into what the agent saved; and when the agent saves at that
+// moment every time, it gives up and says so, leaving the agent's file.
+func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
+	path, exe := installAgentSavesOnce(t, stepSettingsWritten)
+	saves := 1
 	saveAlways := func(step string) {
 		if step == stepSettingsWritten {
 			saves++
@@ -1267,7 +1276,7 @@ func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
 	if got := agentSaves(t, path); got != saves {
 		t.Errorf("after install, the agent's save %d is in the file, want its last, %d", got, saves)
 	}
-	if data, _ := os.ReadFile(path); strings.Contains(string(data), inCommand(exe+"2")) {
+	if data, _ := os.ReadFile(path); strings.Contains(string(data), filepath.ToSlash(exe+"2")) {
 		t.Errorf("install wrote although it reported it could not:\n%s", data)
 	}
 }
@@ -1283,38 +1292,7 @@ func TestHooksInstallAgentSavesAfterCheck(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("only Linux swaps two files in one step (renameat2 RENAME_EXCHANGE); elsewhere a save in this moment is lost")
 	}
-	testHome(t)
-	setUserHome(t)
-	a, _ := findAgent("claude")
-	path, _ := a.settingsPath(os.Getenv, "")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(`{"model": "opus"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(t.TempDir(), "difflore")
-	saves := 0
-	saveOnce := func(step string) {
-		if step == stepSettingsChecked && saves == 0 {
-			saves++
-			if err := agentSave(path, saves); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	if err := installWithPause(t, saveOnce, "--command", exe, "claude"); err != nil {
-		t.Fatalf("install: %v", err)
-	}
-	if saves != 1 {
-		t.Fatalf("the agent saved %d times, want 1: the pause point was not reached", saves)
-	}
-	if got := agentSaves(t, path); got != 1 {
-		t.Errorf("after install, the agent's save %d is in the file, want 1: install threw it away", got)
-	}
-	if data, _ := os.ReadFile(path); !strings.Contains(string(data), filepath.ToSlash(exe)) || !strings.Contains(string(data), "opus") {
-		t.Errorf("the hooks or the user's key are missing:\n%s", data)
-	}
+	path, exe := installAgentSavesOnce(t, stepSettingsChecked)
 	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
 		var names []string
 		for _, e := range entries {
@@ -1326,7 +1304,7 @@ func TestHooksInstallAgentSavesAfterCheck(t *testing.T) {
 	// A settings file that did not exist, created by the agent in that
 	// moment, is not replaced either.
 	os.Remove(path)
-	saves = 0
+	saves := 0
 	if err := installWithPause(t, saveOnceNew(t, path, &saves), "--command", exe, "claude"); err != nil {
 		t.Fatalf("install: %v", err)
 	}
