@@ -130,7 +130,7 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
 	defer end(&err)
-	return o.claimIn(limit, budget, lease)
+	return o.claimNext(limit, budget, lease)
 }
 
 // claimNext is claim inside the caller's write transaction, in a savepoint
@@ -139,11 +139,6 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 // undoes only itself.
 func (o *outbox) claimNext(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	defer sqlitex.Save(o.conn)(&err)
-	return o.claimIn(limit, budget, lease)
-}
-
-// claimIn is claim's work in the transaction the caller holds.
-func (o *outbox) claimIn(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	now := o.now()
 	token = newToken()
 	err = sqlitex.Execute(o.conn, reclaimSQL, &sqlitex.ExecOptions{

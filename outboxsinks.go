@@ -294,19 +294,14 @@ func (q *sinkQueue) claim(limit, budget int, lease time.Duration) (token string,
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
 	defer end(&err)
-	return q.claimIn(limit, budget, lease)
+	return q.claimNext(limit, budget, lease)
 }
 
 // claimNext is claim inside the caller's write transaction, in a savepoint
 // of its own (outbox.claimNext).
 func (q *sinkQueue) claimNext(limit, budget int, lease time.Duration) (token string, events []event, err error) {
-	defer sqlitex.Save(q.ob.conn)(&err)
-	return q.claimIn(limit, budget, lease)
-}
-
-// claimIn is claim's work in the transaction the caller holds.
-func (q *sinkQueue) claimIn(limit, budget int, lease time.Duration) (token string, events []event, err error) {
 	o := q.ob
+	defer sqlitex.Save(o.conn)(&err)
 	now := o.now()
 	token = newToken()
 	if err := sqlitex.Execute(o.conn, sqReclaimSQL, &sqlitex.ExecOptions{Named: q.named(map[string]any{":now": now.UnixMilli(), ":max": maxAttempts})}); err != nil {
