@@ -282,11 +282,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 		dm.waitIdle(ctx)
 	}
 	// Shutting down: claims of a request cut short were given back by
-	// deliver, and a batch claimed ahead goes back here; nothing else is
-	// in flight.
-	if err := dm.d.giveBackNext(); err != nil {
-		dm.log.Warn("give back the next batch", "error", err)
-	}
+	// deliver; nothing else is in flight.
 	return nil
 }
 

@@ -60,10 +60,6 @@ type drainer struct {
 	// which may change the sink.
 	beforeSend func()
 
-	// next is the batch claimed in the transaction that settled the last
-	// one (claimAhead), which the next step sends; nil when there is none.
-	next *claimedBatch
-
 	// written is the status last stored in the meta table, so that a
 	// batch writes only the keys that changed: most of the nine stay the
 	// same from one batch to the next.
@@ -88,8 +84,6 @@ func newDrainer(ob queue, s sink, batch int, log *slog.Logger, now func() time.T
 // (outboxsinks.go).
 type queue interface {
 	claim(limit, budget int, lease time.Duration) (string, []event, error)
-	// claimNext is claim inside the caller's write transaction.
-	claimNext(limit, budget int, lease time.Duration) (string, []event, error)
 	ack(token string, events []event) error
 	release(token string, events []event, at time.Time, counted bool, errMsg string) error
 	giveBack(token string, events []event) error
@@ -137,7 +131,7 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	now := d.now()
 	d.capHolds(now)
 	if d.sink == nil || now.Before(d.holdUntil()) {
-		return false, d.giveBackNext()
+		return false, nil
 	}
 	if d.pauseAt != nil {
 		d.pauseAt(pauseClaim)
@@ -147,10 +141,7 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	if probing {
 		limit = 1 // a probe risks one event, not a batch
 	}
-	token, events, err := d.takeNext()
-	if token == "" {
-		token, events, err = d.ob.claim(limit, maxBatchBytes-batchFrame, claimLease)
-	}
+	token, events, err := d.ob.claim(limit, maxBatchBytes-batchFrame, claimLease)
 	if err != nil || len(events) == 0 {
 		return false, err
 	}
@@ -164,15 +155,13 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 		}
 		probing = d.breakerDelay > 0
 	}
-	return true, d.deliver(ctx, token, events, probing, true)
+	return true, d.deliver(ctx, token, events, probing)
 }
 
 // deliver sends events and settles them by the answer, one method per
 // verdict. A 400, 413 or 422 answer splits the batch in halves until the
-// event at fault stands alone. last says that events end the claimed
-// batch: a delivered last part claims the next batch as it settles
-// (claimAhead).
-func (d *drainer) deliver(ctx context.Context, token string, events []event, probing, last bool) error {
+// event at fault stands alone.
+func (d *drainer) deliver(ctx context.Context, token string, events []event, probing bool) error {
 	// Secrets are replaced in what is sent, not in the outbox: the
 	// events settled below are the ones claimed.
 	sent, redacted := d.redact.events(events)
@@ -224,7 +213,7 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
 		if len(events) > 1 {
-			return d.splitBatch(ctx, token, events, probing, last)
+			return d.splitBatch(ctx, token, events, probing)
 		}
 		d.log.Warn("dead-lettered", "id", events[0].ID, "error", r.err)
 		settle = func() error { return d.ob.bury(token, events, r.err) }
@@ -232,9 +221,6 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 		settle = d.onPaused(token, events, r, now, meta)
 	case retryLater:
 		settle = d.onRetryLater(token, events, r, now, probing)
-	}
-	if last && r.verdict == delivered && ctx.Err() == nil {
-		settle = d.claimAhead(settle)
 	}
 	return d.record(now, meta, settle)
 }
@@ -277,9 +263,9 @@ func (d *drainer) onDelivered(token string, events []event, r result, now time.T
 
 // splitBatch delivers the halves of a batch the endpoint refused as a
 // whole, one after the other.
-func (d *drainer) splitBatch(ctx context.Context, token string, events []event, probing, last bool) error {
+func (d *drainer) splitBatch(ctx context.Context, token string, events []event, probing bool) error {
 	half := len(events) / 2
-	if err := d.deliver(ctx, token, events[:half], probing, false); err != nil {
+	if err := d.deliver(ctx, token, events[:half], probing); err != nil {
 		return err
 	}
 	if d.now().Before(d.holdUntil()) || ctx.Err() != nil {
@@ -287,7 +273,7 @@ func (d *drainer) splitBatch(ctx context.Context, token string, events []event, 
 		// second half waits too, its attempt given back.
 		return d.ob.release(token, events[half:], d.now(), false, "")
 	}
-	return d.deliver(ctx, token, events[half:], probing, last)
+	return d.deliver(ctx, token, events[half:], probing)
 }
 
 // onPaused handles an answer that needs a person (401, 403, 404, a
@@ -359,7 +345,6 @@ func (d *drainer) record(now time.Time, meta map[string]string, settle func() er
 	})
 	if err != nil {
 		d.written = nil // unknown now: write every key next time
-		d.next = nil    // its claim was rolled back with the settlement
 		return err
 	}
 	if d.written == nil {

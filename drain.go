@@ -213,10 +213,6 @@ func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, view drai
 		}
 		p.update(d.delivered)
 	}
-	// Interrupted: a batch claimed ahead goes back untried.
-	if err := d.giveBackNext(); err != nil {
-		return err
-	}
 	after, err := view.count()
 	if err != nil {
 		return err

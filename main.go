@@ -118,7 +118,7 @@ func (cfg config) pauseAt(step string) {
 // The named steps a test may pause the daemon at (config.pauseAt).
 const (
 	pauseSend   = "send"   // a batch is claimed and about to be sent
-	pauseClaim  = "claim"  // a drain pass is about to claim a batch, or take the one claimed ahead
+	pauseClaim  = "claim"  // a drain pass is about to claim a batch
 	pauseSettle = "settle" // the endpoint answered; the batch is not settled yet
 )
 

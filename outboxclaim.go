@@ -125,22 +125,12 @@ func (o *outbox) claim(limit, budget int, lease time.Duration) (token string, ev
 			return "", nil, err
 		}
 	}
+	token = newToken()
 	end, err := o.begin()
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
 	defer end(&err)
-	return o.claimNext(limit, budget, lease)
-}
-
-// claimNext is claim inside the caller's write transaction, in a savepoint
-// of its own: the drainer claims the next batch in the transaction that
-// settles the last one (drainer.record), and a claim that fails there
-// undoes only itself.
-func (o *outbox) claimNext(limit, budget int, lease time.Duration) (token string, events []event, err error) {
-	defer sqlitex.Save(o.conn)(&err)
-	now := o.now()
-	token = newToken()
 	err = sqlitex.Execute(o.conn, reclaimSQL, &sqlitex.ExecOptions{
 		Named: map[string]any{":now": now.UnixMilli(), ":max": maxAttempts},
 	})

@@ -289,21 +289,12 @@ func (q *sinkQueue) claim(limit, budget int, lease time.Duration) (token string,
 	if ok, err := o.anyWork(sqAnyWorkSQL, map[string]any{":sink": q.name}, now); err != nil || !ok {
 		return "", nil, err
 	}
+	token = newToken()
 	end, err := o.begin()
 	if err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
 	defer end(&err)
-	return q.claimNext(limit, budget, lease)
-}
-
-// claimNext is claim inside the caller's write transaction, in a savepoint
-// of its own (outbox.claimNext).
-func (q *sinkQueue) claimNext(limit, budget int, lease time.Duration) (token string, events []event, err error) {
-	o := q.ob
-	defer sqlitex.Save(o.conn)(&err)
-	now := o.now()
-	token = newToken()
 	if err := sqlitex.Execute(o.conn, sqReclaimSQL, &sqlitex.ExecOptions{Named: q.named(map[string]any{":now": now.UnixMilli(), ":max": maxAttempts})}); err != nil {
 		return "", nil, fmt.Errorf("reclaim: %w", err)
 	}

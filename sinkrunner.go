@@ -116,12 +116,6 @@ func (dm *daemon) runSecondary(ctx context.Context, spec sinkSpec, s sink, poke 
 		log.Error("redaction", "error", err)
 		return
 	}
-	// A batch claimed ahead when the daemon stops goes back untried.
-	defer func() {
-		if err := d.giveBackNext(); err != nil {
-			log.Warn("give back the next batch", "error", err)
-		}
-	}()
 	for ctx.Err() == nil {
 		sent, err := d.step(ctx)
 		if err != nil && ctx.Err() == nil {
