@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -94,40 +93,47 @@ func newOTLPSink(u *url.URL, raw, token, version string, opts otlpOptions) *otlp
 	return s
 }
 
-// send posts the batch's log records and the spans it closed, the two
-// requests at once (one round trip per batch rather than two). The batch
-// is delivered only when both are; the logs' answer decides first, as if
-// they had gone first. The spans' state (what is open) changes only once
-// both are delivered, and reaches the outbox in the transaction that
-// settles the batch (keepState): a batch that is not delivered, or not
-// settled (the daemon died), is built again, the same way, when it is sent
-// again. (A batch whose logs or spans were not delivered is sent again
-// whole, both; the receiver may see one of them twice, as at least once
-// allows.)
+// send posts the batch's log records, then the spans it closed. The
+// spans' state (what is open) changes only once both are delivered, and
+// reaches the outbox in the transaction that settles the batch
+// (keepState): a batch that is not delivered, or not settled (the daemon
+// died), is built again, the same way, when it is sent again.
+// (A batch whose logs were delivered and whose spans were not is sent
+// again whole, logs too.)
 func (s *otlpSink) send(ctx context.Context, events []event) result {
 	now := s.now()
 	var batch *spanBatch
 	if s.spans != nil {
 		batch = s.spans.build(events, now)
 	}
-	var rt *result
-	var wg sync.WaitGroup
-	if batch != nil && len(batch.spans) > 0 {
-		rt = new(result)
-		wg.Go(func() { *rt = s.sendSpans(ctx, batch, events) })
-	}
 	r := result{verdict: delivered}
 	if s.logs {
-		r = s.sendLogs(ctx, events, now, batch)
+		var links map[string]spanLink
+		if batch != nil {
+			links = batch.links
+		}
+		var body []byte
+		if s.protobuf {
+			body = s.encodeLogsPB(events, now.UnixNano(), links)
+		} else {
+			body = s.encodeLinked(events, now, links)
+		}
+		r = s.postOTLP(ctx, &s.poster, body, events, "log records")
 	}
-	wg.Wait()
-	if rt != nil && r.verdict == delivered {
+	if batch != nil && len(batch.spans) > 0 && r.verdict == delivered {
+		var body []byte
+		if s.protobuf {
+			body = s.encodeSpansPB(batch.spans)
+		} else {
+			body = s.encodeSpansJSON(batch.spans)
+		}
+		rt := s.postOTLP(ctx, &s.traces, body, events, "spans")
 		if rt.verdict == delivered {
 			rt.unidentified += r.unidentified
 			rt.err = bound(strings.TrimPrefix(r.err+"; "+rt.err, "; "))
 			rt.err = strings.TrimSuffix(rt.err, "; ")
 		}
-		r = *rt
+		r = rt
 	}
 	if batch != nil {
 		if r.verdict != delivered {
@@ -137,33 +143,6 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 		}
 	}
 	return r
-}
-
-// sendLogs posts the batch's log records, linked to the spans of batch
-// (nil without traces).
-func (s *otlpSink) sendLogs(ctx context.Context, events []event, now time.Time, batch *spanBatch) result {
-	var links map[string]spanLink
-	if batch != nil {
-		links = batch.links
-	}
-	var body []byte
-	if s.protobuf {
-		body = s.encodeLogsPB(events, now.UnixNano(), links)
-	} else {
-		body = s.encodeLinked(events, now, links)
-	}
-	return s.postOTLP(ctx, &s.poster, body, events, "log records")
-}
-
-// sendSpans posts the spans batch closed.
-func (s *otlpSink) sendSpans(ctx context.Context, batch *spanBatch, events []event) result {
-	var body []byte
-	if s.protobuf {
-		body = s.encodeSpansPB(batch.spans)
-	} else {
-		body = s.encodeSpansJSON(batch.spans)
-	}
-	return s.postOTLP(ctx, &s.traces, body, events, "spans")
 }
 
 // postOTLP posts one OTLP request and classifies the answer; what names
