@@ -477,3 +477,27 @@ func TestSinkStatusWhenStopped(t *testing.T) {
 		t.Errorf("status, sink line: %q", line)
 	}
 }
+
+// TestStatusListsConfiguredSinks: a sink in config.toml that no daemon has
+// taken up yet (none ran, or it was added since the daemon started) is
+// listed by status, as not started, beside those the outbox knows; a new
+// user who adds one sees it at once.
+func TestStatusListsConfiguredSinks(t *testing.T) {
+	t.Parallel()
+	e := sinkHome(t, "http://127.0.0.1:9/ingest", [2]string{"backup", "http://127.0.0.1:9/other"})
+	e.mustCLI("enqueue", `{"n":1}`)
+	out, _, _ := e.cli("", "status")
+	if !regexpMatch(`(?m)^sink backup: not started .*127\.0\.0\.1:9/other`, out) {
+		t.Errorf("status does not list the configured sink backup as not started:\n%s", out)
+	}
+	js, _, _ := e.cli("", "status", "--json")
+	var rep struct {
+		Sinks []sinkStatus `json:"sinks"`
+	}
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	if len(rep.Sinks) != 1 || rep.Sinks[0].Name != "backup" || rep.Sinks[0].State != "not_started" {
+		t.Errorf("status --json sinks %+v, want backup, not_started", rep.Sinks)
+	}
+}

@@ -14,7 +14,7 @@ import (
 type sinkStatus struct {
 	Name                    string  `json:"name"`
 	Endpoint                string  `json:"endpoint,omitempty"`
-	State                   string  `json:"state"` // delivering, failing, paused, idle, or stopped (no daemon)
+	State                   string  `json:"state"` // delivering, failing, paused, idle, stopped (no daemon), or not_started (configured, not yet taken up)
 	Pending                 int64   `json:"pending"`
 	Inflight                int64   `json:"inflight"`
 	Dead                    int64   `json:"dead"`
@@ -100,9 +100,43 @@ func sinkState(paused, breaker, lastErr, lastAttempt, lastDelivery string) strin
 	return "idle"
 }
 
+// sinkNotStarted is the state of a sink of config.toml that the outbox
+// does not know: no daemon has taken it up yet.
+const sinkNotStarted = "not_started"
+
+// addConfiguredSinks lists, after the sinks the outbox knows, each sink of
+// config.toml that it does not: one added since the daemon started, which
+// it takes up at its next start or SIGHUP, or one of a home where no
+// daemon ran yet. Such a sink has received nothing; what it will receive
+// is set when a daemon takes it up (README: a sink added later receives
+// the events queued from then on).
+func addConfiguredSinks(rep *statusReport, cfg config) {
+	st, err := cfg.settings()
+	if err != nil {
+		return // status shows the file's error already
+	}
+	specs := st.sinkSpecs()
+	if len(specs) < 2 {
+		return
+	}
+	known := map[string]bool{specs[0].name: true}
+	for _, s := range rep.Sinks {
+		known[s.Name] = true
+	}
+	for _, s := range specs[1:] {
+		if !known[s.name] {
+			rep.Sinks = append(rep.Sinks, sinkStatus{Name: s.name, Endpoint: redactURL(s.endpoint), State: sinkNotStarted})
+		}
+	}
+}
+
 // printSinks writes one line per secondary sink.
 func printSinks(w io.Writer, sinks []sinkStatus, paint func(c, s string) string) {
 	for _, s := range sinks {
+		if s.State == sinkNotStarted {
+			fmt.Fprintf(w, "sink %s: not started (a daemon takes it up at its start or on SIGHUP); %s\n", printable(s.Name), printable(s.Endpoint))
+			continue
+		}
 		state := s.State
 		switch state {
 		case "failing", "paused":

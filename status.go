@@ -254,6 +254,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	if f := rep.Outbox.FirstSink; f != nil {
 		f.Name = primaryName(cfg)
 	}
+	addConfiguredSinks(&rep, cfg)
 	switch {
 	case *asJSON:
 		writeJSON(cfg.stdout, rep, false)
