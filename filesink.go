@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // fileSink appends events as JSON lines to a file and syncs it before they
@@ -13,7 +14,15 @@ type fileSink struct {
 	path string
 }
 
-func (s *fileSink) String() string { return "file:" + filepath.ToSlash(s.path) }
+// String is the file's URL as config.toml and status write it,
+// file:///home/me/events.jsonl (file:///C:/Users/… on Windows).
+func (s *fileSink) String() string {
+	p := filepath.ToSlash(s.path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return "file://" + p
+}
 
 func (s *fileSink) send(_ context.Context, events []event) result {
 	var b []byte

@@ -16,7 +16,11 @@ import (
 // primaryName is the name of the first sink config.toml describes (the
 // top-level endpoint is "default"), "default" when it describes none.
 func primaryName(cfg config) string {
-	st, err := cfg.settings()
+	return primaryNameIn(cfg.settings())
+}
+
+// primaryNameIn is primaryName of settings already read.
+func primaryNameIn(st settings, err error) string {
 	if err != nil {
 		return defaultSinkName
 	}

@@ -110,8 +110,8 @@ const sinkNotStarted = "not_started"
 // daemon ran yet. Such a sink has received nothing; what it will receive
 // is set when a daemon takes it up (README: a sink added later receives
 // the events queued from then on).
-func addConfiguredSinks(rep *statusReport, cfg config) {
-	st, err := cfg.settings()
+func addConfiguredSinks(rep *statusReport, read func() (settings, error)) {
+	st, err := read()
 	if err != nil {
 		return // status shows the file's error already
 	}

@@ -201,6 +201,17 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 	}
 	var rep statusReport
 	rep.Daemon.State = "not_running"
+	// config.toml is read once, when a part of the report needs it.
+	var st settings
+	var stErr error
+	stRead := false
+	settingsOnce := func() (settings, error) {
+		if !stRead {
+			st, stErr = cfg.settings()
+			stRead = true
+		}
+		return st, stErr
+	}
 	h, err := openHome(cfg.home, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A home that cannot be used says nothing about a daemon: exit 4,
@@ -235,7 +246,7 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		// started now would use.
 		// A config.toml that cannot be used says nothing of the daemon or
 		// the outbox: status shows them, and the file's error beside them.
-		if st, err := cfg.settings(); err != nil {
+		if st, err := settingsOnce(); err != nil {
 			rep.ConfigError = err.Error()
 		} else {
 			st.printWarnings(cfg.stderr)
@@ -249,12 +260,12 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		if rep.Outbox.Error != "" {
 			return fmt.Errorf("read the outbox: %s", rep.Outbox.Error)
 		}
-		return writeMetrics(cfg.stdout, rep.Daemon.State == "running", metricsOf(&rep, primaryName(cfg), rep.meta))
+		return writeMetrics(cfg.stdout, rep.Daemon.State == "running", metricsOf(&rep, primaryNameIn(settingsOnce()), rep.meta))
 	}
 	if f := rep.Outbox.FirstSink; f != nil {
-		f.Name = primaryName(cfg)
+		f.Name = primaryNameIn(settingsOnce())
 	}
-	addConfiguredSinks(&rep, cfg)
+	addConfiguredSinks(&rep, settingsOnce)
 	switch {
 	case *asJSON:
 		writeJSON(cfg.stdout, rep, false)
