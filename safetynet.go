@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -126,20 +127,32 @@ func (dm *daemon) sleep(ctx context.Context, timeout time.Duration) (woke, look 
 // or a query that SQLite parses runs far longer, and the Go runtime's
 // monitor thread keeps waking for as long as it runs (BENCHMARKS.md).
 func (dm *daemon) nothingNew(m idleMark) bool {
+	what := dm.newSinceIdle(m)
+	if what != "" {
+		dm.log.Debug("safety net: news", "what", what)
+	}
+	return what == ""
+}
+
+// newSinceIdle is nothingNew's look: what changed since the mark, or "".
+func (dm *daemon) newSinceIdle(m idleMark) string {
 	if dm.ob.replaced() {
-		return false
+		return "outbox file replaced"
 	}
 	if m.ok {
 		if h, err := dm.ob.readWALIndexHeader(); err != nil || h != m.hdr {
-			return false
+			return fmt.Sprintf("outbox committed to (WAL-index header; %v)", err)
 		}
 	} else if v, err := dm.ob.pragmaInt("data_version"); err != nil || v != dm.seenVer {
-		return false
+		return fmt.Sprintf("outbox committed to (data_version; %v)", err)
 	}
 	if n, err := countSpilled(dm.h); err != nil || n > 0 {
-		return false
+		return fmt.Sprintf("spill folder: %d files (%v)", n, err)
 	}
-	return !dm.lim.dueWithoutNews(m.pending)
+	if dm.lim.dueWithoutNews(m.pending) {
+		return "a limit is due"
+	}
+	return ""
 }
 
 // idleMark is what the safety net compares with while the daemon is idle:
