@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -629,10 +630,23 @@ func startSleeper(t *testing.T) *sleeper {
 	if err := os.WriteFile(copyPath, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(copyPath)
-	cmd.Env = append(os.Environ(), sleepEnv+"=1")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var cmd *exec.Cmd
+	// The copy was just written: a process the test binary forks
+	// meanwhile, for another test, holds the written file open until it
+	// execs, and starting the copy then fails with "text file busy"
+	// (golang/go#22315; seen in loaded runs). That moment ends with the
+	// other process's exec: try again, a bounded number of times.
+	for try := 0; ; try++ {
+		cmd = exec.Command(copyPath)
+		cmd.Env = append(os.Environ(), sleepEnv+"=1")
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	s := &sleeper{cmd: cmd, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.exited) }()
