@@ -1184,3 +1184,24 @@ func TestSalvageGapCounts(t *testing.T) {
 		})
 	}
 }
+
+// salvageCorrupted closes ob, corrupts its root page, and has a daemon's
+// housekeeping find that by replaying a spill file and salvage it; it
+// checks that one corrupt outbox was kept aside and returns the fresh
+// outbox, for the caller to close, and the housekeeper's log.
+func salvageCorrupted(t *testing.T, h home, ob *outbox) (*outbox, *lineWatch) {
+	t.Helper()
+	size, err := ob.pragmaInt("page_size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	corruptRoot(t, h, size)
+	writeSpillFiles(t, h, "spilled", 1, `{"spilled":1}`)
+	dm, logs := newHousekeeper(t, h, newFakeClock())
+	dm.housekeep(context.Background())
+	if aside := asideFiles(t, h); len(aside) != 1 {
+		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
+	}
+	return mustOutbox(t, h, time.Now), logs
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -43,19 +42,7 @@ func TestSalvageKeepsSpans(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	size, err := ob.pragmaInt("page_size")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob.Close()
-	corruptRoot(t, h, size)
-	writeSpillFiles(t, h, "spilled", 1, `{"spilled":1}`)
-	dm, logs := newHousekeeper(t, h, newFakeClock())
-	dm.housekeep(context.Background())
-	if aside := asideFiles(t, h); len(aside) != 1 {
-		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
-	}
-	fresh := mustOutbox(t, h, time.Now)
+	fresh, logs := salvageCorrupted(t, h, ob)
 	defer fresh.Close()
 	var minSeq int64
 	err = sqlitex.ExecuteTransient(fresh.conn, `SELECT coalesce(min(seq), 1) FROM events`, &sqlitex.ExecOptions{

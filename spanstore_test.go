@@ -311,20 +311,7 @@ func TestSalvageKeepsTraceparent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	size, err := ob.pragmaInt("page_size")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob.Close()
-	corruptRoot(t, h, size)
-	// Replaying a spill file is what finds the outbox corrupt.
-	writeSpillFiles(t, h, "spilled", 1, `{"spilled":1}`)
-	dm, logs := newHousekeeper(t, h, newFakeClock())
-	dm.housekeep(context.Background())
-	if aside := asideFiles(t, h); len(aside) != 1 {
-		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
-	}
-	fresh := mustOutbox(t, h, time.Now)
+	fresh, logs := salvageCorrupted(t, h, ob)
 	defer fresh.Close()
 	_, evs, err := fresh.claim(1000, maxBatchBytes, time.Minute)
 	if err != nil {
