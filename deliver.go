@@ -124,14 +124,92 @@ func (d *drainer) capHolds(now time.Time) {
 	}
 }
 
+// outgoing is a claimed batch on its way out: the events as claimed (what
+// is settled) and as redacted (what is sent).
+type outgoing struct {
+	token    string
+	events   []event
+	sent     []event
+	redacted redactions
+	by       *redactor // the redactor that made sent
+	probing  bool      // a breaker's probe: one event
+}
+
 // step claims one batch and delivers it. It reports whether it sent
 // anything: when it did not, the caller waits for new events, the next
 // available_at or holdUntil.
 func (d *drainer) step(ctx context.Context) (bool, error) {
+	o, err := d.claimNext()
+	if err != nil || o == nil {
+		return false, err
+	}
+	if !d.readyToSend(o) {
+		return false, d.ob.giveBack(o.token, o.events)
+	}
+	return true, d.settle(ctx, o, d.sink.send(ctx, o.sent))
+}
+
+// maxRun and maxRunBatches bound a run (drainer.run), so that the
+// daemon's loop gets its turn (a reload, housekeeping, the size limit)
+// at least this often while a backlog drains.
+const (
+	maxRun        = 100 * time.Millisecond
+	maxRunBatches = 64
+)
+
+// run delivers batch after batch, as step does, until nothing is ready,
+// delivery is held, or the run has lasted maxRun; it reports whether it
+// sent anything. While a batch is on the wire it claims and redacts the
+// next one: the request is most of a batch's time, and the claim needs
+// only the outbox, so the two overlap. One request is in flight at a
+// time, and the next goes only after the answer to the one before and
+// its settlement: a batch claimed ahead of an answer that pauses
+// delivery, opens the breaker or comes as the daemon stops is released
+// unsent, at the head of the queue with its attempt given back.
+//
+// The claim ahead is taken only after a full batch, which says more is
+// likely waiting: an idle daemon's single event costs no extra claim.
+func (d *drainer) run(ctx context.Context) (bool, error) {
+	start := time.Now()
+	o, err := d.claimNext()
+	if err != nil || o == nil {
+		return false, err
+	}
+	for n := 1; ; n++ {
+		if !d.readyToSend(o) {
+			return n > 1, d.ob.giveBack(o.token, o.events)
+		}
+		answer := make(chan result, 1)
+		go func(s sink, sent []event) { answer <- s.send(ctx, sent) }(d.sink, o.sent)
+		var next *outgoing
+		var claimErr error
+		if !o.probing && len(o.events) >= d.batch && n < maxRunBatches && (n == 1 || time.Since(start) < maxRun) {
+			next, claimErr = d.claimNext()
+		}
+		err := d.settle(ctx, o, <-answer)
+		if err == nil {
+			err = claimErr
+		}
+		if next == nil {
+			return true, err
+		}
+		if err != nil || ctx.Err() != nil || d.now().Before(d.holdUntil()) {
+			if rerr := d.ob.release(next.token, next.events, time.UnixMilli(0), false, ""); err == nil {
+				err = rerr
+			}
+			return true, err
+		}
+		o = next
+	}
+}
+
+// claimNext claims the next batch and redacts it for sending; nil when
+// nothing is ready or delivery is held.
+func (d *drainer) claimNext() (*outgoing, error) {
 	now := d.now()
 	d.capHolds(now)
 	if d.sink == nil || now.Before(d.holdUntil()) {
-		return false, nil
+		return nil, nil
 	}
 	if d.pauseAt != nil {
 		d.pauseAt(pauseClaim)
@@ -143,28 +221,45 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 	}
 	token, events, err := d.ob.claim(limit, maxBatchBytes-batchFrame, claimLease)
 	if err != nil || len(events) == 0 {
-		return false, err
+		return nil, err
 	}
-	if d.beforeSend != nil {
-		// A reload asked for while the batch was claimed (SIGHUP) applies
-		// to it: an event queued after the daemon had the signal goes to
-		// the endpoint the reload names, however long the claim took.
-		d.beforeSend()
-		if d.sink == nil {
-			return false, d.ob.giveBack(token, events)
-		}
-		probing = d.breakerDelay > 0
-	}
-	return true, d.deliver(ctx, token, events, probing)
+	return d.prepare(token, events, probing), nil
 }
 
-// deliver sends events and settles them by the answer, one method per
-// verdict. A 400, 413 or 422 answer splits the batch in halves until the
-// event at fault stands alone.
-func (d *drainer) deliver(ctx context.Context, token string, events []event, probing bool) error {
-	// Secrets are replaced in what is sent, not in the outbox: the
-	// events settled below are the ones claimed.
-	sent, redacted := d.redact.events(events)
+// prepare redacts a claimed batch. Secrets are replaced in what is sent,
+// not in the outbox: the events settled are the ones claimed.
+func (d *drainer) prepare(token string, events []event, probing bool) *outgoing {
+	o := &outgoing{token: token, events: events, probing: probing, by: d.redact}
+	o.sent, o.redacted = d.redact.events(events)
+	return o
+}
+
+// readyToSend applies a reload asked for while the batch was claimed
+// (SIGHUP): an event queued after the daemon had the signal goes to the
+// endpoint the reload names, however long the claim took. It reports
+// false when the reload left no sink. Then it readies the batch for
+// sending (ready).
+func (d *drainer) readyToSend(o *outgoing) bool {
+	if d.beforeSend != nil {
+		d.beforeSend()
+		if d.sink == nil {
+			return false
+		}
+		o.probing = d.breakerDelay > 0
+	}
+	d.ready(o)
+	return true
+}
+
+// ready redacts the batch again if the redaction changed since it was
+// claimed (a reload), and hands an outboxUser sink the outbox before it
+// sends: the last use of the outbox's connection for the batch until its
+// answer, since run claims the next batch on it meanwhile.
+func (d *drainer) ready(o *outgoing) {
+	if o.by != d.redact {
+		o.sent, o.redacted = d.redact.events(o.events)
+		o.by = d.redact
+	}
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSend)
 	}
@@ -174,7 +269,20 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 			d.log.Warn("read open spans: spans are paired from this batch on", "error", err)
 		}
 	}
-	r := d.sink.send(ctx, sent)
+}
+
+// deliver sends events and settles them by the answer.
+func (d *drainer) deliver(ctx context.Context, token string, events []event, probing bool) error {
+	o := d.prepare(token, events, probing)
+	d.ready(o)
+	return d.settle(ctx, o, d.sink.send(ctx, o.sent))
+}
+
+// settle settles a batch by the endpoint's answer, one method per
+// verdict. A 400, 413 or 422 answer splits the batch in halves until the
+// event at fault stands alone.
+func (d *drainer) settle(ctx context.Context, o *outgoing, r result) error {
+	token, events, probing := o.token, o.events, o.probing
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSettle)
 	}
@@ -197,7 +305,7 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 	var settle func() error
 	switch r.verdict {
 	case delivered:
-		settle = d.onDelivered(token, events, r, now, meta, redacted)
+		settle = d.onDelivered(token, events, r, now, meta, o.redacted)
 	case badBatch:
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}

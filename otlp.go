@@ -112,7 +112,6 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 	r := result{verdict: delivered}
 	var logged []event // whose log records this send had acknowledged
 	if s.logs {
-		_ = s.loadLogsAcked() // unread, nothing counts as acknowledged: sent again
 		todo := s.logsToSend(events)
 		var links map[string]spanLink
 		if batch != nil {

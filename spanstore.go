@@ -40,16 +40,20 @@ type spanStore struct {
 // the outbox). A new outbox is read once: the spans it keeps replace what
 // the sink held.
 func (s *otlpSink) useOutbox(ob *outbox) error {
-	if s.spans == nil || (s.store != nil && s.store.ob == ob) {
+	if s.spans == nil {
 		return nil
 	}
-	st := &spanStore{ob: ob, sink: s.name}
-	state, err := st.load()
-	if err != nil {
-		return err
+	if s.store == nil || s.store.ob != ob {
+		st := &spanStore{ob: ob, sink: s.name}
+		state, err := st.load()
+		if err != nil {
+			return err
+		}
+		s.spans.st, s.store = state, st
 	}
-	s.spans.st, s.store = state, st
-	return nil
+	// Read here, not in send: the drainer claims its next batch on the
+	// outbox's connection while send runs (drainer.run).
+	return s.loadLogsAcked()
 }
 
 // outboxUser is a sink that keeps state in the outbox: the drainer hands
