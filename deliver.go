@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -159,13 +160,18 @@ const (
 
 // run delivers batch after batch, as step does, until nothing is ready,
 // delivery is held, or the run has lasted maxRun; it reports whether it
-// sent anything. While a batch is on the wire it claims and redacts the
-// next one: the request is most of a batch's time, and the claim needs
-// only the outbox, so the two overlap. One request is in flight at a
-// time, and the next goes only after the answer to the one before and
-// its settlement: a batch claimed ahead of an answer that pauses
-// delivery, opens the breaker or comes as the daemon stops is released
-// unsent, at the head of the queue with its attempt given back.
+// sent anything. The outbox work of one batch overlaps the request of
+// another, which is most of a batch's time: while a batch is on the wire
+// run claims and redacts the next one, and when the answer delivered the
+// batch, it sends the next before it settles the one answered. One
+// request is in flight at a time, and the next goes only after the
+// answer to the one before. A batch claimed ahead of an answer that
+// fails, pauses delivery, opens the breaker or comes as the daemon stops
+// is settled after that answer, as step would, and goes back unsent if
+// delivery is held: at the head of the queue, its attempt given back.
+// An outboxUser sink (OTLP with spans) gets each batch settled before
+// the next is sent: what it keeps of a batch is written in the batch's
+// settlement, and its send changes what it keeps.
 //
 // The claim ahead is taken only after a full batch, which says more is
 // likely waiting: an idle daemon's single event costs no extra claim.
@@ -175,32 +181,61 @@ func (d *drainer) run(ctx context.Context) (bool, error) {
 	if err != nil || o == nil {
 		return false, err
 	}
+	if !d.readyToSend(o) {
+		return false, d.ob.giveBack(o.token, o.events)
+	}
+	answer := d.launch(ctx, o)
 	for n := 1; ; n++ {
-		if !d.readyToSend(o) {
-			return n > 1, d.ob.giveBack(o.token, o.events)
-		}
-		answer := make(chan result, 1)
-		go func(s sink, sent []event) { answer <- s.send(ctx, sent) }(d.sink, o.sent)
 		var next *outgoing
 		var claimErr error
 		if !o.probing && len(o.events) >= d.batch && n < maxRunBatches && (n == 1 || time.Since(start) < maxRun) {
 			next, claimErr = d.claimNext()
 		}
-		err := d.settle(ctx, o, <-answer)
-		if err == nil {
-			err = claimErr
-		}
-		if next == nil {
-			return true, err
-		}
-		if err != nil || ctx.Err() != nil || d.now().Before(d.holdUntil()) {
-			if rerr := d.ob.release(next.token, next.events, time.UnixMilli(0), false, ""); err == nil {
-				err = rerr
+		r := <-answer
+		_, keeps := d.sink.(outboxUser)
+		if next == nil || claimErr != nil || r.verdict != delivered || ctx.Err() != nil || keeps {
+			err := d.settle(ctx, o, r)
+			if err == nil {
+				err = claimErr
 			}
-			return true, err
+			if next == nil {
+				return true, err
+			}
+			if err != nil || ctx.Err() != nil || d.now().Before(d.holdUntil()) {
+				return true, errors.Join(err, d.unclaim(next))
+			}
+			if !d.readyToSend(next) {
+				return true, d.ob.giveBack(next.token, next.events)
+			}
+			o, answer = next, d.launch(ctx, next)
+			continue
 		}
-		o = next
+		record := d.judge(ctx, o, r)
+		if !d.readyToSend(next) {
+			return true, errors.Join(record(), d.ob.giveBack(next.token, next.events))
+		}
+		nextAnswer := d.launch(ctx, next)
+		if err := record(); err != nil {
+			// The outbox failed: the batch on the wire is settled if
+			// it can be, and stays claimed (sent again) if not.
+			return true, errors.Join(err, d.settle(ctx, next, <-nextAnswer))
+		}
+		o, answer = next, nextAnswer
 	}
+}
+
+// launch sends a batch readied by readyToSend; the answer comes on the
+// channel.
+func (d *drainer) launch(ctx context.Context, o *outgoing) <-chan result {
+	answer := make(chan result, 1)
+	go func(s sink, sent []event) { answer <- s.send(ctx, sent) }(d.sink, o.sent)
+	return answer
+}
+
+// unclaim releases a batch claimed ahead and never sent: pending at the
+// head of the queue, with its attempt given back.
+func (d *drainer) unclaim(o *outgoing) error {
+	return d.ob.release(o.token, o.events, time.UnixMilli(0), false, "")
 }
 
 // claimNext claims the next batch and redacts it for sending; nil when
@@ -282,6 +317,13 @@ func (d *drainer) deliver(ctx context.Context, token string, events []event, pro
 // verdict. A 400, 413 or 422 answer splits the batch in halves until the
 // event at fault stands alone.
 func (d *drainer) settle(ctx context.Context, o *outgoing, r result) error {
+	return d.judge(ctx, o, r)()
+}
+
+// judge takes the endpoint's answer to a batch: the drainer's state
+// (failures, breaker, pause) changes at once, and the outbox's in the
+// function it returns.
+func (d *drainer) judge(ctx context.Context, o *outgoing, r result) func() error {
 	token, events, probing := o.token, o.events, o.probing
 	if d.pauseAt != nil {
 		d.pauseAt(pauseSettle)
@@ -290,7 +332,7 @@ func (d *drainer) settle(ctx context.Context, o *outgoing, r result) error {
 	if ctx.Err() != nil && r.verdict != delivered {
 		// Shutting down: the answer (likely a cancelled request) says
 		// nothing about the events. Give them back untouched.
-		return d.ob.giveBack(token, events)
+		return func() error { return d.ob.giveBack(token, events) }
 	}
 	meta := map[string]string{
 		"last_attempt_at": now.UTC().Format(time.RFC3339Nano),
@@ -310,7 +352,7 @@ func (d *drainer) settle(ctx context.Context, o *outgoing, r result) error {
 		// The endpoint answered, so it is up: the failures in a row end.
 		d.failures, d.breakerDelay, d.breakerUntil = 0, 0, time.Time{}
 		if len(events) > 1 {
-			return d.splitBatch(ctx, token, events, probing)
+			return func() error { return d.splitBatch(ctx, token, events, probing) }
 		}
 		d.log.Warn("dead-lettered", "id", events[0].ID, "error", r.err)
 		settle = func() error { return d.ob.bury(token, events, r.err) }
@@ -332,7 +374,7 @@ func (d *drainer) settle(ctx context.Context, o *outgoing, r result) error {
 			return u.keepState()
 		}
 	}
-	return d.record(now, meta, settle)
+	return func() error { return d.record(now, meta, settle) }
 }
 
 // onDelivered handles a 2xx answer: the breaker closes, and the settlement

@@ -160,3 +160,53 @@ func TestRunStopGivesBothBack(t *testing.T) {
 		}
 	}
 }
+
+// ackGate is a drainer's queue whose ack of the first batch waits until
+// the endpoint has the second request.
+type ackGate struct {
+	queue
+	t       *testing.T
+	second  chan struct{} // closed when the second request arrives
+	settled atomic.Bool   // the first batch's ack has run
+}
+
+func (g *ackGate) ack(token string, events []event) error {
+	if g.settled.CompareAndSwap(false, true) {
+		select {
+		case <-g.second:
+		case <-time.After(10 * time.Second):
+			g.t.Error("the first batch was settled before the second was sent")
+		}
+	}
+	return g.queue.ack(token, events)
+}
+
+// TestRunSendsNextBeforeSettling: when the answer delivered a batch and
+// the next is claimed, run sends the next before it settles the one
+// answered (the first ack waits for the second request; a drainer that
+// settles first leaves it waiting until the test gives up). Everything
+// is still settled once, in order.
+func TestRunSendsNextBeforeSettling(t *testing.T) {
+	t.Parallel()
+	var gate *ackGate
+	r := newRig(t, func(n int, _ recorded) answer {
+		if n == 1 {
+			close(gate.second)
+		}
+		return answer{status: 200}
+	})
+	gate = &ackGate{queue: r.d.ob, t: t, second: make(chan struct{})}
+	r.d.ob = gate
+	ids := r.add("ev", 2*defaultBatch, `{"n":1}`)
+	for i := 0; r.run(context.Background()); i++ {
+		if i > 10 {
+			t.Fatal("still sending after 10 runs")
+		}
+	}
+	if got := r.sentIDs(); !slices.Equal(got, ids) {
+		t.Errorf("the endpoint got %d events, want the %d queued, once each, in order", len(got), len(ids))
+	}
+	if c := r.counts(); c.Pending != 0 || c.Inflight != 0 {
+		t.Errorf("after run: %+v, want nothing pending or in flight", c)
+	}
+}
