@@ -248,7 +248,7 @@ func (dm *daemon) loop(ctx context.Context) error {
 		if time.Since(dm.lastSpill) >= time.Second || dm.backlog.more || dm.evictMore {
 			dm.housekeep(ctx)
 		}
-		sent, err := dm.d.run(reqCtx)
+		sent, err := dm.d.run(ctx, reqCtx)
 		if err != nil && dm.healDue(err) {
 			if err := dm.heal(ctx, err); err != nil {
 				return fmt.Errorf("heal corrupt outbox: %w", err)

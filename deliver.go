@@ -175,7 +175,11 @@ const (
 //
 // The claim ahead is taken only after a full batch, which says more is
 // likely waiting: an idle daemon's single event costs no extra claim.
-func (d *drainer) run(ctx context.Context) (bool, error) {
+//
+// Requests run under ctx; stop ends the run at the next answer, with no
+// new request: the daemon stops taking batches at once, and gives the
+// request in flight its shutdown grace (ctx) to finish.
+func (d *drainer) run(stop, ctx context.Context) (bool, error) {
 	start := time.Now()
 	o, err := d.claimNext()
 	if err != nil || o == nil {
@@ -188,12 +192,13 @@ func (d *drainer) run(ctx context.Context) (bool, error) {
 	for n := 1; ; n++ {
 		var next *outgoing
 		var claimErr error
-		if !o.probing && len(o.events) >= d.batch && n < maxRunBatches && (n == 1 || time.Since(start) < maxRun) {
+		if !o.probing && len(o.events) >= d.batch && n < maxRunBatches && (n == 1 || time.Since(start) < maxRun) && stop.Err() == nil {
 			next, claimErr = d.claimNext()
 		}
 		r := <-answer
 		_, keeps := d.sink.(outboxUser)
-		if next == nil || claimErr != nil || r.verdict != delivered || ctx.Err() != nil || keeps {
+		halt := stop.Err() != nil || ctx.Err() != nil
+		if next == nil || claimErr != nil || r.verdict != delivered || halt || keeps {
 			err := d.settle(ctx, o, r)
 			if err == nil {
 				err = claimErr
@@ -201,7 +206,7 @@ func (d *drainer) run(ctx context.Context) (bool, error) {
 			if next == nil {
 				return true, err
 			}
-			if err != nil || ctx.Err() != nil || d.now().Before(d.holdUntil()) {
+			if err != nil || halt || d.now().Before(d.holdUntil()) {
 				return true, errors.Join(err, d.unclaim(next))
 			}
 			if !d.readyToSend(next) {

@@ -204,7 +204,7 @@ func drainAll(ctx context.Context, cfg config, ob *outbox, d *drainer, view drai
 	p := newProgress(cfg.stderr, isTerminal(cfg.stderr) && !asJSON, before.Pending)
 	start := time.Now()
 	for ctx.Err() == nil {
-		sent, err := d.run(ctx)
+		sent, err := d.run(ctx, ctx)
 		if err != nil {
 			return err
 		}

@@ -113,7 +113,7 @@ func benchDrainRedact(b *testing.B, payload []byte) {
 	deliver := func(d *drainer) {
 		before := requests.Load()
 		for {
-			sent, err := d.run(ctx)
+			sent, err := d.run(ctx, ctx)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,7 +11,7 @@ import (
 // run calls drainer.run once, failing the test on an error.
 func (r *rig) run(ctx context.Context) bool {
 	r.t.Helper()
-	sent, err := r.d.run(ctx)
+	sent, err := r.d.run(ctx, ctx)
 	if err != nil {
 		r.t.Fatalf("run: %v", err)
 	}
@@ -208,5 +208,35 @@ func TestRunSendsNextBeforeSettling(t *testing.T) {
 	}
 	if c := r.counts(); c.Pending != 0 || c.Inflight != 0 {
 		t.Errorf("after run: %+v, want nothing pending or in flight", c)
+	}
+}
+
+// TestRunStopsAtTheNextAnswer stops the daemon (run's stop context) while
+// a request is on the wire and the next batch is claimed (overlapProbe):
+// the answered batch is settled, no further request goes, and the batch
+// claimed ahead goes back pending with its attempt given back.
+func TestRunStopsAtTheNextAnswer(t *testing.T) {
+	t.Parallel()
+	stop, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
+	probe := newOverlapProbe(t)
+	r := newRig(t, func(n int, _ recorded) answer {
+		probe.atRequest(n)
+		stopNow()
+		return answer{status: 200}
+	})
+	r.d.pauseAt = probe.pauseAt
+	ids := r.add("ev", 2*defaultBatch, `{"n":1}`)
+	if _, err := r.d.run(stop, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.ep.requests()); n != 1 {
+		t.Errorf("%d requests after the stop, want 1", n)
+	}
+	if c := r.counts(); c.Inflight != 0 || c.Pending != defaultBatch {
+		t.Errorf("after the stop: %+v, want the %d claimed ahead pending, none in flight", c, defaultBatch)
+	}
+	if rw := r.row(ids[defaultBatch]); rw.state != 0 || rw.attempts != 0 {
+		t.Errorf("the batch claimed ahead: %+v, want pending with no attempt", rw)
 	}
 }

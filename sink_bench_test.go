@@ -47,7 +47,7 @@ func BenchmarkDrain(b *testing.B) {
 	deliver := func(d *drainer) int {
 		before := requests.Load()
 		for {
-			sent, err := d.run(ctx)
+			sent, err := d.run(ctx, ctx)
 			if err != nil {
 				b.Fatal(err)
 			}

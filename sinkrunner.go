@@ -117,7 +117,7 @@ func (dm *daemon) runSecondary(ctx context.Context, spec sinkSpec, s sink, poke 
 		return
 	}
 	for ctx.Err() == nil {
-		sent, err := d.run(ctx)
+		sent, err := d.run(ctx, ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("outbox", "error", err)
 			sleepCtx(ctx, time.Second)

@@ -56,7 +56,7 @@ func BenchmarkDrainSinks(b *testing.B) {
 	ctx := context.Background()
 	deliver := func(d *drainer) {
 		for {
-			sent, err := d.run(ctx)
+			sent, err := d.run(ctx, ctx)
 			if err != nil {
 				b.Error(err)
 				return

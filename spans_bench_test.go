@@ -68,7 +68,7 @@ func BenchmarkDrainSpans(b *testing.B) {
 	var nDrain, nRaw, nLogs, sessions int
 	step := func(d *drainer) {
 		for {
-			sent, err := d.run(ctx)
+			sent, err := d.run(ctx, ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
