@@ -528,22 +528,23 @@ const minSecret = 8
 // next one (redactor.scratch): a batch of a hundred events would otherwise
 // allocate it a hundred times.
 type scratch struct {
-	lower  []byte // the string being scanned, lower case
-	text   []byte // the string being scanned, decoded, when it has escapes
-	repl   []byte // the string with its secrets replaced
-	spans  []span
-	spare  []span     // sortSpans merges spans into it, and the two swap
-	bounds []int      // where the runs of spans in order start
-	view   [2][]byte  // decodeView's passes, each reading the other's
-	at     [2][]int32 // where each byte of view came from
-	find   finder
-	run    valueRun // the last unquoted value an assignment gave
-	line   lineTracker
-	hexes  []hexValue     // hex values given to names that say secret
-	names  map[string]int // addHexes' count of hex values per name
-	run2   ruleBits       // the rules find runs on a text
-	open   bool           // find saw a private key run to the end of its text
-	steps  int            // bytes the scans stepped over, which TestRedactLinear counts
+	lower   []byte // the string being scanned, lower case
+	text    []byte // the string being scanned, decoded, when it has escapes
+	repl    []byte // the string with its secrets replaced
+	spans   []span
+	spare   []span     // sortSpans merges spans into it, and the two swap
+	bounds  []int      // where the runs of spans in order start
+	view    [2][]byte  // decodeView's passes, each reading the other's
+	at      [2][]int32 // where each byte of view came from
+	find    finder
+	run     valueRun // the last unquoted value an assignment gave
+	line    lineTracker
+	section sectionTracker
+	hexes   []hexValue     // hex values given to names that say secret
+	names   map[string]int // addHexes' count of hex values per name
+	run2    ruleBits       // the rules find runs on a text
+	open    bool           // find saw a private key run to the end of its text
+	steps   int            // bytes the scans stepped over, which TestRedactLinear counts
 }
 
 // payload returns p with its secrets replaced, and calls found once for
@@ -1242,6 +1243,7 @@ func (rs *ruleSet) keySaysSecret(key []byte) bool {
 // quoted value's quotes stay.
 func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind, name int)) {
 	sc.line = lineTracker{}
+	sc.section = sectionTracker{}
 	for off := 0; ; {
 		i := bytes.Index(sc.lower[off:], []byte(anchor))
 		if i < 0 {

@@ -1228,6 +1228,7 @@ func TestRedactConfigWordsAndPgpassPorts(t *testing.T) {
 		"\"2001:4860:0000:2001:0000:0000:0000:0068\"\n", // net/ip_test.go
 		"2001:4860:4860:0000:0000:0000:0000:8888\n",
 		"\"f3:102:7[f1:12:7]\"\n",                             // cmd/internal/src/pos_test.go
+		"\"f5:10:6[f1:5:10]\", \"f1\", 5, 10,\n",              // cmd/internal/src/pos_test.go
 		"{\"1234:567:fefe:bcbc:adad:9e4a:89a:bcde\", \"\"}\n", // net/lookup_test.go
 		"12:34:56:78:90\n",
 		"main.go:120:14:error:undefined\n",
@@ -1244,6 +1245,56 @@ func TestRedactConfigWordsAndPgpassPorts(t *testing.T) {
 		var rules []string
 		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
 			t.Errorf("replaced %v in benign text %q:\n%s", rules, text, out)
+		}
+	}
+}
+
+// readToolPayload is a Read of a file whose content is text, as Claude Code's
+// PostToolUse hook gives it.
+func readToolPayload(path, text string) []byte {
+	p, _ := json.Marshal(map[string]any{"hook_event_name": "PostToolUse", "tool_name": "Read",
+		"tool_input":    map[string]any{"file_path": path},
+		"tool_response": map[string]any{"type": "text", "file": map[string]any{"filePath": path, "content": text}}})
+	return p
+}
+
+// TestRedactIndentedConfigWords checks an unquoted password of letters
+// only on an indented line of an INI file's section (a my.cnf, a
+// pip.conf, a .pypirc indented with tabs), read whole by a Read;
+// beside it, code of the same shape that stays: a variable given a
+// variable inside a function, a line that follows a bracket that is no
+// section header, a section left by a line of code.
+func TestRedactIndentedConfigWords(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ path, text, secret string }{
+		{"/home/dev/.my.cnf", "[client]\n    user = app\n    password = correcthorse\n", "correcthorse"},
+		{"/home/dev/.my.cnf", "[client]\n\tuser = app\n\tpassword = CorrectHorseBatteryStaple\n\n[mysqld]\n\tport = 3306\n", "CorrectHorseBatteryStaple"},
+		{"/etc/app/app.ini", "; app settings\n[database]\r\n  host = db.internal\r\n  # the replica's too\r\n\r\n  password = Tiramisu\r\n", "Tiramisu"},
+		{"/home/dev/.pypirc", "[distutils]\n\tindex-servers =\n\t\tprivate\n[private]\n\trepository: https://pypi.example.com/\n\tusername: dev\n\tpassword = whiskeytangofoxtrot\n", "whiskeytangofoxtrot"},
+		{"/etc/supervisor/conf.d/x.conf", "[program:worker]\n    command = /usr/bin/worker\n    environment = X=1\n    secret = LimeGreenTractor\n", "LimeGreenTractor"},
+	}
+	benign := []struct{ path, text string }{
+		{"/src/app.py", "def login(self):\n    password = userInput\n    token = response\n"},
+		{"/src/app.py", "class Config:\n    password = getpass\n"},
+		{"/src/app.py", "x = [a]\n    password = userInput\n"},
+		{"/src/app.py", "[a, b]\n    password = userInput\n"},
+		{"/src/app.py", "[section]\nfor x in y:\n    password = userInput\n"},
+		{"/etc/app.ini", "[client]\n    password = password\n    secret = changeme\n"},
+		{"/etc/app.ini", "[client]\n    password = p\n"},
+	}
+	for _, c := range cases {
+		out := r.payload(readToolPayload(c.path, c.text), func(string) {})
+		if left := survivors(string(out), c.secret); len(left) > 0 {
+			t.Errorf("secret %q left in %q:\n%s", c.secret, c.text, out)
+		}
+	}
+	for _, c := range benign {
+		var rules []string
+		if out := r.payload(readToolPayload(c.path, c.text), func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
+			t.Errorf("replaced %v in benign text %q:\n%s", rules, c.text, out)
 		}
 	}
 }

@@ -23,16 +23,18 @@ const minConfigWord = 6
 // the value ends it (blanks and a # comment aside), and the value reads
 // as a secret rather than a variable: eight bytes or more of letters and
 // digits, both (code names its variables with words, and a name that
-// says secret, nextToken2, is no secret: mayBeSecret), or, on a line that
-// is not indented, six letters or more (password = hunter in a my.cnf,
-// password = CorrectHorseBatteryStaple in an .env): code that gives a
-// variable a variable does so inside a function, indented, and at the
-// top of a file declares it (var, let, const) or calls something.
+// says secret, nextToken2, is no secret: mayBeSecret), or six letters or
+// more on a line that is not indented or lies in an INI file's section
+// (password = hunter in a my.cnf, password = CorrectHorseBatteryStaple in
+// an .env, a pip.conf's settings indented under [global]): code that
+// gives a variable a variable does so inside a function, indented, under
+// a line that is no section's header, and at the top of a file declares
+// it (var, let, const) or calls something.
 func (sc *scratch) configValue(text []byte, name, v, e int) bool {
 	s := text[v:e]
 	switch {
 	case len(s) >= minConfigSecret && letterDigitWord(s):
-	case len(s) >= minConfigWord && allLetters(s) && !sc.indented(text, name):
+	case len(s) >= minConfigWord && allLetters(s) && (!sc.indented(text, name) || sc.inSection(text, name)):
 	default:
 		return false
 	}
@@ -53,6 +55,82 @@ func allLetters(b []byte) bool {
 func (sc *scratch) indented(text []byte, i int) bool {
 	ls := sc.line.lineStart(text, i)
 	return ls < i && (text[ls] == ' ' || text[ls] == '\t')
+}
+
+// sectionTracker tells whether a line lies in a section of an INI file
+// (my.cnf, pip.conf, php.ini, a .pypirc, supervisord's, systemd's): it
+// follows a section's header ([client], [program:worker]) with nothing
+// between but settings (name = value, name: value), comments and blank
+// lines. Lines are asked in increasing order, and each is read once.
+type sectionTracker struct {
+	upTo int  // the lines that start before upTo have been read
+	in   bool // the line that starts at upTo lies in a section
+}
+
+// inSection reports whether the line that holds text[i] lies in an INI
+// file's section (sectionTracker).
+func (sc *scratch) inSection(text []byte, i int) bool {
+	ls := sc.line.lineStart(text, i)
+	st := &sc.section
+	if ls < st.upTo {
+		*st = sectionTracker{} // asked out of order: read again from the start
+	}
+	for st.upTo < ls {
+		nl := bytes.IndexByte(text[st.upTo:ls], '\n')
+		if nl < 0 {
+			break // ls starts a line: there is a line break before it
+		}
+		line := text[st.upTo : st.upTo+nl]
+		sc.steps += nl + 1
+		switch {
+		case sectionHeader(line):
+			st.in = true
+		case st.in:
+			st.in = settingLine(line)
+		}
+		st.upTo += nl + 1
+	}
+	return st.in
+}
+
+// sectionHeader reports whether line is an INI section's header, blanks
+// aside: [name], [name "sub"], [program:worker], TOML's [a.b] and
+// [[a.b]]. A bracket of code holds a list ([a, b]) or an index and a call
+// (x[i](y)); a header holds a letter, and none of ,;=(){}[].
+func sectionHeader(line []byte) bool {
+	h := bytes.Trim(line, " \t\r")
+	if len(h) > 2 && h[0] == '[' && h[1] == '[' {
+		h = bytes.TrimSuffix(h[1:], []byte("]"))
+	}
+	if len(h) < 3 || len(h) > maxLabel || h[0] != '[' || h[len(h)-1] != ']' {
+		return false
+	}
+	h = h[1 : len(h)-1]
+	return bytes.ContainsFunc(h, func(r rune) bool { return r < 0x80 && isLetter(byte(r)) }) && !bytes.ContainsAny(h, ",;=(){}[]")
+}
+
+// settingLine reports whether line may lie in an INI section: blank, a
+// comment (# or ;), a header, or a name of letters, digits, '_', '.' and
+// '-' given a value with '=' or ':'.
+func settingLine(line []byte) bool {
+	k := 0
+	for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
+		k++
+	}
+	if k == len(line) || line[k] == '\r' || line[k] == '#' || line[k] == ';' {
+		return true
+	}
+	n := k
+	for n < len(line) && (isWordByte(line[n]) || line[n] == '.' || line[n] == '-') {
+		n++
+	}
+	if n == k {
+		return false
+	}
+	for n < len(line) && (line[n] == ' ' || line[n] == '\t') {
+		n++
+	}
+	return n < len(line) && (line[n] == '=' || line[n] == ':')
 }
 
 // letterDigitWord is true of letters and digits alone, both among them.
