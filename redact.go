@@ -306,7 +306,7 @@ func compileBuiltinRules() *ruleSet {
 		// (awsKeyIDs): where the prefixes are dense (AKIAAKIA…) the
 		// regexp machine steps 16 states a byte.
 		mk("aws-access-key-id", "", kw("akia", "asia", "abia", "acca"), scan(awsKeyIDs), valid(randomKeyID)),
-		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret"), lower),
+		mk("aws-secret-access-key", `secret_?access_?key["']?\s*[:=]\s*["']?([a-z0-9/+]{40})(?:[^a-z0-9/+=]|$)`, kw("secret_access", "secretaccess"), lower),
 		mk("github-token", `gh[pousr]_[A-Za-z0-9]{36,255}`, kw("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
 		mk("github-pat", `github_pat_[A-Za-z0-9_]{22,255}`, kw("github_pat_")),
 		mk("gitlab-token", `glpat-[A-Za-z0-9_-]{20,}`, kw("glpat-")),
@@ -528,22 +528,24 @@ const minSecret = 8
 // next one (redactor.scratch): a batch of a hundred events would otherwise
 // allocate it a hundred times.
 type scratch struct {
-	lower  []byte // the string being scanned, lower case
-	text   []byte // the string being scanned, decoded, when it has escapes
-	repl   []byte // the string with its secrets replaced
-	spans  []span
-	spare  []span     // sortSpans merges spans into it, and the two swap
-	bounds []int      // where the runs of spans in order start
-	view   [2][]byte  // decodeView's passes, each reading the other's
-	at     [2][]int32 // where each byte of view came from
-	find   finder
-	run    valueRun // the last unquoted value an assignment gave
-	line   lineTracker
-	hexes  []hexValue     // hex values given to names that say secret
-	names  map[string]int // addHexes' count of hex values per name
-	run2   ruleBits       // the rules find runs on a text
-	open   bool           // find saw a private key run to the end of its text
-	steps  int            // bytes the scans stepped over, which TestRedactLinear counts
+	lower   []byte // the string being scanned, lower case
+	text    []byte // the string being scanned, decoded, when it has escapes
+	repl    []byte // the string with its secrets replaced
+	spans   []span
+	spare   []span     // sortSpans merges spans into it, and the two swap
+	bounds  []int      // where the runs of spans in order start
+	view    [2][]byte  // decodeView's passes, each reading the other's
+	at      [2][]int32 // where each byte of view came from
+	find    finder
+	run     valueRun // the last unquoted value an assignment gave
+	line    lineTracker
+	section sectionTracker
+	hexes   []hexValue     // hex values given to names that say secret
+	names   map[string]int // addHexes' place of each name in counts
+	counts  []int          // addHexes' count of hex values per name
+	run2    ruleBits       // the rules find runs on a text
+	open    bool           // find saw a private key run to the end of its text
+	steps   int            // bytes the scans stepped over, which TestRedactLinear counts
 }
 
 // payload returns p with its secrets replaced, and calls found once for
@@ -778,6 +780,12 @@ func (r *redactor) spans(sc *scratch, text []byte, isKey bool, key *keyRun, plai
 	sc.spans = sc.spans[:0]
 	if key.open && !isKey {
 		r.keyGoesOn(sc, text, key)
+		if key.open && len(text) > 0 {
+			// No END line: all of text is the key's and is replaced,
+			// whatever else is in it (the body of a key, a line of an
+			// Edit's patch per string).
+			return sc.spans
+		}
 	}
 	sc.open = false
 	if plain.ok {
@@ -885,14 +893,23 @@ func (r *redactor) findSeen(sc *scratch, text []byte, isKey bool, vm viewMap, se
 	}
 	sc.run = valueRun{start: -1}
 	sc.hexes = sc.hexes[:0]
+	// In a run of names that each start the value of the one before
+	// (token=token=…), each value holds the next: a value within the
+	// last one added adds nothing to the union of the spans, and is not
+	// added, or the spans would grow with every name.
+	lastS, lastE := 0, -1
 	for i, a := range secretAnchors {
 		if seen.any(r.anchor[i]) {
 			findAssignments(sc, text, a.anchor, a.names, func(s, e int, kind valueKind, name int) {
 				switch {
 				case kind == secretValue && e-s >= minHexVector && allHex(text[s:e]):
 					sc.hexes = append(sc.hexes, hexValue{s, e, name})
+				case s >= lastS && e <= lastE:
 				case kind == secretValue || holds(vm.orig(s), vm.orig(e)):
-					f.add(s, e, secretAssignment, len(r.rules))
+					n := len(sc.spans)
+					if f.add(s, e, secretAssignment, len(r.rules)); len(sc.spans) > n {
+						lastS, lastE = s, e
+					}
 				}
 			})
 		}
@@ -925,11 +942,23 @@ func (sc *scratch) addHexes(text []byte, add func(s, e int)) {
 	if sc.names == nil {
 		sc.names = map[string]int{}
 	}
+	// The map holds each name's place in sc.counts: a name is made a
+	// string (and allocated) once per text, not once per value, as
+	// sc.names[string(name)]++ would.
+	counts := sc.counts[:0]
 	for _, h := range sc.hexes {
-		sc.names[string(sc.identifier(text, h.name))]++
+		id := sc.identifier(text, h.name)
+		k, ok := sc.names[string(id)]
+		if !ok {
+			k = len(counts)
+			sc.names[string(id)] = k
+			counts = append(counts, 0)
+		}
+		counts[k]++
 	}
+	sc.counts = counts
 	for _, h := range sc.hexes {
-		if sc.names[string(sc.identifier(text, h.name))] <= maxVectors {
+		if counts[sc.names[string(sc.identifier(text, h.name))]] <= maxVectors {
 			add(h.start, h.end)
 		}
 	}
@@ -1242,6 +1271,7 @@ func (rs *ruleSet) keySaysSecret(key []byte) bool {
 // quoted value's quotes stay.
 func findAssignments(sc *scratch, text []byte, anchor string, names []string, add func(start, end int, kind valueKind, name int)) {
 	sc.line = lineTracker{}
+	sc.section = sectionTracker{}
 	for off := 0; ; {
 		i := bytes.Index(sc.lower[off:], []byte(anchor))
 		if i < 0 {
@@ -1276,10 +1306,11 @@ type lineTracker struct {
 // lineStart returns where the line holding text[i] starts; i is no less
 // than in the call before.
 func (lt *lineTracker) lineStart(text []byte, i int) int {
-	for ; lt.upTo < i; lt.upTo++ {
-		if text[lt.upTo] == '\n' {
-			lt.start = lt.upTo + 1
+	if lt.upTo < i {
+		if nl := bytes.LastIndexByte(text[lt.upTo:i], '\n'); nl >= 0 {
+			lt.start = lt.upTo + nl + 1
 		}
+		lt.upTo = i
 	}
 	return lt.start
 }
@@ -1482,31 +1513,37 @@ type valueRun struct {
 
 // read reads the unquoted value that starts at text[v].
 func (run *valueRun) read(text []byte, v int) {
-	*run = valueRun{start: v, end: v, paren: -1, dot: -1, notPath: -1, index: -1, beforeIndex: -1, notLetter: -1, upper: -1}
-	for ; run.end < len(text) && !endsValue(text[run.end]); run.end++ {
+	end := v
+	for end < len(text) && !valueEnds[text[end]] {
+		end++
 	}
-	for k := v; k < run.end; k++ {
+	// Locals, not the run's fields, while the bytes are read: every
+	// value of a run of assignments is read (token=a token=b …).
+	paren, dot, notPath, index, beforeIndex, notLetter, upper := -1, -1, -1, -1, -1, -1, -1
+	for k := v; k < end; k++ {
 		c := text[k]
 		if !isLetter(c) {
-			run.notLetter = k
+			notLetter = k
 		} else if 'A' <= c && c <= 'Z' {
-			run.upper = k
+			upper = k
 		}
-		if (c == '[' || c == '{') && run.index < 0 {
-			run.index, run.beforeIndex = k, run.notPath
+		if (c == '[' || c == '{') && index < 0 {
+			index, beforeIndex = k, notPath
 		}
 		switch {
 		case c == '(':
-			run.paren, run.notPath = k, k
+			paren, notPath = k, k
 		case c == '.':
-			run.dot = k
-			if k+1 == run.end || text[k+1] == '.' || isDigit(text[k+1]) {
-				run.notPath = k
+			dot = k
+			if k+1 == end || text[k+1] == '.' || isDigit(text[k+1]) {
+				notPath = k
 			}
 		case !isWordByte(c):
-			run.notPath = k
+			notPath = k
 		}
 	}
+	*run = valueRun{start: v, end: end, paren: paren, dot: dot, notPath: notPath, index: index, beforeIndex: beforeIndex,
+		notLetter: notLetter, upper: upper}
 }
 
 // kind tells a secret from what stands in its place (mayBeSecret), and
@@ -1569,15 +1606,16 @@ const (
 	secretValue                  // a secret
 )
 
-// endsValue reports whether c ends an unquoted value: a blank, a quote, a
-// separator of a list, a query or a command, a closing bracket.
-func endsValue(c byte) bool {
-	switch c {
-	case ' ', '\t', '\r', '\n', '"', '\'', '`', ',', ';', '&', '<', '>', ')', ']', '}', '|':
-		return true
+// valueEnds has set the bytes that end an unquoted value: a blank, a
+// quote, a separator of a list, a query or a command, a closing bracket.
+// It is a table, one look-up a byte: a valueRun reads every byte of
+// every value of a run of assignments.
+var valueEnds = func() (t [256]bool) {
+	for _, c := range []byte(" \t\r\n\"'`,;&<>)]}|") {
+		t[c] = true
 	}
-	return false
-}
+	return t
+}()
 
 // placeholders are values that stand for a secret rather than being one.
 var placeholders = []string{
@@ -1631,7 +1669,7 @@ func isLabel(v []byte) bool {
 		return true
 	}
 	for _, w := range secretWords {
-		if bytes.Contains(low, []byte(w)) {
+		if bytes.Contains(low, w) {
 			return true
 		}
 	}
@@ -1671,7 +1709,10 @@ func hexWord(low []byte) bool {
 }
 
 // secretWords in a value make it a name for a secret, not one.
-var secretWords = []string{"password", "passwd", "secret", "token", "credential", "privatekey", "private_key"}
+// They are bytes, as isLabel looks for them in every value of a run of
+// assignments: a string would be copied to bytes at each look.
+var secretWords = [][]byte{[]byte("password"), []byte("passwd"), []byte("secret"), []byte("token"),
+	[]byte("credential"), []byte("privatekey"), []byte("private_key")}
 
 // wellKnownValues are the letters of values that examples and tests use
 // for a password: foo:bar, changeme, RFC 7617's Aladdin:open sesame.

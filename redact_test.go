@@ -966,8 +966,8 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 		{"private-key", regexp.MustCompile(`-----BEGIN[A-Z0-9 +]{0,40}[ +]PRIVATE[ +]KEY(?:[ +]BLOCK)?-----(?:[\s\S]*?` + keyEnd + `|[\s\S]*)`),
 			func(text []byte, found func(s, e int)) { privateKeys(begin, end, text, found) },
 			[]string{"-----BEGIN", "-----END", " PRIVATE KEY-----", "+PRIVATE+KEY", " BLOCK-----", "RSA", "\n", "MIIE", "-"}, false},
-		{"pgpass", regexp.MustCompile(`(?m)(?:^|['"])(?:[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)|[^:\s#'"]*[^:\s#'"0-9][^:\s#'"]*:[1-9][0-9]{2,4}:[^:\s'"]+:[^:\s'"]+:([^\s'":]+))(?:[ \t\r]*$|['"])`), pgpassLines,
-			[]string{":", "5432:", "6432", "*", "h", "db", "\n", "\r", " ", "'", "\"", "#", "pw:x", "\t", "5433:", "25060", "0", "1", "7"}, true},
+		{"pgpass", pgpassExpression(), pgpassLines,
+			[]string{":", "5432:", "6432", "*", "h", "db", "\n", "\r", " ", "'", "\"", "#", "pw:x", "\t", "5433:", "25060", "0", "1", "7", `\`, `\:`, `\\`, "80:"}, true},
 	} {
 		rnd := rand.New(rand.NewPCG(21, uint64(len(tc.name))))
 		for range 3000 {
@@ -994,6 +994,18 @@ func TestRedactScannersMatchExpressions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pgpassExpression is the regular expression pgpassLines stands for (its
+// comment gives it with H, F and E written once).
+func pgpassExpression() *regexp.Regexp {
+	const (
+		e = `\\[^\s'"]`                 // an escape: \: or \\ (or any byte but a blank or a quote)
+		h = `(?:[^:\s#'"\\]|` + e + `)` // a byte of a host
+		f = `(?:[^:\s'"\\]|` + e + `)+` // a field
+	)
+	return regexp.MustCompile(`(?m)(?:^|['"])(?:` + h + `+:(?:5432|6432|\*):` + f + `:` + f + `:((?:[^\s'"\\]|` + e + `)+\\?|\\)` +
+		`|` + h + `*(?:[^:\s#'"\\0-9]|` + e + `)` + h + `*:[1-9][0-9]{2,4}:` + f + `:` + f + `:((?:[^\s'":\\]|` + e + `)+\\?|\\))(?:[ \t\r]*$|['"])`)
 }
 
 // TestRedactLeavesCodeAndExamples feeds lines of the Go standard library
@@ -1228,6 +1240,7 @@ func TestRedactConfigWordsAndPgpassPorts(t *testing.T) {
 		"\"2001:4860:0000:2001:0000:0000:0000:0068\"\n", // net/ip_test.go
 		"2001:4860:4860:0000:0000:0000:0000:8888\n",
 		"\"f3:102:7[f1:12:7]\"\n",                             // cmd/internal/src/pos_test.go
+		"\"f5:10:6[f1:5:10]\", \"f1\", 5, 10,\n",              // cmd/internal/src/pos_test.go
 		"{\"1234:567:fefe:bcbc:adad:9e4a:89a:bcde\", \"\"}\n", // net/lookup_test.go
 		"12:34:56:78:90\n",
 		"main.go:120:14:error:undefined\n",
@@ -1244,6 +1257,90 @@ func TestRedactConfigWordsAndPgpassPorts(t *testing.T) {
 		var rules []string
 		if out := r.payload(p, func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
 			t.Errorf("replaced %v in benign text %q:\n%s", rules, text, out)
+		}
+	}
+}
+
+// readToolPayload is a Read of a file whose content is text, as Claude Code's
+// PostToolUse hook gives it.
+func readToolPayload(path, text string) []byte {
+	p, _ := json.Marshal(map[string]any{"hook_event_name": "PostToolUse", "tool_name": "Read",
+		"tool_input":    map[string]any{"file_path": path},
+		"tool_response": map[string]any{"type": "text", "file": map[string]any{"filePath": path, "content": text}}})
+	return p
+}
+
+// TestRedactIndentedConfigWords checks an unquoted password of letters
+// only on an indented line of an INI file's section (a my.cnf, a
+// pip.conf, a .pypirc indented with tabs), read whole by a Read;
+// beside it, code of the same shape that stays: a variable given a
+// variable inside a function, a line that follows a bracket that is no
+// section header, a section left by a line of code.
+func TestRedactIndentedConfigWords(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ path, text, secret string }{
+		{"/home/dev/.my.cnf", "[client]\n    user = app\n    password = correcthorse\n", "correcthorse"},
+		{"/home/dev/.my.cnf", "[client]\n\tuser = app\n\tpassword = CorrectHorseBatteryStaple\n\n[mysqld]\n\tport = 3306\n", "CorrectHorseBatteryStaple"},
+		{"/etc/app/app.ini", "; app settings\n[database]\r\n  host = db.internal\r\n  # the replica's too\r\n\r\n  password = Tiramisu\r\n", "Tiramisu"},
+		{"/home/dev/.pypirc", "[distutils]\n\tindex-servers =\n\t\tprivate\n[private]\n\trepository: https://pypi.example.com/\n\tusername: dev\n\tpassword = whiskeytangofoxtrot\n", "whiskeytangofoxtrot"},
+		{"/etc/supervisor/conf.d/x.conf", "[program:worker]\n    command = /usr/bin/worker\n    environment = X=1\n    secret = LimeGreenTractor\n", "LimeGreenTractor"},
+	}
+	benign := []struct{ path, text string }{
+		{"/src/app.py", "def login(self):\n    password = userInput\n    token = response\n"},
+		{"/src/app.py", "class Config:\n    password = getpass\n"},
+		{"/src/app.py", "x = [a]\n    password = userInput\n"},
+		{"/src/app.py", "[a, b]\n    password = userInput\n"},
+		{"/src/app.py", "[section]\nfor x in y:\n    password = userInput\n"},
+		{"/etc/app.ini", "[client]\n    password = password\n    secret = changeme\n"},
+		{"/etc/app.ini", "[client]\n    password = p\n"},
+	}
+	for _, c := range cases {
+		out := r.payload(readToolPayload(c.path, c.text), func(string) {})
+		if left := survivors(string(out), c.secret); len(left) > 0 {
+			t.Errorf("secret %q left in %q:\n%s", c.secret, c.text, out)
+		}
+	}
+	for _, c := range benign {
+		var rules []string
+		if out := r.payload(readToolPayload(c.path, c.text), func(rule string) { rules = append(rules, rule) }); len(rules) > 0 {
+			t.Errorf("replaced %v in benign text %q:\n%s", rules, c.text, out)
+		}
+	}
+}
+
+// TestRedactPgpassEscapes checks .pgpass lines whose fields hold the
+// escapes .pgpass allows (\: for a colon, \\ for a backslash), on ports
+// known and not, read whole by a Read (in the JSON the payload carries,
+// \: is \\:); the password goes, and the fields before it stay.
+func TestRedactPgpassEscapes(t *testing.T) {
+	r, err := newRedactor(redactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ text, secret, kept string }{
+		{`db.example.com:6543:app:bob:Tr0\:ub4dor3` + "\n", `Tr0\:ub4dor3`, "db.example.com:6543:app:bob:"},
+		{`db.example.com:5432:my\:db:bob:Tr0ub4dor3` + "\n", "Tr0ub4dor3", `db.example.com:5432:my\:db:bob:`},
+		{`db.example.com:6543:my\:db:bob:Tr0ub4dor3` + "\n", "Tr0ub4dor3", `db.example.com:6543:my\:db:bob:`},
+		{`fe80\:\:1:5432:app:bob:Tr0ub4dor3` + "\n", "Tr0ub4dor3", `fe80\:\:1:5432:app:bob:`},
+		{`[2001\:db8\:\:1]:26257:*:root:Cockr0achPass` + "\n", "Cockr0achPass", `[2001\:db8\:\:1]:26257:*:root:`},
+		{`db.example.com:5432:app:dom\\bob:Tr0ub4dor3` + "\n", "Tr0ub4dor3", `db.example.com:5432:app:dom\\bob:`},
+		{`db.example.com:6543:app:bob:p\\ss\:w0rdXY` + "\n", `p\\ss\:w0rdXY`, "db.example.com:6543:app:bob:"},
+		{"db.example.com:5433:app:bob:Tr0ub4dor3\n", "Tr0ub4dor3", "db.example.com:5433:app:bob:"},
+		{"*:*:*:*:Tr0ub4dor3\nlocalhost:6543:*:*:Zq81mLp03vTr\n", "Zq81mLp03vTr", "localhost:6543:*:*:"},
+	}
+	for _, c := range cases {
+		out := string(r.payload(readToolPayload("/home/dev/.pgpass", c.text), func(string) {}))
+		var got struct {
+			ToolResponse struct{ File struct{ Content string } } `json:"tool_response"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v in %s", err, out)
+		}
+		if content := got.ToolResponse.File.Content; strings.Contains(content, c.secret) || !strings.Contains(content, c.kept+"[REDACTED:pgpass]") {
+			t.Errorf("in %q: want %q kept and %q replaced; sent %q", c.text, c.kept, c.secret, content)
 		}
 	}
 }

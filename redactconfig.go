@@ -23,16 +23,18 @@ const minConfigWord = 6
 // the value ends it (blanks and a # comment aside), and the value reads
 // as a secret rather than a variable: eight bytes or more of letters and
 // digits, both (code names its variables with words, and a name that
-// says secret, nextToken2, is no secret: mayBeSecret), or, on a line that
-// is not indented, six letters or more (password = hunter in a my.cnf,
-// password = CorrectHorseBatteryStaple in an .env): code that gives a
-// variable a variable does so inside a function, indented, and at the
-// top of a file declares it (var, let, const) or calls something.
+// says secret, nextToken2, is no secret: mayBeSecret), or six letters or
+// more on a line that is not indented or lies in an INI file's section
+// (password = hunter in a my.cnf, password = CorrectHorseBatteryStaple in
+// an .env, a pip.conf's settings indented under [global]): code that
+// gives a variable a variable does so inside a function, indented, under
+// a line that is no section's header, and at the top of a file declares
+// it (var, let, const) or calls something.
 func (sc *scratch) configValue(text []byte, name, v, e int) bool {
 	s := text[v:e]
 	switch {
 	case len(s) >= minConfigSecret && letterDigitWord(s):
-	case len(s) >= minConfigWord && allLetters(s) && !sc.indented(text, name):
+	case len(s) >= minConfigWord && allLetters(s) && (!sc.indented(text, name) || sc.inSection(text, name)):
 	default:
 		return false
 	}
@@ -53,6 +55,82 @@ func allLetters(b []byte) bool {
 func (sc *scratch) indented(text []byte, i int) bool {
 	ls := sc.line.lineStart(text, i)
 	return ls < i && (text[ls] == ' ' || text[ls] == '\t')
+}
+
+// sectionTracker tells whether a line lies in a section of an INI file
+// (my.cnf, pip.conf, php.ini, a .pypirc, supervisord's, systemd's): it
+// follows a section's header ([client], [program:worker]) with nothing
+// between but settings (name = value, name: value), comments and blank
+// lines. Lines are asked in increasing order, and each is read once.
+type sectionTracker struct {
+	upTo int  // the lines that start before upTo have been read
+	in   bool // the line that starts at upTo lies in a section
+}
+
+// inSection reports whether the line that holds text[i] lies in an INI
+// file's section (sectionTracker).
+func (sc *scratch) inSection(text []byte, i int) bool {
+	ls := sc.line.lineStart(text, i)
+	st := &sc.section
+	if ls < st.upTo {
+		*st = sectionTracker{} // asked out of order: read again from the start
+	}
+	for st.upTo < ls {
+		nl := bytes.IndexByte(text[st.upTo:ls], '\n')
+		if nl < 0 {
+			break // ls starts a line: there is a line break before it
+		}
+		line := text[st.upTo : st.upTo+nl]
+		sc.steps += nl + 1
+		switch {
+		case sectionHeader(line):
+			st.in = true
+		case st.in:
+			st.in = settingLine(line)
+		}
+		st.upTo += nl + 1
+	}
+	return st.in
+}
+
+// sectionHeader reports whether line is an INI section's header, blanks
+// aside: [name], [name "sub"], [program:worker], TOML's [a.b] and
+// [[a.b]]. A bracket of code holds a list ([a, b]) or an index and a call
+// (x[i](y)); a header holds a letter, and none of ,;=(){}[].
+func sectionHeader(line []byte) bool {
+	h := bytes.Trim(line, " \t\r")
+	if len(h) > 2 && h[0] == '[' && h[1] == '[' {
+		h = bytes.TrimSuffix(h[1:], []byte("]"))
+	}
+	if len(h) < 3 || len(h) > maxLabel || h[0] != '[' || h[len(h)-1] != ']' {
+		return false
+	}
+	h = h[1 : len(h)-1]
+	return bytes.ContainsFunc(h, func(r rune) bool { return r < 0x80 && isLetter(byte(r)) }) && !bytes.ContainsAny(h, ",;=(){}[]")
+}
+
+// settingLine reports whether line may lie in an INI section: blank, a
+// comment (# or ;), a header, or a name of letters, digits, '_', '.' and
+// '-' given a value with '=' or ':'.
+func settingLine(line []byte) bool {
+	k := 0
+	for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
+		k++
+	}
+	if k == len(line) || line[k] == '\r' || line[k] == '#' || line[k] == ';' {
+		return true
+	}
+	n := k
+	for n < len(line) && (isWordByte(line[n]) || line[n] == '.' || line[n] == '-') {
+		n++
+	}
+	if n == k {
+		return false
+	}
+	for n < len(line) && (line[n] == ' ' || line[n] == '\t') {
+		n++
+	}
+	return n < len(line) && (line[n] == '=' || line[n] == ':')
 }
 
 // letterDigitWord is true of letters and digits alone, both among them.
@@ -172,17 +250,20 @@ const maxPgpassField = 255
 
 // pgpassLines finds the passwords of .pgpass lines in text,
 // host:port:database:user:password, as the expression
-// (?m)(?:^|['"])(?:[^:\s#'"]+:(?:5432|6432|\*):[^:\s'"]+:[^:\s'"]+:([^\s'"]+)|[^:\s#'"]*[^:\s#'"0-9][^:\s#'"]*:[1-9][0-9]{2,4}:[^:\s'"]+:[^:\s'"]+:([^\s'":]+))(?:[ \t\r]*$|['"])
-// would, each field up to maxPgpassField bytes. The line may be quoted in
-// a command (echo 'h:5432:db:u:pw' >> ~/.pgpass). On a port other than
-// PostgreSQL's 5432, PgBouncer's 6432 and * (Supabase's pooler 6543,
-// DigitalOcean's 25060, a second cluster's 5433), the line is read more
-// strictly, for an IPv6 address (2001:4860:0:2001::68) and a compiler's
-// position (f3:102:7) are shaped alike: the host holds a byte that is no
-// digit, and the password no colon. Found by hand: the regexp machine,
-// with no literal prefix to scan for, reads a long text a few megabytes a
-// second. Each colon is looked at, and each field read, a bounded number
-// of times.
+// (?m)(?:^|['"])(?:H+:(?:5432|6432|\*):F:F:((?:[^\s'"\\]|E)+\\?|\\)|H*(?:[^:\s#'"\\0-9]|E)H*:[1-9][0-9]{2,4}:F:F:((?:[^\s'":\\]|E)+\\?|\\))(?:[ \t\r]*$|['"])
+// would, where H is (?:[^:\s#'"\\]|E), a byte of a host, F is
+// (?:[^:\s'"\\]|E)+, a field, and E is \\[^\s'"], an escape (.pgpass
+// writes a colon or a backslash of a field as \: and \\), each field up
+// to maxPgpassField bytes. The line may be quoted in a command (echo
+// 'h:5432:db:u:pw' >> ~/.pgpass). On a port other than PostgreSQL's
+// 5432, PgBouncer's 6432 and * (Supabase's pooler 6543, DigitalOcean's
+// 25060, a second cluster's 5433), the line is read more strictly, for an
+// IPv6 address (2001:4860:0:2001::68) and a compiler's position (f3:102:7)
+// are shaped alike: the host holds a byte that is no digit, and the
+// password no colon but an escaped one. Found by hand: the regexp
+// machine, with no literal prefix to scan for, reads a long text a few
+// megabytes a second. Each colon is looked at, and each field read, a
+// bounded number of times.
 func pgpassLines(text []byte, found func(start, end int)) {
 	for i := 0; ; {
 		c := bytes.IndexByte(text[i:], ':')
@@ -191,6 +272,9 @@ func pgpassLines(text []byte, found func(start, end int)) {
 		}
 		c += i
 		i = c + 1
+		if escapedAt(text, c) {
+			continue
+		}
 		port, known := pgpassPort(text[c+1:])
 		if port == 0 || !pgpassHost(text, c, known) {
 			continue
@@ -207,9 +291,29 @@ func pgpassLines(text []byte, found func(start, end int)) {
 	}
 }
 
+// escapedAt reports whether a backslash escapes text[i]: an odd number of
+// them comes just before it (\\ is one backslash, escaped, and \: a
+// colon). The backslashes before different bytes are different ones.
+func escapedAt(text []byte, i int) bool {
+	k := i
+	for k > 0 && text[k-1] == '\\' {
+		k--
+	}
+	return (i-k)%2 == 1
+}
+
+// pgpassEscape reports whether text[k] starts an escape of a .pgpass
+// field: a backslash and the byte after it, which is no blank or quote.
+func pgpassEscape(text []byte, k int) bool {
+	return text[k] == '\\' && k+1 < len(text) && !isSpace(text[k+1]) && !isQuote(text[k+1])
+}
+
 // pgpassPort returns the length of the port that rest starts with, and
-// the colon after it: 5432, 6432 or * (known), or any other of three to
-// five digits, the first not 0; 0 for none.
+// the colon after it: 5432, 6432 or * (known), or any other number of
+// three to five digits, the first not 0; 0 for none. A port under 100
+// is none a server of PostgreSQL's listens on, and a compiler's position
+// of one or two digits (f5:10:6[f1:5:10], in cmd/internal/src's tests) is
+// shaped as a .pgpass line with such a port.
 func pgpassPort(rest []byte) (n int, known bool) {
 	switch {
 	case bytes.HasPrefix(rest, []byte("5432:")), bytes.HasPrefix(rest, []byte("6432:")):
@@ -227,45 +331,52 @@ func pgpassPort(rest []byte) (n int, known bool) {
 }
 
 // pgpassHost reports whether a host ends at the colon text[c]: a field
-// that starts the line or follows a quote, and, on a port not known,
-// holds a byte that is no digit.
+// that starts the line or follows a quote, holds no # nor colon but
+// escaped ones, and, on a port not known, holds a byte that is no digit.
 func pgpassHost(text []byte, c int, known bool) bool {
 	h := c
 	digits := true
-	for h > 0 && c-h <= maxPgpassField && !endsPgpassField(text[h-1]) && text[h-1] != '#' {
+	for h > 0 && c-h <= maxPgpassField {
+		b := text[h-1]
+		if isSpace(b) || isQuote(b) || (b == ':' || b == '#') && !escapedAt(text, h-1) {
+			break
+		}
 		h--
-		digits = digits && isDigit(text[h])
+		digits = digits && isDigit(b)
 	}
 	return h < c && (known || !digits) && (h == 0 || text[h-1] == '\n' || isQuote(text[h-1]))
 }
 
 // pgpassPassword reads the database, the user and the password of a
 // .pgpass line from text[k]; [start, end) is the password, which holds no
-// colon unless the port is known.
+// colon but escaped ones unless the port is known.
 func pgpassPassword(text []byte, k int, known bool) (start, end int, ok bool) {
-	field := func(k int) int { // the end of the field at text[k]
-		from := k
-		for k < len(text) && k-from <= maxPgpassField && !endsPgpassField(text[k]) {
+	// read returns the end of the field at text[from], which stops
+	// before a blank, a quote, or a colon when colon is set.
+	read := func(from int, colon bool) int {
+		k := from
+		for k < len(text) && k-from <= maxPgpassField {
+			switch c := text[k]; {
+			case pgpassEscape(text, k):
+				k += 2
+				continue
+			case isSpace(c), isQuote(c), colon && c == ':':
+				return k
+			}
 			k++
 		}
 		return k
 	}
 	for range 2 { // the database, the user
-		e := field(k)
+		e := read(k, true)
 		if e == k || e >= len(text) || text[e] != ':' {
 			return 0, 0, false
 		}
 		k = e + 1
 	}
-	e := k
-	for e < len(text) && e-k <= maxPgpassField && !isSpace(text[e]) && !isQuote(text[e]) && (known || text[e] != ':') {
-		e++
-	}
+	e := read(k, !known)
 	return k, e, e > k && e-k <= maxPgpassField && pgpassEnd(text, e)
 }
-
-// endsPgpassField reports whether c ends a field of a .pgpass line.
-func endsPgpassField(c byte) bool { return c == ':' || isSpace(c) || isQuote(c) }
 
 func isQuote(c byte) bool { return c == '\'' || c == '"' }
 
