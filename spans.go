@@ -320,6 +320,10 @@ func newSpanBuilder(content bool) *spanBuilder {
 type spanBatch struct {
 	spans []traceSpan
 	links map[string]spanLink // by event id
+	// swept is the limit of the sweep this batch ran (Unix ns; 0 when it
+	// ran none): once the batch is delivered, the closed spans the store
+	// keeps from before it can go (spanStore.prune).
+	swept int64
 }
 
 // build processes events in the order they were enqueued. Its changes to
@@ -340,7 +344,8 @@ func (b *spanBuilder) build(events []event, now time.Time) *spanBatch {
 	}
 	if now.Sub(b.lastSweep) >= time.Minute {
 		b.lastSweep = now
-		b.sweep(out, b.newest-int64(spanBound))
+		out.swept = b.newest - int64(spanBound)
+		b.sweep(out, out.swept)
 	}
 	return out
 }
