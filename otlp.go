@@ -152,7 +152,7 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 				s.noteLogsAcked(logged, now)
 			}
 		} else {
-			s.commitSpans()
+			s.commitSpans(batch.swept)
 		}
 	}
 	if r.verdict == delivered {

@@ -71,11 +71,11 @@ func (p *pbJSON) value(b []byte, depth int) ([]byte, bool) {
 	case c == '[':
 		return p.array(b, depth)
 	case c == '"':
-		s, ok := p.str()
+		s, ok := p.strBytes()
 		if !ok {
 			return b, false
 		}
-		return appendPBString(b, 1, s), true
+		return appendPBBytes(b, 1, s), true
 	case c == 't' && bytes.HasPrefix(p.data[p.i:], []byte("true")):
 		p.i += 4
 		return appendPBVarint(b, 2, 1), true
@@ -101,7 +101,7 @@ func (p *pbJSON) object(b []byte, depth int) ([]byte, bool) {
 				p.i++
 				return b
 			}
-			key, kok := p.str()
+			key, kok := p.strBytes()
 			p.skipSpace()
 			if !kok || p.i >= len(p.data) || p.data[p.i] != ':' {
 				ok = false
@@ -110,7 +110,7 @@ func (p *pbJSON) object(b []byte, depth int) ([]byte, bool) {
 			p.i++
 			at := p.i
 			b = appendPBMsg(b, 1, func(b []byte) []byte {
-				b = appendPBString(b, 1, key)
+				b = appendPBBytes(b, 1, key)
 				return appendPBMsg(b, 2, func(b []byte) []byte {
 					b, ok = p.value(b, depth+1)
 					return b
@@ -175,32 +175,57 @@ func (p *pbJSON) next(itemOK bool, closer byte) (closed, ok bool) {
 // characters, is taken as it is; any other is decoded by encoding/json,
 // whose rules (escapes, invalid UTF-8 replaced) it then follows exactly.
 func (p *pbJSON) str() (string, bool) {
-	if p.i >= len(p.data) || p.data[p.i] != '"' {
+	raw, plain, ok := p.strRaw()
+	if !ok || plain {
+		return string(raw), ok
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
+	return s, true
+}
+
+// strBytes is str without a copy when the string is plain (no escapes,
+// valid UTF-8): its bytes are the payload's own. A caller that keeps them
+// past the payload copies them.
+func (p *pbJSON) strBytes() ([]byte, bool) {
+	raw, plain, ok := p.strRaw()
+	if !ok || plain {
+		return raw, ok
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}
+
+// strRaw moves past a string literal. A plain one (no escapes, valid
+// UTF-8) comes back as its contents; any other as the literal with its
+// quotes, for encoding/json to decode.
+func (p *pbJSON) strRaw() (raw []byte, plain, ok bool) {
+	if p.i >= len(p.data) || p.data[p.i] != '"' {
+		return nil, false, false
+	}
 	start := p.i
-	plain := true
+	plain = true
 	for j := p.i + 1; j < len(p.data); j++ {
 		switch c := p.data[j]; {
 		case c == '\\':
 			plain = false
 			j++
 		case c < 0x20:
-			return "", false
+			return nil, false, false
 		case c == '"':
 			p.i = j + 1
-			raw := p.data[start+1 : j]
-			if plain && utf8.Valid(raw) {
-				return string(raw), true
+			if raw := p.data[start+1 : j]; plain && utf8.Valid(raw) {
+				return raw, true, true
 			}
-			var s string
-			if json.Unmarshal(p.data[start:j+1], &s) != nil {
-				return "", false
-			}
-			return s, true
+			return p.data[start : j+1], false, true
 		}
 	}
-	return "", false
+	return nil, false, false
 }
 
 // number reads a number literal and appends it by appendNumber's rules.
@@ -231,9 +256,9 @@ func (p *pbJSON) number(b []byte) ([]byte, bool) {
 // noteID keeps the value of a top-level key that names the session, when
 // it is a string (at is where the value starts): the last string wins,
 // as in sessionID.
-func (p *pbJSON) noteID(key string, at int) {
+func (p *pbJSON) noteID(key []byte, at int) {
 	for i, k := range sessionIDKeys {
-		if k != key {
+		if k != string(key) {
 			continue
 		}
 		q := pbJSON{data: p.data, i: at}

@@ -117,6 +117,12 @@ func appendPBString(b []byte, field int, s string) []byte {
 	return append(b, s...)
 }
 
+func appendPBBytes(b []byte, field int, s []byte) []byte {
+	b = appendTag(b, field, wireBytes)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
 func appendPBFixed64(b []byte, field int, v uint64) []byte {
 	b = appendTag(b, field, wireFixed64)
 	return binary.LittleEndian.AppendUint64(b, v)
@@ -130,11 +136,16 @@ func appendPBVarint(b []byte, field int, v uint64) []byte {
 // appendPBHex appends a hex id as bytes; an empty or bad id is left out,
 // as proto3 leaves out an empty field.
 func appendPBHex(b []byte, field int, id string) []byte {
-	raw, err := hex.DecodeString(id)
-	if err != nil || len(raw) == 0 {
+	var buf [16]byte // a trace id's length: no allocation for any id made here
+	raw := buf[:]
+	if len(id) > 2*len(buf) {
+		raw = make([]byte, hex.DecodedLen(len(id)))
+	}
+	n, err := hex.Decode(raw, []byte(id))
+	if err != nil || n == 0 {
 		return b
 	}
-	return appendPBString(b, field, string(raw))
+	return appendPBBytes(b, field, raw[:n])
 }
 
 // pbMsgReserve is the room left for a nested message's length, which is

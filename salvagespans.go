@@ -21,7 +21,9 @@ import (
 // without call ids are paired with the oldest open start). The entries
 // were made from events delivered before the damage, so each keeps its
 // order among the others and is moved before every seq of the fresh
-// outbox: its seq less the largest one carried over, less one.
+// outbox: its seq less the largest one carried over, less one. A row of
+// closed spans (closedRowsPrefix) is copied as it is: the seqs of closed
+// spans order nothing.
 //
 // The copy is made in the transaction that ends the salvage (finish), so
 // that a salvage killed before it makes it again. Rows the corrupt file

@@ -191,8 +191,59 @@ type spanState struct {
 	byEvent map[string]string     // event id → the span it started or ended
 	turn    map[string]string     // session → its open turn
 
-	undo  []func()
+	undo  []undoStep
 	dirty map[string]bool // span ids changed since the last commit
+}
+
+// undoStep is how to undo one change (put, setIndex, remove): a record,
+// not a closure, so that the log is reused from batch to batch instead of
+// allocating a closure and a copy of the entry for every change.
+type undoStep struct {
+	id string
+	// An entry's change (m == nil): the entry there was (entry, with
+	// its fields before the change in prev when it was changed in
+	// place), whether it was dirty, and the open entry there was.
+	entry    *spanEntry
+	inPlace  bool
+	prev     spanEntry
+	wasDirty bool
+	wasOpen  *spanEntry
+	removal  bool
+	// An index's change: m[id] was old, or absent when !had.
+	m   map[string]string
+	old string
+	had bool
+}
+
+func (st *spanState) undoOne(u *undoStep) {
+	switch {
+	case u.m != nil:
+		if u.had {
+			u.m[u.id] = u.old
+		} else {
+			delete(u.m, u.id)
+		}
+		return
+	case u.removal:
+		st.entries[u.id] = u.entry
+	default:
+		if u.entry != nil {
+			if u.inPlace {
+				*u.entry = u.prev
+			}
+			st.entries[u.id] = u.entry
+		} else {
+			delete(st.entries, u.id)
+		}
+		if u.wasOpen != nil {
+			st.open[u.id] = u.wasOpen
+		} else {
+			delete(st.open, u.id)
+		}
+	}
+	if !u.wasDirty {
+		delete(st.dirty, u.id)
+	}
 }
 
 func newSpanState() *spanState {
@@ -219,30 +270,11 @@ func (st *spanState) add(e *spanEntry) {
 // put stores e (new or changed), remembering how to undo it.
 func (st *spanState) put(e *spanEntry) {
 	id := e.Span.SpanID
-	old, had := st.entries[id]
-	var prev spanEntry
-	if had {
-		prev = *old
-	}
-	wasDirty := st.dirty[id]
-	wasOpen := st.open[id]
-	st.undo = append(st.undo, func() {
-		if had {
-			*old = prev
-			st.entries[id] = old
-		} else {
-			delete(st.entries, id)
-		}
-		if wasOpen != nil {
-			st.open[id] = wasOpen
-		} else {
-			delete(st.open, id)
-		}
-		if !wasDirty {
-			delete(st.dirty, id)
-		}
-	})
-	if had && old != e {
+	old := st.entries[id]
+	st.undo = append(st.undo, undoStep{id: id, entry: old, wasDirty: st.dirty[id], wasOpen: st.open[id]})
+	if old != nil && old != e {
+		u := &st.undo[len(st.undo)-1]
+		u.inPlace, u.prev = true, *old
 		*old = *e
 		e = old
 	}
@@ -258,13 +290,7 @@ func (st *spanState) put(e *spanEntry) {
 // setIndex sets m[k] = v (or deletes it when v is empty), with its undo.
 func (st *spanState) setIndex(m map[string]string, k, v string) {
 	old, had := m[k]
-	st.undo = append(st.undo, func() {
-		if had {
-			m[k] = old
-		} else {
-			delete(m, k)
-		}
-	})
+	st.undo = append(st.undo, undoStep{id: k, m: m, old: old, had: had})
 	if v == "" {
 		delete(m, k)
 	} else {
@@ -275,7 +301,7 @@ func (st *spanState) setIndex(m map[string]string, k, v string) {
 // rollback forgets the changes since the last commit.
 func (st *spanState) rollback() {
 	for i := len(st.undo) - 1; i >= 0; i-- {
-		st.undo[i]()
+		st.undoOne(&st.undo[i])
 	}
 	st.undo = st.undo[:0]
 }
@@ -320,6 +346,10 @@ func newSpanBuilder(content bool) *spanBuilder {
 type spanBatch struct {
 	spans []traceSpan
 	links map[string]spanLink // by event id
+	// swept is the limit of the sweep this batch ran (Unix ns; 0 when it
+	// ran none): once the batch is delivered, the closed spans the store
+	// keeps from before it can go (spanStore.prune).
+	swept int64
 }
 
 // build processes events in the order they were enqueued. Its changes to
@@ -340,7 +370,8 @@ func (b *spanBuilder) build(events []event, now time.Time) *spanBatch {
 	}
 	if now.Sub(b.lastSweep) >= time.Minute {
 		b.lastSweep = now
-		b.sweep(out, b.newest-int64(spanBound))
+		out.swept = b.newest - int64(spanBound)
+		b.sweep(out, out.swept)
 	}
 	return out
 }
@@ -441,13 +472,16 @@ func spanID(parts ...string) string  { return hashID(8, parts) }
 func traceID(parts ...string) string { return hashID(16, parts) }
 
 func hashID(n int, parts []string) string {
-	h := sha256.New()
-	h.Write([]byte("difflore.span"))
+	// One buffer and sha256.Sum256 rather than a hash.Hash: ids are
+	// hashed several times per event, and the digest's allocations showed.
+	var buf [128]byte
+	in := append(buf[:0], "difflore.span"...)
 	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
+		in = append(in, 0)
+		in = append(in, p...)
 	}
-	sum := h.Sum(nil)[:n]
+	full := sha256.Sum256(in)
+	sum := full[:n]
 	if bytes.Count(sum, []byte{0}) == n {
 		sum[n-1] = 1
 	}
@@ -457,7 +491,8 @@ func hashID(n int, parts []string) string {
 // baseSpan is a span with the attributes every span carries.
 func baseSpan(c *hookContext, trace, id, parent, name, operation, agentName string) traceSpan {
 	sid := strings.SplitN(c.session, "\x00", 2)[1]
-	s := traceSpan{TraceID: trace, SpanID: id, Parent: parent, Name: name, Start: c.at}
+	// Room for the attributes a span of any kind may get, its end's too.
+	s := traceSpan{TraceID: trace, SpanID: id, Parent: parent, Name: name, Start: c.at, Attrs: make([]spanAttr, 0, 12)}
 	s.attr("gen_ai.operation.name", operation)
 	s.attr("gen_ai.agent.name", agentName)
 	s.attr("gen_ai.provider.name", cmpOr(agentProviders[c.agent], c.agent))
@@ -718,7 +753,9 @@ func (b *spanBuilder) endOnly(c *hookContext, kind int, id, trace, name, op, age
 // finish closes an open span at end and queues it to be sent.
 func (b *spanBuilder) finish(out *spanBatch, en *spanEntry, end int64, fail, unfinished, eventID string) *spanEntry {
 	n := *en
-	n.Span.Attrs = slices.Clone(en.Span.Attrs)
+	// A copy with room for the end's attributes: the entry's own array
+	// is what a rollback restores.
+	n.Span.Attrs = append(make([]spanAttr, 0, len(en.Span.Attrs)+3), en.Span.Attrs...)
 	n.Span.End = max(end, n.Span.Start)
 	if fail != "" {
 		n.Span.attr("error.type", fail)
@@ -828,13 +865,7 @@ func (st *spanState) remove(id string) {
 	if en == nil {
 		return
 	}
-	wasDirty := st.dirty[id]
-	st.undo = append(st.undo, func() {
-		st.entries[id] = en
-		if !wasDirty {
-			delete(st.dirty, id)
-		}
-	})
+	st.undo = append(st.undo, undoStep{id: id, entry: en, removal: true, wasDirty: st.dirty[id]})
 	delete(st.entries, id)
 	st.dirty[id] = true
 	for _, ev := range []string{en.StartEvent, en.EndEvent} {

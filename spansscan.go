@@ -23,7 +23,7 @@ func scanHookFields(payload []byte) (f hookFields, ok bool) {
 			p.i++
 			break
 		}
-		key, kok := p.str()
+		key, kok := p.strBytes()
 		p.skipSpace()
 		if !kok || p.i >= len(p.data) || p.data[p.i] != ':' {
 			return f, false
@@ -54,14 +54,14 @@ func scanHookFields(payload []byte) (f hookFields, ok bool) {
 
 // set takes one top-level field's value, raw. A value of another type than
 // the field's is left out.
-func (f *hookFields) set(key string, raw []byte) {
+func (f *hookFields) set(key []byte, raw []byte) {
 	str := func(dst *string) {
 		q := pbJSON{data: raw}
 		if s, ok := q.str(); ok {
 			*dst = s
 		}
 	}
-	switch key {
+	switch string(key) {
 	case "session_id":
 		str(&f.SessionID)
 	case "conversation_id":
@@ -117,7 +117,7 @@ func (p *pbJSON) skip(depth int) bool {
 	}
 	switch c := p.data[p.i]; {
 	case c == '"':
-		_, ok := p.str()
+		_, ok := p.strBytes()
 		return ok
 	case c == '{' || c == '[':
 		end := byte('}')
@@ -132,7 +132,7 @@ func (p *pbJSON) skip(depth int) bool {
 				return true
 			}
 			if c == '{' {
-				if _, ok := p.str(); !ok {
+				if _, ok := p.strBytes(); !ok {
 					return false
 				}
 				p.skipSpace()

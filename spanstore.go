@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -11,8 +14,13 @@ import (
 // spansTableSQL is where the OTLP sinks keep their spans between batches
 // (spans.go): each open start, each end whose start has not come, and
 // each closed span for spanBound, so that a batch sent again after a crash
-// is known. One row per span per sink; doc is the spanEntry as JSON, at
-// its time (Unix ns) for pruning.
+// is known. doc is JSON, at its time (Unix ns) for pruning. An open start
+// or a lone end has a row of its own, keyed by its span id, its doc the
+// spanEntry. The closed spans of a delivered batch share one row
+// (closedRowsPrefix, state entryClosedRows), its doc their entries: a row
+// per span, keyed by hashed ids, put each batch's fifty or so spans on as
+// many pages spread over the table, which cost the settling transaction
+// four times the rest of its writes and the checkpoints (BenchmarkDrainSpans).
 const spansTableSQL = `CREATE TABLE IF NOT EXISTS spans (
 	sink    TEXT    NOT NULL,
 	span_id TEXT    NOT NULL,
@@ -22,17 +30,45 @@ const spansTableSQL = `CREATE TABLE IF NOT EXISTS spans (
 	PRIMARY KEY (sink, span_id)
 ) STRICT, WITHOUT ROWID;`
 
-const loadSpansSQL = `SELECT doc FROM spans WHERE sink = :sink`
+// loadSpansSQL reads a sink's rows in key order, which is the order the
+// rows of closed spans were written in (closedRowKey).
+const loadSpansSQL = `SELECT span_id, state, doc FROM spans WHERE sink = :sink ORDER BY span_id`
 
 const upsertSpanSQL = `INSERT INTO spans (sink, span_id, state, at, doc) VALUES (:sink, :id, :state, :at, :doc)
 ON CONFLICT (sink, span_id) DO UPDATE SET state = excluded.state, at = excluded.at, doc = excluded.doc`
 
 const deleteSpanSQL = `DELETE FROM spans WHERE sink = :sink AND span_id = :id`
 
+// pruneClosedRowsSQL drops the rows of closed spans that all ended before
+// a sweep's limit: the sweep has forgotten every one of them.
+const pruneClosedRowsSQL = `DELETE FROM spans WHERE sink = :sink AND state = :state AND at < :limit`
+
+// closedRowsPrefix starts the span_id of a row that holds closed spans;
+// the rest is a number that grows with each such row (closedRowKey).
+const closedRowsPrefix = "closed:"
+
+// entryClosedRows is the state of such a row; the span states and
+// entryLogsAcked are below it.
+const entryClosedRows = 4
+
+// closedRowKey is the span_id of the n-th row of closed spans: fixed
+// width, so that the key order is the order they were written in.
+func closedRowKey(n int64) string { return fmt.Sprintf("%s%020d", closedRowsPrefix, n) }
+
 // spanStore keeps one sink's spans in the outbox.
 type spanStore struct {
 	ob   *outbox
 	sink string
+	// ownRow are the span ids that have (or may have) a row of their
+	// own: an entry that closes, or is forgotten, deletes it. An id
+	// stays until its entry is forgotten, so that a transaction that
+	// rolls back costs at most a delete that finds nothing.
+	ownRow map[string]bool
+	// lastClosedRow is the number of the newest row of closed spans.
+	lastClosedRow int64
+	// pruneBefore is the limit of the last sweep of a delivered batch
+	// not yet applied to the rows of closed spans; 0 when none.
+	pruneBefore int64
 }
 
 // useOutbox is how the drainer hands the OTLP sink its outbox before each
@@ -67,19 +103,47 @@ type outboxUser interface {
 
 func (st *spanStore) load() (*spanState, error) {
 	state := newSpanState()
+	st.ownRow = map[string]bool{}
+	// The rows of closed spans are read first, oldest first, and the
+	// entries with rows of their own last: a span in both was opened
+	// again (its prompt id came back) after the row of closed spans was
+	// written, since closing it deletes its own row.
+	var own []*spanEntry
 	err := sqlitex.Execute(st.ob.conn, loadSpansSQL, &sqlitex.ExecOptions{
 		Named: map[string]any{":sink": st.sink},
 		ResultFunc: func(stmt *sqlite.Stmt) error {
-			var en spanEntry
-			if err := json.Unmarshal([]byte(stmt.ColumnText(0)), &en); err != nil || en.Span.SpanID == "" {
-				return nil // a row this release cannot read is skipped, not fatal
+			switch stmt.ColumnInt64(1) {
+			case entryLogsAcked:
+				return nil
+			case entryClosedRows:
+				if n, err := strconv.ParseInt(strings.TrimPrefix(stmt.ColumnText(0), closedRowsPrefix), 10, 64); err == nil {
+					st.lastClosedRow = max(st.lastClosedRow, n)
+				}
+				var closed []spanEntry
+				if err := json.Unmarshal([]byte(stmt.ColumnText(2)), &closed); err != nil {
+					return nil // a row this release cannot read is skipped, not fatal
+				}
+				for i := range closed {
+					if closed[i].Span.SpanID != "" {
+						state.add(&closed[i])
+					}
+				}
+				return nil
 			}
-			state.add(&en)
+			var en spanEntry
+			if err := json.Unmarshal([]byte(stmt.ColumnText(2)), &en); err != nil || en.Span.SpanID == "" {
+				return nil
+			}
+			st.ownRow[en.Span.SpanID] = true
+			own = append(own, &en)
 			return nil
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load open spans: %w", err)
+	}
+	for _, en := range own {
+		state.add(en)
 	}
 	return state, nil
 }
@@ -92,41 +156,98 @@ func (st *spanStore) save(changed []*spanEntry, removed []string) error {
 	return st.ob.immediate(func() error { return st.write(changed, removed) })
 }
 
-// write writes changed and removed in the caller's transaction.
+// write writes changed and removed in the caller's transaction: each open
+// or lone end in its own row, the closed ones together in a new row of
+// closed spans, without what only a span still open needs (name, parent,
+// attributes, status: they were sent when it closed).
 func (st *spanStore) write(changed []*spanEntry, removed []string) error {
+	if st.ownRow == nil {
+		st.ownRow = map[string]bool{}
+	}
 	upsert, err := st.ob.conn.Prepare(upsertSpanSQL)
 	if err != nil {
 		return err
 	}
+	del, err := st.ob.conn.Prepare(deleteSpanSQL)
+	if err != nil {
+		return err
+	}
+	put := func(id string, state, at int64, doc []byte) error {
+		upsert.SetText(":sink", st.sink)
+		upsert.SetText(":id", id)
+		upsert.SetInt64(":state", state)
+		upsert.SetInt64(":at", at)
+		upsert.SetBytes(":doc", doc)
+		return stepOnce(upsert)
+	}
+	dropOwn := func(id string) error {
+		if !st.ownRow[id] {
+			return nil
+		}
+		del.SetText(":sink", st.sink)
+		del.SetText(":id", id)
+		return stepOnce(del)
+	}
+	var closed []spanEntry
+	var closedAt int64
 	for _, en := range changed {
+		at := max(en.Span.Start, en.Span.End)
+		if en.State == entryClosed {
+			c := *en
+			c.Span = traceSpan{TraceID: en.Span.TraceID, SpanID: en.Span.SpanID, Start: en.Span.Start, End: en.Span.End}
+			closed = append(closed, c)
+			closedAt = max(closedAt, at)
+			if err := dropOwn(en.Span.SpanID); err != nil {
+				return err
+			}
+			continue
+		}
 		doc, err := json.Marshal(en)
 		if err != nil {
 			return err
 		}
-		upsert.SetText(":sink", st.sink)
-		upsert.SetText(":id", en.Span.SpanID)
-		upsert.SetInt64(":state", int64(en.State))
-		upsert.SetInt64(":at", max(en.Span.Start, en.Span.End))
-		upsert.SetBytes(":doc", doc)
-		if err := stepOnce(upsert); err != nil {
+		if err := put(en.Span.SpanID, int64(en.State), at, doc); err != nil {
+			return err
+		}
+		st.ownRow[en.Span.SpanID] = true
+	}
+	if len(closed) > 0 {
+		doc, err := json.Marshal(closed)
+		if err != nil {
+			return err
+		}
+		st.lastClosedRow++
+		if err := put(closedRowKey(st.lastClosedRow), entryClosedRows, closedAt, doc); err != nil {
 			return err
 		}
 	}
 	for _, id := range removed {
-		if err := sqlitex.Execute(st.ob.conn, deleteSpanSQL, &sqlitex.ExecOptions{Named: map[string]any{":sink": st.sink, ":id": id}}); err != nil {
+		if err := dropOwn(id); err != nil {
 			return err
 		}
+		delete(st.ownRow, id)
+	}
+	if st.pruneBefore != 0 {
+		err := sqlitex.Execute(st.ob.conn, pruneClosedRowsSQL, &sqlitex.ExecOptions{
+			Named: map[string]any{":sink": st.sink, ":state": entryClosedRows, ":limit": st.pruneBefore},
+		})
+		if err != nil {
+			return err
+		}
+		st.pruneBefore = 0
 	}
 	return nil
 }
 
 // commitSpans keeps in memory the state a delivered batch left, and queues
-// it for the outbox (keepState).
-func (s *otlpSink) commitSpans() {
+// it for the outbox (keepState); swept is the limit of the batch's sweep,
+// 0 when it ran none.
+func (s *otlpSink) commitSpans(swept int64) {
 	changed, removed := s.spans.st.commit()
 	if s.store == nil {
 		return
 	}
+	s.store.pruneBefore = max(s.store.pruneBefore, swept)
 	if s.unsaved == nil {
 		s.unsaved = map[string]*spanEntry{}
 	}
@@ -144,7 +265,7 @@ func (s *otlpSink) keepState() error {
 	if err := s.keepLogsAcked(); err != nil {
 		return err
 	}
-	if s.store == nil || len(s.unsaved) == 0 {
+	if s.store == nil || (len(s.unsaved) == 0 && s.store.pruneBefore == 0) {
 		return nil
 	}
 	var changed []*spanEntry
@@ -156,6 +277,8 @@ func (s *otlpSink) keepState() error {
 			changed = append(changed, en)
 		}
 	}
+	// In the order of their ids, so that the same changes make the same rows.
+	slices.SortFunc(changed, func(a, b *spanEntry) int { return strings.Compare(a.Span.SpanID, b.Span.SpanID) })
 	if err := s.store.write(changed, removed); err != nil {
 		return fmt.Errorf("keep open spans: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -335,5 +336,108 @@ func TestSalvageKeepsTraceparent(t *testing.T) {
 	})
 	if err != nil || both != 100 {
 		t.Errorf("salvaged %d events with both their sink and their traceparent (%v), want 100", both, err)
+	}
+}
+
+// spanRowStates counts the rows kept for the default sink by state.
+func spanRowStates(t *testing.T, ob *outbox) map[int64]int {
+	t.Helper()
+	n := map[int64]int{}
+	err := sqlitex.ExecuteTransient(ob.conn, `SELECT state, count(*) FROM spans WHERE sink = 'default' GROUP BY state`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error { n[stmt.ColumnInt64(0)] = stmt.ColumnInt(1); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestClosedSpansShareARow: the spans a delivered batch closed are kept
+// together in one row, not one row each, and the next daemon knows them
+// from it as the first one did: the same events queued again send no span
+// again, and their log records name the spans that a builder that never
+// stopped names for them.
+func TestClosedSpansShareARow(t *testing.T) {
+	rec, endpoint := startOTLPRecorder(t)
+	h := mustOpenHomeCreate(t, testHome(t))
+	events := hookEvents(t, claudeSession())
+	insert := func(ob *outbox) {
+		for _, e := range events {
+			if err := insertEventTP(ob.conn, e.ID, e.Kind, e.Payload, e.CreatedAt, e.Traceparent); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ob := mustOutbox(t, h, time.Now)
+	insert(ob)
+	drainOnce(t, ob, endpoint)
+	sent := len(rec.spanNames())
+	if got := spanRowStates(t, ob); !maps.Equal(got, map[int64]int{entryClosedRows: 1}) {
+		t.Fatalf("rows by state %v after one batch that closed %d spans, want one row of closed spans", got, sent)
+	}
+	ob.Close()
+
+	ob = mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	insert(ob)
+	drainOnce(t, ob, endpoint)
+	if n := len(rec.spanNames()); n != sent {
+		t.Errorf("the same events sent again made %d spans more", n-sent)
+	}
+	b, _ := buildAll(events, len(events), false)
+	want := b.build(events, spanEpoch).links
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.logs) != 2*len(events) {
+		t.Fatalf("%d log records, want %d", len(rec.logs), 2*len(events))
+	}
+	for i, l := range rec.logs[len(events):] {
+		w, ok := want[events[i].ID]
+		if !ok && (l["spanId"] != nil || l["traceId"] != nil) || ok && (l["spanId"] != w.span || l["traceId"] != w.trace) {
+			t.Errorf("record of %s names span %v/%v, want %+v", events[i].ID, l["traceId"], l["spanId"], w)
+		}
+	}
+}
+
+// TestClosedSpanRowsPruned: a row of closed spans goes once a sweep has
+// forgotten them all (spanBound on the events' clock), in the transaction
+// of the batch whose sweep it was; a span opened again after it closed is
+// read back open from its own row.
+func TestClosedSpanRowsPruned(t *testing.T) {
+	_, endpoint := startOTLPRecorder(t)
+	h := mustOpenHomeCreate(t, testHome(t))
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	old := hookEvents(t, codexSession())
+	for i := range old {
+		old[i].CreatedAt = old[i].CreatedAt.Add(-3 * spanBound)
+	}
+	for _, e := range old {
+		if err := insertEventTP(ob.conn, e.ID, e.Kind, e.Payload, e.CreatedAt, e.Traceparent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drainOnce(t, ob, endpoint)
+	if got := spanRowStates(t, ob); got[entryClosedRows] != 1 {
+		t.Fatalf("rows by state %v, want one row of closed spans", got)
+	}
+	// Three days later the same turn's prompt comes again (its turn id
+	// with it), alone: its span is open again, and the sweep of its
+	// batch forgets the spans closed three days before.
+	later := old[1]
+	later.ID, later.CreatedAt = "ev-later", later.CreatedAt.Add(3*spanBound)
+	if err := insertEventTP(ob.conn, later.ID, later.Kind, later.Payload, later.CreatedAt, later.Traceparent); err != nil {
+		t.Fatal(err)
+	}
+	drainOnce(t, ob, endpoint)
+	if got := spanRowStates(t, ob); !maps.Equal(got, map[int64]int{entryOpen: 1}) {
+		t.Errorf("rows by state %v, want the open turn's row alone", got)
+	}
+	st, err := (&spanStore{ob: ob, sink: "default"}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.entries) != 1 || len(st.turn) != 1 {
+		t.Errorf("read back %d entries, %d open turns; want the open turn", len(st.entries), len(st.turn))
 	}
 }
