@@ -29,7 +29,7 @@ const onlyFor = `(e.state = 3
 // its hwm) that may be evicted, in queue order.
 const sinkRetriesSQL = `SELECT e.seq, e.kind, length(e.payload), length(e.id) + length(e.kind), e.created_at
 FROM deliveries d JOIN events e ON e.seq = d.seq
-WHERE d.sink = :sink AND d.state = 0 AND e.kind != '` + gapKind + `'
+WHERE d.sink = CAST(:sink AS TEXT) AND d.state = 0 AND e.kind != '` + gapKind + `'
 	AND (:shared OR ` + onlyFor + `) AND (:before = 0 OR e.created_at < :before)
 ORDER BY d.seq LIMIT CAST(:limit AS INTEGER)`
 
@@ -46,7 +46,7 @@ const (
 	sinkDropRetrySQL  = `DELETE FROM deliveries WHERE sink = :sink AND seq = :seq AND state = 0`
 	sinkWaitSQL       = `INSERT INTO deliveries (seq, sink, state, attempts, available_at) VALUES (:seq, :sink, 0, 0, :at)`
 	sinkGapSQL        = `UPDATE events SET state = 3, sink = :sink WHERE id = :id`
-	sinkOldestSQL     = `SELECT min(created_at) FROM (SELECT e.created_at FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.sink = :sink AND d.state = 0 AND e.kind != '` + gapKind + `' UNION ALL SELECT * FROM (SELECT e.created_at FROM events e WHERE e.seq > (SELECT hwm FROM sinks WHERE name = :sink) AND ` + forSecondary + ` AND e.kind != '` + gapKind + `' ORDER BY e.seq LIMIT 1))`
+	sinkOldestSQL     = `SELECT min(created_at) FROM (SELECT e.created_at FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.sink = CAST(:sink AS TEXT) AND d.state = 0 AND e.kind != '` + gapKind + `' UNION ALL SELECT * FROM (SELECT e.created_at FROM events e WHERE e.seq > (SELECT hwm FROM sinks WHERE name = :sink) AND ` + forSecondary + ` AND e.kind != '` + gapKind + `' ORDER BY e.seq LIMIT 1))`
 	secondaryNamesSQL = `SELECT name FROM sinks ORDER BY name`
 )
 
