@@ -298,8 +298,24 @@ func setUserHome(t *testing.T) string {
 	dir := t.TempDir()
 	t.Setenv("HOME", dir)
 	t.Setenv("USERPROFILE", dir)
-	for _, v := range []string{"CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME", "COPILOT_HOME"} {
+	for _, v := range agentFolderVars {
 		t.Setenv(v, "")
+	}
+	return dir
+}
+
+// agentFolderVars are the agents' own variables for their folders, which
+// a test clears so that an agent's settings are found in the user's home.
+var agentFolderVars = []string{"CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME", "COPILOT_HOME"}
+
+// setUserHome is setUserHome, in e: the process's environment is left
+// alone, so that the test may run in parallel with others.
+func (e *testEnv) setUserHome() string {
+	dir := e.t.TempDir()
+	e.setenv("HOME", dir)
+	e.setenv("USERPROFILE", dir)
+	for _, v := range agentFolderVars {
+		e.setenv(v, "")
 	}
 	return dir
 }
@@ -1160,12 +1176,12 @@ func TestHooksInstallJSONC(t *testing.T) {
 	}
 }
 
-// installWithPause runs 'hooks install' in this process with pause as the
-// settings edit's pause point, and returns its error.
-func installWithPause(t *testing.T, pause func(step string), args ...string) error {
-	t.Helper()
+// installWithPause runs 'hooks install' in this process, in e, with pause as
+// the settings edit's pause point, and returns its error.
+func installWithPause(e *testEnv, pause func(step string), args ...string) error {
+	e.t.Helper()
 	var out, errb bytes.Buffer
-	cfg := loadConfig(os.Getenv, strings.NewReader(""), &out, &errb)
+	cfg := loadConfig(e.getenv, strings.NewReader(""), &out, &errb)
 	cfg.settingsPause = pause
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -1215,12 +1231,12 @@ func agentSaves(t *testing.T, path string) int {
 // then installs while the agent saves them once, at step of the edit, and
 // checks that the agent's save, the user's key and the hooks are all in
 // the file. It returns the file and the program the hooks name.
-func installAgentSavesOnce(t *testing.T, step string) (path, exe string) {
+func installAgentSavesOnce(t *testing.T, step string) (e *testEnv, path, exe string) {
 	t.Helper()
-	testHome(t)
-	setUserHome(t)
+	e = newTestEnv(t)
+	e.setUserHome()
 	a, _ := findAgent("claude")
-	path, _ = a.settingsPath(os.Getenv, "")
+	path, _ = a.settingsPath(e.getenv, "")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -1237,7 +1253,7 @@ func installAgentSavesOnce(t *testing.T, step string) (path, exe string) {
 			}
 		}
 	}
-	if err := installWithPause(t, saveOnce, "--command", exe, "claude"); err != nil {
+	if err := installWithPause(e, saveOnce, "--command", exe, "claude"); err != nil {
 		t.Fatalf("install: %v", err)
 	}
 	if saves != 1 {
@@ -1250,7 +1266,7 @@ func installAgentSavesOnce(t *testing.T, step string) (path, exe string) {
 	if data, _ := os.ReadFile(path); !strings.Contains(string(data), filepath.ToSlash(exe)) || !strings.Contains(string(data), "opus") {
 		t.Errorf("the hooks or the user's key are missing:\n%s", data)
 	}
-	return path, exe
+	return e, path, exe
 }
 
 // TestHooksInstallAgentSavesMeanwhile makes the agent save its settings at
@@ -1259,7 +1275,8 @@ func installAgentSavesOnce(t *testing.T, step string) (path, exe string) {
 // merges again into what the agent saved; and when the agent saves at that
 // moment every time, it gives up and says so, leaving the agent's file.
 func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
-	path, exe := installAgentSavesOnce(t, stepSettingsWritten)
+	t.Parallel()
+	e, path, exe := installAgentSavesOnce(t, stepSettingsWritten)
 	saves := 1
 	saveAlways := func(step string) {
 		if step == stepSettingsWritten {
@@ -1269,7 +1286,7 @@ func TestHooksInstallAgentSavesMeanwhile(t *testing.T) {
 			}
 		}
 	}
-	err := installWithPause(t, saveAlways, "--command", exe+"2", "claude")
+	err := installWithPause(e, saveAlways, "--command", exe+"2", "claude")
 	if err == nil || !strings.Contains(err.Error(), "kept changing") {
 		t.Errorf("install with the agent saving every time: %v; want an error that says the file kept changing", err)
 	}
@@ -1292,7 +1309,8 @@ func TestHooksInstallAgentSavesAfterCheck(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("only Linux swaps two files in one step (renameat2 RENAME_EXCHANGE); elsewhere a save in this moment is lost")
 	}
-	path, exe := installAgentSavesOnce(t, stepSettingsChecked)
+	t.Parallel()
+	e, path, exe := installAgentSavesOnce(t, stepSettingsChecked)
 	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
 		var names []string
 		for _, e := range entries {
@@ -1305,7 +1323,7 @@ func TestHooksInstallAgentSavesAfterCheck(t *testing.T) {
 	// moment, is not replaced either.
 	os.Remove(path)
 	saves := 0
-	if err := installWithPause(t, saveOnceNew(t, path, &saves), "--command", exe, "claude"); err != nil {
+	if err := installWithPause(e, saveOnceNew(t, path, &saves), "--command", exe, "claude"); err != nil {
 		t.Fatalf("install: %v", err)
 	}
 	if saves != 1 {
@@ -1355,10 +1373,11 @@ func TestHooksInstallRacesAgent(t *testing.T) {
 		// TestHooksInstallAgentSavesMeanwhile covers the merge again.
 		t.Skip("renames over a file in use fail on Windows (Wine): a race of its own")
 	}
-	testHome(t)
-	setUserHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	e.setUserHome()
 	a, _ := findAgent("claude")
-	path, _ := a.settingsPath(os.Getenv, "")
+	path, _ := a.settingsPath(e.getenv, "")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -1397,7 +1416,7 @@ func TestHooksInstallRacesAgent(t *testing.T) {
 	const trials = 60
 	gaveUp := 0
 	for i := range trials {
-		err := installWithPause(t, nil, "--command", filepath.Join(t.TempDir(), fmt.Sprintf("difflore%d", i)), "claude")
+		err := installWithPause(e, nil, "--command", filepath.Join(t.TempDir(), fmt.Sprintf("difflore%d", i)), "claude")
 		if err != nil {
 			if !strings.Contains(err.Error(), "kept changing") {
 				t.Errorf("install %d: %v", i, err)

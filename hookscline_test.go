@@ -23,7 +23,9 @@ func TestClineScriptsDeliverPayloads(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Cline runs its hook scripts in Git Bash on Windows, which the Windows test run has not")
 	}
-	home := testHome(t)
+	t.Parallel()
+	env := newTestEnv(t)
+	home := env.home
 	userHome := t.TempDir()
 	bin := hookBinary(t)
 	install := exec.Command(bin, "hooks", "install", "cline")
@@ -52,7 +54,7 @@ func TestClineScriptsDeliverPayloads(t *testing.T) {
 		t.Fatalf("%d Cline payloads in testdata/hooks, want the 5 of Cline 3.0.65", len(want))
 	}
 	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+	env.mustCLI("drain", "--endpoint", ep.URL)
 	got := 0
 	for _, r := range ep.requests() {
 		for _, e := range r.batch.Events {
@@ -131,7 +133,9 @@ func TestAugmentHooks(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Auggie runs its .sh hooks with bash.exe on Windows, which the Windows test run has not")
 	}
-	home := testHome(t)
+	t.Parallel()
+	env := newTestEnv(t)
+	home := env.home
 	userHome := t.TempDir()
 	bin := hookBinary(t)
 	settings := filepath.Join(userHome, ".augment", "settings.json")
@@ -194,7 +198,7 @@ func TestAugmentHooks(t *testing.T) {
 		t.Fatalf("%d Auggie payloads in testdata/hooks, want 3", len(want))
 	}
 	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+	env.mustCLI("drain", "--endpoint", ep.URL)
 	got := 0
 	for _, r := range ep.requests() {
 		for _, e := range r.batch.Events {

@@ -30,7 +30,9 @@ func TestKiroHooksDeliverEvents(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("the hook commands are run through sh here")
 	}
-	home := testHome(t)
+	t.Parallel()
+	env := newTestEnv(t)
+	home := env.home
 	userHome := t.TempDir()
 	project := t.TempDir()
 	if p, err := filepath.EvalSymlinks(project); err == nil {
@@ -49,7 +51,7 @@ func TestKiroHooksDeliverEvents(t *testing.T) {
 	fire("promptSubmit")
 	fire("agentStop")
 	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+	env.mustCLI("drain", "--endpoint", ep.URL)
 	type kiroPayload struct {
 		SessionID  string  `json:"session_id"`
 		Cwd        string  `json:"cwd"`
@@ -86,7 +88,7 @@ func TestKiroHooksDeliverEvents(t *testing.T) {
 	}
 	fire("agentStop", "timeout", "60")
 	ep2 := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep2.URL)
+	env.mustCLI("drain", "--endpoint", ep2.URL)
 	for _, r := range ep2.requests() {
 		for _, e := range r.batch.Events {
 			if id := sessionID(e.Payload); id == "" || id == ps.SessionID {

@@ -119,7 +119,7 @@ func writeHandFormatted(t *testing.T, a agentSpec, path string) {
 // as it was written, and no backup is left beside a settings file; the
 // backups are in the data home, where install says.
 func TestHooksUninstallGivesFilesBack(t *testing.T) {
-	home := testHome(t)
+	t.Parallel()
 	exe := filepath.Join(t.TempDir(), "difflore")
 	if err := os.WriteFile(exe, []byte("binary"), 0o755); err != nil {
 		t.Fatal(err)
@@ -140,8 +140,11 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 				continue // an agent of its own installer: its own tests say what is there before
 			}
 			t.Run(name, func(t *testing.T) {
-				userHome := setUserHome(t)
-				path, err := a.settingsPath(os.Getenv, "")
+				t.Parallel()
+				e := newTestEnv(t)
+				home := e.home
+				userHome := e.setUserHome()
+				path, err := a.settingsPath(e.getenv, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -153,7 +156,7 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 				if a.name == "codex" {
 					args = append(args, "--trust")
 				}
-				out := mustCLI(t, append(args, a.name)...)
+				out := e.mustCLI(append(args, a.name)...)
 				if existing && a.custom == nil && !strings.Contains(out, "the file as it was: "+filepath.Join(home, "backups")) {
 					t.Errorf("install does not say where the backup is in the data home:\n%s", out)
 				}
@@ -168,7 +171,7 @@ func TestHooksUninstallGivesFilesBack(t *testing.T) {
 						t.Errorf("no backup in the data home")
 					}
 				}
-				mustCLI(t, "hooks", "uninstall", a.name)
+				e.mustCLI("hooks", "uninstall", a.name)
 				compareSnapshots(t, "after uninstall", before, snapshot(t, userHome))
 			})
 		}

@@ -109,12 +109,12 @@ func fire(t *testing.T, home, userHome, command string, payload []byte, wrap ...
 	}
 }
 
-// drainedKinds drains the outbox to an endpoint and returns the kinds of the
-// events it got, in order.
-func drainedKinds(t *testing.T) []string {
-	t.Helper()
-	ep := newEndpoint(t, nil)
-	mustCLI(t, "drain", "--endpoint", ep.URL)
+// drainedKinds drains the outbox of env to an endpoint and returns the kinds
+// of the events it got, in order.
+func drainedKinds(env *testEnv) []string {
+	env.t.Helper()
+	ep := newEndpoint(env.t, nil)
+	env.mustCLI("drain", "--endpoint", ep.URL)
 	var kinds []string
 	for _, r := range ep.requests() {
 		for _, e := range r.batch.Events {
@@ -132,7 +132,9 @@ func TestHookAttribution(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("fires hooks through /bin/sh, as hosts do on Unix")
 	}
-	home := testHome(t)
+	t.Parallel()
+	env := newTestEnv(t)
+	home := env.home
 	userHome := t.TempDir()
 	bin := hookBinary(t)
 	prompt := installedHook(t, bin, home, userHome, "claude", "UserPromptSubmit")
@@ -140,7 +142,7 @@ func TestHookAttribution(t *testing.T) {
 	fire(t, home, userHome, prompt, []byte(vscodePrompt))
 	fire(t, home, userHome, prompt, readFixture(t, "testdata/hooks/claude-2.1.328.UserPromptSubmit.json"))
 	want := []string{"copilot.UserPromptSubmit", "vscode.UserPromptSubmit", "claude.UserPromptSubmit"}
-	if got := drainedKinds(t); !slices.Equal(got, want) {
+	if got := drainedKinds(env); !slices.Equal(got, want) {
 		t.Errorf("delivered %v, want %v", got, want)
 	}
 }
@@ -155,7 +157,9 @@ func TestHookDoubleFiringStoredOnce(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("fires hooks through /bin/sh, as hosts do on Unix")
 	}
-	home := testHome(t)
+	t.Parallel()
+	env := newTestEnv(t)
+	home := env.home
 	userHome := t.TempDir()
 	bin := hookBinary(t)
 	claudeHook := installedHook(t, bin, home, userHome, "claude", "UserPromptSubmit")
@@ -163,7 +167,7 @@ func TestHookDoubleFiringStoredOnce(t *testing.T) {
 	fire(t, home, userHome, claudeHook, []byte(vscodePrompt))
 	fire(t, home, userHome, copilotHook, []byte(vscodePrompt))
 	fire(t, home, userHome, claudeHook, []byte(vscodePrompt))
-	if got := drainedKinds(t); len(got) != 1 || got[0] != "vscode.UserPromptSubmit" {
+	if got := drainedKinds(env); len(got) != 1 || got[0] != "vscode.UserPromptSubmit" {
 		t.Errorf("one VS Code firing run through three hooks: delivered %v, want one vscode.UserPromptSubmit", got)
 	}
 
@@ -177,7 +181,7 @@ func TestHookDoubleFiringStoredOnce(t *testing.T) {
 	fire(t, home, userHome, claudeHook, pascal, "timeout", "60")
 	fire(t, home, userHome, claudeHook, pascal, "timeout", "60")
 	want := []string{"claude.UserPromptSubmit", "claude.UserPromptSubmit", "copilot.UserPromptSubmit", "copilot.UserPromptSubmit"}
-	if got := drainedKinds(t); !slices.Equal(got, want) {
+	if got := drainedKinds(env); !slices.Equal(got, want) {
 		t.Errorf("four distinct firings: delivered %v, want %v", got, want)
 	}
 }

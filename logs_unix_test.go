@@ -19,11 +19,17 @@ import (
 // traces to standard error (SIGQUIT): they must land in the daemon.log
 // now in place, not in the file moved away.
 func TestDetachedStdioFollowsLog(t *testing.T) {
-	dir := testHome(t)
-	useQuickWaits(t)
-	t.Setenv(asMainEnv, "1") // The detached child is this test binary.
-	out := mustCLI(t, "run", "--detach")
-	t.Cleanup(func() { cli(t, "", "stop") })
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	e.useQuickWaits()
+	// 'run --detach' starts the detached daemon in its own environment:
+	// run from a child in e's, the daemon gets e's home and waits.
+	out, errOut, code := runProc(t, e.command("run", "--detach"), time.Minute)
+	if code != 0 {
+		t.Fatalf("run --detach: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	t.Cleanup(func() { e.cli("", "stop") })
 	var pid int
 	if _, err := fmt.Sscanf(out, "started (pid %d)", &pid); err != nil {
 		t.Fatalf("run --detach said %q: %v", out, err)

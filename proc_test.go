@@ -21,6 +21,7 @@ import (
 // negative timeout as no wait at all, and returns as soon as the process
 // exits.
 func TestProcWait(t *testing.T) {
+	t.Parallel()
 	s := startSleeper(t)
 	p, err := openProc(s.pid())
 	if err != nil {
@@ -64,6 +65,7 @@ func TestProcWait(t *testing.T) {
 // TestProcKill checks that kill ends the process through the handle and that
 // a process that is gone cannot be opened.
 func TestProcKill(t *testing.T) {
+	t.Parallel()
 	s := startSleeper(t)
 	p, err := openProc(s.pid())
 	if err != nil {
@@ -100,6 +102,7 @@ func TestProcKill(t *testing.T) {
 // Windows it is the daemon's stop event, which a process that never listened
 // does not have: the request fails and leaves the process alone.
 func TestProcRequestStopSleeper(t *testing.T) {
+	t.Parallel()
 	s := startSleeper(t)
 	p, err := openProc(s.pid())
 	if err != nil {
@@ -132,8 +135,10 @@ func TestProcRequestStopSleeper(t *testing.T) {
 // daemon and that it stops gracefully: exit code 0, PID file removed, lock
 // released.
 func TestProcRequestStopDaemon(t *testing.T) {
-	dir := testHome(t)
-	d := startDaemon(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
+	d := e.startDaemon()
 	h, err := openHome(dir, false)
 	if err != nil {
 		t.Fatal(err)

@@ -22,23 +22,24 @@ import (
 // load the moment is long: housekeeping, or a claim that waits for the
 // outbox's write lock, can take seconds.)
 func TestReloadBeforeClaim(t *testing.T) {
-	testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
 	oldArr, newArr := newArrivals(), newArrivals()
 	oldEP, newEP := newEndpoint(t, oldArr.script(200)), newEndpoint(t, newArr.script(200))
-	mustCLI(t, "config", "set", "endpoint", oldEP.URL)
+	e.mustCLI("config", "set", "endpoint", oldEP.URL)
 	release := filepath.Join(t.TempDir(), "release")
 	if err := unix.Mkfifo(release, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(pauseEnv, pauseClaim)
-	t.Setenv(pauseReleaseEnv, release)
-	d := startDaemon(t)
+	e.setenv(pauseEnv, pauseClaim)
+	e.setenv(pauseReleaseEnv, release)
+	d := e.startDaemon()
 	select {
 	case <-d.paused:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the daemon did not reach the claim step in 30s")
 	}
-	mustCLI(t, "config", "set", "endpoint", newEP.URL)
+	e.mustCLI("config", "set", "endpoint", newEP.URL)
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestReloadBeforeClaim(t *testing.T) {
 	d.awaitLog(t, 10*time.Second, "the daemon to take the SIGHUP", func(log string) bool {
 		return strings.Contains(log, "reload asked (SIGHUP)")
 	})
-	mustCLI(t, "enqueue", "--id", "after-hup", `{"n":1}`)
+	e.mustCLI("enqueue", "--id", "after-hup", `{"n":1}`)
 	releasePause(t, release)
 	if missing := newArr.awaitAll([]string{"after-hup"}, 10*time.Second); len(missing) > 0 {
 		d.mu.Lock()
@@ -119,12 +120,14 @@ func TestReloadStress(t *testing.T) {
 // removes the table and sends SIGHUP again: the next event reaches the
 // first sink alone, and nothing is left waiting for the removed one.
 func TestReloadAddsAndRemovesSink(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	first, second := newArrivals(), newArrivals()
 	epFirst, epSecond := newEndpoint(t, first.script(200)), newEndpoint(t, second.script(200))
-	mustCLI(t, "config", "set", "endpoint", epFirst.URL)
-	d := startDaemon(t)
-	mustCLI(t, "enqueue", "--id", "before", `{"n":1}`)
+	e.mustCLI("config", "set", "endpoint", epFirst.URL)
+	d := e.startDaemon()
+	e.mustCLI("enqueue", "--id", "before", `{"n":1}`)
 	first.await(t, "before", 10*time.Second)
 	conf := filepath.Join(dir, configFileName)
 	hup := func(generation int, text string) {
@@ -140,14 +143,14 @@ func TestReloadAddsAndRemovesSink(t *testing.T) {
 		})
 	}
 	hup(1, fmt.Sprintf("endpoint = %q\n\n[[sink]]\nname = \"second\"\nendpoint = %q\n", epFirst.URL, epSecond.URL))
-	mustCLI(t, "enqueue", "--id", "added", `{"n":2}`)
+	e.mustCLI("enqueue", "--id", "added", `{"n":2}`)
 	first.await(t, "added", 10*time.Second)
 	second.await(t, "added", 10*time.Second)
 	hup(2, fmt.Sprintf("endpoint = %q\n", epFirst.URL))
-	mustCLI(t, "enqueue", "--id", "removed", `{"n":3}`)
+	e.mustCLI("enqueue", "--id", "removed", `{"n":3}`)
 	first.await(t, "removed", 10*time.Second)
 	waitFor(t, 10*time.Second, "an empty outbox with no sink but the first", func() bool {
-		out, _, _ := cli(t, "", "outbox", "list")
+		out, _, _ := e.cli("", "outbox", "list")
 		return out == "0 pending, 0 inflight, 0 dead\n"
 	})
 	if n := second.count("removed"); n != 0 {
@@ -162,7 +165,9 @@ func TestReloadAddsAndRemovesSink(t *testing.T) {
 // is a [[sink]] table (no top-level endpoint) and sends SIGHUP: the next
 // event goes to the new endpoint.
 func TestReloadFirstSinkTable(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	oldArr, newArr := newArrivals(), newArrivals()
 	oldEP, newEP := newEndpoint(t, oldArr.script(200)), newEndpoint(t, newArr.script(200))
 	conf := filepath.Join(dir, configFileName)
@@ -173,8 +178,8 @@ func TestReloadFirstSinkTable(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(table, oldEP.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t)
-	mustCLI(t, "enqueue", "--id", "e1", `{"n":1}`)
+	d := e.startDaemon()
+	e.mustCLI("enqueue", "--id", "e1", `{"n":1}`)
 	oldArr.await(t, "e1", 10*time.Second)
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(table, newEP.URL)), 0o600); err != nil {
 		t.Fatal(err)
@@ -183,7 +188,7 @@ func TestReloadFirstSinkTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.awaitLog(t, 10*time.Second, "the reload", func(log string) bool { return strings.Contains(log, "reloaded config.toml") })
-	mustCLI(t, "enqueue", "--id", "e2", `{"n":2}`)
+	e.mustCLI("enqueue", "--id", "e2", `{"n":2}`)
 	if missing := newArr.awaitAll([]string{"e2"}, 10*time.Second); len(missing) > 0 {
 		t.Fatalf("e2 did not reach the new endpoint; the old one got it %d times", oldArr.count("e2"))
 	}

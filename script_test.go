@@ -15,8 +15,11 @@ import (
 )
 
 // TestScripts runs the end-to-end scripts in testdata/script: the CLI as a
-// user drives it, with real processes.
+// user drives it, with real processes. Each script has its own data home
+// and user's home, passed to its commands in their environment (Setup,
+// runDifflore), so the scripts run in parallel with the other tests too.
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {

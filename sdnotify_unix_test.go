@@ -18,6 +18,7 @@ import (
 // on: the daemon says READY=1 once it holds the lock, and STOPPING=1 when
 // it is asked to stop.
 func TestSystemdNotify(t *testing.T) {
+	t.Parallel()
 	sockets := map[string]string{"path": filepath.Join(t.TempDir(), "notify")}
 	if runtime.GOOS == "linux" {
 		// systemd names an abstract socket with a leading '@'.
@@ -25,22 +26,23 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	for name, addr := range sockets {
 		t.Run(name, func(t *testing.T) {
-			testHome(t)
+			t.Parallel()
+			e := newTestEnv(t)
 			conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			t.Setenv("NOTIFY_SOCKET", addr)
-			d, _ := spawnDaemon(t)
+			e.setenv("NOTIFY_SOCKET", addr)
+			d, _ := e.spawnDaemon()
 
 			if got := readNotice(t, conn); got != "READY=1" {
 				t.Fatalf("first notice %q, want READY=1\n%s", got, d.log)
 			}
-			if state, pid, _ := statusOf(t); state != "running" || pid != d.cmd.Process.Pid {
+			if state, pid, _ := e.statusOf(); state != "running" || pid != d.cmd.Process.Pid {
 				t.Errorf("at READY=1, status says %s pid %d, want running pid %d", state, pid, d.cmd.Process.Pid)
 			}
-			if out := mustCLI(t, "stop"); !strings.HasPrefix(out, "stopped") {
+			if out := e.mustCLI("stop"); !strings.HasPrefix(out, "stopped") {
 				t.Errorf("stop: %q", out)
 			}
 			if got := readNotice(t, conn); got != "STOPPING=1" {

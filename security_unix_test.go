@@ -445,9 +445,14 @@ func TestFIFOsInHomeRefused(t *testing.T) {
 // changes its mode (a chmod once turned a shared folder into 0700 and
 // dropped its sticky bit). A folder of ours that only we can write is used
 // as it is, 0755 included, and a missing one is created 0700.
+//
+// The subtests that pass the home in their own environment (testEnv) run
+// in parallel; "new" sets the process's umask, so it runs alone, while
+// they wait for the test's body to end.
 func TestSharedFolderAsHomeRefused(t *testing.T) {
 	for _, mode := range []fs.FileMode{0o777 | fs.ModeSticky, 0o770, 0o702} {
 		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
 			dir := filepath.Join(t.TempDir(), "shared")
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -455,8 +460,8 @@ func TestSharedFolderAsHomeRefused(t *testing.T) {
 			if err := os.Chmod(dir, mode); err != nil {
 				t.Fatal(err)
 			}
-			testHome(t)
-			t.Setenv("DIFFLORE_HOME", dir)
+			e := newTestEnv(t)
+			e.setenv("DIFFLORE_HOME", dir)
 			for _, args := range [][]string{
 				{"enqueue", `{"n":1}`},
 				{"run", "--endpoint", "file:///dev/null"},
@@ -465,7 +470,7 @@ func TestSharedFolderAsHomeRefused(t *testing.T) {
 				{"outbox", "list"},
 				{"logs"},
 			} {
-				out, errOut, code := runProc(t, command(t, args...), 20*time.Second)
+				out, errOut, code := runProc(t, e.command(args...), 20*time.Second)
 				if code == 0 || !strings.Contains(errOut, "writable by others") || !strings.Contains(errOut, "hint:") {
 					t.Errorf("difflore %s with a home of mode %s: exit %d, stderr %q; want a refusal that says why, with a hint\n%s",
 						strings.Join(args, " "), mode, code, errOut, out)
@@ -485,6 +490,7 @@ func TestSharedFolderAsHomeRefused(t *testing.T) {
 	}
 
 	t.Run("0755 of ours", func(t *testing.T) {
+		t.Parallel()
 		dir := filepath.Join(t.TempDir(), "home")
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -492,9 +498,9 @@ func TestSharedFolderAsHomeRefused(t *testing.T) {
 		if err := os.Chmod(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		testHome(t)
-		t.Setenv("DIFFLORE_HOME", dir)
-		mustCLI(t, "enqueue", `{"n":1}`)
+		e := newTestEnv(t)
+		e.setenv("DIFFLORE_HOME", dir)
+		e.mustCLI("enqueue", `{"n":1}`)
 		if fi, err := os.Lstat(dir); err != nil || fi.Mode().Perm() != 0o755 {
 			t.Errorf("the home's mode: %v, %v; want 0755 unchanged", fi.Mode(), err)
 		}

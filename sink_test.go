@@ -635,7 +635,9 @@ func TestRedactURL(t *testing.T) {
 // answer well over a MiB. Every event must stay in the outbox; an answer
 // that was cut and then read as "rejects nothing" acknowledged them all.
 func TestLargeRejectingAnswerDeletesNothing(t *testing.T) {
-	dir := testHome(t)
+	t.Parallel()
+	e := newTestEnv(t)
+	dir := e.home
 	const n = 4000
 	reason := strings.Repeat("the ingest queue is full, try again later; ", 6)
 	ep := newEndpoint(t, func(_ int, r recorded) answer {
@@ -668,7 +670,7 @@ func TestLargeRejectingAnswerDeletesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, errOut, code := cli(t, "", "drain", "--endpoint", ep.URL, "--batch", "4000", "--json")
+	out, errOut, code := e.cli("", "drain", "--endpoint", ep.URL, "--batch", "4000", "--json")
 	// drain goes on while events are ready, and per-event jitter makes
 	// some of the rejected ready again within its run: the first request
 	// is the one that matters.
