@@ -441,3 +441,34 @@ func TestClosedSpanRowsPruned(t *testing.T) {
 		t.Errorf("read back %d entries, %d open turns; want the open turn", len(st.entries), len(st.turn))
 	}
 }
+
+// TestSpansRestartEveryEvent: a Claude session (parallel tool calls, a
+// failure, a subagent, a turn cut off, the session's end) delivered one
+// event per daemon makes the spans that one builder makes of it, whatever
+// each daemon read back from the rows of open and of closed spans.
+func TestSpansRestartEveryEvent(t *testing.T) {
+	rec, endpoint := startOTLPRecorder(t)
+	h := mustOpenHomeCreate(t, testHome(t))
+	events := hookEvents(t, claudeSession())
+	ob := mustOutbox(t, h, time.Now)
+	defer ob.Close()
+	for _, e := range events {
+		if err := insertEventTP(ob.conn, e.ID, e.Kind, e.Payload, e.CreatedAt, e.Traceparent); err != nil {
+			t.Fatal(err)
+		}
+		drainOnce(t, ob, endpoint)
+	}
+	_, want := buildAll(events, 1, false)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.spans) != len(want) {
+		t.Fatalf("%d spans sent, want %d", len(rec.spans), len(want))
+	}
+	for i, s := range rec.spans {
+		w := want[i]
+		if s["spanId"] != w.SpanID || s["traceId"] != w.TraceID || s["name"] != w.Name ||
+			s["startTimeUnixNano"] != jsonNano(w.Start) || s["endTimeUnixNano"] != jsonNano(w.End) || len(s["attributes"].([]any)) != len(w.Attrs) {
+			t.Errorf("span %d = %v, want %+v", i, s, w)
+		}
+	}
+}
