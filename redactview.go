@@ -73,6 +73,20 @@ func (sc *scratch) decodeView(text []byte) ([]byte, viewMap) {
 // a '%' or a '\' (more to undo) and whether it undid anything.
 func decodeOnce(dst []byte, at []int32, src []byte, srcAt []int32) (_ []byte, _ []int32, more, changed bool) {
 	for i := 0; i < len(src); {
+		// A run of bytes that no escape starts is copied whole, and
+		// holds no '%' or '\' for a next pass to read.
+		if j := i + escapeFree(src[i:]); j > i {
+			dst = append(dst, src[i:j]...)
+			if srcAt != nil {
+				at = append(at, srcAt[i:j]...)
+			} else {
+				for k := i; k < j; k++ {
+					at = append(at, int32(k))
+				}
+			}
+			i = j
+			continue
+		}
 		from := int32(i)
 		if srcAt != nil {
 			from = srcAt[i]
@@ -102,6 +116,17 @@ func decodeOnce(dst []byte, at []int32, src []byte, srcAt []int32) (_ []byte, _ 
 		i += n
 	}
 	return dst, at, more, changed
+}
+
+// escapeFree returns how many bytes b starts with that are neither '%'
+// nor '\', the bytes an escape starts with.
+func escapeFree(b []byte) int {
+	for i, c := range b {
+		if c == '%' || c == '\\' {
+			return i
+		}
+	}
+	return len(b)
 }
 
 // unbackslash reads the escape at the start of b, a backslash: JSON's,

@@ -50,9 +50,9 @@ const salvageCountSQL = `SELECT count(*) FROM events INDEXED BY %s WHERE seq > :
 // not its seq_offset: that counts the events of the old file's seqs, and
 // the fresh outbox numbers what it copies afresh from 1 (countsSQL); nor
 // the state of a salvage that file itself was still making; nor the name
-// of the first sink (sinkchange.go): the other sinks' progress is not
-// carried over, so the fresh outbox is a first configuration, whose sinks
-// receive everything it holds.
+// of the first sink (sinkchange.go), which goes with the other sinks'
+// progress (carrySinks): where that cannot be read, the fresh outbox is a
+// first configuration, whose sinks receive everything it holds.
 const salvageMetaSQL = `SELECT key, value FROM meta WHERE key NOT IN ('seq_offset', 'salvage_state', 'primary_sink')`
 
 // salvageOffsetSQL reads the old file's seq_offset: with the largest seq
@@ -154,6 +154,11 @@ func finishSalvage(ctx context.Context, h home, opts healOpts, log *slog.Logger)
 	})
 	if err != nil || state == "" {
 		return err
+	}
+	// Where each copied row went, for the other sinks' progress
+	// (salvagesinks.go).
+	if err := sqlitex.ExecuteTransient(fresh.conn, salvageSeqsTableSQL, nil); err != nil {
+		return fmt.Errorf("salvage: %w", err)
 	}
 	s := &salvager{to: fresh, opts: opts}
 	if err := json.Unmarshal([]byte(state), &s.st); err != nil || s.st.Aside == "" || filepath.Base(s.st.Aside) != s.st.Aside {
@@ -464,11 +469,23 @@ func (s *salvager) finish(ctx context.Context, aside string, log *slog.Logger) e
 			log.Warn("salvage: the spans table of the corrupt outbox could not be read whole; the spans it held go out unfinished",
 				"spans_carried", spans, "error", readErr)
 		}
+		sinks, readErr, err := s.carrySinks()
+		if err != nil {
+			return fmt.Errorf("carry the sinks' progress over: %w", err)
+		}
+		if readErr != nil && !s.st.Total {
+			log.Warn("salvage: the progress of the sinks beyond the first could not be read whole; they receive again every event the outbox holds",
+				"error", readErr)
+		}
+		if err := sqlitex.Execute(s.to.conn, salvageSeqsDropSQL, nil); err != nil {
+			return err
+		}
 		if err := sqlitex.Execute(s.to.conn, salvageDoneSQL, nil); err != nil {
 			return err
 		}
 		log.Warn("outbox was corrupt: moved it aside and salvaged what it could read",
-			"aside", aside, "salvaged", s.st.Copied+found, "lost", lost, "exact", exact, "all_lost", s.st.Total, "spans_carried", spans)
+			"aside", aside, "salvaged", s.st.Copied+found, "lost", lost, "exact", exact, "all_lost", s.st.Total, "spans_carried", spans,
+			"sinks_carried", sinks)
 		return nil
 	})
 	if s.from != nil {
@@ -722,6 +739,9 @@ func (s *salvager) copyChunk() (n int, err error) {
 				s.st.Lost++
 			case s.to.conn.Changes() > 0:
 				s.st.Copied++
+				if err := s.noteSeq(s.st.After); err != nil {
+					return &writeError{err}
+				}
 			}
 			s.salvaged++
 			return nil

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1204,4 +1206,108 @@ func salvageCorrupted(t *testing.T, h home, ob *outbox) (*outbox, *lineWatch) {
 		t.Fatalf("corrupt outboxes kept aside: %q, want one\n%s", aside, logs.String())
 	}
 	return mustOutbox(t, h, time.Now), logs
+}
+
+// TestSalvageKeepsSinkProgress: a salvage carries over the progress of
+// the sinks beyond the first (their sinks and deliveries rows, the seqs
+// numbered afresh): a secondary that had acknowledged events does not
+// receive them again, one retry waiting keeps its attempts, and the
+// events it had not reached, the corrupt gap and what is queued after
+// still reach it once each.
+func TestSalvageKeepsSinkProgress(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	ob := mustOutbox(t, h, time.Now)
+	ob.primary = defaultSinkName
+	if _, err := ob.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	err := ob.immediate(func() error {
+		for i := range 200 {
+			ids = append(ids, fmt.Sprintf("sk-%04d", i))
+			p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))
+			if err := insertEvent(ob.conn, ids[i], "event", []byte(p), time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &sinkQueue{ob: ob, name: "second"}
+	token, acked, err := q.claim(50, math.MaxInt, claimLease)
+	if err != nil || len(acked) != 50 {
+		t.Fatalf("claim: %d events, %v", len(acked), err)
+	}
+	if err := q.immediate(func() error { return q.ack(token, acked) }); err != nil {
+		t.Fatal(err)
+	}
+	token, retry, err := q.claim(1, math.MaxInt, claimLease)
+	if err != nil || len(retry) != 1 {
+		t.Fatalf("claim: %d events, %v", len(retry), err)
+	}
+	if err := q.immediate(func() error { return q.release(token, retry, time.Now(), true, "503") }); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh, logs := salvageCorrupted(t, h, ob)
+	defer fresh.Close()
+	fresh.primary = defaultSinkName
+	if _, err := fresh.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	insertN(t, fresh, time.Now(), "after-0")
+	var delivered, failed int64
+	err = sqlitex.Execute(fresh.conn, `SELECT delivered, failed FROM sinks WHERE name = 'second'`, &sqlitex.ExecOptions{
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			delivered, failed = stmt.ColumnInt64(0), stmt.ColumnInt64(1)
+			return nil
+		},
+	})
+	if err != nil || delivered != 50 || failed != 1 {
+		t.Errorf("the sink's totals after the salvage: delivered %d, failed %d (%v), want 50 and 1", delivered, failed, err)
+	}
+	q = &sinkQueue{ob: fresh, name: "second"}
+	got := map[string]int{}
+	attempts := map[string]int{}
+	for range 20 {
+		token, evs, err := q.claim(defaultBatch, math.MaxInt, claimLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			got[e.ID]++
+			attempts[e.ID] = e.Attempt
+		}
+		if err := q.immediate(func() error { return q.ack(token, evs) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range acked {
+		if got[e.ID] > 0 {
+			t.Errorf("event %s, acknowledged by the sink before the salvage, went to it again", e.ID)
+		}
+	}
+	for _, id := range append(ids[51:], "after-0") {
+		if got[id] != 1 {
+			t.Errorf("event %s reached the sink %d times after the salvage, want once", id, got[id])
+		}
+	}
+	if got[retry[0].ID] != 1 || attempts[retry[0].ID] != 2 {
+		t.Errorf("the retry %s reached the sink %d times, as attempt %d; want once, as attempt 2", retry[0].ID, got[retry[0].ID], attempts[retry[0].ID])
+	}
+	gaps := 0
+	for id := range got {
+		if !slices.Contains(ids, id) && id != "after-0" {
+			gaps++
+		}
+	}
+	if gaps != 1 {
+		t.Errorf("%d other events reached the sink, want the corrupt gap alone\n%s", gaps, logs.String())
+	}
 }

@@ -126,6 +126,9 @@ func (s *salvager) scanLeaf(sc *pageScan, page []byte, pgno int64) (copied int64
 			continue
 		}
 		if s.copyScanned(cols) {
+			// Noted for the other sinks' progress; a row not noted only
+			// goes to them once more (salvagesinks.go).
+			_ = s.noteSeq(seq)
 			copied++
 			s.st.Unsure = s.st.Unsure || !known
 		}

@@ -29,7 +29,8 @@ import (
 // depend on how far behind the others were. The sinks of a home's first
 // configuration (no sink was recorded yet: a new home, one that had no
 // endpoint, one upgraded from a release before sinks, one rebuilt by a
-// salvage) receive everything queued. Renaming a sink is removing it and
+// salvage that could not read the sinks' progress: salvagesinks.go)
+// receive everything queued. Renaming a sink is removing it and
 // adding another.
 
 const (
