@@ -506,7 +506,15 @@ func (l *limiter) enforce(ob *outbox, all bool) (evicted, more bool) {
 			l.log.Error("outbox limits", "error", err)
 		}
 	}
-	if l.enforceSinks(ob, all) {
+	// The secondaries' size limit is measured on the same outbox: the
+	// primary's measure (sizePlan) stands while the primary evicted
+	// nothing, rather than a second one, three PRAGMAs that cost a sink
+	// home twice the housekeeping of a home with one sink.
+	var sz *storeSize
+	if l.sized && !evicted {
+		sz = &l.size
+	}
+	if l.enforceSinks(ob, all, sz) {
 		evicted = true
 	}
 	return evicted, more

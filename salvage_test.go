@@ -1311,3 +1311,82 @@ func TestSalvageKeepsSinkProgress(t *testing.T) {
 		t.Errorf("%d other events reached the sink, want the corrupt gap alone\n%s", gaps, logs.String())
 	}
 }
+
+// TestSalvageKeepsSinkProgressOfEventsQueuedMeanwhile: an event a hook
+// queues into the fresh outbox while the salvage copies gets a seq among
+// the copied ones, below the new hwm of a secondary that had acknowledged
+// the events around it: it still reaches that sink, once.
+func TestSalvageKeepsSinkProgressOfEventsQueuedMeanwhile(t *testing.T) {
+	t.Parallel()
+	h := mustOpenHomeCreate(t, ownHome(t))
+	ob := mustOutbox(t, h, time.Now)
+	ob.primary = defaultSinkName
+	if _, err := ob.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	err := ob.immediate(func() error {
+		for i := range 2*salvageChunk + 50 {
+			if err := insertEvent(ob.conn, fmt.Sprintf("qm-%04d", i), "event", []byte(`{}`), time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &sinkQueue{ob: ob, name: "second"}
+	token, acked, err := q.claim(salvageChunk+40, math.MaxInt, claimLease)
+	if err != nil || len(acked) != salvageChunk+40 {
+		t.Fatalf("claim: %d events, %v", len(acked), err)
+	}
+	if err := q.immediate(func() error { return q.ack(token, acked) }); err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	opts := healOpts{gateWait: healGateWait, pause: func(_ context.Context, step string) {
+		if step != "chunk-1" {
+			return
+		}
+		hook := mustOutbox(t, h, time.Now)
+		defer hook.Close()
+		insertN(t, hook, time.Now(), "meanwhile")
+	}}
+	if err := healWith(context.Background(), h, time.Now(), opts, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustOutbox(t, h, time.Now)
+	defer fresh.Close()
+	fresh.primary = defaultSinkName
+	if _, err := fresh.syncSinks([]string{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	q = &sinkQueue{ob: fresh, name: "second"}
+	got := map[string]int{}
+	for range 20 {
+		token, evs, err := q.claim(defaultBatch, math.MaxInt, claimLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			got[e.ID]++
+		}
+		if err := q.immediate(func() error { return q.ack(token, evs) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got["meanwhile"] != 1 {
+		t.Errorf("the event queued during the salvage reached the sink %d times, want once", got["meanwhile"])
+	}
+	for _, e := range acked {
+		if got[e.ID] > 0 {
+			t.Errorf("event %s, acknowledged by the sink before the salvage, went to it again", e.ID)
+		}
+	}
+	if n, want := len(got), 2*salvageChunk+50-len(acked)+2; n != want {
+		t.Errorf("%d events reached the sink after the salvage, want %d: those it had not reached, the one queued meanwhile and the gap", n, want)
+	}
+}

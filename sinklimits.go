@@ -250,7 +250,9 @@ func (o *outbox) oldestFor(name string) (int64, bool, error) {
 // enforceSinks runs the secondaries' limits after the primary's (enforce):
 // each one's max_age (its own, else the top-level one), then, while the
 // outbox is still over its size limit, what only each still waits for.
-func (l *limiter) enforceSinks(ob *outbox, all bool) (evicted bool) {
+// measured is the outbox's size as enforce just measured it, nil to
+// measure it anew.
+func (l *limiter) enforceSinks(ob *outbox, all bool, measured *storeSize) (evicted bool) {
 	names, err := ob.secondaryNames()
 	if err != nil || len(names) == 0 {
 		if err != nil {
@@ -277,8 +279,10 @@ func (l *limiter) enforceSinks(ob *outbox, all bool) (evicted bool) {
 		evicted = l.logSinkGap(name)(ob.evictFor(sinkEvictPlan{sink: name, reason: reasonMaxAge, shared: true,
 			before: now.Add(-age).UnixMilli(), over: func() (int64, error) { return math.MaxInt32, nil }})) || evicted
 	}
-	sz, err := ob.size()
-	if err != nil {
+	var sz storeSize
+	if measured != nil && !evicted {
+		sz = *measured
+	} else if sz, err = ob.size(); err != nil {
 		return evicted
 	}
 	limit, _ := l.sizeLimit(sz)
