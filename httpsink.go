@@ -41,7 +41,14 @@ const maxAnswer = 64 << 20
 
 // gzipWriters keeps gzip writers for reuse: a new one allocates several
 // hundred KiB of compressor state, which showed in every batch's profile.
-var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+// They compress at gzip.BestSpeed: on a body of the hook fixtures (28 KB)
+// that took 0.24 ms against the default level's 0.58 ms, for 6.4 KB sent
+// instead of 5.2 KB, and the daemon compresses every batch it sends on the
+// machine the agent runs on.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+	return zw
+}}
 
 // gzipBody compresses a request body.
 func gzipBody(body []byte) []byte {
