@@ -115,7 +115,8 @@ const crashInRequest = "request"
 // TestCrashLoop kills the daemon with kill -9 (TerminateProcess on Windows)
 // at named points chosen at random (crashPoints), then lets a final
 // daemon finish. Delivery is at-least-once: every event must arrive, and a
-// crash may cost at most one batch sent again.
+// crash may cost at most two batches sent again (the one answered but not
+// yet written down, and the one on the wire: drainer.run).
 func TestCrashLoop(t *testing.T) {
 	t.Parallel()
 	const (
@@ -220,13 +221,13 @@ func TestCrashLoop(t *testing.T) {
 	distinct, total := rec.counts()
 	dups := total - distinct
 	t.Logf("%d events, %d crashes, batch %d: %d arrived before the final run, %d distinct in all, %d deliveries, %d duplicates (bound %d)",
-		events, crashes, batch, distinctAfterCrashes, distinct, total, dups, crashes*batch)
+		events, crashes, batch, distinctAfterCrashes, distinct, total, dups, 2*crashes*batch)
 	t.Logf("timings: enqueue of the first %d %s, crash loop %s, final run %s", upfront, enqueued.Round(time.Millisecond), loop.Round(time.Millisecond), final.Round(time.Millisecond))
 	if distinct != events {
 		t.Errorf("%d distinct events arrived, want %d", distinct, events)
 	}
-	if dups > crashes*batch {
-		t.Errorf("%d duplicates after %d crashes: more than one batch of %d per crash", dups, crashes, batch)
+	if dups > 2*crashes*batch {
+		t.Errorf("%d duplicates after %d crashes: more than two batches of %d per crash", dups, crashes, batch)
 	}
 	rec.mu.Lock()
 	for id, n := range rec.seen {

@@ -128,12 +128,13 @@ func (d *drainer) capHolds(now time.Time) {
 // outgoing is a claimed batch on its way out: the events as claimed (what
 // is settled) and as redacted (what is sent).
 type outgoing struct {
-	token    string
-	events   []event
-	sent     []event
-	redacted redactions
-	by       *redactor // the redactor that made sent
-	probing  bool      // a breaker's probe: one event
+	token     string
+	events    []event
+	claimedAt time.Time // the drainer's clock at the claim
+	sent      []event
+	redacted  redactions
+	by        *redactor // the redactor that made sent
+	probing   bool      // a breaker's probe: one event
 }
 
 // step claims one batch and delivers it. It reports whether it sent
@@ -180,6 +181,9 @@ const (
 // new request: the daemon stops taking batches at once, and gives the
 // request in flight its shutdown grace (ctx) to finish.
 func (d *drainer) run(stop, ctx context.Context) (bool, error) {
+	if stop.Err() != nil {
+		return false, nil
+	}
 	start := time.Now()
 	o, err := d.claimNext()
 	if err != nil || o == nil {
@@ -192,13 +196,12 @@ func (d *drainer) run(stop, ctx context.Context) (bool, error) {
 	for n := 1; ; n++ {
 		var next *outgoing
 		var claimErr error
-		if !o.probing && len(o.events) >= d.batch && n < maxRunBatches && (n == 1 || time.Since(start) < maxRun) && stop.Err() == nil {
+		if d.mayClaimAhead(stop, o, n, start) {
 			next, claimErr = d.claimNext()
 		}
 		r := <-answer
-		_, keeps := d.sink.(outboxUser)
 		halt := stop.Err() != nil || ctx.Err() != nil
-		if next == nil || claimErr != nil || r.verdict != delivered || halt || keeps {
+		if next == nil || claimErr != nil || r.verdict != delivered || halt || d.keepsState() {
 			err := d.settle(ctx, o, r)
 			if err == nil {
 				err = claimErr
@@ -219,6 +222,10 @@ func (d *drainer) run(stop, ctx context.Context) (bool, error) {
 		if !d.readyToSend(next) {
 			return true, errors.Join(record(), d.ob.giveBack(next.token, next.events))
 		}
+		if stop.Err() != nil {
+			// Stopped while the answer was judged or a reload applied.
+			return true, errors.Join(record(), d.unclaim(next))
+		}
 		nextAnswer := d.launch(ctx, next)
 		if err := record(); err != nil {
 			// The outbox failed: the batch on the wire is settled if
@@ -227,6 +234,39 @@ func (d *drainer) run(stop, ctx context.Context) (bool, error) {
 		}
 		o, answer = next, nextAnswer
 	}
+}
+
+// mayClaimAhead says whether run claims the next batch while o is on the
+// wire: o is a full batch (more is likely waiting) and not a probe, the
+// run is within its bounds (the first claim ahead is always taken), the
+// daemon is not stopping, and every event of o is on its first attempt.
+// A batch sent again may be what makes the daemon die: a batch claimed
+// ahead of it would count that death as an attempt of its own as well
+// (resetInflightSQL), and a batch it has nothing to do with would end as
+// a dead letter beside it. Nor is one claimed once o's lease is half
+// gone: the claim takes back the events of leases that ended
+// (reclaimSQL), which would be o's own after a clock step.
+func (d *drainer) mayClaimAhead(stop context.Context, o *outgoing, n int, start time.Time) bool {
+	if o.probing || len(o.events) < d.batch || n >= maxRunBatches || (n > 1 && time.Since(start) >= maxRun) || stop.Err() != nil {
+		return false
+	}
+	if !d.now().Before(o.claimedAt.Add(claimLease / 2)) {
+		return false
+	}
+	for _, e := range o.events {
+		if e.Attempt > 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// keepsState reports whether the sink writes state of its own in each
+// batch's settlement (the OTLP sink with spans), which its next send
+// changes: its batches are settled before the next is sent.
+func (d *drainer) keepsState() bool {
+	u, ok := d.sink.(outboxUser)
+	return ok && u.keepsState()
 }
 
 // launch sends a batch readied by readyToSend; the answer comes on the
@@ -263,7 +303,9 @@ func (d *drainer) claimNext() (*outgoing, error) {
 	if err != nil || len(events) == 0 {
 		return nil, err
 	}
-	return d.prepare(token, events, probing), nil
+	o := d.prepare(token, events, probing)
+	o.claimedAt = now
+	return o, nil
 }
 
 // prepare redacts a claimed batch. Secrets are replaced in what is sent,
@@ -306,7 +348,7 @@ func (d *drainer) ready(o *outgoing) {
 	if u, ok := d.sink.(outboxUser); ok {
 		// The OTLP sink keeps its open spans in the outbox (spanstore.go).
 		if err := u.useOutbox(d.ob.store()); err != nil {
-			d.log.Warn("read open spans: spans are paired from this batch on", "error", err)
+			d.log.Warn("read the sink's state in the outbox (open spans, log records acknowledged)", "error", err)
 		}
 	}
 }

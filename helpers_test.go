@@ -448,14 +448,6 @@ func awaitStarted(t *testing.T, p *pausedProc) *daemonProc {
 	return d
 }
 
-// spawnDaemon starts 'difflore run args…' and returns at once, with a channel
-// closed when the daemon logs that it is ready.
-func spawnDaemon(t *testing.T, args ...string) (*daemonProc, <-chan struct{}) {
-	t.Helper()
-	p := spawnPaused(t, nil, append([]string{"run"}, args...)...)
-	return p.daemonProc, p.ready
-}
-
 // pausedProc is a child difflore that stops at the steps the test named:
 // pauses receives each step as the child reaches it, and resume lets it go
 // on from there.
@@ -913,13 +905,6 @@ func outboxCounts(t *testing.T, dir string) counts {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// statusOf runs status --json and returns the state it reports and its code.
-func statusOf(t *testing.T) (state string, pid, code int) {
-	t.Helper()
-	out, stderr, code := cli(t, "", "status", "--json")
-	return parseStatus(t, out, stderr, code)
 }
 
 // parseStatus reads the state and PID out of what status --json printed.

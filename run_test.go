@@ -240,3 +240,62 @@ func TestRunStopsAtTheNextAnswer(t *testing.T) {
 		t.Errorf("the batch claimed ahead: %+v, want pending with no attempt", rw)
 	}
 }
+
+// TestRunClaimsNothingBehindARetry: a batch on a later attempt (given
+// back by a daemon that died while it was on the wire) gets no batch
+// claimed behind it, so that a batch that kills the daemon costs no other
+// batch an attempt.
+func TestRunClaimsNothingBehindARetry(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, func(n int, _ recorded) answer { return answer{status: 401} })
+	ids := r.add("ev", 2*defaultBatch, `{"n":1}`)
+	if _, _, err := r.ob.claim(defaultBatch, maxBatchBytes, claimLease); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ob.resetInflight(); err != nil { // the daemon died
+		t.Fatal(err)
+	}
+	var claims atomic.Int32
+	r.d.pauseAt = func(step string) {
+		if step == pauseClaim {
+			claims.Add(1)
+		}
+	}
+	r.run(context.Background())
+	if n := claims.Load(); n != 1 {
+		t.Errorf("%d claims while the batch sent again was on the wire, want 1", n)
+	}
+	if rw := r.row(ids[defaultBatch]); rw.attempts != 0 {
+		t.Errorf("the batch behind: %+v, want no attempt", rw)
+	}
+}
+
+// TestRunClaimAheadLeavesTheBatchOnTheWire: the clock steps past the lease
+// of the batch being sent (a suspend, a clock step); a claim behind it
+// would take that batch back as one whose lease ended and send it again in
+// the same run. No event may go twice.
+func TestRunClaimAheadLeavesTheBatchOnTheWire(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, nil)
+	r.add("ev", 2*defaultBatch, `{"n":1}`)
+	var stepped atomic.Bool
+	r.d.pauseAt = func(step string) {
+		if step == pauseSend && stepped.CompareAndSwap(false, true) {
+			r.clk.advance(claimLease + time.Second)
+		}
+	}
+	for i := 0; r.run(context.Background()); i++ {
+		if i > 10 {
+			t.Fatal("still sending after 10 runs")
+		}
+	}
+	seen := map[string]int{}
+	for _, id := range r.sentIDs() {
+		if seen[id]++; seen[id] == 2 {
+			t.Errorf("%s was sent twice", id)
+		}
+	}
+	if len(seen) != 2*defaultBatch {
+		t.Errorf("%d events sent, want %d", len(seen), 2*defaultBatch)
+	}
+}

@@ -1222,20 +1222,7 @@ func TestSalvageKeepsSinkProgress(t *testing.T) {
 	if _, err := ob.syncSinks([]string{"second"}); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	err := ob.immediate(func() error {
-		for i := range 200 {
-			ids = append(ids, fmt.Sprintf("sk-%04d", i))
-			p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))
-			if err := insertEvent(ob.conn, ids[i], "event", []byte(p), time.Now()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := queueSinkProgressEvents(t, ob, 200)
 	q := &sinkQueue{ob: ob, name: "second"}
 	token, acked, err := q.claim(50, math.MaxInt, claimLease)
 	if err != nil || len(acked) != 50 {
@@ -1259,35 +1246,8 @@ func TestSalvageKeepsSinkProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertN(t, fresh, time.Now(), "after-0")
-	var delivered, failed int64
-	err = sqlitex.Execute(fresh.conn, `SELECT delivered, failed FROM sinks WHERE name = 'second'`, &sqlitex.ExecOptions{
-		ResultFunc: func(stmt *sqlite.Stmt) error {
-			delivered, failed = stmt.ColumnInt64(0), stmt.ColumnInt64(1)
-			return nil
-		},
-	})
-	if err != nil || delivered != 50 || failed != 1 {
-		t.Errorf("the sink's totals after the salvage: delivered %d, failed %d (%v), want 50 and 1", delivered, failed, err)
-	}
-	q = &sinkQueue{ob: fresh, name: "second"}
-	got := map[string]int{}
-	attempts := map[string]int{}
-	for range 20 {
-		token, evs, err := q.claim(defaultBatch, math.MaxInt, claimLease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			got[e.ID]++
-			attempts[e.ID] = e.Attempt
-		}
-		if err := q.immediate(func() error { return q.ack(token, evs) }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	checkSinkTotals(t, fresh, "second", 50, 1)
+	got, attempts := drainSecondary(t, &sinkQueue{ob: fresh, name: "second"})
 	for _, e := range acked {
 		if got[e.ID] > 0 {
 			t.Errorf("event %s, acknowledged by the sink before the salvage, went to it again", e.ID)
@@ -1310,6 +1270,68 @@ func TestSalvageKeepsSinkProgress(t *testing.T) {
 	if gaps != 1 {
 		t.Errorf("%d other events reached the sink, want the corrupt gap alone\n%s", gaps, logs.String())
 	}
+}
+
+// queueSinkProgressEvents queues n padded events sk-0000… in one
+// transaction and returns their ids.
+func queueSinkProgressEvents(t *testing.T, ob *outbox, n int) []string {
+	t.Helper()
+	var ids []string
+	err := ob.immediate(func() error {
+		for i := range n {
+			ids = append(ids, fmt.Sprintf("sk-%04d", i))
+			p := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 100))
+			if err := insertEvent(ob.conn, ids[i], "event", []byte(p), time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// checkSinkTotals checks a secondary sink's delivered and failed totals.
+func checkSinkTotals(t *testing.T, ob *outbox, name string, wantDelivered, wantFailed int64) {
+	t.Helper()
+	var delivered, failed int64
+	err := sqlitex.Execute(ob.conn, `SELECT delivered, failed FROM sinks WHERE name = ?`, &sqlitex.ExecOptions{
+		Args: []any{name},
+		ResultFunc: func(stmt *sqlite.Stmt) error {
+			delivered, failed = stmt.ColumnInt64(0), stmt.ColumnInt64(1)
+			return nil
+		},
+	})
+	if err != nil || delivered != wantDelivered || failed != wantFailed {
+		t.Errorf("the sink's totals after the salvage: delivered %d, failed %d (%v), want %d and %d", delivered, failed, err, wantDelivered, wantFailed)
+	}
+}
+
+// drainSecondary claims and acknowledges everything a secondary sink has
+// ready, at most 20 batches, and returns how often each event came and
+// its last attempt number.
+func drainSecondary(t *testing.T, q *sinkQueue) (got, attempts map[string]int) {
+	t.Helper()
+	got, attempts = map[string]int{}, map[string]int{}
+	for range 20 {
+		token, evs, err := q.claim(defaultBatch, math.MaxInt, claimLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			got[e.ID]++
+			attempts[e.ID] = e.Attempt
+		}
+		if err := q.immediate(func() error { return q.ack(token, evs) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got, attempts
 }
 
 // TestSalvageKeepsSinkProgressOfEventsQueuedMeanwhile: an event a hook

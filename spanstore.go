@@ -99,7 +99,10 @@ func (s *otlpSink) useOutbox(ob *outbox) error {
 type outboxUser interface {
 	useOutbox(ob *outbox) error
 	keepState() error
+	keepsState() bool // whether it keeps any: an OTLP sink without spans keeps none
 }
+
+func (s *otlpSink) keepsState() bool { return s.spans != nil }
 
 func (st *spanStore) load() (*spanState, error) {
 	state := newSpanState()
