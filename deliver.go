@@ -153,14 +153,16 @@ func (d *drainer) step(ctx context.Context) (bool, error) {
 
 // maxRun and maxRunBatches bound a run (drainer.run), so that the
 // daemon's loop gets its turn (a reload, housekeeping, the size limit)
-// at least this often while a backlog drains.
+// while a backlog drains. They bound when the run claims its last batch:
+// the run ends once that batch and the one before it are answered, so
+// with a slow endpoint it lasts up to maxRun and two requests.
 const (
 	maxRun        = 100 * time.Millisecond
 	maxRunBatches = 64
 )
 
 // run delivers batch after batch, as step does, until nothing is ready,
-// delivery is held, or the run has lasted maxRun; it reports whether it
+// delivery is held, or the run is over its bounds (maxRun); it reports whether it
 // sent anything. The outbox work of one batch overlaps the request of
 // another, which is most of a batch's time: while a batch is on the wire
 // run claims and redacts the next one, and when the answer delivered the
@@ -175,7 +177,8 @@ const (
 // settlement, and its send changes what it keeps.
 //
 // The claim ahead is taken only after a full batch, which says more is
-// likely waiting: an idle daemon's single event costs no extra claim.
+// likely waiting (an idle daemon's single event costs no extra claim),
+// and only where mayClaimAhead allows.
 //
 // Requests run under ctx; stop ends the run at the next answer, with no
 // new request: the daemon stops taking batches at once, and gives the
