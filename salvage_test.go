@@ -1383,23 +1383,7 @@ func TestSalvageKeepsSinkProgressOfEventsQueuedMeanwhile(t *testing.T) {
 	if _, err := fresh.syncSinks([]string{"second"}); err != nil {
 		t.Fatal(err)
 	}
-	q = &sinkQueue{ob: fresh, name: "second"}
-	got := map[string]int{}
-	for range 20 {
-		token, evs, err := q.claim(defaultBatch, math.MaxInt, claimLease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			got[e.ID]++
-		}
-		if err := q.immediate(func() error { return q.ack(token, evs) }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	got, _ := drainSecondary(t, &sinkQueue{ob: fresh, name: "second"})
 	if got["meanwhile"] != 1 {
 		t.Errorf("the event queued during the salvage reached the sink %d times, want once", got["meanwhile"])
 	}
