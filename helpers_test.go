@@ -619,26 +619,11 @@ func startSleeper(t *testing.T) *sleeper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(copyPath, data, 0o755); err != nil {
+	writeExecutable(t, copyPath, data)
+	cmd := exec.Command(copyPath)
+	cmd.Env = append(os.Environ(), sleepEnv+"=1")
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
-	}
-	var cmd *exec.Cmd
-	// The copy was just written: a process the test binary forks
-	// meanwhile, for another test, holds the written file open until it
-	// execs, and starting the copy then fails with "text file busy"
-	// (golang/go#22315; seen in loaded runs). That moment ends with the
-	// other process's exec: try again, a bounded number of times.
-	for try := 0; ; try++ {
-		cmd = exec.Command(copyPath)
-		cmd.Env = append(os.Environ(), sleepEnv+"=1")
-		err := cmd.Start()
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	s := &sleeper{cmd: cmd, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.exited) }()
@@ -990,5 +975,20 @@ func checkAccounting(t testing.TB, handedOver, delivered, dead int64, gaps []gap
 	if delivered+dead+evicted != handedOver {
 		t.Errorf("accounting: %d handed over, but %d delivered + %d dead letters + %d reported by %d gaps = %d",
 			handedOver, delivered, dead, evicted, len(gaps), delivered+dead+evicted)
+	}
+}
+
+// writeExecutable writes a program the test then runs. A process forked
+// while the file is open for writing, for a parallel test, holds it open
+// until that process execs, and starting the program then fails with
+// "text file busy" (golang/go#22315). Forking takes syscall.ForkLock for
+// writing; so does this write, so no fork happens while the file is open.
+func writeExecutable(t *testing.T, path string, data []byte) {
+	t.Helper()
+	syscall.ForkLock.Lock()
+	err := os.WriteFile(path, data, 0o755)
+	syscall.ForkLock.Unlock()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -37,9 +37,7 @@ func hookBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "difflore"+filepath.Ext(exe))
-	if err := os.WriteFile(path, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeExecutable(t, path, data)
 	return path
 }
 

@@ -25,9 +25,7 @@ func TestServiceInstallUser(t *testing.T) {
 	calls := filepath.Join(t.TempDir(), "calls")
 	for _, name := range []string{"systemctl", "launchctl"} {
 		script := fmt.Sprintf("#!/bin/sh\necho \"%s $*\" >> %q\n[ -z \"$FAKE_FAIL\" ]\n", name, calls)
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		writeExecutable(t, filepath.Join(bin, name), []byte(script))
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	unit := filepath.Join(userHome, ".config", "systemd", "user", "difflore.service")
