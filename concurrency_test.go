@@ -12,13 +12,12 @@ import (
 	"time"
 )
 
-// TestConcurrentEnqueue runs 8 hooks at once, each enqueueing 40 events in
+// TestConcurrentEnqueue runs 8 hooks at once, each enqueueing 12 events in
 // processes of their own, while the daemon drains to an endpoint: no hook may
-// fail or warn (a warning means the event was spilled), and every event
-// must arrive exactly once.
+// fail or print anything, and every event must arrive exactly once.
 func TestConcurrentEnqueue(t *testing.T) {
 	t.Parallel()
-	const writers, each = 8, 40
+	const writers, each = 8, 12
 	e := newTestEnv(t)
 	arr := newArrivals()
 	ep := newEndpoint(t, arr.script(200))
@@ -278,7 +277,9 @@ func TestRunRacingLookers(t *testing.T) {
 // to create the database and its schema, and none may fail or spill.
 func TestConcurrentEnqueueFreshHome(t *testing.T) {
 	t.Parallel()
-	const writers, each = 8, 5
+	// Only each writer's first enqueue races to create the outbox; the
+	// second writes into what the race left.
+	const writers, each = 8, 2
 	for round := range 3 {
 		e := newTestEnv(t)
 		var wg sync.WaitGroup
