@@ -34,7 +34,7 @@ func TestWriteExecutableWhileForking(t *testing.T) {
 	busy := 0
 	deadline := time.Now().Add(2 * time.Second)
 	runs := 0
-	for ; runs < 200 && time.Now().Before(deadline); runs++ {
+	for ; runs < 150 && time.Now().Before(deadline); runs++ {
 		path := filepath.Join(dir, "prog"+strconv.Itoa(runs))
 		writeExecutable(t, path, []byte("#!/bin/sh\nexit 0\n"))
 		if err := exec.Command(path).Run(); errors.Is(err, syscall.ETXTBSY) {

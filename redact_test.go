@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The secrets below are generated with the shapes of real ones from a
@@ -266,11 +267,21 @@ var benignCorpus = []string{
 func deliverThroughFile(t *testing.T, payloads map[string][]byte) map[string][]byte {
 	t.Helper()
 	e := newTestEnv(t)
-	ids := slices.Sorted(maps.Keys(payloads))
-	for _, id := range ids {
-		if out, errOut, code := e.cli(string(payloads[id]), "enqueue", "--id", id); code != 0 {
-			t.Fatalf("enqueue %s: exit %d: %s%s", id, code, out, errOut)
+	// Queued in one transaction: thousands of enqueue commands would each
+	// wait for a sync of the disk, and enqueue stores a compact JSON
+	// payload as it is (TestEnqueue* test that).
+	ob := mustOutbox(t, mustOpenHomeCreate(t, e.home), time.Now)
+	err := ob.immediate(func() error {
+		for _, id := range slices.Sorted(maps.Keys(payloads)) {
+			if err := ob.insert(id, "event", payloads[id], time.Now()); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	ob.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
 	sink := filepath.Join(t.TempDir(), "events.jsonl")
 	e.mustCLI("drain", "--endpoint", fileURL(sink))
