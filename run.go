@@ -206,6 +206,10 @@ func (o *runOptions) settle(cfg config) error {
 	o.limits = st.limits
 	st.endpoint, st.token = o.endpoint, o.token
 	o.sinks = st.sinkSpecs()
+	if o.endpoint == "" && len(o.sinks) > 0 {
+		// The first sink is config.toml's first [[sink]] table.
+		o.endpointSource = fromConfig
+	}
 	if o.flagLimits.sizeFrom == fromFlag {
 		o.limits.maxSize, o.limits.sizeFrom = o.flagLimits.maxSize, fromFlag
 	}

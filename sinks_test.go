@@ -501,3 +501,38 @@ func TestStatusListsConfiguredSinks(t *testing.T) {
 		t.Errorf("status --json sinks %+v, want backup, not_started", rep.Sinks)
 	}
 }
+
+// TestStatusFirstSinkTableBeforeAnyDaemon: with no endpoint key, the first
+// [[sink]] table is the first sink. Before any daemon ran, status shows
+// its endpoint as the one a daemon started now would use, not "(none)",
+// and lists the other table as not started.
+func TestStatusFirstSinkTableBeforeAnyDaemon(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	if err := os.MkdirAll(e.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := "[[sink]]\nname = \"live\"\nendpoint = \"http://127.0.0.1:9/ingest\"\n\n[[sink]]\nname = \"archive\"\nendpoint = \"file:/tmp/archive.jsonl\"\n"
+	if err := os.WriteFile(filepath.Join(e.home, configFileName), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustCLI("enqueue", `{"n":1}`)
+	out, _, _ := e.cli("", "status")
+	if !regexpMatch(`(?m)^endpoint: http://127\.0\.0\.1:9/ingest \(from config\)$`, out) {
+		t.Errorf("status does not show the first [[sink]] table's endpoint:\n%s", out)
+	}
+	if !regexpMatch(`(?m)^sink archive: not started`, out) {
+		t.Errorf("status does not list the second table as not started:\n%s", out)
+	}
+	js, _, _ := e.cli("", "status", "--json")
+	var rep struct {
+		Endpoint       *string `json:"endpoint"`
+		EndpointSource string  `json:"endpoint_source"`
+	}
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	if rep.Endpoint == nil || *rep.Endpoint != "http://127.0.0.1:9/ingest" || rep.EndpointSource != "config" {
+		t.Errorf("status --json endpoint %v from %q, want the first table's, from config\n%s", rep.Endpoint, rep.EndpointSource, js)
+	}
+}

@@ -251,8 +251,12 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 		} else {
 			st.printWarnings(cfg.stderr)
 			rep.Endpoint, rep.EndpointSource = nil, st.endpointSource
-			if st.endpoint != "" {
-				rep.Endpoint = endpointOrNil(redactURL(st.endpoint))
+			// The shorthand's endpoint, or else the first [[sink]] table's.
+			if specs := st.sinkSpecs(); len(specs) > 0 {
+				rep.Endpoint = endpointOrNil(redactURL(specs[0].endpoint))
+				if st.endpoint == "" {
+					rep.EndpointSource = fromConfig
+				}
 			}
 		}
 	}
