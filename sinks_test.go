@@ -512,7 +512,8 @@ func TestStatusFirstSinkTableBeforeAnyDaemon(t *testing.T) {
 	if err := os.MkdirAll(e.home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	conf := "[[sink]]\nname = \"live\"\nendpoint = \"http://127.0.0.1:9/ingest\"\n\n[[sink]]\nname = \"archive\"\nendpoint = \"file:/tmp/archive.jsonl\"\n"
+	archive := fileURL(filepath.Join(t.TempDir(), "archive.jsonl"))
+	conf := fmt.Sprintf("[[sink]]\nname = \"live\"\nendpoint = \"http://127.0.0.1:9/ingest\"\n\n[[sink]]\nname = \"archive\"\nendpoint = %q\n", archive)
 	if err := os.WriteFile(filepath.Join(e.home, configFileName), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
