@@ -136,6 +136,16 @@ func (st settings) sinkSpecs() []sinkSpec {
 	return out
 }
 
+// firstEndpoint is the first sink's endpoint and where it comes from: the
+// shorthand's, or else config.toml's first [[sink]] table's ("" and
+// fromNone when there is no sink).
+func (st settings) firstEndpoint() (endpoint, source string) {
+	if st.endpoint == "" && len(st.sinkTables) > 0 {
+		return st.sinkTables[0].Endpoint, fromConfig
+	}
+	return st.endpoint, st.endpointSource
+}
+
 // sinkNames lists the names of specs, in order.
 func sinkNames(specs []sinkSpec) []string {
 	names := make([]string, len(specs))

@@ -250,14 +250,8 @@ func cmdStatus(ctx context.Context, cfg config, args []string) error {
 			rep.ConfigError = err.Error()
 		} else {
 			st.printWarnings(cfg.stderr)
-			rep.Endpoint, rep.EndpointSource = nil, st.endpointSource
-			// The shorthand's endpoint, or else the first [[sink]] table's.
-			if specs := st.sinkSpecs(); len(specs) > 0 {
-				rep.Endpoint = endpointOrNil(redactURL(specs[0].endpoint))
-				if st.endpoint == "" {
-					rep.EndpointSource = fromConfig
-				}
-			}
+			endpoint, source := st.firstEndpoint()
+			rep.Endpoint, rep.EndpointSource = endpointOrNil(redactURL(endpoint)), source
 		}
 	}
 	if *metrics {
