@@ -45,9 +45,14 @@ type otlpSink struct {
 	logs     bool // the signals sent
 	spans    *spanBuilder
 	store    *spanStore // nil until the drainer hands over the outbox (useOutbox)
-	// unsaved are the spans' changes of delivered batches not yet written
-	// to the outbox (keepState); nil for an entry that was dropped.
-	unsaved map[string]*spanEntry
+	// unsaved are the spans' changes of delivered batches not yet taken
+	// for the outbox (takeState); nil for an entry that was dropped.
+	// unsavedPrune is the limit of their latest sweep, 0 when none.
+	unsaved      map[string]*spanEntry
+	unsavedPrune int64
+	// unwritten is what a settlement that failed did not write: the
+	// next takes it (takeState).
+	unwritten *keptState
 	// acked are the events whose log records were acknowledged while
 	// their batch was not delivered (otlpsignals.go).
 	acked logsAcked
@@ -99,7 +104,7 @@ func newOTLPSink(u *url.URL, raw, token, version string, opts otlpOptions) *otlp
 // send posts the batch's log records, then the spans it closed. The
 // spans' state (what is open) changes only once both are delivered, and
 // reaches the outbox in the transaction that settles the batch
-// (keepState): a batch that is not delivered, or not settled (the daemon
+// (takeState): a batch that is not delivered, or not settled (the daemon
 // died), is built again, the same way, when it is sent again. A batch
 // whose log records were acknowledged and whose spans were not is sent
 // again for its spans alone (otlpsignals.go).
