@@ -167,7 +167,7 @@ const (
 // another, which is most of a batch's time: while a batch is on the wire
 // run claims and redacts the next one, and when the answer delivered the
 // batch, it sends the next before it settles the one answered. One
-// request is in flight at a time, and the next goes only after the
+// batch is in flight at a time, and the next goes only after the
 // answer to the one before. A batch claimed ahead of an answer that
 // fails, pauses delivery, opens the breaker or comes as the daemon stops
 // is settled after that answer, as step would, and goes back unsent if

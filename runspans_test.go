@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,8 +152,10 @@ func TestRunSpanSinkSendsNextBeforeSettling(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{otlpLogsPath, otlpLogsPath, otlpTracesPath}; fmt.Sprint(paths) != fmt.Sprint(want) {
-		t.Errorf("requests %v, want %v", paths, want)
+	// The second batch's log records and spans may arrive in either order.
+	slices.Sort(paths)
+	if want := []string{otlpLogsPath, otlpLogsPath, otlpTracesPath}; !slices.Equal(paths, want) {
+		t.Errorf("requests %v, want logs for both batches and the spans the second closed", paths)
 	}
 	if c, err := ob.counts(); err != nil || c.Pending != 0 || c.Inflight != 0 {
 		t.Errorf("after run: %+v (%v), want nothing pending or in flight", c, err)
@@ -191,5 +194,106 @@ func TestRunReloadedSpanSinkReadsTheAnsweredBatch(t *testing.T) {
 	}
 	if got := rec.spanNames(); len(got) != 2 {
 		t.Errorf("spans %v, want the tool call and the turn", got)
+	}
+}
+
+// spansEndpoint is an OTLP/JSON endpoint on loopback whose answer to
+// each request is script's, by path and the number of requests to that
+// path before it; it counts the requests to each path.
+func spansEndpoint(t *testing.T, script func(path string, n int) int) (string, func(path string) int) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := readRequest(r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		n := seen[r.URL.Path]
+		seen[r.URL.Path]++
+		mu.Unlock()
+		if status := script(r.URL.Path, n); status != http.StatusOK {
+			http.Error(w, "not now", status)
+			return
+		}
+		fmt.Fprint(w, "{}")
+	}))
+	t.Cleanup(srv.Close)
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[path]
+	}
+	return srv.URL, count
+}
+
+// spanDrainer is a drainer of ob to an OTLP/JSON sink with spans at
+// endpoint, in batches of two, that retries at once.
+func spanDrainer(t *testing.T, ob *outbox, endpoint string) *drainer {
+	t.Helper()
+	u, err := url.Parse("otlp+" + endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
+	d := newDrainer(ob, s, 2, slog.New(slog.DiscardHandler), time.Now)
+	d.jitter = func(time.Duration) time.Duration { return 0 }
+	return d
+}
+
+// TestSpansGoBesideLogRecords: once the endpoint took a batch, the next
+// batch's spans go while its log records are on the wire (the second
+// log records' answer waits for the spans' request; a sink that sends
+// the spans after that answer leaves it waiting until the test gives
+// up), and the batch is delivered whole.
+func TestSpansGoBesideLogRecords(t *testing.T) {
+	t.Parallel()
+	spansArrived := make(chan struct{})
+	endpoint, count := spansEndpoint(t, func(path string, n int) int {
+		switch {
+		case path == otlpTracesPath && n == 0:
+			close(spansArrived)
+		case path == otlpLogsPath && n == 1:
+			select {
+			case <-spansArrived:
+			case <-time.After(10 * time.Second):
+				t.Error("the spans were not sent while the log records were on the wire")
+			}
+		}
+		return http.StatusOK
+	})
+	ob := queueTurn(t)
+	runAll(t, spanDrainer(t, ob, endpoint))
+	if logs, spans := count(otlpLogsPath), count(otlpTracesPath); logs != 2 || spans != 1 {
+		t.Errorf("%d log requests and %d span requests, want 2 and 1", logs, spans)
+	}
+	if c, err := ob.counts(); err != nil || c.Pending != 0 || c.Inflight != 0 {
+		t.Errorf("after run: %+v (%v), want nothing pending or in flight", c, err)
+	}
+}
+
+// TestSpansWaitForLogRecordsAfterARefusal: spans sent beside log records
+// that the endpoint refuses go again with their batch, but once only:
+// after a batch that was not delivered, the spans wait for the log
+// records' answer again, so the refusals after the first cost no spans.
+func TestSpansWaitForLogRecordsAfterARefusal(t *testing.T) {
+	t.Parallel()
+	endpoint, count := spansEndpoint(t, func(path string, n int) int {
+		if path == otlpLogsPath && n >= 1 && n <= 3 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	ob := queueTurn(t)
+	runAll(t, spanDrainer(t, ob, endpoint))
+	if logs := count(otlpLogsPath); logs != 5 {
+		t.Errorf("%d log requests, want 5: the first batch, three refusals and the second batch", logs)
+	}
+	if spans := count(otlpTracesPath); spans != 2 {
+		t.Errorf("%d span requests, want 2: beside the first refusal, and after the log records were taken", spans)
+	}
+	if c, err := ob.counts(); err != nil || c.Pending != 0 || c.Inflight != 0 {
+		t.Errorf("after run: %+v (%v), want nothing pending or in flight", c, err)
 	}
 }
