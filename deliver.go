@@ -167,14 +167,15 @@ const (
 // another, which is most of a batch's time: while a batch is on the wire
 // run claims and redacts the next one, and when the answer delivered the
 // batch, it sends the next before it settles the one answered. One
-// request is in flight at a time, and the next goes only after the
+// batch is in flight at a time, and the next goes only after the
 // answer to the one before. A batch claimed ahead of an answer that
 // fails, pauses delivery, opens the breaker or comes as the daemon stops
 // is settled after that answer, as step would, and goes back unsent if
 // delivery is held: at the head of the queue, its attempt given back.
-// An outboxUser sink (OTLP with spans) gets each batch settled before
-// the next is sent: what it keeps of a batch is written in the batch's
-// settlement, and its send changes what it keeps.
+// An outboxUser sink (OTLP with spans) is pipelined the same way: what
+// it keeps of a batch, written in the batch's settlement, is taken from
+// it when the answer is judged (takeState), before the next send changes
+// it.
 //
 // The claim ahead is taken only after a full batch, which says more is
 // likely waiting (an idle daemon's single event costs no extra claim),
@@ -204,7 +205,7 @@ func (d *drainer) run(stop, ctx context.Context) (bool, error) {
 		}
 		r := <-answer
 		halt := stop.Err() != nil || ctx.Err() != nil
-		if next == nil || claimErr != nil || r.verdict != delivered || halt || d.keepsState() {
+		if next == nil || claimErr != nil || r.verdict != delivered || halt {
 			err := d.settle(ctx, o, r)
 			if err == nil {
 				err = claimErr
@@ -222,13 +223,24 @@ func (d *drainer) run(stop, ctx context.Context) (bool, error) {
 			continue
 		}
 		record := d.judge(ctx, o, r)
-		if !d.readyToSend(next) {
+		judged := d.sink
+		if !d.reloadForSend(next) {
 			return true, errors.Join(record(), d.ob.giveBack(next.token, next.events))
 		}
 		if stop.Err() != nil {
 			// Stopped while the answer was judged or a reload applied.
 			return true, errors.Join(record(), d.unclaim(next))
 		}
+		if d.sink != judged && keepsState(judged) {
+			// A reload made a new sink, which reads what the sink keeps
+			// from the outbox (ready): the answered batch's part has to
+			// be there first.
+			if err := record(); err != nil {
+				return true, errors.Join(err, d.unclaim(next))
+			}
+			record = func() error { return nil }
+		}
+		d.ready(next)
 		nextAnswer := d.launch(ctx, next)
 		if err := record(); err != nil {
 			// The outbox failed: the batch on the wire is settled if
@@ -264,11 +276,10 @@ func (d *drainer) mayClaimAhead(stop context.Context, o *outgoing, n int, start 
 	return true
 }
 
-// keepsState reports whether the sink writes state of its own in each
-// batch's settlement (the OTLP sink with spans), which its next send
-// changes: its batches are settled before the next is sent.
-func (d *drainer) keepsState() bool {
-	u, ok := d.sink.(outboxUser)
+// keepsState reports whether a sink writes state of its own in each
+// batch's settlement (the OTLP sink with spans).
+func keepsState(s sink) bool {
+	u, ok := s.(outboxUser)
 	return ok && u.keepsState()
 }
 
@@ -320,11 +331,21 @@ func (d *drainer) prepare(token string, events []event, probing bool) *outgoing 
 }
 
 // readyToSend applies a reload asked for while the batch was claimed
+// (reloadForSend), then readies the batch for sending (ready). It
+// reports false when the reload left no sink.
+func (d *drainer) readyToSend(o *outgoing) bool {
+	if !d.reloadForSend(o) {
+		return false
+	}
+	d.ready(o)
+	return true
+}
+
+// reloadForSend applies a reload asked for while the batch was claimed
 // (SIGHUP): an event queued after the daemon had the signal goes to the
 // endpoint the reload names, however long the claim took. It reports
-// false when the reload left no sink. Then it readies the batch for
-// sending (ready).
-func (d *drainer) readyToSend(o *outgoing) bool {
+// false when the reload left no sink.
+func (d *drainer) reloadForSend(o *outgoing) bool {
 	if d.beforeSend != nil {
 		d.beforeSend()
 		if d.sink == nil {
@@ -332,7 +353,6 @@ func (d *drainer) readyToSend(o *outgoing) bool {
 		}
 		o.probing = d.breakerDelay > 0
 	}
-	d.ready(o)
 	return true
 }
 
@@ -415,14 +435,10 @@ func (d *drainer) judge(ctx context.Context, o *outgoing, r result) func() error
 		// What the sink keeps of the batch (the OTLP sink's open spans,
 		// and the log records acknowledged for a batch whose spans were
 		// not) is written with its settlement, whatever the answer, or
-		// not at all.
-		done := settle
-		settle = func() error {
-			if err := done(); err != nil {
-				return err
-			}
-			return u.keepState()
-		}
+		// not at all. It is taken now, as the batch left it: run sends
+		// the next batch, which changes it, before this one is settled.
+		done, keep := settle, u.takeState()
+		settle = func() error { return keep(done()) }
 	}
 	return func() error { return d.record(now, meta, settle) }
 }

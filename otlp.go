@@ -45,9 +45,17 @@ type otlpSink struct {
 	logs     bool // the signals sent
 	spans    *spanBuilder
 	store    *spanStore // nil until the drainer hands over the outbox (useOutbox)
-	// unsaved are the spans' changes of delivered batches not yet written
-	// to the outbox (keepState); nil for an entry that was dropped.
-	unsaved map[string]*spanEntry
+	// unsaved are the spans' changes of delivered batches not yet taken
+	// for the outbox (takeState); nil for an entry that was dropped.
+	// unsavedPrune is the limit of their latest sweep, 0 when none.
+	unsaved      map[string]*spanEntry
+	unsavedPrune int64
+	// unwritten is what a settlement that failed did not write: the
+	// next takes it (takeState).
+	unwritten *keptState
+	// taking is whether the last batch was delivered: then the next
+	// one's log records and spans go at once (send).
+	taking bool
 	// acked are the events whose log records were acknowledged while
 	// their batch was not delivered (otlpsignals.go).
 	acked logsAcked
@@ -96,18 +104,41 @@ func newOTLPSink(u *url.URL, raw, token, version string, opts otlpOptions) *otlp
 	return s
 }
 
-// send posts the batch's log records, then the spans it closed. The
+// send posts the batch's log records and the spans it closed. The
 // spans' state (what is open) changes only once both are delivered, and
 // reaches the outbox in the transaction that settles the batch
-// (keepState): a batch that is not delivered, or not settled (the daemon
+// (takeState): a batch that is not delivered, or not settled (the daemon
 // died), is built again, the same way, when it is sent again. A batch
 // whose log records were acknowledged and whose spans were not is sent
 // again for its spans alone (otlpsignals.go).
+//
+// While the endpoint takes both signals (the last batch was delivered)
+// the two requests go at once, which hides one round trip; otherwise the
+// spans go only after the log records are acknowledged. A batch whose
+// log records are refused is not delivered whatever the spans' answer,
+// so spans sent beside them go again with the batch, under the same ids:
+// once for the first batch refused, as the requests after it are one
+// after the other.
 func (s *otlpSink) send(ctx context.Context, events []event) result {
 	now := s.now()
 	var batch *spanBatch
 	if s.spans != nil {
 		batch = s.spans.build(events, now)
+	}
+	var spansAnswer chan result
+	postSpans := func() result {
+		var body []byte
+		if s.protobuf {
+			body = s.encodeSpansPB(batch.spans)
+		} else {
+			body = s.encodeSpansJSON(batch.spans)
+		}
+		return s.postOTLP(ctx, &s.traces, body, events, "spans")
+	}
+	hasSpans := batch != nil && len(batch.spans) > 0
+	if hasSpans && s.logs && s.taking {
+		spansAnswer = make(chan result, 1)
+		go func() { spansAnswer <- postSpans() }()
 	}
 	r := result{verdict: delivered}
 	var logged []event // whose log records this send had acknowledged
@@ -130,20 +161,22 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 			logged = todo
 		}
 	}
-	if batch != nil && len(batch.spans) > 0 && r.verdict == delivered {
-		var body []byte
-		if s.protobuf {
-			body = s.encodeSpansPB(batch.spans)
-		} else {
-			body = s.encodeSpansJSON(batch.spans)
+	if hasSpans {
+		var rt result
+		switch {
+		case spansAnswer != nil:
+			rt = <-spansAnswer
+		case r.verdict == delivered:
+			rt = postSpans()
 		}
-		rt := s.postOTLP(ctx, &s.traces, body, events, "spans")
-		if rt.verdict == delivered {
-			rt.unidentified += r.unidentified
-			rt.err = bound(strings.TrimPrefix(r.err+"; "+rt.err, "; "))
-			rt.err = strings.TrimSuffix(rt.err, "; ")
+		if r.verdict == delivered {
+			if rt.verdict == delivered {
+				rt.unidentified += r.unidentified
+				rt.err = bound(strings.TrimPrefix(r.err+"; "+rt.err, "; "))
+				rt.err = strings.TrimSuffix(rt.err, "; ")
+			}
+			r = rt
 		}
-		r = rt
 	}
 	if batch != nil {
 		if r.verdict != delivered {
@@ -158,6 +191,7 @@ func (s *otlpSink) send(ctx context.Context, events []event) result {
 	if r.verdict == delivered {
 		s.forgetLogsAcked(events)
 	}
+	s.taking = r.verdict == delivered
 	return r
 }
 

@@ -18,7 +18,7 @@ import (
 // log records of the others alone (its spans are built again, the same
 // way). The record is kept in the outbox, in the spans table (a row whose
 // span_id is logsAckedPrefix and the event id, state entryLogsAcked), and
-// written in the transaction that settles the batch (keepState), so that
+// written in the transaction that settles the batch (takeState), so that
 // the next daemon knows it too; the row goes when the event is delivered
 // whole. A daemon that dies after the acknowledgement and before the
 // settlement sends the records again, as it does any batch it had not
@@ -124,21 +124,17 @@ func (s *otlpSink) setAcked(id string, kept bool) {
 	s.acked.unsaved[id] = kept
 }
 
-// keepLogsAcked writes the record's changes into the outbox, in the
-// caller's transaction (keepState).
-func (s *otlpSink) keepLogsAcked() error {
-	if s.store == nil || len(s.acked.unsaved) == 0 {
-		return nil
-	}
-	for id, kept := range s.acked.unsaved {
-		q, args := deleteSpanSQL, map[string]any{":sink": s.name, ":id": logsAckedPrefix + id}
-		if at, ok := s.acked.ids[id]; kept && ok {
+// writeLogsAcked writes the changes to the record of log records
+// acknowledged, in the caller's transaction.
+func (k *keptState) writeLogsAcked(sink string) error {
+	for id, at := range k.acked {
+		q, args := deleteSpanSQL, map[string]any{":sink": sink, ":id": logsAckedPrefix + id}
+		if at != 0 {
 			q, args[":at"], args[":state"] = keepLogsAckedSQL, at, entryLogsAcked
 		}
-		if err := sqlitex.Execute(s.store.ob.conn, q, &sqlitex.ExecOptions{Named: args}); err != nil {
+		if err := sqlitex.Execute(k.store.ob.conn, q, &sqlitex.ExecOptions{Named: args}); err != nil {
 			return fmt.Errorf("keep acknowledged log records: %w", err)
 		}
 	}
-	clear(s.acked.unsaved)
 	return nil
 }

@@ -66,9 +66,6 @@ type spanStore struct {
 	ownRow map[string]bool
 	// lastClosedRow is the number of the newest row of closed spans.
 	lastClosedRow int64
-	// pruneBefore is the limit of the last sweep of a delivered batch
-	// not yet applied to the rows of closed spans; 0 when none.
-	pruneBefore int64
 }
 
 // useOutbox is how the drainer hands the OTLP sink its outbox before each
@@ -94,11 +91,21 @@ func (s *otlpSink) useOutbox(ob *outbox) error {
 
 // outboxUser is a sink that keeps state in the outbox: the drainer hands
 // it the outbox before each send (useOutbox), and has it write what a
-// delivered batch changed (keepState) in the transaction that settles the
-// batch, so that the outbox holds both or neither.
+// delivered batch changed in the transaction that settles the batch, so
+// that the outbox holds both or neither. The drainer takes that state
+// (takeState) when it judges the answer, before the next batch is sent:
+// the next send changes the sink's state while the batch answered is
+// settled (drainer.run), and the settlement writes the state as the
+// batch left it.
 type outboxUser interface {
 	useOutbox(ob *outbox) error
-	keepState() error
+	// takeState takes what the batches answered so far changed and the
+	// outbox does not have yet. The function it returns is called with
+	// the error of the rest of the settlement: with nil it writes the
+	// state in the caller's transaction, and on an error (the
+	// settlement's or its own) the state waits for the next batch's
+	// settlement, under what that batch changes.
+	takeState() func(settled error) error
 	keepsState() bool // whether it keeps any: an OTLP sink without spans keeps none
 }
 
@@ -156,14 +163,16 @@ func (st *spanStore) save(changed []*spanEntry, removed []string) error {
 	if len(changed) == 0 && len(removed) == 0 {
 		return nil
 	}
-	return st.ob.immediate(func() error { return st.write(changed, removed) })
+	return st.ob.immediate(func() error { return st.write(changed, removed, 0) })
 }
 
 // write writes changed and removed in the caller's transaction: each open
 // or lone end in its own row, the closed ones together in a new row of
 // closed spans, without what only a span still open needs (name, parent,
-// attributes, status: they were sent when it closed).
-func (st *spanStore) write(changed []*spanEntry, removed []string) error {
+// attributes, status: they were sent when it closed). pruneBefore is the
+// limit of the latest sweep not yet applied to the rows of closed spans;
+// 0 when none.
+func (st *spanStore) write(changed []*spanEntry, removed []string, pruneBefore int64) error {
 	if st.ownRow == nil {
 		st.ownRow = map[string]bool{}
 	}
@@ -230,27 +239,26 @@ func (st *spanStore) write(changed []*spanEntry, removed []string) error {
 		}
 		delete(st.ownRow, id)
 	}
-	if st.pruneBefore != 0 {
+	if pruneBefore != 0 {
 		err := sqlitex.Execute(st.ob.conn, pruneClosedRowsSQL, &sqlitex.ExecOptions{
-			Named: map[string]any{":sink": st.sink, ":state": entryClosedRows, ":limit": st.pruneBefore},
+			Named: map[string]any{":sink": st.sink, ":state": entryClosedRows, ":limit": pruneBefore},
 		})
 		if err != nil {
 			return err
 		}
-		st.pruneBefore = 0
 	}
 	return nil
 }
 
 // commitSpans keeps in memory the state a delivered batch left, and queues
-// it for the outbox (keepState); swept is the limit of the batch's sweep,
+// it for the outbox (takeState); swept is the limit of the batch's sweep,
 // 0 when it ran none.
 func (s *otlpSink) commitSpans(swept int64) {
 	changed, removed := s.spans.st.commit()
 	if s.store == nil {
 		return
 	}
-	s.store.pruneBefore = max(s.store.pruneBefore, swept)
+	s.unsavedPrune = max(s.unsavedPrune, swept)
 	if s.unsaved == nil {
 		s.unsaved = map[string]*spanEntry{}
 	}
@@ -262,18 +270,87 @@ func (s *otlpSink) commitSpans(swept int64) {
 	}
 }
 
-// keepState writes the spans' changes not yet in the outbox, in the
-// caller's transaction. On an error they stay queued for the next batch.
-func (s *otlpSink) keepState() error {
-	if err := s.keepLogsAcked(); err != nil {
+// keptState is what an OTLP sink has to write of the batches answered so
+// far, taken apart from the sink (takeState): the spans as those batches
+// left them, however the batches sent since change them.
+type keptState struct {
+	store *spanStore
+	// spans are copies of the entries changed, by span id; nil for an
+	// entry dropped.
+	spans map[string]*spanEntry
+	prune int64 // the limit of the latest sweep; 0 when none
+	// acked are the changes to the record of log records acknowledged
+	// (otlpsignals.go): event id → when acknowledged, or 0 when the
+	// record of it goes.
+	acked map[string]int64
+}
+
+// takeState takes the changes not yet in the outbox, and any a failed
+// settlement left (s.unwritten), older first: the newer change of an
+// entry wins. It runs on the drainer's goroutine while no send is under
+// way, as the function it returns does, which alone touches unwritten.
+func (s *otlpSink) takeState() func(settled error) error {
+	k := s.unwritten
+	s.unwritten = nil
+	if k == nil {
+		k = &keptState{}
+	}
+	if s.store == nil {
+		return func(settled error) error { return settled }
+	}
+	k.store = s.store
+	if len(s.unsaved) > 0 && k.spans == nil {
+		k.spans = make(map[string]*spanEntry, len(s.unsaved))
+	}
+	for id, en := range s.unsaved {
+		if en == nil {
+			k.spans[id] = nil
+			continue
+		}
+		// A copy: the next batch changes the entry in place.
+		c := *en
+		if c.State != entryClosed {
+			// What a closed span's row keeps has no attributes (write).
+			c.Span.Attrs = slices.Clone(en.Span.Attrs)
+		}
+		k.spans[id] = &c
+	}
+	clear(s.unsaved)
+	k.prune, s.unsavedPrune = max(k.prune, s.unsavedPrune), 0
+	if len(s.acked.unsaved) > 0 && k.acked == nil {
+		k.acked = make(map[string]int64, len(s.acked.unsaved))
+	}
+	for id, kept := range s.acked.unsaved {
+		at, ok := s.acked.ids[id]
+		if !kept || !ok {
+			at = 0
+		}
+		k.acked[id] = at
+	}
+	clear(s.acked.unsaved)
+	return func(settled error) error {
+		err := settled
+		if err == nil {
+			err = k.write(s.name)
+		}
+		if err != nil {
+			s.unwritten = k
+		}
 		return err
 	}
-	if s.store == nil || (len(s.unsaved) == 0 && s.store.pruneBefore == 0) {
+}
+
+// write writes the state in the caller's transaction.
+func (k *keptState) write(sink string) error {
+	if err := k.writeLogsAcked(sink); err != nil {
+		return err
+	}
+	if len(k.spans) == 0 && k.prune == 0 {
 		return nil
 	}
 	var changed []*spanEntry
 	var removed []string
-	for id, en := range s.unsaved {
+	for id, en := range k.spans {
 		if en == nil {
 			removed = append(removed, id)
 		} else {
@@ -282,9 +359,8 @@ func (s *otlpSink) keepState() error {
 	}
 	// In the order of their ids, so that the same changes make the same rows.
 	slices.SortFunc(changed, func(a, b *spanEntry) int { return strings.Compare(a.Span.SpanID, b.Span.SpanID) })
-	if err := s.store.write(changed, removed); err != nil {
+	if err := k.store.write(changed, removed, k.prune); err != nil {
 		return fmt.Errorf("keep open spans: %w", err)
 	}
-	clear(s.unsaved)
 	return nil
 }
