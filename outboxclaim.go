@@ -270,13 +270,13 @@ func (o *outbox) reclaimBatch(token, old string, lease time.Time) ([]event, erro
 	return events, err
 }
 
-// forEachSeq runs query once per event in one savepoint, binding
+// forEachSeq runs query once per event as one unit (atomically), binding
 // :seq and :claim and whatever named arguments args holds.
 func (o *outbox) forEachSeq(query, token string, events []event, args map[string]any) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
-	defer sqlitex.Save(o.conn)(&err)
+	defer o.atomically()(&err)
 	named := map[string]any{":claim": token}
 	for k, v := range args {
 		named[k] = v
@@ -299,7 +299,7 @@ func (o *outbox) ack(token string, events []event) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
-	defer sqlitex.Save(o.conn)(&err)
+	defer o.atomically()(&err)
 	sec, err := o.hasSecondaries()
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)

@@ -430,7 +430,7 @@ func (q *sinkQueue) ack(token string, events []event) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
-	defer sqlitex.Save(q.ob.conn)(&err)
+	defer q.ob.atomically()(&err)
 	stmt, err := q.ob.conn.Prepare(sqAckSQL)
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
