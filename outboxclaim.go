@@ -87,7 +87,13 @@ const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
 // ackDoneSQL is ackSQL while other sinks have progress in the outbox: the
 // row stays, done for the primary, until they are done with it too
 // (outboxsinks.go).
-const ackDoneSQL = `UPDATE events SET state = 3, claim = NULL
+//
+// OR FAIL: SQLite keeps a statement journal for a statement that writes
+// many rows and may abort on a constraint (the CHECK on raw), a copy of
+// every page it changes (a temporary file past 64 KiB), so as to undo the
+// statement alone. None fails here, and an error rolls back the
+// settlement's whole transaction anyway.
+const ackDoneSQL = `UPDATE OR FAIL events SET state = 3, claim = NULL
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND claim = :claim RETURNING seq`
 
 // releaseSQL returns a claimed event to pending. An uncounted release gives

@@ -306,8 +306,9 @@ ORDER BY e.seq LIMIT CAST(:limit AS INTEGER)`
 WHERE sink = :sink AND seq = :seq`
 	// sqInsertSQL writes the deliveries rows of the fresh events a claim
 	// read (sqFreshSQL, in the same transaction): every event it names
-	// above hwm up to the last one read, :last.
-	sqInsertSQL = `INSERT INTO deliveries (seq, sink, state, attempts, available_at, claim)
+	// above hwm up to the last one read, :last. OR FAIL: no statement
+	// journal, as ackDoneSQL.
+	sqInsertSQL = `INSERT OR FAIL INTO deliveries (seq, sink, state, attempts, available_at, claim)
 SELECT e.seq, :sink, 1, 1, :lease, :claim FROM events e
 WHERE e.seq > (SELECT hwm FROM sinks WHERE name = :sink) AND e.seq <= :last AND ` + forSecondary
 	sqHWMSQL     = `UPDATE sinks SET hwm = max(hwm, :hwm) WHERE name = :sink`
