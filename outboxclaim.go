@@ -87,7 +87,14 @@ const ackSQL = `DELETE FROM events WHERE seq = :seq AND claim = :claim`
 // ackDoneSQL is ackSQL while other sinks have progress in the outbox: the
 // row stays, done for the primary, until they are done with it too
 // (outboxsinks.go).
-const ackDoneSQL = `UPDATE events SET state = 3, claim = NULL WHERE seq = :seq AND claim = :claim`
+//
+// OR FAIL: SQLite keeps a statement journal for a statement that writes
+// many rows and may abort on a constraint (the CHECK on raw), a copy of
+// every page it changes (a temporary file past 64 KiB), so as to undo the
+// statement alone. None fails here, and an error rolls back the
+// settlement's whole transaction anyway.
+const ackDoneSQL = `UPDATE OR FAIL events SET state = 3, claim = NULL
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND claim = :claim RETURNING seq`
 
 // releaseSQL returns a claimed event to pending. An uncounted release gives
 // the attempt back; a counted one dead-letters the event once it has had
@@ -270,13 +277,13 @@ func (o *outbox) reclaimBatch(token, old string, lease time.Time) ([]event, erro
 	return events, err
 }
 
-// forEachSeq runs query once per event in one savepoint, binding
+// forEachSeq runs query once per event as one unit (atomically), binding
 // :seq and :claim and whatever named arguments args holds.
 func (o *outbox) forEachSeq(query, token string, events []event, args map[string]any) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
-	defer sqlitex.Save(o.conn)(&err)
+	defer o.atomically()(&err)
 	named := map[string]any{":claim": token}
 	for k, v := range args {
 		named[k] = v
@@ -299,7 +306,7 @@ func (o *outbox) ack(token string, events []event) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
-	defer sqlitex.Save(o.conn)(&err)
+	defer o.atomically()(&err)
 	sec, err := o.hasSecondaries()
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
@@ -355,20 +362,13 @@ func (o *outbox) addCount(key string, n int64) error {
 // ackKeeping is ack while other sinks have progress: each event is marked
 // done for the primary and goes only once they are done with it.
 func (o *outbox) ackKeeping(token string, events []event) error {
-	stmt, err := o.conn.Prepare(ackDoneSQL)
+	done := make([]int64, 0, len(events))
+	err := sqlitex.Execute(o.conn, ackDoneSQL, &sqlitex.ExecOptions{
+		Named:      map[string]any{":claim": token, ":seqs": seqsJSON(seqsOf(events))},
+		ResultFunc: func(stmt *sqlite.Stmt) error { done = append(done, stmt.ColumnInt64(0)); return nil },
+	})
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
-	}
-	stmt.SetText(":claim", token)
-	var done []int64
-	for _, e := range events {
-		stmt.SetInt64(":seq", e.Seq)
-		if err := stepOnce(stmt); err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
-		if o.conn.Changes() > 0 {
-			done = append(done, e.Seq)
-		}
 	}
 	if err := o.dropDone(done); err != nil {
 		return fmt.Errorf("ack: %w", err)

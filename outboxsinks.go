@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -86,16 +87,21 @@ const addSinkColumnSQL = `ALTER TABLE events ADD COLUMN sink TEXT;`
 const forSecondary = `e.raw = 0 AND NOT (e.state = 2 AND e.attempts = 0)
 	AND (e.sink IS NULL OR e.sink = CAST(:sink AS TEXT))`
 
-// dropDoneSQL deletes the event :seq once every secondary is done with it
+// dropDoneSQL deletes the events :seqs (a JSON array, seqsJSON) once every
+// secondary is done with them
 // (past its hwm, or it never receives the event: a gap of another sink;
-// and no deliveries row) and the primary too (stateDone). (A row in
+// and no deliveries row) and the primary too (stateDone). One statement
+// for a batch, not one per event: a statement's start and end were most
+// of the work of each (BenchmarkDrainSinks). The + keeps SQLite from
+// walking events_by_state through every row done for the primary (a
+// backlog that another sink is behind on) instead of looking up :seqs. (A row in
 // stateDone is neither raw nor a hook's dead letter, so forSecondary
 // comes down to its sink.) Waiting for every hwm to pass a gap of the
 // first sink, which no other sink takes, left it in the outbox until
 // the next reload swept it.
-const dropDoneSQL = `DELETE FROM events WHERE seq = :seq AND state = 3
+const dropDoneSQL = `DELETE FROM events WHERE seq IN (SELECT value FROM json_each(:seqs)) AND +state = 3
 	AND NOT EXISTS (SELECT 1 FROM sinks s WHERE events.seq > s.hwm AND (events.sink IS NULL OR events.sink = s.name))
-	AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = :seq)`
+	AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.seq = events.seq)`
 
 // sweepDoneSQL is dropDoneSQL for every event at once: after a sink was
 // removed, or moved its hwm past events it does not receive.
@@ -145,15 +151,34 @@ func (o *outbox) dropDone(seqs []int64) error {
 	if err != nil {
 		return err
 	}
-	var n int64
-	for _, s := range seqs {
-		stmt.SetInt64(":seq", s)
-		if err := stepOnce(stmt); err != nil {
-			return err
-		}
-		n += int64(o.conn.Changes())
+	stmt.SetText(":seqs", seqsJSON(seqs))
+	if err := stepOnce(stmt); err != nil {
+		return err
 	}
-	return o.rebase(top, n)
+	return o.rebase(top, int64(o.conn.Changes()))
+}
+
+// seqsJSON is seqs as a JSON array, which a statement reads with
+// json_each: one statement for a batch's events.
+func seqsJSON(seqs []int64) string {
+	b := make([]byte, 0, 2+8*len(seqs))
+	b = append(b, '[')
+	for i, s := range seqs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, s, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// seqsOf are the seqs of events.
+func seqsOf(events []event) []int64 {
+	seqs := make([]int64, len(events))
+	for i, e := range events {
+		seqs[i] = e.Seq
+	}
+	return seqs
 }
 
 // sweepDone deletes every event every sink is done with.
@@ -279,10 +304,15 @@ WHERE e.seq > (SELECT hwm FROM sinks WHERE name = :sink) AND ` + forSecondary + 
 ORDER BY e.seq LIMIT CAST(:limit AS INTEGER)`
 	sqMarkSQL = `UPDATE deliveries SET state = 1, claim = :claim, available_at = :lease, attempts = attempts + 1
 WHERE sink = :sink AND seq = :seq`
-	sqInsertSQL = `INSERT INTO deliveries (seq, sink, state, attempts, available_at, claim)
-VALUES (:seq, :sink, 1, 1, :lease, :claim)`
+	// sqInsertSQL writes the deliveries rows of the fresh events a claim
+	// read (sqFreshSQL, in the same transaction): every event it names
+	// above hwm up to the last one read, :last. OR FAIL: no statement
+	// journal, as ackDoneSQL.
+	sqInsertSQL = `INSERT OR FAIL INTO deliveries (seq, sink, state, attempts, available_at, claim)
+SELECT e.seq, :sink, 1, 1, :lease, :claim FROM events e
+WHERE e.seq > (SELECT hwm FROM sinks WHERE name = :sink) AND e.seq <= :last AND ` + forSecondary
 	sqHWMSQL     = `UPDATE sinks SET hwm = max(hwm, :hwm) WHERE name = :sink`
-	sqAckSQL     = `DELETE FROM deliveries WHERE sink = :sink AND seq = :seq AND claim = :claim`
+	sqAckSQL     = `DELETE FROM deliveries WHERE sink = :sink AND claim = :claim AND seq IN (SELECT value FROM json_each(:seqs)) RETURNING seq`
 	sqReleaseSQL = `UPDATE deliveries SET
 	state = CASE WHEN :counted AND attempts >= :max THEN 2 ELSE 0 END,
 	attempts = attempts - (1 - :counted),
@@ -363,10 +393,11 @@ func (q *sinkQueue) claim(limit, budget int, lease time.Duration) (token string,
 	if err := q.forEach(sqMarkSQL, token, ready, args); err != nil {
 		return "", nil, fmt.Errorf("claim: %w", err)
 	}
-	if err := q.forEach(sqInsertSQL, token, fresh, args); err != nil {
-		return "", nil, fmt.Errorf("claim: %w", err)
-	}
 	if len(fresh) > 0 {
+		args[":claim"], args[":last"] = token, fresh[len(fresh)-1].Seq
+		if err := sqlitex.Execute(o.conn, sqInsertSQL, &sqlitex.ExecOptions{Named: q.named(args)}); err != nil {
+			return "", nil, fmt.Errorf("claim: %w", err)
+		}
 		if err := sqlitex.Execute(o.conn, sqHWMSQL, &sqlitex.ExecOptions{Named: q.named(map[string]any{":hwm": fresh[len(fresh)-1].Seq})}); err != nil {
 			return "", nil, fmt.Errorf("claim: %w", err)
 		}
@@ -430,22 +461,14 @@ func (q *sinkQueue) ack(token string, events []event) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
-	defer sqlitex.Save(q.ob.conn)(&err)
-	stmt, err := q.ob.conn.Prepare(sqAckSQL)
+	defer q.ob.atomically()(&err)
+	done := make([]int64, 0, len(events))
+	err = sqlitex.Execute(q.ob.conn, sqAckSQL, &sqlitex.ExecOptions{
+		Named:      q.named(map[string]any{":claim": token, ":seqs": seqsJSON(seqsOf(events))}),
+		ResultFunc: func(stmt *sqlite.Stmt) error { done = append(done, stmt.ColumnInt64(0)); return nil },
+	})
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
-	}
-	stmt.SetText(":sink", q.name)
-	stmt.SetText(":claim", token)
-	var done []int64
-	for _, e := range events {
-		stmt.SetInt64(":seq", e.Seq)
-		if err := stepOnce(stmt); err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
-		if q.ob.conn.Changes() > 0 {
-			done = append(done, e.Seq)
-		}
 	}
 	if err := q.add(map[string]any{":delivered": len(done)}); err != nil {
 		return fmt.Errorf("ack: %w", err)

@@ -46,7 +46,8 @@ func (dm *daemon) nextWake() (at time.Time, timed, pending bool) {
 // outbox file replaced under the daemon too. The daemon's own commits send
 // no wake-up. When --tick has passed since the last look, the safety net
 // looks for what no wake-up announced, and sleeps again unless it finds
-// something (nothingNew).
+// something (nothingNew): a commit made by another connection during the
+// turn (markIdle) is something.
 func (dm *daemon) waitIdle(ctx context.Context) {
 	at, timed, pending := dm.nextWake()
 	mark, news := dm.markIdle()
@@ -139,6 +140,9 @@ func (dm *daemon) newSinceIdle(m idleMark) string {
 	if dm.ob.replaced() {
 		return "outbox file replaced"
 	}
+	if m.committed {
+		return "outbox committed to during the last pass (data_version)"
+	}
 	if m.ok {
 		if h, err := dm.ob.readWALIndexHeader(); err != nil || h != m.hdr {
 			return fmt.Sprintf("outbox committed to (WAL-index header; %v)", err)
@@ -159,25 +163,37 @@ func (dm *daemon) newSinceIdle(m idleMark) string {
 // the outbox's WAL-index header when it went idle, if it could be read
 // (else SQLite's data_version stands in).
 type idleMark struct {
-	hdr     walIndexHeader
-	ok      bool
-	pending bool // some event was pending: the free disk space counts
+	hdr       walIndexHeader
+	ok        bool
+	pending   bool // some event was pending: the free disk space counts
+	committed bool // another connection committed during the turn
 }
 
 // markIdle takes the mark as the daemon goes idle: the WAL-index header
-// first, then SQLite's data_version, which must still be what housekeeping
-// saw (its commits are the daemon's own, which data_version does not
-// count). news is true when it is not, or housekeeping has not looked at
-// this outbox: another connection committed during the turn, perhaps with
-// no wake-up, and a pass must look now. When data_version cannot be read
-// at all, there is no news: a pass would read it no better, and the
-// safety net's looks go on.
+// first, then SQLite's data_version. news is true when housekeeping has not
+// looked at this outbox (it was reopened): a pass must look now. When
+// data_version is no longer what housekeeping saw (its commits are the
+// daemon's own, which data_version does not count), another connection
+// committed during the turn, which the header taken now no longer shows:
+// the safety net's next look finds it (committed), as it finds a commit
+// made while the daemon sleeps. Most such commits are the daemon's own
+// too, its other sinks' drainers' on their own connections (sinkrunner.go):
+// a pass for them at once cost every event to those sinks another pass,
+// housekeeping included, on the CPU they were delivering it with
+// (BenchmarkSinksLatency). An enqueue's commit comes with its wake-up,
+// which the sleep finds at once. When data_version cannot be read at
+// all, there is no news: a pass would read it no better, and the safety
+// net's looks go on.
 func (dm *daemon) markIdle() (m idleMark, news bool) {
 	var err error
 	m.hdr, err = dm.ob.readWALIndexHeader()
 	m.ok = err == nil
 	v, err := dm.ob.pragmaInt("data_version")
-	return m, err == nil && (dm.seenOb != dm.ob || v != dm.seenVer)
+	if err != nil {
+		return m, false
+	}
+	m.committed = dm.seenOb == dm.ob && v != dm.seenVer
+	return m, dm.seenOb != dm.ob
 }
 
 // pollInstead makes the daemon look every second at most, when it cannot

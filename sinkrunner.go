@@ -127,10 +127,12 @@ func (dm *daemon) runSecondary(ctx context.Context, spec sinkSpec, s sink, poke 
 			continue
 		}
 		wait := secondaryWait
-		if at, ok, err := q.nextAvailable(); err == nil && ok {
-			if hold := d.holdUntil(); hold.After(at) {
-				at = hold
-			}
+		if hold := d.holdUntil(); d.now().Before(hold) {
+			// Nothing goes before the hold ends (a pause, an open
+			// breaker), whatever the outbox holds: a sink that is down
+			// reads nothing at each of the daemon's passes.
+			wait = min(wait, max(time.Until(hold), time.Millisecond))
+		} else if at, ok, err := q.nextAvailable(); err == nil && ok {
 			wait = min(wait, max(time.Until(at), time.Millisecond))
 		}
 		t := time.NewTimer(wait)

@@ -537,3 +537,39 @@ func TestStatusFirstSinkTableBeforeAnyDaemon(t *testing.T) {
 		t.Errorf("status --json endpoint %v from %q, want the first table's, from config\n%s", rep.Endpoint, rep.EndpointSource, js)
 	}
 }
+
+// TestSecondaryCommitsAreNoNews: an event for a daemon with two sinks
+// costs its loop two drain passes, as with one sink: the one its wake-up
+// starts, which delivers it, and one that finds nothing more. The second
+// sink's drainer commits its claim and its settlement on a connection of
+// its own while that pass runs; those commits are the daemon's own, not
+// news that the loop must make another pass for (and housekeep again),
+// which took CPU from the sinks delivering the event
+// (BenchmarkSinksLatency).
+func TestSecondaryCommitsAreNoNews(t *testing.T) {
+	t.Parallel()
+	first, second := newArrivals(), newArrivals()
+	epFirst, epSecond := newEndpoint(t, first.script(200)), newEndpoint(t, second.script(200))
+	e := sinkHome(t, epFirst.URL, [2]string{"second", epSecond.URL})
+	logs := e.inProcessDaemon("--tick", "1h", "--log-level", "debug")
+	// idle says whether the daemon's last word is that it sleeps until
+	// news: it makes no pass until a wake-up comes.
+	idle := func() bool {
+		s := logs.String()
+		return strings.LastIndex(s, idleLine) > strings.LastIndex(s, "drain pass")
+	}
+	waitFor(t, 10*time.Second, "the daemon to go idle after its start", idle)
+	for i := range 3 {
+		before := strings.Count(logs.String(), "drain pass")
+		id := fmt.Sprintf("one-pass-%d", i)
+		e.mustCLI("enqueue", "--id", id, `{"n":1}`)
+		first.await(t, id, 10*time.Second)
+		second.await(t, id, 10*time.Second)
+		waitFor(t, 10*time.Second, "the daemon to go idle after the event", func() bool {
+			return strings.Count(logs.String(), "drain pass") > before && idle()
+		})
+		if n := strings.Count(logs.String(), "drain pass") - before; n != 2 {
+			t.Errorf("event %d: %d drain passes, want 2: the one its wake-up started and the one after a delivery", i, n)
+		}
+	}
+}
