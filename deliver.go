@@ -437,8 +437,19 @@ func (d *drainer) judge(ctx context.Context, o *outgoing, r result) func() error
 		// not) is written with its settlement, whatever the answer, or
 		// not at all. It is taken now, as the batch left it: run sends
 		// the next batch, which changes it, before this one is settled.
-		done, keep := settle, u.takeState()
+		// When the transaction rolls back after the state was written in
+		// it (the status write or the commit fails), the state is in no
+		// row: lost gives it back to the sink for the next settlement.
+		done := settle
+		keep, lost := u.takeState()
 		settle = func() error { return keep(done()) }
+		return func() error {
+			err := d.record(now, meta, settle)
+			if err != nil {
+				lost()
+			}
+			return err
+		}
 	}
 	return func() error { return d.record(now, meta, settle) }
 }

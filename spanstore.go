@@ -104,8 +104,10 @@ type outboxUser interface {
 	// the error of the rest of the settlement: with nil it writes the
 	// state in the caller's transaction, and on an error (the
 	// settlement's or its own) the state waits for the next batch's
-	// settlement, under what that batch changes.
-	takeState() func(settled error) error
+	// settlement, under what that batch changes. The caller calls lost
+	// when the transaction rolled back after write returned: what write
+	// wrote is then in no row either, and waits the same way.
+	takeState() (write func(settled error) error, lost func())
 	keepsState() bool // whether it keeps any: an OTLP sink without spans keeps none
 }
 
@@ -234,7 +236,11 @@ func (st *spanStore) write(changed []*spanEntry, removed []string, pruneBefore i
 		}
 	}
 	for _, id := range removed {
-		if err := dropOwn(id); err != nil {
+		// Deleted whether or not ownRow names it: a transaction that
+		// deleted it and rolled back has taken it out of ownRow already.
+		del.SetText(":sink", st.sink)
+		del.SetText(":id", id)
+		if err := stepOnce(del); err != nil {
 			return err
 		}
 		delete(st.ownRow, id)
@@ -289,14 +295,14 @@ type keptState struct {
 // settlement left (s.unwritten), older first: the newer change of an
 // entry wins. It runs on the drainer's goroutine while no send is under
 // way, as the function it returns does, which alone touches unwritten.
-func (s *otlpSink) takeState() func(settled error) error {
+func (s *otlpSink) takeState() (write func(settled error) error, lost func()) {
 	k := s.unwritten
 	s.unwritten = nil
 	if k == nil {
 		k = &keptState{}
 	}
 	if s.store == nil {
-		return func(settled error) error { return settled }
+		return func(settled error) error { return settled }, func() {}
 	}
 	k.store = s.store
 	if len(s.unsaved) > 0 && k.spans == nil {
@@ -328,7 +334,7 @@ func (s *otlpSink) takeState() func(settled error) error {
 		k.acked[id] = at
 	}
 	clear(s.acked.unsaved)
-	return func(settled error) error {
+	write = func(settled error) error {
 		err := settled
 		if err == nil {
 			err = k.write(s.name)
@@ -338,6 +344,7 @@ func (s *otlpSink) takeState() func(settled error) error {
 		}
 		return err
 	}
+	return write, func() { s.unwritten = k }
 }
 
 // write writes the state in the caller's transaction.
