@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -116,13 +115,8 @@ func TestOTLPRetrySendsOnlyWhatWasRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			u, err := url.Parse("otlp+" + endpoint)
-			if err != nil {
-				t.Fatal(err)
-			}
 			newDrainerFor := func(ob *outbox) *drainer {
-				s := newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
-				return newDrainer(ob, s, 100, slog.New(slog.DiscardHandler), time.Now)
+				return newDrainer(ob, jsonSpanSink(t, endpoint), 100, slog.New(slog.DiscardHandler), time.Now)
 			}
 			d := newDrainerFor(ob)
 			rec.setTracesDown(true)
@@ -159,7 +153,7 @@ func TestOTLPRetrySendsOnlyWhatWasRefused(t *testing.T) {
 				t.Fatalf("after the traces came back: %+v, want nothing left", c)
 			}
 			var kept int
-			err = sqlitex.ExecuteTransient(ob.conn, `SELECT count(*) FROM spans WHERE state = 3`, &sqlitex.ExecOptions{
+			err := sqlitex.ExecuteTransient(ob.conn, `SELECT count(*) FROM spans WHERE state = 3`, &sqlitex.ExecOptions{
 				ResultFunc: func(stmt *sqlite.Stmt) error { kept = stmt.ColumnInt(0); return nil },
 			})
 			if err != nil || kept != 0 {

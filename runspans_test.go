@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -135,11 +134,7 @@ func TestRunSpanSinkSendsNextBeforeSettling(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	ob := queueTurn(t)
-	u, err := url.Parse("otlp+" + srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newOTLPSink(u, "otlp+"+srv.URL, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
+	s := jsonSpanSink(t, srv.URL)
 	gate = &spanGate{queue: ob, t: t, second: make(chan struct{})}
 	d := newDrainer(gate, s, 2, slog.New(slog.DiscardHandler), time.Now)
 	runAll(t, d)
@@ -171,13 +166,7 @@ func TestRunReloadedSpanSinkReadsTheAnsweredBatch(t *testing.T) {
 	t.Parallel()
 	rec, endpoint := startOTLPRecorder(t)
 	ob := queueTurn(t)
-	u, err := url.Parse("otlp+" + endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := func() *otlpSink {
-		return newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
-	}
+	sink := func() *otlpSink { return jsonSpanSink(t, endpoint) }
 	d := newDrainer(ob, sink(), 2, slog.New(slog.DiscardHandler), time.Now)
 	var sends int
 	d.beforeSend = func() {
@@ -232,12 +221,7 @@ func spansEndpoint(t *testing.T, script func(path string, n int) int) (string, f
 // endpoint, in batches of two, that retries at once.
 func spanDrainer(t *testing.T, ob *outbox, endpoint string) *drainer {
 	t.Helper()
-	u, err := url.Parse("otlp+" + endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
-	d := newDrainer(ob, s, 2, slog.New(slog.DiscardHandler), time.Now)
+	d := newDrainer(ob, jsonSpanSink(t, endpoint), 2, slog.New(slog.DiscardHandler), time.Now)
 	d.jitter = func(time.Duration) time.Duration { return 0 }
 	return d
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -41,11 +40,7 @@ func TestSpanStateKeptWhenTheSettlementRollsBack(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	ob := queueTurn(t)
-	u, err := url.Parse("otlp+" + srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newOTLPSink(u, "otlp+"+srv.URL, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
+	s := jsonSpanSink(t, srv.URL)
 	q := &failMetaOnce{queue: ob, fails: 1}
 	d := newDrainer(q, s, 2, slog.New(slog.DiscardHandler), time.Now)
 	// The prompt and the tool call's start: two spans open.

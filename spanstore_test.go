@@ -84,16 +84,22 @@ func (r *otlpRecorder) spanNames() []string {
 	return names
 }
 
-// drainOnce delivers what is pending in ob through a new OTLP/JSON sink
-// named "default", as a freshly started daemon would.
-func drainOnce(t *testing.T, ob *outbox, endpoint string) {
+// jsonSpanSink is an OTLP/JSON sink named "default", with spans, that
+// delivers to endpoint (an http:// URL).
+func jsonSpanSink(t *testing.T, endpoint string) *otlpSink {
 	t.Helper()
 	u, err := url.Parse("otlp+" + endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
-	d := newDrainer(ob, s, 100, slog.New(slog.DiscardHandler), time.Now)
+	return newOTLPSink(u, "otlp+"+endpoint, "", "test", otlpOptions{name: "default", protocol: protocolJSON})
+}
+
+// drainOnce delivers what is pending in ob through a new OTLP/JSON sink
+// named "default", as a freshly started daemon would.
+func drainOnce(t *testing.T, ob *outbox, endpoint string) {
+	t.Helper()
+	d := newDrainer(ob, jsonSpanSink(t, endpoint), 100, slog.New(slog.DiscardHandler), time.Now)
 	for range 10 {
 		sent, err := d.step(context.Background())
 		if err != nil {
